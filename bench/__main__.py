@@ -1,0 +1,55 @@
+"""`make bench`: run every benchmark, print a table, write bench/results.json."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from bench import bench_cli, bench_store
+from bench.harness import Result
+
+SUITES = [bench_store.run, bench_cli.run]
+
+
+def main(argv: list[str]) -> int:
+    wanted = set(argv)
+    results: list[Result] = []
+    console = Console()
+    for suite in SUITES:
+        name = suite.__module__.split(".")[-1]
+        if wanted and name not in wanted:
+            continue
+        console.print(f"running {name} …", style="dim")
+        results.extend(suite())
+    table = Table(title="pmbot benchmarks")
+    for col in ("metric", "value", "unit", "peer", "ratio", "goal", "ok", "note"):
+        table.add_column(col, justify="right" if col in ("value", "peer", "ratio") else "left")
+    for r in results:
+        ok = "–" if r.passed is None else ("[green]yes[/]" if r.passed else "[red]NO[/]")
+        table.add_row(
+            r.name,
+            f"{r.value:g}",
+            r.unit,
+            "" if r.peer is None else f"{r.peer:g}",
+            "" if r.ratio is None else f"{r.ratio:g}x",
+            r.goal,
+            ok,
+            r.note,
+        )
+    console.print(table)
+    out = Path(__file__).parent / "results.json"
+    existing = json.loads(out.read_text()) if out.exists() and wanted else {}
+    existing.update(
+        {r.name: {"value": r.value, "unit": r.unit, "peer": r.peer, "ratio": r.ratio, "goal": r.goal} for r in results}
+    )
+    out.write_text(json.dumps(existing, indent=2) + "\n")
+    console.print(f"wrote {out}")
+    return 0 if all(r.passed is not False for r in results) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

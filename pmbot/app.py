@@ -1,0 +1,55 @@
+"""The composition root: the one place that builds settings, the clock and the store.
+
+Commands ask the App for what they need; nothing else constructs dependencies, so tests and
+the simulator can swap any of them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from pmbot.config import LoadedSettings, Settings, load_settings
+from pmbot.timeutil import Clock
+
+if TYPE_CHECKING:
+    from pmbot.store.base import Store
+
+
+@dataclass
+class App:
+    config_file: Path | None = None
+    debug: bool = False
+    clock: Clock = time.time
+    _loaded: LoadedSettings | None = field(default=None, repr=False)
+    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def loaded(self) -> LoadedSettings:
+        if self._loaded is None:
+            self._loaded = load_settings(self.config_file)
+        return self._loaded
+
+    @property
+    def settings(self) -> Settings:
+        return self.loaded.settings
+
+    def database_exists(self) -> bool:
+        from pmbot.store import database_exists
+
+        return database_exists(self.settings.database_url)
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            from pmbot.store import open_store
+
+            self._store = open_store(self.settings.database_url, redis_url=self.settings.redis_url, clock=self.clock)
+        return self._store
+
+    def close(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None

@@ -1,0 +1,66 @@
+"""The one exception tree.
+
+Every error pmbot expects (bad input, bad config, a venue refusal, a risk breach) is a
+`PmbotError`: the CLI prints it as one line on stderr with its hint and exits 2. Anything else
+is a bug: exit 1, traceback only with --debug.
+
+Messages must never contain secrets. `redact()` is a second line of defence: config loading
+registers secret values, and the CLI passes every message it prints through it.
+"""
+
+from __future__ import annotations
+
+_SECRETS: set[str] = set()
+
+
+def register_secret(value: str) -> None:
+    """Remember a secret so that `redact` scrubs it from anything printed."""
+    if value and len(value) >= 8:
+        _SECRETS.add(value)
+        if value.startswith("0x"):
+            _SECRETS.add(value[2:])
+
+
+def redact(text: str) -> str:
+    for secret in _SECRETS:
+        if secret in text:
+            text = text.replace(secret, "***")
+    return text
+
+
+class PmbotError(Exception):
+    """Root of every error pmbot raises on purpose."""
+
+    exit_code = 2
+    default_hint: str | None = None
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint if hint is not None else self.default_hint
+
+    def lines(self) -> list[str]:
+        """What the CLI prints: normally one line; several only when several keys are wrong."""
+        lines = [ln.rstrip(".") for ln in self.message.splitlines() if ln.strip()] or [type(self).__name__]
+        if self.hint:
+            lines[-1] += f" (hint: {self.hint})"
+        return [redact(ln) for ln in lines]
+
+    def one_line(self) -> str:
+        return "; ".join(self.lines())
+
+
+class ConfigError(PmbotError):
+    default_hint = "run `pmbot config show` to see every setting and where it came from"
+
+
+class InputError(PmbotError):
+    """A command-line argument or input file the user gave is not acceptable."""
+
+
+class StoreError(PmbotError):
+    default_hint = "check PMBOT_DATABASE_URL and that its directory is writable"
+
+
+class ServiceUnavailableError(PmbotError):
+    """A configured dependency (Redis, PostgreSQL, the venue) cannot be reached."""

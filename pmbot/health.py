@@ -1,0 +1,75 @@
+"""`pmbot config check`: validate settings and what they point at, without writing anything."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from dataclasses import dataclass
+from pathlib import Path
+
+from pmbot.config import Settings
+from pmbot.errors import PmbotError
+
+
+@dataclass(frozen=True, slots=True)
+class Check:
+    name: str
+    ok: bool
+    detail: str
+    warning: bool = False  # not ok, but pmbot still works (e.g. Redis down, no key in dry-run)
+
+
+def run_checks(settings: Settings) -> list[Check]:
+    return [Check("settings", True, "all keys valid"), _database(settings), _redis(settings), *_wallet(settings)]
+
+
+def _database(settings: Settings) -> Check:
+    from pmbot.store import sqlite_path
+    from pmbot.store.migrations import MIGRATIONS
+
+    try:
+        path = sqlite_path(settings.database_url)
+    except PmbotError as e:
+        return Check("database", False, e.one_line())
+    if path.is_file():
+        try:
+            conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+            try:
+                names = {r[0] for r in conn.execute("SELECT name FROM schema_migrations")}
+            finally:
+                conn.close()
+        except sqlite3.Error as e:
+            return Check("database", False, f"{path}: {e}")
+        pending = [n for n, _ in MIGRATIONS if n not in names]
+        more = f", {len(pending)} migration(s) to apply on next open" if pending else ", schema current"
+        return Check("database", True, f"{path}{more}")
+    parent = next((p for p in [path.parent, *path.parent.parents] if p.exists()), Path("/"))
+    if os.access(parent, os.W_OK):
+        return Check("database", True, f"{path} (will be created on first write)")
+    return Check("database", False, f"{path}: cannot create it, {parent} is not writable")
+
+
+def _redis(settings: Settings) -> Check:
+    if not settings.redis_url:
+        return Check("redis", True, "not configured (optional cache)")
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+        client.ping()
+        client.close()
+    except Exception as e:
+        return Check("redis", False, f"unreachable ({type(e).__name__}); pmbot works without it", warning=True)
+    return Check("redis", True, "reachable")
+
+
+def _wallet(settings: Settings) -> list[Check]:
+    if settings.private_key is None:
+        return [Check("wallet", False, "no PMBOT_PRIVATE_KEY: dry-run only", warning=True)]
+    from eth_account import Account  # heavy import: only here
+
+    address = Account.from_key(settings.private_key.get_secret_value()).address
+    checks = [Check("wallet", True, f"signer {address}, signature type {settings.signature_type}")]
+    if settings.signature_type != 0 and not settings.funder:
+        checks.append(Check("funder", False, "signature types 1-3 trade from a proxy/safe: set PMBOT_FUNDER"))
+    return checks

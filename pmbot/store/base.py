@@ -1,0 +1,96 @@
+"""The one store interface. SQLite, SQLite+Redis and (later) PostgreSQL all pass one contract suite.
+
+Synchronous on purpose: a durable SQLite write is ~0.2 ms, cheaper than a thread hop, and the
+executor awaits nothing while it holds an order's write-ahead record.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from decimal import Decimal
+from typing import Protocol, runtime_checkable
+
+from pmbot.store.models import (
+    ExecutionLog,
+    Fill,
+    Learning,
+    OrderEvent,
+    OrderRecord,
+    OrderStatus,
+    Position,
+    Query,
+    Reflection,
+    StrategyStats,
+    TradeRow,
+)
+
+
+@runtime_checkable
+class Store(Protocol):
+    url: str
+
+    def close(self) -> None: ...
+
+    # Orders: write-ahead. insert before sending; update on every state change.
+    def insert_order(self, order: OrderRecord) -> bool:
+        """Store a new intent (pending). False, and nothing written, if its key already exists."""
+        ...
+
+    def get_order(self, key: str) -> OrderRecord | None: ...
+
+    def update_order(
+        self,
+        key: str,
+        status: OrderStatus,
+        *,
+        venue_order_id: str | None = None,
+        error: str | None = None,
+        filled_size: Decimal | None = None,
+        detail: str = "",
+    ) -> OrderRecord:
+        """Move an order to `status` and append an order event. Raises StoreError for an unknown key."""
+        ...
+
+    def list_orders(
+        self, *, statuses: Iterable[OrderStatus] | None = None, query: Query | None = None
+    ) -> list[OrderRecord]: ...
+
+    def order_events(self, key: str) -> list[OrderEvent]: ...
+
+    # Fills and positions
+    def record_fill(self, fill: Fill) -> bool:
+        """Store a fill and update its position in one durable transaction. False if already stored."""
+        ...
+
+    def record_fills(self, fills: Iterable[Fill]) -> int:
+        """Batch version of record_fill: one transaction. Returns how many were new."""
+        ...
+
+    def list_trades(self, query: Query | None = None) -> list[TradeRow]: ...
+
+    def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None: ...
+
+    def list_positions(self, query: Query | None = None) -> list[Position]: ...
+
+    def set_marks(self, prices: Mapping[str, Decimal]) -> int:
+        """Update the mark price of open positions per token id. Returns rows touched."""
+        ...
+
+    def resolve_token(self, token_id: str, payout: Decimal, *, ts: int | None = None) -> int:
+        """Market resolved: redeem every open position in `token_id` at `payout` (1 or 0)."""
+        ...
+
+    def stats(self, query: Query | None = None) -> list[StrategyStats]: ...
+
+    # Journal
+    def add_learning(self, learning: Learning) -> int: ...
+
+    def list_learnings(self, query: Query | None = None) -> list[Learning]: ...
+
+    def add_reflection(self, reflection: Reflection) -> int: ...
+
+    def list_reflections(self, query: Query | None = None) -> list[Reflection]: ...
+
+    def log_execution(self, entry: ExecutionLog) -> int: ...
+
+    def list_execution_logs(self, query: Query | None = None) -> list[ExecutionLog]: ...

@@ -1,0 +1,212 @@
+"""Records the store keeps. Decimal in code; the store converts to micro-units at its edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pmbot.money import from_micro, mul_micro, to_micro
+
+
+class Side(StrEnum):
+    BUY = "BUY"
+    SELL = "SELL"
+
+
+class OrderType(StrEnum):
+    GTC = "GTC"  # rests until filled or cancelled
+    GTD = "GTD"  # rests until an expiry
+    FOK = "FOK"  # all now or nothing
+    FAK = "FAK"  # what fills now, the rest cancelled
+
+
+class OrderStatus(StrEnum):
+    PENDING = "pending"  # stored, not yet sent (write-ahead)
+    SUBMITTED = "submitted"  # POST sent, no answer yet
+    LIVE = "live"  # resting on the book
+    PARTIALLY_FILLED = "partially_filled"
+    FILLED = "filled"
+    CANCELLED = "cancelled"
+    REJECTED = "rejected"  # by the risk gate or the venue; never reached the book
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"  # POST timed out: reconcile with the venue before anything else
+
+    @property
+    def is_final(self) -> bool:
+        return self in FINAL_STATUSES
+
+
+FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+
+
+class PositionState(StrEnum):
+    OPEN = "open"
+    CLOSED = "closed"  # sold down to zero
+    RESOLVED = "resolved"  # the market resolved; payout realized
+
+
+class TradeKind(StrEnum):
+    FILL = "fill"  # a match on the venue (or a paper fill in dry-run)
+    REDEEM = "redeem"  # a resolution payout: the remaining shares at 1 (won) or 0 (lost)
+
+
+@dataclass(frozen=True, slots=True)
+class OrderRecord:
+    key: str  # idempotency key: deterministic from strategy, market, signal
+    strategy: str
+    token_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    order_type: OrderType
+    dry_run: bool
+    condition_id: str = ""
+    status: OrderStatus = OrderStatus.PENDING
+    venue_order_id: str | None = None
+    error: str | None = None
+    filled_size: Decimal = Decimal(0)
+    created_at: int = 0  # epoch ms
+    updated_at: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def notional(self) -> Decimal:
+        return from_micro(mul_micro(to_micro(self.price), to_micro(self.size)))
+
+
+@dataclass(frozen=True, slots=True)
+class OrderEvent:
+    key: str
+    status: OrderStatus
+    ts: int
+    detail: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Fill:
+    """One fill (or one resolution payout). `trade_id` is unique: recording it twice is a no-op."""
+
+    trade_id: str
+    strategy: str
+    token_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    dry_run: bool
+    ts: int  # epoch ms
+    condition_id: str = ""
+    fee: Decimal = Decimal(0)
+    order_key: str | None = None
+    venue_order_id: str | None = None
+    liquidity: str = "taker"  # taker | maker
+    kind: TradeKind = TradeKind.FILL
+    market: str = ""  # question or slug, for people
+    outcome: str = ""  # Up / Down / Yes / No
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class TradeRow:
+    """A stored fill with what the store derived from it."""
+
+    fill: Fill
+    notional: Decimal
+    realized_pnl: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Position:
+    strategy: str
+    token_id: str
+    dry_run: bool
+    size: Decimal
+    cost: Decimal  # cost basis of the shares still held (fees included)
+    realized_pnl: Decimal
+    state: PositionState
+    condition_id: str = ""
+    market: str = ""
+    outcome: str = ""
+    mark_price: Decimal | None = None  # last known price: our last fill or market data
+    opened_at: int = 0
+    updated_at: int = 0
+
+    @property
+    def avg_price(self) -> Decimal:
+        if self.size == 0:
+            return Decimal(0)
+        return (self.cost / self.size).quantize(Decimal("0.000001"))
+
+    @property
+    def unrealized_pnl(self) -> Decimal | None:
+        if self.state is not PositionState.OPEN or self.mark_price is None:
+            return None
+        return from_micro(mul_micro(to_micro(self.size), to_micro(self.mark_price))) - self.cost
+
+    @property
+    def exposure(self) -> Decimal:
+        """What is at risk: the cost basis of what is held."""
+        return self.cost if self.state is PositionState.OPEN else Decimal(0)
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    """Filters shared by the reports."""
+
+    strategy: str | None = None
+    since: int | None = None  # epoch ms
+    limit: int | None = None
+    state: PositionState | None = None  # None: all; CLOSED also matches RESOLVED in reports
+    dry_run: bool | None = None  # None: both
+
+
+@dataclass(frozen=True, slots=True)
+class StrategyStats:
+    strategy: str
+    dry_run: bool
+    trades: int
+    volume: Decimal
+    fees: Decimal
+    realized_pnl: Decimal
+    unrealized_pnl: Decimal
+    open_positions: int
+    closed_positions: int
+    wins: int
+
+    @property
+    def win_rate(self) -> Decimal | None:
+        if self.closed_positions == 0:
+            return None
+        return (Decimal(self.wins) / Decimal(self.closed_positions)).quantize(Decimal("0.0001"))
+
+
+@dataclass(frozen=True, slots=True)
+class Learning:
+    strategy: str
+    category: str
+    content: str
+    confidence: Decimal | None = None
+    created_at: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class Reflection:
+    strategy: str
+    period: str  # e.g. "2026-11-23" or "session"
+    summary: str
+    created_at: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ExecutionLog:
+    event: str  # e.g. "intent", "submit", "ack", "reject", "fill", "reconcile"
+    message: str = ""
+    level: str = "info"
+    strategy: str | None = None
+    order_key: str | None = None
+    latency_ms: Decimal | None = None
+    ts: int = 0
+    metadata: dict[str, Any] = field(default_factory=dict)

@@ -1,0 +1,321 @@
+"""Records <-> storage rows (micro-unit integers, JSON text). Shared by every SQL backend."""
+
+from __future__ import annotations
+
+import json
+from decimal import Decimal
+from typing import Any
+
+from pmbot.errors import InputError
+from pmbot.money import from_micro, to_micro
+from pmbot.store.models import (
+    ExecutionLog,
+    Fill,
+    Learning,
+    OrderEvent,
+    OrderRecord,
+    OrderStatus,
+    OrderType,
+    Position,
+    PositionState,
+    Query,
+    Reflection,
+    Side,
+    TradeKind,
+    TradeRow,
+)
+
+
+def _json(data: dict[str, Any]) -> str:
+    if not data:
+        return "{}"
+    return json.dumps(data, separators=(",", ":"), sort_keys=True, default=str)
+
+
+_SIDES = frozenset({"BUY", "SELL"})
+_KINDS = frozenset({"fill", "redeem"})
+
+
+def _micro(value: Decimal, what: str) -> int:
+    try:
+        return to_micro(value)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"{what}: {e}") from None
+
+
+def order_to_row(o: OrderRecord, now: int) -> dict[str, Any]:
+    if o.price <= 0 or o.price >= 1:
+        raise InputError(f"order {o.key}: price must be between 0 and 1 (exclusive), got {o.price}")
+    if o.size <= 0:
+        raise InputError(f"order {o.key}: size must be positive, got {o.size}")
+    return {
+        "key": o.key,
+        "strategy": o.strategy,
+        "token_id": o.token_id,
+        "condition_id": o.condition_id,
+        "side": Side(o.side).value,
+        "price_micro": _micro(o.price, "order price"),
+        "size_micro": _micro(o.size, "order size"),
+        "order_type": OrderType(o.order_type).value,
+        "dry_run": int(o.dry_run),
+        "status": OrderStatus(o.status).value,
+        "venue_order_id": o.venue_order_id,
+        "error": o.error,
+        "filled_size_micro": _micro(o.filled_size, "filled size"),
+        "created_at": o.created_at or now,
+        "updated_at": o.updated_at or o.created_at or now,
+        "metadata": _json(o.metadata),
+    }
+
+
+def row_to_order(r: dict[str, Any]) -> OrderRecord:
+    return OrderRecord(
+        key=r["key"],
+        strategy=r["strategy"],
+        token_id=r["token_id"],
+        condition_id=r["condition_id"] or "",
+        side=Side(r["side"]),
+        price=from_micro(r["price_micro"]),
+        size=from_micro(r["size_micro"]),
+        order_type=OrderType(r["order_type"]),
+        dry_run=bool(r["dry_run"]),
+        status=OrderStatus(r["status"]),
+        venue_order_id=r["venue_order_id"],
+        error=r["error"],
+        filled_size=from_micro(r["filled_size_micro"]),
+        created_at=r["created_at"],
+        updated_at=r["updated_at"],
+        metadata=json.loads(r["metadata"] or "{}"),
+    )
+
+
+def row_to_event(r: dict[str, Any]) -> OrderEvent:
+    return OrderEvent(key=r["order_key"], status=OrderStatus(r["status"]), ts=r["ts"], detail=r["detail"] or "")
+
+
+def fill_micros(f: Fill) -> tuple[int, int, int]:
+    """Validate a fill and return (price, size, fee) in micro-units. Raises InputError."""
+    try:
+        price, size, fee = to_micro(f.price), to_micro(f.size), to_micro(f.fee)
+    except (ValueError, TypeError) as e:
+        raise InputError(f"fill {f.trade_id}: {e}") from None
+    if not 0 <= price <= 1_000_000:
+        raise InputError(f"fill {f.trade_id}: price must be between 0 and 1, got {f.price}")
+    if size <= 0:
+        raise InputError(f"fill {f.trade_id}: size must be positive, got {f.size}")
+    if fee < 0:
+        raise InputError(f"fill {f.trade_id}: fee must not be negative, got {f.fee}")
+    if not f.trade_id or not f.strategy or not f.token_id:
+        raise InputError(f"fill {f.trade_id}: trade_id, strategy and token_id are required")
+    if f.side not in _SIDES or f.kind not in _KINDS:
+        raise InputError(f"fill {f.trade_id}: side must be BUY or SELL and kind fill or redeem")
+    return price, size, fee
+
+
+def fill_to_row(f: Fill, price: int, size: int, fee: int, notional: int, realized: int) -> tuple[Any, ...]:
+    return (
+        f.trade_id,
+        str(f.kind),
+        f.strategy,
+        f.token_id,
+        f.condition_id,
+        f.market,
+        f.outcome,
+        str(f.side),
+        price,
+        size,
+        notional,
+        fee,
+        realized,
+        int(f.dry_run),
+        f.liquidity,
+        f.order_key,
+        f.venue_order_id,
+        f.ts,
+        _json(f.metadata),
+    )
+
+
+TRADE_COLUMNS = (
+    "trade_id",
+    "kind",
+    "strategy",
+    "token_id",
+    "condition_id",
+    "market",
+    "outcome",
+    "side",
+    "price_micro",
+    "size_micro",
+    "notional_micro",
+    "fee_micro",
+    "realized_pnl_micro",
+    "dry_run",
+    "liquidity",
+    "order_key",
+    "venue_order_id",
+    "ts",
+    "metadata",
+)
+
+
+def row_to_trade(r: dict[str, Any]) -> TradeRow:
+    fill = Fill(
+        trade_id=r["trade_id"],
+        kind=TradeKind(r["kind"]),
+        strategy=r["strategy"],
+        token_id=r["token_id"],
+        condition_id=r["condition_id"] or "",
+        market=r["market"] or "",
+        outcome=r["outcome"] or "",
+        side=Side(r["side"]),
+        price=from_micro(r["price_micro"]),
+        size=from_micro(r["size_micro"]),
+        fee=from_micro(r["fee_micro"]),
+        dry_run=bool(r["dry_run"]),
+        liquidity=r["liquidity"] or "",
+        order_key=r["order_key"],
+        venue_order_id=r["venue_order_id"],
+        ts=r["ts"],
+        metadata=json.loads(r["metadata"] or "{}"),
+    )
+    return TradeRow(
+        fill=fill, notional=from_micro(r["notional_micro"]), realized_pnl=from_micro(r["realized_pnl_micro"])
+    )
+
+
+def row_to_position(r: dict[str, Any]) -> Position:
+    mark = r["mark_price_micro"]
+    return Position(
+        strategy=r["strategy"],
+        token_id=r["token_id"],
+        dry_run=bool(r["dry_run"]),
+        condition_id=r["condition_id"] or "",
+        market=r["market"] or "",
+        outcome=r["outcome"] or "",
+        size=from_micro(r["size_micro"]),
+        cost=from_micro(r["cost_micro"]),
+        realized_pnl=from_micro(r["realized_pnl_micro"]),
+        state=PositionState(r["state"]),
+        mark_price=None if mark is None else from_micro(mark),
+        opened_at=r["opened_at"],
+        updated_at=r["updated_at"],
+    )
+
+
+def position_to_dict(p: Position) -> dict[str, Any]:
+    """JSON-safe form (for the Redis cache)."""
+    return {
+        "strategy": p.strategy,
+        "token_id": p.token_id,
+        "dry_run": int(p.dry_run),
+        "condition_id": p.condition_id,
+        "market": p.market,
+        "outcome": p.outcome,
+        "size_micro": to_micro(p.size),
+        "cost_micro": to_micro(p.cost),
+        "realized_pnl_micro": to_micro(p.realized_pnl),
+        "state": p.state.value,
+        "mark_price_micro": None if p.mark_price is None else to_micro(p.mark_price),
+        "opened_at": p.opened_at,
+        "updated_at": p.updated_at,
+    }
+
+
+def learning_to_row(x: Learning, now: int) -> dict[str, Any]:
+    return {
+        "created_at": x.created_at or now,
+        "strategy": x.strategy,
+        "category": x.category,
+        "content": x.content,
+        "confidence": None if x.confidence is None else str(x.confidence),
+        "metadata": _json(x.metadata),
+    }
+
+
+def row_to_learning(r: dict[str, Any]) -> Learning:
+    return Learning(
+        strategy=r["strategy"],
+        category=r["category"],
+        content=r["content"],
+        confidence=None if r["confidence"] is None else Decimal(r["confidence"]),
+        created_at=r["created_at"],
+        metadata=json.loads(r["metadata"] or "{}"),
+    )
+
+
+def reflection_to_row(x: Reflection, now: int) -> dict[str, Any]:
+    return {
+        "created_at": x.created_at or now,
+        "strategy": x.strategy,
+        "period": x.period,
+        "summary": x.summary,
+        "metadata": _json(x.metadata),
+    }
+
+
+def row_to_reflection(r: dict[str, Any]) -> Reflection:
+    return Reflection(
+        strategy=r["strategy"],
+        period=r["period"],
+        summary=r["summary"],
+        created_at=r["created_at"],
+        metadata=json.loads(r["metadata"] or "{}"),
+    )
+
+
+def log_to_row(x: ExecutionLog, now: int) -> dict[str, Any]:
+    latency = None if x.latency_ms is None else int((x.latency_ms * 1000).to_integral_value())
+    return {
+        "ts": x.ts or now,
+        "level": x.level,
+        "event": x.event,
+        "strategy": x.strategy,
+        "order_key": x.order_key,
+        "message": x.message,
+        "latency_us": latency,
+        "metadata": _json(x.metadata),
+    }
+
+
+def row_to_log(r: dict[str, Any]) -> ExecutionLog:
+    latency = None if r["latency_us"] is None else Decimal(r["latency_us"]) / 1000
+    return ExecutionLog(
+        event=r["event"],
+        message=r["message"] or "",
+        level=r["level"],
+        strategy=r["strategy"],
+        order_key=r["order_key"],
+        latency_ms=latency,
+        ts=r["ts"],
+        metadata=json.loads(r["metadata"] or "{}"),
+    )
+
+
+def where(query: Query | None, *, ts_col: str | None, state: bool = False, ph: str = "?") -> tuple[str, list[Any]]:
+    """A WHERE clause for the report filters; `ph` is the driver's placeholder (? or %s)."""
+    q = query or Query()
+    clauses: list[str] = []
+    params: list[Any] = []
+    if q.strategy:
+        clauses.append(f"strategy = {ph}")
+        params.append(q.strategy)
+    if q.dry_run is not None:
+        clauses.append(f"dry_run = {ph}")
+        params.append(int(q.dry_run))
+    if q.since is not None and ts_col:
+        clauses.append(f"{ts_col} >= {ph}")
+        params.append(q.since)
+    if state and q.state is not None:
+        if q.state is PositionState.CLOSED:
+            clauses.append("state IN ('closed', 'resolved')")
+        else:
+            clauses.append(f"state = {ph}")
+            params.append(q.state.value)
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+def limit(query: Query | None, ph: str = "?") -> tuple[str, list[Any]]:
+    if query is None or query.limit is None:
+        return "", []
+    return f" LIMIT {ph}", [query.limit]

@@ -1,0 +1,22 @@
+"""`pmbot --help` stays fast: the CLI's import path must not pull in the ~1 s-each heavy libraries."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+HEAVY = ["web3", "eth_account", "py_clob_client_v2", "py_order_utils", "websockets", "redis", "sqlite_utils"]
+
+CHECK = f"""
+import json, sys
+import pmbot.cli
+from typer.testing import CliRunner
+CliRunner().invoke(pmbot.cli.app, ["--help"])
+print(json.dumps([m for m in {HEAVY!r} if m in sys.modules]))
+"""
+
+
+def test_cli_import_and_help_do_not_import_heavy_modules() -> None:
+    out = subprocess.run([sys.executable, "-c", CHECK], capture_output=True, text=True, check=True, timeout=60)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
