@@ -78,6 +78,8 @@ class SQLiteStore:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
             conn.execute("PRAGMA busy_timeout=10000")
+            # 64 MiB page cache (default 2 MiB): the trades indexes stay in memory while a batch lands.
+            conn.execute("PRAGMA cache_size=-65536")
             self.db = Database(conn)
             migrate(self.db)
         except (sqlite3.Error, OSError) as e:
@@ -195,11 +197,11 @@ class SQLiteStore:
             return 0
         with self._write() as conn:
             if len(batch) == 1:  # the live path: INSERT OR IGNORE detects a duplicate without a SELECT
-                return self._apply(conn, batch, micros, set(), or_ignore=True)
+                return self._apply(conn, batch, micros, None, or_ignore=True)
             # Batches are optimistic: duplicates are rare, so look for them only if UNIQUE(trade_id) fires.
             conn.execute("SAVEPOINT batch")
             try:
-                n = self._apply(conn, batch, micros, set(), or_ignore=False)
+                n = self._apply(conn, batch, micros, None, or_ignore=False)
             except sqlite3.IntegrityError:
                 conn.execute("ROLLBACK TO SAVEPOINT batch")
                 n = self._apply(
@@ -213,17 +215,23 @@ class SQLiteStore:
         conn: sqlite3.Connection,
         batch: list[Fill],
         micros: list[tuple[int, int, int]],
-        existing: set[str],
+        existing: set[str] | None,
         *,
         or_ignore: bool,
     ) -> int:
-        """Apply fills to their positions (ledger) and write trades + positions. Returns trades written."""
+        """Apply fills to their positions (ledger) and write trades + positions. Returns trades written.
+
+        `existing`: trade ids to skip (and duplicates within the batch), or None when the caller lets
+        the UNIQUE index catch duplicates.
+        """
         books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
         trade_rows: list[tuple[Any, ...]] = []
+        append, apply, to_row = trade_rows.append, ledger.apply, rows.fill_to_row  # hot loop: local names
         for f, (price, size, fee) in zip(batch, micros, strict=True):
-            if f.trade_id in existing:
-                continue
-            existing.add(f.trade_id)
+            if existing is not None:
+                if f.trade_id in existing:
+                    continue
+                existing.add(f.trade_id)
             k = (f.strategy, f.token_id, f.dry_run)
             book = books.get(k)
             if book is None:
@@ -251,10 +259,10 @@ class SQLiteStore:
             if f.kind == _FILL:
                 m["mark"] = price
             try:
-                notional, realized = ledger.apply(book, f.side, f.kind, price, size, fee)
+                notional, realized = apply(book, f.side, f.kind, price, size, fee)
             except ValueError as e:
                 raise InputError(f"fill {f.trade_id}: {e}") from None
-            trade_rows.append(rows.fill_to_row(f, price, size, fee, notional, realized))
+            append(to_row(f, price, size, fee, notional, realized))
         if not trade_rows:
             return 0
         if or_ignore:
@@ -262,7 +270,6 @@ class SQLiteStore:
                 return 0  # already recorded: nothing was written
         else:
             conn.executemany(_INSERT_TRADE, trade_rows)
-        touched = {(r[2], r[3], bool(r[13])) for r in trade_rows}
         conn.executemany(
             _UPSERT_POSITION,
             [
@@ -281,7 +288,7 @@ class SQLiteStore:
                     meta[k]["opened_at"],
                     meta[k]["updated_at"],
                 )
-                for k in touched
+                for k in books  # every loaded book is a key of this batch; unchanged ones rewrite as-is
             ],
         )
         return len(trade_rows)
