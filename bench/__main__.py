@@ -9,10 +9,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import bench_cli, bench_store
+from bench import bench_cli, bench_signing, bench_store
 from bench.harness import Result
 
-SUITES = [bench_store.run, bench_cli.run]
+SUITES = [bench_store.run, bench_signing.run, bench_cli.run]
 
 
 def main(argv: list[str]) -> int:
@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     results: list[Result] = []
     console = Console()
     for suite in SUITES:
-        name = suite.__module__.split(".")[-1]
+        name = suite.__module__.split(".")[-1].removeprefix("bench_")
         if wanted and name not in wanted:
             continue
         console.print(f"running {name} …", style="dim")

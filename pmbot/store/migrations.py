@@ -107,10 +107,11 @@ def _initial(db: Database) -> None:
     )
     db.table("trades").create_index(["trade_id"], unique=True)
     db.table("trades").create_index(["ts"])
-    # Covering index for stats(): GROUP BY strategy, dry_run reads only this index, in order, with no
-    # sort and no table access (1 M trades: ~1.2 s -> well under the 1 s budget).
+    # Covering index for stats(): GROUP BY strategy, dry_run (and a ts range within each group) reads only
+    # this index, in order, with no sort and no table access (1 M trades: ~1.2 s -> ~0.4 s).
     db.table("trades").create_index(
-        ["strategy", "dry_run", "kind", "notional_micro", "fee_micro", "realized_pnl_micro"], index_name="trades_rollup"
+        ["strategy", "dry_run", "ts", "kind", "notional_micro", "fee_micro", "realized_pnl_micro"],
+        index_name="trades_rollup",
     )
 
     db.table("positions").create(
