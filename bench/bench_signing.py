@@ -22,7 +22,6 @@ def _time_per_call(fn, n: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def run() -> list[Result]:
-    import coincurve  # noqa: F401 - the library's eth_keys backend uses it when installed
     from py_clob_client_v2.clob_types import CreateOrderOptions, OrderArgsV2
     from py_clob_client_v2.order_builder.builder import OrderBuilder
     from py_clob_client_v2.signer import Signer

@@ -73,25 +73,24 @@ class Amounts:
     taker_amount: int  # micro-units: shares received (BUY) or USDC received (SELL)
 
 
-def _places(value: Decimal) -> int:
-    exp = value.normalize().as_tuple().exponent
-    return max(0, -exp) if isinstance(exp, int) else 0
+def _check_price(price: Decimal, tick_size: str) -> None:
+    if tick_size not in ROUNDING:
+        raise InputError(f"unknown tick size {tick_size}", hint=f"one of {', '.join(ROUNDING)}")
+    tick = Decimal(tick_size)
+    if price % tick != 0 or not tick <= price <= 1 - tick:
+        raise InputError(f"price {price} is not on the {tick_size} tick grid between {tick} and {1 - tick}")
 
 
 def limit_amounts(side: int, price: Decimal, size: Decimal, tick_size: str) -> Amounts:
     """maker/taker amounts of a limit (GTC/GTD) order, as the CLOB expects them."""
-    if tick_size not in ROUNDING:
-        raise InputError(f"unknown tick size {tick_size}", hint=f"one of {', '.join(ROUNDING)}")
-    _price_dp, size_dp, amount_dp = ROUNDING[tick_size]
-    tick = Decimal(tick_size)
-    if price % tick != 0 or not tick <= price <= 1 - tick:
-        raise InputError(f"price {price} is not on the {tick_size} tick grid between {tick} and {1 - tick}")
+    _check_price(price, tick_size)
+    size_dp = ROUNDING[tick_size][1]
     shares = size.quantize(Decimal(1).scaleb(-size_dp), rounding=ROUND_DOWN)
     if shares < MIN_ORDER_SIZE:
         raise InputError(f"size {size} is below the minimum order size of {MIN_ORDER_SIZE} shares")
-    usdc = shares * price  # exact: <= size_dp + price_dp <= amount_dp places
-    if _places(usdc) > amount_dp:  # cannot happen for on-grid prices; kept as the library's guard
-        usdc = usdc.quantize(Decimal(1).scaleb(-amount_dp), rounding=ROUND_DOWN)
+    # Exact: an on-grid price has <= price places, so shares * price has <= the tick's amount places
+    # (the library's float code needs a re-rounding guard here; Decimal does not).
+    usdc = shares * price
     shares_micro, usdc_micro = int(shares * _MICRO), int(usdc * _MICRO)
     if side == SIDE_BUY:
         return Amounts(usdc_micro, shares_micro)
@@ -104,11 +103,7 @@ def market_amounts(side: int, amount: Decimal, price: Decimal, tick_size: str) -
     The CLOB takes at most 2 decimals on the maker side and 4 on the taker side of a market BUY
     (py-clob-client-v2 issue 99); shares are rounded down so the implied price never beats `price`.
     """
-    if tick_size not in ROUNDING:
-        raise InputError(f"unknown tick size {tick_size}")
-    tick = Decimal(tick_size)
-    if price % tick != 0 or not tick <= price <= 1 - tick:
-        raise InputError(f"price {price} is not on the {tick_size} tick grid")
+    _check_price(price, tick_size)
     maker = amount.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
     if maker <= 0:
         raise InputError(f"amount {amount} is too small")

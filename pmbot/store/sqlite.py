@@ -64,6 +64,7 @@ _BUY, _FILL = Side.BUY.value, TradeKind.FILL.value  # plain str: Enum attribute 
 _INSERT_TRADE = (
     f"INSERT INTO trades ({', '.join(rows.TRADE_COLUMNS)}) VALUES ({', '.join('?' * len(rows.TRADE_COLUMNS))})"
 )
+_INSERT_TRADE_OR_IGNORE = _INSERT_TRADE.replace("INSERT", "INSERT OR IGNORE", 1)
 
 
 class SQLiteStore:
@@ -266,7 +267,7 @@ class SQLiteStore:
         if not trade_rows:
             return 0
         if or_ignore:
-            if conn.execute(_INSERT_TRADE.replace("INSERT", "INSERT OR IGNORE", 1), trade_rows[0]).rowcount == 0:
+            if conn.execute(_INSERT_TRADE_OR_IGNORE, trade_rows[0]).rowcount == 0:
                 return 0  # already recorded: nothing was written
         else:
             conn.executemany(_INSERT_TRADE, trade_rows)
