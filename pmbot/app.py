@@ -15,6 +15,7 @@ from pmbot.config import LoadedSettings, Settings, load_settings
 from pmbot.timeutil import Clock
 
 if TYPE_CHECKING:
+    from pmbot.polymarket.factory import Venue
     from pmbot.store.base import Store
 
 
@@ -53,3 +54,9 @@ class App:
         if self._store is not None:
             self._store.close()
             self._store = None
+
+    def venue(self) -> Venue:
+        """A new adapter for one event loop (`async with app.venue() as v: …`)."""
+        from pmbot.polymarket.factory import build_venue
+
+        return build_venue(self.settings, clock=self.clock)

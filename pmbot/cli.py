@@ -19,7 +19,7 @@ from rich.console import Console
 
 from pmbot import __version__
 from pmbot.app import App
-from pmbot.commands import config_cmd, reports
+from pmbot.commands import config_cmd, market_cmds, reports, sim_cmd
 from pmbot.errors import PmbotError, redact
 
 app = typer.Typer(
@@ -61,6 +61,8 @@ def root(
 
 app.add_typer(config_cmd.app, name="config")
 reports.register(app)
+sim_cmd.register(app)
+market_cmds.register(app)
 
 
 def _setup_logging(debug: bool) -> None:

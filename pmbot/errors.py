@@ -64,3 +64,48 @@ class StoreError(PmbotError):
 
 class ServiceUnavailableError(PmbotError):
     """A configured dependency (Redis, PostgreSQL, the venue) cannot be reached."""
+
+
+class VenueError(PmbotError):
+    """The venue (Polymarket or `pmbot sim`) refused a request or answered something unusable."""
+
+    default_hint = "run `pmbot config show` to check the venue URLs; `pmbot sim serve` runs a local venue"
+
+    def __init__(
+        self, message: str, *, status: int | None = None, hint: str | None = None, detail: str | None = None
+    ) -> None:
+        super().__init__(message, hint=hint)
+        self.status = status
+        self.detail = detail if detail is not None else message  # the venue's own words, for records
+
+
+class VenueUnavailableError(VenueError, ServiceUnavailableError):
+    """Could not reach the venue, or it kept failing (5xx, timeouts) after the read retries."""
+
+
+class RateLimitedError(VenueError):
+    """429 from the venue, or our own bucket would have to wait longer than the caller allows."""
+
+    default_hint = "lower the request rate or PMBOT_EXECUTOR__RATE_LIMIT_SAFETY"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, status: int | None = 429) -> None:
+        super().__init__(message, status=status)
+        self.retry_after = retry_after
+
+
+class AuthError(VenueError):
+    default_hint = "check PMBOT_PRIVATE_KEY, PMBOT_FUNDER and PMBOT_SIGNATURE_TYPE (`pmbot config check`)"
+
+
+class NotFoundError(VenueError):
+    """An unknown token id, market, slug or user."""
+
+    default_hint = "`pmbot markets` lists current markets and their token ids"
+
+
+class OrderStateUnknownError(VenueError):
+    """POST /order got no answer (timeout, dropped connection): the order may or may not exist.
+
+    Never retry blindly: reconcile through open orders and trades first."""
+
+    default_hint = "the order is recorded as unknown and will be reconciled with the venue"

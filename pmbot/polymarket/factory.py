@@ -1,0 +1,99 @@
+"""Builds the adapter from settings: one rate limiter, one HTTP client per API, the clients over them.
+
+The App (composition root) calls `build_venue`; tests pass a transport, clock or RNG. Trading
+(signer, API key) is built on first use so read-only commands never touch the private key.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+import httpx
+
+from pmbot.errors import ConfigError
+from pmbot.polymarket.clob import ClobPublicClient
+from pmbot.polymarket.data import DataClient
+from pmbot.polymarket.gamma import GammaClient
+from pmbot.polymarket.http import DEFAULT_RETRY, HttpClient, RetryPolicy
+from pmbot.polymarket.params import MarketParamsCache
+from pmbot.polymarket.ratelimit import RateLimiter
+
+if TYPE_CHECKING:
+    from pmbot.config import Settings
+    from pmbot.polymarket.trading import TradingClient
+
+
+@dataclass
+class Venue:
+    settings: Settings
+    limiter: RateLimiter
+    clob_http: HttpClient
+    gamma: GammaClient
+    clob: ClobPublicClient
+    data: DataClient
+    params: MarketParamsCache
+    clock: Callable[[], float]
+    rng: random.Random
+    _trading: TradingClient | None = field(default=None, repr=False)
+
+    async def trading(self) -> TradingClient:
+        """The signed-order client for the configured wallet, with its API key derived."""
+        if self._trading is None:
+            from pmbot.polymarket.auth import L1Signer
+            from pmbot.polymarket.signing import OrderSigner
+            from pmbot.polymarket.trading import TradingClient
+
+            s = self.settings
+            if s.private_key is None:
+                raise ConfigError("trading needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+            key = s.private_key.get_secret_value()
+            signer = OrderSigner(key, chain_id=s.chain_id, signature_type=s.signature_type, funder=s.funder)
+            l1 = L1Signer(key, s.chain_id, self.clock)
+            self._trading = TradingClient(self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1)
+        await self._trading.ensure_creds()
+        return self._trading
+
+    async def aclose(self) -> None:
+        for client in {self.clob_http, self.gamma.http, self.data.http}:
+            await client.aclose()
+
+    async def __aenter__(self) -> Venue:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+def build_venue(
+    settings: Settings,
+    *,
+    transport: httpx.AsyncBaseTransport | None = None,
+    clock: Callable[[], float] = time.time,
+    monotonic: Callable[[], float] = time.monotonic,
+    rng: random.Random | None = None,
+    retry: RetryPolicy = DEFAULT_RETRY,
+    timeout: float = 10.0,
+) -> Venue:
+    rng = rng or random.Random()
+    limiter = RateLimiter(clock=monotonic, fraction=settings.executor.rate_limit_safety)
+
+    def http(api: str, url: str) -> HttpClient:
+        return HttpClient(api, url, limiter=limiter, transport=transport, timeout=timeout, retry=retry, rng=rng)
+
+    clob_http = http("clob", settings.clob_url)
+    clob = ClobPublicClient(clob_http)
+    return Venue(
+        settings=settings,
+        limiter=limiter,
+        clob_http=clob_http,
+        gamma=GammaClient(http("gamma", settings.gamma_url)),
+        clob=clob,
+        data=DataClient(http("data", settings.data_url)),
+        params=MarketParamsCache(clob),
+        clock=clock,
+        rng=rng,
+    )

@@ -1,0 +1,240 @@
+"""CLOB trading: API-key derivation (L1), order building and signing, POST /order(s), cancels,
+open orders and trade history (L2).
+
+The rule that matters for money: a POST /order is sent exactly once. Nothing here retries it; if its
+answer is lost the caller gets `OrderStateUnknownError` and must reconcile via `open_orders` /
+`trades` (the order hash is known before sending, so reconciliation can match it exactly).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from decimal import Decimal
+from typing import Any
+
+from pmbot.errors import AuthError, NotFoundError, OrderStateUnknownError, RateLimitedError, VenueError
+from pmbot.polymarket.auth import L1Signer, creds_from, l2_headers
+from pmbot.polymarket.http import HttpClient, compact_json
+from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
+from pmbot.polymarket.params import MarketParamsCache
+from pmbot.polymarket.schemas import rest
+from pmbot.polymarket.signing import SIDE_BUY, SIDE_SELL, OrderSigner, SignedOrder, limit_amounts, market_amounts
+
+MAX_BATCH = 15  # POST /orders accepts at most 15 orders (docs: trading/orders/create)
+_START_CURSOR = "MA=="  # base64 "0"
+
+
+def tick_text(tick: Decimal) -> str:
+    """0.01 / 0.010 / 1E-2 all mean the tick "0.01" the amount tables are keyed by."""
+    return format(tick.normalize(), "f")
+
+
+class TradingClient:
+    def __init__(
+        self,
+        http: HttpClient,
+        *,
+        signer: OrderSigner,
+        params: MarketParamsCache,
+        clock: Callable[[], float],
+        l1: L1Signer | None = None,
+        creds: ApiCreds | None = None,
+    ) -> None:
+        self.http = http
+        self.signer = signer
+        self.params = params
+        self._clock = clock
+        self._l1 = l1
+        self.creds = creds
+
+    # ------------------------------------------------------------------------------------- auth
+
+    async def ensure_creds(self, nonce: int = 0) -> ApiCreds:
+        """Derive the wallet's existing API key; create one only if there is none."""
+        if self.creds is not None:
+            return self.creds
+        if self._l1 is None:
+            raise AuthError("no API credentials and no wallet key to derive them")
+        l1 = self._l1
+        try:
+            raw = await self.http.request(
+                "GET", "/auth/derive-api-key", headers=lambda: l1.headers(nonce), idempotent=True
+            )
+        except (NotFoundError, VenueError) as e:
+            if isinstance(e, AuthError | RateLimitedError) or (e.status or 0) >= 500:
+                raise
+            raw = await self.http.request("POST", "/auth/api-key", headers=lambda: l1.headers(nonce))
+        self.creds = creds_from(raw)
+        return self.creds
+
+    def _creds(self) -> ApiCreds:
+        if self.creds is None:
+            raise AuthError("API credentials are not loaded (call ensure_creds first)")
+        return self.creds
+
+    def _signed(self, method: str, path: str, body: str | None) -> Callable[[], dict[str, str]]:
+        creds = self._creds()
+        address = self.signer.address
+        return lambda: l2_headers(address, creds, method, path, body, int(self._clock()))
+
+    async def _private(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotent: bool = False,
+        unknown_on_timeout: bool = False,
+    ) -> Any:
+        text = compact_json(body) if body is not None else None
+        return await self.http.request(
+            method,
+            path,
+            params=params,
+            body=text,
+            headers=self._signed(method, path, text),
+            idempotent=idempotent,
+            unknown_on_timeout=unknown_on_timeout,
+        )
+
+    # ----------------------------------------------------------------------------------- orders
+
+    async def build_order(
+        self,
+        token_id: str,
+        side: Side,
+        price: Decimal,
+        size: Decimal,
+        *,
+        order_type: OrderType = OrderType.GTC,
+        expiration_s: int = 0,
+    ) -> SignedOrder:
+        """Sign an order. For FOK/FAK `size` is shares like a limit order; the amounts follow the
+        market-order rules (USDC for a BUY, 2 dp maker / 4 dp taker) with `price` as the worst price."""
+        params = await self.params.get(token_id)
+        tick = tick_text(params.tick_size)
+        side_int = SIDE_BUY if side is Side.BUY else SIDE_SELL
+        if order_type in (OrderType.FOK, OrderType.FAK):
+            amount = size * price if side is Side.BUY else size
+            amounts = market_amounts(side_int, amount, price, tick)
+        else:
+            amounts = limit_amounts(side_int, price, size, tick)
+        return self.signer.sign(
+            token_id,
+            side_int,
+            amounts,
+            neg_risk=params.neg_risk,
+            timestamp_ms=int(self._clock() * 1000),
+            expiration=expiration_s if order_type is OrderType.GTD else 0,
+        )
+
+    async def post_order(
+        self, order: SignedOrder, order_type: OrderType, *, post_only: bool = False, defer_exec: bool = False
+    ) -> OrderAck:
+        """Send once. A venue refusal (400) is an OrderAck with accepted=False and the venue's reason;
+        a lost answer is OrderStateUnknownError; 429/425/401 raise (the order was not placed)."""
+        wire = order.to_wire(self._creds().api_key, order_type.value, post_only=post_only, defer_exec=defer_exec)
+        try:
+            raw = await self._private("POST", "/order", body=wire, unknown_on_timeout=True)
+        except VenueError as e:
+            return self._refusal(e, order.order_hash)
+        ack = rest.order_ack(raw)
+        return ack if ack.order_id else _with_id(ack, order.order_hash)
+
+    async def post_orders(self, orders: list[tuple[SignedOrder, OrderType]]) -> list[OrderAck]:
+        if not orders:
+            return []
+        if len(orders) > MAX_BATCH:
+            raise VenueError(f"POST /orders takes at most {MAX_BATCH} orders, got {len(orders)}")
+        api_key = self._creds().api_key
+        wire = [o.to_wire(api_key, t.value) for o, t in orders]
+        try:
+            raw = await self._private("POST", "/orders", body=wire, unknown_on_timeout=True)
+        except VenueError as e:
+            return [self._refusal(e, o.order_hash) for o, _ in orders]
+        rows = rest._rows(raw, "orders response")
+        acks = [rest.order_ack(r) for r in rows]
+        return [a if a.order_id else _with_id(a, o.order_hash) for a, (o, _) in zip(acks, orders, strict=False)]
+
+    @staticmethod
+    def _refusal(error: VenueError, order_hash: str) -> OrderAck:
+        status = error.status or 0
+        if isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError) or status == 425:
+            raise error
+        if status >= 500:
+            # "could not insert order" and friends: the venue may or may not hold it.
+            raise OrderStateUnknownError(f"{error.message}; the order may exist") from error
+        return OrderAck(
+            accepted=False,
+            order_id=order_hash,
+            status="rejected",
+            making_amount=None,
+            taking_amount=None,
+            error=error.detail or error.message,
+        )
+
+    # ---------------------------------------------------------------------------------- cancels
+
+    async def cancel(self, order_id: str) -> CancelResult:
+        return rest.cancel_result(await self._private("DELETE", "/order", body={"orderID": order_id}))
+
+    async def cancel_many(self, order_ids: list[str]) -> CancelResult:
+        return rest.cancel_result(await self._private("DELETE", "/orders", body=list(order_ids)))
+
+    async def cancel_all(self) -> CancelResult:
+        return rest.cancel_result(await self._private("DELETE", "/cancel-all"))
+
+    async def cancel_market(self, *, market: str | None = None, token_id: str | None = None) -> CancelResult:
+        body = {k: v for k, v in (("market", market), ("asset_id", token_id)) if v}
+        return rest.cancel_result(await self._private("DELETE", "/cancel-market-orders", body=body))
+
+    # ---------------------------------------------------------------------------------- queries
+
+    async def _pages(self, path: str, params: dict[str, Any]) -> list[Any]:
+        rows: list[Any] = []
+        cursor: str | None = _START_CURSOR
+        while cursor is not None:
+            raw = await self._private("GET", path, params={**params, "next_cursor": cursor}, idempotent=True)
+            page, cursor = rest.page(raw, path)
+            rows.extend(page)
+        return rows
+
+    async def open_orders(
+        self, *, market: str | None = None, token_id: str | None = None, order_id: str | None = None
+    ) -> list[OpenOrder]:
+        rows = await self._pages("/data/orders", {"market": market, "asset_id": token_id, "id": order_id})
+        return [rest.open_order(r) for r in rows]
+
+    async def order(self, order_id: str) -> OpenOrder | None:
+        try:
+            raw = await self._private("GET", f"/data/order/{order_id}", idempotent=True)
+        except NotFoundError:
+            return None
+        return rest.open_order(raw) if raw else None
+
+    async def trades(
+        self,
+        *,
+        market: str | None = None,
+        token_id: str | None = None,
+        after_s: int | None = None,
+        before_s: int | None = None,
+    ) -> list[UserTrade]:
+        rows = await self._pages(
+            "/data/trades", {"market": market, "asset_id": token_id, "after": after_s, "before": before_s}
+        )
+        return [rest.user_trade(r) for r in rows]
+
+
+def _with_id(ack: OrderAck, order_hash: str) -> OrderAck:
+    return OrderAck(
+        accepted=ack.accepted,
+        order_id=order_hash,
+        status=ack.status,
+        making_amount=ack.making_amount,
+        taking_amount=ack.taking_amount,
+        error=ack.error,
+        tx_hashes=ack.tx_hashes,
+        trade_ids=ack.trade_ids,
+    )
