@@ -3,6 +3,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
@@ -67,3 +68,29 @@ def store(request: pytest.FixtureRequest, db_url: str, clock: FakeClock) -> Iter
     s = open_store(db_url, redis_url=redis_url, clock=clock)
     yield s
     s.close()
+
+
+# -- pmbot sim ------------------------------------------------------------------------------------
+# A simulated Polymarket per test: manual clock (time moves only on sim.advance), seed 7, start
+# 1_795_000_000 (400 s into a 15-minute window). API: pmbot/sim/testing.py's module docstring.
+# Imported lazily: the sim pulls in aiohttp and eth_account, which most tests do not need.
+
+
+@pytest.fixture
+def sim() -> Iterator[SimServer]:
+    from pmbot.sim.testing import SimServer
+
+    with SimServer(seed=7, manual=True) as server:
+        yield server
+
+
+@pytest.fixture
+def sim_env(sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> SimServer:
+    """The `sim`, with every PMBOT_* venue URL pointing at it."""
+    for key, value in sim.env().items():
+        monkeypatch.setenv(key, value)
+    return sim
+
+
+if TYPE_CHECKING:
+    from pmbot.sim.testing import SimServer

@@ -6,7 +6,17 @@ import json
 import subprocess
 import sys
 
-HEAVY = ["web3", "eth_account", "py_clob_client_v2", "py_order_utils", "websockets", "redis", "sqlite_utils", "aiohttp", "httpx"]
+HEAVY = [
+    "web3",
+    "eth_account",
+    "py_clob_client_v2",
+    "py_order_utils",
+    "websockets",
+    "redis",
+    "sqlite_utils",
+    "aiohttp",
+    "httpx",
+]
 
 CHECK = f"""
 import json, sys

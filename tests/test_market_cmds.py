@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from decimal import Decimal
 
 import pytest
+
 from pmbot.cli import main
 from pmbot.sim.testing import SimServer
 from tests.test_cli import run

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -24,6 +24,7 @@ from pmbot.polymarket.ratelimit import RateLimiter
 
 if TYPE_CHECKING:
     from pmbot.config import Settings
+    from pmbot.polymarket.streams import ChainFillStream, MarketStream, RtdsStream, RtdsSubscription, UserStream
     from pmbot.polymarket.trading import TradingClient
 
 
@@ -56,6 +57,35 @@ class Venue:
             self._trading = TradingClient(self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1)
         await self._trading.ensure_creds()
         return self._trading
+
+    # Streams: built here so every caller gets the configured URLs, clock and RNG.
+
+    def market_stream(self, token_ids: Iterable[str] = ()) -> MarketStream:
+        from pmbot.polymarket.streams import MarketStream
+
+        return MarketStream(self.settings.clob_ws_url, token_ids, clock=self.clock, rng=self.rng)
+
+    def user_stream(self, markets: Iterable[str] = ()) -> UserStream:
+        """Our own orders and trades; call `await trading()` first (it derives the API key)."""
+        from pmbot.polymarket.streams import UserStream
+
+        if self._trading is None or self._trading.creds is None:
+            raise ConfigError("the user channel needs API credentials: call trading() first")
+        return UserStream(self.settings.clob_ws_url, self._trading.creds, markets, clock=self.clock, rng=self.rng)
+
+    def rtds_stream(
+        self, subscriptions: Iterable[RtdsSubscription], wallets: Iterable[str] | None = None
+    ) -> RtdsStream:
+        from pmbot.polymarket.streams import RtdsStream
+
+        return RtdsStream(self.settings.rtds_url, subscriptions, wallets=wallets, clock=self.clock, rng=self.rng)
+
+    def chain_stream(self, wallets: Iterable[str]) -> ChainFillStream:
+        from pmbot.polymarket.streams import ChainFillStream
+
+        if not self.settings.rpc_ws_url:
+            raise ConfigError("following fills on-chain needs a Polygon WebSocket RPC", hint="set PMBOT_RPC_WS_URL")
+        return ChainFillStream(self.settings.rpc_ws_url, wallets, clock=self.clock, rng=self.rng)
 
     async def aclose(self) -> None:
         for client in {self.clob_http, self.gamma.http, self.data.http}:

@@ -1,0 +1,136 @@
+"""`pmbot sim serve` and `pmbot sim env`: a simulated Polymarket on 127.0.0.1.
+
+Keep this module light: aiohttp, eth_account and the sim itself are imported inside the command
+bodies (`pmbot --help` must not pay for them). `pmbot.sim`'s package module has no heavy imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shlex
+import signal
+import sys
+import time
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+from pmbot.errors import InputError
+from pmbot.sim import BUILTIN_SCENARIOS, DEFAULT_PORT, DEFAULT_SEED, env_lines
+
+if TYPE_CHECKING:
+    import socket
+
+    from pmbot.sim.venue import Venue
+
+app = typer.Typer(help="Run a simulated Polymarket locally (tests, benchmarks, offline demo).", no_args_is_help=True)
+
+PortOpt = Annotated[int, typer.Option("--port", "-p", help="TCP port.", min=0, max=65535)]
+HostOpt = Annotated[str, typer.Option("--host", help="Interface to bind. Loopback unless you say otherwise.")]
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _exports(host: str, port: int) -> str:
+    return "\n".join(f"export {k}={shlex.quote(v)}" for k, v in env_lines(host, port).items())
+
+
+@app.command("env")
+def env(port: PortOpt = DEFAULT_PORT, host: HostOpt = "127.0.0.1") -> None:
+    """Print the PMBOT_* settings that point pmbot at a sim: eval "$(pmbot sim env --port N)"."""
+    typer.echo(_exports(host, port))
+
+
+@app.command("serve")
+def serve(
+    scenario: Annotated[
+        str,
+        typer.Option(
+            "--scenario", "-s", help=f"Built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) or a recorded .jsonl file."
+        ),
+    ] = "btc-15m",
+    speed: Annotated[float, typer.Option("--speed", help="Sim seconds per real second.", min=0.001)] = 1.0,
+    port: PortOpt = DEFAULT_PORT,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated scenario.")] = DEFAULT_SEED,
+    host: HostOpt = "127.0.0.1",
+    start: Annotated[
+        float | None, typer.Option("--start", help="Sim start time, epoch seconds (default: now).", show_default=False)
+    ] = None,
+    manual: Annotated[bool, typer.Option("--manual", help="Time moves only on POST /_sim/advance.")] = False,
+    rate_limit: Annotated[int, typer.Option("--rate-limit", help="Answer the next N requests with 429.", min=0)] = 0,
+    retry_after: Annotated[int, typer.Option("--retry-after", help="Retry-After seconds on those 429s.", min=0)] = 1,
+    server_error: Annotated[
+        int, typer.Option("--server-error", help="Answer the next N requests with 500.", min=0)
+    ] = 0,
+    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay every HTTP response.", min=0)] = 0,
+    drop_order_responses: Annotated[
+        int, typer.Option("--drop-order-responses", help="Place the next N orders but never answer.", min=0)
+    ] = 0,
+    ws_drop_every: Annotated[
+        float, typer.Option("--ws-drop-every", help="Close every WebSocket after S s.", min=0)
+    ] = 0,
+    ws_malformed_every: Annotated[
+        int, typer.Option("--ws-malformed-every", help="Send a non-JSON frame every N frames.", min=0)
+    ] = 0,
+) -> None:
+    """Serve CLOB, Gamma, Data API, WebSockets, RTDS and JSON-RPC on one port until Ctrl-C."""
+    from pmbot.sim.factory import make_venue
+    from pmbot.sim.faults import Faults
+    from pmbot.sim.server.app import bind
+
+    faults = Faults()
+    faults.update(
+        {
+            "rate_limit": rate_limit,
+            "retry_after": retry_after,
+            "server_error": server_error,
+            "latency_ms": latency_ms,
+            "drop_order_responses": drop_order_responses,
+            "ws_drop_every": ws_drop_every,
+            "ws_malformed_every": ws_malformed_every,
+        }
+    )
+    venue = make_venue(
+        scenario=scenario,
+        seed=seed,
+        start=start if start is not None else time.time(),
+        speed=speed,
+        manual=manual,
+        faults=faults,
+    )
+    try:
+        sock = bind(host, port)
+    except OSError as e:
+        raise InputError(
+            f"cannot listen on {host}:{port}: {e.strerror or e}", hint="is a sim already running? pick another --port"
+        ) from None
+    actual = sock.getsockname()[1]
+    if host not in LOOPBACK:
+        print(f"warning: the sim is reachable from other machines on {host}:{actual}", file=sys.stderr)
+    print(_exports(host, actual), flush=True)
+    print(
+        f"# pmbot sim: scenario {scenario}, seed {seed}, speed {speed}x on http://{host}:{actual} (Ctrl-C to stop)",
+        flush=True,
+    )
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_serve(venue, sock))
+    print("# pmbot sim: stopped", file=sys.stderr, flush=True)
+
+
+async def _serve(venue: Venue, sock: socket.socket) -> None:
+    from pmbot.sim.server.app import start
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+    runner: Any = await start(venue, sock)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+def register(root: typer.Typer) -> None:
+    root.add_typer(app, name="sim")

@@ -1,0 +1,133 @@
+"""The CLOB market channel (`{clob_ws_url}/market`): books, level changes, trades, tick sizes,
+best bid/ask and resolutions for a set of tokens, plus a local order book per token."""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Iterable
+from typing import Any
+
+from pmbot.polymarket.book import LocalBook
+from pmbot.polymarket.models import BookSnapshot, LastTrade, LevelChange, PriceChange, TickSizeChange
+from pmbot.polymarket.schemas import ws
+from pmbot.polymarket.schemas.ws import MarketEvent
+from pmbot.polymarket.streams.base import Backoff, Clock, Connector, WsStream, log
+
+
+class MarketStream(WsStream[MarketEvent]):
+    """`async for ev in MarketStream(url, tokens)` yields BookSnapshot, PriceChange, LastTrade,
+    TickSizeChange, BestBidAsk, MarketResolved and StreamStatus.
+
+    `books[token_id]` is kept current from `book` snapshots and `price_change` updates before the
+    event is queued, so it is never behind the events the consumer has seen. A token's book appears
+    with its first snapshot; changes that arrive before it are ignored (the snapshot supersedes them).
+    On a drop every book is marked `synced=False`; the venue re-sends a snapshot per token after the
+    automatic re-subscribe, which replaces the old state.
+    """
+
+    name = "market"
+
+    def __init__(
+        self,
+        clob_ws_url: str,
+        token_ids: Iterable[str] = (),
+        *,
+        connect: Connector | None = None,
+        clock: Clock = time.time,
+        rng: random.Random | None = None,
+        backoff: Backoff | None = None,
+        heartbeat_interval: float = 10.0,
+        stale_after: float | None = 30.0,
+        stale_reconnect_after: float | None = None,
+        queue_size: int = 10_000,
+    ) -> None:
+        super().__init__(
+            clob_ws_url.rstrip("/") + "/market",
+            connect=connect,
+            heartbeat_interval=heartbeat_interval,
+            clock=clock,
+            rng=rng,
+            backoff=backoff,
+            stale_after=stale_after,
+            stale_reconnect_after=stale_reconnect_after,
+            queue_size=queue_size,
+        )
+        self._tokens: dict[str, None] = dict.fromkeys(str(t) for t in token_ids)  # ordered set
+        self.books: dict[str, LocalBook] = {}
+
+    @property
+    def token_ids(self) -> tuple[str, ...]:
+        return tuple(self._tokens)
+
+    async def subscribe(self, token_ids: Iterable[str]) -> None:
+        """Add tokens without reconnecting. Their snapshots arrive like on connect."""
+        async with self._send_lock:
+            new = [t for t in map(str, token_ids) if t not in self._tokens]
+            if not new:
+                return
+            self._tokens.update(dict.fromkeys(new))
+            await self._send_control({"assets_ids": new, "operation": "subscribe", "custom_feature_enabled": True})
+
+    async def unsubscribe(self, token_ids: Iterable[str]) -> None:
+        """Drop tokens and their books."""
+        async with self._send_lock:
+            gone = [t for t in map(str, token_ids) if t in self._tokens]
+            if not gone:
+                return
+            for t in gone:
+                del self._tokens[t]
+                self.books.pop(t, None)
+            await self._send_control({"assets_ids": gone, "operation": "unsubscribe"})
+
+    # ---------------------------------------------------------------------------------- internals
+
+    def _subscribe_messages(self) -> list[dict[str, Any]]:
+        return [{"assets_ids": list(self._tokens), "type": "market", "custom_feature_enabled": True}]
+
+    def _disconnected(self) -> None:
+        for book in self.books.values():
+            book.synced = False
+
+    def _handle(self, obj: Any) -> None:
+        for item in ws.messages(obj):
+            self._guarded(self._handle_one, item)
+
+    def _handle_one(self, item: Any) -> None:
+        ev = ws.market_event(item)
+        if ev is None:
+            self.counters.ignored += 1
+            return
+        if isinstance(ev, BookSnapshot):
+            token = ev.book.token_id
+            if token in self._tokens:
+                book = self.books.get(token)
+                if book is None:
+                    book = self.books[token] = LocalBook(token, ev.book.market)
+                book.apply_snapshot(ev.book)
+        elif isinstance(ev, PriceChange):
+            self._apply_price_change(ev)
+        elif isinstance(ev, TickSizeChange):
+            if (book := self.books.get(ev.token_id)) is not None:
+                book.tick_size = ev.new_tick_size
+        elif isinstance(ev, LastTrade) and (book := self.books.get(ev.token_id)) is not None:
+            book.last_trade_price = ev.price
+        self._emit(ev)
+
+    def _apply_price_change(self, ev: PriceChange) -> None:
+        per_token: dict[str, list[LevelChange]] = {}
+        for ch in ev.changes:
+            per_token.setdefault(ch.token_id, []).append(ch)
+        for token, changes in per_token.items():
+            book = self.books.get(token)
+            if book is None:
+                continue  # no snapshot yet (or a token we did not ask for)
+            if not book.apply_changes(changes, ev.timestamp_ms) and book.mismatches == 1:
+                log.warning(
+                    "market: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
+                    token[:16],
+                    book.best_bid,
+                    book.best_ask,
+                    changes[-1].best_bid,
+                    changes[-1].best_ask,
+                )

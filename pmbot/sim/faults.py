@@ -1,0 +1,61 @@
+"""Injected failures, switchable at run time (POST /_sim/faults, `pmbot sim serve` flags, SimServer)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+
+@dataclass
+class Faults:
+    rate_limit: int = 0  # answer the next N HTTP requests with 429
+    retry_after: int = 1  # Retry-After seconds on those 429s
+    rate_limit_path: str | None = None  # only requests to this path count (None = any)
+    server_error: int = 0  # answer the next N HTTP requests with 500
+    server_error_path: str | None = None
+    latency_ms: int = 0  # added to every HTTP response
+    drop_order_responses: int = 0  # next N POST /order: place the order, then drop the connection
+    ws_drop_every: float = 0.0  # close every WebSocket after this many (real) seconds
+    ws_malformed_every: int = 0  # every Nth WS frame is preceded by a non-JSON frame
+
+    def update(self, changes: dict[str, Any]) -> None:
+        """Apply a JSON object of changes; unknown keys or wrong types are a ValueError."""
+        known = {f.name: f for f in fields(self)}
+        for key, value in changes.items():
+            if key not in known:
+                raise ValueError(f"unknown fault {key!r}; known: {', '.join(known)}")
+            if key.endswith("_path"):
+                if value is not None and not isinstance(value, str):
+                    raise ValueError(f"{key} must be a path string or null")
+                setattr(self, key, value)
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float) or value < 0:
+                raise ValueError(f"{key} must be a non-negative number")
+            setattr(self, key, float(value) if key == "ws_drop_every" else int(value))
+
+    def clear(self) -> None:
+        for f in fields(self):
+            setattr(self, f.name, f.default)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @staticmethod
+    def _matches(path: str, only: str | None) -> bool:
+        return only is None or path == only
+
+    def take_http_fault(self, path: str) -> tuple[int, int] | None:
+        """(status, retry_after) if this request must fail, consuming one count."""
+        if self.rate_limit > 0 and self._matches(path, self.rate_limit_path):
+            self.rate_limit -= 1
+            return 429, self.retry_after
+        if self.server_error > 0 and self._matches(path, self.server_error_path):
+            self.server_error -= 1
+            return 500, 0
+        return None
+
+    def take_order_drop(self) -> bool:
+        if self.drop_order_responses > 0:
+            self.drop_order_responses -= 1
+            return True
+        return False

@@ -1,0 +1,93 @@
+"""One aiohttp application serving every API of the sim on one port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from pmbot.sim.server import admin, clob_public, clob_trading, data_api, gamma, rpc, rtds, ws
+from pmbot.sim.server.common import VENUE, compact
+from pmbot.sim.venue import Venue
+
+_WS_PATHS = ("/ws/", "/rtds", "/rpc")
+TICK_SECONDS = 0.05  # real-time mode: how often the venue catches up with the clock
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def venue_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    v = request.app[VENUE]
+    if not v.clock.manual:
+        v.step_to(v.clock.now())  # real-time mode: answer from the state as of this instant
+    path = request.path
+    if path.startswith("/_sim") or path.startswith(_WS_PATHS):
+        return await handler(request)
+    if v.faults.latency_ms:
+        await asyncio.sleep(v.faults.latency_ms / 1000)
+    fault = v.faults.take_http_fault(path)
+    if fault is not None:
+        status, retry_after = fault
+        if status == 429:
+            return web.json_response(
+                {"error": "Too Many Requests"}, status=429, dumps=compact, headers={"Retry-After": str(retry_after)}
+            )
+        return web.json_response({"error": "Internal Server Error"}, status=status, dumps=compact)
+    return await handler(request)
+
+
+async def _ticker(v: Venue) -> None:
+    while True:
+        v.step_to(v.clock.now())
+        await asyncio.sleep(TICK_SECONDS)
+
+
+def build_app(v: Venue) -> web.Application:
+    app = web.Application(middlewares=[venue_middleware], client_max_size=4 * 1024 * 1024)
+    app[VENUE] = v
+    for mod in (admin, clob_trading, gamma, data_api, ws, rtds, rpc, clob_public):
+        app.router.add_routes(mod.routes)
+
+    async def ticker_ctx(app: web.Application) -> object:
+        task = None if v.clock.manual else asyncio.create_task(_ticker(v))
+        yield
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def close_sockets(app: web.Application) -> None:
+        for conn in v.hub.all():
+            conn.close()
+
+    app.cleanup_ctx.append(ticker_ctx)  # type: ignore[arg-type]
+    app.on_shutdown.append(close_sockets)
+    return app
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """Bind first, so "port in use" is reported before anything starts. Raises OSError."""
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        sock.bind((host, port))
+        sock.listen(128)
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+async def start(v: Venue, sock: socket.socket) -> web.AppRunner:
+    runner = web.AppRunner(build_app(v), access_log=None, handle_signals=False, shutdown_timeout=1.0)
+    await runner.setup()
+    await web.SockSite(runner, sock).start()
+    return runner
+
+
+logging.getLogger("aiohttp.server").setLevel(logging.CRITICAL)  # dropped sockets are faults we inject

@@ -1,0 +1,197 @@
+"""CLOB auth (L1: create/derive API key) and trading endpoints (L2: orders, cancels, queries)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from pmbot.sim import messages
+from pmbot.sim.auth import ApiKey, AuthFailedError
+from pmbot.sim.engine import LIVE, OrderRejectedError
+from pmbot.sim.server.common import error, ok, page, venue
+from pmbot.sim.venue import MAX_BATCH
+
+routes = web.RouteTableDef()
+NOT_FOUND_OR_DONE = "Order not found or already canceled"
+
+
+@routes.post("/auth/api-key")
+@routes.get("/auth/derive-api-key")
+async def api_key(request: web.Request) -> web.Response:
+    v = venue(request)
+    try:
+        address, nonce = v.api_keys.check_l1(request.headers)
+    except AuthFailedError as e:
+        return error(str(e), 401)
+    return ok(v.api_keys.derive(address, nonce).creds())
+
+
+async def _l2(request: web.Request) -> tuple[ApiKey, str]:
+    body = await request.text()
+    try:
+        key = venue(request).api_keys.check_l2(request.headers, request.method, request.path, body)
+    except AuthFailedError as e:
+        raise web.HTTPUnauthorized(text=json.dumps({"error": str(e)}), content_type="application/json") from None
+    return key, body
+
+
+def _json(body: str) -> Any:
+    try:
+        return json.loads(body) if body else None
+    except ValueError:
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "Invalid order payload"}), content_type="application/json"
+        ) from None
+
+
+@routes.post("/order")
+async def post_order(request: web.Request) -> web.StreamResponse:
+    key, body = await _l2(request)
+    v = venue(request)
+    try:
+        resp = v.submit_wire_order(_json(body), key)
+    except OrderRejectedError as e:
+        return error(e.message, e.status)
+    if v.faults.take_order_drop():
+        # Fault: the order is placed (and maybe matched) but the client never hears back.
+        if request.transport is not None:
+            request.transport.close()
+        raise web.HTTPServiceUnavailable()  # never delivered: the socket is already gone
+    return ok(resp)
+
+
+@routes.post("/orders")
+async def post_orders(request: web.Request) -> web.Response:
+    key, body = await _l2(request)
+    payload = _json(body)
+    if not isinstance(payload, list):
+        return error("Invalid order payload")
+    if len(payload) > MAX_BATCH:
+        return error(f"Too many orders in payload: {len(payload)}, max allowed: {MAX_BATCH}")
+    v = venue(request)
+    out: list[dict[str, Any]] = []
+    for item in payload:
+        try:
+            out.append(v.submit_wire_order(item, key))
+        except OrderRejectedError as e:  # per-order errors come back inside the 200 array
+            out.append(
+                {
+                    "errorMsg": e.message,
+                    "orderID": "",
+                    "takingAmount": "",
+                    "makingAmount": "",
+                    "status": "",
+                    "success": False,
+                }
+            )
+    return ok(out)
+
+
+def _cancel(request: web.Request, key: ApiKey, order_ids: list[str]) -> dict[str, Any]:
+    v = venue(request)
+    canceled: list[str] = []
+    not_canceled: dict[str, str] = {}
+    for oid in order_ids:
+        o = v.engine.orders.get(oid)
+        if o is None or o.owner != key.key or not v.engine.cancel(o):
+            not_canceled[oid] = NOT_FOUND_OR_DONE
+        else:
+            canceled.append(oid)
+    return {"not_canceled": not_canceled, "canceled": canceled}
+
+
+@routes.delete("/order")
+async def cancel_order(request: web.Request) -> web.Response:
+    key, body = await _l2(request)
+    payload = _json(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("orderID"), str):
+        return error("Invalid orderID")
+    return ok(_cancel(request, key, [payload["orderID"]]))
+
+
+@routes.delete("/orders")
+async def cancel_orders(request: web.Request) -> web.Response:
+    key, body = await _l2(request)
+    payload = _json(body)
+    if not isinstance(payload, list) or not all(isinstance(x, str) for x in payload):
+        return error("Invalid order payload")
+    if len(payload) > 1000:
+        return error("Too many orders in payload, max allowed: 1000")
+    return ok(_cancel(request, key, payload))
+
+
+@routes.delete("/cancel-all")
+async def cancel_all(request: web.Request) -> web.Response:
+    key, _ = await _l2(request)
+    v = venue(request)
+    return ok(_cancel(request, key, [o.id for o in v.engine.live_orders() if o.owner == key.key]))
+
+
+@routes.delete("/cancel-market-orders")
+async def cancel_market_orders(request: web.Request) -> web.Response:
+    key, body = await _l2(request)
+    payload = _json(body) or {}
+    if not isinstance(payload, dict):
+        return error("Invalid payload")
+    market, asset = payload.get("market"), payload.get("asset_id")
+    v = venue(request)
+    ids = [
+        o.id
+        for o in v.engine.live_orders()
+        if o.owner == key.key and (not market or o.market.condition_id == market) and (not asset or o.token_id == asset)
+    ]
+    return ok(_cancel(request, key, ids))
+
+
+@routes.get("/data/orders")
+async def open_orders(request: web.Request) -> web.Response:
+    key, _ = await _l2(request)
+    v, q = venue(request), request.query
+    rows = [
+        messages.order_row(o)
+        for o in v.engine.live_orders()
+        if o.owner == key.key
+        and o.status == LIVE
+        and (not q.get("market") or o.market.condition_id == q["market"])
+        and (not q.get("asset_id") or o.token_id == q["asset_id"])
+        and (not q.get("id") or o.id == q["id"])
+    ]
+    return ok(page(rows, q.get("next_cursor")))
+
+
+@routes.get("/data/order/{order_id}")
+async def one_order(request: web.Request) -> web.Response:
+    key, _ = await _l2(request)
+    o = venue(request).engine.orders.get(request.match_info["order_id"])
+    if o is None or o.owner != key.key:
+        return error("order not found", 404)
+    return ok(messages.order_row(o))
+
+
+@routes.get("/data/trades")
+async def trades(request: web.Request) -> web.Response:
+    key, _ = await _l2(request)
+    v, q = venue(request), request.query
+    rows = []
+    for t in v.engine.trades.values():
+        if key.key not in (t.taker.owner, t.maker.owner):
+            continue
+        if q.get("id") and t.id != q["id"]:
+            continue
+        if q.get("market") and t.market.condition_id != q["market"]:
+            continue
+        if q.get("asset_id") and q["asset_id"] not in (t.taker.token_id, t.maker.token_id):
+            continue
+        if q.get("maker_address") and q["maker_address"].lower() not in (
+            t.taker.maker_address.lower(),
+            t.maker.maker_address.lower(),
+        ):
+            continue
+        if q.get("before") and t.match_time >= int(q["before"]):
+            continue
+        if q.get("after") and t.match_time <= int(q["after"]):
+            continue
+        rows.append(messages.trade_row(t, key.key))
+    return ok(page(rows, q.get("next_cursor")))

@@ -1,0 +1,651 @@
+"""The simulated venue: markets, books, the engine, API keys, Data API history and the event fan-out,
+advanced second by second by the clock. Runs on one event-loop thread; nothing here blocks or sleeps.
+
+Built-in scenario per second of sim time: resolve/open windows on 15-minute boundaries, re-quote the
+market maker, expire GTD orders, let the whale trade, move trades MATCHED → MINED (OrderFilled logs)
+→ CONFIRMED, and publish RTDS BTC prices. A replayed scenario (`replay.Replay`) instead re-broadcasts
+recorded messages and keeps books from them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import random
+from dataclasses import dataclass
+from decimal import Decimal
+from functools import partial
+from typing import Any
+
+from pmbot.sim import ids, messages, wire
+from pmbot.sim.auth import ApiKey, ApiKeys
+from pmbot.sim.book import BUY, ONE, SELL, ZERO, BookSnapshot
+from pmbot.sim.clock import SimClock
+from pmbot.sim.engine import Engine, Order, OrderRejectedError, Trade
+from pmbot.sim.faults import Faults
+from pmbot.sim.hub import Hub, RtdsSub
+from pmbot.sim.markets import SimMarket
+from pmbot.sim.scenario import (
+    PAST_WINDOWS,
+    UPCOMING_WINDOWS,
+    WINDOW,
+    Ladder,
+    MarketMaker,
+    PricePath,
+    Whale,
+    make_market,
+    p_up,
+    window_start,
+)
+from pmbot.sim.verify import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, SignatureError, recover_order_signer
+
+MICRO = Decimal(1_000_000)
+MINED_AFTER, CONFIRMED_AFTER = 2, 6  # seconds from match to block inclusion / finality
+BLOCK_ZERO_TS, BLOCK_ZERO = 1_700_000_000, 50_000_000  # Polygon-like: one block every 2 s
+MAX_BATCH = 15
+
+
+def block_at(ts: float) -> int:
+    return BLOCK_ZERO + int((ts - BLOCK_ZERO_TS) // 2)
+
+
+@dataclass(frozen=True)
+class Fill:
+    """One side of one trade, as the Data API and positions see it."""
+
+    order: Order
+    trade: Trade
+    is_taker: bool
+
+
+class Venue:
+    def __init__(
+        self, *, seed: int, clock: SimClock, rng: random.Random | None = None, faults: Faults | None = None
+    ) -> None:
+        self.seed = seed
+        self.clock = clock
+        rng = rng or random.Random(seed)
+        # One child generator per concern, so changing one never shifts another's stream.
+        self._rng_path = random.Random(rng.getrandbits(64))
+        self._rng_mm = random.Random(rng.getrandbits(64))
+        self._rng_whale = random.Random(rng.getrandbits(64))
+        self.faults = faults or Faults()
+        self.hub = Hub(self.faults)
+        self.api_keys = ApiKeys(seed)
+        self.mm_owner = ids.uuid(seed, "owner", "market-maker")
+        self.mm_address = ids.address(seed, "market-maker")
+        self._stepping: float | None = None  # the simulated second being processed, if any
+        self.engine = Engine(seed, self.now, self, self.mm_owner, self.mm_address)
+        self.markets: list[SimMarket] = []
+        self._by_token: dict[str, SimMarket] = {}
+        self._by_cid: dict[str, SimMarket] = {}
+        self.fills: list[Fill] = []
+        self.chain_logs: list[dict[str, Any]] = []  # every OrderFilled log emitted
+        self.received_orders: list[dict[str, Any]] = []  # raw POST /order bodies, for test assertions
+        self.profiles: dict[str, dict[str, str]] = {}  # lowercase wallet → public profile
+        self._pending: list[Trade] = []  # not yet CONFIRMED
+        self._ladders: dict[str, Ladder] = {}
+        self._best: dict[str, tuple[Decimal | None, Decimal | None]] = {}
+        self._log_index = 0
+        self.replay: Any = None  # replay.Replay when serving a recorded scenario
+        self.mm = MarketMaker(self._rng_mm)
+        self.whale = Whale(self._rng_whale, seed)
+        self.whale_owner = ids.uuid(seed, "owner", "whale")
+        self.path: PricePath | None = None
+        self.t_done = int(clock.now())
+
+    # -- setup ---------------------------------------------------------------------------------
+    def add_market(self, m: SimMarket) -> None:
+        self.markets.append(m)
+        self._by_cid[m.condition_id] = m
+        for t in m.token_ids:
+            self._by_token[t] = m
+        self.engine.book(m)
+
+    def start_btc_15m(self) -> None:
+        """Build the built-in scenario at the clock's current time."""
+        now = int(self.clock.now())
+        ws = window_start(now)
+        self.path = PricePath(self._rng_path, ws - PAST_WINDOWS * WINDOW)
+        self.profiles[self.whale.address.lower()] = {
+            "name": self.whale.name,
+            "pseudonym": "Distinct-Baguette",
+            "bio": "15-minute BTC, all day.",
+            "profileImage": "",
+        }
+        for k in range(-PAST_WINDOWS, UPCOMING_WINDOWS + 1):
+            m = make_market(self.seed, ws + k * WINDOW)
+            if k <= 0:
+                m.open_price = self.path.chainlink_at(m.start_ts)
+            if k < 0:
+                self._resolve_quietly(m)
+            self.add_market(m)
+        self.t_done = now
+        for m in self.open_markets(now):
+            self._requote(m, now)
+        self.whale.schedule(now)
+
+    def _resolve_quietly(self, m: SimMarket) -> None:
+        assert self.path is not None
+        assert m.open_price is not None
+        m.close_price = self.path.chainlink_at(m.end_ts)
+        m.winner = 0 if m.close_price >= m.open_price else 1
+        m.closed = True
+        m.closed_ts = m.end_ts + 5
+        m.last_trade = [(ONE if m.winner == 0 else ZERO, ""), (ZERO if m.winner == 0 else ONE, "")]
+
+    # -- lookups -------------------------------------------------------------------------------
+    def market_by_token(self, token_id: str) -> SimMarket | None:
+        return self._by_token.get(token_id)
+
+    def market_by_cid(self, cid: str) -> SimMarket | None:
+        return self._by_cid.get(cid) or self._by_cid.get(cid.lower())
+
+    def open_markets(self, now: float) -> list[SimMarket]:
+        return [m for m in self.markets if not m.closed and now < m.end_ts]
+
+    def current_market(self) -> SimMarket | None:
+        now = self.clock.now()
+        return next((m for m in self.markets if m.start_ts <= now < m.end_ts and not m.closed), None)
+
+    def book_snapshot(self, token_id: str) -> BookSnapshot | None:
+        m = self._by_token.get(token_id)
+        if m is None or m.closed:
+            return None
+        i = m.index_of(token_id)
+        if self.replay is not None:
+            bids, asks = self.replay.token_levels(token_id)
+        else:
+            bids, asks = self.engine.book(m).token_levels(i)
+        return BookSnapshot(
+            market=m.condition_id,
+            asset_id=token_id,
+            timestamp_ms=self.now_ms(),
+            bids=bids,
+            asks=asks,
+            min_order_size=m.min_size,
+            tick_size=m.tick,
+            neg_risk=m.neg_risk,
+            last_trade_price=m.last_trade[i][0],
+        )
+
+    def best_up(self, m: SimMarket) -> tuple[Decimal | None, Decimal | None]:
+        snap = self.book_snapshot(m.token_ids[0])
+        return (snap.best_bid(), snap.best_ask()) if snap else (None, None)
+
+    def liquidity(self, m: SimMarket) -> Decimal:
+        snap = self.book_snapshot(m.token_ids[0])
+        if snap is None:
+            return ZERO
+        return sum((p * s for p, s in snap.bids + snap.asks), ZERO).quantize(Decimal("0.0001"))
+
+    # -- time ----------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Sim time as the venue sees it: while catching up second by second, the second in progress
+        (so a trade simulated for 12:00:05 is stamped 12:00:05 even if the clock already reads :20)."""
+        return self._stepping if self._stepping is not None else self.clock.now()
+
+    def now_ms(self) -> int:
+        return int(self.now() * 1000)
+
+    def advance(self, seconds: float) -> None:
+        self.clock.advance(seconds)
+        self.step_to(self.clock.now())
+
+    def step_to(self, now: float) -> None:
+        if self.replay is not None:
+            self.replay.step_to(now)
+            return
+        if self.path is None:
+            return
+        try:
+            while self.t_done < int(now):
+                self.t_done += 1
+                self._stepping = self.t_done
+                self._second(self.t_done)
+        finally:
+            self._stepping = None
+
+    def _second(self, s: int) -> None:
+        assert self.path is not None
+        if s % WINDOW == 0:
+            self._roll_windows(s)
+        for m in self.open_markets(s):
+            # Upcoming windows have no price to beat yet: quote them lazily (every 10 s).
+            if m.open_price is not None or s % 10 == 0:
+                self._requote(m, s)
+        self.engine.expire(s)
+        if self.whale.next_ts is not None and s >= self.whale.next_ts:
+            self._whale_trade(s)
+            self.whale.schedule(s)
+        self._progress_trades(s)
+        self._publish_prices(s)
+
+    def _roll_windows(self, s: int) -> None:
+        assert self.path is not None
+        for m in list(self.markets):
+            if m.end_ts == s and not m.closed:
+                m.close_price = self.path.chainlink_at(s)
+                m.winner = 0 if m.close_price >= (m.open_price or m.close_price) else 1
+                self.engine.close_market(m)
+                m.closed = True
+                m.closed_ts = s
+                m.last_trade = [(ONE if m.winner == 0 else ZERO, ""), (ZERO if m.winner == 0 else ONE, "")]
+                self.hub.to_market(m.token_ids, partial(self._resolved_message, m), custom=True)
+            elif m.start_ts == s:
+                m.open_price = self.path.chainlink_at(s)
+        nxt = s + UPCOMING_WINDOWS * WINDOW
+        if nxt not in {m.start_ts for m in self.markets}:
+            self.add_market(make_market(self.seed, nxt))
+
+    def _resolved_message(self, m: SimMarket) -> dict[str, Any]:
+        assert m.winner is not None
+        return {
+            "event_type": "market_resolved",
+            "id": m.gamma_id,
+            "market": m.condition_id,
+            "assets_ids": list(m.token_ids),
+            "winning_asset_id": m.token_ids[m.winner],
+            "winning_outcome": m.outcomes[m.winner],
+            "timestamp": str(self.now_ms()),
+            "tags": ["crypto"],
+        }
+
+    # -- market maker --------------------------------------------------------------------------
+    def _requote(self, m: SimMarket, s: int) -> None:
+        assert self.path is not None
+        fair = p_up(self.path, m, s)
+        if m.open_price is None:
+            fair = 0.5 + self._rng_mm.uniform(-0.015, 0.015)
+        ladder = self.mm.ladder(fair, self._ladders.get(m.condition_id))
+        book = self.engine.book(m)
+        # Never quote through real resting orders: that would cross the book.
+        user_bids = [p for p, lv in book.sides[BUY].items() if lv.orders]
+        user_asks = [p for p, lv in book.sides[SELL].items() if lv.orders]
+        top_user_bid, low_user_ask = max(user_bids, default=None), min(user_asks, default=None)
+        bids = {p: q for p, q in ladder.bids.items() if low_user_ask is None or p < low_user_ask}
+        asks = {p: q for p, q in ladder.asks.items() if top_user_bid is None or p > top_user_bid}
+        for side, want in ((BUY, bids), (SELL, asks)):
+            for p in book.mm_prices(side):
+                if p not in want:
+                    book.set_mm(side, p, ZERO)
+            for p, q in want.items():
+                book.set_mm(side, p, q)
+        self._ladders[m.condition_id] = ladder
+        self.on_book_change(m)
+
+    # -- whale ---------------------------------------------------------------------------------
+    def _whale_trade(self, s: int) -> None:
+        assert self.path is not None
+        m = next((x for x in self.open_markets(s) if x.start_ts <= s and x.end_ts - s > 5), None)
+        if m is None:
+            return
+        held = self.holdings(self.whale.address, m)
+        intent = self.whale.intent(m, p_up(self.path, m, s), held)
+        bid, ask = self.engine.book(m).best_for(intent.index)
+        if intent.side == "BUY":
+            if ask is None:
+                return
+            limit = min(ask + intent.slippage, ONE - m.tick)
+        else:
+            if bid is None:
+                return
+            limit = max(bid - intent.slippage, m.tick)
+        order = Order(
+            id=ids.hex32(self.seed, "whale-order", s),
+            market=m,
+            index=intent.index,
+            side=intent.side,
+            price=limit,
+            original_size=intent.size,
+            order_type="FAK",
+            owner=self.whale_owner,
+            maker_address=self.whale.address,
+            created_at=s,
+            is_user=False,
+        )
+        # Nothing to take right now is fine: the whale tries again in a few seconds.
+        with contextlib.suppress(OrderRejectedError):
+            self.engine.place(order)
+
+    def holdings(self, wallet: str, m: SimMarket) -> dict[int, Decimal]:
+        held = {0: ZERO, 1: ZERO}
+        w = wallet.lower()
+        for f in self.fills:
+            if f.order.market is m and f.order.maker_address.lower() == w:
+                held[f.order.index] += f.trade.size if f.order.side == BUY else -f.trade.size
+        return held
+
+    # -- trades lifecycle ----------------------------------------------------------------------
+    def _progress_trades(self, s: int) -> None:
+        still: list[Trade] = []
+        for t in self._pending:
+            if t.status == "MATCHED" and s >= t.match_time + MINED_AFTER:
+                t.status, t.last_update, t.block = "MINED", s, block_at(s)
+                self._emit_logs(t)
+                self._notify_trade(t)
+            if t.status == "MINED" and s >= t.match_time + CONFIRMED_AFTER:
+                t.status, t.last_update = "CONFIRMED", s
+                self._notify_trade(t)
+            if t.status != "CONFIRMED":
+                still.append(t)
+        self._pending = still
+
+    def _emit_logs(self, t: Trade) -> None:
+        exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
+        # matchOrders: each maker order's fill names the taker's maker as counterparty; the taker
+        # order's own fill names the exchange (it is the exchange that trades with the taker).
+        for order, counterparty, fee in (
+            (t.maker, t.taker.maker_address, ZERO),
+            (t.taker, exchange, t.fee),
+        ):
+            self._log_index += 1
+            log = messages.order_filled_log(
+                order, t, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
+            )
+            self.chain_logs.append(log)
+            self.hub.to_rpc(log)
+
+    def _notify_trade(self, t: Trade) -> None:
+        now_ms = self.now_ms()
+        for o in {t.taker.owner: t.taker, t.maker.owner: t.maker}.values():
+            if o.is_user:
+                self.hub.to_user(
+                    o.owner, t.market.condition_id, partial(messages.user_trade_message, t, o.owner, now_ms)
+                )
+
+    # -- RTDS prices ---------------------------------------------------------------------------
+    def _publish_prices(self, s: int) -> None:
+        assert self.path is not None
+        ms = s * 1000
+        binance = self.path.at(s)
+        chainlink = self.path.chainlink_at(s)
+        self.hub.to_rtds(
+            "crypto_prices",
+            "update",
+            lambda sub: _symbol_ok(sub, "btcusdt"),
+            lambda: {
+                "topic": "crypto_prices",
+                "type": "update",
+                "timestamp": ms + 137,
+                "payload": {
+                    "symbol": "btcusdt",
+                    "timestamp": ms,
+                    "value": wire.wire_number(binance),
+                    "full_accuracy_value": f"{binance:.8f}",
+                },
+            },
+        )
+        self.hub.to_rtds(
+            "crypto_prices_chainlink",
+            "update",
+            lambda sub: _symbol_ok(sub, "btc/usd"),
+            lambda: {
+                "topic": "crypto_prices_chainlink",
+                "type": "update",
+                "timestamp": ms + 412,
+                "payload": {
+                    "symbol": "btc/usd",
+                    "timestamp": ms,
+                    "value": wire.wire_number(chainlink),
+                    "full_accuracy_value": str(int(chainlink * 10**18)),
+                },
+            },
+        )
+
+    def price_snapshot(self, topic: str, now: int) -> dict[str, Any] | None:
+        """First message after a filtered crypto_prices subscribe: ~2 minutes of history."""
+        if self.path is None:
+            return None
+        symbol = "btcusdt" if topic == "crypto_prices" else "btc/usd"
+        at = self.path.at if topic == "crypto_prices" else self.path.chainlink_at
+        data = [{"timestamp": t * 1000, "value": wire.wire_number(at(t))} for t in range(now - 120, now + 1)]
+        return {
+            "topic": topic,
+            "type": "subscribe",
+            "timestamp": now * 1000 + 50,
+            "payload": {"symbol": symbol, "data": data},
+        }
+
+    # -- engine listener -----------------------------------------------------------------------
+    def on_order(self, order: Order, kind: str) -> None:
+        if order.is_user:
+            now_ms = self.now_ms()
+            self.hub.to_user(
+                order.owner, order.market.condition_id, lambda: messages.user_order_message(order, kind, now_ms)
+            )
+
+    def on_trade(self, trade: Trade) -> None:
+        self._pending.append(trade)
+        self.hub.to_market([trade.taker.token_id], lambda: messages.last_trade_price_message(trade))
+        self._notify_trade(trade)
+        for order, is_taker in ((trade.taker, True), (trade.maker, False)):
+            self.fills.append(Fill(order, trade, is_taker))
+            self.hub.to_rtds(
+                "activity",
+                "trades",
+                partial(_activity_ok, m=order.market),
+                partial(self._activity_envelope, order, trade, is_taker),
+            )
+
+    def _activity_envelope(self, order: Order, trade: Trade, is_taker: bool) -> dict[str, Any]:
+        payload = messages.activity_payload(
+            order, trade, is_taker=is_taker, profile=self.profile(order.maker_address), checksummed=True
+        )
+        return {"topic": "activity", "type": "trades", "timestamp": self.now_ms(), "payload": payload}
+
+    def on_book_change(self, m: SimMarket) -> None:
+        book = self.engine.book(m)
+        changes = book.take_changes()
+        if not changes:
+            return
+        up, down = m.token_ids
+        if self.hub.market_listeners(m.token_ids):
+            snaps = (self.book_snapshot(up), self.book_snapshot(down))
+            hashes = [str(s.rest_dict()["hash"]) if s else "" for s in snaps]
+            bests = [(s.best_bid(), s.best_ask()) if s else (None, None) for s in snaps]
+
+            entries: list[dict[str, str]] = []
+            for side, price, size in changes:
+                other_side = SELL if side == BUY else BUY
+                for token, p, sd, i in ((up, price, side, 0), (down, ONE - price, other_side, 1)):
+                    entries.append(
+                        {
+                            "asset_id": token,
+                            "price": wire.dstr(p),
+                            "size": wire.dstr(size),
+                            "side": sd,
+                            "hash": hashes[i],
+                            "best_bid": _fmt(bests[i][0]),
+                            "best_ask": _fmt(bests[i][1]),
+                        }
+                    )
+            msg = {
+                "market": m.condition_id,
+                "price_changes": entries,
+                "timestamp": str(self.now_ms()),
+                "event_type": "price_change",
+            }
+            self.hub.to_market(m.token_ids, lambda: msg)
+            best_now = book.best(BUY), book.best(SELL)
+            if self._best.get(m.condition_id) != best_now:
+                for i, token in enumerate(m.token_ids):
+                    bb, ba = bests[i]
+                    self.hub.to_market([token], partial(_best_bid_ask, m, token, bb, ba, self.now_ms()), custom=True)
+        self._best[m.condition_id] = (book.best(BUY), book.best(SELL))
+
+    # -- profiles / Data API -------------------------------------------------------------------
+    def profile(self, wallet: str) -> dict[str, str]:
+        return self.profiles.get(wallet.lower(), {})
+
+    # -- orders from the API -------------------------------------------------------------------
+    def submit_wire_order(self, body: Any, key: ApiKey) -> dict[str, Any]:
+        """POST /order: validate the V2 wire body, verify the signature, match. Raises OrderRejectedError."""
+        order = _parse_wire_order(body)
+        if body.get("owner") != key.key:
+            raise OrderRejectedError("the order owner has to be the owner of the API KEY")
+        if str(order["signer"]).lower() != key.address.lower():
+            raise OrderRejectedError("the order signer address has to be the address of the API KEY")
+        m = self._by_token.get(str(order["tokenId"]))
+        if m is None:
+            raise OrderRejectedError(f"market not found for token id {order['tokenId']}", status=404)
+        try:
+            order_id, recovered = recover_order_signer(order, neg_risk=m.neg_risk)
+        except SignatureError:
+            raise OrderRejectedError("invalid signature") from None
+        if recovered.lower() != str(order["signer"]).lower():
+            raise OrderRejectedError("invalid signature")
+        self.received_orders.append(body)
+        maker_amt, taker_amt = Decimal(int(order["makerAmount"])), Decimal(int(order["takerAmount"]))
+        side = order["side"]
+        order_type = body["orderType"]
+        if side == BUY:
+            price, size = maker_amt / taker_amt, taker_amt / MICRO
+        else:
+            price, size = taker_amt / maker_amt, maker_amt / MICRO
+        o = Order(
+            id=order_id,
+            market=m,
+            index=m.index_of(str(order["tokenId"])),
+            side=side,
+            price=price.normalize() if order_type in ("GTC", "GTD") else price,
+            original_size=size,
+            order_type=order_type,
+            owner=key.key,
+            maker_address=str(order["maker"]),
+            created_at=int(self.now()),
+            expiration=int(order.get("expiration") or 0),
+            budget=maker_amt / MICRO if side == BUY and order_type in ("FOK", "FAK") else None,
+            post_only=bool(body.get("postOnly", False)),
+        )
+        trades = self.engine.place(o)
+        if not trades:
+            return {
+                "errorMsg": "",
+                "orderID": o.id,
+                "takingAmount": "",
+                "makingAmount": "",
+                "status": "live",
+                "success": True,
+            }
+        shares = sum((t.size for t in trades), ZERO)
+        usdc = sum((t.size * t.price for t in trades), ZERO)
+        making, taking = (usdc, shares) if side == BUY else (shares, usdc)
+        return {
+            "errorMsg": "",
+            "orderID": o.id,
+            "takingAmount": wire.dstr(taking),
+            "makingAmount": wire.dstr(making),
+            "status": "matched",
+            "transactionsHashes": sorted({t.tx_hash for t in trades}),
+            "tradeIDs": [t.id for t in trades],
+            "success": True,
+        }
+
+    def summary(self) -> dict[str, Any]:
+        now = self.clock.now()
+        cur = self.current_market()
+        return {
+            "mode": "replay" if self.replay is not None else "btc-15m",
+            "seed": self.seed,
+            "now": now,
+            "manual_clock": self.clock.manual,
+            "speed": self.clock.speed,
+            "btc": wire.dstr(self.path.at(int(now))) if self.path else None,
+            "current_market": cur.slug if cur else None,
+            "markets": [
+                {
+                    "slug": m.slug,
+                    "condition_id": m.condition_id,
+                    "token_ids": list(m.token_ids),
+                    "start": m.start_ts,
+                    "end": m.end_ts,
+                    "closed": m.closed,
+                    "winner": m.outcomes[m.winner] if m.winner is not None else None,
+                    "price_to_beat": wire.dstr(m.open_price) if m.open_price is not None else None,
+                }
+                for m in self.markets
+            ],
+            "whale": {"name": self.whale.name, "address": self.whale.address},
+            "orders": len(self.engine.live_orders()),
+            "received_orders": len(self.received_orders),
+            "trades": len(self.engine.trades),
+            "connections": {k: len(getattr(self.hub, k)) for k in ("market", "user", "rtds", "rpc")},
+            "faults": self.faults.as_dict(),
+        }
+
+
+_REQUIRED = (
+    "salt",
+    "maker",
+    "signer",
+    "tokenId",
+    "makerAmount",
+    "takerAmount",
+    "side",
+    "signatureType",
+    "timestamp",
+    "signature",
+)
+
+
+def _parse_wire_order(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict) or not isinstance(body.get("order"), dict):
+        raise OrderRejectedError("Invalid order payload")
+    order = body["order"]
+    if any(k not in order for k in _REQUIRED) or body.get("orderType") not in ("GTC", "GTD", "FOK", "FAK"):
+        raise OrderRejectedError("Invalid order payload")
+    if order["side"] not in (BUY, SELL):
+        raise OrderRejectedError("Invalid order payload")
+    try:
+        if int(order["makerAmount"]) <= 0 or int(order["takerAmount"]) <= 0:
+            raise OrderRejectedError("Invalid order payload")
+        int(order["tokenId"])
+        int(order.get("expiration") or 0)
+    except (TypeError, ValueError):
+        raise OrderRejectedError("Invalid order payload") from None
+    return order
+
+
+def _fmt(p: Decimal | None) -> str:
+    return wire.dstr(p) if p is not None else "0"
+
+
+def _best_bid_ask(m: SimMarket, token: str, bb: Decimal | None, ba: Decimal | None, now_ms: int) -> dict[str, Any]:
+    """Market-channel `best_bid_ask` (custom feature), docs example shape."""
+    return {
+        "event_type": "best_bid_ask",
+        "market": m.condition_id,
+        "asset_id": token,
+        "best_bid": _fmt(bb),
+        "best_ask": _fmt(ba),
+        "spread": wire.dstr(ba - bb) if bb is not None and ba is not None else "0",
+        "timestamp": str(now_ms),
+    }
+
+
+def _symbol_ok(sub: RtdsSub, symbol: str) -> bool:
+    """crypto_prices filters are "btcusdt,ethusdt"; chainlink ones '{"symbol":"btc/usd"}'; "" = all."""
+    f = sub.filters.strip()
+    if not f:
+        return True
+    if f.startswith("{"):
+        try:
+            return str(json.loads(f).get("symbol", "")).lower() == symbol
+        except (ValueError, AttributeError):
+            return False
+    return symbol in [x.strip().lower() for x in f.split(",")]
+
+
+def _activity_ok(sub: RtdsSub, m: SimMarket) -> bool:
+    """activity filters: '{"event_slug":"…"}' or '{"market_slug":"…"}' (JSON text); empty = all."""
+    f = sub.filters.strip() if isinstance(sub.filters, str) else ""
+    if not f:
+        return True
+    try:
+        obj = json.loads(f)
+    except ValueError:
+        return False
+    if not isinstance(obj, dict):
+        return False
+    return all(obj.get(k) in (None, m.slug) for k in ("event_slug", "market_slug"))
