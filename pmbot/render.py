@@ -53,3 +53,12 @@ def mode(dry_run: bool) -> Text:
 
 def short(token_id: str, width: int = 12) -> str:
     return token_id if len(token_id) <= width else f"{token_id[:6]}…{token_id[-5:]}"
+
+
+def price(value: Decimal | None) -> str:
+    """A price with at least two decimals so columns line up (0.6 → 0.60, 0.955 stays 0.955)."""
+    if value is None:
+        return "–"
+    text = fmt(value)
+    whole, _, frac = text.partition(".")
+    return f"{whole}.{frac.ljust(2, '0')}"

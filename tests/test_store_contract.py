@@ -300,3 +300,28 @@ def test_journal_tables(store: Store, clock) -> None:
     assert store.list_reflections(Query(strategy="copy"))[0].summary == "mirrored 12 fills"
     (log,) = store.list_execution_logs()
     assert log.latency_ms == D("1.234") and log.order_key == "k1" and log.ts == int(clock.now * 1000)
+
+
+def test_transaction_groups_writes_and_rolls_back_together(store: Store) -> None:
+    with store.transaction():
+        assert store.insert_order(order("tx-1"))
+        assert store.insert_order(order("tx-2"))
+    assert store.get_order("tx-1") is not None and store.get_order("tx-2") is not None
+    def failing() -> None:
+        with store.transaction():
+            store.insert_order(order("tx-3"))
+            store.update_order("tx-1", OrderStatus.LIVE)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        failing()
+    assert store.get_order("tx-3") is None
+    got = store.get_order("tx-1")
+    assert got is not None and got.status is OrderStatus.PENDING
+
+
+def test_named_state_round_trips(store: Store) -> None:
+    assert store.get_state("risk") is None
+    store.set_state("risk", {"tripped": True, "reason": "daily loss", "n": 1})
+    store.set_state("risk", {"tripped": False})
+    assert store.get_state("risk") == {"tripped": False}

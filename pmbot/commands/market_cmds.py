@@ -39,8 +39,7 @@ def _left(seconds: int | None) -> Text:
     return Text(text, style="bold red" if seconds <= 60 else "yellow" if seconds <= 900 else "")
 
 
-def _price(value: Any) -> str:
-    return fmt(value) if value is not None else "–"
+_price = render.price
 
 
 def markets(
@@ -117,8 +116,8 @@ def book(
         a = asks[i] if i < len(asks) else None
         table.add_row(
             fmt(b["size"]) if b else "",
-            fmt(b["price"]) if b else "",
-            fmt(a["price"]) if a else "",
+            _price(b["price"]) if b else "",
+            _price(a["price"]) if a else "",
             fmt(a["size"]) if a else "",
         )
     out.print(table)
@@ -153,7 +152,7 @@ def whois(
             a["side"] or "",
             a["outcome"] or "",
             fmt(a["size"]),
-            fmt(a["price"]) if a["type"] == "TRADE" else "",
+            _price(a["price"]) if a["type"] == "TRADE" else "",
             fmt(a["usdc_size"], 2),
             a["title"] or "",
         )

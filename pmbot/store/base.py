@@ -7,8 +7,9 @@ executor awaits nothing while it holds an order's write-ahead record.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from contextlib import AbstractContextManager
 from decimal import Decimal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from pmbot.store.models import (
     ExecutionLog,
@@ -30,6 +31,16 @@ class Store(Protocol):
     url: str
 
     def close(self) -> None: ...
+
+    def transaction(self) -> AbstractContextManager[None]:
+        """One durable commit for every write inside (they join it); all or nothing."""
+        ...
+
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        """A small named JSON document (kill switch, paper wallet …); None if never set."""
+        ...
+
+    def set_state(self, name: str, value: Mapping[str, Any]) -> None: ...
 
     # Orders: write-ahead. insert before sending; update on every state change.
     def insert_order(self, order: OrderRecord) -> bool:

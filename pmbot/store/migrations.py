@@ -177,8 +177,14 @@ def _initial(db: Database) -> None:
     db.table("execution_logs").create_index(["order_key"])
 
 
+def _state(db: Database) -> None:
+    # Small named JSON documents the executor must keep across restarts (the kill switch, above all).
+    db.table("state").create({"name": str, "value": str, "updated_at": int}, pk="name", not_null={"value"})
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
+    ("0002_state", _state),
 ]
 
 

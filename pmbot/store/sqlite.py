@@ -11,6 +11,7 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import threading
 import time
@@ -73,6 +74,7 @@ class SQLiteStore:
         self.url = f"sqlite:///{self.path}"
         self._clock = clock
         self._lock = threading.RLock()
+        self._depth = 0  # > 0 inside a transaction(): nested writes join it
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
@@ -93,9 +95,20 @@ class SQLiteStore:
         return int(self._clock() * 1000)
 
     @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Group several writes into one durable commit (one fsync). Writes inside join it; an
+        exception rolls all of them back. The executor's write-ahead batches use this."""
+        with self._write():
+            yield
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         conn = self.db.conn
         with self._lock:
+            if self._depth:  # inside transaction(): join it
+                yield conn
+                return
+            self._depth += 1
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as e:
@@ -107,6 +120,8 @@ class SQLiteStore:
                 raise
             else:
                 conn.execute("COMMIT")
+            finally:
+                self._depth -= 1
 
     def _query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
@@ -449,6 +464,19 @@ class SQLiteStore:
 
     def list_reflections(self, query: Query | None = None) -> list[Reflection]:
         return [rows.row_to_reflection(r) for r in self._list("reflections", "created_at", query)]
+
+    def get_state(self, name: str) -> dict[str, Any] | None:
+        found = self._query("SELECT value FROM state WHERE name = ?", (name,))
+        return json.loads(found[0]["value"]) if found else None
+
+    def set_state(self, name: str, value: Mapping[str, Any]) -> None:
+        text = json.dumps(value, sort_keys=True, default=str)
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO state (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (name, text, self._now()),
+            )
 
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))

@@ -1,0 +1,801 @@
+"""The order executor: the only path from a strategy's intent to the venue.
+
+For every intent, in this order, and never otherwise:
+
+1. **Idempotency.** The intent's key is looked up in this process (concurrent duplicates await the
+   first one's result), in the store (a restart, another process on the same database) and, in a
+   fleet, claimed with Redis SET NX. A key seen before is never sent again.
+2. **Risk.** The gate checks and reserves in one synchronous step (no await in between, so two
+   concurrent intents cannot both pass against the same headroom). A breach is stored as a
+   rejected order with its reason.
+3. **Write-ahead.** The order is stored `pending` (live: with the signed order's hash, so that an
+   order whose answer is lost can be found at the venue by it) and committed before anything is
+   sent. Intents arriving in the same event-loop turn share one commit (group commit): one fsync
+   for a burst instead of one per order.
+4. **Budget.** Our orders/min ceiling (fleet-wide with Redis), on top of the adapter's venue buckets.
+5. **Send.** Dry-run: the paper exchange fills against the current book. Live: one POST /order,
+   never retried. A lost answer leaves the order `unknown` until `reconcile()` finds out.
+6. **Record.** Every state change and every fill is stored; positions update with the fills.
+
+Dry-run and live are two executors with separate risk state and separate records (`dry_run` on
+every order and trade), so a paper loss never trips the live kill switch or the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pmbot.errors import (
+    OrderStateUnknownError,
+    PmbotError,
+    StoreError,
+    VenueError,
+)
+from pmbot.executor.budget import OrderBudget
+from pmbot.executor.intents import OrderIntent, validate_intent
+from pmbot.executor.metrics import ExecutorMetrics
+from pmbot.executor.paper import PaperExchange, PaperFill
+from pmbot.executor.risk import RiskGate, max_taker_fee
+from pmbot.polymarket.models import MarketParams, OrderBook
+from pmbot.polymarket.params import MarketParamsCache
+from pmbot.store.base import Store
+from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
+
+if TYPE_CHECKING:
+    from pmbot.polymarket.signing import SignedOrder
+    from pmbot.polymarket.trading import TradingClient
+
+log = logging.getLogger("pmbot.executor")
+
+_ZERO = Decimal(0)
+_RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
+NON_FINAL = (
+    OrderStatus.PENDING,
+    OrderStatus.SUBMITTED,
+    OrderStatus.LIVE,
+    OrderStatus.PARTIALLY_FILLED,
+    OrderStatus.UNKNOWN,
+)
+
+
+class ExecutorClosedError(PmbotError):
+    default_hint = "the executor is shutting down; the intent was recorded as rejected and will not be sent"
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    key: str
+    status: OrderStatus
+    duplicate: bool = False
+    reason: str | None = None
+    code: str | None = None
+    venue_order_id: str | None = None
+    filled_size: Decimal = _ZERO
+    avg_price: Decimal | None = None
+    fees: Decimal = _ZERO
+    dry_run: bool = True
+
+    @staticmethod
+    def of(record: OrderRecord, *, duplicate: bool) -> SubmitResult:
+        return SubmitResult(
+            key=record.key,
+            status=record.status,
+            duplicate=duplicate,
+            reason=record.error,
+            venue_order_id=record.venue_order_id,
+            filled_size=record.filled_size,
+            dry_run=record.dry_run,
+        )
+
+
+class BookSource(Protocol):
+    async def book(self, token_id: str) -> OrderBook: ...
+
+
+class FleetKeys(Protocol):
+    async def claim(self, key: str) -> bool:
+        """True if this process is the first anywhere in the fleet to claim `key`."""
+        ...
+
+
+@dataclass(slots=True)
+class _Work:
+    intent: OrderIntent
+    future: asyncio.Future[SubmitResult]
+    started: float  # perf_counter at submit()
+    params: MarketParams | None = None
+    fee_reserve: Decimal = _ZERO
+    signed: SignedOrder | None = None
+
+
+class Executor:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        risk: RiskGate,
+        budget: OrderBudget,
+        params: MarketParamsCache,
+        dry_run: bool,
+        paper: PaperExchange | None = None,
+        books: BookSource | None = None,
+        trading: TradingClient | None = None,
+        fleet: FleetKeys | None = None,
+        clock: Callable[[], float] = time.time,
+        perf: Callable[[], float] = time.perf_counter,
+        strategy_meta: dict[str, Any] | None = None,
+    ) -> None:
+        if dry_run and (paper is None or books is None):
+            raise ValueError("a dry-run executor needs a paper exchange and a book source")
+        if not dry_run and trading is None:
+            raise ValueError("a live executor needs a trading client")
+        self.store = store
+        self.risk = risk
+        self.budget = budget
+        self.params = params
+        self.dry_run = dry_run
+        self.paper = paper
+        self.books = books
+        self.trading = trading
+        self.fleet = fleet
+        self.metrics = ExecutorMetrics()
+        self._clock = clock
+        self._perf = perf
+        self._meta = strategy_meta or {}
+        self._queue: list[_Work] = []
+        self._drain_scheduled = False
+        self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
+        self._recent: OrderedDict[str, SubmitResult] = OrderedDict()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._risk_state: dict[str, Any] | None = None
+        self._closing = False
+        self._started = False
+        self.lock_lost: Callable[[], bool] = lambda: False  # live: set by the wallet lock
+
+    @property
+    def mode(self) -> str:
+        return "dry-run" if self.dry_run else "live"
+
+    def _now_ms(self) -> int:
+        return int(self._clock() * 1000)
+
+    # ------------------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> dict[str, int]:
+        """Restore risk state and positions, then settle every order a previous run left open.
+        Intents are accepted only after this returns."""
+        state = self.store.get_state(f"risk:{self.mode}")
+        if state:
+            self.risk.import_state(state)
+        self._risk_state = self.risk.export_state()
+        self.risk.load_positions(
+            p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
+        )
+        report = await self.reconcile()
+        self._started = True
+        return report
+
+    async def close(self) -> None:
+        """Stop taking intents, finish the ones already taken, store state and metrics."""
+        self._closing = True
+        while self._queue or self._tasks or self._drain_scheduled:
+            await asyncio.sleep(0)
+            if self._tasks:
+                await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        self._save_risk_state(force=True)
+        snapshot = self.metrics.snapshot()
+        try:
+            self.store.set_state(f"executor:metrics:{self.mode}", snapshot)
+            entry = ExecutionLog(
+                event="metrics", message=f"{self.mode} executor stopped", ts=self._now_ms(), metadata=snapshot
+            )
+            self.store.log_execution(entry)
+        except StoreError as e:
+            log.warning("could not store executor metrics: %s", e.message)
+
+    async def __aenter__(self) -> Executor:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    # ---------------------------------------------------------------------------------- submit
+
+    async def submit(self, intent: OrderIntent) -> SubmitResult:
+        """Execute one intent (or return what became of it, if its key was seen before)."""
+        validate_intent(intent)  # a malformed intent is a strategy bug: raise, store nothing
+        self.metrics.intent()
+        key = intent.key
+        known = self._recent.get(key)
+        if known is not None:
+            self.metrics.duplicate()
+            return replace(known, duplicate=True)
+        pending = self._inflight.get(key)
+        if pending is not None:
+            self.metrics.duplicate()
+            return replace(await asyncio.shield(pending), duplicate=True)
+        if self._closing:
+            return self._refuse_closed(intent)
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[SubmitResult] = loop.create_future()
+        self._inflight[key] = future
+        self._queue.append(_Work(intent, future, self._perf()))
+        if not self._drain_scheduled:
+            self._drain_scheduled = True
+            loop.call_soon(self._spawn_drain)
+        return await asyncio.shield(future)
+
+    async def submit_many(self, intents: list[OrderIntent]) -> list[SubmitResult]:
+        return list(await asyncio.gather(*(self.submit(i) for i in intents)))
+
+    def _refuse_closed(self, intent: OrderIntent) -> SubmitResult:
+        """After close(): store the intent as rejected so that a restart recognises its key."""
+        reason = "executor shutting down: not sent"
+        record = self._record(intent, OrderStatus.REJECTED, error=reason)
+        with self.store.transaction():
+            inserted = self.store.insert_order(record)
+        if not inserted:
+            existing = self.store.get_order(intent.key)
+            assert existing is not None
+            return SubmitResult.of(existing, duplicate=True)
+        self.metrics.final(OrderStatus.REJECTED, "shutting_down")
+        return self._finish(intent.key, OrderStatus.REJECTED, reason=reason, code="shutting_down")
+
+    def _spawn_drain(self) -> None:
+        self._drain_scheduled = False
+        batch, self._queue = self._queue, []
+        if batch:
+            self._track(asyncio.ensure_future(self._drain(batch)))
+
+    def _track(self, task: asyncio.Task[Any] | asyncio.Future[Any]) -> None:
+        assert isinstance(task, asyncio.Task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _drain(self, batch: list[_Work]) -> None:
+        try:
+            accepted = await self._admit(batch)
+            if not accepted:
+                return
+            if self.dry_run:
+                await self._execute_paper(accepted)
+            else:
+                await asyncio.gather(*(self._execute_live(w) for w in accepted))
+        except BaseException as e:  # never leave a caller waiting forever
+            for w in batch:
+                if not w.future.done():
+                    self.risk.on_order_closed(w.intent.key)
+                    self._inflight.pop(w.intent.key, None)
+                    w.future.set_exception(e if isinstance(e, Exception) else PmbotError("executor stopped"))
+            if not isinstance(e, Exception):
+                raise
+        finally:
+            self._save_risk_state()
+
+    # ------------------------------------------------------------- idempotency, risk, write-ahead
+
+    async def _admit(self, batch: list[_Work]) -> list[_Work]:
+        """Risk-check, sign (live) and store a batch write-ahead in one commit. Returns what may be sent."""
+        candidates: list[_Work] = []
+        rejected: list[tuple[_Work, str, str]] = []
+        for w in batch:
+            intent = w.intent
+            existing = self.store.get_order(intent.key)
+            if existing is not None:
+                self._resolve_duplicate(w, existing)
+                continue
+            if self.fleet is not None and not await self.fleet.claim(intent.key):
+                self._resolve_fleet_duplicate(w)
+                continue
+            try:
+                w.params = await self.params.get(intent.token_id)
+            except VenueError as e:
+                rejected.append((w, f"market parameters unavailable: {e.detail}", "no_market"))
+                continue
+            buy = intent.side is Side.BUY
+            w.fee_reserve = max_taker_fee(intent.size, intent.price, w.params.fees) if buy else _ZERO
+            decision = self.risk.reserve(intent, fee_reserve=w.fee_reserve)  # check + reserve, no await between
+            if not decision.ok:
+                rejected.append((w, decision.reason or "rejected by the risk gate", decision.code or "risk"))
+                continue
+            if not self.dry_run:
+                try:
+                    w.signed = await self._sign(w)
+                except PmbotError as e:
+                    self.risk.on_order_closed(intent.key)
+                    rejected.append((w, e.message, "invalid_order"))
+                    continue
+            candidates.append(w)
+
+        accepted: list[_Work] = []
+        raced: list[_Work] = []  # stored by another process between our lookup and our insert
+        with self.store.transaction():
+            for w, reason, _code in rejected:
+                if not self.store.insert_order(self._record(w.intent, OrderStatus.REJECTED, error=reason)):
+                    raced.append(w)
+            for w in candidates:
+                hash_ = w.signed.order_hash if w.signed is not None else None
+                if self.store.insert_order(self._record(w.intent, OrderStatus.PENDING, venue_order_id=hash_)):
+                    accepted.append(w)
+                else:
+                    self.risk.on_order_closed(w.intent.key)
+                    raced.append(w)
+        # Committed: from here on a crash leaves a record that reconcile() settles.
+        for w, reason, code in rejected:
+            if w not in raced:
+                self.metrics.final(OrderStatus.REJECTED, code)
+                self._finish(w.intent.key, OrderStatus.REJECTED, reason=reason, code=code, future=w.future)
+        for w in raced:
+            existing = self.store.get_order(w.intent.key)
+            assert existing is not None
+            self._resolve_duplicate(w, existing)
+        return accepted
+
+    def _resolve_duplicate(self, w: _Work, existing: OrderRecord) -> None:
+        self.metrics.duplicate()
+        result = SubmitResult.of(existing, duplicate=True)
+        self._inflight.pop(w.intent.key, None)
+        if not w.future.done():
+            w.future.set_result(result)
+
+    def _resolve_fleet_duplicate(self, w: _Work) -> None:
+        self.metrics.duplicate()
+        self._inflight.pop(w.intent.key, None)
+        if not w.future.done():
+            w.future.set_result(
+                SubmitResult(
+                    w.intent.key, OrderStatus.REJECTED, duplicate=True, reason="claimed by another fleet process",
+                    code="fleet_duplicate", dry_run=self.dry_run,
+                )
+            )
+
+    async def _sign(self, w: _Work) -> SignedOrder:
+        assert self.trading is not None
+        i = w.intent
+        return await self.trading.build_order(
+            i.token_id, i.side, i.price, i.size, order_type=i.order_type, expiration_s=i.expiration_s
+        )
+
+    def _record(
+        self,
+        intent: OrderIntent,
+        status: OrderStatus,
+        *,
+        error: str | None = None,
+        venue_order_id: str | None = None,
+    ) -> OrderRecord:
+        now = self._now_ms()
+        return OrderRecord(
+            key=intent.key,
+            strategy=intent.strategy,
+            token_id=intent.token_id,
+            side=intent.side,
+            price=intent.price,
+            size=intent.size,
+            order_type=intent.order_type,
+            dry_run=self.dry_run,
+            condition_id=intent.condition_id,
+            status=status,
+            venue_order_id=venue_order_id,
+            error=error,
+            created_at=now,
+            updated_at=now,
+            metadata={"signal_ms": intent.signal_ms, **dict(intent.meta)},
+        )
+
+    def _finish(
+        self,
+        key: str,
+        status: OrderStatus,
+        *,
+        reason: str | None = None,
+        code: str | None = None,
+        venue_order_id: str | None = None,
+        filled: Decimal = _ZERO,
+        avg_price: Decimal | None = None,
+        fees: Decimal = _ZERO,
+        future: asyncio.Future[SubmitResult] | None = None,
+    ) -> SubmitResult:
+        result = SubmitResult(
+            key=key,
+            status=status,
+            reason=reason,
+            code=code,
+            venue_order_id=venue_order_id,
+            filled_size=filled,
+            avg_price=avg_price,
+            fees=fees,
+            dry_run=self.dry_run,
+        )
+        self._recent[key] = result
+        if len(self._recent) > _RECENT:
+            self._recent.popitem(last=False)
+        self._inflight.pop(key, None)
+        if future is not None and not future.done():
+            future.set_result(result)
+        return result
+
+    def _save_risk_state(self, *, force: bool = False) -> None:
+        """Persist the gate's state when it changed (a tripped kill switch must survive a restart)."""
+        state = self.risk.export_state()
+        if force or state != self._risk_state:
+            self.store.set_state(f"risk:{self.mode}", state)
+            self._risk_state = state
+
+    # ---------------------------------------------------------------------------------- dry-run
+
+    async def _execute_paper(self, batch: list[_Work]) -> None:
+        assert self.paper is not None
+        assert self.books is not None
+        outcomes: list[tuple[_Work, OrderStatus, str | None, str | None, list[PaperFill], str]] = []
+        for w in batch:
+            intent = w.intent
+            assert w.params is not None
+            await self.budget.acquire()
+            try:
+                book = await self.books.book(intent.token_id)
+            except VenueError as e:
+                outcomes.append((w, OrderStatus.REJECTED, f"no order book: {e.detail}", "no_book", [], ""))
+                continue
+            res = self.paper.submit(intent, book, w.params)
+            self.metrics.ack((self._perf() - w.started) * 1000, res.status is not OrderStatus.REJECTED)
+            outcomes.append((w, res.status, res.reason, res.code, list(res.fills), res.order_id))
+
+        fills: list[Fill] = []
+        with self.store.transaction():
+            for w, _status, _reason, _code, pfills, _oid in outcomes:
+                fills.extend(self._paper_fill(f, w.intent) for f in pfills)
+            if fills:
+                self.store.record_fills(fills)
+            for w, status, reason, _code, pfills, order_id in outcomes:
+                filled = sum((f.size for f in pfills), _ZERO)
+                self.store.update_order(
+                    w.intent.key,
+                    status,
+                    venue_order_id=order_id or None,
+                    error=reason if status is OrderStatus.REJECTED else None,
+                    filled_size=filled,
+                    detail=reason or f"paper: {status.value}",
+                )
+        for w, status, reason, code, pfills, order_id in outcomes:
+            for f in pfills:
+                self._apply_fill_to_risk(w.intent, f.side, f.size, f.price, f.fee, f.ts_ms)
+            if status.is_final or status is OrderStatus.REJECTED:
+                self.risk.on_order_closed(w.intent.key)
+            self.metrics.final(status, code)
+            filled = sum((f.size for f in pfills), _ZERO)
+            notional = sum((f.price * f.size for f in pfills), _ZERO)
+            self._finish(
+                w.intent.key,
+                status,
+                reason=reason,
+                code=code,
+                venue_order_id=order_id or None,
+                filled=filled,
+                avg_price=notional / filled if filled else None,
+                fees=sum((f.fee for f in pfills), _ZERO),
+                future=w.future,
+            )
+
+    def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
+        return Fill(
+            trade_id=f"paper:{f.trade_id}",
+            strategy=intent.strategy,
+            token_id=f.token_id,
+            side=f.side,
+            price=f.price,
+            size=f.size,
+            dry_run=True,
+            ts=f.ts_ms,
+            condition_id=intent.condition_id,
+            fee=f.fee,
+            order_key=intent.key,
+            venue_order_id=f.order_id,
+            liquidity=f.liquidity,
+            market=str(intent.meta.get("market", "")),
+            outcome=str(intent.meta.get("outcome", "")),
+        )
+
+    def _apply_fill_to_risk(
+        self, intent: OrderIntent, side: Side, size: Decimal, price: Decimal, fee: Decimal, ts_ms: int
+    ) -> None:
+        self.risk.on_fill(
+            token_id=intent.token_id,
+            condition_id=intent.condition_id,
+            side=side,
+            size=size,
+            price=price,
+            fee=fee,
+            order_key=intent.key,
+            ts_ms=ts_ms,
+        )
+
+    async def on_book(self, book: OrderBook) -> int:
+        """Dry-run: a newer book may cross resting paper orders. Returns how many fills it made."""
+        if self.paper is None:
+            return 0
+        pfills = self.paper.on_book(book)
+        if not pfills:
+            return 0
+        orders = {f.intent_key: self.store.get_order(f.intent_key) for f in pfills}
+        fills: list[Fill] = []
+        with self.store.transaction():
+            for f in pfills:
+                rec = orders[f.intent_key]
+                if rec is None:
+                    continue
+                fills.append(self._paper_fill(f, _intent_of(rec)))
+            self.store.record_fills(fills)
+            for key, rec in orders.items():
+                if rec is None:
+                    continue
+                left = min(f.remaining for f in pfills if f.intent_key == key)
+                filled = rec.size - left
+                status = OrderStatus.FILLED if left == 0 else OrderStatus.PARTIALLY_FILLED
+                self.store.update_order(key, status, filled_size=filled, detail="paper: book crossed")
+        for f in pfills:
+            rec = orders[f.intent_key]
+            if rec is not None:
+                self._apply_fill_to_risk(_intent_of(rec), f.side, f.size, f.price, f.fee, f.ts_ms)
+                if f.remaining == 0:
+                    self.risk.on_order_closed(f.intent_key)
+        self._save_risk_state()
+        return len(fills)
+
+    # ------------------------------------------------------------------------------------- live
+
+    async def _execute_live(self, w: _Work) -> None:
+        assert self.trading is not None
+        assert w.signed is not None
+        intent, signed = w.intent, w.signed
+        await self.budget.acquire()
+        if self.lock_lost():
+            self._settle(w, OrderStatus.REJECTED, reason="lost the wallet lock: not sent", code="lock_lost")
+            return
+        try:
+            ack = await self.trading.post_order(signed, intent.order_type, post_only=intent.post_only)
+        except OrderStateUnknownError as e:
+            self.metrics.ack((self._perf() - w.started) * 1000, False)
+            self._settle(w, OrderStatus.UNKNOWN, reason=e.message, code="unknown", submitted=True)
+            return
+        except VenueError as e:  # 429, 425, auth: the venue did not take it
+            self.metrics.ack((self._perf() - w.started) * 1000, False)
+            self._settle(w, OrderStatus.REJECTED, reason=e.message, code=f"venue_{e.status or 'error'}", submitted=True)
+            return
+        self.metrics.ack((self._perf() - w.started) * 1000, ack.accepted)
+        if not ack.accepted:
+            self._settle(w, OrderStatus.REJECTED, reason=ack.error, code="venue_rejected", submitted=True)
+            return
+        filled = _filled_shares(intent, ack.making_amount, ack.taking_amount)
+        status = _status_after_ack(intent, ack.status, filled)
+        fills: list[Fill] = []
+        if filled > 0:
+            fills = await self._venue_fills(intent, signed.order_hash)
+        self._settle(w, status, submitted=True, filled=filled, fills=fills, venue_order_id=signed.order_hash)
+
+    def _settle(
+        self,
+        w: _Work,
+        status: OrderStatus,
+        *,
+        reason: str | None = None,
+        code: str | None = None,
+        submitted: bool = False,
+        filled: Decimal = _ZERO,
+        fills: list[Fill] | None = None,
+        venue_order_id: str | None = None,
+    ) -> None:
+        intent = w.intent
+        fills = fills or []
+        with self.store.transaction():
+            if submitted:
+                self.store.update_order(intent.key, OrderStatus.SUBMITTED, detail="POST /order sent")
+            if fills:
+                self.store.record_fills(fills)
+            self.store.update_order(
+                intent.key,
+                status,
+                venue_order_id=venue_order_id,
+                error=reason if status in (OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None,
+                filled_size=filled,
+                detail=reason or "",
+            )
+        for f in fills:
+            self._apply_fill_to_risk(intent, f.side, f.size, f.price, f.fee, f.ts)
+        if status.is_final:
+            self.risk.on_order_closed(intent.key)
+        elif filled:
+            self.risk.on_order_update(intent.key, filled)
+        self.metrics.final(status, code)
+        notional = sum((f.price * f.size for f in fills), _ZERO)
+        got = sum((f.size for f in fills), _ZERO)
+        self._finish(
+            intent.key,
+            status,
+            reason=reason,
+            code=code,
+            venue_order_id=venue_order_id,
+            filled=filled,
+            avg_price=notional / got if got else None,
+            fees=sum((f.fee for f in fills), _ZERO),
+            future=w.future,
+        )
+
+    async def _venue_fills(self, intent: OrderIntent, order_hash: str) -> list[Fill]:
+        """Our fills of one order, from the venue's trade history (as taker or as maker)."""
+        assert self.trading is not None
+        try:
+            trades = await self.trading.trades(market=intent.condition_id or None, token_id=intent.token_id)
+        except VenueError as e:
+            log.warning("order %s matched but its trades could not be read yet: %s", intent.key, e.message)
+            return []
+        out: list[Fill] = []
+        for t in trades:
+            if t.taker_order_id != order_hash and order_hash not in t.maker_order_ids:
+                continue
+            taker = t.taker_order_id == order_hash
+            params = self.params.cached(intent.token_id)
+            fee = params.fees.fee(t.size, t.price) if params is not None and taker else _ZERO
+            out.append(
+                Fill(
+                    trade_id=t.trade_id,
+                    strategy=intent.strategy,
+                    token_id=t.token_id or intent.token_id,
+                    side=intent.side,
+                    price=t.price,
+                    size=t.size,
+                    dry_run=False,
+                    ts=t.match_ms or self._now_ms(),
+                    condition_id=intent.condition_id,
+                    fee=fee,
+                    order_key=intent.key,
+                    venue_order_id=order_hash,
+                    liquidity="taker" if taker else "maker",
+                    market=str(intent.meta.get("market", "")),
+                    outcome=str(intent.meta.get("outcome", "")),
+                )
+            )
+        return out
+
+    # ------------------------------------------------------------------------------- reconcile
+
+    async def reconcile(self) -> dict[str, int]:
+        """Settle every non-final order of this mode left by an earlier run (or marked unknown).
+
+        Live: asked of the venue by order hash; an order the venue does not know and that has no trades
+        was never placed, and is rejected (never re-sent). Dry-run: the paper book does not survive a
+        restart, so resting paper orders are cancelled and unsent ones rejected."""
+        report: dict[str, int] = {}
+        open_orders = [
+            o for o in self.store.list_orders(statuses=NON_FINAL) if o.dry_run == self.dry_run
+        ]
+        for rec in open_orders:
+            if rec.key in self._inflight:
+                continue  # being sent by this process right now
+            status = await (self._reconcile_paper(rec) if self.dry_run else self._reconcile_live(rec))
+            report[status.value] = report.get(status.value, 0) + 1
+        return report
+
+    async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
+        if rec.status is OrderStatus.PENDING:
+            status, why = OrderStatus.REJECTED, "stopped before execution: not executed"
+        else:
+            status, why = OrderStatus.CANCELLED, "paper orders do not survive a restart"
+        self.store.update_order(rec.key, status, error=why if status is OrderStatus.REJECTED else None, detail=why)
+        return status
+
+    async def _reconcile_live(self, rec: OrderRecord) -> OrderStatus:
+        assert self.trading is not None
+        intent = _intent_of(rec)
+        if not rec.venue_order_id:
+            self.store.update_order(rec.key, OrderStatus.REJECTED, error="never signed", detail="reconcile")
+            return OrderStatus.REJECTED
+        venue = await self.trading.order(rec.venue_order_id)
+        fills = await self._venue_fills(intent, rec.venue_order_id)
+        got = sum((f.size for f in fills), _ZERO)
+        if venue is not None:
+            matched = max(venue.size_matched, got)
+            status = _status_of_open_order(venue.status, matched, rec.size)
+        elif got > 0:
+            matched, status = got, (OrderStatus.FILLED if got >= rec.size else OrderStatus.PARTIALLY_FILLED)
+            if rec.order_type in (OrderType.FOK, OrderType.FAK):
+                status = OrderStatus.FILLED if got >= rec.size else OrderStatus.CANCELLED
+        else:
+            matched, status = _ZERO, OrderStatus.REJECTED
+        why = "reconcile: not found at the venue, never placed" if status is OrderStatus.REJECTED else "reconcile"
+        with self.store.transaction():
+            if fills:
+                self.store.record_fills(fills)
+            self.store.update_order(
+                rec.key, status, filled_size=matched, error=why if status is OrderStatus.REJECTED else None, detail=why
+            )
+        for f in fills:
+            self._apply_fill_to_risk(intent, f.side, f.size, f.price, f.fee, f.ts)
+        if status.is_final:
+            self.risk.on_order_closed(rec.key)
+        else:
+            self.risk.restore_order(replace(rec, status=status, filled_size=matched))
+        return status
+
+    # ----------------------------------------------------------------------------------- cancel
+
+    async def cancel(self, key: str) -> OrderRecord:
+        rec = self.store.get_order(key)
+        if rec is None:
+            raise StoreError(f"no order with key {key!r}", hint="`pmbot trades` / the orders table list keys")
+        if rec.status.is_final:
+            return rec
+        if self.dry_run:
+            assert self.paper is not None
+            if rec.venue_order_id:
+                self.paper.cancel(rec.venue_order_id)
+        else:
+            assert self.trading is not None
+            if rec.venue_order_id:
+                res = await self.trading.cancel(rec.venue_order_id)
+                if rec.venue_order_id not in res.canceled:
+                    reason = res.not_canceled.get(rec.venue_order_id, "not cancelled")
+                    raise VenueError(f"venue did not cancel {key}: {reason}")
+        self.risk.on_order_closed(key)
+        self._save_risk_state()
+        return self.store.update_order(key, OrderStatus.CANCELLED, detail="cancelled by request")
+
+
+# ------------------------------------------------------------------------------------- helpers
+
+
+def _intent_of(rec: OrderRecord) -> OrderIntent:
+    meta = {k: str(v) for k, v in (rec.metadata or {}).items() if k != "signal_ms"}
+    return OrderIntent(
+        key=rec.key,
+        strategy=rec.strategy,
+        token_id=rec.token_id,
+        condition_id=rec.condition_id,
+        side=rec.side,
+        price=rec.price,
+        size=rec.size,
+        order_type=rec.order_type,
+        signal_ms=int((rec.metadata or {}).get("signal_ms", rec.created_at) or rec.created_at),
+        meta=meta,
+    )
+
+
+def _filled_shares(intent: OrderIntent, making: Decimal | None, taking: Decimal | None) -> Decimal:
+    """Shares matched at once, from the POST /order answer: a BUY receives shares (taking), a SELL
+    gives them (making)."""
+    amount = taking if intent.side is Side.BUY else making
+    return min(amount or _ZERO, intent.size)
+
+
+def _status_after_ack(intent: OrderIntent, venue_status: str, filled: Decimal) -> OrderStatus:
+    if venue_status == "delayed":
+        return OrderStatus.SUBMITTED  # taker delay window: the venue will decide; reconcile reads it
+    if venue_status == "unmatched":
+        return OrderStatus.CANCELLED
+    if filled >= intent.size:
+        return OrderStatus.FILLED
+    if intent.order_type in (OrderType.FOK, OrderType.FAK):
+        return OrderStatus.CANCELLED  # what did not match at once is cancelled (filled_size keeps the part)
+    return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.LIVE
+
+
+def _status_of_open_order(venue_status: str, matched: Decimal, size: Decimal) -> OrderStatus:
+    s = venue_status.upper()
+    if s == "LIVE":
+        return OrderStatus.PARTIALLY_FILLED if matched > 0 else OrderStatus.LIVE
+    if s == "MATCHED" or matched >= size:
+        return OrderStatus.FILLED
+    if s.startswith("CANCELED"):
+        return OrderStatus.CANCELLED
+    if s == "INVALID":
+        return OrderStatus.REJECTED
+    return OrderStatus.UNKNOWN
+

@@ -1,0 +1,161 @@
+"""Builds an Executor from settings: the one place that decides dry-run vs live parts."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from pmbot.config import Settings
+from pmbot.executor.books import VenueBooks
+from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget
+from pmbot.executor.engine import BookSource, Executor
+from pmbot.executor.lock import FileWalletLock, RedisWalletLock
+from pmbot.executor.paper import PaperExchange
+from pmbot.executor.risk import RiskGate
+from pmbot.polymarket.factory import Venue
+from pmbot.store.base import Store
+from pmbot.store.models import PositionState, Query
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
+
+log = logging.getLogger("pmbot.executor")
+
+INTENT_TTL_S = 7 * 86_400  # fleet idempotency keys outlive any retry of a signal
+
+
+class RedisFleetKeys:
+    """SET NX on `pmbot:intent:<key>`: the first process of the fleet to claim a key owns it."""
+
+    def __init__(self, client: aioredis.Redis) -> None:
+        self._client = client
+        self._warned = False
+
+    async def claim(self, key: str) -> bool:
+        try:
+            return bool(await self._client.set(f"pmbot:intent:{key}", "1", nx=True, ex=INTENT_TTL_S))
+        except Exception as e:
+            # The shared database's unique key still stops duplicates; Redis only makes it cheaper.
+            if not self._warned:
+                log.warning("fleet idempotency via Redis unavailable (%s); relying on the database", e)
+                self._warned = True
+            return True
+
+
+def paper_balance(store: Store, start: Decimal) -> tuple[Decimal, dict[str, Decimal]]:
+    """The paper wallet after what is already recorded: cash = start + realized − cost still held
+    (the ledger's identity), and the shares held per token."""
+    positions = store.list_positions(Query(dry_run=True))
+    realized = sum((p.realized_pnl for p in positions), Decimal(0))
+    held_cost = sum((p.cost for p in positions if p.state is PositionState.OPEN), Decimal(0))
+    shares: dict[str, Decimal] = {}
+    for p in positions:
+        if p.state is PositionState.OPEN and p.size > 0:
+            shares[p.token_id] = shares.get(p.token_id, Decimal(0)) + p.size
+    return max(Decimal(0), start + realized - held_cost), shares
+
+
+def _never() -> bool:
+    return False
+
+
+@dataclass
+class ExecutorHandle:
+    """An executor plus what must be released with it (locks, Redis connections)."""
+
+    executor: Executor
+    _cleanup: list[Callable[[], Any]] = field(default_factory=list)
+
+    async def close(self) -> None:
+        await self.executor.close()
+        for fn in reversed(self._cleanup):
+            res = fn()
+            if hasattr(res, "__await__"):
+                await res
+
+
+async def build_executor(
+    settings: Settings,
+    store: Store,
+    venue: Venue,
+    *,
+    dry_run: bool,
+    lock_dir: Path,
+    clock: Callable[[], float] = time.time,
+    books: BookSource | None = None,
+) -> ExecutorHandle:
+    cleanup: list[Callable[[], Any]] = []
+    redis_client: aioredis.Redis | None = None
+    if settings.redis_url:
+        import redis.asyncio as aioredis
+
+        redis_client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=0.5, socket_timeout=0.5)
+        cleanup.append(redis_client.aclose)
+
+    try:
+        return await _build(settings, store, venue, dry_run, lock_dir, clock, books, redis_client, cleanup)
+    except BaseException:
+        for fn in reversed(cleanup):
+            res = fn()
+            if hasattr(res, "__await__"):
+                await res
+        raise
+
+
+async def _build(
+    settings: Settings,
+    store: Store,
+    venue: Venue,
+    dry_run: bool,
+    lock_dir: Path,
+    clock: Callable[[], float],
+    books: BookSource | None,
+    redis_client: aioredis.Redis | None,
+    cleanup: list[Callable[[], Any]],
+) -> ExecutorHandle:
+    per_minute = settings.executor.orders_per_minute
+    risk = RiskGate(settings.risk, clock)
+    trading = None
+    paper = None
+    wallet = "paper"
+    lock_lost: Callable[[], bool] = _never
+    if dry_run:
+        balance, shares = paper_balance(store, settings.executor.dry_run_balance)
+        paper = PaperExchange(balance, fees=settings.executor.dry_run_fees, clock=clock, positions=shares)
+        books = books or VenueBooks(venue.clob)
+    else:
+        trading = await venue.trading()
+        wallet = trading.signer.maker
+        file_lock = FileWalletLock(lock_dir, wallet)
+        file_lock.acquire()
+        cleanup.append(file_lock.release)
+        if redis_client is not None:
+            lease = RedisWalletLock(redis_client, wallet)
+            await lease.acquire()
+            cleanup.append(lease.release)
+            lock_lost = lease.is_lost
+
+    budget: OrderBudget
+    if redis_client is not None:
+        budget = RedisBudget(redis_client, wallet, per_minute)
+    else:
+        budget = LocalBudget(per_minute, clock=time.monotonic)
+    executor = Executor(
+        store=store,
+        risk=risk,
+        budget=budget,
+        params=venue.params,
+        dry_run=dry_run,
+        paper=paper,
+        books=books,
+        trading=trading,
+        fleet=RedisFleetKeys(redis_client) if redis_client is not None else None,
+        clock=clock,
+    )
+    executor.lock_lost = lock_lost
+    return ExecutorHandle(executor, cleanup)

@@ -1,0 +1,510 @@
+"""The risk gate: every intent passes `RiskGate.check` before it is written ahead and sent.
+
+The gate keeps its own exact picture of what is at risk, updated by the executor through the `on_*`
+methods (never recomputed from floats or marks):
+
+- positions per token, average-cost on micro-units through `pmbot.store.ledger` (the store's own rules,
+  so the gate and the reports agree to the micro-unit);
+- open orders: a BUY reserves price × unfilled size (+ the fee allowance it was approved with); a SELL
+  reserves the shares it may sell;
+- today's realized PnL (UTC day) and the kill switch it trips.
+
+Exposure is cost basis, not mark-to-market: what we paid for what we hold plus what open BUYs may still
+spend. BUYs that would breach a cap are rejected, never resized. SELLs that reduce a position bypass the
+kill switch and the USDC caps: reducing risk must always be possible. Nothing here shorts: a SELL larger
+than the shares held (minus those already offered) is rejected.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import date
+from decimal import Decimal
+from enum import StrEnum
+from typing import Any
+
+from pmbot.config import RiskSettings
+from pmbot.errors import InputError
+from pmbot.executor.intents import OrderIntent, validate_intent
+from pmbot.money import fmt, from_micro, to_micro
+from pmbot.polymarket.models import FeeSchedule
+from pmbot.store import ledger
+from pmbot.store.models import OrderRecord, Position, PositionState, Side, TradeKind
+from pmbot.timeutil import Clock, ms_to_iso
+
+__all__ = ["Exposure", "Holding", "KillSwitch", "RiskCode", "RiskDecision", "RiskGate", "max_taker_fee"]
+
+_ZERO = Decimal(0)
+_DAY_S = 86_400
+STATE_VERSION = 1
+
+
+class RiskCode(StrEnum):
+    INVALID = "invalid"
+    DUPLICATE = "duplicate_key"
+    KILL_SWITCH = "kill_switch"
+    DAILY_LOSS = "daily_loss_limit"
+    ORDER_NOTIONAL = "max_order_notional"
+    OPEN_ORDERS = "max_open_orders"
+    MARKET = "max_position_per_market"
+    TOTAL = "max_total_exposure"
+    NO_POSITION = "no_position"
+
+
+@dataclass(frozen=True, slots=True)
+class RiskDecision:
+    ok: bool
+    reason: str | None = None  # one line for a person: "max_order_notional: order 60.00 USDC > limit 50.00"
+    code: str | None = None  # a RiskCode, for code and for grouping in reports
+
+
+APPROVED = RiskDecision(True)
+
+
+@dataclass(frozen=True, slots=True)
+class KillSwitch:
+    tripped: bool = False
+    tripped_at_ms: int | None = None
+    reason: str | None = None  # what tripped it, for people
+    cause: str | None = None  # RiskCode.DAILY_LOSS, or RiskCode.KILL_SWITCH for a manual/external trip
+
+
+@dataclass(frozen=True, slots=True)
+class Exposure:
+    """A snapshot for status tables and tests. USDC amounts are cost basis (fees included)."""
+
+    positions: Decimal  # cost basis of everything held
+    open_buys: Decimal  # what open BUYs may still spend
+    per_market: Mapping[str, Decimal]  # condition id -> positions + open buys in that market
+    open_orders: int
+    realized_today: Decimal
+    kill_switch: KillSwitch
+
+    @property
+    def total(self) -> Decimal:
+        return self.positions + self.open_buys
+
+
+@dataclass(frozen=True, slots=True)
+class Holding:
+    token_id: str
+    condition_id: str
+    size: Decimal  # shares
+    cost: Decimal  # cost basis, fees included
+
+
+@dataclass(slots=True)
+class _Open:
+    """An open order's reservation. `fee_paid` counts against the fee allowance it was approved with."""
+
+    key: str
+    token_id: str
+    condition_id: str
+    side: Side
+    price: Decimal
+    size: Decimal
+    fee_reserve: Decimal
+    filled: Decimal = _ZERO
+    fee_paid: Decimal = _ZERO
+
+    @property
+    def remaining(self) -> Decimal:
+        return max(self.size - self.filled, _ZERO)
+
+    @property
+    def reserved_usdc(self) -> Decimal:
+        if self.side is not Side.BUY:
+            return _ZERO
+        return self.price * self.remaining + max(self.fee_reserve - self.fee_paid, _ZERO)
+
+
+@dataclass(slots=True)
+class _Holding:
+    condition_id: str
+    book: ledger.Book = field(default_factory=ledger.Book)
+
+
+def max_taker_fee(size: Decimal, price: Decimal, fees: FeeSchedule | None) -> Decimal:
+    """The fee allowance for a BUY: its taker fee as if all of it filled at the limit price.
+
+    Per share a BUY costs p + rate·(p(1−p))^e, which rises with p for any rate < 1, so no fill at a better
+    price can cost more in total. (Each fill's fee is rounded to 5 dp on its own, so many tiny partial
+    fills can exceed this by up to 0.000005 each.)"""
+    return fees.fee(size, price) if fees is not None else _ZERO
+
+
+def _usdc(value: Decimal) -> str:
+    """2 places like a statement, more only when needed so that 50.004 never prints as 50.00."""
+    q = value.quantize(Decimal("0.01"))
+    return f"{q:f}" if q == value else f"{value.normalize():f}"
+
+
+def _short(ident: str) -> str:
+    return ident if len(ident) <= 14 else ident[:10] + "…"
+
+
+def _day_of(epoch_s: float) -> int:
+    return int(epoch_s // _DAY_S)
+
+
+class RiskGate:
+    """Exact, in-memory risk state plus the rules. Not thread-safe: the executor owns it on one task."""
+
+    def __init__(self, limits: RiskSettings, clock: Clock = time.time) -> None:
+        self.limits = limits
+        self._clock = clock
+        self._holdings: dict[str, _Holding] = {}  # token id -> position
+        self._open: dict[str, _Open] = {}  # intent key -> reservation
+        self._day = _day_of(clock())
+        self._realized_today = _ZERO
+        # Realized PnL at the last manual resume: after a resume the day gets a fresh daily_loss_limit from there.
+        self._loss_baseline = _ZERO
+        self._kill = KillSwitch()
+        self._kill_day: int | None = None
+
+    # ------------------------------------------------------------------------------------ the rules
+
+    def check(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO) -> RiskDecision:
+        """Would this intent keep every cap? `fee_reserve` is the BUY's fee allowance (see `max_taker_fee`)."""
+        self._roll_day()
+        try:
+            validate_intent(intent)
+        except InputError as e:
+            return _reject(RiskCode.INVALID, e.message)
+        if fee_reserve < 0:
+            return _reject(RiskCode.INVALID, f"fee_reserve must be >= 0, got {fee_reserve}")
+        if intent.key in self._open:
+            return _reject(RiskCode.DUPLICATE, f"order {intent.key} is already open")
+        if intent.side is Side.SELL:
+            return self._check_sell(intent)
+        return self._check_buy(intent, fee_reserve)
+
+    def reserve(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO) -> RiskDecision:
+        """`check`, and on approval `on_order_open`, in one step: nothing can slip in between.
+
+        The executor must not await between a check and its reservation, or two concurrent intents could
+        each pass against the same headroom; this is the form that cannot get that wrong."""
+        decision = self.check(intent, fee_reserve=fee_reserve)
+        if decision.ok:
+            self.on_order_open(intent, fee_reserve=fee_reserve)
+        return decision
+
+    def _check_open_orders(self) -> RiskDecision | None:
+        # Counts SELLs too: it bounds what rests on the venue, and a SELL can always get room by cancelling.
+        n, cap = len(self._open), self.limits.max_open_orders
+        if n >= cap:
+            return _reject(RiskCode.OPEN_ORDERS, f"{n} orders open, limit {cap}; cancel one first")
+        return None
+
+    def _check_sell(self, intent: OrderIntent) -> RiskDecision:
+        held = self._held(intent.token_id)
+        offered = sum(
+            (o.remaining for o in self._open.values() if o.side is Side.SELL and o.token_id == intent.token_id),
+            _ZERO,
+        )
+        available = held - offered
+        if intent.size > available:
+            return _reject(
+                RiskCode.NO_POSITION,
+                f"SELL {fmt(intent.size)} shares of {_short(intent.token_id)} > {fmt(available)} available"
+                f" (held {fmt(held)}, {fmt(offered)} in open sells); pmbot does not short",
+            )
+        return self._check_open_orders() or APPROVED
+
+    def _check_buy(self, intent: OrderIntent, fee_reserve: Decimal) -> RiskDecision:
+        lim = self.limits
+        self._maybe_trip()  # the limit may have been lowered since the last fill
+        if self._kill.tripped:
+            return _reject(RiskCode(self._kill.cause or RiskCode.KILL_SWITCH), self._kill_text())
+        notional = intent.notional
+        if notional > lim.max_order_notional:
+            return _reject(
+                RiskCode.ORDER_NOTIONAL, f"order {_usdc(notional)} USDC > limit {_usdc(lim.max_order_notional)}"
+            )
+        if (refused := self._check_open_orders()) is not None:
+            return refused
+        cost = notional + fee_reserve
+        held, open_buys = self._market_cost(intent.condition_id), self._market_open_buys(intent.condition_id)
+        after = held + open_buys + cost
+        if after > lim.max_position_per_market:
+            return _reject(
+                RiskCode.MARKET,
+                f"market {_short(intent.condition_id)} would reach {_usdc(after)} USDC (held {_usdc(held)}"
+                f" + open buys {_usdc(open_buys)} + order {_usdc(cost)}) > limit {_usdc(lim.max_position_per_market)}",
+            )
+        positions, all_buys = self._positions_cost(), self._open_buys()
+        total = positions + all_buys + cost
+        if total > lim.max_total_exposure:
+            return _reject(
+                RiskCode.TOTAL,
+                f"exposure would reach {_usdc(total)} USDC (positions {_usdc(positions)} + open buys"
+                f" {_usdc(all_buys)} + order {_usdc(cost)}) > limit {_usdc(lim.max_total_exposure)}",
+            )
+        return APPROVED
+
+    # ------------------------------------------------------------------- keeping the state exact
+
+    def on_order_open(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO, filled: Decimal = _ZERO) -> None:
+        """The executor accepted `intent` (after an ok `check`): reserve it. Idempotent per key.
+
+        Call it before sending (see `reserve`); `filled` is for restoring a partly filled order after a restart."""
+        if intent.key in self._open:
+            return
+        self._open[intent.key] = _Open(
+            key=intent.key,
+            token_id=intent.token_id,
+            condition_id=intent.condition_id,
+            side=intent.side,
+            price=intent.price,
+            size=intent.size,
+            fee_reserve=fee_reserve,
+            filled=filled,
+        )
+        self._drop_if_done(intent.key)
+
+    def restore_order(self, record: OrderRecord, *, fee_reserve: Decimal = _ZERO) -> None:
+        """Re-reserve an order the store lists as open (after a restart)."""
+        if record.status.is_final:
+            return
+        self._open.setdefault(
+            record.key,
+            _Open(
+                key=record.key,
+                token_id=record.token_id,
+                condition_id=record.condition_id,
+                side=record.side,
+                price=record.price,
+                size=record.size,
+                fee_reserve=fee_reserve,
+                filled=record.filled_size,
+            ),
+        )
+        self._drop_if_done(record.key)
+
+    def on_order_update(self, intent_key: str, filled_size: Decimal) -> None:
+        """The venue reports an order's cumulative filled size: shrink its reservation (never grows it back)."""
+        order = self._open.get(intent_key)
+        if order is not None:
+            order.filled = max(order.filled, filled_size)
+            self._drop_if_done(intent_key)
+
+    def on_order_closed(self, intent_key: str) -> None:
+        """Filled, cancelled, expired or rejected: release what is left of its reservation. Idempotent.
+
+        Its fills change positions only through `on_fill`, which carries the price and fee they need."""
+        self._open.pop(intent_key, None)
+
+    def on_fill(
+        self,
+        *,
+        token_id: str,
+        condition_id: str,
+        side: Side,
+        size: Decimal,
+        price: Decimal,
+        fee: Decimal = _ZERO,
+        order_key: str | None = None,
+        ts_ms: int | None = None,
+    ) -> Decimal:
+        """Apply one fill; returns its realized PnL. Trips the kill switch if this fill crosses the daily loss.
+
+        `order_key` moves the filled part out of that order's reservation into the position. A fill from an
+        earlier UTC day (`ts_ms`, e.g. found by reconciliation) updates the position but not today's PnL."""
+        self._roll_day()
+        holding = self._holdings.get(token_id)
+        if holding is None:
+            holding = self._holdings[token_id] = _Holding(condition_id)
+        _, realized_micro = ledger.apply(
+            holding.book, side, TradeKind.FILL, to_micro(price), to_micro(size), to_micro(fee)
+        )
+        order = self._open.get(order_key) if order_key is not None else None
+        if order is not None:
+            order.filled += size
+            order.fee_paid += fee
+            self._drop_if_done(order.key)
+        realized = from_micro(realized_micro)
+        self._add_realized(realized, ts_ms)
+        return realized
+
+    def on_resolution(self, token_id: str, payout: Decimal, *, ts_ms: int | None = None) -> Decimal:
+        """The market resolved: what is held of `token_id` is redeemed at `payout` (1 won, 0 lost)."""
+        self._roll_day()
+        holding = self._holdings.get(token_id)
+        if holding is None or holding.book.size == 0:
+            return _ZERO
+        _, realized_micro = ledger.apply(
+            holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
+        )
+        realized = from_micro(realized_micro)
+        self._add_realized(realized, ts_ms)
+        return realized
+
+    def load_positions(self, positions: Iterable[Position]) -> None:
+        """Replace the held positions with the store's (at start-up). Strategies holding one token add up."""
+        self._holdings.clear()
+        for p in positions:
+            if p.state is not PositionState.OPEN or p.size <= 0:
+                continue
+            holding = self._holdings.setdefault(p.token_id, _Holding(p.condition_id))
+            holding.book.size += to_micro(p.size)
+            holding.book.cost += to_micro(p.cost)
+
+    # ---------------------------------------------------------------------------- kill switch
+
+    @property
+    def kill_switch(self) -> KillSwitch:
+        self._roll_day()
+        return self._kill
+
+    def trip(self, reason: str, *, cause: RiskCode = RiskCode.KILL_SWITCH) -> None:
+        """Trip the kill switch by hand (or from another monitor). BUYs stay blocked until it resets."""
+        self._roll_day()
+        if not self._kill.tripped:
+            now = self._clock()
+            self._kill = KillSwitch(True, int(now * 1000), reason, cause.value)
+            self._kill_day = _day_of(now)
+
+    def resume(self) -> None:
+        """Manual reset. Today's loss so far is accepted: the next trip needs a further daily_loss_limit of loss."""
+        self._roll_day()
+        if self._kill.tripped:
+            self._kill = KillSwitch()
+            self._kill_day = None
+            self._loss_baseline = min(self._realized_today, _ZERO)
+
+    def export_state(self) -> dict[str, Any]:
+        """What must survive a restart, as JSON-ready values (Decimals as text). Positions come from the store."""
+        self._roll_day()
+        return {
+            "version": STATE_VERSION,
+            "day": date.fromordinal(_EPOCH_ORDINAL + self._day).isoformat(),
+            "realized_today": str(self._realized_today),
+            "loss_baseline": str(self._loss_baseline),
+            "tripped": self._kill.tripped,
+            "tripped_at_ms": self._kill.tripped_at_ms,
+            "reason": self._kill.reason,
+            "cause": self._kill.cause,
+        }
+
+    def import_state(self, state: Mapping[str, Any]) -> None:
+        """Restore `export_state()` output. A kill switch tripped before the restart stays tripped."""
+        if state.get("version") != STATE_VERSION:
+            raise InputError(f"unknown risk state version {state.get('version')!r}")
+        try:
+            day = date.fromisoformat(state["day"]).toordinal() - _EPOCH_ORDINAL
+            realized, baseline = Decimal(state["realized_today"]), Decimal(state["loss_baseline"])
+        except (KeyError, TypeError, ValueError, ArithmeticError) as e:
+            raise InputError(f"unreadable risk state: {e!r}") from None
+        self._day, self._realized_today, self._loss_baseline = day, realized, baseline
+        if state.get("tripped"):
+            at = state.get("tripped_at_ms")
+            cause = state.get("cause") or RiskCode.KILL_SWITCH.value
+            if cause not in set(RiskCode):
+                raise InputError(f"unknown kill switch cause {cause!r}")
+            self._kill = KillSwitch(True, at, state.get("reason"), cause)
+            self._kill_day = _day_of(at / 1000) if isinstance(at, int) else day
+        else:
+            self._kill, self._kill_day = KillSwitch(), None
+        self._roll_day()
+        self._maybe_trip()
+
+    # ------------------------------------------------------------------------------- reading
+
+    def exposure(self) -> Exposure:
+        self._roll_day()
+        markets: dict[str, Decimal] = {}
+        for h in self._holdings.values():
+            markets[h.condition_id] = markets.get(h.condition_id, _ZERO) + from_micro(h.book.cost)
+        for o in self._open.values():
+            if o.side is Side.BUY:
+                markets[o.condition_id] = markets.get(o.condition_id, _ZERO) + o.reserved_usdc
+        return Exposure(
+            positions=self._positions_cost(),
+            open_buys=self._open_buys(),
+            per_market={k: v for k, v in markets.items() if v},
+            open_orders=len(self._open),
+            realized_today=self._realized_today,
+            kill_switch=self._kill,
+        )
+
+    def held(self, token_id: str) -> Decimal:
+        return self._held(token_id)
+
+    def holdings(self) -> list[Holding]:
+        """Every token held, for status tables and for cross-checking against the store."""
+        return [
+            Holding(token, h.condition_id, from_micro(h.book.size), from_micro(h.book.cost))
+            for token, h in sorted(self._holdings.items())
+            if h.book.size or h.book.cost
+        ]
+
+    def open_keys(self) -> frozenset[str]:
+        return frozenset(self._open)
+
+    # ------------------------------------------------------------------------------- internals
+
+    def _held(self, token_id: str) -> Decimal:
+        h = self._holdings.get(token_id)
+        return from_micro(h.book.size) if h is not None else _ZERO
+
+    def _positions_cost(self) -> Decimal:
+        return from_micro(sum(h.book.cost for h in self._holdings.values()))
+
+    def _market_cost(self, condition_id: str) -> Decimal:
+        return from_micro(sum(h.book.cost for h in self._holdings.values() if h.condition_id == condition_id))
+
+    def _open_buys(self) -> Decimal:
+        return sum((o.reserved_usdc for o in self._open.values()), _ZERO)
+
+    def _market_open_buys(self, condition_id: str) -> Decimal:
+        return sum((o.reserved_usdc for o in self._open.values() if o.condition_id == condition_id), _ZERO)
+
+    def _drop_if_done(self, key: str) -> None:
+        # A fully filled order holds nothing back and must not count against max_open_orders.
+        order = self._open.get(key)
+        if order is not None and order.remaining == 0:
+            del self._open[key]
+
+    def _add_realized(self, realized: Decimal, ts_ms: int | None) -> None:
+        if ts_ms is not None and _day_of(ts_ms / 1000) < self._day:
+            return
+        self._realized_today += realized
+        self._maybe_trip()
+
+    def _maybe_trip(self) -> None:
+        limit = self.limits.daily_loss_limit
+        since_resume = self._realized_today - self._loss_baseline
+        if self._kill.tripped or since_resume > -limit:
+            return
+        detail = f" ({_usdc(since_resume)} since the last resume)" if self._loss_baseline else ""
+        self.trip(
+            f"realized today {_usdc(self._realized_today)} USDC{detail} <= -{_usdc(limit)}", cause=RiskCode.DAILY_LOSS
+        )
+
+    def _roll_day(self) -> None:
+        today = _day_of(self._clock())
+        if today <= self._day:
+            return
+        self._day, self._realized_today, self._loss_baseline = today, _ZERO, _ZERO
+        if (
+            self._kill.tripped
+            and self.limits.kill_switch_reset == "next_day"
+            and self._kill_day is not None
+            and self._kill_day < today
+        ):
+            self._kill, self._kill_day = KillSwitch(), None
+
+    def _kill_text(self) -> str:
+        k = self._kill
+        when = f" at {ms_to_iso(k.tripped_at_ms)}" if k.tripped_at_ms is not None else ""
+        until = "the next UTC day" if self.limits.kill_switch_reset == "next_day" else "a manual resume"
+        return f"{k.reason}; kill switch tripped{when}, BUYs blocked until {until} (SELLs that reduce still allowed)"
+
+
+_EPOCH_ORDINAL = date(1970, 1, 1).toordinal()  # UTC day numbers (epoch_s // 86400) <-> calendar dates
+
+
+def _reject(code: RiskCode, detail: str) -> RiskDecision:
+    return RiskDecision(False, f"{code.value}: {detail}", code.value)
