@@ -189,6 +189,8 @@ class Executor:
             await asyncio.sleep(0)
             if self._tasks:
                 await asyncio.gather(*list(self._tasks), return_exceptions=True)
+        if self.paper is not None:
+            self._cancel_paper_book("paper orders end with the process")
         self._save_risk_state(force=True)
         snapshot = self.metrics.snapshot()
         try:
@@ -199,6 +201,19 @@ class Executor:
             self.store.log_execution(entry)
         except StoreError as e:
             log.warning("could not store executor metrics: %s", e.message)
+
+    def _cancel_paper_book(self, why: str) -> None:
+        """The paper book lives in memory: its resting orders cannot outlive this executor."""
+        assert self.paper is not None
+        resting = self.paper.open_orders()
+        if not resting:
+            return
+        with self.store.transaction():
+            for o in resting:
+                self.paper.cancel(o.order_id)
+                self.store.update_order(o.intent_key, OrderStatus.CANCELLED, filled_size=o.filled, detail=why)
+        for o in resting:
+            self.risk.on_order_closed(o.intent_key)
 
     async def __aenter__(self) -> Executor:
         await self.start()

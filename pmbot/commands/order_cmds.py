@@ -1,0 +1,171 @@
+"""`pmbot order`, `pmbot cancel`, `pmbot resume`, `pmbot status`: the operator's hands on the executor."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from pmbot import render
+from pmbot.app import App
+from pmbot.errors import ConfigError
+from pmbot.money import fmt
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+LiveOpt = Annotated[bool, typer.Option("--live", help="Send to Polymarket for real (default: dry-run paper fill).")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation of a live order.")]
+
+
+def order(
+    ctx: typer.Context,
+    side: Annotated[str, typer.Argument(help="buy or sell")],
+    token_id: Annotated[str, typer.Argument(help="Outcome token id (from `pmbot markets`).")],
+    price: Annotated[str, typer.Option("--price", "-p", help="Limit price (FOK/FAK: worst acceptable price).")],
+    size: Annotated[str, typer.Option("--size", "-s", help="Shares (minimum 5).")],
+    order_type: Annotated[str, typer.Option("--type", "-t", help="GTC (rests), FOK (all or nothing), FAK.")] = "GTC",
+    key: Annotated[str | None, typer.Option("--key", help="Idempotency key: the same key is never sent twice.")] = None,
+    live: LiveOpt = False,
+    yes: YesOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Place one order through the executor (risk-checked, idempotent, recorded). Dry-run unless --live."""
+    from pmbot.ops import place_order, ticket
+
+    app: App = ctx.obj
+    t = ticket(token_id, side, price, size, order_type, key)  # bad input: fail before anything else
+    if live:
+        settings = app.settings
+        if settings.private_key is None:
+            raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+        if not yes:
+            from pmbot.polymarket.signing import OrderSigner
+
+            wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
+            prompt = (
+                f"LIVE {t.side.value} {fmt(t.size)} shares of {render.short(t.token_id, 20)} at {render.price(t.price)}"
+                f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC) from {wallet} on {settings.clob_url}?"
+            )
+            typer.confirm(prompt, abort=True, err=True)
+    result = asyncio.run(place_order(app, t, dry_run=not live))
+    view = {
+        "key": result.key,
+        "mode": "dry-run" if result.dry_run else "live",
+        "status": result.status.value,
+        "duplicate": result.duplicate,
+        "filled": result.filled_size,
+        "avg_price": result.avg_price,
+        "fees": result.fees,
+        "venue_order_id": result.venue_order_id,
+        "reason": result.reason,
+    }
+    if as_json:
+        render.print_json(view)
+        return
+    out = render.stdout()
+    line = render.mode(result.dry_run)
+    line.append(f"  {result.status.value}", style="bold red" if result.status.value == "rejected" else "bold")
+    if result.duplicate:
+        line.append("  (already known: not sent again)", style="yellow")
+    out.print(line)
+    if result.filled_size:
+        out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
+    if result.reason:
+        out.print(f"reason: {result.reason}")
+    out.print(f"[dim]key {result.key}[/dim]")
+
+
+def cancel(
+    ctx: typer.Context,
+    key: Annotated[str, typer.Argument(help="The order's key (see `pmbot status`).")],
+    yes: YesOpt = False,
+) -> None:
+    """Cancel one open order (dry-run or live, whichever it is)."""
+    from pmbot.ops import cancel_order
+
+    app: App = ctx.obj
+    rec = app.store.get_order(key) if app.database_exists() else None
+    if rec is not None and not rec.dry_run and not rec.status.is_final and not yes:
+        typer.confirm(f"Cancel LIVE order {key}?", abort=True, err=True)
+    done = asyncio.run(cancel_order(app, key))
+    render.stdout().print(f"{done.key}: {done.status.value}")
+
+
+def resume(
+    ctx: typer.Context,
+    mode: Annotated[
+        str, typer.Option("--mode", help="Which kill switch: dry-run, live or both.", case_sensitive=False)
+    ] = "both",
+) -> None:
+    """Reset the kill switch after a daily-loss stop, so that buying can start again."""
+    from pmbot.errors import InputError
+    from pmbot.ops import resume as do_resume
+
+    wanted = {"dry-run": [True], "live": [False], "both": [True, False]}.get(mode.lower())
+    if wanted is None:
+        raise InputError(f"--mode must be dry-run, live or both, not {mode!r}")
+    for r in do_resume(ctx.obj, wanted):
+        if r["was_tripped"]:
+            render.stdout().print(f"{r['mode']}: kill switch reset (was tripped: {r['reason']})")
+        else:
+            render.stdout().print(f"{r['mode']}: not tripped")
+
+
+def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+    """Kill switches, open orders and the executor's last-run metrics, per mode."""
+    from pmbot.ops import status as get_status
+
+    view = get_status(ctx.obj)
+    if as_json:
+        render.print_json(view)
+        return
+    out = render.stdout()
+    if not view["modes"]:
+        out.print("No database yet: nothing has run.", style="dim")
+        return
+    for m in view["modes"]:
+        ks = m["kill_switch"]
+        head = render.mode(m["mode"] == "dry-run")
+        head.append("  kill switch: ")
+        head.append("TRIPPED" if ks["tripped"] else "ok", style="bold red" if ks["tripped"] else "green")
+        if ks["tripped"]:
+            head.append(f" ({ks['reason']}; `pmbot resume` resets it)")
+        out.print(head)
+        _print_metrics(m["last_run"])
+        if m["open_orders"]:
+            table = Table(show_edge=False)
+            for col in ("Key", "Strategy", "Status", "Side", "Price", "Size", "Filled", "Token"):
+                table.add_column(col)
+            for o in m["open_orders"]:
+                table.add_row(
+                    o["key"],
+                    o["strategy"],
+                    o["status"],
+                    o["side"],
+                    render.price(o["price"]),
+                    fmt(o["size"]),
+                    fmt(o["filled"]),
+                    render.short(o["token_id"]),
+                )
+            out.print(table)
+
+
+def _print_metrics(metrics: dict[str, Any] | None) -> None:
+    if not metrics:
+        return
+    ack = metrics.get("ack_ms") or {}
+    rate = metrics.get("success_rate")
+    render.stdout().print(
+        f"  last run: {metrics.get('intents', 0)} intents, {metrics.get('duplicates', 0)} duplicates, "
+        f"statuses {metrics.get('statuses', {})}, rejects {metrics.get('rejects', {})}, "
+        f"ack p50/p95/p99 {ack.get('p50')}/{ack.get('p95')}/{ack.get('p99')} ms"
+        + (f", success {rate:.0%}" if rate is not None else "")
+    )
+
+
+def register(app: typer.Typer) -> None:
+    app.command("order")(order)
+    app.command("cancel")(cancel)
+    app.command("resume")(resume)
+    app.command("status")(status)
