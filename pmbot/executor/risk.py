@@ -372,7 +372,7 @@ class RiskGate:
         if self._kill.tripped:
             self._kill = KillSwitch()
             self._kill_day = None
-            self._loss_baseline = min(self._realized_today, _ZERO)
+            self._loss_baseline = self._realized_today  # a further full limit of loss from here trips it again
 
     def export_state(self) -> dict[str, Any]:
         """What must survive a restart, as JSON-ready values (Decimals as text). Positions come from the store."""
