@@ -7,6 +7,8 @@ write-ahead and dry-run unless asked otherwise, exactly like a strategy's.
 from __future__ import annotations
 
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -14,11 +16,12 @@ from typing import Any
 from pmbot.app import App
 from pmbot.config import default_data_dir
 from pmbot.errors import InputError
-from pmbot.executor.engine import NON_FINAL, SubmitResult
+from pmbot.executor.engine import NON_FINAL, Executor, SubmitResult
 from pmbot.executor.factory import build_executor
 from pmbot.executor.intents import OrderIntent, intent_key
 from pmbot.executor.risk import RiskGate
 from pmbot.lookup import check_token_id
+from pmbot.polymarket.factory import Venue
 from pmbot.store.models import OrderRecord, OrderType, Side
 
 MANUAL = "manual"
@@ -63,8 +66,20 @@ def ticket(token_id: str, side: str, price: str, size: str, order_type: str, key
     return OrderTicket(check_token_id(token_id), side_, p, s, type_, key)
 
 
+@asynccontextmanager
+async def _executor(app: App, venue: Venue, *, dry_run: bool) -> AsyncIterator[Executor]:
+    """A started executor for one command; closed (state and metrics stored) on the way out."""
+    handle = await build_executor(
+        app.settings, app.store, venue, dry_run=dry_run, lock_dir=default_data_dir() / "locks", clock=app.clock
+    )
+    try:
+        await handle.executor.start()
+        yield handle.executor
+    finally:
+        await handle.close()
+
+
 async def place_order(app: App, t: OrderTicket, *, dry_run: bool) -> SubmitResult:
-    settings = app.settings
     async with app.venue() as venue:
         book = await venue.clob.book(t.token_id)  # also proves the token exists before anything is stored
         now_ms = int(app.clock() * 1000)
@@ -82,14 +97,8 @@ async def place_order(app: App, t: OrderTicket, *, dry_run: bool) -> SubmitResul
             signal_ms=now_ms,
             meta={"source": "pmbot order"},
         )
-        handle = await build_executor(
-            settings, app.store, venue, dry_run=dry_run, lock_dir=default_data_dir() / "locks", clock=app.clock
-        )
-        try:
-            await handle.executor.start()
-            result = await handle.executor.submit(intent)
-        finally:
-            await handle.close()
+        async with _executor(app, venue, dry_run=dry_run) as executor:
+            result = await executor.submit(intent)
     final = app.store.get_order(result.key)
     if final is not None and final.status is not result.status and not result.duplicate:
         # a resting paper order cannot outlive this command: say what became of it
@@ -102,15 +111,8 @@ async def cancel_order(app: App, key: str) -> OrderRecord:
     rec = app.store.get_order(key)
     if rec is None:
         raise InputError(f"no order with key {key!r}", hint="`pmbot status --json` lists open orders and their keys")
-    async with app.venue() as venue:
-        handle = await build_executor(
-            app.settings, app.store, venue, dry_run=rec.dry_run, lock_dir=default_data_dir() / "locks", clock=app.clock
-        )
-        try:
-            await handle.executor.start()
-            return await handle.executor.cancel(key)
-        finally:
-            await handle.close()
+    async with app.venue() as venue, _executor(app, venue, dry_run=rec.dry_run) as executor:
+        return await executor.cancel(key)
 
 
 def resume(app: App, modes: list[bool]) -> list[dict[str, Any]]:

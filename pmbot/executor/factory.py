@@ -73,10 +73,14 @@ class ExecutorHandle:
 
     async def close(self) -> None:
         await self.executor.close()
-        for fn in reversed(self._cleanup):
-            res = fn()
-            if hasattr(res, "__await__"):
-                await res
+        await _run_cleanup(self._cleanup)
+
+
+async def _run_cleanup(cleanup: list[Callable[[], Any]]) -> None:
+    for fn in reversed(cleanup):
+        res = fn()
+        if hasattr(res, "__await__"):
+            await res
 
 
 async def build_executor(
@@ -100,10 +104,7 @@ async def build_executor(
     try:
         return await _build(settings, store, venue, dry_run, lock_dir, clock, books, redis_client, cleanup)
     except BaseException:
-        for fn in reversed(cleanup):
-            res = fn()
-            if hasattr(res, "__await__"):
-                await res
+        await _run_cleanup(cleanup)
         raise
 
 
