@@ -45,7 +45,7 @@ class Rig:
 
     def __init__(self, sim: SimServer, tmp: Path, settings: Settings) -> None:
         self.sim, self.tmp, self.settings = sim, tmp, settings
-        self.store: Store = open_store(settings.database_url)
+        self.store: Store = open_store(settings.database_url, clock=sim.now)  # one clock for records and executor
         self.venue: Venue = build_venue(settings, clock=sim.now, retry=FAST, timeout=2.0)
         self.handles: list[ExecutorHandle] = []
 
@@ -248,6 +248,9 @@ async def test_lost_answers_are_unknown_then_reconciled_without_resending(rig: R
     failed = await h.executor.submit(intent(rig.sim, 2, price="0.02"))
     assert failed.status is OrderStatus.UNKNOWN
     rig.sim.clear_faults()
+    # right away, "not at the venue" could still be a request in its pipeline: stay unknown
+    assert await h.executor.reconcile() == {"live": 1, "unknown": 1}
+    rig.sim.advance(h.executor.unknown_grace_s + 1)
     report = await h.executor.reconcile()
     assert report == {"live": 1, "rejected": 1}
     got = rig.store.get_order(placed.key)

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from pmbot.errors import (
     OrderStateUnknownError,
     PmbotError,
+    RateLimitedError,
     StoreError,
     VenueError,
 )
@@ -131,6 +132,7 @@ class Executor:
         clock: Callable[[], float] = time.time,
         perf: Callable[[], float] = time.perf_counter,
         strategy_meta: dict[str, Any] | None = None,
+        unknown_grace_s: float = 5.0,
     ) -> None:
         if dry_run and (paper is None or books is None):
             raise ValueError("a dry-run executor needs a paper exchange and a book source")
@@ -158,6 +160,9 @@ class Executor:
         self._closing = False
         self._started = False
         self.lock_lost: Callable[[], bool] = lambda: False  # live: set by the wallet lock
+        # An order whose POST got no answer is "not placed" only if the venue still does not know it after
+        # this long: the venue may process a request the client already gave up on.
+        self.unknown_grace_s = unknown_grace_s
 
     @property
     def mode(self) -> str:
@@ -214,6 +219,7 @@ class Executor:
                 self.store.update_order(o.intent_key, OrderStatus.CANCELLED, filled_size=o.filled, detail=why)
         for o in resting:
             self.risk.on_order_closed(o.intent_key)
+            self._recent.pop(o.intent_key, None)
 
     async def __aenter__(self) -> Executor:
         await self.start()
@@ -283,11 +289,17 @@ class Executor:
             if self.dry_run:
                 await self._execute_paper(accepted)
             else:
-                await asyncio.gather(*(self._execute_live(w) for w in accepted))
+                # Each order settles on its own: one failure must not fail orders already sent.
+                outcomes = await asyncio.gather(*(self._execute_live(w) for w in accepted), return_exceptions=True)
+                for w, outcome in zip(accepted, outcomes, strict=True):
+                    if isinstance(outcome, BaseException) and not w.future.done():
+                        # Stored (pending/submitted) and maybe sent: keep its reservation; reconcile settles it.
+                        log.error("order %s: %s", w.intent.key, outcome, exc_info=outcome)
+                        self._inflight.pop(w.intent.key, None)
+                        w.future.set_exception(outcome if isinstance(outcome, Exception) else PmbotError("stopped"))
         except BaseException as e:  # never leave a caller waiting forever
             for w in batch:
                 if not w.future.done():
-                    self.risk.on_order_closed(w.intent.key)
                     self._inflight.pop(w.intent.key, None)
                     w.future.set_exception(e if isinstance(e, Exception) else PmbotError("executor stopped"))
             if not isinstance(e, Exception):
@@ -454,7 +466,11 @@ class Executor:
         for w in batch:
             intent = w.intent
             assert w.params is not None
-            await self.budget.acquire()
+            try:
+                await self.budget.acquire()
+            except RateLimitedError as e:
+                outcomes.append((w, OrderStatus.REJECTED, f"{e.message}: not executed", "budget", [], ""))
+                continue
             try:
                 book = await self.books.book(intent.token_id)
             except VenueError as e:
@@ -558,6 +574,7 @@ class Executor:
                 self.store.update_order(key, status, filled_size=filled, detail="paper: book crossed")
         for f in pfills:
             rec = orders[f.intent_key]
+            self._recent.pop(f.intent_key, None)
             if rec is not None:
                 self._apply_fill_to_risk(_intent_of(rec), f.side, f.size, f.price, f.fee, f.ts_ms)
                 if f.remaining == 0:
@@ -571,7 +588,11 @@ class Executor:
         assert self.trading is not None
         assert w.signed is not None
         intent, signed = w.intent, w.signed
-        await self.budget.acquire()
+        try:
+            await self.budget.acquire()
+        except RateLimitedError as e:  # nothing was sent
+            self._settle(w, OrderStatus.REJECTED, reason=f"{e.message}: not sent", code="budget")
+            return
         if self.lock_lost():
             self._settle(w, OrderStatus.REJECTED, reason="lost the wallet lock: not sent", code="lock_lost")
             return
@@ -585,6 +606,11 @@ class Executor:
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             self._settle(w, OrderStatus.REJECTED, reason=e.message, code=f"venue_{e.status or 'error'}", submitted=True)
             return
+        except Exception as e:  # a bug after the request may have left: only reconcile can tell
+            log.exception("order %s: unexpected error while sending", intent.key)
+            why = f"unexpected error while sending: {e}"
+            self._settle(w, OrderStatus.UNKNOWN, reason=why, code="unknown", submitted=True)
+            return
         self.metrics.ack((self._perf() - w.started) * 1000, ack.accepted)
         if not ack.accepted:
             self._settle(w, OrderStatus.REJECTED, reason=ack.error, code="venue_rejected", submitted=True)
@@ -593,7 +619,24 @@ class Executor:
         status = _status_after_ack(intent, ack.status, filled)
         fills: list[Fill] = []
         if filled > 0:
-            fills = await self._venue_fills(intent, signed.order_hash)
+            found = await self._venue_fills(intent, signed.order_hash)
+            got = sum((f.size for f in found or ()), _ZERO)
+            if found is None or got < filled:
+                # Matched, but the trade history does not show it (yet): record what is known and leave the
+                # order unknown, so reconcile() records the rest. A final status here would lose the fills.
+                self._settle(
+                    w,
+                    OrderStatus.UNKNOWN,
+                    reason="matched; trades not read yet",
+                    code="unknown",
+                    submitted=True,
+                    filled=got,
+                    fills=found or [],
+                    venue_order_id=signed.order_hash,
+                )
+                return
+            fills, filled = found, got  # a FOK BUY at a better price gets more shares than asked
+            status = _status_after_ack(intent, ack.status, filled)
         self._settle(w, status, submitted=True, filled=filled, fills=fills, venue_order_id=signed.order_hash)
 
     def _settle(
@@ -644,14 +687,15 @@ class Executor:
             future=w.future,
         )
 
-    async def _venue_fills(self, intent: OrderIntent, order_hash: str) -> list[Fill]:
-        """Our fills of one order, from the venue's trade history (as taker or as maker)."""
+    async def _venue_fills(self, intent: OrderIntent, order_hash: str) -> list[Fill] | None:
+        """Our fills of one order, from the venue's trade history (as taker or as maker); None when the
+        history could not be read (which is not the same as "no fills")."""
         assert self.trading is not None
         try:
             trades = await self.trading.trades(market=intent.condition_id or None, token_id=intent.token_id)
         except VenueError as e:
-            log.warning("order %s matched but its trades could not be read yet: %s", intent.key, e.message)
-            return []
+            log.warning("order %s: trade history unreadable for now: %s", intent.key, e.message)
+            return None
         out: list[Fill] = []
         for t in trades:
             if t.taker_order_id != order_hash and order_hash not in t.maker_order_ids:
@@ -705,6 +749,7 @@ class Executor:
         else:
             status, why = OrderStatus.CANCELLED, "paper orders do not survive a restart"
         self.store.update_order(rec.key, status, error=why if status is OrderStatus.REJECTED else None, detail=why)
+        self._recent.pop(rec.key, None)
         return status
 
     async def _reconcile_live(self, rec: OrderRecord) -> OrderStatus:
@@ -713,9 +758,19 @@ class Executor:
         if not rec.venue_order_id:
             self.store.update_order(rec.key, OrderStatus.REJECTED, error="never signed", detail="reconcile")
             return OrderStatus.REJECTED
-        venue = await self.trading.order(rec.venue_order_id)
-        fills = await self._venue_fills(intent, rec.venue_order_id)
-        got = sum((f.size for f in fills), _ZERO)
+        try:
+            venue = await self.trading.order(rec.venue_order_id)
+        except VenueError as e:
+            log.warning("reconcile %s: venue unreadable (%s); left %s", rec.key, e.message, rec.status.value)
+            return rec.status
+        found = await self._venue_fills(intent, rec.venue_order_id)
+        if found is None:
+            return rec.status  # cannot tell yet: never guess "not placed"
+        known = {t.fill.trade_id for t in self.store.list_trades(Query(dry_run=False)) if t.fill.order_key == rec.key}
+        fills = [f for f in found if f.trade_id not in known]
+        got = sum((f.size for f in found), _ZERO)
+        if venue is None and got == 0 and self._too_recent(rec):
+            return rec.status  # a POST the client gave up on may still be in the venue's pipeline
         if venue is not None:
             matched = max(venue.size_matched, got)
             status = _status_of_open_order(venue.status, matched, rec.size)
@@ -738,7 +793,11 @@ class Executor:
             self.risk.on_order_closed(rec.key)
         else:
             self.risk.restore_order(replace(rec, status=status, filled_size=matched))
+        self._recent.pop(rec.key, None)
         return status
+
+    def _too_recent(self, rec: OrderRecord) -> bool:
+        return self.unknown_grace_s > 0 and self._now_ms() - rec.updated_at < self.unknown_grace_s * 1000
 
     # ----------------------------------------------------------------------------------- cancel
 
@@ -761,6 +820,7 @@ class Executor:
                     raise VenueError(f"venue did not cancel {key}: {reason}")
         self.risk.on_order_closed(key)
         self._save_risk_state()
+        self._recent.pop(key, None)
         return self.store.update_order(key, OrderStatus.CANCELLED, detail="cancelled by request")
 
 
@@ -785,9 +845,10 @@ def _intent_of(rec: OrderRecord) -> OrderIntent:
 
 def _filled_shares(intent: OrderIntent, making: Decimal | None, taking: Decimal | None) -> Decimal:
     """Shares matched at once, from the POST /order answer: a BUY receives shares (taking), a SELL
-    gives them (making)."""
+    gives them (making). Not capped at the intent's size: a FOK BUY is signed as a USDC amount, so a
+    better price buys more shares."""
     amount = taking if intent.side is Side.BUY else making
-    return min(amount or _ZERO, intent.size)
+    return amount or _ZERO
 
 
 def _status_after_ack(intent: OrderIntent, venue_status: str, filled: Decimal) -> OrderStatus:
