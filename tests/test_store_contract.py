@@ -325,3 +325,14 @@ def test_named_state_round_trips(store: Store) -> None:
     store.set_state("risk", {"tripped": True, "reason": "daily loss", "n": 1})
     store.set_state("risk", {"tripped": False})
     assert store.get_state("risk") == {"tripped": False}
+
+
+def test_batch_lookup_and_status_without_read_back(store: Store) -> None:
+    for k in ("b1", "b2"):
+        store.insert_order(order(k))
+    found = store.get_orders(["b2", "nope", "b1", "b2"])
+    assert sorted(found) == ["b1", "b2"] and found["b1"].key == "b1"
+    assert store.set_order_status("b1", OrderStatus.LIVE, venue_order_id="0xh") is None
+    got = store.get_order("b1")
+    assert got is not None and got.status is OrderStatus.LIVE and got.venue_order_id == "0xh"
+    assert [e.status for e in store.order_events("b1")] == [OrderStatus.PENDING, OrderStatus.LIVE]

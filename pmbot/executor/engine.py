@@ -216,7 +216,7 @@ class Executor:
         with self.store.transaction():
             for o in resting:
                 self.paper.cancel(o.order_id)
-                self.store.update_order(o.intent_key, OrderStatus.CANCELLED, filled_size=o.filled, detail=why)
+                self.store.set_order_status(o.intent_key, OrderStatus.CANCELLED, filled_size=o.filled, detail=why)
         for o in resting:
             self.risk.on_order_closed(o.intent_key)
             self._recent.pop(o.intent_key, None)
@@ -313,9 +313,10 @@ class Executor:
         """Risk-check, sign (live) and store a batch write-ahead in one commit. Returns what may be sent."""
         candidates: list[_Work] = []
         rejected: list[tuple[_Work, str, str]] = []
+        stored = self.store.get_orders(w.intent.key for w in batch)
         for w in batch:
             intent = w.intent
-            existing = self.store.get_order(intent.key)
+            existing = stored.get(intent.key)
             if existing is not None:
                 self._resolve_duplicate(w, existing)
                 continue
@@ -488,7 +489,7 @@ class Executor:
                 self.store.record_fills(fills)
             for w, status, reason, _code, pfills, order_id in outcomes:
                 filled = sum((f.size for f in pfills), _ZERO)
-                self.store.update_order(
+                self.store.set_order_status(
                     w.intent.key,
                     status,
                     venue_order_id=order_id or None,
@@ -571,7 +572,7 @@ class Executor:
                 left = min(f.remaining for f in pfills if f.intent_key == key)
                 filled = rec.size - left
                 status = OrderStatus.FILLED if left == 0 else OrderStatus.PARTIALLY_FILLED
-                self.store.update_order(key, status, filled_size=filled, detail="paper: book crossed")
+                self.store.set_order_status(key, status, filled_size=filled, detail="paper: book crossed")
         for f in pfills:
             rec = orders[f.intent_key]
             self._recent.pop(f.intent_key, None)
@@ -655,10 +656,10 @@ class Executor:
         fills = fills or []
         with self.store.transaction():
             if submitted:
-                self.store.update_order(intent.key, OrderStatus.SUBMITTED, detail="POST /order sent")
+                self.store.set_order_status(intent.key, OrderStatus.SUBMITTED, detail="POST /order sent")
             if fills:
                 self.store.record_fills(fills)
-            self.store.update_order(
+            self.store.set_order_status(
                 intent.key,
                 status,
                 venue_order_id=venue_order_id,
@@ -748,7 +749,7 @@ class Executor:
             status, why = OrderStatus.REJECTED, "stopped before execution: not executed"
         else:
             status, why = OrderStatus.CANCELLED, "paper orders do not survive a restart"
-        self.store.update_order(rec.key, status, error=why if status is OrderStatus.REJECTED else None, detail=why)
+        self.store.set_order_status(rec.key, status, error=why if status is OrderStatus.REJECTED else None, detail=why)
         self._recent.pop(rec.key, None)
         return status
 
@@ -756,7 +757,7 @@ class Executor:
         assert self.trading is not None
         intent = _intent_of(rec)
         if not rec.venue_order_id:
-            self.store.update_order(rec.key, OrderStatus.REJECTED, error="never signed", detail="reconcile")
+            self.store.set_order_status(rec.key, OrderStatus.REJECTED, error="never signed", detail="reconcile")
             return OrderStatus.REJECTED
         try:
             venue = await self.trading.order(rec.venue_order_id)
@@ -784,7 +785,7 @@ class Executor:
         with self.store.transaction():
             if fills:
                 self.store.record_fills(fills)
-            self.store.update_order(
+            self.store.set_order_status(
                 rec.key, status, filled_size=matched, error=why if status is OrderStatus.REJECTED else None, detail=why
             )
         for f in fills:

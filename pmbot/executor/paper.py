@@ -21,6 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
+from typing import Any
 
 from pmbot.errors import InputError
 from pmbot.executor.intents import OrderIntent, off_tick, validate_intent
@@ -167,6 +168,50 @@ def _crosses(side: Side, limit: Decimal, level_price: Decimal) -> bool:
     return level_price <= limit if side is Side.BUY else level_price >= limit
 
 
+class _RestingBook(dict[str, _Resting]):
+    """The resting orders, with running totals of what BUYs reserve and SELLs offer: a submit checks
+    the balance without walking every resting order. Every change goes through this class."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reserved = _ZERO
+        self.offered: dict[str, Decimal] = {}
+
+    def _count(self, r: _Resting, sign: int) -> None:
+        if r.intent.side is Side.BUY:
+            self.reserved += r.intent.price * r.remaining * sign
+        else:
+            token = r.intent.token_id
+            self.offered[token] = self.offered.get(token, _ZERO) + r.remaining * sign
+
+    def __setitem__(self, key: str, order: _Resting) -> None:
+        if key in self:
+            self._count(self[key], -1)
+        super().__setitem__(key, order)
+        self._count(order, 1)
+
+    def __delitem__(self, key: str) -> None:
+        self._count(self[key], -1)
+        super().__delitem__(key)
+
+    def pop(self, key: str, *default: Any) -> Any:
+        if key in self:
+            order = super().pop(key)
+            self._count(order, -1)
+            return order
+        if default:
+            return default[0]
+        raise KeyError(key)
+
+    def fill(self, order: _Resting, size: Decimal) -> None:
+        resting = self.get(order.order_id) is order
+        if resting:
+            self._count(order, -1)
+        order.filled += size
+        if resting:
+            self._count(order, 1)
+
+
 class PaperExchange:
     """In-memory paper venue. Not thread-safe: the executor drives it from one task."""
 
@@ -186,7 +231,7 @@ class PaperExchange:
         self._clock = clock
         self._order_id = order_id
         self._shares: dict[str, Decimal] = {k: v for k, v in (positions or {}).items() if v > 0}
-        self._resting: dict[str, _Resting] = {}
+        self._resting = _RestingBook()
         self._seen: set[str] = set()  # every order id accepted: a resubmitted intent is refused, not refilled
         self._overlays: dict[str, _Overlay] = {}
         self._seq = 0
@@ -200,7 +245,7 @@ class PaperExchange:
 
     @property
     def reserved(self) -> Decimal:
-        return sum((r.intent.price * r.remaining for r in self._resting.values() if r.intent.side is Side.BUY), _ZERO)
+        return self._resting.reserved
 
     @property
     def available(self) -> Decimal:
@@ -211,15 +256,7 @@ class PaperExchange:
 
     def free_shares(self, token_id: str) -> Decimal:
         """Held shares not already offered by resting SELLs."""
-        offered = sum(
-            (
-                r.remaining
-                for r in self._resting.values()
-                if r.intent.side is Side.SELL and r.intent.token_id == token_id
-            ),
-            _ZERO,
-        )
-        return self.shares(token_id) - offered
+        return self.shares(token_id) - self._resting.offered.get(token_id, _ZERO)
 
     # ---------------------------------------------------------------------------------- orders
 
@@ -395,7 +432,7 @@ class PaperExchange:
         else:
             self._balance += price * size - fee
             self._shares[token] = self.shares(token) - size
-        order.filled += size
+        self._resting.fill(order, size)
         order.fills += 1
         return PaperFill(
             trade_id=f"{order.order_id}:{order.fills}",

@@ -120,6 +120,62 @@ class _Open:
         return self.price * self.remaining + max(self.fee_reserve - self.fee_paid, _ZERO)
 
 
+class _OpenOrders:
+    """Open reservations with running totals, so a check costs the same with 5 or 5 000 orders open.
+
+    Every change to an order goes through `add` / `change` / `remove`, which take its old contribution
+    out of the totals and put the new one in: Decimal addition is exact, so the totals always equal
+    the sums they replace (the state-machine test checks them against an independent model)."""
+
+    __slots__ = ("by_market", "orders", "reserved", "sells_by_token")
+
+    def __init__(self) -> None:
+        self.orders: dict[str, _Open] = {}
+        self.reserved = _ZERO  # what every open BUY may still spend (fees included)
+        self.by_market: dict[str, Decimal] = {}
+        self.sells_by_token: dict[str, Decimal] = {}  # shares offered by open SELLs
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.orders
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def get(self, key: str | None) -> _Open | None:
+        return self.orders.get(key) if key is not None else None
+
+    def values(self) -> Iterable[_Open]:
+        return self.orders.values()
+
+    def add(self, order: _Open) -> None:
+        if order.key not in self.orders:
+            self.orders[order.key] = order
+            self._count(order, 1)
+
+    def remove(self, key: str) -> None:
+        order = self.orders.pop(key, None)
+        if order is not None:
+            self._count(order, -1)
+
+    def change(self, order: _Open, *, filled: Decimal | None = None, fee_paid: Decimal | None = None) -> None:
+        self._count(order, -1)
+        if filled is not None:
+            order.filled = filled
+        if fee_paid is not None:
+            order.fee_paid = fee_paid
+        self._count(order, 1)
+
+    def _count(self, order: _Open, sign: int) -> None:
+        if order.side is Side.BUY:
+            r = order.reserved_usdc * sign
+            self.reserved += r
+            self.by_market[order.condition_id] = self.by_market.get(order.condition_id, _ZERO) + r
+        else:
+            self.sells_by_token[order.token_id] = (
+                self.sells_by_token.get(order.token_id, _ZERO) + order.remaining * sign
+            )
+
+
 @dataclass(slots=True)
 class _Holding:
     condition_id: str
@@ -156,7 +212,7 @@ class RiskGate:
         self.limits = limits
         self._clock = clock
         self._holdings: dict[str, _Holding] = {}  # token id -> position
-        self._open: dict[str, _Open] = {}  # intent key -> reservation
+        self._open = _OpenOrders()  # intent key -> reservation, with running totals
         self._day = _day_of(clock())
         self._realized_today = _ZERO
         # Realized PnL at the last manual resume: after a resume the day gets a fresh daily_loss_limit from there.
@@ -200,10 +256,7 @@ class RiskGate:
 
     def _check_sell(self, intent: OrderIntent) -> RiskDecision:
         held = self._held(intent.token_id)
-        offered = sum(
-            (o.remaining for o in self._open.values() if o.side is Side.SELL and o.token_id == intent.token_id),
-            _ZERO,
-        )
+        offered = self._open.sells_by_token.get(intent.token_id, _ZERO)
         available = held - offered
         if intent.size > available:
             return _reject(
@@ -252,15 +305,17 @@ class RiskGate:
         Call it before sending (see `reserve`); `filled` is for restoring a partly filled order after a restart."""
         if intent.key in self._open:
             return
-        self._open[intent.key] = _Open(
-            key=intent.key,
-            token_id=intent.token_id,
-            condition_id=intent.condition_id,
-            side=intent.side,
-            price=intent.price,
-            size=intent.size,
-            fee_reserve=fee_reserve,
-            filled=filled,
+        self._open.add(
+            _Open(
+                key=intent.key,
+                token_id=intent.token_id,
+                condition_id=intent.condition_id,
+                side=intent.side,
+                price=intent.price,
+                size=intent.size,
+                fee_reserve=fee_reserve,
+                filled=filled,
+            )
         )
         self._drop_if_done(intent.key)
 
@@ -268,8 +323,7 @@ class RiskGate:
         """Re-reserve an order the store lists as open (after a restart)."""
         if record.status.is_final:
             return
-        self._open.setdefault(
-            record.key,
+        self._open.add(
             _Open(
                 key=record.key,
                 token_id=record.token_id,
@@ -287,14 +341,14 @@ class RiskGate:
         """The venue reports an order's cumulative filled size: shrink its reservation (never grows it back)."""
         order = self._open.get(intent_key)
         if order is not None:
-            order.filled = max(order.filled, filled_size)
+            self._open.change(order, filled=max(order.filled, filled_size))
             self._drop_if_done(intent_key)
 
     def on_order_closed(self, intent_key: str) -> None:
         """Filled, cancelled, expired or rejected: release what is left of its reservation. Idempotent.
 
         Its fills change positions only through `on_fill`, which carries the price and fee they need."""
-        self._open.pop(intent_key, None)
+        self._open.remove(intent_key)
 
     def on_fill(
         self,
@@ -319,10 +373,9 @@ class RiskGate:
         _, realized_micro = ledger.apply(
             holding.book, side, TradeKind.FILL, to_micro(price), to_micro(size), to_micro(fee)
         )
-        order = self._open.get(order_key) if order_key is not None else None
+        order = self._open.get(order_key)
         if order is not None:
-            order.filled += size
-            order.fee_paid += fee
+            self._open.change(order, filled=order.filled + size, fee_paid=order.fee_paid + fee)
             self._drop_if_done(order.key)
         realized = from_micro(realized_micro)
         self._add_realized(realized, ts_ms)
@@ -441,7 +494,7 @@ class RiskGate:
         ]
 
     def open_keys(self) -> frozenset[str]:
-        return frozenset(self._open)
+        return frozenset(self._open.orders)
 
     # ------------------------------------------------------------------------------- internals
 
@@ -456,16 +509,16 @@ class RiskGate:
         return from_micro(sum(h.book.cost for h in self._holdings.values() if h.condition_id == condition_id))
 
     def _open_buys(self) -> Decimal:
-        return sum((o.reserved_usdc for o in self._open.values()), _ZERO)
+        return self._open.reserved
 
     def _market_open_buys(self, condition_id: str) -> Decimal:
-        return sum((o.reserved_usdc for o in self._open.values() if o.condition_id == condition_id), _ZERO)
+        return self._open.by_market.get(condition_id, _ZERO)
 
     def _drop_if_done(self, key: str) -> None:
         # A fully filled order holds nothing back and must not count against max_open_orders.
         order = self._open.get(key)
         if order is not None and order.remaining == 0:
-            del self._open[key]
+            self._open.remove(key)
 
     def _add_realized(self, realized: Decimal, ts_ms: int | None) -> None:
         if ts_ms is not None and _day_of(ts_ms / 1000) < self._day:

@@ -49,6 +49,23 @@ class Store(Protocol):
 
     def get_order(self, key: str) -> OrderRecord | None: ...
 
+    def get_orders(self, keys: Iterable[str]) -> dict[str, OrderRecord]:
+        """The orders that exist among `keys`, by key (one query: the executor's batch lookup)."""
+        ...
+
+    def set_order_status(
+        self,
+        key: str,
+        status: OrderStatus,
+        *,
+        venue_order_id: str | None = None,
+        error: str | None = None,
+        filled_size: Decimal | None = None,
+        detail: str = "",
+    ) -> None:
+        """`update_order` without reading the order back (the executor's hot path)."""
+        ...
+
     def update_order(
         self,
         key: str,

@@ -148,6 +148,20 @@ class SQLiteStore:
         found = self._query("SELECT * FROM orders WHERE key = ?", (key,))
         return rows.row_to_order(found[0]) if found else None
 
+    def get_orders(self, keys: Iterable[str]) -> dict[str, OrderRecord]:
+        wanted = list(dict.fromkeys(keys))
+        out: dict[str, OrderRecord] = {}
+        conn = self.db.conn
+        with self._lock:
+            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+                chunk = wanted[i : i + 500]
+                cur = conn.execute(f"SELECT * FROM orders WHERE key IN ({', '.join('?' * len(chunk))})", chunk)
+                names = [c[0] for c in cur.description]
+                for row in cur.fetchall():
+                    order = rows.row_to_order(dict(zip(names, row, strict=True)))
+                    out[order.key] = order
+        return out
+
     def update_order(
         self,
         key: str,
@@ -158,6 +172,23 @@ class SQLiteStore:
         filled_size: Decimal | None = None,
         detail: str = "",
     ) -> OrderRecord:
+        self.set_order_status(
+            key, status, venue_order_id=venue_order_id, error=error, filled_size=filled_size, detail=detail
+        )
+        order = self.get_order(key)
+        assert order is not None
+        return order
+
+    def set_order_status(
+        self,
+        key: str,
+        status: OrderStatus,
+        *,
+        venue_order_id: str | None = None,
+        error: str | None = None,
+        filled_size: Decimal | None = None,
+        detail: str = "",
+    ) -> None:
         status = OrderStatus(status)
         filled = None if filled_size is None else to_micro(filled_size)
         now = self._now()
@@ -178,9 +209,6 @@ class SQLiteStore:
                 "INSERT INTO order_events (order_key, status, ts, detail) VALUES (?, ?, ?, ?)",
                 (key, status.value, now, detail or (error or "")),
             )
-        order = self.get_order(key)
-        assert order is not None
-        return order
 
     def list_orders(
         self, *, statuses: Iterable[OrderStatus] | None = None, query: Query | None = None
