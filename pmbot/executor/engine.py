@@ -233,6 +233,9 @@ class Executor:
     async def submit(self, intent: OrderIntent) -> SubmitResult:
         """Execute one intent (or return what became of it, if its key was seen before)."""
         validate_intent(intent)  # a malformed intent is a strategy bug: raise, store nothing
+        if not self._started:
+            # start() settles what an earlier run left open; sending before that could duplicate it.
+            raise PmbotError("the executor was not started", hint="await executor.start() first; it reconciles")
         self.metrics.intent()
         key = intent.key
         known = self._recent.get(key)
