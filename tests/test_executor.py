@@ -292,7 +292,9 @@ async def test_fleet_claims_in_redis_stop_cross_process_duplicates(
 async def test_submit_before_start_is_refused(rig: Rig) -> None:
     from pmbot.errors import PmbotError
 
-    h = await build_executor(rig.settings, rig.store, rig.venue, dry_run=True, lock_dir=rig.tmp / "l", clock=rig.sim.now)
+    h = await build_executor(
+        rig.settings, rig.store, rig.venue, dry_run=True, lock_dir=rig.tmp / "l", clock=rig.sim.now
+    )
     rig.handles.append(h)
     with pytest.raises(PmbotError, match="not started"):
         await h.executor.submit(intent(rig.sim, 1))
