@@ -299,3 +299,54 @@ async def test_submit_before_start_is_refused(rig: Rig) -> None:
     with pytest.raises(PmbotError, match="not started"):
         await h.executor.submit(intent(rig.sim, 1))
     assert rig.store.list_orders() == []
+
+
+async def test_resting_paper_orders_fill_from_the_live_market_stream(rig: Rig) -> None:
+    ex = (await rig.executor(dry_run=True)).executor
+    m = rig.sim.current_market()
+    token = m["token_ids"][0]
+    raw = rig.sim.book(token)
+    assert raw is not None
+    bid = Decimal(raw["bids"][-1]["price"])
+    resting = await ex.submit(intent(rig.sim, "rest", price=str(bid), size="5"))  # joins the best bid
+    assert resting.status is OrderStatus.LIVE
+    stream = rig.venue.market_stream([token])
+    pump = asyncio.create_task(ex.follow_books(stream))
+    try:
+        for _ in range(120):  # the seeded market drifts; sooner or later the ask comes down to our bid
+            rig.sim.advance(5)
+            await asyncio.sleep(0.02)
+            rec = rig.store.get_order(resting.key)
+            if rec is not None and rec.status is OrderStatus.FILLED:
+                break
+        rec = rig.store.get_order(resting.key)
+        assert rec is not None and rec.status is OrderStatus.FILLED and rec.filled_size == 5
+        (trade,) = rig.store.list_trades(Query(dry_run=True))
+        assert trade.fill.liquidity == "maker" and trade.fill.price == bid and trade.fill.fee == 0
+    finally:
+        await stream.close()
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+
+
+async def test_redis_wallet_lease_keeps_a_second_engine_out(redis_url: str) -> None:
+    import redis.asyncio as aioredis
+
+    from pmbot.executor.lock import RedisWalletLock, WalletLockedError
+
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        first = RedisWalletLock(client, "0xABC", ttl_s=0.3)
+        await first.acquire()
+        second = RedisWalletLock(client, "0xabc", ttl_s=0.3)
+        with pytest.raises(WalletLockedError, match="via Redis"):
+            await second.acquire()
+        await asyncio.sleep(0.5)  # renewed every ttl/3: still held after the TTL has passed
+        assert not first.is_lost()
+        with pytest.raises(WalletLockedError):
+            await second.acquire()
+        await first.release()
+        await second.acquire()
+        await second.release()
+    finally:
+        await client.aclose()

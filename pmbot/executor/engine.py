@@ -44,13 +44,14 @@ from pmbot.executor.intents import OrderIntent, validate_intent
 from pmbot.executor.metrics import ExecutorMetrics
 from pmbot.executor.paper import PaperExchange, PaperFill
 from pmbot.executor.risk import RiskGate, max_taker_fee
-from pmbot.polymarket.models import MarketParams, OrderBook
+from pmbot.polymarket.models import BookSnapshot, MarketParams, OrderBook, PriceChange
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
 
 if TYPE_CHECKING:
     from pmbot.polymarket.signing import SignedOrder
+    from pmbot.polymarket.streams import MarketStream
     from pmbot.polymarket.trading import TradingClient
 
 log = logging.getLogger("pmbot.executor")
@@ -585,6 +586,21 @@ class Executor:
                     self.risk.on_order_closed(f.intent_key)
         self._save_risk_state()
         return len(fills)
+
+    async def follow_books(self, stream: MarketStream) -> None:
+        """Dry-run: feed every book change of `stream` to the paper exchange, so resting paper orders
+        fill when the real book crosses them. Runs until the stream closes."""
+        async for event in stream:
+            if isinstance(event, BookSnapshot):
+                tokens = {event.book.token_id}
+            elif isinstance(event, PriceChange):
+                tokens = {c.token_id for c in event.changes}
+            else:
+                continue
+            for token in tokens:
+                local = stream.books.get(token)
+                if local is not None and local.synced and self.paper is not None and self.paper.open_orders(token):
+                    await self.on_book(local.snapshot())
 
     # ------------------------------------------------------------------------------------- live
 
