@@ -350,3 +350,39 @@ async def test_redis_wallet_lease_keeps_a_second_engine_out(redis_url: str) -> N
         await second.release()
     finally:
         await client.aclose()
+
+
+async def test_live_resting_order_filled_later_is_recorded_from_the_user_channel(rig: Rig) -> None:
+    from pmbot.sim.testing import HARDHAT_KEYS, SimTrader
+
+    ex = (await rig.executor(dry_run=False)).executor
+    token = rig.sim.current_market()["token_ids"][0]
+    raw = rig.sim.book(token)
+    assert raw is not None
+    price = Decimal(raw["bids"][-1]["price"]) + Decimal("0.01")  # the new best bid, inside the spread
+    resting = await ex.submit(intent(rig.sim, "maker", price=str(price), size="5"))
+    assert resting.status is OrderStatus.LIVE
+    stream = rig.venue.user_stream()
+    pump = asyncio.create_task(ex.follow_user(stream))
+    other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    try:
+        async with asyncio.timeout(10):
+            while not stream.connected:  # subscribed (and authenticated) before the trade happens
+                await asyncio.sleep(0.01)
+        hit = await asyncio.to_thread(other.post_order, token, "SELL", price, Decimal(5))
+        assert hit.status_code == 200, hit.text
+        for _ in range(100):
+            await asyncio.sleep(0.03)
+            rec = rig.store.get_order(resting.key)
+            if rec is not None and rec.status is OrderStatus.FILLED:
+                break
+        rec = rig.store.get_order(resting.key)
+        assert rec is not None and rec.status is OrderStatus.FILLED and rec.filled_size == 5
+        (trade,) = rig.store.list_trades(Query(dry_run=False))
+        assert trade.fill.liquidity == "maker" and trade.fill.price == price and trade.fill.order_key == resting.key
+        assert ex.risk.held(token) == 5
+    finally:
+        other.close()
+        await stream.close()
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)

@@ -44,14 +44,21 @@ from pmbot.executor.intents import OrderIntent, validate_intent
 from pmbot.executor.metrics import ExecutorMetrics
 from pmbot.executor.paper import PaperExchange, PaperFill
 from pmbot.executor.risk import RiskGate, max_taker_fee
-from pmbot.polymarket.models import BookSnapshot, MarketParams, OrderBook, PriceChange
+from pmbot.polymarket.models import (
+    BookSnapshot,
+    MarketParams,
+    OrderBook,
+    PriceChange,
+    UserOrderEvent,
+    UserTradeEvent,
+)
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
 
 if TYPE_CHECKING:
     from pmbot.polymarket.signing import SignedOrder
-    from pmbot.polymarket.streams import MarketStream
+    from pmbot.polymarket.streams import MarketStream, UserStream
     from pmbot.polymarket.trading import TradingClient
 
 log = logging.getLogger("pmbot.executor")
@@ -156,6 +163,7 @@ class Executor:
         self._drain_scheduled = False
         self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
         self._recent: OrderedDict[str, SubmitResult] = OrderedDict()
+        self._by_venue_id: dict[str, str] = {}  # live order hash -> intent key, for user-channel events
         self._tasks: set[asyncio.Task[Any]] = set()
         self._risk_state: dict[str, Any] | None = None
         self._closing = False
@@ -345,6 +353,8 @@ class Executor:
                     self.risk.on_order_closed(intent.key)
                     rejected.append((w, e.message, "invalid_order"))
                     continue
+            if w.signed is not None:
+                self._by_venue_id[w.signed.order_hash] = intent.key
             candidates.append(w)
 
         accepted: list[_Work] = []
@@ -602,6 +612,22 @@ class Executor:
                 if local is not None and local.synced and self.paper is not None and self.paper.open_orders(token):
                     await self.on_book(local.snapshot())
 
+    async def follow_user(self, stream: UserStream) -> None:
+        """Live: the user channel says one of our orders traded or changed; settle it from the venue
+        (order state and trade history, de-duplicated by trade id). Resting orders filled later are
+        recorded this way, within a round trip of the venue's message. Runs until the stream closes."""
+        async for event in stream:
+            if isinstance(event, UserTradeEvent):
+                ids = {event.trade.taker_order_id, *event.trade.maker_order_ids}
+            elif isinstance(event, UserOrderEvent):
+                ids = {event.order_id}
+            else:
+                continue
+            keys = [self._by_venue_id[i] for i in ids if i in self._by_venue_id]
+            for rec in self.store.get_orders(keys).values():
+                if not rec.status.is_final and rec.key not in self._inflight:
+                    await self._reconcile_live(rec)
+
     # ------------------------------------------------------------------------------------- live
 
     async def _execute_live(self, w: _Work) -> None:
@@ -759,6 +785,8 @@ class Executor:
         for rec in open_orders:
             if rec.key in self._inflight:
                 continue  # being sent by this process right now
+            if rec.venue_order_id and not self.dry_run:
+                self._by_venue_id[rec.venue_order_id] = rec.key
             status = await (self._reconcile_paper(rec) if self.dry_run else self._reconcile_live(rec))
             report[status.value] = report.get(status.value, 0) + 1
         return report
