@@ -288,7 +288,6 @@ async def test_fleet_claims_in_redis_stop_cross_process_duplicates(
             await r.close()
 
 
-
 async def test_submit_before_start_is_refused(rig: Rig) -> None:
     from pmbot.errors import PmbotError
 
@@ -386,3 +385,22 @@ async def test_live_resting_order_filled_later_is_recorded_from_the_user_channel
         await stream.close()
         pump.cancel()
         await asyncio.gather(pump, return_exceptions=True)
+
+
+async def test_background_reconciler_settles_unknown_orders(rig: Rig) -> None:
+    ex = (await rig.executor(dry_run=False)).executor
+    ex.unknown_grace_s = 0
+    rig.sim.set_faults(drop_order_responses=1)
+    lost = await ex.submit(intent(rig.sim, "lost", price="0.02"))
+    assert lost.status is OrderStatus.UNKNOWN
+    rig.sim.clear_faults()
+    task = asyncio.create_task(ex.run_reconciler(every_s=0.02))
+    try:
+        async with asyncio.timeout(10):
+            while (rec := rig.store.get_order(lost.key)) is not None and rec.status is OrderStatus.UNKNOWN:
+                await asyncio.sleep(0.02)
+        assert rec is not None and rec.status is OrderStatus.LIVE
+        assert len(rig.sim.received_orders()) == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)

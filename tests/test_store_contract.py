@@ -307,6 +307,7 @@ def test_transaction_groups_writes_and_rolls_back_together(store: Store) -> None
         assert store.insert_order(order("tx-1"))
         assert store.insert_order(order("tx-2"))
     assert store.get_order("tx-1") is not None and store.get_order("tx-2") is not None
+
     def failing() -> None:
         with store.transaction():
             store.insert_order(order("tx-3"))

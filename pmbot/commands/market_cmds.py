@@ -57,9 +57,7 @@ def markets(
     app: App = ctx.obj
     within = int(parse_duration(closing_within).total_seconds() * 1000) if closing_within else None
     now = now_ms(app.clock)
-    rows = _run(
-        ctx, lambda v: scan_markets(v, now_ms=now, closing_within_ms=within, search=search, limit=limit)
-    )
+    rows = _run(ctx, lambda v: scan_markets(v, now_ms=now, closing_within_ms=within, search=search, limit=limit))
     if as_json:
         render.print_json(rows)
         return

@@ -394,8 +394,12 @@ class Executor:
         if not w.future.done():
             w.future.set_result(
                 SubmitResult(
-                    w.intent.key, OrderStatus.REJECTED, duplicate=True, reason="claimed by another fleet process",
-                    code="fleet_duplicate", dry_run=self.dry_run,
+                    w.intent.key,
+                    OrderStatus.REJECTED,
+                    duplicate=True,
+                    reason="claimed by another fleet process",
+                    code="fleet_duplicate",
+                    dry_run=self.dry_run,
                 )
             )
 
@@ -779,9 +783,7 @@ class Executor:
         was never placed, and is rejected (never re-sent). Dry-run: the paper book does not survive a
         restart, so resting paper orders are cancelled and unsent ones rejected."""
         report: dict[str, int] = {}
-        open_orders = [
-            o for o in self.store.list_orders(statuses=NON_FINAL) if o.dry_run == self.dry_run
-        ]
+        open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if o.dry_run == self.dry_run]
         for rec in open_orders:
             if rec.key in self._inflight:
                 continue  # being sent by this process right now
@@ -790,6 +792,24 @@ class Executor:
             status = await (self._reconcile_paper(rec) if self.dry_run else self._reconcile_live(rec))
             report[status.value] = report.get(status.value, 0) + 1
         return report
+
+    async def run_reconciler(self, every_s: float = 5.0) -> None:
+        """Live: while orders are unknown (a lost answer, a match whose trades were not readable yet),
+        settle them every `every_s` seconds. Runs until the executor closes."""
+        while not self._closing:
+            await asyncio.sleep(every_s)
+            if self.dry_run or self._closing:
+                continue
+            stuck = [
+                o
+                for o in self.store.list_orders(statuses=(OrderStatus.UNKNOWN, OrderStatus.SUBMITTED))
+                if not o.dry_run and o.key not in self._inflight
+            ]
+            for rec in stuck:
+                try:
+                    await self._reconcile_live(rec)
+                except VenueError as e:
+                    log.warning("reconcile %s: %s", rec.key, e.message)
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
         if rec.status is OrderStatus.PENDING:
@@ -922,4 +942,3 @@ def _status_of_open_order(venue_status: str, matched: Decimal, size: Decimal) ->
     if s == "INVALID":
         return OrderStatus.REJECTED
     return OrderStatus.UNKNOWN
-

@@ -66,9 +66,7 @@ class GammaClient:
         return found[0]
 
     async def search_profiles(self, query: str, limit: int = 10) -> list[Profile]:
-        raw = await self.http.get(
-            "/public-search", {"q": query, "search_profiles": True, "limit_per_type": limit}
-        )
+        raw = await self.http.get("/public-search", {"q": query, "search_profiles": True, "limit_per_type": limit})
         return rest.search_profiles(raw)
 
     async def resolve_wallet(self, name_or_address: str) -> Profile:
