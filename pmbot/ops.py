@@ -15,7 +15,7 @@ from typing import Any
 
 from pmbot.app import App
 from pmbot.config import default_data_dir
-from pmbot.errors import InputError
+from pmbot.errors import InputError, VenueError
 from pmbot.executor.engine import NON_FINAL, Executor, SubmitResult
 from pmbot.executor.factory import build_executor
 from pmbot.executor.intents import OrderIntent, intent_key
@@ -66,6 +66,16 @@ def ticket(token_id: str, side: str, price: str, size: str, order_type: str, key
     return OrderTicket(check_token_id(token_id), side_, p, s, type_, key)
 
 
+async def _market_labels(venue: Venue, token_id: str) -> dict[str, str]:
+    """Slug and outcome for the records people read (`pmbot trades`); an order does not need them."""
+    try:
+        market = await venue.gamma.market_by_token(token_id)
+    except VenueError:
+        return {}
+    outcome = market.outcome_of(token_id)
+    return {"market": market.slug or market.question, "outcome": outcome.outcome if outcome else ""}
+
+
 @asynccontextmanager
 async def _executor(app: App, venue: Venue, *, dry_run: bool) -> AsyncIterator[Executor]:
     """A started executor for one command; closed (state and metrics stored) on the way out."""
@@ -82,6 +92,7 @@ async def _executor(app: App, venue: Venue, *, dry_run: bool) -> AsyncIterator[E
 async def place_order(app: App, t: OrderTicket, *, dry_run: bool) -> SubmitResult:
     async with app.venue() as venue:
         book = await venue.clob.book(t.token_id)  # also proves the token exists before anything is stored
+        meta = {"source": "pmbot order", **await _market_labels(venue, t.token_id)}
         now_ms = int(app.clock() * 1000)
         # A manual order's idempotency key: the operator's --key, or one per invocation.
         signal = t.key or f"{now_ms}"
@@ -95,7 +106,7 @@ async def place_order(app: App, t: OrderTicket, *, dry_run: bool) -> SubmitResul
             size=t.size,
             order_type=t.order_type,
             signal_ms=now_ms,
-            meta={"source": "pmbot order"},
+            meta=meta,
         )
         async with _executor(app, venue, dry_run=dry_run) as executor:
             result = await executor.submit(intent)

@@ -159,9 +159,13 @@ def _print_metrics(metrics: dict[str, Any] | None) -> None:
     render.stdout().print(
         f"  last run: {metrics.get('intents', 0)} intents, {metrics.get('duplicates', 0)} duplicates, "
         f"statuses {metrics.get('statuses', {})}, rejects {metrics.get('rejects', {})}, "
-        f"ack p50/p95/p99 {ack.get('p50')}/{ack.get('p95')}/{ack.get('p99')} ms"
+        f"ack p50/p95/p99 {_ms(ack.get('p50'))}/{_ms(ack.get('p95'))}/{_ms(ack.get('p99'))} ms"
         + (f", success {rate:.0%}" if rate is not None else "")
     )
+
+
+def _ms(value: float | None) -> str:
+    return "–" if value is None else f"{value:g}"
 
 
 def register(app: typer.Typer) -> None:
