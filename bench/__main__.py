@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -15,10 +16,15 @@ from bench.harness import Result
 SUITES = [bench_store.run, bench_signing.run, bench_cli.run, bench_executor.run]
 
 
+def _num(v: float | None) -> float | None:
+    """NaN (a benchmark that could not run, e.g. no redis-server) is written as null."""
+    return None if v is None or math.isnan(v) else v
+
+
 def main(argv: list[str]) -> int:
     wanted = set(argv)
     results: list[Result] = []
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     for suite in SUITES:
         name = suite.__module__.split(".")[-1].removeprefix("bench_")
         if wanted and name not in wanted:
@@ -26,7 +32,7 @@ def main(argv: list[str]) -> int:
         console.print(f"running {name} …", style="dim")
         results.extend(suite())
     table = Table(title="pmbot benchmarks")
-    for col in ("metric", "value", "unit", "peer", "ratio", "goal", "ok", "note"):
+    for col in ("metric", "value", "unit", "peer", "ratio", "goal", "ok"):
         table.add_column(col, justify="right" if col in ("value", "peer", "ratio") else "left")
     for r in results:
         ok = "–" if r.passed is None else ("[green]yes[/]" if r.passed else "[red]NO[/]")
@@ -38,13 +44,24 @@ def main(argv: list[str]) -> int:
             "" if r.ratio is None else f"{r.ratio:g}x",
             r.goal,
             ok,
-            r.note,
         )
     console.print(table)
+    for r in results:  # notes say what exactly was measured: too long for a column
+        if r.note:
+            console.print(f"[bold]{r.name}[/bold]: {r.note}", highlight=False)
     out = Path(__file__).parent / "results.json"
     existing = json.loads(out.read_text()) if out.exists() and wanted else {}
     existing.update(
-        {r.name: {"value": r.value, "unit": r.unit, "peer": r.peer, "ratio": r.ratio, "goal": r.goal} for r in results}
+        {
+            r.name: {
+                "value": _num(r.value),
+                "unit": r.unit,
+                "peer": _num(r.peer),
+                "ratio": _num(r.ratio),
+                "goal": r.goal,
+            }
+            for r in results
+        }
     )
     out.write_text(json.dumps(existing, indent=2) + "\n")
     console.print(f"wrote {out}")
