@@ -33,6 +33,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pmbot.errors import (
+    InputError,
     OrderStateUnknownError,
     PmbotError,
     RateLimitedError,
@@ -164,6 +165,8 @@ class Executor:
         self._inflight: dict[str, asyncio.Future[SubmitResult]] = {}
         self._recent: OrderedDict[str, SubmitResult] = OrderedDict()
         self._by_venue_id: dict[str, str] = {}  # live order hash -> intent key, for user-channel events
+        self._locks: dict[str, asyncio.Lock] = {}  # one settler at a time per order (cancel, reconcile)
+        self._missed: set[str] = set()  # user-channel news about an order still being sent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._risk_state: dict[str, Any] | None = None
         self._closing = False
@@ -305,8 +308,9 @@ class Executor:
                 outcomes = await asyncio.gather(*(self._execute_live(w) for w in accepted), return_exceptions=True)
                 for w, outcome in zip(accepted, outcomes, strict=True):
                     if isinstance(outcome, BaseException) and not w.future.done():
-                        # Stored (pending/submitted) and maybe sent: keep its reservation; reconcile settles it.
+                        # Stored and maybe sent: keep its reservation, mark it unknown; the reconciler settles it.
                         log.error("order %s: %s", w.intent.key, outcome, exc_info=outcome)
+                        self._mark_unknown(w.intent.key, f"failed while sending: {outcome}")
                         self._inflight.pop(w.intent.key, None)
                         w.future.set_exception(outcome if isinstance(outcome, Exception) else PmbotError("stopped"))
         except BaseException as e:  # never leave a caller waiting forever
@@ -380,6 +384,14 @@ class Executor:
             assert existing is not None
             self._resolve_duplicate(w, existing)
         return accepted
+
+    def _mark_unknown(self, key: str, why: str) -> None:
+        try:
+            rec = self.store.get_order(key)
+            if rec is not None and not rec.status.is_final and rec.status is not OrderStatus.UNKNOWN:
+                self.store.set_order_status(key, OrderStatus.UNKNOWN, error=why[:500], detail=why[:500])
+        except PmbotError as e:
+            log.error("order %s: could not mark unknown: %s", key, e.message)
 
     def _resolve_duplicate(self, w: _Work, existing: OrderRecord) -> None:
         self.metrics.duplicate()
@@ -628,9 +640,17 @@ class Executor:
             else:
                 continue
             keys = [self._by_venue_id[i] for i in ids if i in self._by_venue_id]
-            for rec in self.store.get_orders(keys).values():
-                if not rec.status.is_final and rec.key not in self._inflight:
-                    await self._reconcile_live(rec)
+            for key in keys:
+                if key in self._inflight:
+                    self._missed.add(key)  # settled when its POST answer is in
+            try:
+                records = self.store.get_orders(k for k in keys if k not in self._inflight)
+            except PmbotError as e:
+                log.warning("user channel: %s", e.message)
+                continue
+            for rec in records.values():
+                if not rec.status.is_final:
+                    await self._reconcile_guarded(rec)
 
     # ------------------------------------------------------------------------------------- live
 
@@ -668,10 +688,10 @@ class Executor:
         filled = _filled_shares(intent, ack.making_amount, ack.taking_amount)
         status = _status_after_ack(intent, ack.status, filled)
         fills: list[Fill] = []
-        if filled > 0:
+        if filled > 0 or ack.status == "matched" or ack.trade_ids:
             found = await self._venue_fills(intent, signed.order_hash)
             got = sum((f.size for f in found or ()), _ZERO)
-            if found is None or got < filled:
+            if found is None or got < filled or got == 0:
                 # Matched, but the trade history does not show it (yet): record what is known and leave the
                 # order unknown, so reconcile() records the rest. A final status here would lose the fills.
                 self._settle(
@@ -688,6 +708,12 @@ class Executor:
             fills, filled = found, got  # a FOK BUY at a better price gets more shares than asked
             status = _status_after_ack(intent, ack.status, filled)
         self._settle(w, status, submitted=True, filled=filled, fills=fills, venue_order_id=signed.order_hash)
+        if intent.key in self._missed:
+            # the user channel spoke about this order while it was in flight: look again now
+            self._missed.discard(intent.key)
+            rec = self.store.get_order(intent.key)
+            if rec is not None and not rec.status.is_final:
+                self._track(asyncio.ensure_future(self._reconcile_guarded(rec)))
 
     def _settle(
         self,
@@ -742,25 +768,36 @@ class Executor:
         history could not be read (which is not the same as "no fills")."""
         assert self.trading is not None
         try:
-            trades = await self.trading.trades(market=intent.condition_id or None, token_id=intent.token_id)
+            # by market, not token: a match against the other outcome's token is also ours
+            if intent.condition_id:
+                trades = await self.trading.trades(market=intent.condition_id)
+            else:
+                trades = await self.trading.trades(token_id=intent.token_id)
         except VenueError as e:
             log.warning("order %s: trade history unreadable for now: %s", intent.key, e.message)
             return None
         out: list[Fill] = []
         for t in trades:
-            if t.taker_order_id != order_hash and order_hash not in t.maker_order_ids:
-                continue
+            if t.status == "FAILED":
+                continue  # the match was reverted on-chain: no position came of it
             taker = t.taker_order_id == order_hash
+            entry = None if taker else t.maker_entry(order_hash)
+            if not taker and entry is None:
+                continue
+            # As maker, only our own entry counts: the trade's size and price describe the taker's order.
+            size = t.size if entry is None else entry.matched_amount
+            price = t.price if entry is None else entry.price
+            token = (t.token_id if entry is None else entry.token_id) or intent.token_id
             params = self.params.cached(intent.token_id)
-            fee = params.fees.fee(t.size, t.price) if params is not None and taker else _ZERO
+            fee = params.fees.fee(size, price) if params is not None and taker else _ZERO
             out.append(
                 Fill(
-                    trade_id=t.trade_id,
+                    trade_id=t.trade_id if taker else f"{t.trade_id}:{order_hash[:18]}",
                     strategy=intent.strategy,
-                    token_id=t.token_id or intent.token_id,
+                    token_id=token,
                     side=intent.side,
-                    price=t.price,
-                    size=t.size,
+                    price=price,
+                    size=size,
                     dry_run=False,
                     ts=t.match_ms or self._now_ms(),
                     condition_id=intent.condition_id,
@@ -800,16 +837,18 @@ class Executor:
             await asyncio.sleep(every_s)
             if self.dry_run or self._closing:
                 continue
-            stuck = [
-                o
-                for o in self.store.list_orders(statuses=(OrderStatus.UNKNOWN, OrderStatus.SUBMITTED))
-                if not o.dry_run and o.key not in self._inflight
-            ]
+            try:
+                # every open live order: unknown ones settle, resting ones pick up fills the user channel missed
+                stuck = [
+                    o
+                    for o in self.store.list_orders(statuses=NON_FINAL)
+                    if not o.dry_run and o.key not in self._inflight
+                ]
+            except PmbotError as e:
+                log.warning("reconciler: %s", e.message)
+                continue
             for rec in stuck:
-                try:
-                    await self._reconcile_live(rec)
-                except VenueError as e:
-                    log.warning("reconcile %s: %s", rec.key, e.message)
+                await self._reconcile_guarded(rec)
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
         if rec.status is OrderStatus.PENDING:
@@ -820,7 +859,37 @@ class Executor:
         self._recent.pop(rec.key, None)
         return status
 
+    def _lock_for(self, key: str) -> asyncio.Lock:
+        lock = self._locks.get(key)
+        if lock is None:
+            lock = self._locks[key] = asyncio.Lock()
+        return lock
+
+    def _fee_reserve(self, rec: OrderRecord) -> Decimal:
+        params = self.params.cached(rec.token_id)
+        if rec.side is not Side.BUY or params is None:
+            return _ZERO
+        return max_taker_fee(rec.size, rec.price, params.fees)
+
+    def _hold(self, rec: OrderRecord) -> OrderStatus:
+        """Could not settle it now: keep it reserved (the caps must count it) and try again later."""
+        self.risk.restore_order(rec, fee_reserve=self._fee_reserve(rec))
+        return rec.status
+
+    async def _reconcile_guarded(self, rec: OrderRecord) -> None:
+        try:
+            await self._reconcile_live(rec)
+        except Exception:  # a background settle must never die silently or kill its loop
+            log.exception("reconcile %s failed; will retry", rec.key)
+
     async def _reconcile_live(self, rec: OrderRecord) -> OrderStatus:
+        async with self._lock_for(rec.key):
+            current = self.store.get_order(rec.key)  # someone may have settled it while we waited
+            if current is None or current.status.is_final:
+                return current.status if current is not None else rec.status
+            return await self._reconcile_live_locked(current)
+
+    async def _reconcile_live_locked(self, rec: OrderRecord) -> OrderStatus:
         assert self.trading is not None
         intent = _intent_of(rec)
         if not rec.venue_order_id:
@@ -830,15 +899,15 @@ class Executor:
             venue = await self.trading.order(rec.venue_order_id)
         except VenueError as e:
             log.warning("reconcile %s: venue unreadable (%s); left %s", rec.key, e.message, rec.status.value)
-            return rec.status
+            return self._hold(rec)
         found = await self._venue_fills(intent, rec.venue_order_id)
         if found is None:
-            return rec.status  # cannot tell yet: never guess "not placed"
+            return self._hold(rec)  # cannot tell yet: never guess "not placed"
         known = {t.fill.trade_id for t in self.store.list_trades(Query(dry_run=False)) if t.fill.order_key == rec.key}
         fills = [f for f in found if f.trade_id not in known]
         got = sum((f.size for f in found), _ZERO)
         if venue is None and got == 0 and self._too_recent(rec):
-            return rec.status  # a POST the client gave up on may still be in the venue's pipeline
+            return self._hold(rec)  # a POST the client gave up on may still be in the venue's pipeline
         if venue is not None:
             matched = max(venue.size_matched, got)
             status = _status_of_open_order(venue.status, matched, rec.size)
@@ -860,7 +929,9 @@ class Executor:
         if status.is_final:
             self.risk.on_order_closed(rec.key)
         else:
-            self.risk.restore_order(replace(rec, status=status, filled_size=matched))
+            self.risk.restore_order(
+                replace(rec, status=status, filled_size=matched), fee_reserve=self._fee_reserve(rec)
+            )
         self._recent.pop(rec.key, None)
         return status
 
@@ -875,6 +946,8 @@ class Executor:
             raise StoreError(f"no order with key {key!r}", hint="`pmbot trades` / the orders table list keys")
         if rec.status.is_final:
             return rec
+        if key in self._inflight:
+            raise InputError(f"order {key} is still being sent; cancel it once it is acknowledged")
         if self.dry_run:
             assert self.paper is not None
             if rec.venue_order_id:
@@ -886,6 +959,16 @@ class Executor:
                 if rec.venue_order_id not in res.canceled:
                     reason = res.not_canceled.get(rec.venue_order_id, "not cancelled")
                     raise VenueError(f"venue did not cancel {key}: {reason}")
+                # Fills made before the cancel must be recorded: settle from the venue, not by assumption.
+                await self._reconcile_live(rec)
+                after = self.store.get_order(key)
+                assert after is not None
+                if not after.status.is_final:
+                    self._mark_unknown(key, "cancelled at the venue; fills not read yet")
+                    after = self.store.get_order(key)
+                    assert after is not None
+                self._save_risk_state()
+                return after
         self.risk.on_order_closed(key)
         self._save_risk_state()
         self._recent.pop(key, None)
@@ -933,6 +1016,10 @@ def _status_after_ack(intent: OrderIntent, venue_status: str, filled: Decimal) -
 
 def _status_of_open_order(venue_status: str, matched: Decimal, size: Decimal) -> OrderStatus:
     s = venue_status.upper()
+    if s == "DELAYED":
+        return OrderStatus.SUBMITTED
+    if s == "UNMATCHED":  # a delayed order that did not match: final
+        return OrderStatus.FILLED if matched >= size else OrderStatus.CANCELLED
     if s == "LIVE":
         return OrderStatus.PARTIALLY_FILLED if matched > 0 else OrderStatus.LIVE
     if s == "MATCHED" or matched >= size:

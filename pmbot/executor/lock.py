@@ -78,11 +78,22 @@ class RedisWalletLock:
         self._task = asyncio.create_task(self._renew(), name="pmbot-wallet-lease")
 
     async def _renew(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
             await asyncio.sleep(self._ttl_ms / 3000)
-            if not await self._client.eval(_RENEW, 1, self.key, self._token, self._ttl_ms):
+            try:
+                ok = await self._client.eval(_RENEW, 1, self.key, self._token, self._ttl_ms)
+            except Exception:
+                # Redis unreachable: the lease may lapse and another engine take the wallet once it has.
+                if loop.time() - renewed >= self._ttl_ms / 1000:
+                    self.lost = True
+                    return
+                continue
+            if not ok:
                 self.lost = True  # the executor checks this before every live send
                 return
+            renewed = loop.time()
 
     def is_lost(self) -> bool:
         return self.lost

@@ -317,6 +317,10 @@ class UserTrade:
     fee_rate_bps: int = 0
     tx_hash: str | None = None
     outcome: str | None = None
+    maker_orders: tuple[MakerOrderFill, ...] = ()  # each resting order's own amount, price and token
+
+    def maker_entry(self, order_id: str) -> MakerOrderFill | None:
+        return next((m for m in self.maker_orders if m.order_id == order_id), None)
 
 
 @dataclass(frozen=True, slots=True)

@@ -139,7 +139,10 @@ class TradingClient:
             raw = await self._private("POST", "/order", body=wire, unknown_on_timeout=True)
         except VenueError as e:
             return self._refusal(e, order.order_hash)
-        ack = rest.order_ack(raw)
+        try:
+            ack = rest.order_ack(raw)
+        except VenueError as e:  # the venue took the request; what it said cannot be read
+            raise OrderStateUnknownError(f"POST /order answer unreadable ({e.message}); the order may exist") from e
         return ack if ack.order_id else _with_id(ack, order.order_hash)
 
     async def post_orders(self, orders: list[tuple[SignedOrder, OrderType]]) -> list[OrderAck]:
@@ -162,8 +165,8 @@ class TradingClient:
         status = error.status or 0
         if isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError) or status == 425:
             raise error
-        if status >= 500:
-            # "could not insert order" and friends: the venue may or may not hold it.
+        if not 400 <= status < 500:
+            # 5xx ("could not insert order"), or a 2xx whose body was unreadable: the venue may hold it.
             raise OrderStateUnknownError(f"{error.message}; the order may exist") from error
         return OrderAck(
             accepted=False,

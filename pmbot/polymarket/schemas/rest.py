@@ -14,6 +14,7 @@ from pmbot.polymarket.models import (
     CancelResult,
     DataPosition,
     FeeSchedule,
+    MakerOrderFill,
     Market,
     OpenOrder,
     OrderAck,
@@ -299,6 +300,23 @@ def user_trade(raw: Any) -> UserTrade:
         fee_rate_bps=int(dec0(fee)) if fee not in (None, "") else 0,
         tx_hash=opt_str(o.get("transaction_hash")),
         outcome=opt_str(o.get("outcome")),
+        maker_orders=tuple(maker_order_fill(m) for m in makers if isinstance(m, Mapping)),
+    )
+
+
+def maker_order_fill(raw: Any) -> MakerOrderFill:
+    o = _obj(raw, "maker order")
+    maker = opt_str(o.get("maker_address"))
+    return MakerOrderFill(
+        order_id=str(req(o, "order_id", "maker order")),
+        owner=str(o.get("owner") or ""),
+        token_id=str(o.get("asset_id") or ""),
+        matched_amount=dec0(o.get("matched_amount")),
+        price=dec0(o.get("price")),
+        maker_address=maker.lower() if maker else None,
+        outcome=opt_str(o.get("outcome")),
+        side=opt_side(o.get("side")),
+        fee_rate_bps=int(dec0(o.get("fee_rate_bps"))),
     )
 
 

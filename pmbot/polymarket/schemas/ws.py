@@ -20,7 +20,6 @@ from pmbot.polymarket.models import (
     CryptoPrice,
     LastTrade,
     LevelChange,
-    MakerOrderFill,
     MarketResolved,
     PriceChange,
     Side,
@@ -31,7 +30,7 @@ from pmbot.polymarket.models import (
     WalletTrade,
 )
 from pmbot.polymarket.schemas import rest
-from pmbot.polymarket.schemas.common import dec, dec0, epoch_ms, opt_side, opt_str, req, side
+from pmbot.polymarket.schemas.common import dec, dec0, epoch_ms, opt_str, req, side
 
 MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved
 UserEvent = UserOrderEvent | UserTradeEvent
@@ -169,20 +168,7 @@ def user_order(raw: Any) -> UserOrderEvent:
     )
 
 
-def maker_order_fill(raw: Any) -> MakerOrderFill:
-    o = _obj(raw, "maker order")
-    maker = opt_str(o.get("maker_address"))
-    return MakerOrderFill(
-        order_id=str(req(o, "order_id", "maker order")),
-        owner=str(o.get("owner") or ""),
-        token_id=str(o.get("asset_id") or ""),
-        matched_amount=dec0(o.get("matched_amount")),
-        price=dec0(o.get("price")),
-        maker_address=maker.lower() if maker else None,
-        outcome=opt_str(o.get("outcome")),
-        side=opt_side(o.get("side")),
-        fee_rate_bps=int(dec0(o.get("fee_rate_bps"))),
-    )
+maker_order_fill = rest.maker_order_fill  # one parser for the REST row and the user-channel message
 
 
 def user_trade(raw: Any) -> UserTradeEvent:
