@@ -25,7 +25,9 @@ def order(
     price: Annotated[str, typer.Option("--price", "-p", help="Limit price (FOK/FAK: worst acceptable price).")],
     size: Annotated[str, typer.Option("--size", "-s", help="Shares (minimum 5).")],
     order_type: Annotated[str, typer.Option("--type", "-t", help="GTC (rests), FOK (all or nothing), FAK.")] = "GTC",
-    key: Annotated[str | None, typer.Option("--key", help="Idempotency key: the same key with the same order is never sent twice.")] = None,
+    key: Annotated[
+        str | None, typer.Option("--key", help="Idempotency key: the same key and order are never sent twice.")
+    ] = None,
     live: LiveOpt = False,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
