@@ -108,11 +108,11 @@ class SQLiteStore:
             if self._depth:  # inside transaction(): join it
                 yield conn
                 return
-            self._depth += 1
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as e:
                 raise StoreError(f"database is busy or read-only: {e}") from None
+            self._depth += 1
             try:
                 yield conn
             except BaseException:
