@@ -518,7 +518,7 @@ class Executor:
             if fills:
                 self.store.record_fills(fills)
             for w, status, reason, _code, pfills, order_id in outcomes:
-                filled = sum((f.size for f in pfills), _ZERO)
+                filled = _totals(pfills)[0]
                 self.store.set_order_status(
                     w.intent.key,
                     status,
@@ -530,11 +530,10 @@ class Executor:
         for w, status, reason, code, pfills, order_id in outcomes:
             for f in pfills:
                 self._apply_fill_to_risk(w.intent, f.side, f.size, f.price, f.fee, f.ts_ms)
-            if status.is_final or status is OrderStatus.REJECTED:
+            if status.is_final:
                 self.risk.on_order_closed(w.intent.key)
             self.metrics.final(status, code)
-            filled = sum((f.size for f in pfills), _ZERO)
-            notional = sum((f.price * f.size for f in pfills), _ZERO)
+            filled, avg_price, fees = _totals(pfills)
             self._finish(
                 w.intent.key,
                 status,
@@ -542,28 +541,14 @@ class Executor:
                 code=code,
                 venue_order_id=order_id or None,
                 filled=filled,
-                avg_price=notional / filled if filled else None,
-                fees=sum((f.fee for f in pfills), _ZERO),
+                avg_price=avg_price,
+                fees=fees,
                 future=w.future,
             )
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
-        return Fill(
-            trade_id=f"paper:{f.trade_id}",
-            strategy=intent.strategy,
-            token_id=f.token_id,
-            side=f.side,
-            price=f.price,
-            size=f.size,
-            dry_run=True,
-            ts=f.ts_ms,
-            condition_id=intent.condition_id,
-            fee=f.fee,
-            order_key=intent.key,
-            venue_order_id=f.order_id,
-            liquidity=f.liquidity,
-            market=str(intent.meta.get("market", "")),
-            outcome=str(intent.meta.get("outcome", "")),
+        return _fill(
+            intent, f"paper:{f.trade_id}", f.token_id, f.price, f.size, f.fee, f.ts_ms, f.order_id, f.liquidity, True
         )
 
     def _apply_fill_to_risk(
@@ -587,27 +572,20 @@ class Executor:
         pfills = self.paper.on_book(book)
         if not pfills:
             return 0
-        orders = {f.intent_key: self.store.get_order(f.intent_key) for f in pfills}
-        fills: list[Fill] = []
+        orders = self.store.get_orders(f.intent_key for f in pfills)
+        intents = {key: _intent_of(rec) for key, rec in orders.items()}
+        fills = [self._paper_fill(f, intents[f.intent_key]) for f in pfills if f.intent_key in intents]
         with self.store.transaction():
-            for f in pfills:
-                rec = orders[f.intent_key]
-                if rec is None:
-                    continue
-                fills.append(self._paper_fill(f, _intent_of(rec)))
             self.store.record_fills(fills)
             for key, rec in orders.items():
-                if rec is None:
-                    continue
                 left = min(f.remaining for f in pfills if f.intent_key == key)
                 filled = rec.size - left
                 status = OrderStatus.FILLED if left == 0 else OrderStatus.PARTIALLY_FILLED
                 self.store.set_order_status(key, status, filled_size=filled, detail="paper: book crossed")
         for f in pfills:
-            rec = orders[f.intent_key]
             self._recent.pop(f.intent_key, None)
-            if rec is not None:
-                self._apply_fill_to_risk(_intent_of(rec), f.side, f.size, f.price, f.fee, f.ts_ms)
+            if f.intent_key in intents:
+                self._apply_fill_to_risk(intents[f.intent_key], f.side, f.size, f.price, f.fee, f.ts_ms)
                 if f.remaining == 0:
                     self.risk.on_order_closed(f.intent_key)
         self._save_risk_state()
@@ -732,8 +710,7 @@ class Executor:
         with self.store.transaction():
             if submitted:
                 self.store.set_order_status(intent.key, OrderStatus.SUBMITTED, detail="POST /order sent")
-            if fills:
-                self.store.record_fills(fills)
+            new = self._record_new(fills)
             self.store.set_order_status(
                 intent.key,
                 status,
@@ -742,15 +719,14 @@ class Executor:
                 filled_size=filled,
                 detail=reason or "",
             )
-        for f in fills:
+        for f in new:
             self._apply_fill_to_risk(intent, f.side, f.size, f.price, f.fee, f.ts)
         if status.is_final:
             self.risk.on_order_closed(intent.key)
         elif filled:
             self.risk.on_order_update(intent.key, filled)
         self.metrics.final(status, code)
-        notional = sum((f.price * f.size for f in fills), _ZERO)
-        got = sum((f.size for f in fills), _ZERO)
+        _, avg_price, fees = _totals(fills)
         self._finish(
             intent.key,
             status,
@@ -758,10 +734,15 @@ class Executor:
             code=code,
             venue_order_id=venue_order_id,
             filled=filled,
-            avg_price=notional / got if got else None,
-            fees=sum((f.fee for f in fills), _ZERO),
+            avg_price=avg_price,
+            fees=fees,
             future=w.future,
         )
+
+    def _record_new(self, fills: list[Fill]) -> list[Fill]:
+        """Store fills (inside the caller's transaction); return those not stored before. The store's
+        unique trade id decides, so a fill seen twice (answer, reconcile, user channel) counts once."""
+        return [f for f in fills if self.store.record_fill(f)]
 
     async def _venue_fills(self, intent: OrderIntent, order_hash: str) -> list[Fill] | None:
         """Our fills of one order, from the venue's trade history (as taker or as maker); None when the
@@ -776,6 +757,7 @@ class Executor:
         except VenueError as e:
             log.warning("order %s: trade history unreadable for now: %s", intent.key, e.message)
             return None
+        params = self.params.cached(intent.token_id)
         out: list[Fill] = []
         for t in trades:
             if t.status == "FAILED":
@@ -788,27 +770,11 @@ class Executor:
             size = t.size if entry is None else entry.matched_amount
             price = t.price if entry is None else entry.price
             token = (t.token_id if entry is None else entry.token_id) or intent.token_id
-            params = self.params.cached(intent.token_id)
             fee = params.fees.fee(size, price) if params is not None and taker else _ZERO
-            out.append(
-                Fill(
-                    trade_id=t.trade_id if taker else f"{t.trade_id}:{order_hash[:18]}",
-                    strategy=intent.strategy,
-                    token_id=token,
-                    side=intent.side,
-                    price=price,
-                    size=size,
-                    dry_run=False,
-                    ts=t.match_ms or self._now_ms(),
-                    condition_id=intent.condition_id,
-                    fee=fee,
-                    order_key=intent.key,
-                    venue_order_id=order_hash,
-                    liquidity="taker" if taker else "maker",
-                    market=str(intent.meta.get("market", "")),
-                    outcome=str(intent.meta.get("outcome", "")),
-                )
-            )
+            trade_id = t.trade_id if taker else f"{t.trade_id}:{order_hash[:18]}"
+            ts = t.match_ms or self._now_ms()
+            liquidity = "taker" if taker else "maker"
+            out.append(_fill(intent, trade_id, token, price, size, fee, ts, order_hash, liquidity, False))
         return out
 
     # ------------------------------------------------------------------------------- reconcile
@@ -903,8 +869,6 @@ class Executor:
         found = await self._venue_fills(intent, rec.venue_order_id)
         if found is None:
             return self._hold(rec)  # cannot tell yet: never guess "not placed"
-        known = {t.fill.trade_id for t in self.store.list_trades(Query(dry_run=False)) if t.fill.order_key == rec.key}
-        fills = [f for f in found if f.trade_id not in known]
         got = sum((f.size for f in found), _ZERO)
         if venue is None and got == 0 and self._too_recent(rec):
             return self._hold(rec)  # a POST the client gave up on may still be in the venue's pipeline
@@ -919,12 +883,11 @@ class Executor:
             matched, status = _ZERO, OrderStatus.REJECTED
         why = "reconcile: not found at the venue, never placed" if status is OrderStatus.REJECTED else "reconcile"
         with self.store.transaction():
-            if fills:
-                self.store.record_fills(fills)
+            new = self._record_new(found)
             self.store.set_order_status(
                 rec.key, status, filled_size=matched, error=why if status is OrderStatus.REJECTED else None, detail=why
             )
-        for f in fills:
+        for f in new:
             self._apply_fill_to_risk(intent, f.side, f.size, f.price, f.fee, f.ts)
         if status.is_final:
             self.risk.on_order_closed(rec.key)
@@ -976,6 +939,45 @@ class Executor:
 
 
 # ------------------------------------------------------------------------------------- helpers
+
+
+def _fill(
+    intent: OrderIntent,
+    trade_id: str,
+    token_id: str,
+    price: Decimal,
+    size: Decimal,
+    fee: Decimal,
+    ts: int,
+    venue_order_id: str,
+    liquidity: str,
+    dry_run: bool,
+) -> Fill:
+    """A store Fill of one of `intent`'s orders; side, strategy and labels come from the intent."""
+    return Fill(
+        trade_id=trade_id,
+        strategy=intent.strategy,
+        token_id=token_id,
+        side=intent.side,
+        price=price,
+        size=size,
+        dry_run=dry_run,
+        ts=ts,
+        condition_id=intent.condition_id,
+        fee=fee,
+        order_key=intent.key,
+        venue_order_id=venue_order_id,
+        liquidity=liquidity,
+        market=str(intent.meta.get("market", "")),
+        outcome=str(intent.meta.get("outcome", "")),
+    )
+
+
+def _totals(fills: list[Fill] | list[PaperFill]) -> tuple[Decimal, Decimal | None, Decimal]:
+    """(shares, volume-weighted price, fees) of some fills."""
+    size = sum((f.size for f in fills), _ZERO)
+    notional = sum((f.price * f.size for f in fills), _ZERO)
+    return size, (notional / size if size else None), sum((f.fee for f in fills), _ZERO)
 
 
 def _intent_of(rec: OrderRecord) -> OrderIntent:

@@ -9,6 +9,7 @@ updates it in place.
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 
 from pmbot.polymarket.clob import ClobPublicClient
@@ -30,7 +31,7 @@ class MarketParamsCache:
     def set_tick_size(self, token_id: str, tick_size: Decimal) -> None:
         old = self._params.get(token_id)
         if old is not None:
-            self._params[token_id] = MarketParams(token_id, tick_size, old.neg_risk, old.fees, old.min_order_size)
+            self._params[token_id] = replace(old, tick_size=tick_size)
 
     async def get(self, token_id: str) -> MarketParams:
         hit = self._params.get(token_id)

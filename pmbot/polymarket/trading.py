@@ -9,6 +9,7 @@ answer is lost the caller gets `OrderStateUnknownError` and must reconcile via `
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -60,7 +61,7 @@ class TradingClient:
             raw = await self.http.request(
                 "GET", "/auth/derive-api-key", headers=lambda: l1.headers(nonce), idempotent=True
             )
-        except (NotFoundError, VenueError) as e:
+        except VenueError as e:
             if isinstance(e, AuthError | RateLimitedError) or (e.status or 0) >= 500:
                 raise
             raw = await self.http.request("POST", "/auth/api-key", headers=lambda: l1.headers(nonce))
@@ -143,7 +144,7 @@ class TradingClient:
             ack = rest.order_ack(raw)
         except VenueError as e:  # the venue took the request; what it said cannot be read
             raise OrderStateUnknownError(f"POST /order answer unreadable ({e.message}); the order may exist") from e
-        return ack if ack.order_id else _with_id(ack, order.order_hash)
+        return ack if ack.order_id else replace(ack, order_id=order.order_hash)
 
     async def post_orders(self, orders: list[tuple[SignedOrder, OrderType]]) -> list[OrderAck]:
         if not orders:
@@ -158,7 +159,7 @@ class TradingClient:
             return [self._refusal(e, o.order_hash) for o, _ in orders]
         rows = rest._rows(raw, "orders response")
         acks = [rest.order_ack(r) for r in rows]
-        return [a if a.order_id else _with_id(a, o.order_hash) for a, (o, _) in zip(acks, orders, strict=False)]
+        return [a if a.order_id else replace(a, order_id=o.order_hash) for a, (o, _) in zip(acks, orders, strict=False)]
 
     @staticmethod
     def _refusal(error: VenueError, order_hash: str) -> OrderAck:
@@ -228,16 +229,3 @@ class TradingClient:
             "/data/trades", {"market": market, "asset_id": token_id, "after": after_s, "before": before_s}
         )
         return [rest.user_trade(r) for r in rows]
-
-
-def _with_id(ack: OrderAck, order_hash: str) -> OrderAck:
-    return OrderAck(
-        accepted=ack.accepted,
-        order_id=order_hash,
-        status=ack.status,
-        making_amount=ack.making_amount,
-        taking_amount=ack.taking_amount,
-        error=ack.error,
-        tx_hashes=ack.tx_hashes,
-        trade_ids=ack.trade_ids,
-    )

@@ -151,15 +151,11 @@ class SQLiteStore:
     def get_orders(self, keys: Iterable[str]) -> dict[str, OrderRecord]:
         wanted = list(dict.fromkeys(keys))
         out: dict[str, OrderRecord] = {}
-        conn = self.db.conn
-        with self._lock:
-            for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
-                chunk = wanted[i : i + 500]
-                cur = conn.execute(f"SELECT * FROM orders WHERE key IN ({', '.join('?' * len(chunk))})", chunk)
-                names = [c[0] for c in cur.description]
-                for row in cur.fetchall():
-                    order = rows.row_to_order(dict(zip(names, row, strict=True)))
-                    out[order.key] = order
+        for i in range(0, len(wanted), 500):  # SQLite's bound-parameter limit
+            chunk = wanted[i : i + 500]
+            for row in self._query(f"SELECT * FROM orders WHERE key IN ({', '.join('?' * len(chunk))})", chunk):
+                order = rows.row_to_order(row)
+                out[order.key] = order
         return out
 
     def update_order(
