@@ -64,8 +64,8 @@ class OutcomeBook:
 
     def token_levels(self, index: int) -> tuple[list[tuple[Decimal, Decimal]], list[tuple[Decimal, Decimal]]]:
         """(bids ascending, asks descending) for outcome `index` (0 = Up as stored, 1 = Down mirrored)."""
-        bids = [(p, lv.size()) for p, lv in self.sides[BUY].items() if lv.size() > 0]
-        asks = [(p, lv.size()) for p, lv in self.sides[SELL].items() if lv.size() > 0]
+        bids = [(p, s) for p, lv in self.sides[BUY].items() if (s := lv.size()) > 0]
+        asks = [(p, s) for p, lv in self.sides[SELL].items() if (s := lv.size()) > 0]
         if index == 1:
             bids, asks = [(ONE - p, s) for p, s in asks], [(ONE - p, s) for p, s in bids]
         bids.sort(key=lambda x: x[0])

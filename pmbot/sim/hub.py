@@ -5,18 +5,14 @@ connection drains it, so a slow client never blocks the venue."""
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pmbot.sim.faults import Faults
+from pmbot.sim.wire import dumps
 
 MALFORMED_FRAME = '{"event_type": "book", "asset_id": '  # truncated JSON, like a cut-off frame
-
-
-def dumps(msg: Any) -> str:
-    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False)
 
 
 @dataclass(eq=False)

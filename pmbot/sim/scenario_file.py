@@ -17,6 +17,7 @@ from types import TracebackType
 from typing import IO, Any
 
 from pmbot.errors import InputError
+from pmbot.sim.wire import dumps
 
 FORMAT = "pmbot-scenario"
 VERSION = 1
@@ -38,7 +39,7 @@ class RecordedScenario:
 
 
 def _line(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False) + "\n"
+    return dumps(obj) + "\n"
 
 
 class ScenarioWriter:

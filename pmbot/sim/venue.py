@@ -440,6 +440,7 @@ class Venue:
         if not changes:
             return
         up, down = m.token_ids
+        best_now = book.best(BUY), book.best(SELL)
         if self.hub.market_listeners(m.token_ids):
             snaps = (self.book_snapshot(up), self.book_snapshot(down))
             hashes = [str(s.rest_dict()["hash"]) if s else "" for s in snaps]
@@ -467,12 +468,11 @@ class Venue:
                 "event_type": "price_change",
             }
             self.hub.to_market(m.token_ids, lambda: msg)
-            best_now = book.best(BUY), book.best(SELL)
             if self._best.get(m.condition_id) != best_now:
                 for i, token in enumerate(m.token_ids):
                     bb, ba = bests[i]
                     self.hub.to_market([token], partial(_best_bid_ask, m, token, bb, ba, self.now_ms()), custom=True)
-        self._best[m.condition_id] = (book.best(BUY), book.best(SELL))
+        self._best[m.condition_id] = best_now
 
     # -- profiles / Data API -------------------------------------------------------------------
     def profile(self, wallet: str) -> dict[str, str]:

@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from decimal import Decimal
+from typing import Any
+
+# Decimal → shortest plain string: 0.60 → "0.6", 100.00 → "100", never exponent form.
+from pmbot.money import fmt as dstr
+
+__all__ = ["date_only", "dstr", "dumps", "iso", "iso_micro", "iso_space", "parse_iso", "price3", "wire_number"]
 
 
-def dstr(value: Decimal) -> str:
-    """Decimal → shortest plain string: 0.60 → "0.6", 100.00 → "100", never exponent form."""
-    if value == 0:
-        return "0"
-    text = format(value.normalize(), "f")
-    return text
+def dumps(msg: Any) -> str:
+    """Compact JSON, non-ASCII kept as is: how the venue's frames and bodies look."""
+    return json.dumps(msg, separators=(",", ":"), ensure_ascii=False)
 
 
 def price3(value: Decimal) -> str:

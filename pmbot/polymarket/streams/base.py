@@ -26,12 +26,12 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 
 from pmbot.errors import VenueError
 from pmbot.polymarket.models import StreamState, StreamStatus
+from pmbot.polymarket.schemas import ws
+from pmbot.timeutil import Clock, now_ms
 
 log = logging.getLogger("pmbot.polymarket.streams")
 
 E = TypeVar("E")
-
-Clock = Callable[[], float]  # epoch seconds
 
 
 class StreamError(VenueError):
@@ -216,7 +216,7 @@ class StreamBase(Generic[E]):
             StreamStatus(
                 stream=self.name,
                 state=state,
-                timestamp_ms=int(self.clock() * 1000),
+                timestamp_ms=now_ms(self.clock),
                 detail=detail,
                 attempt=attempt,
             )
@@ -311,7 +311,8 @@ class StreamBase(Generic[E]):
 
 
 class WsStream(StreamBase[E]):
-    """A WebSocket channel: subscribe on connect, text heartbeat, JSON frames → `_handle(obj)`."""
+    """A WebSocket channel: subscribe on connect, text heartbeat, JSON frames → `_handle_one(msg)`
+    per message (a frame is one message or an array of them)."""
 
     heartbeat_text = "PING"
 
@@ -359,9 +360,9 @@ class WsStream(StreamBase[E]):
         """What to send right after connecting (the full current subscription)."""
         return ()
 
-    def _handle(self, obj: Any) -> None:
-        """One decoded JSON frame. Emit events with `_emit`; raise VenueError (or KeyError, …) for
-        a payload that cannot be understood: the frame is counted as malformed and skipped."""
+    def _handle_one(self, item: Any) -> None:
+        """One message of a decoded frame. Emit events with `_emit`; raise VenueError (or KeyError, …)
+        for a payload that cannot be understood: the message is counted as malformed and skipped."""
         raise NotImplementedError
 
     # ---------------------------------------------------------------------------------- internals
@@ -432,7 +433,8 @@ class WsStream(StreamBase[E]):
         self.counters.messages += 1
         if self.on_raw is not None:
             self.on_raw(obj)
-        self._guarded(self._handle, obj)
+        for item in ws.messages(obj):  # one bad element of an array frame does not hide the others
+            self._guarded(self._handle_one, item)
         return True
 
     def _malformed(self, frame: str | bytes, why: str) -> None:

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pmbot.polymarket.models import WalletTrade
 from pmbot.polymarket.schemas import ws
 from pmbot.polymarket.streams.base import Backoff, Clock, StreamBase, StreamError, log
+from pmbot.timeutil import now_ms
 
 if TYPE_CHECKING:
     from web3 import AsyncWeb3, WebSocketProvider
@@ -210,7 +211,7 @@ class ChainFillStream(StreamBase[WalletTrade]):
         self._seen[key] = None
         if len(self._seen) > _SEEN_LIMIT:
             self._seen.popitem(last=False)
-        trade = ws.order_filled(log_entry, self._wallets, int(self.clock() * 1000))
+        trade = ws.order_filled(log_entry, self._wallets, now_ms(self.clock))
         if trade is None:
             # A counterparty's fill naming our wallet as taker (see ws.order_filled), or a removed log.
             self.counterparty_fills += 1

@@ -89,10 +89,6 @@ class MarketStream(WsStream[MarketEvent]):
         for book in self.books.values():
             book.synced = False
 
-    def _handle(self, obj: Any) -> None:
-        for item in ws.messages(obj):
-            self._guarded(self._handle_one, item)
-
     def _handle_one(self, item: Any) -> None:
         ev = ws.market_event(item)
         if ev is None:

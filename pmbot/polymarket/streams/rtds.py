@@ -128,10 +128,6 @@ class RtdsStream(WsStream[RtdsEvent]):
             return []
         return [{"action": "subscribe", "subscriptions": [s.wire() for s in self._subs]}]
 
-    def _handle(self, obj: Any) -> None:
-        for item in ws.messages(obj):
-            self._guarded(self._handle_one, item)
-
     def _handle_one(self, item: Any) -> None:
         events = ws.rtds_events(item, self._wallets)
         if not events:

@@ -78,10 +78,6 @@ class UserStream(WsStream[UserEvent]):
         auth = {"apiKey": self._creds.api_key, "secret": self._creds.secret, "passphrase": self._creds.passphrase}
         return [{"auth": auth, "markets": list(self._markets), "type": "user"}]
 
-    def _handle(self, obj: Any) -> None:
-        for item in ws.messages(obj):
-            self._guarded(self._handle_one, item)
-
     def _handle_one(self, item: Any) -> None:
         ev = ws.user_event(item)
         if ev is None:

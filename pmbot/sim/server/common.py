@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import base64
-import json
 from typing import Any
 
 from aiohttp import web
 
 from pmbot.sim.venue import Venue
+from pmbot.sim.wire import dumps as compact
 
 VENUE: web.AppKey[Venue] = web.AppKey("venue", Venue)
 
 START_CURSOR, END_CURSOR = "MA==", "LTE="
-
-
-def compact(obj: Any) -> str:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False)
 
 
 def ok(data: Any, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
