@@ -1,0 +1,395 @@
+"""Expiration sniping: buy the likely outcome in a market's last seconds, when the rules a trader would write
+down all agree. This module owns those rules (config `[snipe]`) and nothing else: no clock, socket, store
+or sleep. The runner delivers events and executes the intents.
+
+For each armed market, on every book change, reference price and timer tick, the rules are checked in
+this order; the first that fails is recorded as a skip with a stable reason (`SkipReason`):
+
+1. time: entries only while `stop_s` < seconds left ≤ `window_s`        → too_early / too_late
+2. the market is accepting orders                                       → not_accepting
+3. one entry per market and side (key from market, window end, token)   → already_entered
+4. the leading side's best ask is inside [min_price, max_price]         → outside_band
+5. fee-aware edge at that ask: 1 − p − fee(p)/shares ≥ min_edge, the fee from the market's own schedule
+   (`FeeSchedule.fee`, the same function the paper exchange charges with)  → edge_below_min
+6. depth at or under the limit covers `min_depth` (default: the order size) → depth_short
+7. for crypto Up/Down markets, the Chainlink reference (spot or TWAP, as the market's text says) agrees
+   with the side by `reference_margin` against the window's opening; ties go to Up
+                                                                        → reference_unknown / reference_disagrees
+8. not paused                                                           → paused
+
+Then one FOK (or FAK) BUY at the limit: the band ceiling on tick, lowered when needed so that even a fill
+at the limit keeps `min_edge` after fees. A skip is recorded when a market's reason changes, not on every
+event, so the decision log reads like a trader's notes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from enum import StrEnum
+from typing import ClassVar, Literal
+
+from pydantic import Field, ValidationInfo, field_validator
+
+from pmbot.executor.intents import OrderIntent, intent_key
+from pmbot.money import fmt
+from pmbot.polymarket.models import BookLevel, FeeSchedule
+from pmbot.store.models import OrderType, Side
+from pmbot.strategies.base import PAUSED, MarketInfo, Strategy, StrategyConfig
+from pmbot.strategies.events import BookChanged, Event, MarketResolved, ReferencePrice, TimerTick
+from pmbot.strategies.reference import ReferenceTracker, ResolutionRule, parse_resolution_rule
+
+__all__ = [
+    "DEFAULT_USDC",
+    "SkipReason",
+    "SnipeConfig",
+    "SnipeStrategy",
+    "edge_limit",
+    "entry_edge",
+    "fee_per_share",
+    "walk_asks",
+]
+
+_ZERO = Decimal(0)
+_ONE = Decimal(1)
+_SHARE_STEP = Decimal("0.01")  # the venue takes share amounts to 2 decimals
+DEFAULT_USDC = Decimal(10)
+
+
+class SkipReason(StrEnum):
+    """Why the sniper did not buy. Stable strings: reports and stored decisions use them."""
+
+    OUTSIDE_BAND = "outside_band"
+    TOO_EARLY = "too_early"
+    TOO_LATE = "too_late"
+    REFERENCE_DISAGREES = "reference_disagrees"
+    REFERENCE_UNKNOWN = "reference_unknown"
+    DEPTH_SHORT = "depth_short"
+    EDGE_BELOW_MIN = "edge_below_min"
+    NOT_ACCEPTING = "not_accepting"
+    ALREADY_ENTERED = "already_entered"
+    PAUSED = PAUSED
+
+
+# ------------------------------------------------------------------------------------------ config
+
+
+class SnipeConfig(StrategyConfig):
+    """`[snipe]`: every rule the sniper follows. Size is `shares` or `usdc` (default 10 USDC), not both."""
+
+    window_s: int = Field(60, gt=0, description="enter only in the market's last N seconds")
+    stop_s: int = Field(2, ge=0, description="stop entering N seconds before the end")
+    min_price: Decimal = Field(Decimal("0.90"), gt=0, lt=1, description="band floor for the leading side's ask")
+    max_price: Decimal = Field(Decimal("0.99"), gt=0, lt=1, description="band ceiling; also the order's limit")
+    shares: Decimal | None = Field(None, gt=0, description="order size in shares")
+    usdc: Decimal | None = Field(None, gt=0, description="order size in USDC at the limit (default 10)")
+    order_type: Literal["FOK", "FAK"] = "FOK"
+    min_depth: Decimal | None = Field(None, ge=0, description="shares at or under the limit; default: order size")
+    min_edge: Decimal = Field(Decimal("0.005"), ge=0, lt=1, description="1 - price - fee per share, at least")
+    confirm_reference: bool = True
+    reference_margin: Decimal = Field(Decimal("0.0005"), ge=0, lt=1, description="0.0005 = 0.05 %")
+    reference_max_age_s: int = Field(5, gt=0, description="a reference older than this is unknown")
+
+    @field_validator("stop_s")
+    @classmethod
+    def _stop_inside_window(cls, v: int, info: ValidationInfo) -> int:
+        window = info.data.get("window_s")
+        if window is not None and v >= window:
+            raise ValueError(f"must be less than window_s ({window})")
+        return v
+
+    @field_validator("max_price")
+    @classmethod
+    def _band_ordered(cls, v: Decimal, info: ValidationInfo) -> Decimal:
+        low = info.data.get("min_price")
+        if low is not None and low > v:
+            raise ValueError(f"must be at least min_price ({low})")
+        return v
+
+    @field_validator("usdc")
+    @classmethod
+    def _one_size(cls, v: Decimal | None, info: ValidationInfo) -> Decimal | None:
+        if v is not None and info.data.get("shares") is not None:
+            raise ValueError("give the size as shares or as usdc, not both")
+        return v
+
+
+# ------------------------------------------------------------------------------------ pure pricing
+
+
+def fee_per_share(fees: FeeSchedule, price: Decimal, shares: Decimal) -> Decimal:
+    """The taker fee per share for an order of `shares` at `price`, from the market's schedule (the venue
+    rounds the order's fee, not the share's, so the size matters)."""
+    return fees.fee(shares, price) / shares
+
+
+def entry_edge(fees: FeeSchedule, price: Decimal, shares: Decimal) -> Decimal:
+    """What one share bought at `price` earns if it wins, after the taker fee: 1 − p − fee/share."""
+    return _ONE - price - fee_per_share(fees, price, shares)
+
+
+def walk_asks(
+    asks: Sequence[BookLevel], limit: Decimal, shares: Decimal, fees: FeeSchedule
+) -> tuple[Decimal, Decimal, Decimal]:
+    """Take up to `shares` from asks (best first) at or under `limit`: (filled, cost before fees, fees),
+    fees charged per level as the paper exchange does."""
+    filled = cost = fee = _ZERO
+    for level in asks:
+        if level.price > limit or filled >= shares:
+            break
+        take = min(level.size, shares - filled)
+        filled += take
+        cost += level.price * take
+        fee += fees.fee(take, level.price)
+    return filled, cost, fee
+
+
+def edge_limit(
+    fees: FeeSchedule, ceiling: Decimal, floor: Decimal, tick: Decimal, min_edge: Decimal, shares: Decimal
+) -> Decimal | None:
+    """The highest price on tick, at most `ceiling` and at least `floor`, at which `shares` still keep
+    `min_edge` after fees; None when no price in the band does."""
+    price = (ceiling / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
+    while price >= floor and price > 0:
+        if entry_edge(fees, price, shares) >= min_edge:
+            return price
+        price -= tick
+    return None
+
+
+# ----------------------------------------------------------------------------------------- strategy
+
+
+@dataclass(slots=True)
+class _MarketState:
+    last_decision: tuple[str, str] | None = None  # (reason, token) last recorded, to record changes only
+    rule: ResolutionRule | None = None
+    rule_checked: bool = False
+    opening: Decimal | None = None
+    resolved: bool = False
+
+
+class SnipeStrategy(Strategy[SnipeConfig]):
+    name = "snipe"
+    config_model: ClassVar[type[StrategyConfig]] = SnipeConfig
+    config_section: ClassVar[str] = "snipe"
+
+    def on_start(self) -> None:
+        cfg = self.config
+        self._refs = ReferenceTracker(max_age_ms=cfg.reference_max_age_s * 1000)
+        self._markets: dict[str, _MarketState] = {}
+        self._entered: set[tuple[str, str]] = set()  # (condition id, token id)
+        if not cfg.confirm_reference:
+            self.warn(
+                "reference_confirmation_off",
+                ts_ms=self.view.now_ms(),
+                detail={"why": "confirm_reference = false: Up/Down entries are not checked against Chainlink"},
+            )
+
+    def on_event(self, event: Event) -> None:
+        if isinstance(event, BookChanged):
+            market = self.view.market(event.condition_id)
+            if market is not None:
+                self._evaluate(market)
+        elif isinstance(event, ReferencePrice):
+            self._refs.add(event)
+            for market in self.view.markets():
+                self._evaluate(market)
+        elif isinstance(event, TimerTick):
+            for market in self.view.markets():
+                self._evaluate(market)
+        elif isinstance(event, MarketResolved):
+            self._state(event.condition_id).resolved = True
+
+    # ------------------------------------------------------------------ the rules
+
+    def _state(self, condition_id: str) -> _MarketState:
+        st = self._markets.get(condition_id)
+        if st is None:
+            st = self._markets[condition_id] = _MarketState()
+        return st
+
+    def _evaluate(self, m: MarketInfo) -> None:
+        cfg = self.config
+        st = self._state(m.condition_id)
+        if st.resolved:
+            return
+        now = self.view.now_ms()
+        if m.end_ms is None:
+            self._note(st, m, "no_end_time", "", now, warning=True)
+            return
+        left_ms = m.end_ms - now
+        if left_ms > cfg.window_s * 1000:
+            self._note(st, m, SkipReason.TOO_EARLY, "", now, {"seconds_left": _secs(left_ms)})
+            return
+        if left_ms <= cfg.stop_s * 1000:
+            self._note(st, m, SkipReason.TOO_LATE, "", now, {"seconds_left": _secs(left_ms)})
+            return
+        if m.closed or not m.accepting_orders:
+            self._note(st, m, SkipReason.NOT_ACCEPTING, "", now)
+            return
+        token, asks = self._leading(m)
+        if token is None:
+            self._note(st, m, SkipReason.OUTSIDE_BAND, "", now, {"ask": "none"})
+            return
+        if (m.condition_id, token) in self._entered:
+            self._note(st, m, SkipReason.ALREADY_ENTERED, token, now)
+            return
+        ask = asks[0].price if asks else None
+        if ask is None or not cfg.min_price <= ask <= cfg.max_price:
+            self._note(st, m, SkipReason.OUTSIDE_BAND, token, now, {"ask": _s(ask)})
+            return
+        shares = self._shares(cfg.max_price)
+        edge = entry_edge(m.fees, ask, shares)
+        if edge < cfg.min_edge:
+            self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(edge)})
+            return
+        limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, shares)
+        if limit is None or limit < ask:  # only fee rounding can get here after the edge check above
+            self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(edge)})
+            return
+        shares = self._shares(limit)
+        depth = sum((lv.size for lv in asks if lv.price <= limit), _ZERO)
+        need = cfg.min_depth if cfg.min_depth is not None else shares
+        if depth < need or depth <= 0:
+            self._note(
+                st, m, SkipReason.DEPTH_SHORT, token, now, {"depth": _s(depth), "need": _s(need), "limit": _s(limit)}
+            )
+            return
+        filled, cost, fees = walk_asks(asks, limit, shares, m.fees)
+        walk_edge = (filled - cost - fees) / filled
+        if walk_edge < cfg.min_edge:
+            self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(walk_edge)})
+            return
+        outcome = m.outcome_of(token) or ""
+        ref_detail: dict[str, str] = {}
+        if cfg.confirm_reference and _is_up_down(m):
+            verdict = self._confirm(st, m, outcome, now, ref_detail)
+            if verdict is not None:
+                self._note(st, m, verdict, token, now, ref_detail)
+                return
+        if self.paused:
+            self._note(st, m, SkipReason.PAUSED, token, now, {"ask": _s(ask)})
+            return
+        key = intent_key(self.name, m.condition_id, m.end_ms, token)
+        detail = {
+            "outcome": outcome,
+            "ask": fmt(ask),
+            "limit": fmt(limit),
+            "edge": _e(walk_edge),
+            "depth": fmt(depth),
+            "seconds_left": _secs(left_ms),
+            **ref_detail,
+        }
+        intent = OrderIntent(
+            key=key,
+            strategy=self.name,
+            token_id=token,
+            condition_id=m.condition_id,
+            side=Side.BUY,
+            price=limit,
+            size=shares,
+            order_type=OrderType(cfg.order_type),
+            signal_ms=now,
+            meta=detail,
+        )
+        self._entered.add((m.condition_id, token))
+        st.last_decision = ("entry", token)
+        self.signal("entry", ts_ms=now, condition_id=m.condition_id, token_id=token, intent_key=key, detail=detail)
+        self.submit(intent)
+
+    def _leading(self, m: MarketInfo) -> tuple[str | None, Sequence[BookLevel]]:
+        """The market's favourite: the token whose best ask (else best bid) is highest; ties to the first
+        outcome. Returns its asks (best first)."""
+        best: tuple[Decimal, str, Sequence[BookLevel]] | None = None
+        for token in m.token_ids:
+            book = self.view.book(token)
+            if book is None:
+                continue
+            asks, bids = book.asks, book.bids
+            score = asks[0].price if asks else (bids[0].price if bids else None)
+            if score is not None and (best is None or score > best[0]):
+                best = (score, token, asks)
+        return (None, ()) if best is None else (best[1], best[2])
+
+    def _shares(self, price: Decimal) -> Decimal:
+        cfg = self.config
+        if cfg.shares is not None:
+            return cfg.shares
+        usdc = cfg.usdc if cfg.usdc is not None else DEFAULT_USDC
+        return max((usdc / price).quantize(_SHARE_STEP, rounding=ROUND_DOWN), _SHARE_STEP)
+
+    def _confirm(
+        self, st: _MarketState, m: MarketInfo, outcome: str, now: int, detail: dict[str, str]
+    ) -> SkipReason | None:
+        """None when the reference agrees with `outcome`; else the skip reason (details filled in)."""
+        if not st.rule_checked:
+            st.rule_checked = True
+            st.rule = parse_resolution_rule(m.description, m.resolution_source)
+            if st.rule is None:
+                self.warn(
+                    SkipReason.REFERENCE_UNKNOWN,
+                    ts_ms=now,
+                    condition_id=m.condition_id,
+                    detail={"why": "cannot tell the resolution rule from the market's text", "slug": m.slug},
+                )
+        rule = st.rule
+        if rule is None:
+            detail["why"] = "unknown resolution rule"
+            return SkipReason.REFERENCE_UNKNOWN
+        detail["rule"] = rule.label
+        if st.opening is None:
+            st.opening = m.reference_open
+            if st.opening is None and m.start_ms is not None:
+                st.opening = self._refs.value_at(rule, m.start_ms, opening=True)
+        current = self._refs.value_at(rule, now)
+        if st.opening is None or current is None:
+            detail["why"] = "no opening price" if st.opening is None else "no fresh reference price"
+            return SkipReason.REFERENCE_UNKNOWN
+        opening = st.opening
+        detail["reference"] = _s(current)
+        detail["open"] = _s(opening)
+        margin = self.config.reference_margin * opening
+        side = outcome.lower()
+        # Up wins ties (resolves Up when the end price is >= the opening), so Up agrees at >= and Down at >.
+        agrees = current - opening >= margin if side == "up" else opening - current > margin
+        return None if agrees else SkipReason.REFERENCE_DISAGREES
+
+    def _note(
+        self,
+        st: _MarketState,
+        m: MarketInfo,
+        reason: str,
+        token: str,
+        now: int,
+        detail: Mapping[str, str] | None = None,
+        *,
+        warning: bool = False,
+    ) -> None:
+        """Record a skip (or warning) only when the market's reason changes: a 100 ms book stream must not
+        write a row per update, and the log still shows every transition."""
+        reason = str(reason)
+        if st.last_decision == (reason, token):
+            return
+        st.last_decision = (reason, token)
+        if warning:
+            self.warn(reason, ts_ms=now, condition_id=m.condition_id, token_id=token, detail=detail)
+        else:
+            self.skip(reason, ts_ms=now, condition_id=m.condition_id, token_id=token, detail=detail)
+
+
+def _is_up_down(m: MarketInfo) -> bool:
+    return {o.outcome.lower() for o in m.outcomes} == {"up", "down"}
+
+
+def _s(value: Decimal | None) -> str:
+    return "none" if value is None else fmt(value)
+
+
+def _e(edge: Decimal) -> str:
+    return fmt(edge.quantize(Decimal("0.000001")))
+
+
+def _secs(ms: int) -> str:
+    return fmt(Decimal(ms) / 1000)
