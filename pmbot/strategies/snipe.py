@@ -24,7 +24,7 @@ event, so the decision log reads like a trader's notes.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import StrEnum
@@ -146,13 +146,19 @@ def walk_asks(
 
 
 def edge_limit(
-    fees: FeeSchedule, ceiling: Decimal, floor: Decimal, tick: Decimal, min_edge: Decimal, shares: Decimal
+    fees: FeeSchedule,
+    ceiling: Decimal,
+    floor: Decimal,
+    tick: Decimal,
+    min_edge: Decimal,
+    size_at: Callable[[Decimal], Decimal],
 ) -> Decimal | None:
-    """The highest price on tick, at most `ceiling` and at least `floor`, at which `shares` still keep
-    `min_edge` after fees; None when no price in the band does."""
+    """The highest price on tick, at most `ceiling` and at least `floor`, at which an order of
+    `size_at(price)` shares still keeps `min_edge` a share after fees; None when no price in the band does.
+    (The size depends on the price when it is given in USDC, and the venue rounds the order's fee.)"""
     price = (ceiling / tick).to_integral_value(rounding=ROUND_FLOOR) * tick
     while price >= floor and price > 0:
-        if entry_edge(fees, price, shares) >= min_edge:
+        if entry_edge(fees, price, size_at(price)) >= min_edge:
             return price
         price -= tick
     return None
@@ -245,7 +251,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
         if edge < cfg.min_edge:
             self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(edge)})
             return
-        limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, shares)
+        limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, self._shares)
         if limit is None or limit < ask:  # only fee rounding can get here after the edge check above
             self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(edge)})
             return
