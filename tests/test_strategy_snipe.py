@@ -431,7 +431,9 @@ def test_defaults() -> None:
 
 # ---------------------------------------------------------------------------------- properties
 
-_prices = st.integers(min_value=1, max_value=999).map(lambda n: D(n) / 1000)
+_any_price = st.integers(min_value=1, max_value=999).map(lambda n: D(n) / 1000)
+_late_price = st.integers(min_value=880, max_value=999).map(lambda n: D(n) / 1000)  # where snipes happen
+_prices = st.one_of(_late_price, _any_price)
 _schedules = st.builds(
     FeeSchedule,
     rate=st.integers(min_value=0, max_value=300).map(lambda n: D(n) / 1000),
@@ -447,14 +449,16 @@ _schedules = st.builds(
     size=st.integers(min_value=1, max_value=400),
     min_edge=st.integers(min_value=0, max_value=50).map(lambda n: D(n) / 1000),
     band=st.tuples(_prices, _prices).map(sorted),
+    in_usdc=st.booleans(),
 )
 def test_never_admits_an_entry_without_the_edge(
     fees: FeeSchedule, ask: Decimal, extra: list[tuple[Decimal, int]], size: int, min_edge: Decimal,
-    band: list[Decimal],
+    band: list[Decimal], in_usdc: bool,
 ) -> None:  # fmt: skip
     asks = sorted([(ask, D(size))] + [(p, D(q)) for p, q in extra if p > ask])
     m = market(tick_size=D("0.001"), fees=fees)
-    d = sniper(m=m, min_price=band[0], max_price=band[1], min_edge=min_edge, confirm_reference=False, shares=D(size))
+    sizing = {"usdc": D(size) / 2} if in_usdc else {"shares": D(size)}
+    d = sniper(m=m, min_price=band[0], max_price=band[1], min_edge=min_edge, confirm_reference=False, **sizing)
     d.feed([book(UP, NOW, asks=[(str(p), str(q)) for p, q in asks])])  # the only book: Up leads
     if not d.intents:
         return

@@ -300,10 +300,13 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             signal_ms=now,
             meta=detail,
         )
+        if not self.submit(intent):  # the base refuses a key it already sent: count it as entered
+            self._entered.add((m.condition_id, token))
+            self._note(st, m, SkipReason.ALREADY_ENTERED, token, now)
+            return
         self._entered.add((m.condition_id, token))
         st.last_decision = ("entry", token)
         self.signal("entry", ts_ms=now, condition_id=m.condition_id, token_id=token, intent_key=key, detail=detail)
-        self.submit(intent)
 
     def _leading(self, m: MarketInfo) -> tuple[str | None, Sequence[BookLevel]]:
         """The market's favourite: the token whose best ask (else best bid) is highest; ties to the first
@@ -345,15 +348,15 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             detail["why"] = "unknown resolution rule"
             return SkipReason.REFERENCE_UNKNOWN
         detail["rule"] = rule.label
-        if st.opening is None:
-            st.opening = m.reference_open
-            if st.opening is None and m.start_ms is not None:
-                st.opening = self._refs.value_at(rule, m.start_ms, opening=True)
+        # The runner's official price to beat wins; else the stream's value at the opening, kept once found
+        # (the tracker prunes old observations).
+        if m.reference_open is None and st.opening is None and m.start_ms is not None:
+            st.opening = self._refs.value_at(rule, m.start_ms, opening=True)
+        opening = m.reference_open if m.reference_open is not None else st.opening
         current = self._refs.value_at(rule, now)
-        if st.opening is None or current is None:
-            detail["why"] = "no opening price" if st.opening is None else "no fresh reference price"
+        if opening is None or current is None:
+            detail["why"] = "no opening price" if opening is None else "no fresh reference price"
             return SkipReason.REFERENCE_UNKNOWN
-        opening = st.opening
         detail["reference"] = _s(current)
         detail["open"] = _s(opening)
         margin = self.config.reference_margin * opening
