@@ -281,3 +281,8 @@ def test_decision_detail_is_frozen() -> None:
     assert d.detail["a"] == "1"
     with pytest.raises(TypeError):
         d.detail["b"] = "3"  # type: ignore[index]
+
+
+def test_market_info_refuses_a_zero_tick() -> None:
+    with pytest.raises(InputError, match="tick size"):
+        market(tick_size=D(0))

@@ -103,6 +103,10 @@ class MarketInfo:
     resolution_source: str = ""  # Gamma resolutionSource (a URL for Chainlink markets)
     reference_open: Decimal | None = None  # the window's opening reference price ("price to beat"), when known
 
+    def __post_init__(self) -> None:
+        if not self.tick_size.is_finite() or self.tick_size <= 0:
+            raise InputError(f"market {self.slug or self.condition_id}: tick size must be > 0, got {self.tick_size}")
+
     @property
     def token_ids(self) -> tuple[str, ...]:
         return tuple(o.token_id for o in self.outcomes)
