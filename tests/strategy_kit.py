@@ -53,9 +53,9 @@ def levels(*pairs: tuple[str, str]) -> tuple[BookLevel, ...]:
 
 
 def book(
-    token: str, ts: int, asks: Sequence[tuple[str, str]] = (), bids: Sequence[tuple[str, str]] = ()
+    token: str, ts: int, asks: Sequence[tuple[str, str]] = (), bids: Sequence[tuple[str, str]] = (), cid: str = CID
 ) -> BookChanged:
-    return BookChanged(token_id=token, condition_id=CID, bids=levels(*bids), asks=levels(*asks), ts_ms=ts)
+    return BookChanged(token_id=token, condition_id=cid, bids=levels(*bids), asks=levels(*asks), ts_ms=ts)
 
 
 def chainlink(price: str | Decimal, ts: int, source: PriceSource = PriceSource.CHAINLINK) -> ReferencePrice:

@@ -381,6 +381,42 @@ def test_skips_are_recorded_on_change_not_per_event() -> None:
     assert {k: after[k] - before.get(k, 0) for k in after} == {"too_early": 0, "outside_band": 1, "already_entered": 1}
 
 
+def test_two_markets_by_hand_one_win_one_late_flip() -> None:
+    """A hand-made scenario: two consecutive 15-minute markets, each entered at its best ask; the first
+    resolves Up (won), the second flips to Down in the last seconds (lost). PnL computed by hand."""
+    second = market(
+        condition_id="0xsecond", outcomes=(Outcome("333", "Up"), Outcome("444", "Down")), start_ms=END,
+        end_ms=END + 900_000, slug="btc-updown-15m-1800000000",
+    )  # fmt: skip
+    view = MemoryView([market(), second])
+    d = Driver(SnipeStrategy(view, {}), view)
+    prices = [chainlink(OPEN_PRICE if ts <= START else UP_PRICE, ts) for ts in range(START - 70_000, END + 1, 1000)]
+    prices += [chainlink(UP_PRICE * D("1.001"), ts) for ts in range(END + 1000, END + 870_001, 1000)]
+    d.feed([c for c in prices if c.ts_ms <= NOW])
+    d.feed([book(UP, NOW, asks=[("0.95", "100")]), book(DOWN, NOW, asks=[("0.06", "100")])])
+    (a,) = d.intents
+    d.feed([fill(a, NOW + 40, price=D("0.95"))])
+    d.feed([MarketResolved(condition_id=CID, winning_token_id=UP, ts_ms=END + 1_000)])
+    now2 = END + 870_000
+    d.feed([c for c in prices if NOW < c.ts_ms <= now2])
+    d.feed([
+        book("333", now2, asks=[("0.96", "100")], cid="0xsecond"),
+        book("444", now2, asks=[("0.05", "100")], cid="0xsecond"),
+    ])  # fmt: skip
+    b = d.intents[1]
+    assert (b.token_id, b.price, b.size) == ("333", D("0.99"), D("10.10"))
+    d.feed([fill(b, now2 + 40, price=D("0.96"))])
+    d.feed([MarketResolved(condition_id="0xsecond", winning_token_id="444", ts_ms=END + 901_000)])
+
+    m = d.strategy.metrics
+    # A: 10.10 × (1 − 0.95) − fee(10.10 × 0.072 × 0.95 × 0.05 = 0.034542 → 0.03454) = 0.47046
+    # B: −10.10 × 0.96 − fee(10.10 × 0.072 × 0.96 × 0.04 = 0.02792448 → 0.02792) = −9.72392
+    assert (m.signals, m.intents, m.fills, m.wins, m.losses) == (2, 2, 2, 1, 1)
+    assert m.fees == D("0.03454") + D("0.02792")
+    assert m.realized_pnl == D("0.47046") - D("9.72392")
+    assert m.win_rate == D("0.5")
+
+
 # ------------------------------------------------------------------------------------------- config
 
 

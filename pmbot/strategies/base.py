@@ -14,6 +14,10 @@ Modelled on NautilusTrader's `Strategy` and freqtrade's `IStrategy`, cut down to
 
 A strategy never opens a socket, runs SQL or sleeps: everything it knows comes from events and the
 `StrategyView` the runner implements. Risk limits stay in the executor's gate: an intent is a request.
+
+The runner's loop, per event and strictly in order: update the view (book, position, market) → `out =
+strategy.handle(event)` → store `out.decisions` → give each of `out.intents` to the executor → feed the
+executor's answer back as an `OrderResult`, and each fill as an `OrderFilled`, through `handle()` again.
 """
 
 from __future__ import annotations
