@@ -11,6 +11,7 @@ HEAVY = [
     "eth_account",
     "py_clob_client_v2",
     "py_order_utils",
+    "polymarket",  # polymarket-client, the unified SDK (dev only)
     "websockets",
     "redis",
     "sqlite_utils",
