@@ -18,6 +18,9 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Byte-compile at install time, as pip does: with PYTHONDONTWRITEBYTECODE set (or a read-only venv)
 # nothing is ever cached later, and `pmbot --help` would pay ~150 ms of compiling on every run.
 export UV_COMPILE_BYTECODE := 1
+# Trust the machine's certificate store (as pip does), not only uv's bundled roots: behind a TLS proxy
+# with its own CA, or with SSL_CERT_FILE unset, downloads fail otherwise ("invalid peer certificate").
+export UV_SYSTEM_CERTS := 1
 UV_SYNC := $(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 
 .PHONY: install test lint bench services lock upgrade check-lock clean help
