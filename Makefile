@@ -5,7 +5,6 @@
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.install-stamp
 PYTEST_ARGS ?=
 
 # uv itself is pinned too: the lock's format and resolution are uv's, so every machine uses the same one.
@@ -42,28 +41,22 @@ $(UV):
 	  --target $(UV_DIR) 'uv==$(UV_VERSION)'
 
 # --locked: install the lock as it is, and fail (instead of re-resolving) when pyproject.toml changed
-# without `make lock`. uv sync is exact: packages not in the lock are removed from .venv.
-$(STAMP): pyproject.toml uv.lock | $(UV)
-	@echo "installing .venv from uv.lock"
+# without `make lock`. uv sync is exact: whatever is not in the lock is removed from .venv. It runs
+# every time (about 0.1 s when nothing changed), so a hand-installed or upgraded package never lingers.
+install: | $(UV)
+	@echo "syncing .venv with uv.lock"
 	@$(UV_SYNC)
-	@touch $(STAMP)
 
-install: $(STAMP)
-
-check-lock: $(UV)
+check-lock: | $(UV)
 	$(UV) lock --check
 	$(UV) sync --check --locked --extra dev --python $(PYTHON)
 
-lock: $(UV)
+lock: | $(UV)
 	$(UV) lock
-	@$(UV_SYNC)
-	@touch $(STAMP)
 	$(MAKE) test
 
-upgrade: $(UV)
+upgrade: | $(UV)
 	$(UV) lock --upgrade
-	@$(UV_SYNC)
-	@touch $(STAMP)
 	$(MAKE) test
 
 services:
