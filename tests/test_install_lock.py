@@ -8,6 +8,7 @@ themselves (no uv needed), so they also hold on a machine where uv lives only in
 from __future__ import annotations
 
 import re
+import subprocess
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -152,3 +153,24 @@ def test_lock_walk_sees_markers_and_extras() -> None:
     assert {"polymarket-client", "pytest", "h2"} <= need.keys()  # dev extra; httpx[http2] via polymarket-client
     assert "pywin32" in lock.packages and "pywin32" not in need  # Windows only
     assert "pmbot" in need
+
+
+def test_building_pmbot_warns_nothing(tmp_path: Path) -> None:
+    """`make install` builds pmbot with setuptools: no wall of deprecation warnings (SPDX `license`, …).
+
+    Runs the locked setuptools' own metadata build on a copy of the project files with every warning
+    turned into an error.
+    """
+    (tmp_path / "pmbot").mkdir()
+    (tmp_path / "pmbot" / "__init__.py").write_text("")
+    for name in ("pyproject.toml", "README.md"):
+        (tmp_path / name).write_text((ROOT / name).read_text())
+    (tmp_path / "out").mkdir()
+    code = "from setuptools import build_meta; print(build_meta.prepare_metadata_for_build_wheel('out'))"
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "deprecat" not in (done.stdout + done.stderr).lower()
+    meta = (tmp_path / "out" / done.stdout.strip().splitlines()[-1] / "METADATA").read_text()
+    assert "License-Expression: MIT" in meta
