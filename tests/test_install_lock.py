@@ -101,6 +101,37 @@ def test_installed_set_is_exactly_the_lock() -> None:
     assert (missing, wrong, extra) == ([], [], []), f"the environment differs from uv.lock; {FIX}"
 
 
+def test_installed_requirements_are_satisfied() -> None:
+    """What `pip check` does: every installed package's own requirements hold, e.g. polymarket-client's
+    websockets < 16 and eth-abi < 6 against what pmbot's other dependencies pull in."""
+    have = installed()
+    broken = []
+    for dist in metadata.distributions(path=[p for p in sys.path if p.endswith("site-packages")]):
+        for text in dist.requires or []:
+            req = Requirement(text)
+            if req.marker is not None and not req.marker.evaluate({"extra": ""}):
+                continue  # an extra nobody asked for, or another platform
+            version = have.get(_norm(req.name))
+            if version is None or not req.specifier.contains(version, prereleases=True):
+                broken.append(f"{dist.metadata['Name']} needs {req}, installed: {version}")
+    assert broken == []
+
+
+def test_polymarket_client_imports_with_the_locked_websockets() -> None:
+    """The dev reference SDK loads whole on the locked set (its WebSocket client included)."""
+    import importlib
+    import pkgutil
+
+    import polymarket
+    import websockets
+
+    modules = [m.name for m in pkgutil.walk_packages(polymarket.__path__, "polymarket.")]
+    for name in modules:
+        importlib.import_module(name)
+    assert len(modules) > 50
+    assert SpecifierSet("<16").contains(websockets.__version__)
+
+
 def _requirements(reqs: list[str], extra: str | None) -> set[tuple[str, str, str]]:
     out = set()
     for text in reqs:
