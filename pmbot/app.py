@@ -11,10 +11,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pmbot.config import LoadedSettings, Settings, load_settings
 from pmbot.timeutil import Clock
 
 if TYPE_CHECKING:
+    # pmbot.config pulls in pydantic-settings (~90 ms): `pmbot --help` must not pay for it, so
+    # settings are imported and loaded only when a command first asks for them.
+    from pmbot.config import LoadedSettings, Settings
     from pmbot.polymarket.factory import Venue
     from pmbot.store.base import Store
 
@@ -30,6 +32,8 @@ class App:
     @property
     def loaded(self) -> LoadedSettings:
         if self._loaded is None:
+            from pmbot.config import load_settings
+
             self._loaded = load_settings(self.config_file)
         return self._loaded
 

@@ -1,4 +1,4 @@
-"""`pmbot --help` stays fast: the CLI's import path must not pull in the ~1 s-each heavy libraries."""
+"""`pmbot --help` stays fast: the CLI's import path must not pull in heavy libraries or load settings."""
 
 from __future__ import annotations
 
@@ -11,11 +11,16 @@ HEAVY = [
     "eth_account",
     "py_clob_client_v2",
     "py_order_utils",
+    "polymarket",  # polymarket-client, the unified SDK (dev only)
     "websockets",
     "redis",
     "sqlite_utils",
     "aiohttp",
     "httpx",
+    # Settings load lazily (pmbot.app): pydantic-settings is ~90 ms of start-up, pydantic itself ~15 ms.
+    "pydantic_settings",
+    "pydantic",
+    "pmbot.config",
 ]
 
 CHECK = f"""

@@ -10,7 +10,6 @@ from rich.table import Table
 
 from pmbot import render
 from pmbot.app import App
-from pmbot.config import describe
 
 app = typer.Typer(help="Show or check the settings.", no_args_is_help=True)
 
@@ -20,6 +19,8 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 @app.command("show")
 def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every setting, its value (secrets masked) and where it came from."""
+    from pmbot.config import describe
+
     a: App = ctx.obj
     loaded = a.loaded
     rows = describe(loaded)
