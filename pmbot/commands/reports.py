@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -24,6 +23,7 @@ from pmbot.store.models import Position, PositionState, Query
 from pmbot.timeutil import parse_since
 
 if TYPE_CHECKING:
+    from pmbot.polymarket.factory import Venue
     from pmbot.settle import SettleResult
 
 StrategyOpt = Annotated[str | None, typer.Option("--strategy", "-s", help="Only this strategy (snipe, copy, …).")]
@@ -94,30 +94,44 @@ def _report_settlements(result: SettleResult) -> None:
         )
 
 
-def refresh(a: App, tokens_after_settle: Callable[[], list[str]]) -> dict[str, Mark]:
-    """Settle resolved markets, then fetch marks for the tokens `tokens_after_settle` names.
+def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
+    """Settle resolved markets and fetch marks for `mark_tokens`, both at once (one round trip).
 
-    Each venue step that fails is one warning line on stderr; the report goes on with what the
-    store knows (open positions stay open, marks fall back to the last fill)."""
+    Tokens that turn out resolved are marked for nothing: `marked` ignores marks of closed
+    positions. Each venue step that fails is one warning line on stderr; the report goes on with
+    what the store knows (open positions stay open, marks fall back to the last fill)."""
     from pmbot.reporting import fetch_marks
     from pmbot.settle import check_and_settle
 
+    async def settle(venue: Venue) -> None:
+        try:
+            _report_settlements(await check_and_settle(a.store, venue, a.clock))
+        except VenueError as e:
+            render.warn(f"cannot check for resolved markets ({e.message}); resolved positions may show as open")
+
+    async def marks(venue: Venue) -> dict[str, Mark]:
+        if not mark_tokens:
+            return {}
+        try:
+            return await fetch_marks(venue, mark_tokens)
+        except VenueError as e:
+            render.warn(f"cannot fetch order books ({e.message}); open positions are marked at their last fill")
+            return {}
+
     async def main() -> dict[str, Mark]:
         async with a.venue(timeout=5.0, attempts=2) as venue:
-            try:
-                _report_settlements(await check_and_settle(a.store, venue, a.clock))
-            except VenueError as e:
-                render.warn(f"cannot check for resolved markets ({e.message}); resolved positions may show as open")
-            tokens = tokens_after_settle()
-            if not tokens:
-                return {}
-            try:
-                return await fetch_marks(venue, tokens)
-            except VenueError as e:
-                render.warn(f"cannot fetch order books ({e.message}); open positions are marked at their last fill")
-                return {}
+            _, found = await asyncio.gather(settle(venue), marks(venue))
+            return found
 
     return asyncio.run(main())
+
+
+_NO_WRAP = frozenset({"updated", "time", "mode", "state", "src"})
+
+
+def _add_column(table: Table, name: str, justify: str) -> None:
+    # Figures and times never wrap (a wrapped "2026-12-01 / 07:31:12Z" or "-1 / .53" misleads); text may.
+    table.add_column(name, justify=justify, no_wrap=justify == "right" or name in _NO_WRAP)  # type: ignore[arg-type]
 
 
 def _open_tokens(positions: list[Position]) -> list[str]:
@@ -145,7 +159,10 @@ def positions(
     store = a.store
     marks: dict[str, Mark] = {}
     if not offline:
-        marks = refresh(a, lambda: _open_tokens(store.list_positions(q)))
+        if q.state is not PositionState.CLOSED:
+            marks = refresh(a, _open_tokens(store.list_positions(dataclasses.replace(q, limit=None))))
+        else:
+            refresh(a, [])
     rows = [marked(p, marks) for p in store.list_positions(q)]
     if as_json:
         return render.print_json([position_view(p, m) for p, m in rows])
@@ -169,7 +186,7 @@ def positions(
         ("updated", "left"),
     ]
     for col, justify in columns:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        _add_column(table, col, justify)
     for p, m in rows:
         tick = m.tick if m is not None else None
         table.add_row(
@@ -224,7 +241,7 @@ def trades(
         ("fee", "right"),
         ("realized", "right"),
     ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        _add_column(table, col, justify)
     for t in rows:
         f = t.fill
         redeem = f.kind.value != "fill"
@@ -262,7 +279,7 @@ def stats(
     open_q = Query(strategy=q.strategy, dry_run=q.dry_run, state=PositionState.OPEN)
     marks: dict[str, Mark] = {}
     if not offline:
-        marks = refresh(a, lambda: _open_tokens(store.list_positions(open_q)))
+        marks = refresh(a, _open_tokens(store.list_positions(open_q)))
     # The store's unrealized PnL is at the last fill; replace it with the venue's marks.
     by_mode = unrealized_by_mode(store.list_positions(open_q), marks)
     rows = []
@@ -289,7 +306,7 @@ def stats(
         ("closed", "right"),
         ("win rate", "right"),
     ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        _add_column(table, col, justify)
     for s, slot in rows:
         sources = ", ".join(f"{n} {src}" for src, n in sorted(slot["sources"].items())) if slot else ""
         table.add_row(

@@ -90,7 +90,7 @@ def _print(result: SettleResult, *, offline: bool, open_count: int, owed_total: 
             ("realized", "right"),
             ("cash", "left"),
         ]:
-            table.add_column(col, justify=justify)  # type: ignore[arg-type]
+            table.add_column(col, justify=justify, no_wrap=justify == "right")  # type: ignore[arg-type]
         for s in result.settlements:
             cash = "paper" if s.dry_run else (f"{render.usdc(s.redeemable)} redeemable" if s.redeemable else "–")
             table.add_row(
