@@ -11,6 +11,7 @@ import re
 from decimal import Decimal as D
 from typing import Any
 
+import httpx
 import pytest
 
 from pmbot.app import App
@@ -400,3 +401,71 @@ def test_store_settle_token_returns_trades_and_counts(store: object) -> None:
     assert live is not None and live.redeemable == D(10) and live.state is PositionState.RESOLVED
     with pytest.raises(InputError, match="payout"):
         s.settle_token("w", D(2))
+
+
+# ----------------------------------------------------------------- resolution rules, adversarial
+
+
+def test_recorded_resolved_market_names_one_winner_in_both_sources() -> None:
+    """Real payloads: Gamma's closed market (outcomePrices ["1","0"]) and the CLOB's (tokens[].winner)."""
+    from pmbot.polymarket.schemas import rest
+    from pmbot.settle import _clob_winner, _gamma_winner
+    from tests.samples import load
+
+    gamma = rest.gamma_market(load("gamma_market_closed_resolved.json"))
+    clob = rest.clob_market(load("clob_market_closed_2026.json"))
+    yes = "22978793223071892222859460592277435458011604214087068523744633723809814935807"
+    assert gamma.closed and _gamma_winner(gamma) == yes
+    assert [o.winner for o in clob.outcomes] == [True, False] and _clob_winner(clob) == yes
+    # An open market (prices not final) and a closed one with non-final prices name nobody.
+    assert _gamma_winner(rest.gamma_market(load("gamma_market.json"))) is None
+    raw = load("gamma_market_closed_resolved.json") | {"outcomePrices": '["0.9995", "0.0005"]'}
+    assert _gamma_winner(rest.gamma_market(raw)) is None
+    open_clob = rest.clob_market(load("clob_market_2024.json"))  # open: every winner false
+    assert [o.winner for o in open_clob.outcomes] == [False, False] and _clob_winner(open_clob) is None
+
+
+def test_sources_that_disagree_settle_nothing_and_warn(env: SimServer, db_url: str) -> None:
+    m = closed_market(env)
+    win, _ = winner_and_loser(env, m)
+    cid = str(m["condition_id"])
+    record(db_url, buy(win, "0.5", "10"))
+    served = httpx.get(f"{env.url}/gamma/markets/slug/{m['slug']}").json()
+    prices = json.loads(served["outcomePrices"])
+    served["outcomePrices"] = json.dumps(list(reversed(prices)))  # Gamma names the other token
+
+    def replace(v: object) -> None:
+        v.market_by_cid(cid).raw = served  # type: ignore[attr-defined]
+
+    env.call(replace)
+    code, out, err = invoke("settle", "--json")
+    assert code == 0
+    assert json.loads(out)["settled"] == [] and json.loads(out)["pending"] == [cid]
+    assert err.startswith("warning: ") and "different winners" in err and len(err.strip().splitlines()) == 1
+
+
+def test_clob_failing_for_one_market_leaves_it_pending_then_settles(env: SimServer, db_url: str) -> None:
+    m = closed_market(env)
+    win, _ = winner_and_loser(env, m)
+    cid = str(m["condition_id"])
+    record(db_url, buy(win, "0.5", "10"))
+    env.set_faults(server_error=10, server_error_path=f"/markets/{cid}")
+    code, out, err = invoke("positions", "--json")
+    assert code == 0 and json.loads(out)[0]["state"] == "open"
+    assert "cannot confirm the resolution" in err and err.count("\n") == 1
+    env.clear_faults()
+    code, out, err = invoke("positions", "--json")
+    assert json.loads(out)[0]["state"] == "resolved" and D(json.loads(out)[0]["realized_pnl"]) == D(5)
+
+
+def test_local_times_carry_their_offset(populated: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    monkeypatch.setenv("TZ", "Asia/Kolkata")
+    time.tzset()
+    try:
+        out = invoke("trades", "--local")[1]
+    finally:
+        monkeypatch.delenv("TZ")
+        time.tzset()
+    assert "2026-11-18 16:36:41+0530" in out  # 11:06:41Z

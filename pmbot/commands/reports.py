@@ -41,6 +41,8 @@ OfflineOpt = Annotated[
     typer.Option("--offline", help="Do not contact the venue: no settlement, marks at the last fill."),
 ]
 
+LocalOpt = Annotated[bool, typer.Option("--local", help="Times in this machine's time zone instead of UTC.")]
+
 EMPTY_HINT = "nothing recorded yet: run a strategy (dry-run is the default) and its trades will show here"
 
 
@@ -150,6 +152,7 @@ def positions(
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    local: LocalOpt = False,
 ) -> None:
     """Positions per strategy and token: size, average price, mark (and its source), unrealized and realized PnL."""
     a: App = ctx.obj
@@ -202,7 +205,7 @@ def positions(
             render.pnl(p.unrealized_pnl),
             render.pnl(p.realized_pnl),
             *([render.usdc(p.redeemable) if p.redeemable else ""] if owed else []),
-            render.when(p.updated_at),
+            render.when(p.updated_at, local=local),
         )
     render.stdout().print(table)
 
@@ -215,6 +218,7 @@ def trades(
     state: StateOpt = None,
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
+    local: LocalOpt = False,
 ) -> None:
     """Fills (and resolution payouts), newest first. --open/--closed filters by the position's state."""
     a: App = ctx.obj
@@ -247,7 +251,7 @@ def trades(
         redeem = f.kind.value != "fill"
         side = f.side.value if not redeem else "REDEEM"
         table.add_row(
-            render.when(f.ts),
+            render.when(f.ts, local=local),
             f.strategy,
             render.mode(f.dry_run),
             f.market or render.short(f.token_id),
@@ -269,6 +273,7 @@ def stats(
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
+    local: LocalOpt = False,
 ) -> None:
     """Per strategy, dry-run and live apart: trades, volume, realized and unrealized PnL, win rate."""
     a: App = ctx.obj
@@ -291,7 +296,8 @@ def stats(
     if not rows:
         return _empty(False, "statistics", q=q, total=store.count_trades(Query()), unit="trade")
     owed = any(s.redeemable for s, _ in rows)
-    table = Table(title="Stats" + (f" since {render.when(q.since)}" if q.since else ""), title_justify="left")
+    title = "Stats" + (f" since {render.when(q.since, local=local)}" if q.since else "")
+    table = Table(title=title, title_justify="left")
     for col, justify in [
         ("strategy", "left"),
         ("mode", "left"),
