@@ -76,10 +76,6 @@ class Settlement:
     ts: int = 0
     source: str = ""
 
-    @property
-    def proceeds(self) -> Decimal:
-        return self.shares * self.payout
-
 
 @dataclass
 class SettleResult:

@@ -100,16 +100,18 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
     """Settle resolved markets and fetch marks for `mark_tokens`, both at once (one round trip).
 
     Tokens that turn out resolved are marked for nothing: `marked` ignores marks of closed
-    positions. Each venue step that fails is one warning line on stderr; the report goes on with
-    what the store knows (open positions stay open, marks fall back to the last fill)."""
+    positions. Whatever fails is one warning line on stderr (the cause and what the report lacks);
+    the report goes on with what the store knows (open positions stay open, marks at the last fill)."""
     from pmbot.reporting import fetch_marks
     from pmbot.settle import check_and_settle
+
+    failed: dict[str, str] = {}  # step -> the venue's error
 
     async def settle(venue: Venue) -> None:
         try:
             _report_settlements(await check_and_settle(a.store, venue, a.clock))
         except VenueError as e:
-            render.warn(f"cannot check for resolved markets ({e.message}); resolved positions may show as open")
+            failed["settle"] = e.message
 
     async def marks(venue: Venue) -> dict[str, Mark]:
         if not mark_tokens:
@@ -117,7 +119,7 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
         try:
             return await fetch_marks(venue, mark_tokens)
         except VenueError as e:
-            render.warn(f"cannot fetch order books ({e.message}); open positions are marked at their last fill")
+            failed["marks"] = e.message
             return {}
 
     async def main() -> dict[str, Mark]:
@@ -125,7 +127,17 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
             _, found = await asyncio.gather(settle(venue), marks(venue))
             return found
 
-    return asyncio.run(main())
+    found = asyncio.run(main())
+    consequences = {
+        "settle": "resolved markets were not checked (positions on them show as open)",
+        "marks": "open positions are marked at their last fill",
+    }
+    if failed:  # one line, whatever failed: the cause, then what the report is missing
+        cause = "; ".join(dict.fromkeys(failed.values()))
+        render.warn(
+            f"venue unavailable ({cause}): " + " and ".join(consequences[k] for k in sorted(failed, reverse=True))
+        )
+    return found
 
 
 _NO_WRAP = frozenset({"updated", "time", "mode", "state", "src"})
