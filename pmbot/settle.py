@@ -35,7 +35,7 @@ from pmbot.timeutil import Clock, now_ms
 
 if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
-    from pmbot.polymarket.models import Market
+    from pmbot.polymarket.models import Market, MarketResolved
     from pmbot.store.base import Store
 
 log = logging.getLogger("pmbot.settle")
@@ -156,6 +156,17 @@ async def find_resolutions(venue: Venue, tokens: list[str], result: SettleResult
     settled = {r.condition_id for r in found}
     result.pending = [m.condition_id for m in closed if m.condition_id not in settled]
     return found
+
+
+def resolution_from_event(ev: MarketResolved) -> Resolution | None:
+    """The market channel's `market_resolved` (the CLOB announcing its own winner) as a Resolution,
+    for a process that already listens to the channel (the executor): `record_settlements(store,
+    [r], ts)` applies it at once, with the same trade ids as a later `pmbot settle`. None when the
+    message names no tokens to pay out."""
+    tokens = tuple(dict.fromkeys((*ev.token_ids, ev.winning_token_id)))
+    if not ev.winning_token_id or len(tokens) < 2:
+        return None
+    return Resolution(ev.market, ev.winning_token_id, tokens, "ws")
 
 
 def record_settlements(store: Store, resolutions: Iterable[Resolution], ts_ms: int) -> list[Settlement]:

@@ -484,3 +484,24 @@ def test_books_failing_alone_is_one_warning_and_settlement_still_runs(env: SimSe
     assert "resolved markets were not checked" not in warnings[0]
     by = {p["strategy"]: p for p in json.loads(out)}
     assert by["copy"]["state"] == "resolved" and by["snipe"]["mark_source"] == "fill"
+
+
+def test_market_resolved_event_settles_with_the_same_trade_ids(db_url: str) -> None:
+    """The market channel's `market_resolved` (docs example): the executor can apply it at once, and a
+    later `pmbot settle` records nothing twice."""
+    from pmbot.polymarket.schemas import ws
+    from pmbot.settle import record_settlements, resolution_from_event
+    from tests.samples import load
+
+    ev = ws.market_event(load("docs_examples/ws_market_market_resolved.json"))
+    r = resolution_from_event(ev)  # type: ignore[arg-type]
+    assert r is not None and r.source == "ws"
+    yes, no = r.token_ids
+    record(db_url, buy(yes, "0.2", "10", n=1), buy(no, "0.7", "10", n=2, strategy="copy", dry_run=False))
+    s = open_store(db_url)
+    got = {x.token_id: x for x in record_settlements(s, [r], T0 + 9000)}
+    assert got[yes].payout == 1 and got[yes].realized_pnl == D(8) and got[no].payout == 0
+    assert got[no].redeemable == 0 and got[no].realized_pnl == D(-7)
+    assert record_settlements(s, [r], T0 + 9999) == []
+    assert all(p.state is PositionState.RESOLVED for p in s.list_positions())
+    s.close()
