@@ -20,7 +20,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 from pmbot.errors import VenueError
-from pmbot.money import fmt
+from pmbot.money import ROUNDING, fmt
 from pmbot.store.models import Position, PositionState, StrategyStats, TradeRow
 from pmbot.timeutil import ms_to_iso
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.models import OrderBook
 
+MICRO_QUANTUM = Decimal("0.000001")
 BOOKS_CHUNK = 100  # tokens per POST /books
 WIDE_SPREAD = Decimal("0.10")
 
@@ -45,12 +46,20 @@ class Mark:
     tick: Decimal | None = None  # the market's tick, when the book said
 
 
+def _mark(price: Decimal, source: MarkSource, tick: Decimal | None = None) -> Mark | None:
+    """A venue price as a mark: within [0, 1] and at most 6 decimals (the store's unit; the venue
+    sometimes sends a float's digits, 0.5699998232997013). Anything else is no mark."""
+    if not 0 <= price <= 1:
+        return None
+    return Mark(price.quantize(MICRO_QUANTUM, rounding=ROUNDING), source, tick)
+
+
 def mark_from_book(book: OrderBook) -> Mark | None:
     mid, spread = book.midpoint, book.spread
     if mid is not None and spread is not None and spread <= WIDE_SPREAD:
-        return Mark(mid, MarkSource.BOOK, book.tick_size)
+        return _mark(mid, MarkSource.BOOK, book.tick_size)
     if book.last_trade_price is not None:
-        return Mark(book.last_trade_price, MarkSource.LAST, book.tick_size)
+        return _mark(book.last_trade_price, MarkSource.LAST, book.tick_size)
     return None
 
 
@@ -77,8 +86,9 @@ async def fetch_marks(venue: Venue, token_ids: Iterable[str]) -> dict[str, Mark]
             return token, None
 
     for token, price in await asyncio.gather(*(last(t) for t in missing)):
-        if price is not None:
-            marks[token] = Mark(price, MarkSource.LAST)
+        m = None if price is None else _mark(price, MarkSource.LAST)
+        if m is not None:
+            marks[token] = m
     return marks
 
 

@@ -505,3 +505,24 @@ def test_market_resolved_event_settles_with_the_same_trade_ids(db_url: str) -> N
     assert record_settlements(s, [r], T0 + 9999) == []
     assert all(p.state is PositionState.RESOLVED for p in s.list_positions())
     s.close()
+
+
+def test_marks_with_float_digits_or_out_of_range_do_not_break_reports() -> None:
+    """The venue sometimes sends a float's digits (0.5699998232997013); a mark is kept to the store's
+    6 decimals, and a price outside [0, 1] is no mark at all."""
+    from pmbot.polymarket.models import BookLevel, OrderBook
+    from pmbot.reporting import MarkSource, mark_from_book, marked, position_view
+    from pmbot.store.models import Position
+
+    def book(bids: list[str], asks: list[str], last: str | None) -> OrderBook:
+        lv = lambda ps: tuple(BookLevel(D(p), D(10)) for p in ps)  # noqa: E731
+        return OrderBook("t", "m", lv(bids), lv(asks), 0, last_trade_price=None if last is None else D(last))
+
+    m = mark_from_book(book([], [], "0.5699998232997013"))
+    assert m is not None and m.source is MarkSource.LAST and m.price == D("0.570000")
+    assert mark_from_book(book([], [], "1.5")) is None and mark_from_book(book([], [], None)) is None
+    m = mark_from_book(book(["0.601"], ["0.6101"], None))
+    assert m is not None and m.source is MarkSource.BOOK and m.price == D("0.60555")
+    p = Position("s", "t", True, D(10), D("7.5"), D(0), PositionState.OPEN, mark_price=D("0.75"))
+    q, used = marked(p, {"t": m})
+    assert used is m and position_view(q, used)["unrealized_pnl"] == "-1.4445"
