@@ -172,7 +172,6 @@ def trade_view(t: TradeRow) -> dict[str, Any]:
         "liquidity": f.liquidity,
         "order_key": f.order_key,
         "venue_order_id": f.venue_order_id,
-        "redeemable": bool(f.metadata.get("redeemable", False)),
     }
 
 

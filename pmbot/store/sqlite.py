@@ -24,7 +24,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from pmbot.errors import InputError, StoreError
-from pmbot.money import to_micro
+from pmbot.money import mul_micro, to_micro
 from pmbot.store import ledger, rows
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
@@ -440,7 +440,7 @@ class SQLiteStore:
                 return []
             self.record_fills(redemptions)  # joins this transaction
             owed = [
-                (to_micro(payout * f.size, exact=False), f.strategy, f.token_id)
+                (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
                 for f in redemptions
                 if not f.dry_run and payout > 0
             ]
