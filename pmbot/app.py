@@ -59,8 +59,11 @@ class App:
             self._store.close()
             self._store = None
 
-    def venue(self) -> Venue:
-        """A new adapter for one event loop (`async with app.venue() as v: …`)."""
+    def venue(self, *, timeout: float = 10.0, attempts: int | None = None) -> Venue:
+        """A new adapter for one event loop (`async with app.venue() as v: …`). Reports pass a short
+        `timeout` and few read `attempts`: a dead venue must cost them seconds, not a minute."""
         from pmbot.polymarket.factory import build_venue
+        from pmbot.polymarket.http import DEFAULT_RETRY, RetryPolicy
 
-        return build_venue(self.settings, clock=self.clock)
+        retry = DEFAULT_RETRY if attempts is None else RetryPolicy(attempts=attempts)
+        return build_venue(self.settings, clock=self.clock, timeout=timeout, retry=retry)

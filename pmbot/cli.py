@@ -19,7 +19,7 @@ from rich.console import Console
 
 from pmbot import __version__
 from pmbot.app import App
-from pmbot.commands import config_cmd, market_cmds, order_cmds, record_cmd, reports, sim_cmd
+from pmbot.commands import config_cmd, market_cmds, order_cmds, record_cmd, reports, settle_cmd, sim_cmd
 from pmbot.errors import PmbotError, redact
 
 app = typer.Typer(
@@ -61,6 +61,7 @@ def root(
 
 app.add_typer(config_cmd.app, name="config")
 reports.register(app)
+settle_cmd.register(app)
 sim_cmd.register(app)
 market_cmds.register(app)
 record_cmd.register(app)

@@ -56,6 +56,7 @@ class Outcome:
     token_id: str
     outcome: str  # "Up", "Down", "Yes", "No", a team …
     price: Decimal | None = None  # Gamma's outcomePrices; None when not given
+    winner: bool | None = None  # CLOB /markets tokens[].winner; None when the source does not say
 
 
 @dataclass(frozen=True, slots=True)

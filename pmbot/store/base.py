@@ -108,6 +108,25 @@ class Store(Protocol):
         """Market resolved: redeem every open position in `token_id` at `payout` (1 or 0)."""
         ...
 
+    def settle_token(
+        self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[TradeRow]:
+        """`resolve_token`, returning the redeem trades it recorded ([] when already settled). A LIVE
+        winner's payout is also recorded as `redeemable` on its position until `mark_redeemed`."""
+        ...
+
+    def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
+        """The winning shares of `token_id` were redeemed on chain: the payout is cash now. Rows touched."""
+        ...
+
+    def count_trades(self, query: Query | None = None) -> int:
+        """How many trades match the filters (state and limit ignored)."""
+        ...
+
+    def count_positions(self, query: Query | None = None) -> int:
+        """How many positions match the filters (limit ignored)."""
+        ...
+
     def stats(self, query: Query | None = None) -> list[StrategyStats]: ...
 
     # Journal

@@ -182,9 +182,17 @@ def _state(db: Database) -> None:
     db.table("state").create({"name": str, "value": str, "updated_at": int}, pk="name", not_null={"value"})
 
 
+def _redeemable(db: Database) -> None:
+    # A live position on a resolved market: its PnL is realized, but the USDC arrives only when the
+    # winning shares are redeemed on chain. Until then the payout is owed, not held.
+    db.table("positions").add_column("redeemable_micro", int, not_null_default=0)
+    db.table("positions").add_column("redeemed_at", int)
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
+    ("0003_redeemable", _redeemable),
 ]
 
 

@@ -131,6 +131,10 @@ class Position:
     mark_price: Decimal | None = None  # last known price: our last fill or market data
     opened_at: int = 0
     updated_at: int = 0
+    # USDC a resolved LIVE position is owed until its shares are redeemed on chain (0 once redeemed,
+    # for losers, and for dry-run, whose paper payout is cash at once). Realized PnL already counts it.
+    redeemable: Decimal = Decimal(0)
+    redeemed_at: int | None = None
 
     @property
     def avg_price(self) -> Decimal:
@@ -173,6 +177,7 @@ class StrategyStats:
     open_positions: int
     closed_positions: int
     wins: int
+    redeemable: Decimal = Decimal(0)  # USDC owed by on-chain redemptions not yet made (live only)
 
     @property
     def win_rate(self) -> Decimal | None:

@@ -24,7 +24,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from pmbot.errors import InputError, StoreError
-from pmbot.money import to_micro
+from pmbot.money import mul_micro, to_micro
 from pmbot.store import ledger, rows
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
@@ -423,29 +423,53 @@ class SQLiteStore:
         return out
 
     def resolve_token(self, token_id: str, payout: Decimal, *, ts: int | None = None) -> int:
+        return len(self.settle_token(token_id, payout, ts=ts))
+
+    def settle_token(
+        self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[TradeRow]:
         if payout < 0 or payout > 1:
             raise InputError(f"payout must be between 0 and 1, got {payout}")
         when = ts if ts is not None else self._now()
-        redemptions = [
-            Fill(
-                trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
-                kind=TradeKind.REDEEM,
-                strategy=p.strategy,
-                token_id=p.token_id,
-                condition_id=p.condition_id,
-                market=p.market,
-                outcome=p.outcome,
-                side=Side.SELL,
-                price=payout,
-                size=p.size,
-                dry_run=p.dry_run,
-                ts=when,
-                liquidity="redeem",
+        with self._write() as conn:  # read the open positions and redeem them under one write lock
+            held = [p for p in self._open_in([token_id]) if p.size > 0]
+            redemptions = [redemption(p, payout, when, metadata) for p in held]
+            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
+            redemptions = [f for f in redemptions if f.trade_id not in known]
+            if not redemptions:
+                return []
+            self.record_fills(redemptions)  # joins this transaction
+            owed = [
+                (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
+                for f in redemptions
+                if not f.dry_run and payout > 0
+            ]
+            conn.executemany(
+                "UPDATE positions SET redeemable_micro = ?, redeemed_at = NULL"
+                " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
+                owed,
             )
-            for p in self._open_in([token_id])
-            if p.size > 0
-        ]
-        return self.record_fills(redemptions)
+            ids = [f.trade_id for f in redemptions]
+            found = self._query(f"SELECT * FROM trades WHERE trade_id IN ({', '.join('?' * len(ids))})", ids)
+        return [rows.row_to_trade(r) for r in found]
+
+    def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
+        when = ts if ts is not None else self._now()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE positions SET redeemable_micro = 0, redeemed_at = ?"
+                " WHERE token_id = ? AND dry_run = 0 AND state = 'resolved' AND redeemable_micro > 0",
+                (when, token_id),
+            )
+            return cur.rowcount
+
+    def count_trades(self, query: Query | None = None) -> int:
+        clause, params = rows.where(query, ts_col="ts")
+        return int(self._query(f"SELECT COUNT(*) AS n FROM trades{clause}", params)[0]["n"])
+
+    def count_positions(self, query: Query | None = None) -> int:
+        clause, params = rows.where(query, ts_col="updated_at", state=True)
+        return int(self._query(f"SELECT COUNT(*) AS n FROM positions{clause}", params)[0]["n"])
 
     def stats(self, query: Query | None = None) -> list[StrategyStats]:
         clause, params = rows.where(query, ts_col="ts")
@@ -527,6 +551,7 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
                 "open": 0,
                 "closed": 0,
                 "wins": 0,
+                "redeemable": Decimal(0),
             },
         )
 
@@ -536,6 +561,8 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
             n=int(r["n"] or 0), volume=int(r["volume"] or 0), fees=int(r["fees"] or 0), realized=int(r["realized"] or 0)
         )
     for p in positions:
+        if p.redeemable:
+            slot(p.strategy, p.dry_run)["redeemable"] += p.redeemable
         if p.state is PositionState.OPEN:
             s = slot(p.strategy, p.dry_run)
             s["open"] += 1
@@ -556,6 +583,33 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
             open_positions=v["open"],
             closed_positions=v["closed"],
             wins=v["wins"],
+            redeemable=v["redeemable"],
         )
         for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], not kv[0][1]))
     ]
+
+
+def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any] | None = None) -> Fill:
+    """The `redeem` trade for a position whose market resolved: every share held at `payout`.
+
+    Its trade id is deterministic (strategy, token, mode), so every path that learns of a resolution
+    (`pmbot settle`, a report, the executor) records the payout once, whichever comes first."""
+    meta = dict(metadata or {})
+    if not p.dry_run and payout > 0:
+        meta["redeemable"] = True  # cash arrives with the on-chain redemption, not now
+    return Fill(
+        trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
+        kind=TradeKind.REDEEM,
+        strategy=p.strategy,
+        token_id=p.token_id,
+        condition_id=p.condition_id,
+        market=p.market,
+        outcome=p.outcome,
+        side=Side.SELL,
+        price=payout,
+        size=p.size,
+        dry_run=p.dry_run,
+        ts=ts,
+        liquidity="redeem",
+        metadata=meta,
+    )

@@ -345,7 +345,15 @@ def clob_market(raw: Any) -> Market:
         condition_id=str(req(o, "condition_id", "clob market")),
         question=str(o.get("question") or ""),
         slug=str(o.get("market_slug") or ""),
-        outcomes=tuple(Outcome(str(t["token_id"]), str(t.get("outcome") or ""), dec(t.get("price"))) for t in tokens),
+        outcomes=tuple(
+            Outcome(
+                str(t["token_id"]),
+                str(t.get("outcome") or ""),
+                dec(t.get("price")),
+                winner=as_bool(t["winner"]) if t.get("winner") is not None else None,
+            )
+            for t in tokens
+        ),
         end_ms=epoch_ms(o.get("end_date_iso")),
         start_ms=epoch_ms(o.get("game_start_time")),
         active=as_bool(o.get("active", True)),
