@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -106,3 +107,114 @@ def test_markets_table_reads_well_at_common_widths(width: int) -> None:
             assert any(t["token_id"] in line for line in lines)
     assert "…" not in text  # no price or id squeezed into "0.…"
     assert "0.955" in text and "0.96" in text and "book" in text
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def test_config_show_units_booleans_and_env_file_only_when_present(tmp_path: Path) -> None:
+    code, out, err = invoke("config", "show")
+    assert code == 0, err
+    line = next(ln for ln in out.splitlines() if "risk.max_order_notional" in ln)
+    assert "50 USDC" in line
+    assert "50 USDC" not in next(ln for ln in out.splitlines() if "risk.max_open_orders" in ln)
+    fees = next(ln for ln in out.splitlines() if "executor.dry_run_fees" in ln)
+    assert " true " in fees and "True" not in out and "False" not in out
+    assert ".env" not in out.splitlines()[-1]  # no .env here: not listed
+    code, out, _ = invoke("config", "show", "--json")
+    view = json.loads(out)
+    assert view["env_file"] is None
+    row = next(r for r in view["settings"] if r["key"] == "executor.dry_run_balance")
+    assert row["value"] == "1000" and row["unit"] == "USDC"  # JSON: exact value, unit beside it
+    (tmp_path / ".env").write_text("PMBOT_EXECUTOR__DRY_RUN_FEES=false\n")
+    code, out, _ = invoke("config", "show")
+    assert ".env: .env" in out.splitlines()[-1]
+    assert " false " in next(ln for ln in out.splitlines() if "executor.dry_run_fees" in ln)
+
+
+def test_unknown_key_in_dotenv_is_an_error_as_in_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / ".env").write_text("OTHER_TOOL=1\nPMBOT_NOSUCH=1\n")
+    code, out, err = invoke("config", "show")
+    assert code == 2 and out == ""
+    assert err.strip().splitlines() == [err.strip()]
+    assert "unknown setting in .env: PMBOT_NOSUCH" in err and "remove it from .env" in err
+    (tmp_path / ".env").write_text("PMBOT_RISK__NOPE=1\n")
+    code, _, err = invoke("trades")
+    assert code == 2 and "PMBOT_RISK__NOPE" in err
+    (tmp_path / ".env").unlink()
+    monkeypatch.setenv("PMBOT_NOSUCH", "1")
+    code, _, err = invoke("config", "show")
+    assert code == 2 and "unknown setting in the environment: PMBOT_NOSUCH" in err
+
+
+def test_malformed_toml_names_file_and_line_and_hint_avoids_failing_command(tmp_path: Path) -> None:
+    cfg = tmp_path / "pmbot.toml"
+    cfg.write_text("[risk]\nmax_order_notional = 5\nthis is not toml\n")
+    code, out, err = invoke("--config", str(cfg), "config", "show")
+    assert code == 2 and out == ""
+    assert len(err.strip().splitlines()) == 1
+    assert f"{cfg} line 3, column" in err
+    assert "config show" not in err  # it would fail on the same file
+
+
+def test_invalid_value_hint_does_not_send_to_config_show_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMBOT_RISK__MAX_ORDER_NOTIONAL", "-1")
+    code, _, err = invoke("config", "show")
+    assert code == 2 and "PMBOT_RISK__MAX_ORDER_NOTIONAL" in err and "once every key is valid" in err
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("redis://u:hunt@er2@host/0?password=hunter2", "redis://***@host/0?password=***"),
+        ("redis://:pw@h:6379/1", "redis://***@h:6379/1"),
+        ("unix:///tmp/r.sock?password=x&db=0", "unix:///tmp/r.sock?password=***&db=***"),
+        ("rediss://h:6380/0", "rediss://h:6380/0"),
+    ],
+)
+def test_config_show_masks_url_userinfo_and_query(monkeypatch: pytest.MonkeyPatch, url: str, shown: str) -> None:
+    monkeypatch.setenv("PMBOT_REDIS_URL", url)
+    code, out, err = invoke("config", "show", "--json")
+    assert code == 0, err
+    row = next(r for r in json.loads(out)["settings"] if r["key"] == "redis_url")
+    assert row["value"] == shown
+    code, out, _ = invoke("config", "show")
+    for secret in ("hunter2", "hunt", "er2@", "pw@"):
+        assert secret not in out
+
+
+def test_rpc_key_in_path_is_masked() -> None:
+    from pmbot.config import mask_url
+
+    assert mask_url("wss://polygon.g.alchemy.com/v2/abcDEF1234567890abcdef12") == "wss://polygon.g.alchemy.com/v2/***"
+    assert mask_url("sqlite:////srv/pmbot/pmbot.db") == "sqlite:////srv/pmbot/pmbot.db"
+
+
+def test_config_check_refuses_a_directory_and_a_missing_parent(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "adir").mkdir()
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'adir'}")
+    code, out, _ = invoke("config", "check")
+    assert code == 2 and "FAIL  database:" in out and "is a directory" in out
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'nope' / 'x.db'}")
+    code, out, _ = invoke("config", "check")
+    assert code == 2 and "does not exist" in out and "mkdir -p" in out
+    # and the store is not opened there either: nothing created, one line, exit 2
+    from pmbot.app import App
+    from pmbot.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="does not exist"):
+        _ = App().store
+    assert not (tmp_path / "nope").exists()
+
+
+def test_default_data_directory_is_still_created(tmp_path: Path) -> None:
+    code, out, _ = invoke("config", "check")
+    assert code == 0 and "will be created on first write" in out
+    from pmbot.app import App
+
+    app = App()
+    app.store.set_state("x", {"a": 1})
+    app.close()
+    assert (tmp_path / "xdg" / "pmbot" / "pmbot.db").is_file()
