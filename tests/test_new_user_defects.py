@@ -218,3 +218,82 @@ def test_default_data_directory_is_still_created(tmp_path: Path) -> None:
     app.store.set_state("x", {"a": 1})
     app.close()
     assert (tmp_path / "xdg" / "pmbot" / "pmbot.db").is_file()
+
+
+# ------------------------------------------------------------------------------------ order --key
+
+WALLET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def _orders(db_url: str) -> list[Any]:
+    from pmbot.store import open_store
+
+    store = open_store(db_url)
+    try:
+        return store.list_orders()
+    finally:
+        store.close()
+
+
+def test_key_conflicting_reuse_is_refused_and_never_sent(live_sim: SimServer, db_url: str) -> None:
+    token = live_sim.current_market()["token_ids"][0]
+    ask = live_sim.book(token)["asks"][-1]["price"]  # type: ignore[index]
+    base = ("order", "buy", token, "--size", "5", "--type", "FOK", "--key", "K1", "--json")
+    code, out, err = invoke(*base, "--price", ask)
+    assert code == 0, err
+    first = json.loads(out)
+    assert first["status"] == "filled"
+    for other in (
+        ("--price", "0.99"),  # another price
+        ("--price", ask, "--size", "6"),  # another size (the later --size wins)
+        ("--price", ask, "--type", "FAK"),
+    ):
+        code, out, err = invoke(*base, *other)
+        assert code == 2 and out == "", err
+        assert len(err.strip().splitlines()) == 1 and "already used for a different dry-run order" in err
+    sell = ("order", "sell", token, "--size", "5", "--type", "FOK", "--key", "K1", "--price", ask)
+    code, _, err = invoke(*sell)
+    assert code == 2 and "already used" in err
+    assert len(_orders(db_url)) == 1  # nothing stored for the refused ones
+    # the same key and the same order: a duplicate, answered with the original's price and fees
+    code, out, err = invoke(*base, "--price", ask)
+    assert code == 0, err
+    dup = json.loads(out)
+    assert dup["duplicate"] is True and dup["key"] == first["key"]
+    assert dup["avg_price"] == first["avg_price"] and dup["fees"] == first["fees"]
+    assert Decimal(dup["avg_price"]) == Decimal(ask) and dup["filled"] == first["filled"]
+    code, out, _ = invoke(*base[:-1], "--price", ask)  # the table too: not "@ –, fees 0"
+    assert "already known" in out and f"@ {Decimal(ask):.2f}" in out and "@ –" not in out
+    assert f"fees {first['fees']}" in out
+
+
+def test_cancel_accepts_the_operators_key(
+    live_sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMBOT_PRIVATE_KEY", WALLET_KEY)
+    token = live_sim.current_market()["token_ids"][0]
+    args = ("order", "buy", token, "--size", "5", "--key", "my-bid", "--live", "--yes")
+    code, out, err = invoke(*args, "--price", "0.02", "--json")
+    assert code == 0, err
+    placed = json.loads(out)
+    assert placed["status"] == "live" and len(live_sim.open_orders()) == 1
+    code, out, err = invoke(*args, "--price", "0.03")  # same key, other price
+    assert code == 2 and "already used for a different live order" in err
+    assert len(live_sim.received_orders()) == 1  # never sent as a new order
+    code, out, err = invoke("cancel", "my-bid", "--yes")
+    assert code == 0, err
+    assert f"{placed['key']}: cancelled" in out and live_sim.open_orders() == []
+    code, _, err = invoke("cancel", "no-such-key")
+    assert code == 2 and "no order with key 'no-such-key'" in err
+
+
+def test_status_prints_tables_not_dicts(live_sim: SimServer) -> None:
+    token = live_sim.current_market()["token_ids"][0]
+    ask = live_sim.book(token)["asks"][-1]["price"]  # type: ignore[index]
+    assert invoke("order", "buy", token, "--price", ask, "--size", "5", "--type", "FOK")[0] == 0
+    assert invoke("order", "buy", token, "--price", "0.01", "--size", "5", "--type", "FOK")[0] in (0, 3)
+    code, out, err = invoke("status")
+    assert code == 0, err
+    assert "{" not in out and "}" not in out and "[" not in out
+    assert "Executors" in out and "dry-run" in out and "filled 1" in out
+    assert "No open orders." in out
