@@ -204,9 +204,7 @@ async def place_order(
             result = await executor.submit(intent)
             waited = None
             if dry_run and wait_s and not result.duplicate and result.status in RESTING:
-                if on_resting is not None:
-                    on_resting(result)
-                waited = await _rest_paper_order(executor, venue, result, wait_s)
+                waited = await _rest_paper_order(executor, venue, result, wait_s, on_resting)
     if result.duplicate:
         rec = store.get_order(result.key)
         if rec is not None and _terms(rec) != _terms(t):  # a concurrent run took the key with other terms
@@ -226,7 +224,13 @@ async def place_order(
 RESTING = (OrderStatus.LIVE, OrderStatus.PARTIALLY_FILLED)
 
 
-async def _rest_paper_order(executor: Executor, venue: Venue, result: SubmitResult, wait_s: float) -> str:
+async def _rest_paper_order(
+    executor: Executor,
+    venue: Venue,
+    result: SubmitResult,
+    wait_s: float,
+    on_resting: Callable[[SubmitResult], None] | None,
+) -> str:
     """Let a resting paper order meet the live book for up to `wait_s`. Returns why the wait ended
     (an order still open then is cancelled by the executor's close)."""
     import asyncio
@@ -245,6 +249,8 @@ async def _rest_paper_order(executor: Executor, venue: Venue, result: SubmitResu
         # Ctrl-C ends the wait, not the command: the order is then cancelled and the outcome shown.
         loop.add_signal_handler(signal.SIGINT, interrupted.set)
         handled = True
+    if on_resting is not None:
+        on_resting(result)  # after the Ctrl-C handler is in place: from here Ctrl-C cancels the order
     deadline = loop.time() + wait_s
     why = ""
     try:

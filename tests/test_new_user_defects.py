@@ -267,9 +267,7 @@ def test_key_conflicting_reuse_is_refused_and_never_sent(live_sim: SimServer, db
     assert f"fees {first['fees']}" in out
 
 
-def test_cancel_accepts_the_operators_key(
-    live_sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_cancel_accepts_the_operators_key(live_sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PMBOT_PRIVATE_KEY", WALLET_KEY)
     token = live_sim.current_market()["token_ids"][0]
     args = ("order", "buy", token, "--size", "5", "--key", "my-bid", "--live", "--yes")
@@ -297,3 +295,103 @@ def test_status_prints_tables_not_dicts(live_sim: SimServer) -> None:
     assert "{" not in out and "}" not in out and "[" not in out
     assert "Executors" in out and "dry-run" in out and "filled 1" in out
     assert "No open orders." in out
+
+
+# ---------------------------------------------------------------------------------- order --wait
+
+
+def _offer_at(sim: SimServer, token: str, price: str, size: str = "50") -> None:
+    """The sim's market maker moves its quotes: an ask at `price` (its bid there withdrawn), published
+    on the market channel as a real book change."""
+    from pmbot.sim.book import BUY, SELL
+
+    def move(v: Any) -> None:
+        m = v.market_by_token(token)
+        book = v.engine.book(m)
+        book.set_mm(BUY, Decimal(price), Decimal(0))
+        book.set_mm(SELL, Decimal(price), Decimal(size))
+        v.on_book_change(m)
+
+    sim.call(move)
+
+
+def _when_resting(db_url: str, then: Any) -> Any:
+    """A thread that waits for the paper order to rest, then acts (the command runs in this thread)."""
+    import threading
+
+    def run() -> None:
+        from pmbot.store.models import OrderStatus
+
+        for _ in range(400):
+            if any(o.status is OrderStatus.LIVE for o in _orders(db_url)):
+                time.sleep(0.3)  # the market stream subscribes after the order rests
+                then()
+                return
+            time.sleep(0.025)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    return t
+
+
+def test_wait_rests_a_paper_order_until_the_live_book_fills_it(live_sim: SimServer, db_url: str) -> None:
+    token = live_sim.current_market()["token_ids"][0]
+    bid = live_sim.book(token)["bids"][-1]["price"]  # type: ignore[index]
+    helper = _when_resting(db_url, lambda: _offer_at(live_sim, token, bid))
+    code, out, err = invoke("order", "buy", token, "--price", bid, "--size", "5", "--wait", "20s", "--json")
+    helper.join(5)
+    assert code == 0, err
+    view = json.loads(out)
+    assert view["status"] == "filled" and Decimal(view["filled"]) == 5 and Decimal(view["avg_price"]) == Decimal(bid)
+    assert "resting as paper live" in err and "against the live book" in view["reason"]
+    assert live_sim.received_orders() == []  # paper: nothing reached the venue
+
+
+def test_wait_time_up_cancels_and_without_wait_the_paper_order_ends_with_the_command(
+    live_sim: SimServer, db_url: str
+) -> None:
+    token = live_sim.current_market()["token_ids"][0]
+    code, out, err = invoke("order", "buy", token, "--price", "0.01", "--size", "5", "--wait", "1s", "--json")
+    assert code == 0, err
+    view = json.loads(out)
+    assert view["status"] == "cancelled" and "not filled within 1s" in view["reason"]
+    code, out, _ = invoke("order", "buy", token, "--price", "0.01", "--size", "5", "--json")
+    view = json.loads(out)
+    assert view["status"] == "cancelled" and "--wait" in view["reason"]
+    assert all(o.status.is_final for o in _orders(db_url))
+
+
+@pytest.mark.parametrize(
+    ("extra", "needle"),
+    [
+        (("--wait", "0s"), "longer than 0s"),
+        (("--wait", "soon"), "not a duration"),
+        (("--wait", "5s", "--type", "FOK"), "only for GTC"),
+        (("--wait", "5s", "--live", "--yes"), "only for dry-run"),
+    ],
+)
+def test_wait_usage_errors(live_sim: SimServer, db_url: str, extra: tuple[str, ...], needle: str) -> None:
+    token = live_sim.current_market()["token_ids"][0]
+    code, out, err = invoke("order", "buy", token, "--price", "0.01", "--size", "5", *extra)
+    assert code == 2 and out == "" and needle in err and "Traceback" not in err
+    assert _orders(db_url) == []
+
+
+def test_wait_ctrl_c_cancels_the_paper_order(live_sim: SimServer, db_url: str, tmp_path: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    token = live_sim.current_market()["token_ids"][0]
+    env = {**os.environ, "PMBOT_DATABASE_URL": db_url}
+    cmd = [sys.executable, "-m", "pmbot", "order", "buy", token, "--price", "0.01", "--size", "5", "--wait", "60s"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stderr is not None
+    line = proc.stderr.readline()  # "resting as paper live; waiting up to 60s …"
+    assert "resting as paper live" in line
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=20)
+    assert proc.returncode == 0, err
+    assert "cancelled" in out and "Ctrl-C" in out and "Traceback" not in err
+    assert all(o.status.is_final for o in _orders(db_url))

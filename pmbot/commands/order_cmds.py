@@ -51,7 +51,7 @@ def order(
 
     app: App = ctx.obj
     t = ticket(token_id, side, price, size, order_type, key)  # bad input: fail before anything else
-    wait_s = _wait_seconds(ctx, wait, live=live, order_type=t.order_type.value)
+    wait_s = _wait_seconds(wait, live=live, order_type=t.order_type.value)
     if live:
         settings = app.settings
         if settings.private_key is None:
@@ -95,17 +95,17 @@ def order(
         out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))
-    out.print(render.plain(f"key {result.key}" + (f" (--key {t.key})" if t.key else ""), style="dim"))
+    out.print(f"[dim]key {result.key}[/dim]")
 
 
-def _wait_seconds(ctx: typer.Context, wait: str | None, *, live: bool, order_type: str) -> float | None:
-    """--wait is a usage question: a paper GTC only (a live GTC rests at the venue until cancelled)."""
+def _wait_seconds(wait: str | None, *, live: bool, order_type: str) -> float | None:
+    """--wait is for a paper GTC only (a live GTC rests at the venue until cancelled). Bad input: exit 2."""
     if wait is None:
         return None
     from pmbot.timeutil import parse_duration
 
-    def bad(why: str) -> typer.BadParameter:
-        return typer.BadParameter(why, ctx=ctx, param_hint="'--wait'")
+    def bad(why: str) -> InputError:
+        return InputError(f"--wait {wait}: {why}")
 
     if live:
         raise bad("only for dry-run orders; a live GTC rests at the venue until `pmbot cancel`")
