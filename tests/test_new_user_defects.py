@@ -395,3 +395,48 @@ def test_wait_ctrl_c_cancels_the_paper_order(live_sim: SimServer, db_url: str, t
     assert proc.returncode == 0, err
     assert "cancelled" in out and "Ctrl-C" in out and "Traceback" not in err
     assert all(o.status.is_final for o in _orders(db_url))
+
+
+# ---------------------------------------------------------------------------------------- sim serve
+
+
+def _time_wait_on(port: int) -> bool:
+    """True when some socket on 127.0.0.1:`port` is in TIME-WAIT (Linux /proc/net/tcp, state 06)."""
+    hexport = f"{port:04X}"
+    with open("/proc/net/tcp") as f:
+        return any(line.split()[1].endswith(":" + hexport) and line.split()[3] == "06" for line in f.readlines()[1:])
+
+
+def test_sim_port_is_free_again_right_after_a_stop() -> None:
+    import httpx
+
+    from pmbot.sim.server.app import bind
+
+    first = SimServer(manual=True).start()
+    port = first.port
+    with httpx.Client() as client:  # a keep-alive connection the server closes when it stops
+        assert client.get(f"{first.url}/_sim/state").status_code == 200
+        first.stop()
+    if Path("/proc/net/tcp").exists():
+        assert _time_wait_on(port)  # the situation that made a restart fail for about a minute
+    again = bind("127.0.0.1", port)  # SO_REUSEADDR: no "address already in use"
+    again.close()
+    second = SimServer(manual=True, port=port).start()
+    second.stop()
+
+
+def test_sim_still_refuses_a_port_with_a_listener_and_its_hint_is_true() -> None:
+    import socket
+
+    with SimServer(manual=True) as sim:  # a real sim on the port
+        code, _, err = invoke("sim", "serve", "--port", str(sim.port))
+        assert code == 2 and "a pmbot sim is already running there" in err
+    with socket.socket() as other:  # some other program, silent, listening
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        code, _, err = invoke("sim", "serve", "--port", str(other.getsockname()[1]))
+        assert code == 2 and "another program is listening" in err and "sim is already running" not in err
+    with socket.socket() as held:  # bound, not listening: nothing runs there
+        held.bind(("127.0.0.1", 0))
+        code, _, err = invoke("sim", "serve", "--port", str(held.getsockname()[1]))
+        assert code == 2 and "not listening" in err and "sim" not in err.split("hint:")[1]
