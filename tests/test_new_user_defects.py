@@ -440,3 +440,82 @@ def test_sim_still_refuses_a_port_with_a_listener_and_its_hint_is_true() -> None
         held.bind(("127.0.0.1", 0))
         code, _, err = invoke("sim", "serve", "--port", str(held.getsockname()[1]))
         assert code == 2 and "not listening" in err and "sim" not in err.split("hint:")[1]
+
+
+# ------------------------------------------------------------------------------------------- record
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_record_that_never_reaches_the_market_channel_fails_in_one_line(
+    live_sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMBOT_CLOB_WS_URL", f"ws://127.0.0.1:{_free_port()}/ws")  # Gamma answers, WS does not
+    out = tmp_path / "rec.jsonl"
+    token = live_sim.current_market()["token_ids"][0]
+    code, stdout, err = invoke("record", "--token-id", token, "--out", str(out), "-d", "2s", "--no-rtds")
+    assert code == 2 and stdout == ""
+    lines = err.strip().splitlines()
+    assert len(lines) == 2, err  # "recording … → FILE for 2s", then the error
+    line = lines[1]
+    assert line.startswith("error: never reached the market channel") and "nothing recorded" in line
+    assert not out.exists()
+
+
+def test_record_gives_up_when_the_channel_never_connects(
+    live_sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pmbot.recorder
+
+    monkeypatch.setattr(pmbot.recorder, "CONNECT_GRACE_S", 1.0)
+    monkeypatch.setenv("PMBOT_CLOB_WS_URL", f"ws://127.0.0.1:{_free_port()}/ws")
+    out = tmp_path / "rec.jsonl"
+    token = live_sim.current_market()["token_ids"][0]
+    code, _, err = invoke("record", "--token-id", token, "--out", str(out), "--no-rtds")  # no --duration
+    assert code == 2 and "within 1s" in err and not out.exists()
+
+
+def test_record_that_loses_the_venue_until_the_end_fails_but_keeps_what_it_got(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import threading
+
+    import pmbot.recorder
+
+    monkeypatch.setattr(pmbot.recorder, "LOST_AFTER_S", 1.0)
+    sim = SimServer(seed=11, start=time.time(), manual=True).start()
+    for key, value in sim.env().items():
+        monkeypatch.setenv(key, value)
+    token = sim.current_market()["token_ids"][0]
+    out = tmp_path / "rec.jsonl"
+    stopper = threading.Timer(1.0, sim.stop)  # the venue goes away for the rest of the run
+    stopper.start()
+    try:
+        code, stdout, err = invoke("record", "--token-id", token, "--out", str(out), "-d", "4s", "--no-rtds")
+    finally:
+        stopper.join()
+        sim.stop()
+    assert code == 2, err
+    assert "wrote" in stdout
+    assert err.strip().splitlines()[-1].startswith("error: lost the market channel")
+    assert out.exists()
+
+
+def test_record_with_unreachable_gamma_is_one_line(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    port = _free_port()
+    monkeypatch.setenv("PMBOT_GAMMA_URL", f"http://127.0.0.1:{port}")
+    code, _, err = invoke("record", "--series", "btc-up-or-down-15m", "--out", str(tmp_path / "r.jsonl"), "-d", "1s")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and not (tmp_path / "r.jsonl").exists()
+
+
+@pytest.mark.parametrize("duration", ["0s", "0m"])
+def test_record_duration_zero_is_refused(tmp_path: Path, duration: str) -> None:
+    out = tmp_path / "r.jsonl"
+    code, _, err = invoke("record", "--series", "x", "--out", str(out), "--duration", duration)
+    assert code == 2 and "--duration" in err and not out.exists()
