@@ -122,3 +122,29 @@ def test_markets_and_whois_survive_hostile_venue_text(hostile_sim: SimServer) ->
     code, out = _invoke("whois", "whale[/bold]")
     assert code == 0, out
     assert "whale[/bold]" in out and "\x1b" not in out
+
+
+def test_trades_render_stored_venue_labels_as_text(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmbot.store import open_store
+    from pmbot.store.models import Fill, Side
+
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    store = open_store(db_url)
+    store.record_fill(
+        Fill(
+            trade_id="t1",
+            strategy="snipe",
+            token_id="1" * 70,
+            side=Side.BUY,
+            price=Decimal("0.5"),
+            size=Decimal("10"),
+            dry_run=True,
+            ts=1_796_000_000_000,
+            market=HOSTILE,
+            outcome="Up[/bold]\x1b[2J",
+        )
+    )
+    store.close()
+    code, out = _invoke("trades")  # (positions renders the same labels the same way; it may ask the venue)
+    assert code == 0, out
+    assert "[/dim]" in out and "Up[/bold]" in out and "\x1b" not in out

@@ -88,8 +88,8 @@ def positions(
         table.add_row(
             p.strategy,
             render.mode(p.dry_run),
-            p.market or render.short(p.token_id),
-            p.outcome,
+            render.plain(p.market or render.short(p.token_id)),  # venue text: never markup
+            render.plain(p.outcome),
             p.state.value,
             fmt(p.size, 2),
             fmt(p.avg_price, 4),
@@ -142,8 +142,8 @@ def trades(
             ms_to_iso(f.ts),
             f.strategy,
             render.mode(f.dry_run),
-            f.market or render.short(f.token_id),
-            f.outcome,
+            render.plain(f.market or render.short(f.token_id)),  # venue text: never markup
+            render.plain(f.outcome),
             side,
             fmt(f.price, 4),
             fmt(f.size, 2),
