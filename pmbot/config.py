@@ -299,7 +299,8 @@ def load_settings(
         settings = Settings()
     except ValidationError as e:
         # Not "see `pmbot config show`": it loads these same settings and would fail the same way.
-        raise ConfigError(_format_errors(e, origins), hint=_FIX_HINT) from None
+        named = {".env": str(envf), "config file": f"config file {cfg}"}  # say which file
+        raise ConfigError(_format_errors(e, {k: named.get(v, v) for k, v in origins.items()}), hint=_FIX_HINT) from None
     except ValueError as e:  # anything else a source could not parse
         raise ConfigError(f"cannot read settings: {e}", hint=_FIX_HINT) from None
     finally:

@@ -519,3 +519,42 @@ def test_record_duration_zero_is_refused(tmp_path: Path, duration: str) -> None:
     out = tmp_path / "r.jsonl"
     code, _, err = invoke("record", "--series", "x", "--out", str(out), "--duration", duration)
     assert code == 2 and "--duration" in err and not out.exists()
+
+
+def test_find_order_by_operator_key_whatever_key_it_was_stored_under(db_url: str) -> None:
+    from pmbot.errors import InputError
+    from pmbot.ops import find_order, operator_key
+    from pmbot.store import open_store
+    from pmbot.store.models import OrderRecord, OrderStatus, OrderType, Side
+
+    def rec(key: str, dry_run: bool, status: OrderStatus, meta: dict[str, Any]) -> OrderRecord:
+        return OrderRecord(
+            key=key,
+            strategy="manual",
+            token_id="1" * 70,
+            side=Side.BUY,
+            price=Decimal("0.5"),
+            size=Decimal("5"),
+            order_type=OrderType.GTC,
+            dry_run=dry_run,
+            status=status,
+            created_at=1,
+            updated_at=1,
+            metadata=meta,
+        )
+
+    store = open_store(db_url)
+    try:
+        store.insert_order(rec("manual-stored-elsewhere", True, OrderStatus.CANCELLED, {"operator_key": "K"}))
+        assert find_order(store, "K").key == "manual-stored-elsewhere"
+        assert find_order(store, "manual-stored-elsewhere").key == "manual-stored-elsewhere"
+        store.insert_order(rec(operator_key("K", dry_run=False), False, OrderStatus.LIVE, {"operator_key": "K"}))
+        assert find_order(store, "K").key == operator_key("K", dry_run=False)  # the open one
+        assert operator_key("K", dry_run=True) != operator_key("K", dry_run=False)  # separate key spaces
+        store.update_order(operator_key("K", dry_run=False), OrderStatus.CANCELLED)
+        with pytest.raises(InputError, match="names several orders"):
+            find_order(store, "K")
+        with pytest.raises(InputError, match="no order with key"):
+            find_order(store, "nope")
+    finally:
+        store.close()
