@@ -222,6 +222,18 @@ def test_default_data_directory_is_still_created(tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------------------------ order --key
 
+
+def _dear(sim: SimServer) -> str:
+    """The current market's dearer outcome (bid near or above 0.5): a bid at 0.01-0.02 rests there,
+    and its own bid is a real price, whatever the sim's clock did to the market."""
+
+    def bid(token: str) -> Decimal:
+        book = sim.book(token)
+        return Decimal(book["bids"][-1]["price"]) if book and book["bids"] else Decimal(0)
+
+    return max(sim.current_market()["token_ids"], key=bid)
+
+
 WALLET_KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
 
@@ -269,7 +281,7 @@ def test_key_conflicting_reuse_is_refused_and_never_sent(live_sim: SimServer, db
 
 def test_cancel_accepts_the_operators_key(live_sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PMBOT_PRIVATE_KEY", WALLET_KEY)
-    token = live_sim.current_market()["token_ids"][0]
+    token = _dear(live_sim)
     args = ("order", "buy", token, "--size", "5", "--key", "my-bid", "--live", "--yes")
     code, out, err = invoke(*args, "--price", "0.02", "--json")
     assert code == 0, err
@@ -285,16 +297,25 @@ def test_cancel_accepts_the_operators_key(live_sim: SimServer, db_url: str, monk
     assert code == 2 and "no order with key 'no-such-key'" in err
 
 
-def test_status_prints_tables_not_dicts(live_sim: SimServer) -> None:
-    token = live_sim.current_market()["token_ids"][0]
+def test_status_prints_tables_not_dicts(live_sim: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    token = _dear(live_sim)
     ask = live_sim.book(token)["asks"][-1]["price"]  # type: ignore[index]
     assert invoke("order", "buy", token, "--price", ask, "--size", "5", "--type", "FOK")[0] == 0
-    assert invoke("order", "buy", token, "--price", "0.01", "--size", "5", "--type", "FOK")[0] in (0, 3)
     code, out, err = invoke("status")
     assert code == 0, err
     assert "{" not in out and "}" not in out and "[" not in out
     assert "Executors" in out and "dry-run" in out and "filled 1" in out
     assert "No open orders." in out
+    monkeypatch.setenv("PMBOT_PRIVATE_KEY", WALLET_KEY)
+    code, out, err = invoke("order", "buy", token, "--price", "0.02", "--size", "5", "--live", "--yes", "--json")
+    assert code == 0, err
+    key = json.loads(out)["key"]
+    monkeypatch.setenv("COLUMNS", "80")
+    code, out, err = invoke("status")
+    assert code == 0, err
+    assert "{" not in out and "'" not in out
+    assert "Open orders, LIVE" in out and key in out  # the key in full, to copy into `pmbot cancel`
+    assert all(len(line) <= 80 for line in out.splitlines())
 
 
 # ---------------------------------------------------------------------------------- order --wait
@@ -307,9 +328,13 @@ def _offer_at(sim: SimServer, token: str, price: str, size: str = "50") -> None:
 
     def move(v: Any) -> None:
         m = v.market_by_token(token)
-        book = v.engine.book(m)
-        book.set_mm(BUY, Decimal(price), Decimal(0))
-        book.set_mm(SELL, Decimal(price), Decimal(size))
+        book = v.engine.book(m)  # kept in the first outcome's terms: the second's ask at p is a bid at 1 - p
+        if m.index_of(token) == 0:
+            book.set_mm(BUY, Decimal(price), Decimal(0))
+            book.set_mm(SELL, Decimal(price), Decimal(size))
+        else:
+            book.set_mm(SELL, 1 - Decimal(price), Decimal(0))
+            book.set_mm(BUY, 1 - Decimal(price), Decimal(size))
         v.on_book_change(m)
 
     sim.call(move)
@@ -335,7 +360,7 @@ def _when_resting(db_url: str, then: Any) -> Any:
 
 
 def test_wait_rests_a_paper_order_until_the_live_book_fills_it(live_sim: SimServer, db_url: str) -> None:
-    token = live_sim.current_market()["token_ids"][0]
+    token = _dear(live_sim)
     bid = live_sim.book(token)["bids"][-1]["price"]  # type: ignore[index]
     helper = _when_resting(db_url, lambda: _offer_at(live_sim, token, bid))
     code, out, err = invoke("order", "buy", token, "--price", bid, "--size", "5", "--wait", "20s", "--json")
@@ -350,7 +375,7 @@ def test_wait_rests_a_paper_order_until_the_live_book_fills_it(live_sim: SimServ
 def test_wait_time_up_cancels_and_without_wait_the_paper_order_ends_with_the_command(
     live_sim: SimServer, db_url: str
 ) -> None:
-    token = live_sim.current_market()["token_ids"][0]
+    token = _dear(live_sim)
     code, out, err = invoke("order", "buy", token, "--price", "0.01", "--size", "5", "--wait", "1s", "--json")
     assert code == 0, err
     view = json.loads(out)
@@ -383,7 +408,7 @@ def test_wait_ctrl_c_cancels_the_paper_order(live_sim: SimServer, db_url: str, t
     import subprocess
     import sys
 
-    token = live_sim.current_market()["token_ids"][0]
+    token = _dear(live_sim)
     env = {**os.environ, "PMBOT_DATABASE_URL": db_url}
     cmd = [sys.executable, "-m", "pmbot", "order", "buy", token, "--price", "0.01", "--size", "5", "--wait", "60s"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
