@@ -78,7 +78,8 @@ def record(
         counts = ", ".join(f"{n} {src}" for src, n in sorted(summary.messages.items())) or "no messages"
         render.stdout().print(
             f"wrote {out}: {len(summary.markets)} market(s), {counts} in {summary.seconds:.1f}s"
-            + (f", {summary.reconnects} reconnect(s)" if summary.reconnects else "")
+            + (f", {summary.reconnects} reconnect(s)" if summary.reconnects else ""),
+            markup=False,  # a path like `[/x].jsonl` is a file name, not markup
         )
         if summary.lost_venue:
             # The file holds what came before the loss and is kept; the run still failed.
