@@ -132,7 +132,7 @@ def _terms(rec: OrderRecord | OrderTicket) -> tuple[str, str, Decimal, Decimal, 
     return (rec.token_id, rec.side.value, rec.price.normalize(), rec.size.normalize(), rec.order_type.value)
 
 
-def _check_reuse(store: Store, t: OrderTicket, *, dry_run: bool) -> None:
+def check_key_reuse(store: Store, t: OrderTicket, *, dry_run: bool) -> None:
     """The same --key for an order with other terms is the operator's mistake: refuse it (exit 2)
     rather than send a second order or answer with the first one as if it were this one."""
     if t.key is None:
@@ -176,7 +176,7 @@ async def place_order(
     """Place one order. A dry-run GTC that rests is cancelled when this returns, unless `wait_s`:
     then it rests against the live market stream until filled, the time is up or Ctrl-C."""
     store = app.store
-    _check_reuse(store, t, dry_run=dry_run)  # before any network call
+    check_key_reuse(store, t, dry_run=dry_run)  # before any network call
     async with app.venue() as venue:
         book = await venue.clob.book(t.token_id)  # also proves the token exists before anything is stored
         meta = {"source": "pmbot order", **await _market_labels(venue, t.token_id)}

@@ -289,6 +289,9 @@ def test_cancel_accepts_the_operators_key(live_sim: SimServer, db_url: str, monk
     assert placed["status"] == "live" and len(live_sim.open_orders()) == 1
     code, out, err = invoke(*args, "--price", "0.03")  # same key, other price
     assert code == 2 and "already used for a different live order" in err
+    no_yes = [a for a in args if a != "--yes"]
+    code, out, err = invoke(*no_yes, "--price", "0.03")  # refused before asking for a confirmation
+    assert code == 2 and "already used" in err and "LIVE" not in out + err
     assert len(live_sim.received_orders()) == 1  # never sent as a new order
     code, out, err = invoke("cancel", "my-bid", "--yes")
     assert code == 0, err

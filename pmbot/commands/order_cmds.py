@@ -47,11 +47,13 @@ def order(
     ] = None,
 ) -> None:
     """Place one order through the executor (risk-checked, idempotent, recorded). Dry-run unless --live."""
-    from pmbot.ops import place_order, ticket
+    from pmbot.ops import check_key_reuse, place_order, ticket
 
     app: App = ctx.obj
     t = ticket(token_id, side, price, size, order_type, key)  # bad input: fail before anything else
     wait_s = _wait_seconds(wait, live=live, order_type=t.order_type.value)
+    if t.key is not None and app.database_exists():
+        check_key_reuse(app.store, t, dry_run=not live)  # refused before any confirmation prompt
     if live:
         settings = app.settings
         if settings.private_key is None:
