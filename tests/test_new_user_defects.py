@@ -416,8 +416,12 @@ def test_wait_ctrl_c_cancels_the_paper_order(live_sim: SimServer, db_url: str, t
     cmd = [sys.executable, "-m", "pmbot", "order", "buy", token, "--price", "0.01", "--size", "5", "--wait", "60s"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     assert proc.stderr is not None
-    line = proc.stderr.readline()  # "resting as paper live; waiting up to 60s …"
-    assert "resting as paper live" in line
+    seen = []
+    for line in proc.stderr:  # until "resting as paper live; waiting up to 60s …"
+        seen.append(line)
+        if "resting as paper live" in line:
+            break
+    assert seen and "resting as paper live" in seen[-1], seen
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
@@ -522,10 +526,19 @@ def test_record_that_loses_the_venue_until_the_end_fails_but_keeps_what_it_got(
         monkeypatch.setenv(key, value)
     token = sim.current_market()["token_ids"][0]
     out = tmp_path / "rec.jsonl"
-    stopper = threading.Timer(1.0, sim.stop)  # the venue goes away for the rest of the run
+
+    def stop_once_subscribed() -> None:  # the venue goes away for the rest of the run, after the first snapshot
+        for _ in range(400):
+            if sim.call(lambda v: bool(v.hub.market_listeners([token]))):
+                time.sleep(0.3)
+                break
+            time.sleep(0.02)
+        sim.stop()
+
+    stopper = threading.Thread(target=stop_once_subscribed, daemon=True)
     stopper.start()
     try:
-        code, stdout, err = invoke("record", "--token-id", token, "--out", str(out), "-d", "4s", "--no-rtds")
+        code, stdout, err = invoke("record", "--token-id", token, "--out", str(out), "-d", "5s", "--no-rtds")
     finally:
         stopper.join()
         sim.stop()
