@@ -428,3 +428,6 @@ def mask_url(url: str) -> str:
     if parts.fragment:
         out += "#" + _MASK
     return out
+
+
+_mask_url_password = mask_url  # the former name, for callers written before mask_url existed
