@@ -49,8 +49,13 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from pmbot.store import open_store
+            from pmbot.errors import ConfigError
+            from pmbot.health import database_path_problem
+            from pmbot.store import open_store, sqlite_path
 
+            problem = database_path_problem(sqlite_path(self.settings.database_url))
+            if problem is not None:
+                raise ConfigError(f"database: {problem[0]}", hint=problem[1])
             self._store = open_store(self.settings.database_url, redis_url=self.settings.redis_url, clock=self.clock)
         return self._store
 

@@ -31,6 +31,9 @@ def _database(settings: Settings) -> Check:
         path = sqlite_path(settings.database_url)
     except PmbotError as e:
         return Check("database", False, e.one_line())
+    problem = database_path_problem(path)
+    if problem is not None:
+        return Check("database", False, f"{problem[0]} (hint: {problem[1]})")
     if path.is_file():
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -47,6 +50,27 @@ def _database(settings: Settings) -> Check:
     if os.access(parent, os.W_OK):
         return Check("database", True, f"{path} (will be created on first write)")
     return Check("database", False, f"{path}: cannot create it, {parent} is not writable")
+
+
+def database_path_problem(path: Path) -> tuple[str, str] | None:
+    """(why `path` cannot be the database file, what to do), or None. Only the default data directory is
+    created on first use: a missing directory elsewhere is more likely a typo than a wish."""
+    from pmbot.config import default_data_dir
+
+    if path.is_dir():
+        return f"{path} is a directory", f"PMBOT_DATABASE_URL must name a file, e.g. {path / 'pmbot.db'}"
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file", "point PMBOT_DATABASE_URL at a file"
+    parent = path.parent
+    if not parent.is_dir() and parent.resolve() != default_data_dir().resolve():
+        if parent.exists():
+            return f"{parent} is not a directory", "point PMBOT_DATABASE_URL at a file in a directory"
+        return (
+            f"directory {parent} does not exist",
+            f"create it (mkdir -p {parent}) or point PMBOT_DATABASE_URL at a file in an existing directory;"
+            " only the default data directory is created for you",
+        )
+    return None
 
 
 def _redis(settings: Settings) -> Check:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -138,3 +139,23 @@ def mode(dry_run: bool) -> Text:
 
 def short(token_id: str, width: int = 12) -> str:
     return token_id if len(token_id) <= width else f"{token_id[:6]}…{token_id[-5:]}"
+
+
+# C0 and C1 control characters and DEL (ESC starts terminal escape sequences), plus the bidi overrides
+# that reorder what a reader sees. Line breaks and tabs become spaces: one venue string stays one cell.
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+_BREAKS = re.compile(r"[\t\n\r\x0b\x0c\u2028\u2029]+")
+
+
+def clean(text: object) -> str:
+    """Venue text (questions, profile names, outcomes) with control characters removed, as a str.
+    For JSON-free places that are not Rich-rendered; tables and lines should use `plain`."""
+    if text is None:
+        return ""
+    return _CONTROL.sub("", _BREAKS.sub(" ", str(text)))
+
+
+def plain(text: object, style: str = "") -> Text:
+    """Venue text as a Rich Text: never parsed as markup (`Will [/dim] close` prints as written, a
+    `[link=…]` stays visible text) and never carrying a terminal escape (control characters stripped)."""
+    return Text(clean(text), style=style)

@@ -129,6 +129,7 @@ def test_config_show_masks_key_and_shows_sources(monkeypatch, tmp_path: Path) ->
         "key": "risk.max_order_notional",
         "env": "PMBOT_RISK__MAX_ORDER_NOTIONAL",
         "value": "7.5",
+        "unit": "USDC",
         "source": "environment",
     }
     table = CliRunner().invoke(app, ["config", "show"])

@@ -7,6 +7,8 @@ from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
 import typer
+from rich import box
+from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
@@ -57,30 +59,75 @@ def markets(
     app: App = ctx.obj
     within = int(parse_duration(closing_within).total_seconds() * 1000) if closing_within else None
     now = now_ms(app.clock)
-    rows = _run(ctx, lambda v: scan_markets(v, now_ms=now, closing_within_ms=within, search=search, limit=limit))
+    warnings: list[str] = []
+    rows = _run(
+        ctx,
+        lambda v: scan_markets(v, now_ms=now, closing_within_ms=within, search=search, limit=limit, warnings=warnings),
+    )
+    err = render.stderr()
+    for w in warnings:  # on stderr, so that --json stays parseable and the warning is still seen
+        err.print(Text(f"warning: {w}", style="yellow"), soft_wrap=True)
     if as_json:
         render.print_json(rows)
         return
     if not rows:
         render.stdout().print("No open markets match.", style="dim")
         return
-    table = Table(title=f"{len(rows)} market(s), soonest first", title_justify="left")
-    for col in ("Ends (UTC)", "Left", "Question", "Outcome", "Bid", "Ask", "Token id"):
-        table.add_column(col, justify="right" if col in ("Left", "Bid", "Ask") else "left", no_wrap=col != "Question")
-    for r in rows:
+    print_markets(render.stdout(), rows)
+
+
+_SOURCE_STYLE = {"book": "green", "gamma": "yellow"}
+
+
+def print_markets(out: Console, rows: list[dict[str, Any]]) -> None:
+    """The markets table, readable from 80 columns up: only the question wraps, prices stay whole and
+    each one says where it came from; token ids follow the table in full (never cut), one per line."""
+    table = Table(title=f"{len(rows)} market(s), soonest first", title_justify="left", box=box.SIMPLE_HEAD)
+    table.add_column("#", justify="right", no_wrap=True)
+    table.add_column("Ends (UTC)", no_wrap=True)
+    table.add_column("Market", min_width=16, overflow="fold")
+    table.add_column("Outcome", no_wrap=True, max_width=12, overflow="ellipsis")
+    for col in ("Bid", "Ask"):
+        table.add_column(col, justify="right", no_wrap=True)
+    table.add_column("From", no_wrap=True)
+    for n, r in enumerate(rows, 1):
         for i, t in enumerate(r["tokens"]):
             first = i == 0
+            ends = Text()
+            if first:
+                if r["end_ms"]:
+                    ends.append(ms_to_iso(r["end_ms"])[5:16].replace("T", " ") + "\n")
+                ends.append_text(_left(r["seconds_left"]))
+            market = Text()
+            if first:
+                market.append_text(render.plain(r["question"]))
+                market.append("\n")
+                market.append_text(render.plain(r["slug"], style="dim"))
+            source = t.get("price_source")
             table.add_row(
-                ms_to_iso(r["end_ms"])[5:16].replace("T", " ") if first and r["end_ms"] else "",
-                _left(r["seconds_left"]) if first else "",
-                f"{r['question']}\n[dim]{r['slug']}[/dim]" if first else "",
-                t["outcome"],
+                str(n) if first else "",
+                ends,
+                market,
+                render.plain(t["outcome"]),
                 _price(t["best_bid"]),
                 _price(t["best_ask"]),
-                t["token_id"],
+                Text(source or "–", style=_SOURCE_STYLE.get(source or "", "dim")),
                 end_section=i == len(r["tokens"]) - 1,
             )
-    render.stdout().print(table)
+    out.print(table)
+    out.print("Token ids (for `pmbot book` and `pmbot order`):", style="bold")
+    width = out.width
+    pad = min(12, max((len(render.clean(t["outcome"])) for r in rows for t in r["tokens"]), default=0))
+    for n, r in enumerate(rows, 1):
+        for t in r["tokens"]:
+            label = render.plain(f"{n:>2} {render.clean(t['outcome']):<{pad}}")
+            token = render.clean(t["token_id"])
+            if label.cell_len + 2 + len(token) <= width:
+                out.print(Text.assemble(label, "  ", (token, "cyan")), no_wrap=True, crop=False)
+            else:  # its own line, whole, so it can be copied in one piece
+                label.rstrip()
+                out.print(label)
+                out.print(Text(token, style="cyan"), no_wrap=True, crop=False)
 
 
 def book(
@@ -98,11 +145,11 @@ def book(
         render.print_json(view)
         return
     out = render.stdout()
-    out.print(
-        f"[bold]{render.short(view['token_id'], 24)}[/bold]  bid [green]{_price(view['best_bid'])}[/green]"
-        f"  ask [red]{_price(view['best_ask'])}[/red]  spread {_price(view['spread'])}"
-        f"  mid {_price(view['midpoint'])}  tick {_price(view['tick_size'])}"
-    )
+    head = render.plain(render.short(view["token_id"], 24), style="bold")
+    head.append("  bid ").append(_price(view["best_bid"]), style="green")
+    head.append("  ask ").append(_price(view["best_ask"]), style="red")
+    head.append(f"  spread {_price(view['spread'])}  mid {_price(view['midpoint'])}  tick {_price(view['tick_size'])}")
+    out.print(head)
     table = Table(show_edge=False)
     table.add_column("Bid size", justify="right")
     table.add_column("Bid", justify="right", style="green")
@@ -135,8 +182,15 @@ def whois(
     if as_json:
         render.print_json(view)
         return
-    out = render.stdout()
-    out.print(f"[bold]{view['name'] or '(no name)'}[/bold]  proxy wallet [cyan]{view['proxy_wallet']}[/cyan]")
+    print_whois(render.stdout(), view)
+
+
+def print_whois(out: Console, view: dict[str, Any]) -> None:
+    """Names, titles and outcomes come from the venue: rendered as plain text, never as markup."""
+    head = render.plain(view["name"] or "(no name)", style="bold")
+    head.append("  proxy wallet ")
+    head.append_text(render.plain(view["proxy_wallet"], style="cyan"))
+    out.print(head)
     if not view["activity"]:
         out.print("No recent activity.", style="dim")
         return
@@ -146,13 +200,13 @@ def whois(
     for a in view["activity"]:
         table.add_row(
             ms_to_iso(a["timestamp_ms"])[:19].replace("T", " "),
-            a["type"],
-            a["side"] or "",
-            a["outcome"] or "",
+            render.plain(a["type"]),
+            render.plain(a["side"]),
+            render.plain(a["outcome"]),
             fmt(a["size"]),
             _price(a["price"]) if a["type"] == "TRADE" else "",
             fmt(a["usdc_size"], 2),
-            a["title"] or "",
+            render.plain(a["title"]),
         )
     out.print(table)
 

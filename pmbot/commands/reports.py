@@ -207,8 +207,8 @@ def positions(
         table.add_row(
             p.strategy,
             render.mode(p.dry_run),
-            p.market or render.short(p.token_id),
-            p.outcome,
+            render.plain(p.market or render.short(p.token_id)),  # venue text: never markup
+            render.plain(p.outcome),
             p.state.value,
             render.shares(p.size),
             render.mean_price(p.avg_price, tick) if p.size else render.DASH,
@@ -266,8 +266,8 @@ def trades(
             render.when(f.ts, local=local),
             f.strategy,
             render.mode(f.dry_run),
-            f.market or render.short(f.token_id),
-            f.outcome,
+            render.plain(f.market or render.short(f.token_id)),  # venue text: never markup
+            render.plain(f.outcome),
             side,
             render.price(f.price),
             render.shares(f.size),

@@ -101,9 +101,7 @@ def serve(
     try:
         sock = bind(host, port)
     except OSError as e:
-        raise InputError(
-            f"cannot listen on {host}:{port}: {e.strerror or e}", hint="is a sim already running? pick another --port"
-        ) from None
+        raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint=_bind_hint(host, port, e)) from None
     actual = sock.getsockname()[1]
     if host not in LOOPBACK:
         print(f"warning: the sim is reachable from other machines on {host}:{actual}", file=sys.stderr)
@@ -115,6 +113,35 @@ def serve(
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_serve(venue, sock))
     print("# pmbot sim: stopped", file=sys.stderr, flush=True)
+
+
+def _bind_hint(host: str, port: int, error: OSError) -> str:
+    """A hint that is true: "a sim is running there" only when one answers, "something is listening"
+    only when a connection is accepted."""
+    import errno
+    import socket
+
+    if error.errno == errno.EACCES:
+        return "ports below 1024 need privileges: pick another --port (or --port 0 for any free one)"
+    if error.errno == errno.EADDRNOTAVAIL:
+        return f"{host} is not an address of this machine: use --host 127.0.0.1"
+    if error.errno != errno.EADDRINUSE:
+        return "pick another --port (or --port 0 for any free one)"
+    try:
+        probe = socket.create_connection((host, port), timeout=0.5)
+    except OSError:
+        return "the port is held by a socket that is not listening; pick another --port (or --port 0)"
+    answer = b""
+    with probe, contextlib.suppress(OSError):  # a listener that does not speak HTTP, or says nothing
+        probe.sendall(f"GET /_sim/state HTTP/1.0\r\nHost: {host}\r\n\r\n".encode())
+        while b"\r\n" not in answer and len(answer) < 512:
+            chunk = probe.recv(512)
+            if not chunk:
+                break
+            answer += chunk
+    if answer.startswith(b"HTTP/") and b" 200 " in answer.split(b"\r\n", 1)[0]:
+        return "a pmbot sim is already running there: use it, stop it, or pick another --port"
+    return "another program is listening on that port: pick another --port (or --port 0 for any free one)"
 
 
 async def _serve(venue: Venue, sock: socket.socket) -> None:
