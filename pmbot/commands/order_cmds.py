@@ -10,6 +10,7 @@ from rich.table import Table
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.config import require_secure_endpoints
 from pmbot.errors import ConfigError
 from pmbot.money import fmt
 
@@ -41,6 +42,7 @@ def order(
         settings = app.settings
         if settings.private_key is None:
             raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+        require_secure_endpoints(settings)  # refuse before asking, not after the prompt
         if not yes:
             from pmbot.polymarket.signing import OrderSigner
 
