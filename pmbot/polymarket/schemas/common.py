@@ -7,6 +7,7 @@ arithmetic or recursion error escaping as a bug."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -20,9 +21,13 @@ from pmbot.store.models import Side
 _MS_THRESHOLD = 100_000_000_000
 _MAX_MS = 100_000_000_000_000  # year 5138: later is no timestamp
 _MAX_NUMBER_TEXT = 64  # characters: longer is not a price, size or amount
-MAX_ABS = Decimal("1e15")  # no amount, size or price anywhere on Polymarket comes near
+MAX_ABS = 10**15  # no amount, size or price anywhere on Polymarket comes near
+_MAX_ADJUSTED = 15  # the same bound as a leading-digit exponent: |d| < 10^15
 MIN_EXP = -30  # nor this many decimals
 MAX_SHARES = Decimal("1e10")  # one level, one fill: $10 billion of outcome tokens is a broken venue
+
+
+_JSON_RECURSION_LIMIT = 2000  # frames: the caller's stack plus ~1900 levels of JSON, a few hundred kB of C stack
 
 
 def _no_constant(name: str) -> Any:
@@ -40,7 +45,18 @@ def _finite_float(text: str) -> float:
 
 def loads_venue(data: str | bytes, what: str) -> Any:
     """JSON from the venue, or VenueError. NaN / Infinity / overflowing numbers are refused (the JSON
-    spec has none of them), and so are nesting past the recursion limit and huge integers."""
+    spec has none of them), and so are deep nesting and huge integers.
+
+    Nesting: json's C decoder recurses once per bracket and stops only at the recursion limit, which
+    py_ecc (imported with eth_account) raises to 100 000, far past what the C stack holds: 200 000
+    nested brackets then kill the process with SIGSEGV. So the limit is lowered while decoding."""
+    saved = sys.getrecursionlimit()
+    lowered = saved > _JSON_RECURSION_LIMIT
+    if lowered:
+        try:
+            sys.setrecursionlimit(_JSON_RECURSION_LIMIT)
+        except RecursionError:  # already deeper than that: keep the limit, the stack is the judge
+            lowered = False
     try:
         return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
     except RecursionError:
@@ -48,6 +64,9 @@ def loads_venue(data: str | bytes, what: str) -> Any:
     except (ValueError, TypeError, OverflowError) as e:  # JSONDecodeError and UnicodeDecodeError too
         text = data[:60].decode(errors="replace") if isinstance(data, bytes) else data[:60]
         raise VenueError(f"{what}: answer is not valid JSON ({str(e)[:60]}; starts {text!r})") from None
+    finally:
+        if lowered:
+            sys.setrecursionlimit(saved)
 
 
 def dec(value: Any) -> Decimal | None:
@@ -68,9 +87,11 @@ def dec(value: Any) -> Decimal | None:
         d = Decimal(text)
     except (InvalidOperation, ValueError):
         raise VenueError(f"expected a number, got {str(value)[:40]!r}") from None
-    if not d.is_finite() or abs(d) >= MAX_ABS or (d and d.adjusted() < MIN_EXP):
+    # adjusted() is the exponent of the leading digit; unlike abs() or a comparison with MAX_ABS it
+    # involves no context arithmetic, which would itself overflow on 1e999999999.
+    if not d.is_finite() or (d and not MIN_EXP <= d.adjusted() < _MAX_ADJUSTED):
         raise VenueError(f"number out of range: {str(value)[:40]!r}")
-    return d
+    return d if d else Decimal(0)  # 0E+999999999 is zero, without its exponent
 
 
 def dec0(value: Any) -> Decimal:
