@@ -373,7 +373,7 @@ def is_loopback_host(host: str | None) -> bool:
     if not host:
         return False
     host = host.strip("[]").rstrip(".").lower()
-    if host == "localhost" or host.endswith(".localhost"):
+    if host == "localhost":
         return True
     try:
         return ipaddress.ip_address(host).is_loopback
@@ -421,7 +421,7 @@ def _announce_dotenv_urls(settings: Settings, origins: dict[str, str], env_file:
     ]
     if changed and env_file is not None:
         log.warning(
-            "note: %s sets venue URL%s %s; check that this file is yours",
+            "%s sets venue URL%s %s; check that this file is yours",
             env_file.resolve(),
             "s" if len(changed) > 1 else "",
             ", ".join(changed),
