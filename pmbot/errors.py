@@ -24,12 +24,15 @@ def register_secret(value: str) -> None:
     an arithmetic error on a key prints it as an integer."""
     if not value or len(value) < 8:
         return
-    _SECRETS.add(value)
+    forms = {value}
     if _HEX.match(value):
         bare = value[2:] if value.startswith("0x") else value
-        _SECRETS.update({bare, bare.lower(), bare.upper()})
+        forms |= {bare, bare.lower(), bare.upper()}
         if len(bare) >= 32:  # long enough to be a key, not a word that happens to be hex
-            _SECRETS.add(str(int(bare, 16)))
+            forms.add(str(int(bare, 16)))
+    # Every form obeys the length rule: the decimal of a (silly) key 0x00…01 is "1", and redacting
+    # every "1" would garble all output.
+    _SECRETS.update(f for f in forms if len(f) >= 8)
 
 
 def redact(text: str) -> str:

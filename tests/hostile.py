@@ -49,7 +49,9 @@ class HostileVenue:
     def override(self, method: str, path: str, handler: Override) -> None:
         self.overrides[(method.upper(), path)] = handler
 
-    def answer(self, method: str, path: str, body: bytes | str, *, status: int = 200, ctype: str = "application/json") -> None:
+    def answer(
+        self, method: str, path: str, body: bytes | str, *, status: int = 200, ctype: str = "application/json"
+    ) -> None:
         """A fixed raw answer (any bytes: the point is that they need not be sane JSON)."""
         raw = body.encode() if isinstance(body, str) else body
 

@@ -54,7 +54,7 @@ def test_default_data_directory_is_private(umask_022: None, tmp_path: Path) -> N
 def test_existing_directories_and_files_keep_their_mode(umask_022: None, tmp_path: Path) -> None:
     shared = tmp_path / "shared"
     shared.mkdir(mode=0o755)
-    os.chmod(shared, 0o755)  # an operator's deliberate choice is not ours to change
+    os.chmod(shared, 0o755)  # noqa: S103 - an operator's deliberate choice is not ours to change
     touch_private(shared / "f")
     assert mode(shared) == 0o755 and mode(shared / "f") == 0o600
     os.chmod(shared / "f", 0o640)

@@ -41,10 +41,8 @@ def secret_forms(creds: dict[str, str]) -> dict[str, set[str]]:
         "api secret": {secret, raw.hex(), str(int.from_bytes(raw, "big"))},
         "passphrase": {passphrase},
     }
-    try:
+    with contextlib.suppress(ValueError):  # not hex: its text is its only form
         forms["passphrase"] |= key_forms(passphrase)
-    except ValueError:
-        pass  # not hex: its text is its only form
     return forms
 
 
@@ -71,7 +69,7 @@ def _tables(db: Path) -> str:
     conn = sqlite3.connect(db)
     try:
         names = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")]
-        dump = [f"{n}: {row!r}" for n in names for row in conn.execute(f'SELECT * FROM "{n}"')]
+        dump = [f"{n}: {row!r}" for n in names for row in conn.execute(f'SELECT * FROM "{n}"')]  # noqa: S608
     finally:
         conn.close()
     return "\n".join(dump)
@@ -116,7 +114,9 @@ def test_no_secret_anywhere_after_a_live_session(
     assert _run(outputs, "config", "show") == 0
     assert _run(outputs, "config", "show", "--json") == 0
     assert _run(outputs, "--debug", "config", "check") == 0
-    assert _run(outputs, "order", "buy", token, "--price", "0.02", "--size", "5", "--live", "--yes", "--key", "rest") == 0
+    assert (
+        _run(outputs, "order", "buy", token, "--price", "0.02", "--size", "5", "--live", "--yes", "--key", "rest") == 0
+    )
     assert _run(outputs, "order", "buy", token, "--price", ask, "--size", "5", "--type", "FOK", "--live", "--yes") == 0
     assert _run(outputs, "--debug", "order", "buy", token, "--price", "0.03", "--size", "5", "--live", "--yes") == 0
 

@@ -31,13 +31,15 @@ def test_admin_post_needs_json(sim: SimServer) -> None:
             f"{sim.url}/_sim/faults", content=b'{"rate_limit": 5}', headers={"Content-Type": ctype}, timeout=10
         )
         assert r.status_code == 415, ctype
-        r = httpx.post(f"{sim.url}/_sim/advance", content=b'{"seconds": 5}', headers={"Content-Type": ctype}, timeout=10)
+        r = httpx.post(
+            f"{sim.url}/_sim/advance", content=b'{"seconds": 5}', headers={"Content-Type": ctype}, timeout=10
+        )
         assert r.status_code == 415, ctype
     assert sim.set_faults()["rate_limit"] == 0 and sim.state()["now"] == before["now"]
     assert httpx.post(f"{sim.url}/_sim/advance", json={"seconds": 1}, timeout=10).status_code == 200
 
 
-@pytest.mark.parametrize("host", ["evil.example", f"evil.example:{0}", "127.0.0.1.nip.io", "0.0.0.0", "10.1.2.3:80"])
+@pytest.mark.parametrize("host", ["evil.example", f"evil.example:{0}", "127.0.0.1.nip.io", "0.0.0.0", "10.1.2.3:80"])  # noqa: S104
 def test_admin_needs_a_loopback_host_header(sim: SimServer, host: str) -> None:
     for method, path, body in (("GET", "/_sim/state", None), ("POST", "/_sim/faults", {"rate_limit": 3})):
         r = httpx.request(method, f"{sim.url}{path}", json=body, headers={"Host": host}, timeout=10)
@@ -87,6 +89,7 @@ def test_a_long_advance_does_not_make_the_sim_deaf_to_sigterm() -> None:
             if line.startswith("# pmbot sim:"):
                 break
         assert url
+
         # a whole day of sim seconds: ~10 s of CPU, more on a loaded machine
         def advance_a_day() -> None:
             with contextlib.suppress(httpx.HTTPError):  # the sim stops mid-answer: that is the point
@@ -106,7 +109,7 @@ def test_a_long_advance_does_not_make_the_sim_deaf_to_sigterm() -> None:
     assert "Traceback" not in err
 
 
-@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])
+@pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.0.2.1"])  # noqa: S104 - refused, never bound
 def test_non_loopback_bind_needs_allow_remote(host: str, capsys: pytest.CaptureFixture[str]) -> None:
     # refused before binding anything (so this test binds nothing but loopback)
     assert main(["sim", "serve", "--host", host, "--port", "0"]) == 2

@@ -54,7 +54,7 @@ def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer
         ("[::1]", True),
         ("localhost", True),
         ("LOCALHOST.", True),
-        ("0.0.0.0", False),
+        ("0.0.0.0", False),  # noqa: S104
         ("10.0.0.1", False),
         ("localhost.evil.example", False),
         ("127.0.0.1.nip.io", False),
@@ -112,12 +112,12 @@ async def test_trading_client_refuses_too(live_sim: SimServer) -> None:
 
 def test_config_check_flags_plaintext(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PMBOT_GAMMA_URL", "http://gamma.example")
-    code, out, err = invoke("config", "check", "--json")
+    code, out, _ = invoke("config", "check", "--json")
     checks = {c["name"]: c for c in json.loads(out)}
     assert code == 2
     assert not checks["endpoints"]["ok"] and "PMBOT_GAMMA_URL" in checks["endpoints"]["detail"]
     monkeypatch.delenv("PMBOT_GAMMA_URL")
-    code, out, err = invoke("config", "check", "--json")
+    code, out, _err = invoke("config", "check", "--json")
     assert {c["name"]: c for c in json.loads(out)}["endpoints"]["ok"]
 
 
@@ -141,5 +141,5 @@ def test_a_working_directory_env_that_moves_the_venue_is_announced(
 
 def test_a_env_that_changes_nothing_about_the_venue_is_quiet(tmp_path: Path) -> None:
     (tmp_path / ".env").write_text("PMBOT_CLOB_URL=https://clob.polymarket.com\nPMBOT_RISK__MAX_OPEN_ORDERS=3\n")
-    code, out, err = invoke("config", "show", "--json")
+    code, _out, err = invoke("config", "show", "--json")
     assert code == 0 and err == "", err

@@ -210,7 +210,9 @@ def test_ws_levels_are_checked_but_zero_size_removes_a_level() -> None:
 # ------------------------------------------------------------------- fills never exceed the order
 
 
-def _intent(side: Side = Side.BUY, order_type: OrderType = OrderType.GTC, price: str = "0.5", size: str = "5") -> OrderIntent:
+def _intent(
+    side: Side = Side.BUY, order_type: OrderType = OrderType.GTC, price: str = "0.5", size: str = "5"
+) -> OrderIntent:
     return OrderIntent(
         key="k",
         strategy="manual",
