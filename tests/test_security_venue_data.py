@@ -306,3 +306,17 @@ def invoke_split(*args: str) -> tuple[int, str, str]:
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
         code = main(list(args))
     return code, out.getvalue(), err.getvalue()
+
+
+@pytest.mark.parametrize("frame", [NESTED, '{"event_type":"book","x":NaN}', '[{"price": 1e999999999}]'])
+def test_stream_frames_that_json_should_not_hold_are_malformed_not_fatal(frame: str) -> None:
+    import sys
+
+    import eth_account  # noqa: F401 - through py_ecc it raises the recursion limit to 100 000
+
+    from pmbot.polymarket.streams import MarketStream
+
+    assert sys.getrecursionlimit() >= 100_000  # the condition under which deep JSON used to segfault
+    stream = MarketStream("ws://127.0.0.1:9/ws", [TOKEN])
+    assert stream._ingest(frame) is False
+    assert stream.counters.malformed == 1
