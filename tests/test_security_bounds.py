@@ -93,12 +93,14 @@ def _drip(seconds_per_byte: float, count: int) -> object:
     return drip
 
 
-async def test_a_dripping_read_ends_at_the_deadline(evil: HostileVenue) -> None:
+async def test_a_dripping_read_ends_at_the_deadline_and_is_not_retried(evil: HostileVenue) -> None:
     # 100 bytes, 0.2 s apart: every read is well within the 1 s timeout, the whole takes 20 s
     evil.override("GET", "/book", _drip(0.2, 100))  # type: ignore[arg-type]
-    async with _client(evil.url, timeout=1.0) as c:
+    limiter = RateLimiter(clock=time.monotonic)
+    async with HttpClient("clob", evil.url, limiter=limiter, timeout=1.0, retry=RetryPolicy(attempts=4)) as c:
         with pytest.raises(VenueUnavailableError, match="deadline"):
             await c.get("/book")
+    assert sum(1 for r in evil.seen if r["path"] == "/book") == 1  # a retry would only drip again
 
 
 async def test_a_dripping_order_answer_is_unknown_not_unsent(evil: HostileVenue) -> None:

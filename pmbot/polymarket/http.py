@@ -212,7 +212,9 @@ class HttpClient:
             if unknown_on_timeout:
                 raise OrderStateUnknownError(f"{what}: {why}; the order may exist") from None
             err = VenueUnavailableError(f"{what}: {why} from {self.base_url}")
-            if retryable:
+            # Not past the deadline: a venue that answered that slowly once would only make a retry
+            # wait as long again, and the deadline is meant to bound the whole call.
+            if retryable and not isinstance(e, TimeoutError):
                 raise _RetryableError(err) from None
             raise err from None
         except _BodyTooLargeError:
