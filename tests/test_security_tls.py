@@ -77,6 +77,9 @@ def test_insecure_endpoints_names_each_plaintext_remote_url() -> None:
     assert insecure_endpoints(sim_like) == []
     bad = _settings(clob_url="http://clob.example", rtds_url="ws://10.0.0.2/rtds", rpc_ws_url="ws://rpc.example")
     assert insecure_endpoints(bad) == ["PMBOT_CLOB_URL", "PMBOT_RTDS_URL", "PMBOT_RPC_WS_URL"]
+    # what httpx would connect to decides, not what the text starts with
+    for tricky in ("http://127.0.0.1@evil.example", "http://evil.example#@127.0.0.1", "http://localhost.evil.example"):
+        assert insecure_endpoints(_settings(clob_url=tricky)) == ["PMBOT_CLOB_URL"], tricky
 
 
 @pytest.mark.parametrize(
