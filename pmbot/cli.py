@@ -20,7 +20,7 @@ from rich.console import Console
 from pmbot import __version__
 from pmbot.app import App
 from pmbot.commands import config_cmd, market_cmds, order_cmds, record_cmd, reports, settle_cmd, sim_cmd
-from pmbot.errors import PmbotError, redact
+from pmbot.errors import PmbotError, RedactingFilter, redact
 
 app = typer.Typer(
     name="pmbot",
@@ -77,6 +77,7 @@ def _setup_logging(debug: bool) -> None:
     handler = RichHandler(
         console=_stderr_console(), show_path=False, show_time=debug, rich_tracebacks=False, markup=False
     )
+    handler.addFilter(RedactingFilter())  # log lines carry venue words and exceptions: never secrets
     root_logger.addHandler(handler)
     root_logger.setLevel(logging.DEBUG if debug else logging.WARNING)
     root_logger.propagate = False

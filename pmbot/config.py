@@ -6,6 +6,8 @@ error is reported as one line naming the key (never its value: values may be sec
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import re
 import tomllib
@@ -28,11 +30,15 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from pmbot.errors import ConfigError, register_secret
 
+log = logging.getLogger("pmbot.config")
+
 ENV_PREFIX = "PMBOT_"
 # PMBOT_* variables that are not settings: they steer how settings are found or how tests run.
 NON_SETTING_ENV = {"PMBOT_CONFIG", "PMBOT_ENV_FILE", "PMBOT_REQUIRE_SERVICES"}
 
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+# secp256k1's group order: a private key is an integer 1 <= k < n, anything else signs nothing.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
@@ -140,6 +146,9 @@ class Settings(BaseSettings):
             # Never echo the value: a near-miss private key is still a private key.
             raise ValueError("must be 64 hex characters, with or without 0x")
         register_secret(raw)
+        # Range-checked here, so no signing library ever sees (and prints, in decimal) a bad key.
+        if not 1 <= int(raw, 16) < SECP256K1_N:
+            raise ValueError("is not a valid secp256k1 private key (must be 1 <= key < the curve order)")
         return SecretStr(raw if raw.startswith("0x") else "0x" + raw)
 
     @field_validator("funder")
@@ -305,6 +314,7 @@ def load_settings(
         raise ConfigError(f"cannot read settings: {e}", hint=_FIX_HINT) from None
     finally:
         _ACTIVE_SOURCES.clear()
+    _announce_dotenv_urls(settings, origins, envf)
     return LoadedSettings(settings=settings, origins=origins, config_file=cfg, env_file=envf)
 
 
@@ -430,4 +440,66 @@ def mask_url(url: str) -> str:
     return out
 
 
-_mask_url_password = mask_url  # the former name, for callers written before mask_url existed
+# ---------------------------------------------------------------------------------- endpoints
+
+VENUE_URL_KEYS = ("clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 and localhost: traffic that never leaves this machine."""
+    if not host:
+        return False
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_endpoints(settings: Settings) -> list[str]:
+    """Venue URLs in plaintext (http://, ws://) to a host that is not loopback, as env names.
+
+    Live trading sends the L1 auth signature, the API key, passphrase and HMACs over these; on a
+    plaintext hop anyone on the path can take them (and replay the L1 headers to derive the secret)."""
+    from urllib.parse import urlsplit
+
+    bad = []
+    for key in VENUE_URL_KEYS:
+        url = getattr(settings, key)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme in ("https", "wss"):
+            continue
+        if parts.scheme in ("http", "ws") and is_loopback_host(parts.hostname):
+            continue
+        bad.append(ENV_PREFIX + key.upper())
+    return bad
+
+
+def require_secure_endpoints(settings: Settings) -> None:
+    """Refuse anything live over plaintext to another machine: one line, exit 2."""
+    bad = insecure_endpoints(settings)
+    if bad:
+        raise ConfigError(
+            f"live trading needs https:// / wss:// for every non-loopback venue URL; plaintext: {', '.join(bad)}",
+            hint="fix the URL (see `pmbot config show` for where it came from)",
+        )
+
+
+def _announce_dotenv_urls(settings: Settings, origins: dict[str, str], env_file: Path | None) -> None:
+    """A .env in the working directory is easy to plant: say so when one moves the venue."""
+    changed = [
+        f"{ENV_PREFIX}{key.upper()}={mask_url(str(getattr(settings, key)))}"
+        for key in VENUE_URL_KEYS
+        if origins.get(key) == ".env" and getattr(settings, key) != Settings.model_fields[key].default
+    ]
+    if changed and env_file is not None:
+        log.warning(
+            "%s sets venue URL%s %s; check that this file is yours",
+            env_file.resolve(),
+            "s" if len(changed) > 1 else "",
+            ", ".join(changed),
+        )

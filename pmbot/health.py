@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmbot.config import Settings
+from pmbot.config import Settings, insecure_endpoints
 from pmbot.errors import PmbotError
 
 
@@ -20,7 +20,20 @@ class Check:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    return [Check("settings", True, "all keys valid"), _database(settings), _redis(settings), *_wallet(settings)]
+    return [
+        Check("settings", True, "all keys valid"),
+        _endpoints(settings),
+        _database(settings),
+        _redis(settings),
+        *_wallet(settings),
+    ]
+
+
+def _endpoints(settings: Settings) -> Check:
+    bad = insecure_endpoints(settings)
+    if bad:
+        return Check("endpoints", False, f"plaintext to a non-loopback host: {', '.join(bad)}; --live is refused")
+    return Check("endpoints", True, "https/wss (or loopback)")
 
 
 def _database(settings: Settings) -> Check:

@@ -14,11 +14,11 @@ from decimal import Decimal
 from typing import Any
 
 from pmbot.app import App
-from pmbot.config import default_data_dir
 from pmbot.errors import InputError, VenueError
 from pmbot.executor.engine import NON_FINAL, Executor, SubmitResult
 from pmbot.executor.factory import build_executor
 from pmbot.executor.intents import OrderIntent, intent_key
+from pmbot.executor.lock import user_lock_dir
 from pmbot.executor.risk import RiskGate
 from pmbot.lookup import check_token_id
 from pmbot.money import fmt
@@ -82,7 +82,7 @@ async def _market_labels(venue: Venue, token_id: str) -> dict[str, str]:
 async def _executor(app: App, venue: Venue, *, dry_run: bool) -> AsyncIterator[Executor]:
     """A started executor for one command; closed (state and metrics stored) on the way out."""
     handle = await build_executor(
-        app.settings, app.store, venue, dry_run=dry_run, lock_dir=default_data_dir() / "locks", clock=app.clock
+        app.settings, app.store, venue, dry_run=dry_run, lock_dir=user_lock_dir(), clock=app.clock
     )
     try:
         await handle.executor.start()

@@ -13,6 +13,7 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.config import require_secure_endpoints
 from pmbot.errors import ConfigError, InputError
 from pmbot.money import fmt
 
@@ -58,6 +59,7 @@ def order(
         settings = app.settings
         if settings.private_key is None:
             raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+        require_secure_endpoints(settings)  # refuse before asking, not after the prompt
         if not yes:
             from pmbot.polymarket.signing import OrderSigner
 

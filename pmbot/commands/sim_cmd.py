@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pmbot.config import is_loopback_host
 from pmbot.errors import InputError
 from pmbot.sim import BUILTIN_SCENARIOS, DEFAULT_PORT, DEFAULT_SEED, env_lines
 
@@ -28,7 +29,6 @@ app = typer.Typer(help="Run a simulated Polymarket locally (tests, benchmarks, o
 
 PortOpt = Annotated[int, typer.Option("--port", "-p", help="TCP port.", min=0, max=65535)]
 HostOpt = Annotated[str, typer.Option("--host", help="Interface to bind. Loopback unless you say otherwise.")]
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
 def _exports(host: str, port: int) -> str:
@@ -57,6 +57,10 @@ def serve(
         float | None, typer.Option("--start", help="Sim start time, epoch seconds (default: now).", show_default=False)
     ] = None,
     manual: Annotated[bool, typer.Option("--manual", help="Time moves only on POST /_sim/advance.")] = False,
+    allow_remote: Annotated[
+        bool,
+        typer.Option("--allow-remote", help="Allow a non-loopback --host (the sim has no authentication of its own)."),
+    ] = False,
     rate_limit: Annotated[int, typer.Option("--rate-limit", help="Answer the next N requests with 429.", min=0)] = 0,
     retry_after: Annotated[int, typer.Option("--retry-after", help="Retry-After seconds on those 429s.", min=0)] = 1,
     server_error: Annotated[
@@ -78,6 +82,11 @@ def serve(
     from pmbot.sim.faults import Faults
     from pmbot.sim.server.app import bind
 
+    if not is_loopback_host(host) and not allow_remote:
+        raise InputError(
+            f"--host {host} would serve the sim (keys, orders, /_sim) to other machines",
+            hint="add --allow-remote if that is what you want",
+        )
     faults = Faults()
     faults.update(
         {
@@ -103,7 +112,7 @@ def serve(
     except OSError as e:
         raise InputError(f"cannot listen on {host}:{port}: {e.strerror or e}", hint=_bind_hint(host, port, e)) from None
     actual = sock.getsockname()[1]
-    if host not in LOOPBACK:
+    if not is_loopback_host(host):
         print(f"warning: the sim is reachable from other machines on {host}:{actual}", file=sys.stderr)
     print(_exports(host, actual), flush=True)
     print(

@@ -41,6 +41,7 @@ from pmbot.errors import (
     VenueError,
 )
 from pmbot.executor.budget import OrderBudget
+from pmbot.executor.fill_bounds import fills_within_order, matched_within_order
 from pmbot.executor.intents import OrderIntent, validate_intent
 from pmbot.executor.metrics import ExecutorMetrics
 from pmbot.executor.paper import PaperExchange, PaperFill
@@ -775,7 +776,7 @@ class Executor:
             ts = t.match_ms or self._now_ms()
             liquidity = "taker" if taker else "maker"
             out.append(_fill(intent, trade_id, token, price, size, fee, ts, order_hash, liquidity, False))
-        return out
+        return fills_within_order(intent, out)  # never more than the order signed
 
     # ------------------------------------------------------------------------------- reconcile
 
@@ -873,7 +874,7 @@ class Executor:
         if venue is None and got == 0 and self._too_recent(rec):
             return self._hold(rec)  # a POST the client gave up on may still be in the venue's pipeline
         if venue is not None:
-            matched = max(venue.size_matched, got)
+            matched = max(matched_within_order(intent, venue.size_matched), got)
             status = _status_of_open_order(venue.status, matched, rec.size)
         elif got > 0:
             matched, status = got, (OrderStatus.FILLED if got >= rec.size else OrderStatus.PARTIALLY_FILLED)

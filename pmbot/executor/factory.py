@@ -132,7 +132,7 @@ async def _build(
     else:
         trading = await venue.trading()
         wallet = trading.signer.maker
-        file_lock = FileWalletLock(lock_dir, wallet)
+        file_lock = FileWalletLock(lock_dir, wallet, database_url=settings.database_url)
         file_lock.acquire()
         cleanup.append(file_lock.release)
         if redis_client is not None:

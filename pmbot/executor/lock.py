@@ -1,8 +1,11 @@
 """One live engine per wallet. Two engines trading one wallet would each pass their own risk checks
 and together breach them, and could each send an intent the other already sent.
 
-A file lock (flock) covers one machine; with Redis configured a lease in Redis covers a fleet. Both
-are released by the OS / TTL if the process dies, so a crash never needs manual cleanup.
+A file lock (flock) covers one machine: it is taken both in the user's fixed lock directory and beside
+a SQLite database, so engines with different data directories or different users of one database
+still meet. With Redis configured a lease `pmbot:live:<wallet>` covers a fleet (which must therefore
+share one Redis database). Both are released by the OS / TTL if the process dies, so a crash never
+needs manual cleanup. Lock files are 0600 and name the wallet by a hash.
 """
 
 from __future__ import annotations
@@ -10,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
 import os
 import secrets
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from pmbot.errors import PmbotError
+from pmbot.private_files import open_private
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
@@ -25,33 +30,74 @@ class WalletLockedError(PmbotError):
     default_hint = "stop the other live engine first (or use another wallet)"
 
 
+def wallet_tag(wallet: str) -> str:
+    """The wallet as lock files name it: a hash, so a file listing does not say which wallet trades here."""
+    return hashlib.sha256(wallet.lower().encode()).hexdigest()[:24]
+
+
+def user_lock_dir() -> Path:
+    """The per-user lock directory every engine of this user shares: ~/.local/state/pmbot/locks.
+
+    Deliberately not under XDG_DATA_HOME / XDG_STATE_HOME / the data directory: two engines started
+    with different data directories (or databases) must still find each other's lock."""
+    return Path.home() / ".local" / "state" / "pmbot" / "locks"
+
+
+def database_lock_path(database_url: str, wallet: str) -> Path | None:
+    """Beside a SQLite database (`<db>.live-<hash>.lock`): engines that share the database share the
+    lock, whoever runs them and whatever their data directory."""
+    from pmbot.store import sqlite_path
+
+    try:
+        db = sqlite_path(database_url)
+    except PmbotError:
+        return None  # not a file database: the Redis lease is what covers it
+    return db.with_name(f"{db.name}.live-{wallet_tag(wallet)}.lock")
+
+
 class FileWalletLock:
-    def __init__(self, directory: Path, wallet: str) -> None:
-        self.path = directory / f"live-{wallet.lower()}.lock"
-        self._fh: IO[str] | None = None
+    """flock on `live-<hash of wallet>.lock` in `directory` and, given a SQLite database URL, on one
+    beside the database; all of them or none are held."""
+
+    def __init__(self, directory: Path, wallet: str, *, database_url: str | None = None) -> None:
+        self.path = directory / f"live-{wallet_tag(wallet)}.lock"
+        beside = database_lock_path(database_url, wallet) if database_url else None
+        self.paths = [self.path] + ([beside] if beside is not None else [])
+        self._fds: list[int] = []
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+")
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for path in self.paths:
+                self._fds.append(self._lock(path))
+        except BaseException:
+            self.release()
+            raise
+
+    @staticmethod
+    def _lock(path: Path) -> int:
+        try:
+            fd = open_private(path)
+        except OSError as e:
+            raise WalletLockedError(
+                f"cannot open the wallet lock {path}: {e.strerror or e}", hint="check that directory's owner and mode"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            fh.close()
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
             raise WalletLockedError(f"another live engine (pid {holder}) is trading this wallet") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
 
     def release(self) -> None:
-        if self._fh is not None:
+        for fd in reversed(self._fds):
             with contextlib.suppress(OSError):
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
 
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"

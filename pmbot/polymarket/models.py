@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from pmbot.errors import register_secret
 from pmbot.store.models import OrderType, Side
 
 __all__ = [
@@ -265,6 +266,11 @@ class ApiCreds:
     api_key: str
     secret: str
     passphrase: str
+
+    def __post_init__(self) -> None:
+        # However the creds came (derived, configured, a test), redaction knows them from now on.
+        register_secret(self.secret)
+        register_secret(self.passphrase)
 
     def __repr__(self) -> str:  # never print the secret or passphrase
         return f"ApiCreds(api_key={self.api_key!r}, secret=***, passphrase=***)"

@@ -15,7 +15,7 @@ from typing import Any
 
 from pmbot.errors import AuthError, NotFoundError, OrderStateUnknownError, RateLimitedError, VenueError
 from pmbot.polymarket.auth import L1Signer, creds_from, l2_headers
-from pmbot.polymarket.http import HttpClient, compact_json
+from pmbot.polymarket.http import HttpClient, check_cursor, compact_json
 from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
@@ -198,7 +198,8 @@ class TradingClient:
     async def _pages(self, path: str, params: dict[str, Any]) -> list[Any]:
         rows: list[Any] = []
         cursor: str | None = _START_CURSOR
-        while cursor is not None:
+        seen: set[str] = set()  # a venue that repeats a cursor (or never ends) must not page forever
+        while (cursor := check_cursor(seen, cursor, path)) is not None:
             raw = await self._private("GET", path, params={**params, "next_cursor": cursor}, idempotent=True)
             page, cursor = rest.page(raw, path)
             rows.extend(page)

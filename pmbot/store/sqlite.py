@@ -25,6 +25,7 @@ from sqlite_utils import Database
 
 from pmbot.errors import InputError, StoreError
 from pmbot.money import mul_micro, to_micro
+from pmbot.private_files import touch_private
 from pmbot.store import ledger, rows
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
@@ -76,7 +77,8 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._depth = 0  # > 0 inside a transaction(): nested writes join it
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0700 directories, a 0600 file: SQLite gives its -wal / -shm the database file's mode.
+            touch_private(self.path)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")

@@ -27,7 +27,9 @@ async def venue_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not v.clock.manual:
         v.step_to(v.clock.now())  # real-time mode: answer from the state as of this instant
     path = request.path
-    if path.startswith("/_sim") or path.startswith(_WS_PATHS):
+    if path.startswith("/_sim"):
+        return admin.refuse(request) or await handler(request)
+    if path.startswith(_WS_PATHS):
         return await handler(request)
     if v.faults.latency_ms:
         await asyncio.sleep(v.faults.latency_ms / 1000)
