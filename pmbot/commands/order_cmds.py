@@ -13,7 +13,6 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
-from pmbot.config import require_secure_endpoints
 from pmbot.errors import ConfigError, InputError
 from pmbot.money import fmt
 
@@ -59,6 +58,8 @@ def order(
         settings = app.settings
         if settings.private_key is None:
             raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+        from pmbot.config import require_secure_endpoints
+
         require_secure_endpoints(settings)  # refuse before asking, not after the prompt
         if not yes:
             from pmbot.polymarket.signing import OrderSigner

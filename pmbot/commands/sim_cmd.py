@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from pmbot.config import is_loopback_host
 from pmbot.errors import InputError
 from pmbot.sim import BUILTIN_SCENARIOS, DEFAULT_PORT, DEFAULT_SEED, env_lines
 
@@ -78,6 +77,7 @@ def serve(
     ] = 0,
 ) -> None:
     """Serve CLOB, Gamma, Data API, WebSockets, RTDS and JSON-RPC on one port until Ctrl-C."""
+    from pmbot.config import is_loopback_host
     from pmbot.sim.factory import make_venue
     from pmbot.sim.faults import Faults
     from pmbot.sim.server.app import bind
