@@ -4,10 +4,13 @@ of the first guard that refuses."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from pmbot.errors import ConfigError
 from pmbot.executor.intents import intent_key
@@ -602,3 +605,130 @@ def test_config_accepts_an_address_or_a_resolved_name() -> None:
     cfg = CopyStrategy.validate_config({"target": "distinct-baguette", "address": WHALE})
     assert cfg.wallet == WHALE
     assert cfg.max_age_ms == 30_000
+
+
+def test_malformed_target_fill_is_a_warning_not_an_order() -> None:
+    d = decide(copier(), target_fill(size="0"))
+    d.feed([target_fill(tx="0xz", price="1.5", seen=T0 + 100)])
+    settle(d, T0 + 200)
+    assert d.intents == []
+    assert d.warnings() == ["malformed_target_fill", "malformed_target_fill"]
+
+
+# --------------------------------------------------------------------------------------- properties
+
+_price = st.integers(min_value=5, max_value=95).map(lambda c: D(c) / 100)
+_size = st.integers(min_value=1, max_value=5000).map(lambda n: D(n) / 10)
+_step = st.tuples(
+    st.sampled_from([Side.BUY, Side.BUY, Side.SELL]),
+    st.sampled_from([YES, NO]),
+    _price,
+    _size,
+    st.sampled_from(["fill", "part", "cancel", "open"]),  # what becomes of our order
+)
+
+
+@settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(_step, min_size=1, max_size=25),
+    mode=st.sampled_from(["ratio", "fixed", "percent"]),
+    per_trade=st.sampled_from(["3", "10", "25"]),
+    per_market=st.sampled_from(["5", "20", "60"]),
+    total=st.sampled_from(["10", "40", "1000"]),
+    round_up=st.booleans(),
+)
+def test_never_sells_more_than_held_and_never_exceeds_caps(
+    steps: list[tuple[Side, str, Decimal, Decimal, str]],
+    mode: str,
+    per_trade: str,
+    per_market: str,
+    total: str,
+    round_up: bool,
+) -> None:
+    other = copy_market(condition_id="0xother", slug="other")
+    view = CopyMemoryView([copy_market(), other], balance=D(300))
+    cfg = {
+        "target": WHALE,
+        "mode": mode,
+        "ratio": "0.2",
+        "fixed_usdc": "4",
+        "percent": "3",
+        "max_per_trade_usdc": per_trade,
+        "max_per_market_usdc": per_market,
+        "max_total_usdc": total,
+        "round_up_to_min": round_up,
+        "aggregate_ms": 0,
+    }
+    d = Driver(CopyStrategy(view, cfg), view)
+    open_notional: dict[str, Decimal] = {}  # our unsettled buys (USDC at their limit)
+    open_sells: dict[str, Decimal] = {}  # our unsettled sells (shares per token)
+    for n, (side, token, price, size, fate) in enumerate(steps):
+        cid = COPY_CID if n % 2 == 0 else "0xother"
+        ts = T0 + n * 10_000
+        before = len(d.intents)
+        d.feed([target_fill(tx=f"0x{n}", token=token, cid=cid, side=side, price=str(price), size=str(size), ts=ts)])
+        new = d.intents[before:]
+        assert len(new) <= 1
+        if not new:
+            continue
+        intent = new[0]
+        if intent.side is Side.BUY:
+            assert intent.notional <= D(per_trade)
+            held_cost = view.exposure(cid) + sum(v for k, v in open_notional.items() if k.startswith(cid))
+            assert held_cost + intent.notional <= D(per_market)
+            assert view.exposure(None) + sum(open_notional.values()) + intent.notional <= D(total)
+        else:
+            assert intent.size <= view.position(intent.token_id) - open_sells.get(intent.token_id, D(0))
+        filled = {"fill": intent.size, "part": (intent.size / 2).quantize(D("0.01")), "cancel": D(0), "open": None}[
+            fate
+        ]
+        if filled is None:  # stays open: it still counts against caps and holdings
+            if intent.side is Side.BUY:
+                open_notional[f"{cid}:{intent.key}"] = intent.notional
+            else:
+                open_sells[intent.token_id] = open_sells.get(intent.token_id, D(0)) + intent.size
+            continue
+        events: list[Any] = []
+        if filled > 0:
+            events.append(own_fill(intent, ts + 1, size=filled))
+        events.append(
+            OrderResult(
+                key=intent.key,
+                status=OrderStatus.FILLED if filled == intent.size else OrderStatus.CANCELLED,
+                ts_ms=ts + 2,
+                filled_size=filled,
+            )
+        )
+        d.feed(events)
+        assert view.position(intent.token_id) >= 0
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seen_by=st.lists(
+        st.lists(st.sampled_from(["chain", "rtds", "data_api"]), min_size=1, max_size=3, unique=True),
+        min_size=1,
+        max_size=8,
+    ),
+    order=st.randoms(use_true_random=False),
+    window=st.sampled_from([0, 2]),
+)
+def test_each_fill_is_copied_once_whatever_sources_saw_it_in_any_order(
+    seen_by: list[list[str]], order: Any, window: int
+) -> None:
+    sightings = []
+    for n, sources in enumerate(seen_by):
+        for src in sources:
+            sightings.append(
+                target_fill(src, tx=f"0x{n:04x}", log=n if src == "chain" else None, ts=T0 + n * 2000, size="100")
+            )
+    order.shuffle(sightings)
+    d = copier(aggregate_ms=window, max_total_usdc=None, max_per_market_usdc=None)
+    for k, s in enumerate(sightings):
+        d.feed([replace(s, seen_ts_ms=T0 + 20_000 + k)])
+    settle(d, T0 + 30_000)
+    assert len(d.intents) == len(seen_by)
+    assert len({i.key for i in d.intents}) == len(seen_by)
+    # Every sighting is accounted for: a later one as a `duplicate`, one inside the window on the decision.
+    joined = sum(len(x.detail["sources"].split(",")) - 1 for x in d.signals())
+    assert d.skips().count(SkipReason.DUPLICATE) + joined == len(sightings) - len(seen_by)

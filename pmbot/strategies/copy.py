@@ -404,6 +404,16 @@ class CopyStrategy(Strategy[CopyConfig]):
     def _on_target_fill(self, f: TargetFill, now: int) -> None:
         if f.target.lower() != self.config.wallet:
             return  # another instance's target: the runner may fan every fill out to every instance
+        if not (f.size.is_finite() and f.size > 0 and f.price.is_finite() and 0 < f.price < 1):
+            # A decoding bug upstream, not a market condition: say so, and never size an order from it.
+            self.warn(
+                "malformed_target_fill",
+                ts_ms=now,
+                condition_id=f.condition_id,
+                token_id=f.token_id,
+                detail={"source": str(f.source), "tx_hash": f.tx_hash, "price": fmt(f.price), "size": fmt(f.size)},
+            )
+            return
         s = self._dedup.add(f, now)
         g = s.group
         if s.new_group:
