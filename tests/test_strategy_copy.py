@@ -9,14 +9,14 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from pmbot.errors import ConfigError
 from pmbot.executor.intents import intent_key
 from pmbot.store.models import OrderStatus, OrderType, Side
 from pmbot.strategies.base import Decision, DecisionKind, MarketInfo
-from pmbot.strategies.copy import COPIED, CopyMemoryView, CopyStrategy, SkipReason, copy_limit
+from pmbot.strategies.copy import COPIED, CopyMemoryView, CopyStrategy, SkipReason, copy_limit, seen_times
 from pmbot.strategies.events import OrderResult, TargetSource, TimerTick
 from tests.strategy_kit import (
     COPY_CID,
@@ -122,6 +122,13 @@ def test_same_fill_from_all_three_sources_is_one_intent() -> None:
     assert dups[1].detail["seen_data_api_ms"] == str(T0 + 4000)
     assert {x.detail["copied_key"] for x in dups} == {d.intents[0].key}
     assert dups[-1].detail["log_index"] == "3"  # the chain's log index, learnt later, names the fill
+    assert seen_times(dups[-1].detail) == {
+        TargetSource.RTDS: T0 + 300,
+        TargetSource.CHAIN: T0 + 2000,
+        TargetSource.DATA_API: T0 + 4000,
+    }
+    assert seen_times(sig.detail) == {TargetSource.RTDS: T0 + 300}
+    assert sig.ts_ms - int(sig.detail["target_ts_ms"]) == 300 + WINDOW  # target fill -> our order
 
 
 def test_same_fill_without_tx_hashes_matches_by_asset_side_size_and_price() -> None:
@@ -159,6 +166,34 @@ def test_several_logs_of_one_order_within_the_window_are_one_decision() -> None:
     sig = d.signals()[0]
     assert sig.detail["parts"] == "2"
     assert sig.detail["target_size"] == "100"
+
+
+def test_pieces_and_the_aggregate_inside_one_window_are_one_decision_sized_by_the_first_source() -> None:
+    d = copier().feed(
+        [
+            target_fill("rtds", size="60", price="0.49", seen=T0 + 10),
+            target_fill("rtds", size="40", price="0.52", seen=T0 + 10),
+            target_fill("chain", log=9, size="100", price="0.50", seen=T0 + 11),
+        ]
+    )
+    settle(d, T0 + 10 + WINDOW)
+    (intent,) = d.intents
+    assert intent.size == D("10")
+    sig = d.signals()[0]
+    assert sig.detail["sources"] == "rtds,chain"
+    assert sig.detail["seen_rtds_ms"] == str(T0 + 10)
+    assert sig.detail["seen_chain_ms"] == str(T0 + 11)
+    assert sig.detail["log_index"] == "9"
+    assert d.skips() == []
+
+
+def test_a_late_piece_of_a_decided_order_is_never_topped_up() -> None:
+    d = decide(copier(), target_fill("rtds", size="60"))
+    d.feed([target_fill("rtds", size="40", price="0.52", seen=T0 + 500)])
+    assert len(d.intents) == 1
+    s = skip_of(d)
+    assert s.reason == SkipReason.DUPLICATE
+    assert s.detail["redelivery"] == "false"
 
 
 def test_a_later_distinct_fill_is_a_new_decision() -> None:
@@ -672,6 +707,9 @@ def test_never_sells_more_than_held_and_never_exceeds_caps(
         if not new:
             continue
         intent = new[0]
+        event(f"{intent.side} intent")
+        if d.signals()[-1].detail.get("capped_by", "").startswith("max_"):
+            event("capped")
         if intent.side is Side.BUY:
             assert intent.notional <= D(per_trade)
             held_cost = view.exposure(cid) + sum(v for k, v in open_notional.items() if k.startswith(cid))

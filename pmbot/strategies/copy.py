@@ -63,6 +63,7 @@ __all__ = [
     "SkipReason",
     "copy_limit",
     "is_address",
+    "seen_times",
 ]
 
 _ZERO = Decimal(0)
@@ -94,6 +95,17 @@ class SkipReason(StrEnum):
 
 def is_address(value: str) -> bool:
     return bool(_ADDRESS.match(value))
+
+
+def seen_times(detail: Mapping[str, str]) -> dict[TargetSource, int]:
+    """Per source, when it delivered the fill a stored decision names (`seen_<source>_ms` keys): with the
+    detail's `target_ts_ms` and the decision's `ts_ms` (our order's time) this is the per-source latency."""
+    out = {}
+    for src in TargetSource:
+        raw = detail.get(f"seen_{src}_ms")
+        if raw:
+            out[src] = int(raw)
+    return out
 
 
 # ------------------------------------------------------------------------------------------ config
