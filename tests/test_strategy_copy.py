@@ -770,3 +770,18 @@ def test_each_fill_is_copied_once_whatever_sources_saw_it_in_any_order(
     # Every sighting is accounted for: a later one as a `duplicate`, one inside the window on the decision.
     joined = sum(len(x.detail["sources"].split(",")) - 1 for x in d.signals())
     assert d.skips().count(SkipReason.DUPLICATE) + joined == len(sightings) - len(seen_by)
+
+
+def test_restore_before_start_is_a_clear_error() -> None:
+    with pytest.raises(RuntimeError, match="start"):
+        CopyStrategy(CopyMemoryView([copy_market()]), {"target": WHALE}).restore([])
+
+
+def test_forgotten_after_the_retention_a_late_sighting_is_stale_not_a_copy() -> None:
+    d = decide(copier(), target_fill("chain", log=1))
+    late = T0 + 10 * 60_000  # far past the retention (4 × max(30 s, 10 s) + 60 s)
+    d.feed([TimerTick(ts_ms=late)])  # prunes
+    assert not list(d.strategy._dedup)  # type: ignore[attr-defined]
+    decide(d, target_fill("data_api", seen=late + 1))
+    assert len(d.intents) == 1
+    assert skip_of(d).reason == SkipReason.STALE

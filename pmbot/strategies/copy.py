@@ -363,6 +363,8 @@ class CopyStrategy(Strategy[CopyConfig]):
         """Rebuild the de-duplication state from decisions stored before a restart (this strategy's, newest
         `max_age_s + match_window_ms` at least), so a fill decided before is `duplicate`, never copied again.
         Call after `start()` and before the first event. Returns how many fills were restored."""
+        if not hasattr(self, "_dedup"):
+            raise RuntimeError(f"strategy {self.name}: restore() needs start() first")
         groups: dict[str, FillGroup] = {}
         for d in decisions:
             g = _group_from_detail(d)
