@@ -135,7 +135,14 @@ class SQLiteStore:
         cols = ", ".join(row)
         marks = ", ".join("?" for _ in row)
         with self._write() as conn:
-            cur = conn.execute(f"INSERT OR IGNORE INTO orders ({cols}) VALUES ({marks})", tuple(row.values()))
+            # A key recorded `not_sent` (nothing reached the venue) is taken over by the retry, atomically:
+            # of two processes retrying it, one updates the row and the other sees rowcount 0.
+            reuse = ", ".join(f"{c} = excluded.{c}" for c in row if c != "key")
+            cur = conn.execute(
+                f"INSERT INTO orders ({cols}) VALUES ({marks}) ON CONFLICT(key) DO UPDATE SET {reuse}"
+                " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run",
+                tuple(row.values()),
+            )
             if cur.rowcount == 0:
                 return False
             conn.execute(
