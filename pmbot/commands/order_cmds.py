@@ -42,13 +42,16 @@ def order(
         if settings.private_key is None:
             raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
         if not yes:
-            from pmbot.polymarket.signing import OrderSigner
+            from pmbot.polymarket.signing import OrderSigner, marketable_buy_terms
 
             wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
-            prompt = (
-                f"LIVE {t.side.value} {fmt(t.size)} shares of {render.short(t.token_id, 20)} at {render.price(t.price)}"
-                f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC) from {wallet} on {settings.clob_url}?"
-            )
+            what = marketable_buy_terms(t.side.value, t.order_type.value, t.size, t.price)
+            if what is None:
+                what = (
+                    f"{t.side.value} {fmt(t.size)} shares at {render.price(t.price)}"
+                    f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC)"
+                )
+            prompt = f"LIVE {what} of {render.short(t.token_id, 20)} from {wallet} on {settings.clob_url}?"
             typer.confirm(prompt, abort=True, err=True)
     result = asyncio.run(place_order(app, t, dry_run=not live))
     view = {

@@ -106,6 +106,18 @@ def buy_spend(size: Decimal, price: Decimal) -> Decimal:
     return (size * price).quantize(_CENT, rounding=ROUND_DOWN)
 
 
+def marketable_buy_terms(side: str, order_type: str, size: Decimal, price: Decimal) -> str | None:
+    """What a marketable BUY will do, for a person about to confirm it (None for any other order)."""
+    if side != "BUY" or order_type not in ("FOK", "FAK"):
+        return None
+    spend = buy_spend(size, price)
+    at_limit = (spend / price).quantize(_CENT, rounding=ROUND_DOWN)
+    return (
+        f"BUY {order_type} spending up to {spend:f} USDC plus taker fees at prices up to {price.normalize():f}"
+        f" ({at_limit.normalize():f} shares if all at {price.normalize():f}, more at better prices)"
+    )
+
+
 def market_amounts(side: int, amount: Decimal, price: Decimal, tick_size: str) -> Amounts:
     """Amounts of a marketable FOK/FAK order. `amount` is USDC to spend (BUY) or shares to sell (SELL).
 
