@@ -7,14 +7,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
-from pmbot.errors import InputError, StoreError, VenueError
+from pmbot.errors import InputError, StoreError
 from pmbot.executor.engine import Executor, buy_fee_reserve
 from pmbot.executor.intents import OrderIntent
 from pmbot.polymarket.models import BookLevel, FeeSchedule, MarketParams, OrderBook, UserTrade
@@ -100,7 +104,8 @@ def test_marketable_buy_fee_allowance_bounds_every_fill_price() -> None:
     size, limit = D(10), D("0.95")
     allowance = buy_fee_reserve(Side.BUY, OrderType.FOK, size, limit, params)
     spend = buy_spend(size, limit)
-    worst = max(params.fees.fee((spend / (D(n) / 100)).quantize(D("0.01"), ROUND_DOWN), D(n) / 100) for n in range(1, 96))
+    prices = [D(n) / 100 for n in range(1, 96)]
+    worst = max(params.fees.fee((spend / x).quantize(D("0.01"), ROUND_DOWN), x) for x in prices)
     assert worst <= allowance
     # A resting BUY never buys more than its size: its fee at the limit is still its bound.
     assert buy_fee_reserve(Side.BUY, OrderType.GTC, size, limit, params) == params.fees.fee(size, limit)
@@ -300,7 +305,7 @@ async def test_old_never_sent_rejections_become_not_sent(tmp_path: Path) -> None
                        order_type=OrderType.GTC, dry_run=False)  # fmt: skip
     for key, error in [("a", "market parameters unavailable: 500"), ("b", "max_total_exposure: over"),
                        ("c", "orders/min budget (50) exhausted: not sent"), ("d", "invalid order")]:  # fmt: skip
-        store.insert_order(base.__class__(**{**_fields(base), "key": key, "status": OrderStatus.REJECTED, "error": error}))
+        store.insert_order(replace(base, key=key, status=OrderStatus.REJECTED, error=error))
     store.close()
     conn = sqlite3.connect(tmp_path / "old.db")
     conn.execute("DELETE FROM schema_migrations WHERE name = '0003_not_sent'")
@@ -311,10 +316,6 @@ async def test_old_never_sent_rejections_become_not_sent(tmp_path: Path) -> None
     store.close()
     assert got == {"a": OrderStatus.NOT_SENT, "b": OrderStatus.REJECTED, "c": OrderStatus.NOT_SENT,
                    "d": OrderStatus.REJECTED}  # fmt: skip
-
-
-def _fields(rec: Any) -> dict[str, Any]:
-    return {f: getattr(rec, f) for f in rec.__dataclass_fields__}
 
 
 # ------------------------------------------------------------------ 9. one bad intent fails alone
@@ -357,9 +358,11 @@ async def test_a_storage_failure_of_one_row_fails_only_its_intent(rig: Rig, monk
 # ------------------------------------------------------------------ 11. fees of fills found after a restart
 
 
-async def test_taker_fee_of_a_fill_found_after_a_restart_is_recorded(sim: SimServer, tmp_path: Path, db_url: str) -> None:
-    settings = settings_for(sim, db_url)
-    first = Rig(sim, tmp_path, settings)
+async def test_taker_fee_of_a_fill_found_after_a_restart_is_recorded(
+    sim: SimServer, tmp_path: Path, db_url: str
+) -> None:
+    cfg = settings_for(sim, db_url)
+    first = Rig(sim, tmp_path, cfg)
     ask, _ = _ask_level(sim)
     it = intent(sim, "lost-answer", price=str(ask), order_type=OrderType.FOK)
     try:
@@ -370,7 +373,7 @@ async def test_taker_fee_of_a_fill_found_after_a_restart_is_recorded(sim: SimSer
         sim.clear_faults()
     finally:
         await first.close()
-    second = Rig(sim, tmp_path, settings)  # a new process: empty market-parameter cache
+    second = Rig(sim, tmp_path, cfg)  # a new process: empty market-parameter cache
     try:
         ex = (await second.executor(dry_run=False)).executor
         ex.unknown_grace_s = 0
@@ -383,9 +386,11 @@ async def test_taker_fee_of_a_fill_found_after_a_restart_is_recorded(sim: SimSer
         await second.close()
 
 
-async def test_a_reopened_buy_keeps_its_fee_allowance_after_a_restart(sim: SimServer, tmp_path: Path, db_url: str) -> None:
-    settings = settings_for(sim, db_url)
-    first = Rig(sim, tmp_path, settings)
+async def test_a_reopened_buy_keeps_its_fee_allowance_after_a_restart(
+    sim: SimServer, tmp_path: Path, db_url: str
+) -> None:
+    cfg = settings_for(sim, db_url)
+    first = Rig(sim, tmp_path, cfg)
     it = intent(sim, "resting", price="0.05", size="10")
     try:
         ex = (await first.executor(dry_run=False)).executor
@@ -393,7 +398,7 @@ async def test_a_reopened_buy_keeps_its_fee_allowance_after_a_restart(sim: SimSe
         before = ex.risk.exposure().open_buys
     finally:
         await first.close()
-    second = Rig(sim, tmp_path, settings)
+    second = Rig(sim, tmp_path, cfg)
     try:
         ex = (await second.executor(dry_run=False)).executor
         fee = FeeSchedule(rate=D("0.07")).fee(D(10), D("0.05"))
@@ -440,8 +445,8 @@ async def test_a_book_crossing_during_a_paper_batch_is_neither_lost_nor_overwrit
                         timestamp_ms=10**13, hash="again")  # fmt: skip
     assert await ex.on_book(crossed) >= 1
     rec = rig.store.get_order(resting.key)
-    assert rec is not None and rec.filled_size == sum((f.size for f in _trades_of(rig, resting.key, dry_run=True)), D(0))
-    assert rec.filled_size > 0
+    stored = sum((f.size for f in _trades_of(rig, resting.key, dry_run=True)), D(0))
+    assert rec is not None and rec.filled_size == stored and stored > 0
 
 
 # ------------------------------------------------------------------ 13. Redis dying mid-run
@@ -453,8 +458,7 @@ async def test_redis_dying_mid_run_falls_back_to_the_local_budget(
 ) -> None:
     (tmp_path / "redis").mkdir()
     with redis_server(tmp_path / "redis") as server:
-        settings = settings_for(sim, db_url, PMBOT_REDIS_URL=server.url)
-        r = Rig(sim, tmp_path, settings)
+        r = Rig(sim, tmp_path, settings_for(sim, db_url, PMBOT_REDIS_URL=server.url))
         try:
             ex = (await r.executor(dry_run=dry_run)).executor
             server.stop()  # Redis dies while the executor runs
@@ -495,4 +499,157 @@ def test_intent_amounts_must_be_storable() -> None:
     with pytest.raises(InputError):
         validate_intent(OrderIntent(price=D("0.5000001"), size=D(5), **base))  # type: ignore[arg-type]
     validate_intent(OrderIntent(price=D("0.5"), size=D("5.000000"), **base))  # type: ignore[arg-type]
-    assert VenueError  # imported for the stand-ins above
+
+
+# ------------------------------------------------------------------ the executor as a state machine
+
+
+class ExecutorMachine(RuleBasedStateMachine):
+    """A dry-run executor on a real SQLite file, fed batches of intents of which some fail to store
+    (a stand-in for a failing write), books that cross its resting orders, and cancels.
+
+    Invariants: the gate reserves exactly the store's open orders; every order's filled size is the sum
+    of its stored trades; the caps hold; a failed intent left nothing behind and can be sent again."""
+
+    TOKEN = "7001"
+    PARAMS = MarketParams(TOKEN, tick_size=D("0.01"), neg_risk=False, fees=FeeSchedule(rate=D("0.07")))
+    CAP = D(60)
+
+    def __init__(self) -> None:
+        super().__init__()
+        import tempfile
+
+        from pmbot.config import RiskSettings
+        from pmbot.executor.budget import LocalBudget
+        from pmbot.executor.paper import PaperExchange
+        from pmbot.executor.risk import RiskGate
+        from pmbot.polymarket.params import MarketParamsCache
+
+        self.loop = asyncio.new_event_loop()
+        self.dir = tempfile.mkdtemp()
+        self.now = 1_795_000_000.0
+        self.store = open_store(f"sqlite:///{self.dir}/m.db", clock=lambda: self.now)
+        self.broken: set[str] = set()
+        original = self.store.insert_order
+
+        def insert(order: Any) -> bool:
+            if order.key in self.broken:
+                raise StoreError("disk I/O error")
+            return original(order)
+
+        self.store.insert_order = insert  # type: ignore[method-assign]
+        params = MarketParamsCache(None)  # type: ignore[arg-type]
+        params.put(self.PARAMS)
+        self.book = self._book(1, asks=[("0.60", "40"), ("0.55", "20")], bids=[("0.45", "20"), ("0.40", "40")])
+        machine = self
+
+        class Books:
+            async def book(self, token_id: str) -> OrderBook:
+                await asyncio.sleep(0)  # a real await: other work of the loop may run here
+                return machine.book
+
+        self.ex = Executor(
+            store=self.store,
+            risk=RiskGate(RiskSettings(max_total_exposure=self.CAP, max_open_orders=50), lambda: self.now),
+            budget=LocalBudget(10**6, clock=lambda: self.now),
+            params=params,
+            dry_run=True,
+            paper=PaperExchange(D(1000), clock=lambda: self.now),
+            books=Books(),
+            clock=lambda: self.now,
+        )
+        self.loop.run_until_complete(self.ex.start())
+        self.n = 0
+        self.failed: list[OrderIntent] = []
+
+    def _book(self, ts: int, *, asks: list[tuple[str, str]], bids: list[tuple[str, str]]) -> OrderBook:
+        return OrderBook(
+            token_id=self.TOKEN, market="c", timestamp_ms=ts, hash=f"h{ts}",
+            asks=tuple(BookLevel(D(p), D(s)) for p, s in asks), bids=tuple(BookLevel(D(p), D(s)) for p, s in bids),
+        )  # fmt: skip
+
+    def _intent(self, price: Decimal, size: Decimal, kind: OrderType) -> OrderIntent:
+        self.n += 1
+        return OrderIntent(
+            key=f"m{self.n}", strategy="m", token_id=self.TOKEN, condition_id="c", side=Side.BUY, price=price,
+            size=size, order_type=kind, signal_ms=0,
+        )  # fmt: skip
+
+    @rule(
+        orders=st.lists(
+            st.tuples(
+                st.integers(40, 70).map(lambda n: D(n) / 100),
+                st.integers(500, 2000).map(lambda n: D(n) / 100),
+                st.sampled_from([OrderType.GTC, OrderType.FOK, OrderType.FAK]),
+                st.booleans(),  # this one's write fails
+            ),
+            min_size=1,
+            max_size=6,
+        )
+    )
+    def batch(self, orders: list[tuple[Decimal, Decimal, OrderType, bool]]) -> None:
+        its = [(self._intent(p, s, k), bad) for p, s, k, bad in orders]
+        self.broken |= {i.key for i, bad in its if bad}
+
+        async def run() -> list[Any]:
+            return await asyncio.gather(*(self.ex.submit(i) for i, _ in its), return_exceptions=True)
+
+        outcomes = self.loop.run_until_complete(run())
+        for (i, bad), out in zip(its, outcomes, strict=True):
+            if bad:  # fails alone: nothing stored, nothing reserved
+                assert isinstance(out, StoreError), out
+                assert self.store.get_order(i.key) is None and i.key not in self.ex.risk.open_keys()
+                self.failed.append(i)
+            else:
+                assert not isinstance(out, BaseException), out
+                assert self.store.get_order(i.key) is not None
+
+    @precondition(lambda self: self.failed)
+    @rule()
+    def retry_failed(self) -> None:
+        i = self.failed.pop(0)
+        self.broken.discard(i.key)
+        res = self.loop.run_until_complete(self.ex.submit(i))
+        assert not res.duplicate and res.code != "duplicate_key", res
+        assert self.store.get_order(i.key) is not None
+
+    @rule(ask=st.integers(40, 70).map(lambda n: D(n) / 100), size=st.integers(1, 30).map(D))
+    def market_moves(self, ask: Decimal, size: Decimal) -> None:
+        ts = self.book.timestamp_ms + 1
+        self.book = self._book(ts, asks=[("0.70", "40"), (str(ask), str(size))], bids=[("0.30", "20")])
+        self.loop.run_until_complete(self.ex.on_book(self.book))
+
+    @precondition(lambda self: self.ex.risk.open_keys())
+    @rule(data=st.data())
+    def cancel(self, data: st.DataObject) -> None:
+        key = data.draw(st.sampled_from(sorted(self.ex.risk.open_keys())))
+        self.loop.run_until_complete(self.ex.cancel(key))
+
+    @invariant()
+    def gate_reserves_exactly_the_open_orders(self) -> None:
+        open_ = {o.key for o in self.store.list_orders() if not o.status.is_final}
+        assert set(self.ex.risk.open_keys()) == open_
+        assert self.ex.risk.exposure().total <= self.CAP
+
+    @invariant()
+    def filled_sizes_are_the_stored_trades(self) -> None:
+        trades: dict[str, Decimal] = {}
+        for t in self.store.list_trades():
+            key = t.fill.order_key or ""
+            trades[key] = trades.get(key, D(0)) + t.fill.size
+        for o in self.store.list_orders():
+            assert o.filled_size == trades.get(o.key, D(0)), o
+
+    def teardown(self) -> None:
+        self.loop.run_until_complete(self.ex.close())
+        self.loop.close()
+        self.store.close()
+        import shutil
+
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+ExecutorMachine.TestCase.settings = settings(
+    max_examples=60, stateful_step_count=12, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+TestExecutorMachine = ExecutorMachine.TestCase

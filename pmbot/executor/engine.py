@@ -4,10 +4,16 @@ For every intent, in this order, and never otherwise:
 
 1. **Idempotency.** The intent's key is looked up in this process (concurrent duplicates await the
    first one's result), in the store (a restart, another process on the same database) and, in a
-   fleet, claimed with Redis SET NX. A key seen before is never sent again.
+   fleet, claimed with Redis SET NX. A key seen before is never sent again, unless it is stored
+   `not_sent`: nothing of it reached the venue (market parameters or the venue unreachable, our own
+   budget, shutting down), so its retry under the same key is executed like a new intent. Risk-gate
+   and venue rejections stay final, whenever the outage that caused them began.
 2. **Risk.** The gate checks and reserves in one synchronous step (no await in between, so two
    concurrent intents cannot both pass against the same headroom). A breach is stored as a
-   rejected order with its reason.
+   rejected order with its reason. A marketable (FOK/FAK) BUY of N shares at worst price p spends
+   N × p USDC rounded down to the cent, as the venue sizes market BUYs (`signing.buy_spend`): at a
+   better price it gets more shares, never more USDC; its fee allowance is the most that spend can
+   pay at any price up to p (`buy_fee_reserve`), so the caps hold whatever it matches.
 3. **Write-ahead.** The order is stored `pending` (live: with the signed order's hash, so that an
    order whose answer is lost can be found at the venue by it) and committed before anything is
    sent. Intents arriving in the same event-loop turn share one commit (group commit): one fsync
@@ -366,6 +372,13 @@ class Executor:
                 except PmbotError as e:
                     self.risk.on_order_closed(intent.key)
                     rejected.append((w, OrderStatus.REJECTED, e.message, "invalid_order"))
+                    continue
+                except Exception as e:  # a bug in signing: this intent fails alone, nothing kept for it
+                    log.exception("order %s: signing failed", intent.key)
+                    self.risk.on_order_closed(intent.key)
+                    self._inflight.pop(intent.key, None)
+                    if not w.future.done():
+                        w.future.set_exception(e)
                     continue
             if w.signed is not None:
                 self._by_venue_id[w.signed.order_hash] = intent.key
@@ -859,7 +872,7 @@ class Executor:
 
         Live: asked of the venue by order hash; an order the venue does not know and that has no trades
         was never placed, and is rejected (never re-sent). Dry-run: the paper book does not survive a
-        restart, so resting paper orders are cancelled and unsent ones rejected."""
+        restart, so resting paper orders are cancelled and unsent ones stored `not_sent`."""
         report: dict[str, int] = {}
         open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if o.dry_run == self.dry_run]
         for rec in open_orders:
@@ -893,10 +906,10 @@ class Executor:
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
         if rec.status is OrderStatus.PENDING:
-            status, why = OrderStatus.REJECTED, "stopped before execution: not executed"
+            status, why = OrderStatus.NOT_SENT, "stopped before execution: not executed"
         else:
             status, why = OrderStatus.CANCELLED, "paper orders do not survive a restart"
-        self.store.set_order_status(rec.key, status, error=why if status is OrderStatus.REJECTED else None, detail=why)
+        self.store.set_order_status(rec.key, status, error=why if status is OrderStatus.NOT_SENT else None, detail=why)
         self._recent.pop(rec.key, None)
         return status
 
@@ -956,9 +969,9 @@ class Executor:
     async def _reconcile_live_locked(self, rec: OrderRecord) -> OrderStatus:
         assert self.trading is not None
         intent = _intent_of(rec)
-        if not rec.venue_order_id:
-            self.store.set_order_status(rec.key, OrderStatus.REJECTED, error="never signed", detail="reconcile")
-            return OrderStatus.REJECTED
+        if not rec.venue_order_id:  # stored but never signed: nothing of it can be at the venue
+            self.store.set_order_status(rec.key, OrderStatus.NOT_SENT, error="never signed", detail="reconcile")
+            return OrderStatus.NOT_SENT
         try:
             venue = await self.trading.order(rec.venue_order_id)
         except VenueError as e:
