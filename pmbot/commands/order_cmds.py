@@ -70,7 +70,8 @@ def order(
         return
     out = render.stdout()
     line = render.mode(result.dry_run)
-    line.append(f"  {result.status.value}", style="bold red" if result.status.value == "rejected" else "bold")
+    failed = result.status.value in ("rejected", "not_sent")
+    line.append(f"  {result.status.value}", style="bold red" if failed else "bold")
     if result.duplicate:
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
@@ -78,6 +79,8 @@ def order(
         out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
     if result.reason:
         out.print(f"reason: {result.reason}")
+    if result.status.value == "not_sent":
+        out.print("nothing reached the venue: the same order with the same --key may be placed again")
     out.print(f"[dim]key {result.key}[/dim]")
 
 
