@@ -74,6 +74,7 @@ log = logging.getLogger("pmbot.executor")
 _ZERO = Decimal(0)
 _CENT = Decimal("0.01")
 _FEE_Q = Decimal("0.00001")
+_BUDGET_RETRY_S = 5.0
 _RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
 NON_FINAL = (
     OrderStatus.PENDING,
@@ -179,6 +180,7 @@ class Executor:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._risk_state: dict[str, Any] | None = None
         self._local_budget: LocalBudget | None = None  # fallback when the fleet budget (Redis) fails
+        self._budget_retry_at = 0.0
         self._closing = False
         self._started = False
         self.lock_lost: Callable[[], bool] = lambda: False  # live: set by the wallet lock
@@ -611,17 +613,20 @@ class Executor:
 
     async def _acquire_budget(self) -> None:
         """Our orders/min ceiling. If the fleet budget's Redis fails, this process falls back to its own
-        local bucket (and says so once) rather than failing the order: as the store's cache does."""
-        try:
-            await self.budget.acquire()
-            return
-        except RateLimitedError:
-            raise
-        except Exception as e:
-            if self._local_budget is None:
-                why = f"{type(e).__name__}: {e}"
-                log.warning("orders/min budget unavailable (%s); using this process's own budget", why)
-                self._local_budget = LocalBudget(self.budget.per_minute, clock=time.monotonic)
+        local bucket (and says so once) rather than failing the order, as the store's cache does, and
+        tries Redis again after `_BUDGET_RETRY_S` (not on every order: each try may wait a timeout)."""
+        if self._local_budget is None or time.monotonic() >= self._budget_retry_at:
+            try:
+                await self.budget.acquire()
+                return
+            except RateLimitedError:
+                raise
+            except Exception as e:
+                if self._local_budget is None:
+                    why = f"{type(e).__name__}: {e}"
+                    log.warning("orders/min budget unavailable (%s); using this process's own budget", why)
+                    self._local_budget = LocalBudget(self.budget.per_minute, clock=time.monotonic)
+                self._budget_retry_at = time.monotonic() + _BUDGET_RETRY_S
         await self._local_budget.acquire()
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
