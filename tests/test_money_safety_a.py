@@ -146,6 +146,30 @@ async def test_filled_fok_is_filled_with_the_size_the_venue_matched(rig: Rig) ->
         assert res.key not in ex.risk.open_keys()
 
 
+async def test_a_partly_matched_fak_buy_is_cancelled_with_its_part_in_every_path(rig: Rig) -> None:
+    """FAK BUY 2000 at the ask: only the top level is there. Paper, the POST answer and reconcile (after a
+    lost answer, where the venue says MATCHED) all end `cancelled` with what matched."""
+    ask, depth = _ask_level(rig.sim)
+    paper = (await rig.executor(dry_run=True)).executor
+    live = (await rig.executor(dry_run=False)).executor
+    live.unknown_grace_s = 0
+    got = {}
+    for path, ex in (("paper", paper), ("answer", live), ("reconcile", live)):
+        if path == "reconcile":
+            rig.sim.advance(1)  # the market maker re-quotes the level the answer path took
+            rig.sim.set_faults(drop_order_responses=1)
+        res = await ex.submit(intent(rig.sim, f"fak-{path}", price=str(ask), size="2000", order_type=OrderType.FAK))
+        rig.sim.clear_faults()
+        if path == "reconcile":
+            assert res.status is OrderStatus.UNKNOWN
+            await ex.reconcile()
+        rec = rig.store.get_order(res.key)
+        assert rec is not None
+        got[path] = (rec.status, rec.filled_size)
+    assert got["paper"] == got["answer"] == (OrderStatus.CANCELLED, depth), got
+    assert got["reconcile"][0] is OrderStatus.CANCELLED and got["reconcile"][1] > 0, got  # was: filled
+
+
 # ------------------------------------------------------------------ 3. reconcile waits for the trades
 
 

@@ -991,7 +991,10 @@ class Executor:
         spent = _totals(found)[3]
         if venue is not None:
             matched = max(venue.size_matched, got)
-            status = _status_of_open_order(venue.status, matched, _complete(intent, matched, spent))
+            complete = _complete(intent, matched, spent)
+            status = _status_of_open_order(venue.status, matched, complete)
+            if status is OrderStatus.FILLED and not complete and rec.order_type is OrderType.FAK:
+                status = OrderStatus.CANCELLED  # MATCHED in part: the rest of a FAK is cancelled
             if status.is_final and got < venue.size_matched:
                 # The venue closed it, but its trade history does not show all of what it matched yet:
                 # closing now would lose those fills (nothing records them later). Record what is
