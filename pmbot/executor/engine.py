@@ -950,7 +950,8 @@ class Executor:
         intent = _intent_of(rec)
         with self.store.transaction():
             new = self._record_new(found)
-            self.store.set_order_status(rec.key, OrderStatus.UNKNOWN, filled_size=got, error=why, detail=why)
+            if new or rec.status is not OrderStatus.UNKNOWN or rec.error != why:  # no event per unchanged look
+                self.store.set_order_status(rec.key, OrderStatus.UNKNOWN, filled_size=got, error=why, detail=why)
         for f in new:
             self._apply_fill_to_risk(intent, f.side, f.size, f.price, f.fee, f.ts)
         held = replace(rec, status=OrderStatus.UNKNOWN, filled_size=max(got, rec.filled_size))
