@@ -677,3 +677,24 @@ ExecutorMachine.TestCase.settings = settings(
     max_examples=60, stateful_step_count=12, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 TestExecutorMachine = ExecutorMachine.TestCase
+
+
+def test_pmbot_order_retried_after_an_outage_is_placed(sim_env: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 8's run: venue briefly down, `pmbot order … --key K` stored `rejected`, and the retry with the
+    same key answered "already known: not sent again"."""
+    import json
+
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{Path.cwd() / 'o.db'}")
+    m = sim_env.current_market()
+    token = m["token_ids"][1]
+    args = ("order", "buy", token, "--price", "0.02", "--size", "5", "--key", "K", "--json")
+    # the book answers; the market's fee schedule (part of its parameters) does not
+    sim_env.set_faults(server_error=100, server_error_path=f"/clob-markets/{m['condition_id']}")
+    code, out = invoke(*args)
+    assert "{" in out, (code, out)
+    view = json.loads(out[out.index("{") :])
+    assert view["status"] == "not_sent" and not view["duplicate"], out
+    sim_env.clear_faults()
+    code, out = invoke(*args)
+    view = json.loads(out[out.index("{") :])
+    assert code == 0 and not view["duplicate"] and view["status"] in ("live", "cancelled"), out
