@@ -1084,6 +1084,8 @@ def buy_fee_reserve(side: Side, order_type: OrderType, size: Decimal, price: Dec
     if not fees.rate or spend <= 0:
         return _ZERO
     e = fees.exponent
+    if e == 1:  # spend/x · rate · x(1−x) = spend · rate · (1−x), largest at the lowest tick
+        return (spend * fees.rate * (1 - params.tick_size)).quantize(_FEE_Q, rounding=ROUND_UP)
     peak = Decimal(e - 1) / Decimal(2 * e - 1)
     x = min(max(peak, params.tick_size), price)
     return (spend / x * fees.rate * (x * (1 - x)) ** e).quantize(_FEE_Q, rounding=ROUND_UP)
