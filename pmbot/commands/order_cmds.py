@@ -62,13 +62,16 @@ def order(
 
         require_secure_endpoints(settings)  # refuse before asking, not after the prompt
         if not yes:
-            from pmbot.polymarket.signing import OrderSigner
+            from pmbot.polymarket.signing import OrderSigner, marketable_buy_terms
 
             wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
-            prompt = (
-                f"LIVE {t.side.value} {fmt(t.size)} shares of {render.short(t.token_id, 20)} at {render.price(t.price)}"
-                f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC) from {wallet} on {settings.clob_url}?"
-            )
+            what = marketable_buy_terms(t.side.value, t.order_type.value, t.size, t.price)
+            if what is None:
+                what = (
+                    f"{t.side.value} {fmt(t.size)} shares at {render.price(t.price)}"
+                    f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC)"
+                )
+            prompt = f"LIVE {what} of {render.short(t.token_id, 20)} from {wallet} on {settings.clob_url}?"
             typer.confirm(prompt, abort=True, err=True)
     err = render.stderr()
 
@@ -92,7 +95,8 @@ def order(
         return
     out = render.stdout()
     line = render.mode(result.dry_run)
-    line.append(f"  {result.status.value}", style="bold red" if result.status.value == "rejected" else "bold")
+    failed = result.status.value in ("rejected", "not_sent")
+    line.append(f"  {result.status.value}", style="bold red" if failed else "bold")
     if result.duplicate:
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
@@ -100,6 +104,8 @@ def order(
         out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))
+    if result.status.value == "not_sent":
+        out.print("nothing reached the venue: the same order with the same --key may be placed again")
     out.print(f"[dim]key {result.key}[/dim]")
 
 

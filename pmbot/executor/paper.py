@@ -19,7 +19,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -27,12 +27,14 @@ from pmbot.errors import InputError
 from pmbot.executor.intents import OrderIntent, off_tick, validate_intent
 from pmbot.money import fmt
 from pmbot.polymarket.models import BookLevel, MarketParams, OrderBook
+from pmbot.polymarket.signing import buy_spend
 from pmbot.store.models import OrderStatus, OrderType, Side
 from pmbot.timeutil import Clock
 
 __all__ = ["PaperCode", "PaperExchange", "PaperFill", "PaperOrder", "PaperResult"]
 
 _ZERO = Decimal(0)
+_LOT = Decimal("0.01")  # the venue matches shares in 0.01 lots (and a marketable BUY to the cent)
 
 
 class PaperCode(StrEnum):
@@ -280,6 +282,15 @@ class PaperExchange:
             return reject(PaperCode.TICK, f"price {fmt(price)} is not on the {fmt(params.tick_size)} tick")
         if size < params.min_order_size:
             return reject(PaperCode.MIN_SIZE, f"{fmt(size)} shares < minimum {fmt(params.min_order_size)}")
+        if side is Side.BUY and intent.order_type in (OrderType.FOK, OrderType.FAK):
+            # the venue sizes a marketable BUY by its signed amounts: spend / price, to 4 places
+            signed = (buy_spend(size, price) / price).quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
+            if signed < params.min_order_size:
+                return reject(
+                    PaperCode.MIN_SIZE,
+                    f"{fmt(buy_spend(size, price), 2)} USDC at {fmt(price)} is {fmt(signed)} shares"
+                    f" < minimum {fmt(params.min_order_size)}",
+                )
         now = self._clock()
         if _expired(intent, now):
             return reject(PaperCode.EXPIRED, f"expiration {intent.expiration_s} is not in the future")
@@ -291,14 +302,28 @@ class PaperExchange:
 
         overlay = self._overlay_for(book)
         book_side, levels = ("ask", book.asks) if side is Side.BUY else ("bid", book.bids)
-        chunks = _walk(levels, overlay, book_side, side, price, size)
-        filled = sum((q for _, q in chunks), _ZERO)
+        marketable = intent.order_type in (OrderType.FOK, OrderType.FAK)
+        better = "<=" if side is Side.BUY else ">="
+        if marketable and side is Side.BUY:
+            # The venue's marketable BUY spends USDC (see signing.buy_spend), not a number of shares.
+            spend = buy_spend(size, price)
+            chunks, complete = _walk_spend(levels, overlay, book_side, price, spend)
+            filled = sum((q for _, q in chunks), _ZERO)
+            if intent.order_type is OrderType.FOK and not complete:
+                spent = sum((p * q for p, q in chunks), _ZERO)
+                return reject(
+                    PaperCode.FOK_UNFILLED,
+                    f"only {fmt(spent, 2)} of {fmt(spend, 2)} USDC could be spent at {better} {fmt(price)}",
+                )
+        else:
+            chunks = _walk(levels, overlay, book_side, side, price, size)
+            filled = sum((q for _, q in chunks), _ZERO)
+            complete = filled >= size
         if intent.post_only and chunks:
             return reject(
                 PaperCode.POST_ONLY, f"{side} at {fmt(price)} would cross the {book_side} at {fmt(chunks[0][0])}"
             )
-        better = "<=" if side is Side.BUY else ">="
-        if intent.order_type is OrderType.FOK and filled < size:
+        if intent.order_type is OrderType.FOK and not complete:
             return reject(
                 PaperCode.FOK_UNFILLED, f"only {fmt(filled)} of {fmt(size)} shares available at {better} {fmt(price)}"
             )
@@ -329,7 +354,7 @@ class PaperExchange:
             fills.append(self._fill(order, p, q, fee, "taker"))
         if rest > 0:
             self._resting[oid] = order
-        if filled == size:
+        if complete:
             status = OrderStatus.FILLED
         elif not rests:
             status = OrderStatus.CANCELLED  # FAK: the unfilled rest is cancelled
@@ -451,6 +476,27 @@ class PaperExchange:
     def _drop_if_done(self, order: _Resting) -> None:
         if order.remaining <= 0:
             self._resting.pop(order.order_id, None)
+
+
+def _walk_spend(
+    levels: tuple[BookLevel, ...], overlay: _Overlay, book_side: str, limit: Decimal, spend: Decimal
+) -> tuple[list[tuple[Decimal, Decimal]], bool]:
+    """(price, shares) a marketable BUY spending `spend` USDC takes from best-first asks within `limit`,
+    in whole 0.01-share lots as the venue matches them; and whether it is complete (less than a cent
+    left unspent, the venue's rule). Pure."""
+    chunks: list[tuple[Decimal, Decimal]] = []
+    left = spend
+    for level in levels:
+        if not _crosses(Side.BUY, limit, level.price):
+            break
+        cap = (left / level.price).quantize(_LOT, rounding=ROUND_DOWN)
+        if cap <= 0:
+            return chunks, True
+        q = min(overlay.free(book_side, level), cap)
+        if q > 0:
+            chunks.append((level.price, q))
+            left -= q * level.price
+    return chunks, left < _LOT
 
 
 def _walk(

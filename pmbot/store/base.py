@@ -44,7 +44,8 @@ class Store(Protocol):
 
     # Orders: write-ahead. insert before sending; update on every state change.
     def insert_order(self, order: OrderRecord) -> bool:
-        """Store a new intent (pending). False, and nothing written, if its key already exists."""
+        """Store a new intent (pending). False, and nothing written, if its key already exists, unless
+        the existing record (same mode) is `not_sent`: then the new one replaces it (a retry)."""
         ...
 
     def get_order(self, key: str) -> OrderRecord | None: ...

@@ -189,10 +189,30 @@ def _redeemable(db: Database) -> None:
     db.table("positions").add_column("redeemed_at", int)
 
 
+# Rejections recorded before `not_sent` existed whose reason shows nothing reached the venue: they become
+# `not_sent`, so their keys may be used again (issue 8). Venue and risk-gate rejections are left final.
+_NEVER_SENT_ERRORS = (
+    "market parameters unavailable:%",
+    "%: not sent",
+    "%: not executed",
+    "no order book:%",
+    "never signed",
+)
+
+
+def _not_sent(db: Database) -> None:
+    where = " OR ".join("error LIKE ?" for _ in _NEVER_SENT_ERRORS)
+    db.execute(
+        f"UPDATE orders SET status = 'not_sent' WHERE status = 'rejected' AND filled_size_micro = 0 AND ({where})",
+        _NEVER_SENT_ERRORS,
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
     ("0003_redeemable", _redeemable),
+    ("0004_not_sent", _not_sent),
 ]
 
 

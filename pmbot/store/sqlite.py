@@ -11,6 +11,7 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
@@ -134,10 +135,8 @@ class SQLiteStore:
     def insert_order(self, order: OrderRecord) -> bool:
         now = self._now()
         row = rows.order_to_row(order, now)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
         with self._write() as conn:
-            cur = conn.execute(f"INSERT OR IGNORE INTO orders ({cols}) VALUES ({marks})", tuple(row.values()))
+            cur = conn.execute(_insert_order_sql(tuple(row)), tuple(row.values()))
             if cur.rowcount == 0:
                 return False
             conn.execute(
@@ -614,4 +613,17 @@ def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any
         ts=ts,
         liquidity="redeem",
         metadata=meta,
+    )
+
+
+@functools.cache
+def _insert_order_sql(cols: tuple[str, ...]) -> str:
+    """INSERT of an order row. A key recorded `not_sent` (nothing of it reached the venue) is taken over
+    by its retry, atomically: of two processes retrying it at once, one updates the row, the other gets
+    rowcount 0 like any existing key."""
+    reuse = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "key")
+    return (
+        f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        f" ON CONFLICT(key) DO UPDATE SET {reuse}"
+        " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run"
     )
