@@ -275,35 +275,39 @@ async def test_a_refused_connection_at_send_time_is_not_sent_too(rig: Rig, monke
     await ex.params.get(it.token_id)
     assert ex.trading is not None
     client = ex.trading.http._client
-    original = client.request
+    original = client.send
 
-    async def refused(method: str, url: Any, **kw: Any) -> httpx.Response:
-        if method == "POST":
+    async def refused(request: httpx.Request, **kw: Any) -> httpx.Response:
+        if request.method == "POST":
             raise httpx.ConnectError("connection refused")
-        return await original(method, url, **kw)
+        return await original(request, **kw)
 
-    monkeypatch.setattr(client, "request", refused)
+    monkeypatch.setattr(client, "send", refused)
     first = await ex.submit(it)
     assert first.status is OrderStatus.NOT_SENT, first
     assert rig.sim.received_orders() == []
-    monkeypatch.setattr(client, "request", original)
+    monkeypatch.setattr(client, "send", original)
     again = await ex.submit(it)
     assert again.status is OrderStatus.LIVE and len(rig.sim.received_orders()) == 1
 
 
 async def test_a_never_sent_record_is_taken_over_by_one_retry_only(rig: Rig) -> None:
-    """Two executors (processes) on one database retry the same never-sent key at once: one sends it."""
-    ex1 = (await rig.executor(dry_run=False)).executor
+    """Two executors (processes) on one database retry the same never-sent key at once: one executes it.
+
+    Dry-run: two live engines of one wallet cannot run at once (the per-wallet lock), but any number of
+    dry-run processes may share a database."""
+    ex1 = (await rig.executor(dry_run=True)).executor
     it = intent(rig.sim, "race", price="0.02", token=1)
     rig.sim.set_faults(server_error=50, server_error_path="/book")
     assert (await ex1.submit(it)).status is OrderStatus.NOT_SENT
     rig.sim.clear_faults()
     other = Rig(rig.sim, rig.tmp / "b", rig.settings)  # its own venue client and store connection
     try:
-        ex2 = (await other.executor(dry_run=False)).executor
+        ex2 = (await other.executor(dry_run=True)).executor
         a, b = await asyncio.gather(ex1.submit(it), ex2.submit(it))
         assert sorted([a.duplicate, b.duplicate]) == [False, True]
-        assert len(rig.sim.received_orders()) == 1
+        events = [e.status for e in rig.store.order_events(it.key)]
+        assert events.count(OrderStatus.PENDING) == 1  # taken over once, not twice
     finally:
         await other.close()
 
