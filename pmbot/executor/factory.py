@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from pmbot.config import Settings
 from pmbot.executor.books import VenueBooks
-from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget
+from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget, redis_window
 from pmbot.executor.engine import BookSource, Executor
 from pmbot.executor.lock import FileWalletLock, PaperRunLock, RedisWalletLock, paper_run_alive
 from pmbot.executor.paper import PaperExchange
@@ -151,7 +151,7 @@ async def _build(
 
     budget: OrderBudget
     if redis_client is not None:
-        budget = RedisBudget(redis_client, wallet, per_minute)
+        budget = RedisBudget(redis_client, wallet, per_minute, window=redis_window(redis_client, settings.redis_url or ""))
     else:
         budget = LocalBudget(per_minute, clock=time.monotonic)
     executor = Executor(
