@@ -8,10 +8,9 @@ import contextlib
 import io
 import json
 import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -20,7 +19,7 @@ from pmbot.cli import main
 from pmbot.config import RiskSettings
 from pmbot.executor.budget import LocalBudget, RedisBudget, redis_window
 from pmbot.executor.engine import DRY_RUN_PREFIX, Executor
-from pmbot.executor.factory import ExecutorHandle, build_executor
+from pmbot.executor.factory import build_executor
 from pmbot.executor.lock import RedisWalletLock
 from pmbot.executor.paper import PaperExchange
 from pmbot.executor.risk import RiskGate
@@ -29,11 +28,11 @@ from pmbot.polymarket.models import BookLevel, MarketParams, OrderBook
 from pmbot.polymarket.ratelimit import POLYMARKET_LIMITS, RateLimiter
 from pmbot.sim.testing import HARDHAT_KEYS, SimServer, SimTrader
 from pmbot.store import open_store
-from pmbot.store.models import OrderStatus, OrderType, Query, Side
+from pmbot.store.models import OrderStatus, OrderType, Side
 from pmbot.store.sqlite import SQLiteStore
 from tests.conftest import FakeClock
-from tests.test_paper import order
 from tests.test_executor import FAST, Rig, best_ask, intent, settings_for
+from tests.test_paper import order
 
 
 @pytest.fixture
@@ -156,9 +155,13 @@ def test_realized_losses_of_two_processes_add_up(db_url: str, clock: FakeClock) 
         for gate, store in zip(gates, (store_a, store_b), strict=True):
             store.update_state("risk:live", gate.merge_state)  # both start from the same (empty) state
         for gate, store in zip(gates, (store_a, store_b), strict=True):
-            gate.on_fill(token_id="t", condition_id="m", side=Side.BUY, size=Decimal(10), price=Decimal("0.5"), strategy="s")
+            gate.on_fill(
+                token_id="t", condition_id="m", side=Side.BUY, size=Decimal(10), price=Decimal("0.5"), strategy="s"
+            )
             # each loses 0.60: under the limit alone, over it together
-            gate.on_fill(token_id="t", condition_id="m", side=Side.SELL, size=Decimal(10), price=Decimal("0.44"), strategy="s")
+            gate.on_fill(
+                token_id="t", condition_id="m", side=Side.SELL, size=Decimal(10), price=Decimal("0.44"), strategy="s"
+            )
             assert not gate.kill_switch.tripped
             store.update_state("risk:live", gate.merge_state)
         state = store_a.get_state("risk:live")
@@ -183,10 +186,9 @@ def invoke(*args: str) -> tuple[int, str]:
 
 
 @pytest.fixture
-def cli_env(sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+def cli_env(sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     for k, v in settings_env(sim, db_url).items():
         monkeypatch.setenv(k, v)
-    yield
 
 
 def settings_env(sim: SimServer, db_url: str) -> dict[str, str]:
@@ -433,7 +435,8 @@ async def test_fleet_budget_window_is_shared_through_redis(redis_url: str) -> No
 
 
 def test_max_open_orders_never_blocks_a_reducing_sell() -> None:
-    from tests.test_risk import hold, intent as risk_intent, limits
+    from tests.test_risk import hold, limits
+    from tests.test_risk import intent as risk_intent
 
     gate = RiskGate(limits(max_open_orders=1), FakeClock())
     hold(gate, "m1", "0.50", "10")
@@ -460,6 +463,3 @@ async def test_redis_lease_is_lost_when_it_may_have_lapsed(redis_url: str) -> No
     finally:
         await lease.release()
         await client.aclose()
-
-
-_ = (ExecutorHandle, SimpleNamespace, Query)

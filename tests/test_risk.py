@@ -430,10 +430,8 @@ class GateMachine(RuleBasedStateMachine):
             self.tripped = True
 
     def _offered(self, strategy: str, token: str) -> D:
-        return sum(
-            (i.size - f for i, _, f, _ in self.orders.values() if i.side is Side.SELL and (i.strategy, i.token_id) == (strategy, token)),
-            D(0),
-        )  # fmt: skip
+        sells = [(i, f) for i, _, f, _ in self.orders.values() if i.side is Side.SELL]
+        return sum((i.size - f for i, f in sells if (i.strategy, i.token_id) == (strategy, token)), D(0))
 
     def _submit(
         self, token: tuple[str, str], side: Side, price: D, size: D, with_fees: bool, strategy: str = "snipe"
@@ -488,7 +486,9 @@ class GateMachine(RuleBasedStateMachine):
         held = sorted(k for k, v in self.held.items() if v > 0)
         strategy, token_id = data.draw(st.sampled_from(held or [("snipe", TOKENS[0][1])]))
         token = next(t for t in TOKENS if t[1] == token_id)
-        size = max((self.held.get((strategy, token_id), D(0)) * percent / 100).quantize(D("0.01"), ROUND_DOWN), D("0.01"))
+        size = max(
+            (self.held.get((strategy, token_id), D(0)) * percent / 100).quantize(D("0.01"), ROUND_DOWN), D("0.01")
+        )
         if other:
             strategy = data.draw(st.sampled_from([s for s in STRATEGIES if s != strategy]))
         self._submit(token, Side.SELL, price, size, False, strategy)
@@ -562,7 +562,9 @@ class GateMachine(RuleBasedStateMachine):
         assert fresh.export_state() == exported
         # Positions and open orders come back from the store.
         fresh.load_positions(
-            Position(h.strategy, h.token_id, True, h.size, h.cost, D(0), PositionState.OPEN, condition_id=h.condition_id)
+            Position(
+                h.strategy, h.token_id, True, h.size, h.cost, D(0), PositionState.OPEN, condition_id=h.condition_id
+            )
             for h in self.gate.holdings()
         )
         for i, reserve, filled, fee_paid in self.orders.values():

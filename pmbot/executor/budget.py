@@ -21,7 +21,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from pmbot.errors import RateLimitedError
 from pmbot.polymarket.ratelimit import Limit, MovingWindow, TokenBucket
@@ -98,7 +98,8 @@ def redis_window(client: aioredis.Redis, redis_url: str) -> MovingWindowRateLimi
     from limits.aio.strategies import MovingWindowRateLimiter
 
     uri = redis_url if redis_url.startswith("async+") else "async+" + redis_url
-    storage = RedisStorage(uri, implementation="redispy", connection_pool=client.connection_pool)
+    pool: Any = client.connection_pool  # limits types its options as scalars; redis-py takes the pool
+    storage = RedisStorage(uri, implementation="redispy", connection_pool=pool)
     return MovingWindowRateLimiter(storage)
 
 

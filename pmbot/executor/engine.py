@@ -187,7 +187,11 @@ class Executor:
         # this long: the venue may process a request the client already gave up on.
         self.unknown_grace_s = unknown_grace_s
         if wallet is None:
-            wallet = f"paper:{secrets.token_hex(6)}" if dry_run else str(getattr(getattr(trading, "signer", None), "maker", ""))
+            wallet = (
+                f"paper:{secrets.token_hex(6)}"
+                if dry_run
+                else str(getattr(getattr(trading, "signer", None), "maker", ""))
+            )
         self.wallet = wallet.lower()
         # Dry-run: is the process that owned paper wallet `w` gone (so that its resting orders may be closed)?
         self.owner_gone: Callable[[str], bool] = owner_gone or (lambda w: False)
@@ -882,7 +886,9 @@ class Executor:
             try:
                 # every open live order: unknown ones settle, resting ones pick up fills the user channel missed
                 stuck = [
-                    o for o in self.store.list_orders(statuses=NON_FINAL) if self._settles(o) and o.key not in self._inflight
+                    o
+                    for o in self.store.list_orders(statuses=NON_FINAL)
+                    if self._settles(o) and o.key not in self._inflight
                 ]
             except PmbotError as e:
                 log.warning("reconciler: %s", e.message)

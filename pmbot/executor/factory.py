@@ -151,7 +151,9 @@ async def _build(
 
     budget: OrderBudget
     if redis_client is not None:
-        budget = RedisBudget(redis_client, wallet, per_minute, window=redis_window(redis_client, settings.redis_url or ""))
+        budget = RedisBudget(
+            redis_client, wallet, per_minute, window=redis_window(redis_client, settings.redis_url or "")
+        )
     else:
         budget = LocalBudget(per_minute, clock=time.monotonic)
     executor = Executor(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import logging
 import os
 import secrets
 import time
@@ -25,6 +26,9 @@ from pmbot.errors import PmbotError
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+
+
+log = logging.getLogger("pmbot.executor")
 
 
 class WalletLockedError(PmbotError):
@@ -135,8 +139,9 @@ class RedisWalletLock:
             sent = self._clock()
             try:
                 ok = await self._client.eval(_RENEW, 1, self.key, self._token, self._ttl_ms)
-            except Exception:
-                continue  # Redis unreachable: is_lost() turns true once the lease may have lapsed
+            except Exception as e:  # Redis unreachable: is_lost() turns true once the lease may have lapsed
+                log.warning("wallet lease not renewed (%s); stop sending at the latest at its deadline", e)
+                continue
             if not ok:
                 self.lost = True  # someone else holds it (or it lapsed): the executor checks before every send
                 return

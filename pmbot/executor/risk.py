@@ -280,7 +280,8 @@ class RiskGate:
             return _reject(
                 RiskCode.NO_POSITION,
                 f"SELL {fmt(intent.size)} shares of {_short(intent.token_id)} > {fmt(available)} available to"
-                f" {intent.strategy!r} (held {fmt(held)}, {fmt(offered)} in open sells){elsewhere}; pmbot does not short",
+                f" {intent.strategy!r} (held {fmt(held)}, {fmt(offered)} in open sells){elsewhere};"
+                " pmbot does not short",
             )
         return APPROVED
 
@@ -520,7 +521,11 @@ class RiskGate:
         ):
             shared._kill, shared._kill_day = trip, self._kill_day
         shared._maybe_trip()
-        self._day, self._realized_today, self._loss_baseline = shared._day, shared._realized_today, shared._loss_baseline
+        self._day, self._realized_today, self._loss_baseline = (
+            shared._day,
+            shared._realized_today,
+            shared._loss_baseline,
+        )
         self._kill, self._kill_day, self._resumed_at_ms = shared._kill, shared._kill_day, shared._resumed_at_ms
         self._pending_realized, self._pending_trip = _ZERO, None
         return shared.export_state()

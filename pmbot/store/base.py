@@ -42,9 +42,7 @@ class Store(Protocol):
 
     def set_state(self, name: str, value: Mapping[str, Any]) -> None: ...
 
-    def update_state(
-        self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]
-    ) -> dict[str, Any]:
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
         """Read-modify-write one state document atomically across processes: `merge(current)` (None if
         never set) returns the new value, which is stored and returned. State shared by several
         processes (the kill switch) must go through this, never through a blind `set_state`."""

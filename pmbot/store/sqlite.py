@@ -502,9 +502,7 @@ class SQLiteStore:
                 (name, text, self._now()),
             )
 
-    def update_state(
-        self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]
-    ) -> dict[str, Any]:
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
         with self._write() as conn:  # BEGIN IMMEDIATE: no other process writes between our read and write
             found = conn.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
             value = dict(merge(json.loads(found[0]) if found else None))
