@@ -4,16 +4,22 @@ sim` over real sockets), and passes with the fix. The rules decided are in READM
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
+import shutil
 import sys
-from collections.abc import AsyncIterator
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, event, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
 from pmbot.cli import main
 from pmbot.config import RiskSettings
@@ -463,3 +469,117 @@ async def test_redis_lease_is_lost_when_it_may_have_lapsed(redis_url: str) -> No
     finally:
         await lease.release()
         await client.aclose()
+
+
+# ------------------------------------------------------------------- executor state machine: modes, strategies
+
+
+class ExecutorModesMachine(RuleBasedStateMachine):
+    """A dry-run and a live executor on one database and one sim, restarted at will: keys of one mode never
+    answer for the other, each mode's keys execute once, and a SELL is approved exactly when its own strategy
+    holds the shares (the gate, the paper wallet and the store's per-strategy positions agree)."""
+
+    sim: SimServer | None = None  # one sim for every example (each gets its own database)
+
+    def __init__(self) -> None:
+        super().__init__()
+        if ExecutorModesMachine.sim is None:
+            ExecutorModesMachine.sim = SimServer(seed=11, manual=True).start()
+        self.s = ExecutorModesMachine.sim
+        self.tmp = Path(tempfile.mkdtemp(prefix="pmbot-modes-"))
+        self.loop = asyncio.new_event_loop()
+        self.rig = Rig(self.s, self.tmp, settings_for(self.s, f"sqlite:///{self.tmp / 'pmbot.db'}"))
+        self.ex = {mode: self.run(handle(self.rig, dry_run=mode)) for mode in (True, False)}
+        self.sent_before = len(self.s.received_orders())
+        self.tag = self.tmp.name  # keys unique to this example: the sim outlives it
+        self.seen: set[tuple[bool, str]] = set()  # (live, key) submitted by submit_resting
+        self.rest_keys: set[str] = set()
+        self.held: dict[str, Decimal] = {}  # dry-run shares per strategy (one token)
+
+    def run(self, coro: Any) -> Any:
+        return self.loop.run_until_complete(coro)
+
+    def _intent(self, n: str, strategy: str, **kw: Any) -> Any:
+        return intent(self.s, f"{self.tag}-{n}", strategy=strategy, **kw)
+
+    @rule(live=st.booleans(), n=st.integers(0, 3), strategy=st.sampled_from(["snipe", "copy"]))
+    def submit_resting(self, live: bool, n: int, strategy: str) -> None:
+        i = self._intent(f"rest{n}", strategy, price="0.02", size="5")
+        res = self.run(self.ex[not live].submit(i))
+        assert res.dry_run is (not live)
+        assert res.duplicate == ((live, i.key) in self.seen), res
+        if not res.duplicate:
+            assert res.status is OrderStatus.LIVE, res
+        self.seen.add((live, i.key))
+        self.rest_keys.add(i.key)
+
+    @rule(n=st.integers(0, 5), strategy=st.sampled_from(["snipe", "copy"]))
+    def dry_buy(self, n: int, strategy: str) -> None:
+        i = self._intent(
+            f"buy{n}-{strategy}", strategy, price=str(best_ask(self.s)), size="5", order_type=OrderType.FOK
+        )
+        res = self.run(self.ex[True].submit(i))
+        if not res.duplicate and res.status is OrderStatus.FILLED:
+            self.held[strategy] = self.held.get(strategy, Decimal(0)) + res.filled_size
+
+    @rule(n=st.integers(0, 5), strategy=st.sampled_from(["snipe", "copy"]))
+    def dry_sell(self, n: int, strategy: str) -> None:
+        i = self._intent(f"sell{n}-{strategy}", strategy, side=Side.SELL, price=str(best_bid(self.s)), size="5")
+        i = i.__class__(**{**_fields(i), "order_type": OrderType.FOK})
+        res = self.run(self.ex[True].submit(i))
+        if res.duplicate:
+            return
+        own = self.held.get(strategy, Decimal(0))
+        others = sum(self.held.values(), Decimal(0)) - own
+        event(
+            f"sell: own {'>=' if own >= 5 else '<'} 5, others {'hold' if others else 'none'}: {res.code or res.status}"
+        )
+        if own < 5:
+            assert res.code == "no_position", res  # whatever the other strategy holds
+        else:
+            assert res.code != "no_position", res
+            if res.status is OrderStatus.FILLED:
+                self.held[strategy] = own - res.filled_size
+
+    @rule(live=st.booleans())
+    def restart(self, live: bool) -> None:
+        self.run(stop(self.rig, self.ex[not live]))
+        self.ex[not live] = self.run(handle(self.rig, dry_run=not live))
+
+    @invariant()
+    def one_record_per_key_and_mode(self) -> None:
+        rows = self.rig.store.list_orders()
+        for r in rows:
+            assert r.key.startswith(DRY_RUN_PREFIX) == r.dry_run
+        bare = [(not r.dry_run, r.key.removeprefix(DRY_RUN_PREFIX)) for r in rows]
+        resting = {(live, k) for live, k in bare if k in self.rest_keys}
+        assert resting == self.seen
+        live_sent = sum(1 for live, _ in self.seen if live)
+        assert len(self.s.received_orders()) - self.sent_before == live_sent  # dry-run never reaches the venue
+
+    @invariant()
+    def positions_per_strategy_agree(self) -> None:
+        token = self.s.current_market()["token_ids"][0]
+        for strategy in ("snipe", "copy"):
+            pos = self.rig.store.get_position(strategy, token, dry_run=True)
+            assert (pos.size if pos is not None else Decimal(0)) == self.held.get(strategy, Decimal(0))
+            assert self.ex[True].risk.held(token, strategy) == self.held.get(strategy, Decimal(0))
+
+    def teardown(self) -> None:
+        self.run(self.rig.close())
+        self.loop.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+ExecutorModesMachine.TestCase.settings = settings(
+    max_examples=10, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
+)
+TestExecutorModes = ExecutorModesMachine.TestCase
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _stop_machine_sim() -> Iterator[None]:
+    yield
+    if ExecutorModesMachine.sim is not None:
+        ExecutorModesMachine.sim.stop()
+        ExecutorModesMachine.sim = None
