@@ -226,14 +226,43 @@ async def test_kill_switch_trip_cancels_resting_buys(sim: SimServer, tmp_path: P
         resting = await a.submit(intent(sim, "rest", price="0.05", size="10"))
         assert resting.status is OrderStatus.LIVE
         await _trip_by_loss(sim, a, "a")
-        for _ in range(50):  # the cancel runs as a task right after the tripping batch
-            if not a._tasks:
-                break
-            await a._tasks.copy().pop()
         rec = r.store.get_order(resting.key)
         assert rec is not None and rec.status is OrderStatus.CANCELLED, rec  # was: kept resting (and buying)
         assert a.paper is not None and a.paper.open_orders() == []
         assert resting.key not in a.risk.open_keys()
+    finally:
+        await r.close()
+
+
+async def test_live_resting_buys_are_cancelled_at_the_venue_when_the_switch_trips(rig: Rig) -> None:
+    ex = await handle(rig, dry_run=False)
+    resting = await ex.submit(intent(rig.sim, "rest", price="0.05", size="10"))
+    assert resting.status is OrderStatus.LIVE and len(rig.sim.open_orders()) == 1
+    ex.risk.trip("operator stop")  # a manual trip; a daily-loss trip takes the same path
+    ex._save_risk_state()
+    while ex._tasks:  # the venue cancel runs as a task
+        await next(iter(ex._tasks))
+    rec = rig.store.get_order(resting.key)
+    assert rec is not None and rec.status is OrderStatus.CANCELLED, rec
+    assert rig.sim.open_orders() == [] and resting.key not in ex.risk.open_keys()
+
+
+async def test_another_processes_trip_stops_our_resting_buys_before_they_fill(
+    sim: SimServer, tmp_path: Path, db_url: str
+) -> None:
+    r = Rig(sim, tmp_path, settings_for(sim, db_url, PMBOT_RISK__DAILY_LOSS_LIMIT="0.01"))
+    try:
+        a = await handle(r, dry_run=True)
+        resting = await a.submit(intent(sim, "rest", price="0.05", size="10"))
+        b = await handle(r, dry_run=True)
+        await _trip_by_loss(sim, b, "b")
+        a.risk_sync_s = 0
+        token = sim.current_market()["token_ids"][0]
+        ts = int(sim.now() * 1000) + 1
+        assert await a.on_book(crossing_book(sim, token, Decimal("0.05"), Decimal(10), ts)) == 0  # was: bought 10
+        rec = r.store.get_order(resting.key)
+        assert rec is not None and rec.status is OrderStatus.CANCELLED and rec.filled_size == 0, rec
+        assert a.risk.kill_switch.tripped
     finally:
         await r.close()
 

@@ -220,6 +220,7 @@ class Executor:
         )
         report = await self.reconcile()
         self._started = True
+        self._on_kill_switch()  # tripped before this start: BUYs still resting from an earlier run go
         return report
 
     async def close(self) -> None:
@@ -533,13 +534,29 @@ class Executor:
 
     def _on_kill_switch(self) -> None:
         """A tripped kill switch blocks new BUYs, and cancels the BUYs still resting: they would keep
-        buying past the daily loss. (SELLs stay: reducing risk is always allowed.)"""
+        buying past the daily loss. (SELLs stay: reducing risk is always allowed.) Paper BUYs are
+        cancelled at once; live ones by a task (each a DELETE at the venue, then a settle)."""
         if not self.risk.kill_switch.tripped or self._closing:
             return
         keys = [k for k in self.risk.open_buy_keys() if k not in self._inflight and k not in self._cancelling]
-        if keys:
-            self._cancelling.update(keys)
-            self._track(asyncio.ensure_future(self._cancel_buys(keys)))
+        if not keys:
+            return
+        if self.paper is not None:
+            resting = {o.intent_key: o for o in self.paper.open_orders()}
+            with self.store.transaction():
+                for key in keys:
+                    o = resting.get(key)
+                    if o is not None and self.paper.cancel(o.order_id) is not None:
+                        self.store.set_order_status(
+                            key, OrderStatus.CANCELLED, filled_size=o.filled, detail="kill switch tripped"
+                        )
+            for key in keys:
+                if key in resting:
+                    self.risk.on_order_closed(key)
+                    self._recent.pop(key, None)
+            return
+        self._cancelling.update(keys)
+        self._track(asyncio.ensure_future(self._cancel_buys(keys)))
 
     async def _cancel_buys(self, keys: list[str]) -> None:
         for key in keys:
@@ -649,6 +666,8 @@ class Executor:
         if self.paper is None:
             return 0
         self._expire_paper()
+        self._sync_risk_state()  # a trip elsewhere (another process) must stop our resting BUYs first
+        self._on_kill_switch()
         pfills = self.paper.on_book(book)
         if not pfills:
             return 0
@@ -883,6 +902,8 @@ class Executor:
             await asyncio.sleep(every_s)
             if self.dry_run or self._closing:
                 continue
+            self._sync_risk_state()  # a resume or another process's trip reaches an idle engine too
+            self._on_kill_switch()
             try:
                 # every open live order: unknown ones settle, resting ones pick up fills the user channel missed
                 stuck = [
