@@ -414,9 +414,10 @@ class GateMachine(RuleBasedStateMachine):
         self.gate = RiskGate(limits(), self.clock)
         self.orders: dict[str, tuple[OrderIntent, D, D, D]] = {}  # key -> (intent, fee_reserve, filled, fee_paid)
         self.n = 0
-        # Independent model of the kill switch.
+        # Independent model of the kill switch, over every process of the mode (see peer_loss).
         self.realized_since_reset = D(0)
         self.tripped = False
+        self.shared: dict[str, object] | None = None  # the mode's shared risk state row
         # Independent model of the positions: (strategy, token) -> shares. A SELL reduces its own strategy's.
         self.held: dict[tuple[str, str], D] = {}
 
@@ -546,17 +547,46 @@ class GateMachine(RuleBasedStateMachine):
             if self.gate.limits.kill_switch_reset == "next_day":
                 self.tripped = False
 
+    def _sync(self) -> None:
+        """This process merges its changes into the mode's shared state (and adopts the others')."""
+        self.shared = self.gate.merge_state(self.shared)
+        assert D(self.shared["realized_today"]) == self.gate.exposure().realized_today
+        assert self.shared["tripped"] == self.gate.kill_switch.tripped
+
+    @rule(cents=st.integers(1, 300))
+    def peer_loss(self, cents: int) -> None:
+        """Another process of the mode realizes a loss and merges it; this one merges right after."""
+        self._sync()
+        peer = RiskGate(self.gate.limits, self.clock)
+        peer.merge_state(self.shared)
+        peer.on_fill(token_id="peer", condition_id="mp", side=Side.BUY, size=D(10), price=D("0.9"), strategy="x")
+        price = D("0.9") - D(cents) / 1000
+        self._realized(
+            peer.on_fill(token_id="peer", condition_id="mp", side=Side.SELL, size=D(10), price=price, strategy="x")
+        )
+        self.shared = peer.merge_state(self.shared)
+        self._sync()
+
     @rule()
     def resume(self) -> None:
-        self.gate.resume()
+        """`pmbot resume`: on the shared state (atomically, in the store), adopted by the running gate."""
+        self._sync()
+        operator = RiskGate(self.gate.limits, self.clock)
+        operator.import_state(self.shared)
+        operator.resume()
+        self.shared = operator.export_state()
+        self._sync()
         if self.tripped:
             self.tripped = False
             self.realized_since_reset = D(0)
 
     @rule()
     def restart(self) -> None:
-        """The executor restarts: kill switch and today's PnL come back from the exported state."""
+        """The executor restarts: it merged on close; kill switch and today's PnL come back from the shared
+        state."""
+        self._sync()
         exported = self.gate.export_state()
+        assert exported == self.shared
         fresh = RiskGate(self.gate.limits, self.clock)
         fresh.import_state(exported)
         assert fresh.export_state() == exported

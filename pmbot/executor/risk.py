@@ -623,6 +623,7 @@ class RiskGate:
             and self._kill_day < today
         ):
             self._kill, self._kill_day = KillSwitch(), None
+            self._pending_trip = None  # yesterday's trip, reset by the policy: not news for the shared state
 
     def _kill_text(self) -> str:
         k = self._kill
