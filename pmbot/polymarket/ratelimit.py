@@ -10,9 +10,9 @@ per 10 s and sustained per 10 min) and a request must fit both. A 429's Retry-Af
 first window: 5 599 POST /order in 10 s against 3 500 documented. The moving window cannot.)
 
 Why hand-written rather than `limits` (whose moving window is the same algorithm): its in-memory storage
-reads the wall clock (`time.time()`, which steps with NTP: a step back blocks every request for as long,
-and tests cannot inject a clock), inserts at the front of a list (O(window) per hit: 17 µs at the 300 k
-entries the dry-run benchmark keeps in one minute, vs < 1 µs for this deque) and runs a timer thread
+reads the wall clock (`time.time()`, which steps with NTP: after a step back a full window stays full
+for as long as the step, and tests cannot inject a clock), inserts at the front of a list (O(window) per hit, measured 17 µs at
+300 k entries, i.e. one minute at 5 000 orders/s, vs 0.56 µs for this deque) and runs a timer thread
 every 10 ms. The fleet-wide budget, where several processes must share one window, does use `limits`'
 Redis storage (pmbot/executor/budget.py).
 """
