@@ -13,8 +13,8 @@ Why hand-written rather than `limits` (whose moving window is the same algorithm
 reads the wall clock (`time.time()`, which steps with NTP: after a step back a full window stays full
 for as long as the step, and tests cannot inject a clock), inserts at the front of a list (O(window)
 per hit, measured 17 µs at 300 k entries, i.e. one minute at 5 000 orders/s, vs 0.56 µs for this
-deque) and runs a timer thread every 10 ms. The fleet-wide budget, where several processes must share one window, does use `limits`'
-Redis storage (pmbot/executor/budget.py).
+deque) and runs a timer thread every 10 ms. The fleet-wide budget, where several processes must share
+one window, does use `limits`' Redis storage (pmbot/executor/budget.py).
 """
 
 from __future__ import annotations
