@@ -612,3 +612,41 @@ def _stop_machine_sim() -> Iterator[None]:
     if ExecutorModesMachine.sim is not None:
         ExecutorModesMachine.sim.stop()
         ExecutorModesMachine.sim = None
+
+
+def test_migration_moves_old_dry_run_keys_into_their_space(tmp_path: Path) -> None:
+    """A database from before: dry-run keys bare, no wallets. After opening, its dry-run records are under
+    `dry-run:` (orders, events, trades alike) and a live record with the same key can be written."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from pmbot.store import migrations
+    from pmbot.store.models import Fill, OrderRecord
+
+    path = tmp_path / "old.db"
+    db = Database(sqlite3.connect(str(path), isolation_level=None))
+    old = [m for m in migrations.MIGRATIONS if m[0] in ("0001_initial", "0002_state")]
+    db.conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+    for name, fn in old:
+        fn(db)
+        db.conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    row = {
+        "strategy": "t", "token_id": "1", "condition_id": "", "side": "BUY", "price_micro": 500_000,
+        "size_micro": 10_000_000, "order_type": "GTC", "status": "filled", "filled_size_micro": 10_000_000,
+        "created_at": 1, "updated_at": 1, "metadata": "{}",
+    }  # fmt: skip
+    db["orders"].insert({**row, "key": "k", "dry_run": 1})
+    db["order_events"].insert({"order_key": "k", "status": "filled", "ts": 1, "detail": ""})
+    db.close()
+    store = SQLiteStore(path)
+    try:
+        (rec,) = store.list_orders()
+        assert rec.key == "dry-run:k" and rec.dry_run and rec.wallet == ""
+        assert [e.status for e in store.order_events("dry-run:k")] == [OrderStatus.FILLED]
+        live = OrderRecord("k", "t", "1", Side.BUY, Decimal("0.5"), Decimal(10), OrderType.GTC, dry_run=False)
+        assert store.insert_order(live)  # the live space is free
+        fill = Fill("tr", "t", "1", Side.BUY, Decimal("0.5"), Decimal(10), dry_run=True, ts=1, order_key="dry-run:k")
+        assert store.record_fill(fill)
+    finally:
+        store.close()
