@@ -33,7 +33,7 @@ import pytest
 
 from pmbot.executor.books import VenueBooks
 from pmbot.executor.budget import LocalBudget
-from pmbot.executor.engine import Executor, SubmitResult
+from pmbot.executor.engine import DRY_RUN_PREFIX, Executor, SubmitResult
 from pmbot.executor.factory import ExecutorHandle, build_executor
 from pmbot.executor.intents import OrderIntent
 from pmbot.polymarket.models import OrderBook
@@ -499,7 +499,10 @@ async def test_dry_run_on_a_dropping_market_stream_serves_every_book(rig: Rig) -
     assert books.reads == len(intents)
     assert 0 < books.inner.rest_reads < books.reads
     assert all(not r.duplicate for r in results) and len(results) == len(intents)
-    expected = {i.key: OrderStatus.FILLED if i.order_type is OrderType.FOK else OrderStatus.LIVE for i in intents}
+    expected = {
+        DRY_RUN_PREFIX + i.key: OrderStatus.FILLED if i.order_type is OrderType.FOK else OrderStatus.LIVE
+        for i in intents
+    }
     assert {r.key: r.status for r in results} == expected  # no "no_book" rejections, no FOK without a book
     stored = {r.key: r.status for r in rig.store.list_orders(query=Query(dry_run=True))}
     assert stored == expected  # every key stored once, nothing pending
@@ -555,6 +558,8 @@ async def test_paper_crash_mid_burst_then_restart_leaves_nothing_pending(rig: Ri
     for f in orphans:  # their callers died with the crash; mark their errors seen so asyncio does not log them
         if f.done() and not f.cancelled():
             f.exception()
+    for release in first._cleanup:  # a dead process's file locks (its paper wallet's among them) go with it
+        release()
 
     before = {r.key: r for r in rig.store.list_orders()}
     assert len(before) == 3 * batch  # two batches done, the third written ahead and cut off
@@ -585,11 +590,16 @@ async def test_paper_crash_mid_burst_then_restart_leaves_nothing_pending(rig: Ri
             else:
                 assert not r.duplicate and r.status in (OrderStatus.LIVE, OrderStatus.FILLED)
         final = store.list_orders()
-        assert len(final) == len(intents) and {r.key for r in final} == {i.key for i in intents}
+        assert len(final) == len(intents) and {r.key for r in final} == {DRY_RUN_PREFIX + i.key for i in intents}
         assert not [r for r in final if r.status in UNSETTLED]
         fills_after = Counter(t.fill.order_key for t in store.list_trades())
         assert all(fills_after[k] == n for k, n in fills_before.items())  # no stored key executed again
-        fok = {i.key for i in intents if i.order_type is OrderType.FOK and (i.key not in before or i.key in never_ran)}
+        fok = {
+            DRY_RUN_PREFIX + i.key
+            for i in intents
+            if i.order_type is OrderType.FOK
+            and (DRY_RUN_PREFIX + i.key not in before or DRY_RUN_PREFIX + i.key in never_ran)
+        }
         assert {k for k in fills_after if k not in before or k in never_ran} == fok
         assert all(
             [e.status for e in store.order_events(k)].count(OrderStatus.PENDING) == (2 if k in never_ran else 1)

@@ -24,13 +24,21 @@ For every intent, in this order, and never otherwise:
 6. **Record.** Every state change and every fill is stored; positions update with the fills.
 
 Dry-run and live are two executors with separate risk state and separate records (`dry_run` on
-every order and trade), so a paper loss never trips the live kill switch or the other way round.
+every order and trade), so a paper loss never trips the live kill switch or the other way round. Their
+idempotency keys are separate spaces too: a dry-run order is stored under `dry-run:<key>`, so a signal
+rehearsed in dry-run is still executed when it comes again live (and is never answered "duplicate" by
+the other mode's record).
+
+Every order carries its wallet (live: the maker address; dry-run: `paper:<run id>`, each process's own
+paper wallet). An executor settles only its own wallet's orders: another wallet's live orders, or a
+running dry-run process's resting paper orders, are never touched (a dead dry-run process's are).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
@@ -77,6 +85,7 @@ _CENT = Decimal("0.01")
 _FEE_Q = Decimal("0.00001")
 _BUDGET_RETRY_S = 5.0
 _RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
+DRY_RUN_PREFIX = "dry-run:"  # dry-run keys are stored under this prefix: a separate idempotency space
 NON_FINAL = (
     OrderStatus.PENDING,
     OrderStatus.SUBMITTED,
@@ -153,6 +162,8 @@ class Executor:
         perf: Callable[[], float] = time.perf_counter,
         strategy_meta: dict[str, Any] | None = None,
         unknown_grace_s: float = 5.0,
+        wallet: str | None = None,
+        owner_gone: Callable[[str], bool] | None = None,
     ) -> None:
         if dry_run and (paper is None or books is None):
             raise ValueError("a dry-run executor needs a paper exchange and a book source")
@@ -188,6 +199,20 @@ class Executor:
         # An order whose POST got no answer is "not placed" only if the venue still does not know it after
         # this long: the venue may process a request the client already gave up on.
         self.unknown_grace_s = unknown_grace_s
+        if wallet is None:
+            wallet = (
+                f"paper:{secrets.token_hex(6)}"
+                if dry_run
+                else str(getattr(getattr(trading, "signer", None), "maker", ""))
+            )
+        self.wallet = wallet.lower()
+        # Dry-run: is the process that owned paper wallet `w` gone (so that its resting orders may be closed)?
+        self.owner_gone: Callable[[str], bool] = owner_gone or (lambda w: False)
+        # The kill switch and today's PnL are shared with other processes of this mode (see RiskGate.merge_state):
+        # re-read at most this often (real seconds) before risk-checking a batch, so `pmbot resume` reaches us.
+        self.risk_sync_s = 1.0
+        self._risk_synced = float("-inf")
+        self._cancelling: set[str] = set()  # BUYs being cancelled because the kill switch tripped
 
     @property
     def mode(self) -> str:
@@ -201,15 +226,14 @@ class Executor:
     async def start(self) -> dict[str, int]:
         """Restore risk state and positions, then settle every order a previous run left open.
         Intents are accepted only after this returns."""
-        state = self.store.get_state(f"risk:{self.mode}")
-        if state:
-            self.risk.import_state(state)
-        self._risk_state = self.risk.export_state()
+        self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
+        self._risk_synced = self._perf()
         self.risk.load_positions(
             p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
         )
         report = await self.reconcile()
         self._started = True
+        self._on_kill_switch()  # tripped before this start: BUYs still resting from an earlier run go
         return report
 
     async def close(self) -> None:
@@ -258,6 +282,11 @@ class Executor:
     async def submit(self, intent: OrderIntent) -> SubmitResult:
         """Execute one intent (or return what became of it, if its key was seen before)."""
         validate_intent(intent)  # a malformed intent is a strategy bug: raise, store nothing
+        if intent.key.startswith(DRY_RUN_PREFIX) != self.dry_run:
+            if self.dry_run:
+                intent = replace(intent, key=DRY_RUN_PREFIX + intent.key)  # the dry-run key space
+            else:
+                raise InputError(f"key {intent.key} is a dry-run key; a live order needs its own key")
         if not self._started:
             # start() settles what an earlier run left open; sending before that could duplicate it.
             raise PmbotError("the executor was not started", hint="await executor.start() first; it reconciles")
@@ -342,6 +371,7 @@ class Executor:
         """Risk-check, sign (live) and store a batch write-ahead in one commit. Returns what may be sent."""
         candidates: list[_Work] = []
         rejected: list[tuple[_Work, OrderStatus, str, str]] = []  # stored final: REJECTED or NOT_SENT
+        self._sync_risk_state()
         stored = self.store.get_orders(w.intent.key for w in batch)
         for w in batch:
             intent = w.intent
@@ -507,6 +537,7 @@ class Executor:
             created_at=now,
             updated_at=now,
             metadata={"signal_ms": intent.signal_ms, **dict(intent.meta)},
+            wallet=self.wallet,
         )
 
     def _finish(
@@ -543,17 +574,66 @@ class Executor:
         return result
 
     def _save_risk_state(self, *, force: bool = False) -> None:
-        """Persist the gate's state when it changed (a tripped kill switch must survive a restart)."""
-        state = self.risk.export_state()
-        if force or state != self._risk_state:
-            self.store.set_state(f"risk:{self.mode}", state)
-            self._risk_state = state
+        """Merge the gate's changes (PnL realized, a trip) into the mode's shared risk state: a tripped kill
+        switch must survive a restart, and must not be reset by another process that closes later."""
+        if force or self.risk.dirty:
+            self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
+            self._risk_synced = self._perf()
+        self._on_kill_switch()
+
+    def _sync_risk_state(self) -> None:
+        """Adopt what other processes (or `pmbot resume`) changed in the shared risk state, at most every
+        `risk_sync_s`: one small read, so a resume or another process's trip reaches a running engine."""
+        if self.risk.dirty or self._perf() - self._risk_synced >= self.risk_sync_s:
+            try:
+                stored = self.store.get_state(f"risk:{self.mode}")
+                if self.risk.dirty or stored != self._risk_state:
+                    self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
+                self._risk_synced = self._perf()
+            except StoreError as e:
+                log.warning("risk state not synced: %s", e.message)
+
+    def _on_kill_switch(self) -> None:
+        """A tripped kill switch blocks new BUYs, and cancels the BUYs still resting: they would keep
+        buying past the daily loss. (SELLs stay: reducing risk is always allowed.) Paper BUYs are
+        cancelled at once; live ones by a task (each a DELETE at the venue, then a settle)."""
+        if not self.risk.kill_switch.tripped or self._closing:
+            return
+        keys = [k for k in self.risk.open_buy_keys() if k not in self._inflight and k not in self._cancelling]
+        if not keys:
+            return
+        if self.paper is not None:
+            resting = {o.intent_key: o for o in self.paper.open_orders()}
+            with self.store.transaction():
+                for key in keys:
+                    o = resting.get(key)
+                    if o is not None and self.paper.cancel(o.order_id) is not None:
+                        self.store.set_order_status(
+                            key, OrderStatus.CANCELLED, filled_size=o.filled, detail="kill switch tripped"
+                        )
+            for key in keys:
+                if key in resting:
+                    self.risk.on_order_closed(key)
+                    self._recent.pop(key, None)
+            return
+        self._cancelling.update(keys)
+        self._track(asyncio.ensure_future(self._cancel_buys(keys)))
+
+    async def _cancel_buys(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.cancel(key, why="kill switch tripped")
+            except PmbotError as e:
+                log.warning("kill switch: could not cancel %s: %s", key, e.message)
+            finally:
+                self._cancelling.discard(key)
 
     # ---------------------------------------------------------------------------------- dry-run
 
     async def _execute_paper(self, batch: list[_Work]) -> None:
         assert self.paper is not None
         assert self.books is not None
+        self._expire_paper()
         outcomes: list[tuple[_Work, OrderStatus, str | None, str | None, list[PaperFill], str]] = []
         ready: list[tuple[_Work, OrderBook]] = []
         for w in batch:  # every await first (budget, books) ...
@@ -630,6 +710,21 @@ class Executor:
                 self._budget_retry_at = time.monotonic() + _BUDGET_RETRY_S
         await self._local_budget.acquire()
 
+    def _expire_paper(self) -> None:
+        """GTD paper orders past their expiration leave the paper book, the store and the gate."""
+        assert self.paper is not None
+        due = self.paper.expire_due()
+        if not due:
+            return
+        with self.store.transaction():
+            for o in due:
+                self.store.set_order_status(
+                    o.intent_key, OrderStatus.EXPIRED, filled_size=o.filled, detail="paper: GTD expired"
+                )
+        for o in due:
+            self.risk.on_order_closed(o.intent_key)
+            self._recent.pop(o.intent_key, None)
+
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
         return _fill(
             intent, f"paper:{f.trade_id}", f.token_id, f.price, f.size, f.fee, f.ts_ms, f.order_id, f.liquidity, True
@@ -647,12 +742,16 @@ class Executor:
             fee=fee,
             order_key=intent.key,
             ts_ms=ts_ms,
+            strategy=intent.strategy,
         )
 
     async def on_book(self, book: OrderBook) -> int:
         """Dry-run: a newer book may cross resting paper orders. Returns how many fills it made."""
         if self.paper is None:
             return 0
+        self._expire_paper()
+        self._sync_risk_state()  # a trip elsewhere (another process) must stop our resting BUYs first
+        self._on_kill_switch()
         pfills = self.paper.on_book(book)
         if not pfills:
             return 0
@@ -880,7 +979,7 @@ class Executor:
         was never placed, and is rejected (never re-sent). Dry-run: the paper book does not survive a
         restart, so resting paper orders are cancelled and unsent ones stored `not_sent`."""
         report: dict[str, int] = {}
-        open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if o.dry_run == self.dry_run]
+        open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if self._settles(o)]
         for rec in open_orders:
             if rec.key in self._inflight:
                 continue  # being sent by this process right now
@@ -897,12 +996,14 @@ class Executor:
             await asyncio.sleep(every_s)
             if self.dry_run or self._closing:
                 continue
+            self._sync_risk_state()  # a resume or another process's trip reaches an idle engine too
+            self._on_kill_switch()
             try:
                 # every open live order: unknown ones settle, resting ones pick up fills the user channel missed
                 stuck = [
                     o
                     for o in self.store.list_orders(statuses=NON_FINAL)
-                    if not o.dry_run and o.key not in self._inflight
+                    if self._settles(o) and o.key not in self._inflight
                 ]
             except PmbotError as e:
                 log.warning("reconciler: %s", e.message)
@@ -918,6 +1019,15 @@ class Executor:
         self.store.set_order_status(rec.key, status, error=why if status is OrderStatus.NOT_SENT else None, detail=why)
         self._recent.pop(rec.key, None)
         return status
+
+    def _settles(self, rec: OrderRecord) -> bool:
+        """Is `rec` this executor's to settle? Its own wallet's orders, rows from before wallets were
+        recorded (''), and dry-run: the orders of a paper wallet whose process is gone."""
+        if rec.dry_run != self.dry_run:
+            return False
+        if rec.wallet in (self.wallet, ""):
+            return True
+        return self.dry_run and self.owner_gone(rec.wallet)
 
     def _lock_for(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -1032,12 +1142,18 @@ class Executor:
 
     # ----------------------------------------------------------------------------------- cancel
 
-    async def cancel(self, key: str) -> OrderRecord:
+    async def cancel(self, key: str, *, why: str = "cancelled by request") -> OrderRecord:
         rec = self.store.get_order(key)
         if rec is None:
             raise StoreError(f"no order with key {key!r}", hint="`pmbot trades` / the orders table list keys")
         if rec.status.is_final:
             return rec
+        if not self._settles(rec):
+            owner = f"dry-run process {rec.wallet}" if rec.dry_run else f"wallet {rec.wallet}"
+            raise InputError(
+                f"order {key} belongs to {owner}, not this {self.mode} executor ({self.wallet})",
+                hint="cancel it from the process (or with the wallet) that placed it",
+            )
         if key in self._inflight:
             raise InputError(f"order {key} is still being sent; cancel it once it is acknowledged")
         if self.dry_run:
@@ -1064,7 +1180,7 @@ class Executor:
         self.risk.on_order_closed(key)
         self._save_risk_state()
         self._recent.pop(key, None)
-        return self.store.update_order(key, OrderStatus.CANCELLED, detail="cancelled by request")
+        return self.store.update_order(key, OrderStatus.CANCELLED, detail=why)
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -7,9 +7,11 @@ price, as a maker (no fee). Taker fees follow the market's FeeSchedule when `fee
 Two rules keep paper results honest:
 - the balance never goes negative: a BUY is refused unless its whole cost (fills + fees + the reserve for
   a resting remainder) fits in the available balance; it is never resized;
-- liquidity taken from one book snapshot stays taken: a per-token overlay subtracts what we consumed
-  until a newer snapshot (other timestamp/hash) arrives. The venue's next book does not know about our
-  paper trades, so after that the same liquidity can be taken again: an optimistic approximation.
+- liquidity taken from one book snapshot stays taken: an overlay subtracts what we consumed until a newer
+  snapshot (other timestamp/hash) of that token arrives. The venue's next book does not know about our
+  paper trades, so after that the same liquidity can be taken again: an optimistic approximation. The
+  overlay is per market, across both outcomes: the venue shows each resting order in both books (an Up
+  bid at p is the Down ask at 1 − p), so what was taken through one book is gone from the other too.
 
 Paper orders live in memory only: after a restart the executor closes the ones the store lists as open.
 """
@@ -143,18 +145,48 @@ class _Resting:
 
 
 @dataclass(slots=True)
-class _Overlay:
-    """Liquidity we took from one book snapshot: (side of the book, price) -> shares."""
+class _Taken:
+    """Liquidity we took from one token's book snapshot: (side of the book, price) -> shares."""
 
     stamp: tuple[int, str]
     taken: dict[tuple[str, Decimal], Decimal] = field(default_factory=dict)
 
+
+_MIRROR = {"bid": "ask", "ask": "bid"}
+_ONE = Decimal(1)
+
+
+class _MarketOverlay:
+    """What we took in one market, per token. The other outcome's book mirrors this one: its ask at 1 − p
+    is our bid at p (the same resting order, matched by minting) and its bid at 1 − p our ask at p (merging)."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, _Taken] = {}
+
+    def taken(self, token_id: str, book_side: str, price: Decimal) -> Decimal:
+        total = _ZERO
+        mirrored = (_MIRROR[book_side], _ONE - price)
+        for token, t in self.tokens.items():
+            total += t.taken.get((book_side, price) if token == token_id else mirrored, _ZERO)
+        return total
+
+
+@dataclass(slots=True)
+class _Overlay:
+    """One token's view of its market's overlay: what is still free at a level, and taking from it."""
+
+    market: _MarketOverlay
+    token_id: str
+
     def free(self, book_side: str, level: BookLevel) -> Decimal:
-        return max(level.size - self.taken.get((book_side, level.price), _ZERO), _ZERO)
+        return max(level.size - self.market.taken(self.token_id, book_side, level.price), _ZERO)
 
     def take(self, book_side: str, price: Decimal, size: Decimal) -> None:
+        own = self.market.tokens[self.token_id].taken
         key = (book_side, price)
-        self.taken[key] = self.taken.get(key, _ZERO) + size
+        own[key] = own.get(key, _ZERO) + size
 
 
 def _default_order_id(intent: OrderIntent) -> str:
@@ -235,8 +267,9 @@ class PaperExchange:
         self._shares: dict[str, Decimal] = {k: v for k, v in (positions or {}).items() if v > 0}
         self._resting = _RestingBook()
         self._seen: set[str] = set()  # every order id accepted: a resubmitted intent is refused, not refilled
-        self._overlays: dict[str, _Overlay] = {}
+        self._overlays: dict[str, _MarketOverlay] = {}
         self._seq = 0
+        self._next_expiry = float("inf")  # no resting GTD order expires before this (epoch s): cheap expire_due
 
     # ---------------------------------------------------------------------------------- wallet
 
@@ -354,6 +387,8 @@ class PaperExchange:
             fills.append(self._fill(order, p, q, fee, "taker"))
         if rest > 0:
             self._resting[oid] = order
+            if intent.order_type is OrderType.GTD:
+                self._next_expiry = min(self._next_expiry, intent.expiration_s)
         if complete:
             status = OrderStatus.FILLED
         elif not rests:
@@ -377,9 +412,13 @@ class PaperExchange:
     def expire_due(self) -> list[PaperOrder]:
         """Remove GTD orders whose expiration has passed (the executor calls this on a timer)."""
         now = self._clock()
+        if now < self._next_expiry:
+            return []
         due = [r for r in self._resting.values() if _expired(r.intent, now)]
         for r in due:
             del self._resting[r.order_id]
+        gtd = [r.intent.expiration_s for r in self._resting.values() if r.intent.order_type is OrderType.GTD]
+        self._next_expiry = min(gtd, default=float("inf"))
         return [r.snapshot(OrderStatus.EXPIRED) for r in due]
 
     # ---------------------------------------------------------------------------- market data
@@ -434,11 +473,14 @@ class PaperExchange:
 
     def _overlay_for(self, book: OrderBook) -> _Overlay:
         stamp = (book.timestamp_ms, book.hash)
-        overlay = self._overlays.get(book.token_id)
+        market = self._overlays.get(book.market or book.token_id)
+        if market is None:
+            market = self._overlays[book.market or book.token_id] = _MarketOverlay()
+        mine = market.tokens.get(book.token_id)
         # An older snapshot arriving late keeps the newer overlay: taken liquidity stays taken (conservative).
-        if overlay is None or (stamp != overlay.stamp and book.timestamp_ms >= overlay.stamp[0]):
-            overlay = self._overlays[book.token_id] = _Overlay(stamp)
-        return overlay
+        if mine is None or (stamp != mine.stamp and book.timestamp_ms >= mine.stamp[0]):
+            market.tokens[book.token_id] = _Taken(stamp)
+        return _Overlay(market, book.token_id)
 
     def _queue(self, token_id: str) -> list[_Resting]:
         """Live resting orders in `token_id`, best price first, then oldest first."""

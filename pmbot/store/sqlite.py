@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -526,6 +526,17 @@ class SQLiteStore:
                 " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (name, text, self._now()),
             )
+
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
+        with self._write() as conn:  # BEGIN IMMEDIATE: no other process writes between our read and write
+            found = conn.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+            value = dict(merge(json.loads(found[0]) if found else None))
+            conn.execute(
+                "INSERT INTO state (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (name, json.dumps(value, sort_keys=True, default=str), self._now()),
+            )
+        return value
 
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
