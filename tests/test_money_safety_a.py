@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from pmbot.errors import InputError, StoreError
-from pmbot.executor.engine import Executor, buy_fee_reserve
+from pmbot.executor.engine import DRY_RUN_PREFIX, Executor, buy_fee_reserve
 from pmbot.executor.intents import OrderIntent
 from pmbot.polymarket.models import BookLevel, FeeSchedule, MarketParams, OrderBook, UserTrade
 from pmbot.polymarket.schemas import rest
@@ -39,6 +39,11 @@ async def rig(sim: SimServer, tmp_path: Path, db_url: str) -> AsyncIterator[Rig]
     r = Rig(sim, tmp_path, settings_for(sim, db_url))
     yield r
     await r.close()
+
+
+def sk(key: str, dry_run: bool) -> str:
+    """The key an intent is stored under: dry-run keys live in their own space (issue 9 #7)."""
+    return DRY_RUN_PREFIX + key if dry_run else key
 
 
 def _trades_of(rig: Rig, key: str, *, dry_run: bool) -> list[Any]:
@@ -253,16 +258,16 @@ async def test_an_intent_that_never_reached_the_venue_can_be_retried_under_its_k
     rig.sim.set_faults(server_error=50, server_error_path="/book")  # the venue is down for the fetch
     first = await ex.submit(it)
     assert first.status is OrderStatus.NOT_SENT and first.code == "no_market", first
-    rec = rig.store.get_order(it.key)
+    rec = rig.store.get_order(sk(it.key, dry_run))
     assert rec is not None and rec.status is OrderStatus.NOT_SENT
     rig.sim.clear_faults()
     again, twice = await asyncio.gather(ex.submit(it), ex.submit(it))  # the strategy signals again (twice)
     assert not again.duplicate and again.status is OrderStatus.LIVE, again  # was: "already known: not sent"
     assert twice.duplicate and twice.status is OrderStatus.LIVE
     assert len(rig.sim.received_orders()) == (0 if dry_run else 1)
-    rec = rig.store.get_order(it.key)
+    rec = rig.store.get_order(sk(it.key, dry_run))
     assert rec is not None and rec.status is OrderStatus.LIVE
-    events = [e.status for e in rig.store.order_events(it.key)]
+    events = [e.status for e in rig.store.order_events(sk(it.key, dry_run))]
     # stored not_sent, then the retry written ahead like any intent, then sent
     assert events[:2] == [OrderStatus.NOT_SENT, OrderStatus.PENDING] and events[-1] is OrderStatus.LIVE
 
@@ -306,7 +311,7 @@ async def test_a_never_sent_record_is_taken_over_by_one_retry_only(rig: Rig) -> 
         ex2 = (await other.executor(dry_run=True)).executor
         a, b = await asyncio.gather(ex1.submit(it), ex2.submit(it))
         assert sorted([a.duplicate, b.duplicate]) == [False, True]
-        events = [e.status for e in rig.store.order_events(it.key)]
+        events = [e.status for e in rig.store.order_events(sk(it.key, True))]
         assert events.count(OrderStatus.PENDING) == 1  # taken over once, not twice
     finally:
         await other.close()
@@ -366,7 +371,7 @@ async def test_a_storage_failure_of_one_row_fails_only_its_intent(rig: Rig, monk
     ex = (await rig.executor(dry_run=True)).executor
     its = [intent(rig.sim, f"b{n}", price=str(best_ask(rig.sim)), order_type=OrderType.FOK) for n in range(3)]
     original = rig.store.insert_order
-    broken = {its[1].key}
+    broken = {sk(its[1].key, True)}
 
     def insert(order: Any) -> bool:
         if order.key in broken:
@@ -464,16 +469,16 @@ async def test_a_book_crossing_during_a_paper_batch_is_neither_lost_nor_overwrit
     outcomes = await asyncio.gather(ex.submit(resting), ex.submit(later), return_exceptions=True)
     assert not any(isinstance(o, BaseException) for o in outcomes), outcomes
     for key in (resting.key, later.key):
-        rec = rig.store.get_order(key)
+        rec = rig.store.get_order(sk(key, True))
         assert rec is not None
-        stored = sum((f.size for f in _trades_of(rig, key, dry_run=True)), D(0))
+        stored = sum((f.size for f in _trades_of(rig, sk(key, True), dry_run=True)), D(0))
         assert rec.filled_size == stored, (rec, stored)  # the record and its trades agree
     # the resting order still rests on the paper book and fills on the next crossing book
     crossed = OrderBook(token_id=token, market="m", bids=(), asks=(BookLevel(D("0.05"), D(10)),),
                         timestamp_ms=10**13, hash="again")  # fmt: skip
     assert await ex.on_book(crossed) >= 1
-    rec = rig.store.get_order(resting.key)
-    stored = sum((f.size for f in _trades_of(rig, resting.key, dry_run=True)), D(0))
+    rec = rig.store.get_order(sk(resting.key, True))
+    stored = sum((f.size for f in _trades_of(rig, sk(resting.key, True), dry_run=True)), D(0))
     assert rec is not None and rec.filled_size == stored and stored > 0
 
 
@@ -494,7 +499,7 @@ async def test_redis_dying_mid_run_falls_back_to_the_local_budget(
             its = [intent(sim, f"r{n}", price=str(ask), size="5", order_type=OrderType.FOK) for n in range(2)]
             results = await ex.submit_many(its)
             assert [x.status for x in results] == [OrderStatus.FILLED] * 2, results
-            assert all(_trades_of(r, i.key, dry_run=dry_run) for i in its)
+            assert all(_trades_of(r, sk(i.key, dry_run), dry_run=dry_run) for i in its)
             assert not [o for o in r.store.list_orders() if not o.status.is_final]
             assert ex.risk.open_keys() == frozenset()
         finally:
@@ -599,7 +604,7 @@ class ExecutorMachine(RuleBasedStateMachine):
     def _intent(self, price: Decimal, size: Decimal, kind: OrderType) -> OrderIntent:
         self.n += 1
         return OrderIntent(
-            key=f"m{self.n}", strategy="m", token_id=self.TOKEN, condition_id="c", side=Side.BUY, price=price,
+            key=f"{DRY_RUN_PREFIX}m{self.n}", strategy="m", token_id=self.TOKEN, condition_id="c", side=Side.BUY, price=price,
             size=size, order_type=kind, signal_ms=0,
         )  # fmt: skip
 

@@ -109,7 +109,7 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
 
     async def settle(venue: Venue) -> None:
         try:
-            _report_settlements(await check_and_settle(a.store, venue, a.clock))
+            _report_settlements(await check_and_settle(a.store, venue, a.clock, risk_limits=a.settings.risk))
         except VenueError as e:
             failed["settle"] = e.message
 

@@ -63,6 +63,7 @@ from pmbot.executor.risk import RiskGate, max_taker_fee
 from pmbot.polymarket.models import (
     BookSnapshot,
     MarketParams,
+    MarketResolved,
     OrderBook,
     PriceChange,
     UserOrderEvent,
@@ -74,9 +75,11 @@ from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
 
 if TYPE_CHECKING:
+    from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.signing import SignedOrder
     from pmbot.polymarket.streams import MarketStream, UserStream
     from pmbot.polymarket.trading import TradingClient
+    from pmbot.settle import Resolution, Settlement
 
 log = logging.getLogger("pmbot.executor")
 
@@ -776,8 +779,16 @@ class Executor:
 
     async def follow_books(self, stream: MarketStream) -> None:
         """Dry-run: feed every book change of `stream` to the paper exchange, so resting paper orders
-        fill when the real book crosses them. Runs until the stream closes."""
+        fill when the real book crosses them; in either mode, a `market_resolved` is applied at once
+        (`apply_resolution`). Runs until the stream closes."""
         async for event in stream:
+            if isinstance(event, MarketResolved):
+                from pmbot.settle import resolution_from_event
+
+                resolution = resolution_from_event(event)
+                if resolution is not None:
+                    self.apply_resolution(resolution)
+                continue
             if isinstance(event, BookSnapshot):
                 tokens = {event.book.token_id}
             elif isinstance(event, PriceChange):
@@ -788,6 +799,73 @@ class Executor:
                 local = stream.books.get(token)
                 if local is not None and local.synced and self.paper is not None and self.paper.open_orders(token):
                     await self.on_book(local.snapshot())
+
+    # ---------------------------------------------------------------------------- resolutions
+
+    def apply_resolution(self, resolution: Resolution) -> list[Settlement]:
+        """A market resolved: its payouts reach the store, the risk gate and the paper wallet at once.
+
+        - The store records every open position's payout once (deterministic trade ids), whichever
+          process learns of it first. The PnL of the payouts this call recorded counts towards today's
+          loss of their mode (and may trip the kill switch); a payout recorded earlier (`pmbot settle`,
+          another engine) was counted by whoever recorded it.
+        - The gate drops its holdings of the market's tokens either way: their cost stops counting as
+          exposure, and a losing position no longer sits open at cost.
+        - The paper wallet cancels the market's resting paper orders and is paid 1 or 0 per share.
+        Returns the settlements this call recorded."""
+        from pmbot.settle import count_in_risk_state, record_settlements
+
+        now = self._now_ms()
+        if self.paper is not None:
+            cancelled = []
+            for token in resolution.token_ids:
+                cancelled += self.paper.redeem(token, resolution.payout(token))[1]
+            if cancelled:
+                with self.store.transaction():
+                    for o in cancelled:
+                        self.store.set_order_status(
+                            o.intent_key, OrderStatus.CANCELLED, filled_size=o.filled, detail="paper: market resolved"
+                        )
+                for o in cancelled:
+                    self.risk.on_order_closed(o.intent_key)
+                    self._recent.pop(o.intent_key, None)
+        settlements = record_settlements(self.store, [resolution], now)
+        for token in resolution.token_ids:
+            self.risk.on_resolution(token, resolution.payout(token), ts_ms=now, count_realized=False)
+        for st in settlements:
+            if st.dry_run == self.dry_run and st.realized_pnl:
+                self.risk.add_realized(st.realized_pnl, now)
+        # the other mode's positions in this market were paid too: count them in that mode's state
+        count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
+        self._save_risk_state()
+        return settlements
+
+    async def settle_resolved(self, venue: Venue) -> list[Settlement]:
+        """Look up whether the markets this engine holds (or rests orders in) have resolved, and apply
+        each resolution (`apply_resolution`). Raises VenueError when Gamma cannot be reached."""
+        from pmbot.settle import SettleResult, find_resolutions
+
+        tokens = {h.token_id for h in self.risk.holdings() if h.size > 0}
+        if self.paper is not None:
+            tokens |= {o.token_id for o in self.paper.open_orders()}
+        result = SettleResult()
+        resolutions = await find_resolutions(venue, sorted(tokens), result)
+        for w in result.warnings:
+            log.warning("%s", w)
+        out: list[Settlement] = []
+        for r in resolutions:
+            out += self.apply_resolution(r)
+        return out
+
+    async def run_settler(self, venue: Venue, every_s: float = 60.0) -> None:
+        """Background: `settle_resolved` every `every_s` until cancelled (run-all runs it). A venue
+        failure is logged and retried at the next round."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.settle_resolved(venue)
+            except VenueError as e:
+                log.warning("resolutions not checked: %s", e.message)
 
     async def follow_user(self, stream: UserStream) -> None:
         """Live: the user channel says one of our orders traded or changed; settle it from the venue

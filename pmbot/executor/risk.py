@@ -406,9 +406,23 @@ class RiskGate:
         self._add_realized(realized, ts_ms)
         return realized
 
-    def on_resolution(self, token_id: str, payout: Decimal, *, ts_ms: int | None = None) -> Decimal:
-        """The market resolved: what is held of `token_id` is redeemed at `payout` (1 won, 0 lost)."""
+    def on_resolution(
+        self, token_id: str, payout: Decimal, *, ts_ms: int | None = None, count_realized: bool = True
+    ) -> Decimal:
+        """The market resolved: what is held of `token_id` is redeemed at `payout` (1 won, 0 lost).
+
+        `count_realized=False` only drops the holdings (their cost stops counting as exposure): the
+        realized PnL is counted by whichever process recorded the payout (`add_realized`), so a payout
+        that several processes learn of counts once towards the daily loss."""
         self._roll_day()
+        if not count_realized:
+            realized_micro = 0
+            for (_, token), holding in self._holdings.items():
+                if token == token_id and holding.book.size > 0:
+                    realized_micro += ledger.apply(
+                        holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
+                    )[1]
+            return from_micro(realized_micro)
         realized_micro = 0
         for (_, token), holding in self._holdings.items():
             if token == token_id and holding.book.size > 0:
@@ -592,6 +606,12 @@ class RiskGate:
         order = self._open.get(key)
         if order is not None and order.remaining == 0:
             self._open.remove(key)
+
+    def add_realized(self, realized: Decimal, ts_ms: int | None = None) -> None:
+        """PnL realized outside a fill this gate saw (a resolution's payout recorded by this process):
+        it counts towards today's loss and may trip the kill switch; merged by `merge_state`."""
+        self._roll_day()
+        self._add_realized(realized, ts_ms)
 
     def _add_realized(self, realized: Decimal, ts_ms: int | None) -> None:
         if ts_ms is not None and _day_of(ts_ms / 1000) < self._day:
