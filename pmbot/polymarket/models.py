@@ -96,6 +96,9 @@ class Market:
     event_slug: str | None = None
     series_slug: str | None = None
     gamma_id: str | None = None
+    description: str = ""  # the market's rules text (Gamma description): how it resolves
+    resolution_source: str = ""  # Gamma resolutionSource (a Chainlink stream URL for crypto Up/Down)
+    price_to_beat: Decimal | None = None  # Up/Down: the window's opening reference (event eventMetadata)
 
     @property
     def token_ids(self) -> tuple[str, ...]:

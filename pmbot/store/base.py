@@ -12,6 +12,8 @@ from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
 from pmbot.store.models import (
+    BacktestRun,
+    DecisionRow,
     ExecutionLog,
     Fill,
     Learning,
@@ -148,3 +150,28 @@ class Store(Protocol):
     def log_execution(self, entry: ExecutionLog) -> int: ...
 
     def list_execution_logs(self, query: Query | None = None) -> list[ExecutionLog]: ...
+
+    # Strategy decisions and backtests (migration 0007_decisions_backtests)
+    def record_decisions(self, decisions: Iterable[DecisionRow]) -> int:
+        """Append decisions in one transaction. Returns how many were stored."""
+        ...
+
+    def list_decisions(
+        self,
+        *,
+        mode: str | None = None,
+        run_id: str | None = None,
+        strategy: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[DecisionRow]:
+        """Newest first. `mode` None means live and dry-run (never backtest: ask for it by mode or run id)."""
+        ...
+
+    def save_backtest(self, run: BacktestRun) -> None: ...
+
+    def get_backtest(self, run_id: str) -> BacktestRun | None: ...
+
+    def list_backtests(self, limit: int | None = None) -> list[BacktestRun]:
+        """Newest first."""
+        ...

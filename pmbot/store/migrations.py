@@ -228,6 +228,42 @@ def _mode_keys(db: Database) -> None:
         db.execute(f"UPDATE {table} SET {col} = 'dry-run:' || {col} WHERE {where} AND {col} NOT LIKE 'dry-run:%'")
 
 
+def _decisions_backtests(db: Database) -> None:
+    # Every strategy decision (signal, skip with its reason, warning, error), so reports show why it bought
+    # or did not. `mode` is live | dry-run | backtest; `run_id` is the process's run (or the backtest's run
+    # id): a backtest's decisions never appear under the dry-run or live filters.
+    db.table("decisions").create(
+        {
+            "id": int,
+            "ts": int,
+            "strategy": str,
+            "kind": str,
+            "reason": str,
+            "condition_id": str,
+            "token_id": str,
+            "intent_key": str,
+            "detail": str,
+            "run_id": str,
+            "mode": str,
+            "dry_run": int,
+        },
+        pk="id",
+        not_null={"ts", "strategy", "kind", "reason", "run_id", "mode", "dry_run"},
+        defaults={"condition_id": "", "token_id": "", "detail": "{}"},
+    )
+    db.table("decisions").create_index(["mode", "ts"])
+    db.table("decisions").create_index(["run_id", "ts"])
+    db.table("decisions").create_index(["strategy", "ts"])
+    # Backtest results, kept apart from the orders/trades ledger: a backtest never writes there.
+    # `result` is the run's JSON summary exactly as `pmbot backtest snipe --json` prints it.
+    db.table("backtest_runs").create(
+        {"run_id": str, "created_at": int, "strategy": str, "scenario": str, "params": str, "result": str},
+        pk="run_id",
+        not_null={"created_at", "strategy", "scenario", "params", "result"},
+    )
+    db.table("backtest_runs").create_index(["created_at"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
@@ -235,6 +271,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_not_sent", _not_sent),
     ("0005_order_wallet", _order_wallet),
     ("0006_mode_keys", _mode_keys),
+    ("0007_decisions_backtests", _decisions_backtests),
 ]
 
 

@@ -222,3 +222,38 @@ class ExecutionLog:
     latency_ms: Decimal | None = None
     ts: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class DecisionRow:
+    """One stored strategy decision (pmbot.strategies.base.Decision plus where it was made).
+
+    `mode` is "live", "dry-run" or "backtest"; `run_id` is the runner's run (a backtest's run id)."""
+
+    ts: int  # epoch ms, on the clock the runner drives
+    strategy: str
+    kind: str  # signal | skip | warning | error
+    reason: str
+    mode: str
+    run_id: str
+    condition_id: str = ""
+    token_id: str = ""
+    intent_key: str | None = None
+    detail: dict[str, str] = field(default_factory=dict)
+    id: int | None = None
+
+    @property
+    def dry_run(self) -> bool:
+        return self.mode != "live"
+
+
+@dataclass(frozen=True, slots=True)
+class BacktestRun:
+    """One stored backtest: its parameters and its result document (the `--json` summary)."""
+
+    run_id: str
+    created_at: int  # epoch ms (wall clock)
+    strategy: str
+    scenario: str
+    params: dict[str, Any]
+    result: dict[str, Any]

@@ -30,6 +30,8 @@ from pmbot.private_files import touch_private
 from pmbot.store import ledger, rows
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
+    BacktestRun,
+    DecisionRow,
     ExecutionLog,
     Fill,
     Learning,
@@ -543,6 +545,120 @@ class SQLiteStore:
 
     def list_execution_logs(self, query: Query | None = None) -> list[ExecutionLog]:
         return [rows.row_to_log(r) for r in self._list("execution_logs", "ts", query)]
+
+    # ---------------------------------------------------------------- decisions and backtests
+
+    def record_decisions(self, decisions: Iterable[DecisionRow]) -> int:
+        data = [
+            (
+                d.ts,
+                d.strategy,
+                d.kind,
+                d.reason,
+                d.condition_id,
+                d.token_id,
+                d.intent_key,
+                json.dumps(dict(d.detail), sort_keys=True),
+                d.run_id,
+                d.mode,
+                int(d.dry_run),
+            )
+            for d in decisions
+        ]
+        if not data:
+            return 0
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO decisions (ts, strategy, kind, reason, condition_id, token_id, intent_key, detail,"
+                " run_id, mode, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                data,
+            )
+        return len(data)
+
+    def list_decisions(
+        self,
+        *,
+        mode: str | None = None,
+        run_id: str | None = None,
+        strategy: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[DecisionRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        if mode is not None:
+            where.append("mode = ?")
+            params.append(mode)
+        elif run_id is None:
+            where.append("mode != 'backtest'")
+        if run_id is not None:
+            where.append("run_id = ?")
+            params.append(run_id)
+        if strategy is not None:
+            where.append("strategy = ?")
+            params.append(strategy)
+        if since is not None:
+            where.append("ts >= ?")
+            params.append(since)
+        sql = "SELECT * FROM decisions" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY ts DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [
+            DecisionRow(
+                id=r["id"],
+                ts=r["ts"],
+                strategy=r["strategy"],
+                kind=r["kind"],
+                reason=r["reason"],
+                condition_id=r["condition_id"] or "",
+                token_id=r["token_id"] or "",
+                intent_key=r["intent_key"],
+                detail=json.loads(r["detail"] or "{}"),
+                run_id=r["run_id"],
+                mode=r["mode"],
+            )
+            for r in self._query(sql, params)
+        ]
+
+    def save_backtest(self, run: BacktestRun) -> None:
+        with self._write() as conn:
+            conn.execute(
+                "INSERT INTO backtest_runs (run_id, created_at, strategy, scenario, params, result)"
+                " VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    run.run_id,
+                    run.created_at,
+                    run.strategy,
+                    run.scenario,
+                    json.dumps(run.params, sort_keys=True, default=str),
+                    json.dumps(run.result, default=str),
+                ),
+            )
+
+    def get_backtest(self, run_id: str) -> BacktestRun | None:
+        found = self._query("SELECT * FROM backtest_runs WHERE run_id = ?", (run_id,))
+        return _backtest(found[0]) if found else None
+
+    def list_backtests(self, limit: int | None = None) -> list[BacktestRun]:
+        sql = "SELECT * FROM backtest_runs ORDER BY created_at DESC, run_id DESC"
+        params: list[Any] = []
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [_backtest(r) for r in self._query(sql, params)]
+
+
+def _backtest(r: dict[str, Any]) -> BacktestRun:
+    return BacktestRun(
+        run_id=r["run_id"],
+        created_at=r["created_at"],
+        strategy=r["strategy"],
+        scenario=r["scenario"],
+        params=json.loads(r["params"]),
+        result=json.loads(r["result"]),
+    )
 
 
 def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], since: int | None) -> list[StrategyStats]:

@@ -175,7 +175,19 @@ def gamma_market(raw: Any) -> Market:
         event_slug=opt_str(event.get("slug")),
         series_slug=opt_str(series_slug),
         gamma_id=opt_str(o.get("id")),
+        description=str(o.get("description") or event.get("description") or ""),
+        resolution_source=str(o.get("resolutionSource") or event.get("resolutionSource") or ""),
+        price_to_beat=_price_to_beat(event),
     )
+
+
+def _price_to_beat(event: Mapping[str, Any]) -> Decimal | None:
+    """`eventMetadata.priceToBeat` of an Up/Down event (absent before the window opens)."""
+    meta = event.get("eventMetadata")
+    if not isinstance(meta, Mapping):
+        return None
+    value = dec(meta.get("priceToBeat"))
+    return value if value is not None and value.is_finite() and value > 0 else None
 
 
 def gamma_markets(raw: Any) -> list[Market]:

@@ -1,0 +1,255 @@
+"""The strategy runner's loop: events in, decisions stored, intents to the executor, results back.
+
+`Runner` knows no venue and no clock source: a *feed* (pmbot.runner.live for venue streams,
+pmbot.runner.backtest for a scenario) calls `deliver(event)` for each typed event, in order, and
+`tick(now_ms)` for timer ticks. Per event, strictly in order (the contract of pmbot.strategies.base):
+
+    view.apply(event) → out = strategy.handle(event) → decisions buffered for the store →
+    each intent to the executor (concurrently, so a burst shares one write-ahead commit) →
+    OrderResult, then OrderFilled when it filled, delivered back through the same loop.
+
+Decisions are written after the intents were handed over (a decision is a report, an order's durability
+is the executor's write-ahead), so the hot path pays no extra fsync before the POST.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any, Protocol
+
+from pmbot.executor.engine import DRY_RUN_PREFIX
+from pmbot.executor.intents import OrderIntent
+from pmbot.store.models import DecisionRow, OrderStatus
+from pmbot.strategies.base import Decision, Output, Strategy
+from pmbot.strategies.events import Event, OrderFilled, OrderResult, TimerTick
+from pmbot.strategies.memview import MemoryView
+
+if TYPE_CHECKING:
+    from pmbot.executor.engine import SubmitResult
+    from pmbot.store.base import Store
+
+__all__ = ["DecisionLog", "OrderSink", "Runner", "SentOrder"]
+
+log = logging.getLogger("pmbot.runner")
+_ZERO = Decimal(0)
+
+
+class OrderSink(Protocol):
+    """What the runner needs from the executor (pmbot.executor.engine.Executor satisfies it)."""
+
+    async def submit(self, intent: OrderIntent) -> SubmitResult: ...
+
+
+class DecisionLog:
+    """Buffers a strategy's decisions and writes them to the store in batches (one transaction each).
+
+    `mode` is live | dry-run | backtest, `run_id` the run they belong to. With `store=None` decisions
+    are only kept in memory (`rows`), e.g. for a sweep's intermediate runs."""
+
+    def __init__(self, store: Store | None, *, mode: str, run_id: str, keep: bool = False) -> None:
+        self.store = store
+        self.mode = mode
+        self.run_id = run_id
+        self.keep = keep or store is None
+        self.rows: list[DecisionRow] = []
+        self._pending: list[DecisionRow] = []
+        self.count = 0
+
+    def add(self, decisions: Iterable[Decision]) -> None:
+        for d in decisions:
+            row = DecisionRow(
+                ts=d.ts_ms,
+                strategy=d.strategy,
+                kind=d.kind.value,
+                reason=d.reason,
+                mode=self.mode,
+                run_id=self.run_id,
+                condition_id=d.condition_id,
+                token_id=d.token_id,
+                intent_key=d.intent_key,
+                detail=dict(d.detail),
+            )
+            self._pending.append(row)
+            self.count += 1
+            if self.keep:
+                self.rows.append(row)
+
+    def flush(self) -> None:
+        if not self._pending:
+            return
+        pending, self._pending = self._pending, []
+        if self.store is not None:
+            self.store.record_decisions(pending)
+
+
+@dataclass
+class SentOrder:
+    """One intent the runner gave the executor and what became of it (for live views and summaries)."""
+
+    intent: OrderIntent
+    result: SubmitResult | None = None
+    error: str = ""
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "error"
+        return "sending" if self.result is None else self.result.status.value
+
+
+@dataclass
+class _Stats:
+    events: int = 0
+
+
+class Runner:
+    """Drives one strategy. Strategy-agnostic: the command builds the strategy (with `view` as its view)
+    and the feed; the runner wires them to the executor and the decision log.
+
+        view = MemoryView(markets, clock=...)
+        strategy = SnipeStrategy(view, config)
+        runner = Runner(strategy, view, executor, DecisionLog(store, mode="dry-run", run_id=...))
+        await runner.start()
+        await runner.deliver(event)  # … for each event from the feed
+        await runner.stop()
+
+    `on_output(out)` (optional) sees every strategy Output, for live views. `submit` is the seam where
+    pre-armed orders plug in: replace it (or subclass) to fire an armed order instead of `orders.submit`.
+    """
+
+    def __init__(
+        self,
+        strategy: Strategy[Any],
+        view: MemoryView,
+        orders: OrderSink,
+        decisions: DecisionLog,
+        *,
+        on_output: Callable[[Output], None] | None = None,
+    ) -> None:
+        self.strategy = strategy
+        self.view = view
+        self.orders = orders
+        self.decisions = decisions
+        self.on_output = on_output
+        self.sent: dict[str, SentOrder] = {}  # by the strategy's own key
+        self.stats = _Stats()
+        self._depth = 0
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        await self._process(self.strategy.start())
+        self.decisions.flush()
+
+    async def stop(self) -> None:
+        await self._process(self.strategy.stop())
+        self.decisions.flush()
+
+    # ------------------------------------------------------------------ events
+
+    async def deliver(self, event: Event) -> None:
+        """One event: the view first, then the strategy, then its output (and the results it caused)."""
+        self.stats.events += 1
+        self.view.apply(event)
+        out = self.strategy.handle(event)
+        if out:
+            await self._process(out)
+
+    def deliver_nowait(self, event: Event) -> Output | None:
+        """The synchronous fast path for feeds that replay many events (backtest): handles the event and
+        logs its decisions; returns the Output only when it has intents (then `await process(out)`)."""
+        self.stats.events += 1
+        self.view.apply(event)
+        out = self.strategy.handle(event)
+        if not out:
+            return None
+        if out.intents:
+            return out
+        self.decisions.add(out.decisions)
+        if self.on_output is not None:
+            self.on_output(out)
+        return None
+
+    async def process(self, out: Output) -> None:
+        """Store, send and feed back one Output (what `deliver` does after the strategy ran)."""
+        await self._process(out)
+
+    async def tick(self, now_ms: int) -> None:
+        await self.deliver(TimerTick(ts_ms=now_ms))
+
+    # ------------------------------------------------------------------ internals
+
+    async def _process(self, out: Output) -> None:
+        self.decisions.add(out.decisions)
+        if self.on_output is not None:
+            self.on_output(out)
+        if not out.intents:
+            if self._depth == 0:
+                self.decisions.flush()
+            return
+        self._depth += 1
+        try:
+            results = await asyncio.gather(*(self._send(i) for i in out.intents))
+            self.decisions.flush()
+            for intent, res in zip(out.intents, results, strict=True):
+                if res is None:
+                    continue
+                for ev in result_events(intent, res, self.view.now_ms()):
+                    await self.deliver(ev)
+        finally:
+            self._depth -= 1
+        if self._depth == 0:
+            self.decisions.flush()
+
+    async def _send(self, intent: OrderIntent) -> SubmitResult | None:
+        entry = self.sent.setdefault(intent.key, SentOrder(intent))
+        try:
+            res = await self.submit(intent)
+        except Exception as e:  # a malformed intent is a strategy bug; the executor stored nothing
+            log.error("order %s not executed: %s", intent.key, e)
+            entry.error = str(e)
+            return None
+        entry.result = res
+        return res
+
+    async def submit(self, intent: OrderIntent) -> SubmitResult:
+        # SEAM (pre-armed orders, issue 14 / H13): when the executor offers arm/fire/retire, an intent
+        # whose order was armed before its window is fired here instead (`executor.fire(armed_key)`), and
+        # the runner retires unfired armed orders at the window's end. Until then: a plain submit.
+        return await self.orders.submit(intent)
+
+
+def result_events(intent: OrderIntent, res: SubmitResult, now_ms: int) -> list[Event]:
+    """The strategy-facing events of one executor answer: an OrderResult, and an OrderFilled for what it
+    filled (one aggregate fill per answer: FOK/FAK answers carry the whole fill)."""
+    events: list[Event] = [
+        OrderResult(
+            key=intent.key,
+            status=res.status,
+            ts_ms=now_ms,
+            filled_size=res.filled_size,
+            avg_price=res.avg_price,
+            fee=res.fees,
+            reason=res.reason or "",
+        )
+    ]
+    if res.filled_size > 0 and not res.duplicate and res.status is not OrderStatus.REJECTED:
+        price = res.avg_price if res.avg_price is not None else intent.price
+        events.append(
+            OrderFilled(
+                key=intent.key,
+                fill_id=f"{res.key.removeprefix(DRY_RUN_PREFIX)}:{'paper' if res.dry_run else 'live'}:answer",
+                token_id=intent.token_id,
+                condition_id=intent.condition_id,
+                side=intent.side,
+                price=price,
+                size=res.filled_size,
+                fee=res.fees,
+                ts_ms=now_ms,
+            )
+        )
+    return events

@@ -1,0 +1,107 @@
+"""Adapter events (pmbot.polymarket.models, as the streams and a scenario file yield them) → strategy
+events (pmbot.strategies.events). The one translation live, dry-run, the sim and backtest share.
+
+`Translator` keeps a local book per armed token (from `book` snapshots and `price_change` updates),
+so a `BookChanged` always carries the token's full book, best first."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from pmbot.polymarket.book import LocalBook
+from pmbot.polymarket.models import (
+    BookSnapshot,
+    CryptoPrice,
+    LastTrade,
+    MarketResolved,
+    OrderBook,
+    PriceChange,
+    TickSizeChange,
+)
+from pmbot.strategies import events as ev
+from pmbot.strategies.events import PriceSource
+
+__all__ = ["Translator", "price_source"]
+
+_SOURCES = {s.value: s for s in PriceSource}
+
+
+def price_source(topic: str) -> PriceSource | None:
+    return _SOURCES.get(topic)
+
+
+class Translator:
+    """Converts adapter events for the tokens of `markets` (token id → condition id)."""
+
+    def __init__(self, tokens: dict[str, str] | None = None) -> None:
+        self.tokens: dict[str, str] = dict(tokens or {})
+        self.books: dict[str, LocalBook] = {}
+
+    def add_tokens(self, tokens: dict[str, str]) -> None:
+        self.tokens.update(tokens)
+
+    def remove_tokens(self, token_ids: Iterable[str]) -> None:
+        for t in token_ids:
+            self.tokens.pop(t, None)
+            self.books.pop(t, None)
+
+    def order_book(self, token_id: str) -> OrderBook | None:
+        """The local book (for the paper exchange), or None before its first snapshot."""
+        book = self.books.get(token_id)
+        return book.snapshot() if book is not None and book.synced else None
+
+    def translate(self, item: object, ts_ms: int) -> list[ev.Event]:
+        """The strategy events of one adapter event; `ts_ms` is the runner's clock when it arrived."""
+        if isinstance(item, BookSnapshot):
+            token = item.book.token_id
+            cid = self.tokens.get(token)
+            if cid is None:
+                return []
+            book = self.books.get(token)
+            if book is None:
+                book = self.books[token] = LocalBook(token, item.book.market)
+            book.apply_snapshot(item.book)
+            return [self._changed(book, cid, ts_ms)]
+        if isinstance(item, PriceChange):
+            touched: dict[str, LocalBook] = {}
+            for ch in item.changes:
+                book = self.books.get(ch.token_id)
+                if book is None or ch.token_id not in self.tokens:
+                    continue
+                book.apply_change(ch, item.timestamp_ms)
+                touched[ch.token_id] = book
+            return [self._changed(b, self.tokens[t], ts_ms) for t, b in touched.items()]
+        if isinstance(item, CryptoPrice):
+            source = price_source(item.topic)
+            if source is None:
+                return []
+            return [
+                ev.ReferencePrice(symbol=item.symbol.lower(), price=item.value, ts_ms=item.timestamp_ms, source=source)
+            ]
+        if isinstance(item, LastTrade):
+            cid = self.tokens.get(item.token_id)
+            if cid is None:
+                return []
+            return [
+                ev.TradePrinted(
+                    token_id=item.token_id,
+                    condition_id=cid,
+                    price=item.price,
+                    size=item.size,
+                    side=item.side,
+                    ts_ms=ts_ms,
+                )
+            ]
+        if isinstance(item, MarketResolved):
+            if item.winning_token_id not in self.tokens and not set(item.token_ids) & set(self.tokens):
+                return []
+            return [ev.MarketResolved(condition_id=item.market, winning_token_id=item.winning_token_id, ts_ms=ts_ms)]
+        if isinstance(item, TickSizeChange):
+            book = self.books.get(item.token_id)
+            if book is not None:
+                book.tick_size = item.new_tick_size
+        return []
+
+    @staticmethod
+    def _changed(book: LocalBook, cid: str, ts_ms: int) -> ev.BookChanged:
+        return ev.BookChanged(token_id=book.token_id, condition_id=cid, bids=book.bids(), asks=book.asks(), ts_ms=ts_ms)
