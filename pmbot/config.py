@@ -74,11 +74,27 @@ class ExecutorSettings(_Section):
 
 
 class SnipeSettings(_Section):
-    series: str = "btc-up-or-down-15m"
-    window_seconds: int = Field(30, gt=0, description="act only in a market's last N seconds")
-    min_price: Decimal = Field(Decimal("0.95"), gt=0, lt=1)
+    """`[snipe]`: the fields of pmbot.strategies.snipe.SnipeConfig (validated again, with the cross-field
+    rules, when the sniper starts), plus the `--auto` targets. Flags of `pmbot snipe` override them."""
+
+    series: list[str] = ["btc-updown-15m"]  # --auto: market slug prefixes (or Gamma series slugs)
+    max_markets: int = Field(4, gt=0, description="--auto: at most this many markets armed at once")
+    window_s: int = Field(60, gt=0, description="enter only in the market's last N seconds")
+    stop_s: int = Field(2, ge=0, description="stop entering N seconds before the end")
+    min_price: Decimal = Field(Decimal("0.90"), gt=0, lt=1)
     max_price: Decimal = Field(Decimal("0.99"), gt=0, lt=1)
-    order_usdc: Decimal = Field(Decimal("10"), gt=0)
+    shares: Decimal | None = Field(None, gt=0, description="order size in shares")
+    usdc: Decimal | None = Field(None, gt=0, description="order size in USDC at the limit (default 10)")
+    order_type: Literal["FOK", "FAK"] = "FOK"
+    min_depth: Decimal | None = Field(None, ge=0)
+    min_edge: Decimal = Field(Decimal("0.005"), ge=0, lt=1)
+    confirm_reference: bool = True
+    reference_margin: Decimal = Field(Decimal("0.0005"), ge=0, lt=1)
+    reference_max_age_s: int = Field(5, gt=0)
+
+    def strategy_config(self) -> dict[str, object]:
+        """The SnipeConfig fields (everything but the targets)."""
+        return self.model_dump(exclude={"series", "max_markets"})
 
 
 class CopySettings(_Section):
@@ -374,7 +390,7 @@ MONEY_KEYS = {
     "risk.max_total_exposure",
     "risk.daily_loss_limit",
     "executor.dry_run_balance",
-    "snipe.order_usdc",
+    "snipe.usdc",
     "copy_trading.max_order_usdc",
 }
 URL_KEYS = {"clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url", "database_url", "redis_url"}

@@ -168,5 +168,24 @@ async def _serve(venue: Venue, sock: socket.socket) -> None:
         await runner.cleanup()
 
 
+@app.command("scenario")
+def scenario(
+    out: Annotated[str, typer.Option("--out", "-o", help="File to write (JSONL scenario).")],
+    hours: Annotated[float, typer.Option("--hours", help="Hours of the built-in btc-15m scenario.")] = 24.0,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated scenario.")] = DEFAULT_SEED,
+    start: Annotated[
+        float | None, typer.Option("--start", help="Start time, epoch seconds (default: the sim's default).")
+    ] = None,
+) -> None:
+    """Write the built-in btc-15m scenario to a file, offline (no network): for `pmbot backtest`."""
+    from pmbot.sim.generate import MAX_HOURS, write_btc_15m
+    from pmbot.sim.testing import DEFAULT_START
+
+    if not 0 < hours <= MAX_HOURS:
+        raise InputError(f"--hours must be > 0 and at most {MAX_HOURS}, got {hours:g}")
+    n = write_btc_15m(out, hours, seed=seed, start=start if start is not None else DEFAULT_START)
+    typer.echo(f"wrote {n} events ({hours:g} h of btc-15m, seed {seed}) to {out}", err=True)
+
+
 def register(root: typer.Typer) -> None:
     root.add_typer(app, name="sim")

@@ -1,0 +1,306 @@
+"""Live feed: venue streams → typed events → Runner, for live, dry-run and `pmbot sim` alike.
+
+    feed = LiveFeed(venue, runner, translator, executor, targets=...)
+    await feed.run(duration_s=…, stop=asyncio.Event())
+
+It owns every socket of a strategy run: the market channel (books, trades, resolutions) for the armed
+markets' tokens, RTDS Chainlink prices for the symbols their resolution rules name, a timer tick every
+`tick_s`, and (live only) the user channel and the executor's reconciler. A `MarketResolved` reaches the
+executor (`apply_resolution`) before the strategy. In dry-run, a book change that may cross a resting
+paper order goes to `executor.on_book`.
+
+Targets (`Targets`): a fixed list of markets (`--token-id`, `--market`), or series discovered on Gamma
+every `rediscover_s` (`--auto`): markets ending within the horizon are armed (view + subscriptions)
+before their window; armed markets are refreshed from Gamma (accepting orders, closed) at the same pace,
+and dropped a while after they ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pmbot.errors import InputError, NotFoundError, VenueError
+from pmbot.lookup import check_token_id
+from pmbot.polymarket.models import BookSnapshot, Market, MarketResolved, OrderBook, PriceChange
+from pmbot.runner.core import Runner
+from pmbot.runner.feed import Translator
+from pmbot.strategies.base import MarketInfo
+from pmbot.strategies.events import ReferencePrice
+from pmbot.strategies.reference import ReferenceTracker, parse_resolution_rule
+
+if TYPE_CHECKING:
+    from pmbot.executor.engine import Executor
+    from pmbot.polymarket.factory import Venue
+    from pmbot.polymarket.streams import MarketStream, RtdsStream
+
+__all__ = ["LiveFeed", "LocalFirstBooks", "Targets", "discover", "market_info", "resolve_market"]
+
+log = logging.getLogger("pmbot.runner")
+_KEEP_AFTER_END_MS = 120_000  # an ended market stays armed this long, to see its resolution
+
+
+async def market_info(venue: Venue, m: Market) -> MarketInfo:
+    """The strategy's MarketInfo for a Gamma market (tick size and fees from the CLOB when Gamma lacks them)."""
+    params = None
+    if (m.tick_size is None or m.fees is None) and m.token_ids:
+        params = await venue.params.get(m.token_ids[0])
+    return MarketInfo.from_market(
+        m,
+        params=params,
+        description=m.description,
+        resolution_source=m.resolution_source,
+        reference_open=m.price_to_beat,
+    )
+
+
+async def resolve_market(venue: Venue, *, token_id: str | None = None, slug: str | None = None) -> Market:
+    """The market of `--token-id` or `--market`; InputError when unknown or closed (nothing is armed)."""
+    try:
+        if token_id is not None:
+            m = await venue.gamma.market_by_token(check_token_id(token_id))
+        else:
+            assert slug is not None
+            m = await venue.gamma.market_by_slug(slug)
+    except NotFoundError:
+        what = f"token id {token_id}" if token_id is not None else f"market slug {slug!r}"
+        raise InputError(f"unknown {what}", hint="find markets with `pmbot markets`") from None
+    if m.closed:
+        raise InputError(f"market {m.slug or m.condition_id} is closed", hint="pick a market that is still trading")
+    if len(m.outcomes) < 2:
+        raise InputError(f"market {m.slug or m.condition_id} has no sibling outcome to compare against")
+    return m
+
+
+def in_series(m: Market, series: Sequence[str]) -> bool:
+    return any(m.slug.startswith(f"{s}-") or m.series_slug == s or (m.event_slug or "").startswith(s) for s in series)
+
+
+async def discover(
+    venue: Venue, series: Sequence[str], now_ms: int, horizon_ms: int, limit: int
+) -> tuple[list[Market], set[str]]:
+    """Open markets of `series` ending within (now, now + horizon], soonest first (at most `limit`), and
+    the series that have no open market at all on Gamma (unknown, or finished)."""
+    found = await venue.gamma.markets(end_min_ms=now_ms, limit=500)
+    seen = {s for s in series if any(in_series(m, [s]) for m in found)}
+    due = [m for m in found if in_series(m, series) and not m.closed and m.end_ms is not None]
+    due = [m for m in due if m.end_ms is not None and m.end_ms <= now_ms + horizon_ms]
+    due.sort(key=lambda m: m.end_ms or 0)
+    return due[:limit], set(series) - seen
+
+
+class LocalFirstBooks:
+    """The paper exchange's BookSource: the market channel's local book when it is synced, else REST."""
+
+    def __init__(self, translator: Translator, fallback: Any) -> None:
+        self._t = translator
+        self._fallback = fallback
+
+    async def book(self, token_id: str) -> OrderBook:
+        b = self._t.order_book(token_id)
+        if b is not None:
+            return b
+        result: OrderBook = await self._fallback.book(token_id)
+        return result
+
+
+@dataclass
+class Targets:
+    """What to arm: fixed markets, or series to discover (`auto`)."""
+
+    markets: list[Market] = field(default_factory=list)
+    series: list[str] = field(default_factory=list)
+    max_markets: int = 4
+    horizon_s: int = 20 * 60
+
+    @property
+    def auto(self) -> bool:
+        return bool(self.series)
+
+
+class LiveFeed:
+    def __init__(
+        self,
+        venue: Venue,
+        runner: Runner,
+        translator: Translator,
+        executor: Executor,
+        targets: Targets,
+        *,
+        clock: Callable[[], float] = time.time,
+        tick_s: float = 0.25,
+        rediscover_s: float = 30.0,
+        live: bool = False,
+    ) -> None:
+        self.venue = venue
+        self.runner = runner
+        self.translator = translator
+        self.executor = executor
+        self.targets = targets
+        self.clock = clock
+        self.tick_s = tick_s
+        self.rediscover_s = rediscover_s
+        self.live = live
+        self.market_stream: MarketStream | None = None
+        self.rtds: RtdsStream | None = None
+        self.armed: dict[str, MarketInfo] = {}
+        self._symbols: set[str] = set()
+        self.status: dict[str, str] = {}
+        # reference prices seen, for views (the strategy keeps its own)
+        self.references = ReferenceTracker(max_age_ms=10_000)
+
+    def now_ms(self) -> int:
+        return int(self.clock() * 1000)
+
+    # ------------------------------------------------------------------ arming
+
+    async def arm(self, infos: Sequence[MarketInfo]) -> None:
+        """Add (or refresh) markets: the view, the translator, and the streams' subscriptions."""
+        new_tokens: list[str] = []
+        for info in infos:
+            if info.condition_id not in self.armed:
+                new_tokens += info.token_ids
+            self.armed[info.condition_id] = info
+            self.runner.view.set_market(info)
+            self.translator.add_tokens({t: info.condition_id for t in info.token_ids})
+            rule = parse_resolution_rule(info.description, info.resolution_source)
+            if rule is not None and rule.symbol not in self._symbols:
+                self._symbols.add(rule.symbol)
+                if self.rtds is not None:
+                    from pmbot.polymarket.streams import RtdsSubscription
+
+                    await self.rtds.subscribe([RtdsSubscription.chainlink(rule.symbol)])
+        if new_tokens and self.market_stream is not None:
+            await self.market_stream.subscribe(new_tokens)
+
+    async def disarm_ended(self) -> None:
+        now = self.now_ms()
+        gone = [i for i in self.armed.values() if i.end_ms is not None and now - i.end_ms > _KEEP_AFTER_END_MS]
+        for info in gone:
+            del self.armed[info.condition_id]
+            self.runner.view.remove_market(info.condition_id)
+            self.translator.remove_tokens(info.token_ids)
+        if gone and self.market_stream is not None:
+            await self.market_stream.unsubscribe([t for i in gone for t in i.token_ids])
+
+    async def refresh(self) -> None:
+        """Re-read the armed markets (accepting orders, closed) and, with --auto, arm the next ones."""
+        infos: list[MarketInfo] = []
+        if self.armed:
+            try:
+                ms = await self.venue.gamma.markets(
+                    condition_ids=list(self.armed), closed=None, active=None, order=None, limit=len(self.armed) + 10
+                )
+                infos += [await market_info(self.venue, m) for m in ms if m.condition_id in self.armed]
+            except (VenueError, InputError) as e:
+                log.warning("could not refresh markets: %s", e.message)
+        if self.targets.auto:
+            room = self.targets.max_markets - sum(
+                1 for i in self.armed.values() if i.end_ms and i.end_ms > self.now_ms()
+            )
+            if room > 0:
+                try:
+                    due, _ = await discover(
+                        self.venue, self.targets.series, self.now_ms(), self.targets.horizon_s * 1000, room + 10
+                    )
+                except VenueError as e:
+                    log.warning("market discovery failed: %s", e.message)
+                    due = []
+                fresh = [m for m in due if m.condition_id not in self.armed][:room]
+                for m in fresh:
+                    try:
+                        infos.append(await market_info(self.venue, m))
+                    except (VenueError, InputError) as e:
+                        log.warning("market %s not armed: %s", m.slug, e.message)
+        if infos:
+            await self.arm(infos)
+        await self.disarm_ended()
+
+    # ------------------------------------------------------------------ running
+
+    async def run(self, *, duration_s: float | None = None, stop: asyncio.Event | None = None) -> None:
+        from pmbot.polymarket.streams import RtdsSubscription
+
+        stop = stop or asyncio.Event()
+        infos = [await market_info(self.venue, m) for m in self.targets.markets]
+        self.market_stream = self.venue.market_stream([t for i in infos for t in i.token_ids])
+        symbols = {r.symbol for i in infos if (r := parse_resolution_rule(i.description, i.resolution_source))}
+        self.rtds = self.venue.rtds_stream([RtdsSubscription.chainlink(s) for s in sorted(symbols) or ["btc/usd"]])
+        self._symbols |= symbols or {"btc/usd"}
+        await self.arm(infos)
+        await self.runner.start()
+        tasks = [
+            asyncio.create_task(self._market_loop(), name="runner-market"),
+            asyncio.create_task(self._rtds_loop(), name="runner-rtds"),
+            asyncio.create_task(self._timer_loop(), name="runner-timer"),
+        ]
+        if self.targets.auto or self.armed:
+            tasks.append(asyncio.create_task(self._refresh_loop(), name="runner-refresh"))
+        if self.live:
+            tasks.append(asyncio.create_task(self.executor.follow_user(self.venue.user_stream()), name="runner-user"))
+            tasks.append(asyncio.create_task(self.executor.run_reconciler(), name="runner-reconciler"))
+        waiter = asyncio.create_task(stop.wait())
+        try:
+            done, _ = await asyncio.wait([waiter, *tasks], timeout=duration_s, return_when=asyncio.FIRST_COMPLETED)
+            for t in done:
+                if t is not waiter and not t.cancelled() and t.exception() is not None:
+                    raise t.exception()  # type: ignore[misc]
+        finally:
+            for t in [waiter, *tasks]:
+                t.cancel()
+            for t in [waiter, *tasks]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            for s in (self.market_stream, self.rtds):
+                if s is not None:
+                    with contextlib.suppress(Exception):
+                        await s.close()
+            await self.runner.stop()
+
+    async def _market_loop(self) -> None:
+        assert self.market_stream is not None
+        from pmbot.settle import resolution_from_event
+
+        paper = self.executor.paper
+        async with self.market_stream as stream:
+            async for item in stream:
+                now = self.now_ms()
+                if isinstance(item, MarketResolved):
+                    resolution = resolution_from_event(item)
+                    if resolution is not None:
+                        self.executor.apply_resolution(resolution)
+                events = self.translator.translate(item, now)
+                for e in events:
+                    await self.runner.deliver(e)
+                if paper is not None and isinstance(item, BookSnapshot | PriceChange):
+                    for e in events:
+                        token = getattr(e, "token_id", "")
+                        if token and paper.open_orders(token):
+                            book = self.translator.order_book(token)
+                            if book is not None:
+                                await self.executor.on_book(book)
+                self.status["market"] = "ok"
+
+    async def _rtds_loop(self) -> None:
+        assert self.rtds is not None
+        async with self.rtds as stream:
+            async for item in stream:
+                for e in self.translator.translate(item, self.now_ms()):
+                    if isinstance(e, ReferencePrice):
+                        self.references.add(e)
+                    await self.runner.deliver(e)
+
+    async def _timer_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            await self.runner.tick(self.now_ms())
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.rediscover_s)
+            await self.refresh()

@@ -1,0 +1,114 @@
+"""One strategy run against the venue (live, dry-run, or `pmbot sim` through the PMBOT_* URLs): targets
+resolved first (bad input fails before anything is written), then the executor, the runner and the feed.
+
+Strategy-agnostic: `make_strategy(view)` builds the strategy the command chose."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pmbot.errors import InputError
+from pmbot.runner.core import DecisionLog, Runner
+from pmbot.runner.feed import Translator
+from pmbot.runner.live import LiveFeed, LocalFirstBooks, Targets, discover, resolve_market
+from pmbot.strategies.base import Output, Strategy
+from pmbot.strategies.memview import MemoryView
+
+if TYPE_CHECKING:
+    from pmbot.app import App
+
+__all__ = ["Session", "TargetSpec", "run_session"]
+
+
+@dataclass(frozen=True)
+class TargetSpec:
+    token_id: str | None = None
+    slug: str | None = None
+    series: tuple[str, ...] = ()
+    max_markets: int = 4
+    horizon_s: int = 20 * 60
+
+
+@dataclass
+class Session:
+    """What a running (then finished) session exposes to the command's view."""
+
+    run_id: str
+    mode: str
+    runner: Runner | None = None
+    feed: LiveFeed | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+async def run_session(
+    app: App,
+    make_strategy: Callable[[MemoryView], Strategy[Any]],
+    spec: TargetSpec,
+    *,
+    dry_run: bool,
+    duration_s: float | None,
+    stop: asyncio.Event,
+    on_output: Callable[[Output], None] | None = None,
+    on_ready: Callable[[Session], None] | None = None,
+    tick_s: float = 0.25,
+    rediscover_s: float = 30.0,
+) -> Session:
+    from pmbot.executor.books import VenueBooks
+    from pmbot.executor.factory import build_executor
+    from pmbot.executor.lock import user_lock_dir
+
+    mode = "dry-run" if dry_run else "live"
+    session = Session(run_id=secrets.token_hex(6), mode=mode)
+    async with app.venue() as venue:
+        targets = Targets(max_markets=spec.max_markets, horizon_s=spec.horizon_s)
+        if spec.token_id is not None or spec.slug is not None:
+            targets.markets.append(await resolve_market(venue, token_id=spec.token_id, slug=spec.slug))
+        if spec.series:
+            now_ms = int(app.clock() * 1000)
+            due, unknown = await discover(venue, spec.series, now_ms, spec.horizon_s * 1000, spec.max_markets)
+            if unknown:
+                raise InputError(
+                    f"unknown series {', '.join(sorted(unknown))}: no open market on Gamma",
+                    hint="series are market slug prefixes such as btc-updown-15m",
+                )
+            targets.series = list(spec.series)
+            targets.markets += due
+        translator = Translator()
+        handle = await build_executor(
+            app.settings,
+            app.store,
+            venue,
+            dry_run=dry_run,
+            lock_dir=user_lock_dir(),
+            clock=app.clock,
+            books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
+        )
+        try:
+            executor = handle.executor
+            await executor.start()
+            view = MemoryView(clock=lambda: int(app.clock() * 1000))
+            strategy = make_strategy(view)
+            decisions = DecisionLog(app.store, mode=mode, run_id=session.run_id)
+            runner = Runner(strategy, view, executor, decisions, on_output=on_output)
+            feed = LiveFeed(
+                venue,
+                runner,
+                translator,
+                executor,
+                targets,
+                clock=app.clock,
+                tick_s=tick_s,
+                rediscover_s=rediscover_s,
+                live=not dry_run,
+            )
+            session.runner, session.feed = runner, feed
+            if on_ready is not None:
+                on_ready(session)
+            await feed.run(duration_s=duration_s, stop=stop)
+        finally:
+            await handle.close()
+    return session
