@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import io
 import json
+from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -145,13 +146,9 @@ def test_malformed_scenario_names_its_line(tmp_path: Path, db_url: str, monkeypa
 
 
 def _gamma(cid: str, up: str, down: str, end_ms: int, slug: str) -> dict[str, Any]:
-    iso = lambda ms: (
-        __import__("datetime")
-        .datetime.fromtimestamp(ms / 1000, __import__("datetime").UTC)
-        .strftime(  # noqa: E731
-            "%Y-%m-%dT%H:%M:%SZ"
-        )
-    )
+    def iso(ms: int) -> str:
+        return datetime.fromtimestamp(ms / 1000, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
     return {
         "conditionId": cid,
         "slug": slug,

@@ -118,7 +118,7 @@ def snipe(
         res = asyncio.run(
             run_backtest(
                 recorded,
-                lambda view, cfg=cfg: SnipeStrategy(view, cfg),
+                _sniper(cfg),
                 a.settings,
                 run_id=run_id,
                 params=combo,
@@ -147,6 +147,12 @@ def snipe(
         out.print(_run_tables(results[0]))
     else:
         out.print(_sweep_table(results))
+
+
+def _sniper(cfg: Any) -> Any:
+    from pmbot.strategies.snipe import SnipeStrategy
+
+    return lambda view: SnipeStrategy(view, cfg)
 
 
 def _run_tables(doc: dict[str, Any]) -> RenderableType:

@@ -239,9 +239,9 @@ async def _replay(
                 items = ws.rtds_events(rec.data)
             except VenueError:
                 continue
-            for item in items:
+            for price in items:
                 count += 1
-                for e in translate(item, ts):
+                for e in translate(price, ts):
                     if isinstance(e, ReferencePrice):
                         refs.add(e)
                     out = deliver(e)
