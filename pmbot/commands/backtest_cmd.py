@@ -99,7 +99,7 @@ def snipe(
     as_json: JsonOpt = False,
 ) -> None:
     """Run the sniper over a scenario: trades, win rate, PnL, fees, max drawdown, per-market table."""
-    from pmbot.runner.backtest import markets_of, run_backtest
+    from pmbot.runner.backtest import markets_of, prepare, run_backtest
     from pmbot.runner.core import DecisionLog
     from pmbot.store.models import BacktestRun
     from pmbot.strategies.snipe import SnipeStrategy
@@ -110,6 +110,7 @@ def snipe(
     configs = [SnipeStrategy.validate_config({**base, **c}) for c in combos]  # all checked before any run
     label, recorded = load_scenario(scenario, hours, seed)
     markets_of(recorded)  # an unusable header market fails here, before anything is written
+    prepared = prepare(recorded)  # parsed once for every run of a sweep
     store = a.store
     results = []
     for combo, cfg in zip(combos, configs, strict=True):
@@ -123,6 +124,7 @@ def snipe(
                 run_id=run_id,
                 params=combo,
                 decisions=decisions,
+                prepared=prepared,
             )
         )
         doc = res.as_json()

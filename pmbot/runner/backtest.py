@@ -40,9 +40,10 @@ from pmbot.strategies.events import ReferencePrice
 from pmbot.strategies.memview import MemoryView
 from pmbot.strategies.reference import ReferenceTracker, parse_resolution_rule
 
-__all__ = ["BacktestResult", "markets_of", "run_backtest"]
+__all__ = ["BacktestResult", "markets_of", "prepare", "run_backtest"]
 
 _ZERO = Decimal(0)
+_DISARM_AFTER_MS = 120_000
 
 StrategyFactory = Callable[[MemoryView], Strategy[Any]]
 
@@ -88,6 +89,28 @@ def markets_of(scenario: RecordedScenario) -> list[tuple[Market, MarketInfo]]:
     return out
 
 
+class _ArmSchedule:
+    """Which markets the strategy's view holds: each from `arm_ahead_ms` before its end (as `--auto` arms
+    them live) until a while after it resolved, so per-tick work stays proportional to the markets that
+    are trading, not to the length of the scenario."""
+
+    def __init__(self, infos: list[MarketInfo], view: MemoryView, arm_ahead_ms: int) -> None:
+        self._view = view
+        self._pending = sorted(infos, key=lambda i: (i.end_ms or 0) - arm_ahead_ms)
+        self._ahead = arm_ahead_ms
+        self._armed: dict[str, MarketInfo] = {}
+
+    def update(self, now_ms: int, resolved: Mapping[str, str]) -> None:
+        while self._pending and (self._pending[0].end_ms or 0) - self._ahead <= now_ms:
+            info = self._pending.pop(0)
+            self._armed[info.condition_id] = info
+            self._view.set_market(info)
+        for cid, info in list(self._armed.items()):
+            if cid in resolved and info.end_ms is not None and now_ms > info.end_ms + _DISARM_AFTER_MS:
+                del self._armed[cid]
+                self._view.remove_market(cid)
+
+
 class _Books:
     """The executor's BookSource in a backtest: the scenario's local books."""
 
@@ -110,9 +133,12 @@ async def run_backtest(
     params: Mapping[str, Any],
     decisions: DecisionLog,
     tick_ms: int = 1000,
+    arm_ahead_ms: int = 20 * 60_000,
     workdir: Path | None = None,
+    prepared: list[tuple[int, Any]] | None = None,
 ) -> BacktestResult:
     pairs = markets_of(scenario)
+    prepared = prepare(scenario) if prepared is None else prepared
     infos = [info for _, info in pairs]
     by_cid = {info.condition_id: info for info in infos}
     slug_of = {info.condition_id: info.slug or info.condition_id for info in infos}
@@ -121,7 +147,8 @@ async def run_backtest(
     def clock_s() -> float:
         return now[0] / 1000
 
-    view = MemoryView(infos, clock=lambda: now[0])
+    view = MemoryView((), clock=lambda: now[0])
+    schedule = _ArmSchedule(infos, view, arm_ahead_ms)
     translator = Translator({t: info.condition_id for info in infos for t in info.token_ids})
     strategy = make_strategy(view)
     with tempfile.TemporaryDirectory(prefix="pmbot-backtest-", dir=workdir) as tmp:
@@ -157,7 +184,7 @@ async def run_backtest(
             runner = Runner(strategy, view, executor, decisions)
             refs = ReferenceTracker(max_age_ms=max(5_000, tick_ms * 5), horizon_ms=10**13)
             resolved: dict[str, str] = {}
-            events = await _replay(scenario, runner, executor, translator, refs, resolved, now, tick_ms)
+            events = await _replay(prepared, runner, executor, translator, refs, resolved, now, tick_ms, schedule)
             # Markets the scenario did not resolve: the market's own reference rule decides.
             for info in infos:
                 if info.condition_id in resolved or info.end_ms is None or info.end_ms > now[0]:
@@ -192,8 +219,29 @@ async def run_backtest(
     )
 
 
+def prepare(scenario: RecordedScenario) -> list[tuple[int, Any]]:
+    """Parse the recorded wire messages once, through the adapter's own parsers (what the live streams
+    use): (ts, adapter event) in time order. Malformed recorded messages are skipped, as the streams do."""
+    out: list[tuple[int, Any]] = []
+    for rec in scenario.events:
+        if rec.source == "market":
+            for raw in ws.messages(rec.data):
+                try:
+                    item = ws.market_event(raw)
+                except VenueError:
+                    continue
+                if item is not None:
+                    out.append((rec.ts, item))
+        elif rec.source == "rtds":
+            try:
+                out.extend((rec.ts, price) for price in ws.rtds_events(rec.data))
+            except VenueError:
+                continue
+    return out
+
+
 async def _replay(
-    scenario: RecordedScenario,
+    prepared: list[tuple[int, Any]],
     runner: Runner,
     executor: Executor,
     translator: Translator,
@@ -201,52 +249,35 @@ async def _replay(
     resolved: dict[str, str],
     now: list[int],
     tick_ms: int,
+    schedule: _ArmSchedule,
 ) -> int:
     from pmbot.strategies.events import TimerTick
 
+    schedule.update(now[0], resolved)
     await runner.start()
     count = 0
     next_tick = (now[0] // tick_ms + 1) * tick_ms
     deliver = runner.deliver_nowait
     translate = translator.translate
-    for rec in scenario.events:
-        ts = rec.ts
+    for ts, item in prepared:
         while ts >= next_tick:
             now[0] = next_tick
+            schedule.update(next_tick, resolved)
             out = deliver(TimerTick(ts_ms=next_tick))
             if out is not None:
                 await runner.process(out)
             next_tick += tick_ms
         now[0] = ts
-        if rec.source == "market":
-            for raw in ws.messages(rec.data):
-                try:
-                    item = ws.market_event(raw)
-                except VenueError:
-                    continue  # a malformed recorded message: the live stream skips it too
-                if item is None:
-                    continue
-                count += 1
-                if isinstance(item, MarketResolved):
-                    await _resolve(item, runner, executor, translator, resolved, ts)
-                    continue
-                for e in translate(item, ts):
-                    out = deliver(e)
-                    if out is not None:
-                        await runner.process(out)
-        elif rec.source == "rtds":
-            try:
-                items = ws.rtds_events(rec.data)
-            except VenueError:
-                continue
-            for price in items:
-                count += 1
-                for e in translate(price, ts):
-                    if isinstance(e, ReferencePrice):
-                        refs.add(e)
-                    out = deliver(e)
-                    if out is not None:
-                        await runner.process(out)
+        count += 1
+        if isinstance(item, MarketResolved):
+            await _resolve(item, runner, executor, translator, resolved, ts)
+            continue
+        for e in translate(item, ts):
+            if isinstance(e, ReferencePrice):
+                refs.add(e)
+            out = deliver(e)
+            if out is not None:
+                await runner.process(out)
     runner.decisions.flush()
     return count
 
