@@ -259,7 +259,7 @@ def _view(state: _ViewState, app: App) -> RenderableType:
         if rule is not None:
             cur = feed.references.value_at(rule, now)
             opening = info.reference_open
-            if opening is None and info.start_ms is not None:
+            if opening is None and info.start_ms is not None and info.start_ms <= now:
                 opening = feed.references.value_at(rule, info.start_ms, opening=True)
             ref = f"{fmt(cur, 2) if cur is not None else '—'} / {fmt(opening, 2) if opening is not None else '—'}"
         left = "" if info.end_ms is None else f"{max(0, info.end_ms - now) / 1000:.1f}s"
@@ -272,7 +272,8 @@ def _view(state: _ViewState, app: App) -> RenderableType:
     for sent in runner.sent.values():
         i = sent.intent
         filled = sent.result.filled_size if sent.result else Decimal(0)
-        orders.add_row(i.condition_id[:12], i.side.value, fmt(i.price), fmt(i.size), sent.status, fmt(filled))
+        status = sent.status + (" (earlier run)" if sent.result and sent.result.duplicate else "")
+        orders.add_row(i.condition_id[:12], i.side.value, fmt(i.price), fmt(i.size), status, fmt(filled))
     from rich.console import Group
 
     return Group(table, orders)
@@ -295,6 +296,7 @@ def _summary(session: Session) -> dict[str, Any]:
                 "price": fmt(sent.intent.price),
                 "size": fmt(sent.intent.size),
                 "status": sent.status,
+                "duplicate": bool(r and r.duplicate),  # already sent by an earlier run: not sent again
                 "filled": fmt(r.filled_size) if r else "0",
                 "avg_price": fmt(r.avg_price) if r and r.avg_price is not None else None,
                 "fees": fmt(r.fees) if r else "0",
