@@ -274,6 +274,10 @@ def test_backtest_cli_stores_under_its_run_id_apart_from_dry_run(tmp_path: Path,
     assert store.list_decisions(mode="dry-run") == []
     assert len(store.list_decisions(run_id=doc["run_id"])) > 0
     store.close()
+    code, out = invoke("trades", "--backtest", doc["run_id"], "--json")
+    assert code == 0 and json.loads(out) == doc["trades"]
+    code, out = invoke("trades", "--dry-run", "--json")
+    assert code == 0 and json.loads(out) == []  # the dry-run filter never sees a backtest
     code, out = invoke("snipe", "--report", "--backtest", doc["run_id"], "--json")
     assert code == 0 and {r["mode"] for r in json.loads(out)} == {"backtest"}
     code, out = invoke(*args, "--sweep", "min_edge=0.005,0.2", "--param", "confirm_reference=false", "--json")

@@ -231,9 +231,14 @@ def trades(
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
     local: LocalOpt = False,
+    backtest: Annotated[
+        str | None, typer.Option("--backtest", help="A backtest run's trades (never mixed with dry-run/live).")
+    ] = None,
 ) -> None:
     """Fills (and resolution payouts), newest first. --open/--closed filters by the position's state."""
     a: App = ctx.obj
+    if backtest is not None:
+        return _backtest_trades(a, backtest, as_json=as_json, local=local)
     q = _query(a, strategy, since, limit, state, dry_run)
     if not a.database_exists():
         return _empty(as_json, "trades")
@@ -274,6 +279,32 @@ def trades(
             render.usdc(t.notional),
             render.usdc(f.fee),
             render.pnl(t.realized_pnl) if f.side.value == "SELL" else "",
+        )
+    render.stdout().print(table)
+
+
+def _backtest_trades(a: App, run_id: str, *, as_json: bool, local: bool) -> None:
+    """`pmbot trades --backtest RUN`: the run's trades as stored with its result (not in the ledger)."""
+    run = a.store.get_backtest(run_id) if a.database_exists() else None
+    if run is None:
+        raise InputError(f"no backtest run {run_id!r}", hint="`pmbot backtest list` shows the runs")
+    rows = run.result.get("trades", [])
+    if as_json:
+        return render.print_json(rows)
+    table = Table(title=f"Trades of backtest {run_id}", title_justify="left")
+    for col in ("time", "market", "outcome", "side", "price", "size", "fee", "payout", "pnl"):
+        _add_column(table, col, "left" if col in ("time", "market", "outcome", "side") else "right")
+    for t in rows:
+        table.add_row(
+            render.when(t["ts_ms"], local=local),
+            render.plain(t["market"]),
+            render.plain(t["outcome"]),
+            t["side"],
+            t["price"],
+            t["size"],
+            t["fee"],
+            t["payout"] or "",
+            t["pnl"] or "",
         )
     render.stdout().print(table)
 
