@@ -354,3 +354,61 @@ def test_a_thousand_duplicate_signals_make_one_order(tmp_path: Path) -> None:
 
     orders, fills = asyncio.run(go())
     assert (orders, fills) == (1, 1)
+
+
+# ------------------------------------------------------------------------------ live, restart
+
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
+
+
+def test_live_snipe_on_the_sim_posts_once_even_across_a_restart(
+    sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live through the sim: one POST /order for the entry; a second run in the same window (a restart)
+    derives the same key, the executor answers from its record, and nothing is sent twice."""
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("PMBOT_PRIVATE_KEY", KEY)
+    sim = sim_env
+    cur = sim.current_market()
+    sim.advance(cur["end"] - sim.now() - 40)  # 40 s left: inside the window
+
+    def one_run(seconds: int) -> Any:
+        app = App(clock=sim.now)
+
+        async def drive() -> Any:
+            stop = asyncio.Event()
+            task = asyncio.create_task(
+                run_session(
+                    app,
+                    lambda v: SnipeStrategy(v, {}),
+                    TargetSpec(token_id=cur["token_ids"][0]),
+                    dry_run=False,
+                    duration_s=None,
+                    stop=stop,
+                    tick_s=0.02,
+                )
+            )
+            for _ in range(seconds):
+                await asyncio.sleep(0.3)
+                await asyncio.to_thread(sim.advance, 1)
+            await asyncio.sleep(0.3)
+            stop.set()
+            return await task
+
+        try:
+            return asyncio.run(drive())
+        finally:
+            app.close()
+
+    first = one_run(3)
+    assert first.runner.strategy.metrics.intents == 1
+    assert len(sim.received_orders()) == 1
+    second = one_run(3)
+    (sent,) = second.runner.sent.values()
+    assert sent.result is not None and sent.result.duplicate and not sent.result.dry_run
+    assert len(sim.received_orders()) == 1  # nothing sent twice
+    store = open_store(db_url)
+    assert len(store.list_orders(query=Query(dry_run=False))) == 1
+    assert {d.mode for d in store.list_decisions()} == {"live"}
+    store.close()
