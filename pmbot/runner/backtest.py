@@ -94,8 +94,10 @@ class _ArmSchedule:
     them live) until a while after it resolved, so per-tick work stays proportional to the markets that
     are trading, not to the length of the scenario."""
 
-    def __init__(self, infos: list[MarketInfo], view: MemoryView, arm_ahead_ms: int) -> None:
+    def __init__(self, infos: list[MarketInfo], view: MemoryView, arm_ahead_ms: int, translator: Translator) -> None:
         self._view = view
+        self._translator = translator
+        translator.emit = set()
         self._pending = sorted(infos, key=lambda i: (i.end_ms or 0) - arm_ahead_ms)
         self._ahead = arm_ahead_ms
         self._armed: dict[str, MarketInfo] = {}
@@ -105,10 +107,18 @@ class _ArmSchedule:
             info = self._pending.pop(0)
             self._armed[info.condition_id] = info
             self._view.set_market(info)
+            for token in info.token_ids:
+                assert self._translator.emit is not None
+                self._translator.emit.add(token)
+                current = self._translator.current(token, now_ms)
+                if current is not None:
+                    self._view.apply(current)  # the view starts from the book as it is now
         for cid, info in list(self._armed.items()):
             if cid in resolved and info.end_ms is not None and now_ms > info.end_ms + _DISARM_AFTER_MS:
                 del self._armed[cid]
                 self._view.remove_market(cid)
+                assert self._translator.emit is not None
+                self._translator.emit.difference_update(info.token_ids)
 
 
 class _Books:
@@ -148,8 +158,8 @@ async def run_backtest(
         return now[0] / 1000
 
     view = MemoryView((), clock=lambda: now[0])
-    schedule = _ArmSchedule(infos, view, arm_ahead_ms)
     translator = Translator({t: info.condition_id for info in infos for t in info.token_ids})
+    schedule = _ArmSchedule(infos, view, arm_ahead_ms, translator)
     strategy = make_strategy(view)
     with tempfile.TemporaryDirectory(prefix="pmbot-backtest-", dir=workdir) as tmp:
         store = SQLiteStore(Path(tmp) / "backtest.db", clock=clock_s, synchronous="OFF")

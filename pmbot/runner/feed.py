@@ -36,6 +36,17 @@ class Translator:
     def __init__(self, tokens: dict[str, str] | None = None) -> None:
         self.tokens: dict[str, str] = dict(tokens or {})
         self.books: dict[str, LocalBook] = {}
+        # Tokens whose book changes become BookChanged events; None: all. A backtest keeps the books of
+        # markets not armed yet current without building events nobody looks at.
+        self.emit: set[str] | None = None
+
+    def current(self, token_id: str, ts_ms: int) -> ev.BookChanged | None:
+        """The token's book as a BookChanged (e.g. for a view that starts following it), or None."""
+        book = self.books.get(token_id)
+        cid = self.tokens.get(token_id)
+        if book is None or cid is None or not book.synced:
+            return None
+        return self._changed(book, cid, ts_ms)
 
     def add_tokens(self, tokens: dict[str, str]) -> None:
         self.tokens.update(tokens)
@@ -61,6 +72,8 @@ class Translator:
             if book is None:
                 book = self.books[token] = LocalBook(token, item.book.market)
             book.apply_snapshot(item.book)
+            if self.emit is not None and token not in self.emit:
+                return []
             return [self._changed(book, cid, ts_ms)]
         if isinstance(item, PriceChange):
             touched: dict[str, LocalBook] = {}
@@ -70,7 +83,8 @@ class Translator:
                     continue
                 book.apply_change(ch, item.timestamp_ms)
                 touched[ch.token_id] = book
-            return [self._changed(b, self.tokens[t], ts_ms) for t, b in touched.items()]
+            emit = self.emit
+            return [self._changed(b, self.tokens[t], ts_ms) for t, b in touched.items() if emit is None or t in emit]
         if isinstance(item, CryptoPrice):
             source = price_source(item.topic)
             if source is None:
