@@ -95,10 +95,12 @@ def test_unknown_token_or_slug_is_one_line_exit_2_and_nothing_written(sim_env: S
 
     os.environ["PMBOT_DATABASE_URL"] = db_url
     path = Path(db_url.removeprefix("sqlite:///"))
+    closed = next(m["slug"] for m in sim_env.markets() if m["closed"])
     for args in (
         ("snipe", "--token-id", "123456789", "--duration", "1s", "--no-live"),
         ("snipe", "--market", "no-such-market", "--duration", "1s", "--no-live"),
         ("snipe", "--auto", "--series", "doge-updown-1m", "--duration", "1s", "--no-live"),
+        ("snipe", "--market", closed, "--duration", "1s", "--no-live"),  # a closed market
     ):
         code, out = invoke(*args)
         assert code == 2, out
