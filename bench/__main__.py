@@ -10,7 +10,15 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import bench_backtest, bench_cli, bench_copy_analysis, bench_executor, bench_signing, bench_store
+from bench import (
+    bench_backtest,
+    bench_cli,
+    bench_copy_analysis,
+    bench_executor,
+    bench_signing,
+    bench_snipe_latency,
+    bench_store,
+)
 from bench.harness import Result
 
 SUITES = [
@@ -20,6 +28,7 @@ SUITES = [
     bench_executor.run,
     bench_copy_analysis.run,
     bench_backtest.run,
+    bench_snipe_latency.run,
 ]
 
 
