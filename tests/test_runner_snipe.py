@@ -414,3 +414,19 @@ def test_live_snipe_on_the_sim_posts_once_even_across_a_restart(
     assert len(store.list_orders(query=Query(dry_run=False))) == 1
     assert {d.mode for d in store.list_decisions()} == {"live"}
     store.close()
+
+
+def test_a_dropped_market_channel_blinds_the_books_until_the_next_snapshot() -> None:
+    from pmbot.polymarket.models import BookLevel, BookSnapshot, LevelChange, OrderBook, PriceChange
+    from pmbot.runner.feed import Translator
+
+    t = Translator({"1001": CID_A})
+    snap = BookSnapshot(OrderBook("1001", CID_A, (BookLevel(D("0.94"), D(10)),), (BookLevel(D("0.95"), D(10)),), 1))
+    (changed,) = t.translate(snap, 1)
+    assert changed.best_ask == D("0.95")
+    (blind,) = t.blind(2)
+    assert blind.asks == () and blind.bids == () and t.order_book("1001") is None
+    change = PriceChange(CID_A, (LevelChange("1001", Side.SELL, D("0.93"), D(5)),), 3)
+    assert t.translate(change, 3) == []  # a change on a blind book is not a book
+    (again,) = t.translate(snap, 4)
+    assert again.best_ask == D("0.95") and t.order_book("1001") is not None

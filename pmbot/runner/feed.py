@@ -56,6 +56,18 @@ class Translator:
             self.tokens.pop(t, None)
             self.books.pop(t, None)
 
+    def blind(self, ts_ms: int) -> list[ev.BookChanged]:
+        """The market channel dropped or went stale: every book is unknown until its next snapshot. Returns
+        an empty BookChanged per token, so no strategy acts on a book that may no longer be there."""
+        out = []
+        for token, book in self.books.items():
+            if book.synced:
+                book.synced = False
+                cid = self.tokens.get(token)
+                if cid is not None:
+                    out.append(ev.BookChanged(token_id=token, condition_id=cid, bids=(), asks=(), ts_ms=ts_ms))
+        return out
+
     def order_book(self, token_id: str) -> OrderBook | None:
         """The local book (for the paper exchange), or None before its first snapshot."""
         book = self.books.get(token_id)
@@ -79,8 +91,8 @@ class Translator:
             touched: dict[str, LocalBook] = {}
             for ch in item.changes:
                 book = self.books.get(ch.token_id)
-                if book is None or ch.token_id not in self.tokens:
-                    continue
+                if book is None or not book.synced or ch.token_id not in self.tokens:
+                    continue  # no snapshot yet, or blind since a drop: the next snapshot replaces it all
                 book.apply_change(ch, item.timestamp_ms)
                 touched[ch.token_id] = book
             emit = self.emit

@@ -27,7 +27,15 @@ from typing import TYPE_CHECKING, Any
 
 from pmbot.errors import InputError, NotFoundError, VenueError
 from pmbot.lookup import check_token_id
-from pmbot.polymarket.models import BookSnapshot, Market, MarketResolved, OrderBook, PriceChange
+from pmbot.polymarket.models import (
+    BookSnapshot,
+    Market,
+    MarketResolved,
+    OrderBook,
+    PriceChange,
+    StreamState,
+    StreamStatus,
+)
 from pmbot.runner.core import Runner
 from pmbot.runner.feed import Translator
 from pmbot.strategies.base import MarketInfo
@@ -270,6 +278,12 @@ class LiveFeed:
         async with self.market_stream as stream:
             async for item in stream:
                 now = self.now_ms()
+                if isinstance(item, StreamStatus):
+                    self.status["market"] = item.state.value
+                    if item.state is not StreamState.CONNECTED:
+                        for e in self.translator.blind(now):  # stale books must not trigger an entry
+                            await self.runner.deliver(e)
+                    continue
                 if isinstance(item, MarketResolved):
                     resolution = resolution_from_event(item)
                     if resolution is not None:
@@ -284,7 +298,6 @@ class LiveFeed:
                             book = self.translator.order_book(token)
                             if book is not None:
                                 await self.executor.on_book(book)
-                self.status["market"] = "ok"
 
     async def _rtds_loop(self) -> None:
         assert self.rtds is not None
