@@ -94,11 +94,13 @@ async def discover(
 ) -> tuple[list[Market], set[str]]:
     """Open markets of `series` ending within (now, now + horizon], soonest first (at most `limit`), and
     the series that have no open market at all on Gamma (unknown, or finished)."""
-    found = await venue.gamma.markets(end_min_ms=now_ms, limit=500)
-    seen = {s for s in series if any(in_series(m, [s]) for m in found)}
+    found = await venue.gamma.markets(end_min_ms=now_ms, end_max_ms=now_ms + horizon_ms, limit=500)
     due = [m for m in found if in_series(m, series) and not m.closed and m.end_ms is not None]
-    due = [m for m in due if m.end_ms is not None and m.end_ms <= now_ms + horizon_ms]
     due.sort(key=lambda m: m.end_ms or 0)
+    seen = {s for s in series if any(in_series(m, [s]) for m in due)}
+    if len(seen) < len(series):  # nothing due within the horizon: does the series exist at all?
+        later = await venue.gamma.markets(end_min_ms=now_ms, limit=500)
+        seen |= {s for s in series if any(in_series(m, [s]) for m in later)}
     return due[:limit], set(series) - seen
 
 
