@@ -10,9 +10,10 @@ from rich.table import Table
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.config import describe
 
-app = typer.Typer(help="Show or check the settings.", no_args_is_help=True)
+app = base.Typer(help="Show or check the settings.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

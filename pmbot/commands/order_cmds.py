@@ -3,30 +3,59 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.table import Table
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import ConfigError
 from pmbot.money import fmt
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Send to Polymarket for real (default: dry-run paper fill).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation of a live order.")]
+KeyArg = Annotated[
+    str, typer.Argument(metavar="KEY", callback=base.not_blank, help="The order's key (see `pmbot status`).")
+]
 
 
 def order(
     ctx: typer.Context,
-    side: Annotated[str, typer.Argument(help="buy or sell")],
-    token_id: Annotated[str, typer.Argument(help="Outcome token id (from `pmbot markets`).")],
-    price: Annotated[str, typer.Option("--price", "-p", help="Limit price (FOK/FAK: worst acceptable price).")],
-    size: Annotated[str, typer.Option("--size", "-s", help="Shares (minimum 5).")],
-    order_type: Annotated[str, typer.Option("--type", "-t", help="GTC (rests), FOK (all or nothing), FAK.")] = "GTC",
+    side: Annotated[Literal["buy", "sell"], typer.Argument(metavar="SIDE", case_sensitive=False, help="buy or sell.")],
+    token_id: Annotated[
+        str,
+        typer.Argument(metavar="TOKEN_ID", callback=base.token_id, help="Outcome token id (from `pmbot markets`)."),
+    ],
+    price: Annotated[
+        str,
+        typer.Option(
+            "--price",
+            "-p",
+            metavar="PRICE",
+            callback=base.price,
+            help="Limit price, between 0 and 1 (FOK/FAK: worst acceptable price).",
+        ),
+    ],
+    size: Annotated[
+        str, typer.Option("--size", "-s", metavar="SHARES", callback=base.shares, help="Shares (minimum 5).")
+    ],
+    order_type: Annotated[
+        Literal["GTC", "FOK", "FAK"],
+        typer.Option(
+            "--type", "-t", metavar="GTC|FOK|FAK", case_sensitive=False, help="GTC (rests), FOK (all or nothing), FAK."
+        ),
+    ] = "GTC",
     key: Annotated[
-        str | None, typer.Option("--key", help="Idempotency key: the same key and order are never sent twice.")
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            callback=base.not_blank,
+            help="Idempotency key: the same key and order are never sent twice.",
+        ),
     ] = None,
     live: LiveOpt = False,
     yes: YesOpt = False,
@@ -80,7 +109,7 @@ def order(
 
 def cancel(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The order's key (see `pmbot status`).")],
+    key: KeyArg,
     yes: YesOpt = False,
 ) -> None:
     """Cancel one open order (dry-run or live, whichever it is)."""
@@ -97,7 +126,13 @@ def cancel(
 def resume(
     ctx: typer.Context,
     mode: Annotated[
-        str, typer.Option("--mode", help="Which kill switch: dry-run, live or both.", case_sensitive=False)
+        Literal["dry-run", "live", "both"],
+        typer.Option(
+            "--mode",
+            metavar="dry-run|live|both",
+            help="Which kill switch: dry-run, live or both.",
+            case_sensitive=False,
+        ),
     ] = "both",
 ) -> None:
     """Reset the kill switch after a daily-loss stop, so that buying can start again."""

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pmbot.commands import base
 from pmbot.errors import InputError
 from pmbot.sim import BUILTIN_SCENARIOS, DEFAULT_PORT, DEFAULT_SEED, env_lines
 
@@ -24,10 +25,14 @@ if TYPE_CHECKING:
 
     from pmbot.sim.venue import Venue
 
-app = typer.Typer(help="Run a simulated Polymarket locally (tests, benchmarks, offline demo).", no_args_is_help=True)
+app = base.Typer(help="Run a simulated Polymarket locally (tests, benchmarks, offline demo).")
 
-PortOpt = Annotated[int, typer.Option("--port", "-p", help="TCP port.", min=0, max=65535)]
-HostOpt = Annotated[str, typer.Option("--host", help="Interface to bind. Loopback unless you say otherwise.")]
+PortOpt = Annotated[
+    int, typer.Option("--port", "-p", metavar="PORT", help="TCP port (0: any free one).", min=0, max=65535)
+]
+HostOpt = Annotated[
+    str, typer.Option("--host", metavar="HOST", help="Interface to bind. Loopback unless you say otherwise.")
+]
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
 
@@ -46,31 +51,45 @@ def serve(
     scenario: Annotated[
         str,
         typer.Option(
-            "--scenario", "-s", help=f"Built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) or a recorded .jsonl file."
+            "--scenario",
+            "-s",
+            metavar="NAME|FILE",
+            callback=base.not_blank,
+            help=f"Built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) or a recorded .jsonl file.",
         ),
     ] = "btc-15m",
-    speed: Annotated[float, typer.Option("--speed", help="Sim seconds per real second.", min=0.001)] = 1.0,
+    speed: Annotated[float, typer.Option("--speed", metavar="X", help="Sim seconds per real second.", min=0.001)] = 1.0,
     port: PortOpt = DEFAULT_PORT,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated scenario.")] = DEFAULT_SEED,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the generated scenario.")] = DEFAULT_SEED,
     host: HostOpt = "127.0.0.1",
     start: Annotated[
-        float | None, typer.Option("--start", help="Sim start time, epoch seconds (default: now).", show_default=False)
+        float | None,
+        typer.Option(
+            "--start", metavar="EPOCH_S", help="Sim start time, epoch seconds (default: now).", show_default=False
+        ),
     ] = None,
     manual: Annotated[bool, typer.Option("--manual", help="Time moves only on POST /_sim/advance.")] = False,
-    rate_limit: Annotated[int, typer.Option("--rate-limit", help="Answer the next N requests with 429.", min=0)] = 0,
-    retry_after: Annotated[int, typer.Option("--retry-after", help="Retry-After seconds on those 429s.", min=0)] = 1,
-    server_error: Annotated[
-        int, typer.Option("--server-error", help="Answer the next N requests with 500.", min=0)
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", metavar="N", help="Answer the next N requests with 429.", min=0)
     ] = 0,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay every HTTP response.", min=0)] = 0,
+    retry_after: Annotated[
+        int, typer.Option("--retry-after", metavar="S", help="Retry-After seconds on those 429s.", min=0)
+    ] = 1,
+    server_error: Annotated[
+        int, typer.Option("--server-error", metavar="N", help="Answer the next N requests with 500.", min=0)
+    ] = 0,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", metavar="MS", help="Delay every HTTP response.", min=0)
+    ] = 0,
     drop_order_responses: Annotated[
-        int, typer.Option("--drop-order-responses", help="Place the next N orders but never answer.", min=0)
+        int,
+        typer.Option("--drop-order-responses", metavar="N", help="Place the next N orders but never answer.", min=0),
     ] = 0,
     ws_drop_every: Annotated[
-        float, typer.Option("--ws-drop-every", help="Close every WebSocket after S s.", min=0)
+        float, typer.Option("--ws-drop-every", metavar="S", help="Close every WebSocket after S s.", min=0)
     ] = 0,
     ws_malformed_every: Annotated[
-        int, typer.Option("--ws-malformed-every", help="Send a non-JSON frame every N frames.", min=0)
+        int, typer.Option("--ws-malformed-every", metavar="N", help="Send a non-JSON frame every N frames.", min=0)
     ] = 0,
 ) -> None:
     """Serve CLOB, Gamma, Data API, WebSockets, RTDS and JSON-RPC on one port until Ctrl-C."""
