@@ -134,7 +134,7 @@ def _run(args: list[str]) -> Any:
     # make_context + invoke is what Click's main() does, minus its handling of errors and Ctrl-C, which
     # differs between typer versions (typer 0.29 turns Ctrl-C into a silent Exit(130)): we map them below.
     command = typer.main.get_command(app)
-    with command.make_context("pmbot", args) as ctx:
+    with command.make_context("pmbot", list(args)) as ctx:  # a copy: parsing consumes the list
         return command.invoke(ctx)
 
 

@@ -214,6 +214,23 @@ def _token_id(text: str) -> None:
     check_token_id(text)
 
 
+def choice(*values: str) -> Callable[[Any], Any]:
+    """A case-insensitive choice; the callback returns the canonical spelling.
+
+    A callback rather than `Literal`/`Enum`: typer ≥ 0.29 words those errors as "Value error, 'x' is not
+    one of …", and older typer does not take `Literal` at all."""
+
+    def callback(value: Any) -> Any:
+        if value is None:
+            return value
+        for v in values:
+            if str(value).casefold() == v.casefold():
+                return v
+        raise typer.BadParameter(f"{value!r} is not one of {', '.join(repr(v) for v in values)}.")
+
+    return callback
+
+
 not_blank = checked(_not_blank)
 duration = checked(_duration)
 positive_duration = checked(_positive_duration)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated, Any, Literal
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -13,6 +14,10 @@ from pmbot.app import App
 from pmbot.commands import base
 from pmbot.errors import ConfigError
 from pmbot.money import fmt
+from pmbot.store.models import OrderStatus
+
+if TYPE_CHECKING:
+    from pmbot.executor.engine import SubmitResult
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Send to Polymarket for real (default: dry-run paper fill).")]
@@ -24,7 +29,7 @@ KeyArg = Annotated[
 
 def order(
     ctx: typer.Context,
-    side: Annotated[Literal["buy", "sell"], typer.Argument(metavar="SIDE", case_sensitive=False, help="buy or sell.")],
+    side: Annotated[str, typer.Argument(metavar="SIDE", callback=base.choice("buy", "sell"), help="buy or sell.")],
     token_id: Annotated[
         str,
         typer.Argument(metavar="TOKEN_ID", callback=base.token_id, help="Outcome token id (from `pmbot markets`)."),
@@ -43,9 +48,13 @@ def order(
         str, typer.Option("--size", "-s", metavar="SHARES", callback=base.shares, help="Shares (minimum 5).")
     ],
     order_type: Annotated[
-        Literal["GTC", "FOK", "FAK"],
+        str,
         typer.Option(
-            "--type", "-t", metavar="GTC|FOK|FAK", case_sensitive=False, help="GTC (rests), FOK (all or nothing), FAK."
+            "--type",
+            "-t",
+            metavar="GTC|FOK|FAK",
+            callback=base.choice("GTC", "FOK", "FAK"),
+            help="GTC (rests), FOK (all or nothing), FAK.",
         ),
     ] = "GTC",
     key: Annotated[
@@ -80,6 +89,8 @@ def order(
             )
             typer.confirm(prompt, abort=True, err=True)
     result = asyncio.run(place_order(app, t, dry_run=not live))
+    if (unplaced := not_placed(result, t.order_type.value)) is not None and not result.reason:
+        result = replace(result, reason=unplaced)
     view = {
         "key": result.key,
         "mode": "dry-run" if result.dry_run else "live",
@@ -93,6 +104,7 @@ def order(
     }
     if as_json:
         render.print_json(view)
+        _exit_3_if(unplaced)
         return
     out = render.stdout()
     line = render.mode(result.dry_run)
@@ -105,6 +117,27 @@ def order(
     if result.reason:
         out.print(f"reason: {result.reason}")
     out.print(f"[dim]key {result.key}[/dim]")
+    _exit_3_if(unplaced)
+
+
+def not_placed(result: SubmitResult, order_type: str) -> str | None:
+    """Why nothing of this order is on the book or filled (exit code 3), or None when it was placed.
+
+    Rejected by the risk gate, the paper exchange or the venue (tick, minimum size, balance, …), or a
+    FOK/FAK that matched nothing. A GTC that rested and was then cancelled was placed; a duplicate
+    reports what became of the original.
+    """
+    if result.status is OrderStatus.REJECTED:
+        return result.reason or "rejected"
+    killed = result.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+    if killed and order_type in ("FOK", "FAK") and not result.filled_size:
+        return f"the {order_type} order matched nothing at once"
+    return None
+
+
+def _exit_3_if(unplaced: str | None) -> None:
+    if unplaced is not None:
+        raise typer.Exit(3)  # the reason is in the output above: stdout's "reason:" line or the JSON
 
 
 def cancel(
@@ -126,12 +159,12 @@ def cancel(
 def resume(
     ctx: typer.Context,
     mode: Annotated[
-        Literal["dry-run", "live", "both"],
+        str,
         typer.Option(
             "--mode",
             metavar="dry-run|live|both",
+            callback=base.choice("dry-run", "live", "both"),
             help="Which kill switch: dry-run, live or both.",
-            case_sensitive=False,
         ),
     ] = "both",
 ) -> None:
