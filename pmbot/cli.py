@@ -155,9 +155,17 @@ def main(argv: list[str] | None = None) -> int:
         code = getattr(e, "exit_code", 0)
         return code if isinstance(code, int) else 0
     except aborts as e:
-        # Click's prompt turns Ctrl-C and end of input into Abort; a "no" to a confirmation too.
+        # Click's prompt turns Ctrl-C and end of input into Abort (the cause is kept in __context__), and
+        # so does a "no" to a confirmation. The first two leave the cursor after the prompt: new line.
         if isinstance(e.__context__, KeyboardInterrupt):
+            print(file=sys.stderr)
             return interrupted()
+        if isinstance(e.__context__, EOFError):
+            print(file=sys.stderr)
+            print(
+                "error: no answer to the confirmation (input closed): nothing was done (hint: --yes)", file=sys.stderr
+            )
+            return 2
         print("aborted: nothing was done", file=sys.stderr)
         return 130
     except click_errors as e:

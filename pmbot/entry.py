@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import signal
 import sys
+import threading
 
 
 def _stop_now(signum: int, frame: object) -> None:
@@ -17,8 +18,17 @@ def _stop_now(signum: int, frame: object) -> None:
     os._exit(130)
 
 
+# Until main() runs, a Ctrl-C ends the process at once: the script pip writes still has work to do
+# between importing this module and calling main() (it rewrites sys.argv[0] with `re`).
+if threading.current_thread() is threading.main_thread():  # signal handlers can only be set there
+    signal.signal(signal.SIGINT, _stop_now)
+
+
 def main() -> int:
     try:
+        # From here on Ctrl-C is Python's KeyboardInterrupt again, so that commands clean up on the way out
+        # (asyncio.run cancels its tasks, the store closes) before the CLI prints "interrupted".
+        signal.signal(signal.SIGINT, signal.default_int_handler)
         from pmbot.cli import main as run
 
         code = run()

@@ -60,6 +60,14 @@ def _both_ways(param: Parameter, tokens: Sequence[str]) -> tuple[str, str] | Non
     return (on, off) if on and off else None
 
 
+def _with_context(error: Exception, ctx: Context) -> None:
+    """Click's parser raises some usage errors without a context (`--limit` with no value): attach ours,
+    so that they show the usage line and "Try … --help" like every other usage error."""
+    if getattr(error, "ctx", False) is None and callable(getattr(error, "show", None)):
+        error.ctx = ctx  # type: ignore[attr-defined]
+        error.cmd = ctx.command  # type: ignore[attr-defined]
+
+
 class Command(TyperCommand):
     def collect_usage_pieces(self, ctx: Context) -> list[str]:
         pieces = [self.options_metavar] if self.options_metavar else []
@@ -88,7 +96,11 @@ class Command(TyperCommand):
         for param in self.get_params(ctx):
             if both := _both_ways(param, tokens):
                 ctx.fail(f"{both[0]} and {both[1]} cannot be used together: give one or neither")
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as e:
+            _with_context(e, ctx)
+            raise
 
 
 class Group(TyperGroup):
@@ -98,7 +110,11 @@ class Group(TyperGroup):
             # goes to stderr; `pmbot --help` prints the same on stdout and exits 0.
             typer.echo(ctx.get_help(), err=True)
             ctx.exit(2)
-        return super().parse_args(ctx, args)
+        try:
+            return super().parse_args(ctx, args)
+        except Exception as e:
+            _with_context(e, ctx)
+            raise
 
     def format_commands(self, ctx: Context, formatter: HelpFormatter) -> None:
         # Click cuts each summary to the width left on the line ("…, mark,..."): give the whole first

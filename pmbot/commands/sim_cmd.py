@@ -126,17 +126,15 @@ def serve(
     actual = sock.getsockname()[1]
     if host not in LOOPBACK:
         print(f"warning: the sim is reachable from other machines on {host}:{actual}", file=sys.stderr)
-    print(_exports(host, actual), flush=True)
-    print(
-        f"# pmbot sim: scenario {scenario}, seed {seed}, speed {speed}x on http://{host}:{actual} (Ctrl-C to stop)",
-        flush=True,
+    banner = _exports(host, actual) + (
+        f"\n# pmbot sim: scenario {scenario}, seed {seed}, speed {speed}x on http://{host}:{actual} (Ctrl-C to stop)"
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(venue, sock))
+        asyncio.run(_serve(venue, sock, banner))
     print("# pmbot sim: stopped", file=sys.stderr, flush=True)
 
 
-async def _serve(venue: Venue, sock: socket.socket) -> None:
+async def _serve(venue: Venue, sock: socket.socket, banner: str) -> None:
     from pmbot.sim.server.app import start
 
     stop = asyncio.Event()
@@ -145,6 +143,8 @@ async def _serve(venue: Venue, sock: socket.socket) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     runner: Any = await start(venue, sock)
+    # "Ctrl-C to stop" only once Ctrl-C is handled here: one sent earlier would land in asyncio's set-up.
+    print(banner, flush=True)
     try:
         await stop.wait()
     finally:
