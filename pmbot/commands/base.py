@@ -91,16 +91,18 @@ class Command(TyperCommand):
                     formatter.write_dl(rows)
 
     def parse_args(self, ctx: Context, args: list[str]) -> list[str]:
-        # Only tokens before "--" are options; after it everything is an argument.
-        tokens = args[: args.index("--")] if "--" in args else args
-        for param in self.get_params(ctx):
-            if both := _both_ways(param, tokens):
-                ctx.fail(f"{both[0]} and {both[1]} cannot be used together: give one or neither")
+        # Only tokens before "--" are options; after it everything is an argument. Parsing consumes the
+        # list, and it goes first so that `--help` still wins over a contradiction.
+        tokens = list(args[: args.index("--")] if "--" in args else args)
         try:
-            return super().parse_args(ctx, args)
+            rest = super().parse_args(ctx, args)
         except Exception as e:
             _with_context(e, ctx)
             raise
+        for param in self.get_params(ctx):
+            if both := _both_ways(param, tokens):
+                ctx.fail(f"{both[0]} and {both[1]} cannot be used together: give one or neither")
+        return rest
 
 
 class Group(TyperGroup):

@@ -41,7 +41,12 @@ def _exports(host: str, port: int) -> str:
 
 
 @app.command("env")
-def env(port: PortOpt = DEFAULT_PORT, host: HostOpt = "127.0.0.1") -> None:
+def env(
+    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="The sim's TCP port.", min=1, max=65535)] = (
+        DEFAULT_PORT
+    ),
+    host: HostOpt = "127.0.0.1",
+) -> None:
     """Print the PMBOT_* settings that point pmbot at a sim: eval "$(pmbot sim env --port N)"."""
     typer.echo(_exports(host, port))
 
