@@ -112,6 +112,17 @@ USAGE_ERRORS = [
     (["order", "buy", TOKEN, "-p", "0", "-s", "5"], "pmbot order", "price must be between 0 and 1"),
     (["order", "buy", TOKEN, "-p", "0.5", "-s", "-1"], "pmbot order", "size must be a positive number"),
     (["record", "--series", "s", "--out", "r.jsonl", "--duration", "0s"], "pmbot record", "longer than 0s"),
+    # ... including values that used to reach the store or the clock and fail there as "bugs"
+    (["trades", "--limit", "1" + "0" * 22], "pmbot trades", "Invalid value for '--limit' / '-n'"),
+    (["order", "buy", TOKEN, "-p", "0.5", "-s", "1e20"], "pmbot order", "size must be at most 1000000000 shares"),
+    (["order", "buy", TOKEN, "-p", "0.5", "-s", "1e9999"], "pmbot order", "size must be at most"),
+    (["order", "buy", TOKEN, "-p", "1e-30", "-s", "5"], "pmbot order", "price has more than 6 decimal places"),
+    (["order", "buy", TOKEN, "-p", "0.5", "-s", "5.0000001"], "pmbot order", "size has more than 6 decimal places"),
+    (["sim", "serve", "--start", "nan"], "pmbot sim serve", "Invalid value for '--start'"),
+    (["sim", "serve", "--start", "-1e12"], "pmbot sim serve", "Invalid value for '--start'"),
+    (["sim", "serve", "--speed", "inf"], "pmbot sim serve", "Invalid value for '--speed'"),
+    (["sim", "serve", "--latency-ms", "1" + "0" * 20], "pmbot sim serve", "Invalid value for '--latency-ms'"),
+    (["sim", "env", "--port", "0"], "pmbot sim env", "Invalid value for '--port' / '-p'"),
     # bad choices and values
     (["order", "hold", TOKEN, "-p", "0.5", "-s", "5"], "pmbot order", "'hold' is not one of 'buy', 'sell'"),
     (["order", "buy", TOKEN, "-p", "0.5", "-s", "5", "-t", "GTD"], "pmbot order", "'GTD' is not one of 'GTC'"),

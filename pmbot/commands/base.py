@@ -198,6 +198,10 @@ def _duration(text: str) -> None:
     parse_duration(text)
 
 
+# Far above any risk limit, far below what 6-decimal micro-units in a signed 64-bit column can hold.
+MAX_SHARES = 1_000_000_000
+
+
 def _decimal(text: str, what: str) -> Any:
     from decimal import Decimal, InvalidOperation
 
@@ -212,18 +216,35 @@ def _decimal(text: str, what: str) -> Any:
     return value
 
 
+def _six_places(value: Any, what: str, text: str) -> None:
+    """At most 6 decimal places: the store's and the chain's unit. Only for a value already in range
+    (quantize needs the digits to fit the context's precision)."""
+    from decimal import Decimal
+
+    from pmbot.errors import InputError
+
+    if value != value.quantize(Decimal("0.000001")):
+        raise InputError(f"{what} has more than 6 decimal places: {text}")
+
+
 def _price(text: str) -> None:
     from pmbot.errors import InputError
 
-    if not 0 < _decimal(text, "price") < 1:
+    price = _decimal(text, "price")
+    if not 0 < price < 1:
         raise InputError(f"price must be between 0 and 1 (exclusive), got {text}")
+    _six_places(price, "price", text)
 
 
 def _shares(text: str) -> None:
     from pmbot.errors import InputError
 
-    if _decimal(text, "size") <= 0:
+    size = _decimal(text, "size")
+    if size <= 0:
         raise InputError(f"size must be a positive number of shares, got {text}")
+    if size > MAX_SHARES:
+        raise InputError(f"size must be at most {MAX_SHARES} shares, got {text}")
+    _six_places(size, "size", text)
 
 
 def _token_id(text: str) -> None:

@@ -31,7 +31,9 @@ SinceOpt = Annotated[
         help="Only since then: 15m, 24h, 7d, today, or an ISO date/time (UTC).",
     ),
 ]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", metavar="N", help="At most this many rows.", min=1)]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", metavar="N", help="At most this many rows.", min=1, max=1_000_000)
+]
 # --open --closed (or --dry-run --live) together is a usage error: see pmbot.commands.base.Command.
 StateOpt = Annotated[bool | None, typer.Option("--open/--closed", help="Only open, or only closed/resolved.")]
 ModeOpt = Annotated[

@@ -63,14 +63,21 @@ def serve(
             help=f"Built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) or a recorded .jsonl file.",
         ),
     ] = "btc-15m",
-    speed: Annotated[float, typer.Option("--speed", metavar="X", help="Sim seconds per real second.", min=0.001)] = 1.0,
+    speed: Annotated[
+        float, typer.Option("--speed", metavar="X", help="Sim seconds per real second.", min=0.001, max=10_000)
+    ] = 1.0,
     port: PortOpt = DEFAULT_PORT,
     seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the generated scenario.")] = DEFAULT_SEED,
     host: HostOpt = "127.0.0.1",
     start: Annotated[
         float | None,
         typer.Option(
-            "--start", metavar="EPOCH_S", help="Sim start time, epoch seconds (default: now).", show_default=False
+            "--start",
+            metavar="EPOCH_S",
+            min=0,
+            max=4_102_444_800,  # 2100-01-01: simulated dates stay where datetime and the venue's formats work
+            help="Sim start time, epoch seconds (default: now).",
+            show_default=False,
         ),
     ] = None,
     manual: Annotated[bool, typer.Option("--manual", help="Time moves only on POST /_sim/advance.")] = False,
@@ -78,20 +85,20 @@ def serve(
         int, typer.Option("--rate-limit", metavar="N", help="Answer the next N requests with 429.", min=0)
     ] = 0,
     retry_after: Annotated[
-        int, typer.Option("--retry-after", metavar="S", help="Retry-After seconds on those 429s.", min=0)
+        int, typer.Option("--retry-after", metavar="S", help="Retry-After seconds on those 429s.", min=0, max=86_400)
     ] = 1,
     server_error: Annotated[
         int, typer.Option("--server-error", metavar="N", help="Answer the next N requests with 500.", min=0)
     ] = 0,
     latency_ms: Annotated[
-        int, typer.Option("--latency-ms", metavar="MS", help="Delay every HTTP response.", min=0)
+        int, typer.Option("--latency-ms", metavar="MS", help="Delay every HTTP response.", min=0, max=600_000)
     ] = 0,
     drop_order_responses: Annotated[
         int,
         typer.Option("--drop-order-responses", metavar="N", help="Place the next N orders but never answer.", min=0),
     ] = 0,
     ws_drop_every: Annotated[
-        float, typer.Option("--ws-drop-every", metavar="S", help="Close every WebSocket after S s.", min=0)
+        float, typer.Option("--ws-drop-every", metavar="S", help="Close every WebSocket after S s.", min=0, max=86_400)
     ] = 0,
     ws_malformed_every: Annotated[
         int, typer.Option("--ws-malformed-every", metavar="N", help="Send a non-JSON frame every N frames.", min=0)
