@@ -79,7 +79,7 @@ def assert_clean(err: str) -> None:
 USAGE_ERRORS = [
     # (arguments, the command in the usage line, text in the Error line)
     # unknown command and option
-    (["marktes"], "pmbot", "No such command 'marktes'. Did you mean 'markets'?"),
+    (["marktes"], "pmbot", "No such command 'marktes'."),
     (["sim", "nosuch"], "pmbot sim", "No such command 'nosuch'"),
     (["--nosuch"], "pmbot", "No such option: --nosuch"),
     (["trades", "--nosuch"], "pmbot trades", "No such option: --nosuch"),
@@ -159,7 +159,8 @@ def test_bad_env_value_is_a_usage_error(home: Path) -> None:
     assert out.returncode == 2 and out.stdout == ""
     assert_clean(out.stderr)
     *_, error = out.stderr.splitlines()
-    assert error.startswith("Error: Invalid value for '--debug' (env var: 'PMBOT_DEBUG')")
+    # typer >= 0.29 names the variable, older typer the value
+    assert error.startswith("Error: Invalid value for '--debug'") and "boolean" in error
     assert "Try 'pmbot --help' for help." in out.stderr and written(home) == []
 
 

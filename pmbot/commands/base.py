@@ -270,6 +270,15 @@ def choice(*values: str) -> Callable[[Any], Any]:
     return callback
 
 
+def finite(value: Any) -> Any:
+    """Floats: NaN passes a min/max check in some Click versions (every comparison is false)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"must be a finite number, got {value}")
+    return value
+
+
 not_blank = checked(_not_blank)
 duration = checked(_duration)
 positive_duration = checked(_positive_duration)

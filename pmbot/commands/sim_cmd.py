@@ -64,7 +64,10 @@ def serve(
         ),
     ] = "btc-15m",
     speed: Annotated[
-        float, typer.Option("--speed", metavar="X", help="Sim seconds per real second.", min=0.001, max=10_000)
+        float,
+        typer.Option(
+            "--speed", metavar="X", help="Sim seconds per real second.", min=0.001, max=10_000, callback=base.finite
+        ),
     ] = 1.0,
     port: PortOpt = DEFAULT_PORT,
     seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the generated scenario.")] = DEFAULT_SEED,
@@ -74,6 +77,7 @@ def serve(
         typer.Option(
             "--start",
             metavar="EPOCH_S",
+            callback=base.finite,
             min=0,
             max=4_102_444_800,  # 2100-01-01: simulated dates stay where datetime and the venue's formats work
             help="Sim start time, epoch seconds (default: now).",
@@ -98,7 +102,15 @@ def serve(
         typer.Option("--drop-order-responses", metavar="N", help="Place the next N orders but never answer.", min=0),
     ] = 0,
     ws_drop_every: Annotated[
-        float, typer.Option("--ws-drop-every", metavar="S", help="Close every WebSocket after S s.", min=0, max=86_400)
+        float,
+        typer.Option(
+            "--ws-drop-every",
+            metavar="S",
+            help="Close every WebSocket after S s.",
+            min=0,
+            max=86_400,
+            callback=base.finite,
+        ),
     ] = 0,
     ws_malformed_every: Annotated[
         int, typer.Option("--ws-malformed-every", metavar="N", help="Send a non-JSON frame every N frames.", min=0)
