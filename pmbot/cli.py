@@ -10,6 +10,7 @@ import contextlib
 import io
 import logging
 import os
+import re
 import signal
 import sys
 import traceback
@@ -23,7 +24,7 @@ from rich.console import Console
 from pmbot import __version__
 from pmbot.app import App
 from pmbot.commands import base, config_cmd, market_cmds, order_cmds, record_cmd, reports, sim_cmd
-from pmbot.errors import PmbotError, redact
+from pmbot.errors import PmbotError, redact, register_secret
 
 app = base.Typer(
     name="pmbot",
@@ -109,6 +110,9 @@ def _click_classes() -> tuple[tuple[type[BaseException], ...], ...]:
     return tuple(exits), tuple(aborts), tuple(errors)
 
 
+_KEY_SHAPED = re.compile(r"\b(0x)?[0-9a-fA-F]{64}\b")
+
+
 def _show_click_error(e: BaseException) -> int:
     """Click's own message (usage line, "Try 'pmbot … --help'", the error), secrets redacted."""
     buf = io.StringIO()
@@ -117,7 +121,8 @@ def _show_click_error(e: BaseException) -> int:
         show(file=buf)
     else:
         buf.write(f"Error: {getattr(e, 'format_message', lambda: str(e))()}\n")
-    sys.stderr.write(redact(buf.getvalue()))
+    # Usage errors echo what was typed: scrub anything shaped like a private key (32 bytes of hex) too.
+    sys.stderr.write(_KEY_SHAPED.sub("***", redact(buf.getvalue())))
     code = getattr(e, "exit_code", 2)
     return code if isinstance(code, int) else 2
 
@@ -142,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the CLI and turn every outcome into an exit code (see the README's exit-code table):
     0 done, 1 bug, 2 bad input or settings, 3 an order was not placed, 130 interrupted."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # Known before the settings load (a usage error comes first): what `redact` must scrub.
+    register_secret(os.environ.get("PMBOT_PRIVATE_KEY", "").strip())
     exits, aborts, click_errors = _click_classes()
     try:
         result = _run(args)

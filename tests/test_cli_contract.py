@@ -154,6 +154,20 @@ def test_bad_input_is_a_usage_error(home: Path, args: list[str], where: str, nee
     assert written(home) == []
 
 
+def test_a_pasted_key_is_not_echoed_by_a_usage_error(home: Path) -> None:
+    for args in (
+        ["book", KEY],
+        ["order", "buy", KEY[2:], "-p", "0.5", "-s", "5"],
+        ["order", "buy", TOKEN, "-p", "0.5", "-s", "5", "-t", KEY],
+    ):
+        out = pmbot(home, *args)
+        assert out.returncode == 2 and "***" in out.stderr and KEY[2:] not in out.stderr, out.stderr
+    other = "0x" + "4f" * 31 + "zz"  # not key-shaped, but the configured key: scrubbed too
+    for args in (["book", other], ["cancel", other]):  # a usage error, and an error of the command
+        out = pmbot(home, *args, env=child_env(home, PMBOT_PRIVATE_KEY=other))
+        assert out.returncode == 2 and other[2:] not in out.stderr, out.stderr
+
+
 def test_bad_env_value_is_a_usage_error(home: Path) -> None:
     out = pmbot(home, "stats", env=child_env(home, PMBOT_DEBUG="maybe"))
     assert out.returncode == 2 and out.stdout == ""
@@ -357,9 +371,13 @@ def test_order_not_placed_exits_3_and_says_why(home: Path, sim: tuple[SimServer,
     assert out.returncode == 3, out
     assert "rejected" in out.stdout and "reason:" in out.stdout and "max_order_notional" in out.stdout
     assert_clean(out.stderr)
-    out = order("-p", "0.50", "-s", "200", "--json")
+    out = order("-p", "0.50", "-s", "200", "--json", "--key", "big")
     view = json.loads(out.stdout)
     assert out.returncode == 3 and view["status"] == "rejected" and "max_order_notional" in view["reason"]
+    # the same key again: not sent again, and still not placed
+    out = order("-p", "0.50", "-s", "200", "--json", "--key", "big")
+    view = json.loads(out.stdout)
+    assert out.returncode == 3 and view["duplicate"] is True and view["status"] == "rejected", out
     # FOK that cannot fill at its price, below the minimum size, off the tick: placed nowhere, exit 3
     for args, why in [
         (("-p", str(unfillable), "-s", "5", "-t", "FOK"), "available"),
