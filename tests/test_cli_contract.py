@@ -299,6 +299,26 @@ def test_ctrl_c_during_a_request(home: Path, silent_venue: tuple[socket.socket, 
     with conn:
         code, out, err = _interrupt(proc)
     assert (code, out, err) == (130, "", "interrupted\n")
+    assert written(home) == []  # the order was interrupted while reading the book: nothing stored
+
+
+@pytest.mark.parametrize("command", ["markets", "order"])
+def test_ctrl_c_twice_during_a_request(home: Path, silent_venue: tuple[socket.socket, str], command: str) -> None:
+    """The impatient operator: the second Ctrl-C lands while the first is being cleaned up. It used to
+    surface anyio's half-exited cancel scopes (a traceback, "unexpected error", or a hang) now and then."""
+    srv, url = silent_venue
+    env = child_env(home, PMBOT_GAMMA_URL=url, PMBOT_CLOB_URL=url, PMBOT_DATA_URL=url)
+    args = ["markets"] if command == "markets" else ["order", "buy", TOKEN, "-p", "0.5", "-s", "5"]
+    srv.settimeout(60)
+    for gap in (0, 0, 0.0005, 0.002, 0.01):
+        proc = subprocess.Popen([str(PMBOT), *args], cwd=home, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        conn, _ = srv.accept()
+        with conn:
+            proc.send_signal(signal.SIGINT)
+            time.sleep(gap)
+            code, out, err = _interrupt(proc)
+        assert (code, out, err) == (130, "", "interrupted\n"), (gap, err[-3000:])
+    assert written(home) == []
 
 
 def test_ctrl_c_at_the_live_confirmation(home: Path) -> None:

@@ -17,7 +17,7 @@ Only public typer/Click API is used at run time (`TyperCommand`, `TyperGroup`, `
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from typer._click import Context, HelpFormatter, Parameter
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 # `--help` first: Click's "Try 'pmbot trades --help' for help." names the first one.
 CONTEXT_SETTINGS: dict[str, Any] = {"help_option_names": ["--help", "-h"]}
@@ -286,3 +287,60 @@ since = checked(_since)
 price = checked(_price)
 shares = checked(_shares)
 token_id = checked(_token_id)
+
+
+# ------------------------------------------------------------------------------- Ctrl-C
+
+
+def _leave_now() -> None:
+    import os
+
+    os.write(2, b"interrupted\n")
+    os._exit(130)  # committed writes are durable (SQLite WAL, synchronous=FULL); pending orders reconcile
+
+
+def run(main: Coroutine[Any, Any, T]) -> T:
+    """`asyncio.run(main)`, with one difference: a second Ctrl-C while the first is being handled ends
+    the process at once ("interrupted", exit 130).
+
+    asyncio.run turns the first Ctrl-C into a cancellation of `main` (its `finally` blocks run), and the
+    second into a KeyboardInterrupt raised wherever the loop happens to be, which can leave httpx/anyio
+    cancel scopes half-exited: a traceback, "unexpected error", or a loop that never finishes cleaning up.
+    """
+    import asyncio
+    import signal
+
+    task: asyncio.Task[T] | None = None
+    interrupts = 0
+
+    async def body() -> T:
+        nonlocal task
+        task = asyncio.current_task()
+        return await main
+
+    def on_sigint(signum: int, frame: object) -> None:
+        nonlocal interrupts
+        interrupts += 1
+        if interrupts > 1:
+            _leave_now()
+        if task is None or task.done():
+            raise KeyboardInterrupt
+        task.cancel()
+        loop.call_soon_threadsafe(lambda: None)  # wake the loop if it sits in select()
+
+    with asyncio.Runner() as runner:
+        loop = runner.get_loop()
+        try:
+            previous = signal.signal(signal.SIGINT, on_sigint)
+        except ValueError:  # not the main thread: plain asyncio
+            return runner.run(body())
+        try:
+            return runner.run(body())
+        except asyncio.CancelledError:
+            if interrupts:
+                raise KeyboardInterrupt from None
+            raise
+        finally:
+            # Runner's clean-up (cancel what is left, close the loop) still runs under on_sigint
+            runner.close()
+            signal.signal(signal.SIGINT, previous)

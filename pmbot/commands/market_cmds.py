@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -28,7 +27,7 @@ def _run(ctx: typer.Context, job: Callable[[Any], Awaitable[T]]) -> T:
         async with app.venue() as venue:
             return await job(venue)
 
-    return asyncio.run(main())
+    return base.run(main())
 
 
 def _left(seconds: int | None) -> Text:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -88,7 +87,7 @@ def order(
                 f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC) from {wallet} on {settings.clob_url}?"
             )
             typer.confirm(prompt, abort=True, err=True)
-    result = asyncio.run(place_order(app, t, dry_run=not live))
+    result = base.run(place_order(app, t, dry_run=not live))
     if (unplaced := not_placed(result, t.order_type.value)) is not None and not result.reason:
         result = replace(result, reason=unplaced)
     view = {
@@ -152,7 +151,7 @@ def cancel(
     rec = app.store.get_order(key) if app.database_exists() else None
     if rec is not None and not rec.dry_run and not rec.status.is_final and not yes:
         typer.confirm(f"Cancel LIVE order {key}?", abort=True, err=True)
-    done = asyncio.run(cancel_order(app, key))
+    done = base.run(cancel_order(app, key))
     render.stdout().print(f"{done.key}: {done.status.value}")
 
 
