@@ -13,6 +13,7 @@ import typer
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base as cli_base
 from pmbot.errors import InputError
 
 if TYPE_CHECKING:
@@ -20,9 +21,7 @@ if TYPE_CHECKING:
 
     from pmbot.sim.scenario_file import RecordedScenario
 
-app = typer.Typer(
-    help="Backtest a strategy on a recorded or generated scenario (simulated clock).", no_args_is_help=True
-)
+app = cli_base.Typer(help="Backtest a strategy on a recorded or generated scenario (simulated clock).")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -283,8 +283,8 @@ class LiveFeed:
                 if isinstance(item, StreamStatus):
                     self.status["market"] = item.state.value
                     if item.state is not StreamState.CONNECTED:
-                        for e in self.translator.blind(now):  # stale books must not trigger an entry
-                            await self.runner.deliver(e)
+                        for blind in self.translator.blind(now):  # stale books must not trigger an entry
+                            await self.runner.deliver(blind)
                     continue
                 if isinstance(item, MarketResolved):
                     resolution = resolution_from_event(item)
