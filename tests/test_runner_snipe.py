@@ -430,3 +430,16 @@ def test_a_dropped_market_channel_blinds_the_books_until_the_next_snapshot() -> 
     assert t.translate(change, 3) == []  # a change on a blind book is not a book
     (again,) = t.translate(snap, 4)
     assert again.best_ask == D("0.95") and t.order_book("1001") is not None
+
+
+def test_live_sniping_needs_a_key_and_a_yes(sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    token = sim_env.current_market()["token_ids"][0]
+    code, out = invoke("snipe", "--token-id", token, "--live", "--duration", "1s", "--no-live")
+    assert code == 2 and "wallet key" in out, out
+    monkeypatch.setenv("PMBOT_PRIVATE_KEY", KEY)
+    monkeypatch.setattr("sys.stdin", io.StringIO("n\n"))
+    code, out = invoke("snipe", "--token-id", token, "--live", "--duration", "1s", "--no-live")
+    assert code != 0 and "LIVE sniping" in out, out
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()  # refused before anything was written
+    assert sim_env.received_orders() == []
