@@ -443,3 +443,53 @@ def test_live_sniping_needs_a_key_and_a_yes(sim_env: SimServer, db_url: str, mon
     assert code != 0 and "LIVE sniping" in out, out
     assert not Path(db_url.removeprefix("sqlite:///")).exists()  # refused before anything was written
     assert sim_env.received_orders() == []
+
+
+def test_a_resting_order_filled_by_a_later_book_reaches_the_strategy(tmp_path: Path) -> None:
+    """Strategy-agnostic runner: a GTC that rests, then fills on a later book (paper), is told to its
+    strategy as an OrderFilled with the store's trade id, once; the resolution books the win."""
+    from pmbot.strategies.base import Strategy, StrategyConfig
+    from pmbot.strategies.events import BookChanged, Event, OrderFilled
+
+    seen: list[OrderFilled] = []
+
+    class Rester(Strategy[StrategyConfig]):
+        name = "rester"
+
+        def on_event(self, event: Event) -> None:
+            if isinstance(event, OrderFilled):
+                seen.append(event)
+            if isinstance(event, BookChanged) and event.token_id == "1001" and not self.was_sent("rest-1"):
+                self.submit(
+                    OrderIntent(
+                        key="rest-1", strategy=self.name, token_id="1001", condition_id=CID_A, side=Side.BUY,
+                        price=D("0.90"), size=D(10), order_type=OrderType.GTC, signal_ms=event.ts_ms,
+                    )
+                )  # fmt: skip
+
+    end_a = T0 + 900_000
+    header = json.loads(_scenario_lines()[0])
+    header["markets"] = header["markets"][:1]
+    events = [
+        _book(CID_A, "1001", T0 + 300_000, "0.95", "0.94"),  # the GTC at 0.90 rests
+        _book(CID_A, "1001", T0 + 400_000, "0.96", "0.94"),  # still not crossed
+        _book(CID_A, "1001", T0 + 500_000, "0.90", "0.85"),  # an ask at 0.90: the resting BUY fills
+        _book(CID_A, "1001", T0 + 600_000, "0.90", "0.85"),
+        _resolved(CID_A, ["1001", "1002"], "1001", end_a + 1_000),
+    ]
+    path = tmp_path / "rest.jsonl"
+    path.write_text("\n".join([json.dumps(header)] + [json.dumps(e) for e in events]) + "\n")
+    holder: dict[str, Any] = {}
+
+    def make(view: Any) -> Rester:
+        holder["s"] = Rester(view, {})
+        return holder["s"]
+
+    log = DecisionLog(None, mode="backtest", run_id="bt-rest")
+    res = asyncio.run(run_backtest(read_scenario(path), make, Settings(), run_id="bt-rest", params={}, decisions=log))
+    assert len(seen) == 1 and seen[0].fill_id.startswith("paper:") and seen[0].price == D("0.90")
+    assert seen[0].ts_ms == T0 + 500_000
+    m = holder["s"].metrics
+    assert (m.fills, m.wins, m.losses) == (1, 1, 0)
+    assert m.realized_pnl == D(10) - D("9.00")  # maker fill: no taker fee
+    assert res.summary["pnl"] == "1"

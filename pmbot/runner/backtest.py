@@ -36,7 +36,7 @@ from pmbot.sim.scenario_file import RecordedScenario
 from pmbot.store.models import Query, TradeKind
 from pmbot.store.sqlite import SQLiteStore
 from pmbot.strategies.base import MarketInfo, Strategy
-from pmbot.strategies.events import ReferencePrice
+from pmbot.strategies.events import BookChanged, ReferencePrice
 from pmbot.strategies.memview import MemoryView
 from pmbot.strategies.reference import ReferenceTracker, parse_resolution_rule
 
@@ -191,7 +191,7 @@ async def run_backtest(
             )
             executor.risk_sync_s = float("inf")  # nobody else shares this throw-away state
             await executor.start()
-            runner = Runner(strategy, view, executor, decisions)
+            runner = Runner(strategy, view, executor, decisions, store=store)
             refs = ReferenceTracker(max_age_ms=max(5_000, tick_ms * 5), horizon_ms=10**13)
             resolved: dict[str, str] = {}
             events = await _replay(prepared, runner, executor, translator, refs, resolved, now, tick_ms, schedule)
@@ -269,6 +269,7 @@ async def _replay(
     next_tick = (now[0] // tick_ms + 1) * tick_ms
     deliver = runner.deliver_nowait
     translate = translator.translate
+    paper = executor.paper
     for ts, item in prepared:
         while ts >= next_tick:
             now[0] = next_tick
@@ -285,6 +286,10 @@ async def _replay(
         for e in translate(item, ts):
             if isinstance(e, ReferencePrice):
                 refs.add(e)
+            elif paper is not None and isinstance(e, BookChanged) and paper.open_orders(e.token_id):
+                book = translator.order_book(e.token_id)  # a resting paper order may fill on this book
+                if book is not None and await executor.on_book(book):
+                    await runner.sync_orders()
             out = deliver(e)
             if out is not None:
                 await runner.process(out)

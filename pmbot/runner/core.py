@@ -17,7 +17,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -129,13 +129,18 @@ class Runner:
         decisions: DecisionLog,
         *,
         on_output: Callable[[Output], None] | None = None,
+        store: Store | None = None,
     ) -> None:
         self.strategy = strategy
         self.view = view
         self.orders = orders
         self.decisions = decisions
         self.on_output = on_output
+        # With the executor's store, fills are read back from it (exact, per trade id, including those
+        # that come after the answer: `sync_orders`); without, an answer's totals become one fill.
+        self.store = store
         self.sent: dict[str, SentOrder] = {}  # by the strategy's own key
+        self._delivered: set[str] = set()  # fill ids already given to the strategy
         self.stats = _Stats()
         self._depth = 0
 
@@ -198,7 +203,7 @@ class Runner:
             for intent, res in zip(out.intents, results, strict=True):
                 if res is None:
                     continue
-                for ev in result_events(intent, res, self.view.now_ms()):
+                for ev in self._result_events(intent, res):
                     await self.deliver(ev)
         finally:
             self._depth -= 1
@@ -216,6 +221,59 @@ class Runner:
         entry.result = res
         return res
 
+    def _result_events(self, intent: OrderIntent, res: SubmitResult) -> list[Event]:
+        now = self.view.now_ms()
+        if self.store is None:
+            return result_events(intent, res, now)
+        events: list[Event] = [_order_result(intent, res, now)]
+        if res.filled_size > 0:
+            events += self._new_fills(intent, res.key)
+        return events
+
+    def _new_fills(self, intent: OrderIntent, stored_key: str) -> list[Event]:
+        assert self.store is not None
+        out: list[Event] = []
+        for f in self.store.fills_of_order(stored_key):
+            if f.trade_id in self._delivered:
+                continue
+            self._delivered.add(f.trade_id)
+            out.append(
+                OrderFilled(
+                    key=intent.key,
+                    fill_id=f.trade_id,
+                    token_id=f.token_id,
+                    condition_id=intent.condition_id,
+                    side=f.side,
+                    price=f.price,
+                    size=f.size,
+                    fee=f.fee,
+                    ts_ms=f.ts,
+                )
+            )
+        return out
+
+    async def sync_orders(self) -> int:
+        """Tell the strategy what became of its orders since their answer (a resting order filled on a
+        later book, the user channel, the reconciler): a new OrderResult when the stored status or fill
+        changed, and an OrderFilled per new fill. Needs the store. Returns how many orders changed."""
+        if self.store is None:
+            return 0
+        changed = 0
+        for entry in list(self.sent.values()):
+            res = entry.result
+            if res is None or res.status.is_final:
+                continue
+            rec = self.store.get_order(res.key)
+            if rec is None or (rec.status is res.status and rec.filled_size == res.filled_size):
+                continue
+            changed += 1
+            entry.result = replace(res, status=rec.status, filled_size=rec.filled_size, reason=rec.error)
+            events: list[Event] = [_order_result(entry.intent, entry.result, self.view.now_ms())]
+            events += self._new_fills(entry.intent, res.key)
+            for ev in events:
+                await self.deliver(ev)
+        return changed
+
     async def submit(self, intent: OrderIntent) -> SubmitResult:
         # SEAM (pre-armed orders, issue 14 / H13): when the executor offers arm/fire/retire, an intent
         # whose order was armed before its window is fired here instead (`executor.fire(armed_key)`), and
@@ -223,20 +281,22 @@ class Runner:
         return await self.orders.submit(intent)
 
 
+def _order_result(intent: OrderIntent, res: SubmitResult, now_ms: int) -> OrderResult:
+    return OrderResult(
+        key=intent.key,
+        status=res.status,
+        ts_ms=now_ms,
+        filled_size=res.filled_size,
+        avg_price=res.avg_price,
+        fee=res.fees,
+        reason=res.reason or "",
+    )
+
+
 def result_events(intent: OrderIntent, res: SubmitResult, now_ms: int) -> list[Event]:
-    """The strategy-facing events of one executor answer: an OrderResult, and an OrderFilled for what it
-    filled (one aggregate fill per answer: FOK/FAK answers carry the whole fill)."""
-    events: list[Event] = [
-        OrderResult(
-            key=intent.key,
-            status=res.status,
-            ts_ms=now_ms,
-            filled_size=res.filled_size,
-            avg_price=res.avg_price,
-            fee=res.fees,
-            reason=res.reason or "",
-        )
-    ]
+    """The strategy-facing events of one executor answer, without a store: an OrderResult, and an
+    OrderFilled for what it filled (one aggregate fill per answer)."""
+    events: list[Event] = [_order_result(intent, res, now_ms)]
     if res.filled_size > 0 and not res.duplicate and res.status is not OrderStatus.REJECTED:
         price = res.avg_price if res.avg_price is not None else intent.price
         events.append(

@@ -298,8 +298,8 @@ class LiveFeed:
                         token = getattr(e, "token_id", "")
                         if token and paper.open_orders(token):
                             book = self.translator.order_book(token)
-                            if book is not None:
-                                await self.executor.on_book(book)
+                            if book is not None and await self.executor.on_book(book):
+                                await self.runner.sync_orders()  # the strategy hears of its paper fills
 
     async def _rtds_loop(self) -> None:
         assert self.rtds is not None
@@ -311,9 +311,13 @@ class LiveFeed:
                     await self.runner.deliver(e)
 
     async def _timer_loop(self) -> None:
+        last_sync = 0.0
         while True:
             await asyncio.sleep(self.tick_s)
             await self.runner.tick(self.now_ms())
+            if time.monotonic() - last_sync >= 1.0:  # fills the user channel / reconciler recorded since
+                last_sync = time.monotonic()
+                await self.runner.sync_orders()
 
     async def _refresh_loop(self) -> None:
         while True:

@@ -93,7 +93,7 @@ async def run_session(
             view = MemoryView(clock=lambda: int(app.clock() * 1000))
             strategy = make_strategy(view)
             decisions = DecisionLog(app.store, mode=mode, run_id=session.run_id)
-            runner = Runner(strategy, view, executor, decisions, on_output=on_output)
+            runner = Runner(strategy, view, executor, decisions, on_output=on_output, store=app.store)
             feed = LiveFeed(
                 venue,
                 runner,

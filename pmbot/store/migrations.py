@@ -262,6 +262,8 @@ def _decisions_backtests(db: Database) -> None:
         not_null={"created_at", "strategy", "scenario", "params", "result"},
     )
     db.table("backtest_runs").create_index(["created_at"])
+    # The runner reads an order's own fills back (to tell its strategy of fills that came after the answer).
+    db.table("trades").create_index(["order_key"], index_name="trades_order_key")
 
 
 MIGRATIONS: list[tuple[str, Migration]] = [

@@ -391,6 +391,12 @@ class SQLiteStore:
         found = self._query(f"SELECT * FROM trades{clause} ORDER BY ts DESC, id DESC{lim}", params + lparams)
         return [rows.row_to_trade(r) for r in found]
 
+    def fills_of_order(self, order_key: str) -> list[Fill]:
+        found = self._query(
+            "SELECT * FROM trades WHERE order_key = ? AND kind = ? ORDER BY ts, id", (order_key, TradeKind.FILL.value)
+        )
+        return [rows.row_to_trade(r).fill for r in found]
+
     def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None:
         found = self._query(
             "SELECT * FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ?",
