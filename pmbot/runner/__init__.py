@@ -29,7 +29,9 @@ or drive a `Runner` yourself: `await runner.start()`, `await runner.deliver(even
 updated first, then the strategy; its intents go to `executor.submit` concurrently; each answer comes back
 as OrderResult, and OrderFilled when it filled), `await runner.tick(now_ms)`, `await runner.stop()`.
 A feed for other event sources (TargetFill from the chain / RTDS activity / Data API) calls `deliver`
-the same way; `LiveFeed` is the template. Known limits: fills that arrive later for a resting order
-(paper `on_book`, the user channel) are recorded by the executor but not yet fed back as OrderFilled;
-the pre-armed order seam is `Runner.submit` (see its comment).
+the same way; `LiveFeed` is the template. Fills are read back from the executor's store per trade id
+(`Runner(store=…)`), and `await runner.sync_orders()` tells the strategy of fills recorded after the
+answer (a resting paper order crossed by a later book, the user channel, the reconciler): `LiveFeed`
+calls it after a paper fill and every second, the backtest after a paper fill. The pre-armed order
+seam is `Runner.submit` (see its comment).
 """
