@@ -157,24 +157,26 @@ async def _peer(sim: Any, emits: list[float], posts: list[float]) -> list[float]
 
     async def trade() -> None:
         async with websockets.connect(sim.ws_url + "/ws/market") as ws:
-            subscribed: set[str] = set()
+            ends: dict[str, float] = {}  # token → its market's end (epoch s)
+            checked = 0.0
             while True:
-                for m in sim.markets():
-                    if not m["closed"] and m["token_ids"][0] not in subscribed:
-                        first = not subscribed
-                        subscribed |= set(m["token_ids"])
-                        kind = {"type": "market"} if first else {"operation": "subscribe"}
-                        await ws.send(json.dumps({"assets_ids": m["token_ids"], **kind}))
+                if time.monotonic() - checked > 0.5:  # new markets: subscribe (outside the hot path)
+                    checked = time.monotonic()
+                    for m in sim.markets():
+                        if not m["closed"] and m["token_ids"][0] not in ends:
+                            kind = {"operation": "subscribe"} if ends else {"type": "market"}
+                            ends.update(dict.fromkeys(m["token_ids"], m["end"]))
+                            await ws.send(json.dumps({"assets_ids": m["token_ids"], **kind}))
                 try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.5)
+                    raw = await asyncio.wait_for(ws.recv(), 0.2)
                 except TimeoutError:
                     continue
                 msgs = json.loads(raw)
+                now = sim.now()
                 for msg in msgs if isinstance(msgs, list) else [msgs]:
                     for ch in msg.get("price_changes", []):
                         token, ask = ch["asset_id"], float(ch.get("best_ask") or 0)
-                        end = next((m["end"] for m in sim.markets() if token in m["token_ids"]), 0)
-                        left = end - sim.now()
+                        left = ends.get(token, 0) - now
                         if 2 < left <= 60 and 0.80 <= ask <= 0.99 and token not in bought:
                             bought.add(token)
                             client.create_and_post_order(OrderArgsV2(token_id=token, price=0.99, size=10.1, side="BUY"))
