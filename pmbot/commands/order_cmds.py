@@ -141,7 +141,8 @@ def order(
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
     if result.filled_size:
-        out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
+        fill = f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}"
+        out.print(f"{fill}, fees {render.usdc(result.fees)} USDC")  # exact in --json
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))
     if result.status.value == "not_sent":
