@@ -19,7 +19,16 @@ from rich.console import Console
 
 from pmbot import __version__
 from pmbot.app import App
-from pmbot.commands import config_cmd, market_cmds, order_cmds, record_cmd, reports, settle_cmd, sim_cmd
+from pmbot.commands import (
+    config_cmd,
+    learn_cmd,
+    market_cmds,
+    order_cmds,
+    record_cmd,
+    reports,
+    settle_cmd,
+    sim_cmd,
+)
 from pmbot.errors import PmbotError, RedactingFilter, redact
 
 app = typer.Typer(
@@ -66,6 +75,7 @@ sim_cmd.register(app)
 market_cmds.register(app)
 record_cmd.register(app)
 order_cmds.register(app)
+learn_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:
