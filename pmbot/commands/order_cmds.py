@@ -151,21 +151,64 @@ def cancel(
 
 def resume(
     ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="A strategy paused by `pmbot pause` (see `pmbot status`).", show_default=False)
+    ] = None,
     mode: Annotated[
-        str, typer.Option("--mode", help="Which kill switch: dry-run, live or both.", case_sensitive=False)
-    ] = "both",
+        str | None,
+        typer.Option("--mode", help="Reset this kill switch only: dry-run, live or both.", case_sensitive=False),
+    ] = None,
 ) -> None:
-    """Reset the kill switch after a daily-loss stop, so that buying can start again."""
+    """Resume: `resume NAME` a paused strategy; `resume --mode M` resets M's kill switch after a daily-loss
+    stop; bare `resume` does both for everything (every paused strategy, both kill switches)."""
     from pmbot.ops import resume as do_resume
+    from pmbot.ops import resume_strategies
 
-    wanted = {"dry-run": [True], "live": [False], "both": [True, False]}.get(mode.lower())
+    if name is not None and mode is not None:
+        raise InputError(
+            "give a strategy NAME or --mode, not both", hint="`pmbot resume NAME`, `pmbot resume --mode live`"
+        )
+    wanted = {"dry-run": [True], "live": [False], "both": [True, False]}.get((mode or "both").lower())
     if wanted is None:
         raise InputError(f"--mode must be dry-run, live or both, not {mode!r}")
+    out = render.stdout()
+    if mode is None:
+        done = resume_strategies(ctx.obj, name)
+        out.print(_control_line(done))
+        if name is not None:
+            return
     for r in do_resume(ctx.obj, wanted):
         if r["was_tripped"]:
-            render.stdout().print(f"{r['mode']}: kill switch reset (was tripped: {r['reason']})")
+            out.print(f"{r['mode']}: kill switch reset (was tripped: {r['reason']})")
         else:
-            render.stdout().print(f"{r['mode']}: not tripped")
+            out.print(f"{r['mode']}: not tripped")
+
+
+def _control_line(done: dict[str, Any]) -> Text:
+    """`snipe: paused (run-all host:123 applies it within 1 s)` or, with nothing running, when it applies."""
+    verb = "paused" if done["action"] == "pause" else "resumed"
+    who = render.plain(done["strategy"] or "all strategies")
+    line = Text.assemble(who, f": {verb}")
+    if done["processes"]:
+        line.append(f" (running {', '.join(done['processes'])}: within 1 s)", style="dim")
+    elif done["action"] == "pause":
+        line.append(" (no run-all is running: it will start paused)", style="dim")
+    else:
+        line.append(" (no run-all is running)", style="dim")
+    return line
+
+
+def pause(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="The strategy to pause (default: all).", show_default=False)
+    ] = None,
+) -> None:
+    """Pause a strategy (no NAME: all) in the running `pmbot run-all` within 1 s: no new intents, resting
+    orders and positions kept. The pause lasts until `pmbot resume NAME`, across restarts."""
+    from pmbot.ops import pause_strategies
+
+    render.stdout().print(_control_line(pause_strategies(ctx.obj, name)))
 
 
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -185,6 +228,7 @@ def print_status(out: Console, view: dict[str, Any]) -> None:
     if not view["modes"]:
         out.print("No database yet: nothing has run.", style="dim")
         return
+    print_processes(out, view.get("processes") or [], view.get("paused") or {})
     runs = Table(title="Executors", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     runs.add_column("Mode", no_wrap=True)
     runs.add_column("Kill switch", no_wrap=True)
@@ -209,6 +253,86 @@ def print_status(out: Console, view: dict[str, Any]) -> None:
     for m in view["modes"]:
         if m["open_orders"]:
             out.print(_open_orders(m["mode"], m["open_orders"]))
+
+
+def print_processes(out: Console, procs: list[dict[str, Any]], paused: dict[str, Any]) -> None:
+    """`Running processes`: one row per run-all that reported in (stale ones marked), its strategies
+    with state and heartbeat age, and its streams with the age of their last message."""
+    if not procs:
+        out.print("No run-all running.", style="dim")
+    else:
+        table = Table(title="Running processes", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("Process", "State", "Uptime", "Beat"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("Uptime", "Beat") else "left")
+        table.add_column("Strategies")
+        table.add_column("Streams (last message)")
+        for p in procs:
+            state = p.get("state", "?")
+            style = "green" if p["alive"] else ("bold red" if state == "stale" else "dim")
+            name = render.plain(p.get("process", "?"))
+            name.append(f"\n{p.get('command', '')} {p.get('mode', '')}", style="dim")
+            strategies = Text()
+            for s_name, s in sorted((p.get("strategies") or {}).items()):
+                if strategies:
+                    strategies.append("\n")
+                s_state = s.get("state", "?")
+                strategies.append_text(render.plain(s_name))
+                strategies.append(f" {s_state}", style=_STATE_STYLE.get(s_state, ""))
+                strategies.append(f" {_age(s.get('heartbeat_age_s'))}", style="dim")
+                if s.get("detail"):
+                    strategies.append_text(render.plain(f" {s['detail']}", style="dim"))
+            streams = Text()
+            for st_name, st in sorted((p.get("streams") or {}).items()):
+                if streams:
+                    streams.append("\n")
+                streams.append_text(render.plain(st_name))
+                streams.append(f" {_age(st.get('age_s'))}", style="dim")
+            extra = []
+            ks = p.get("kill_switch")
+            if ks and ks.get("tripped"):
+                extra.append(Text("kill switch TRIPPED", style="bold red"))
+            if p.get("open_orders") is not None:
+                extra.append(Text(f"{p['open_orders']} open orders", style="dim"))
+            for e in extra:
+                streams.append("\n" if streams else "")
+                streams.append_text(e)
+            table.add_row(
+                name,
+                Text(state, style=style),
+                _duration(p.get("uptime_s")),
+                _age(p.get("heartbeat_age_s")),
+                strategies,
+                streams,
+            )
+        out.print(table)
+    if paused.get("all") or paused.get("names"):
+        who = "all strategies" if paused.get("all") else ", ".join(paused["names"])
+        if paused.get("all") and paused.get("except"):
+            who += f" except {', '.join(paused['except'])}"
+        if paused.get("all") and paused.get("names"):
+            who += f" (and {', '.join(paused['names'])})"
+        line = Text("paused by the operator: ", style="yellow")
+        line.append_text(render.plain(who))
+        line.append("; `pmbot resume [NAME]` resumes")
+        out.print(line)
+
+
+_STATE_STYLE = {"running": "green", "paused": "yellow", "crashed": "bold red", "restarting": "yellow"}
+
+
+def _age(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{_duration(seconds)} ago"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _open_orders(mode: str, orders: list[dict[str, Any]]) -> Table:
@@ -264,5 +388,6 @@ def _ms(value: float | None) -> str:
 def register(app: typer.Typer) -> None:
     app.command("order")(order)
     app.command("cancel")(cancel)
+    app.command("pause")(pause)
     app.command("resume")(resume)
     app.command("status")(status)
