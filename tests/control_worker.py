@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import signal
 import sys
@@ -41,10 +42,8 @@ async def main(db: str, names: list[str]) -> None:
                 kill_switch={"tripped": False, "reason": ""},
                 open_orders=3,
             )
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), 0.2)
-            except TimeoutError:
-                pass
 
     print(json.dumps({"ready": True}), flush=True)
     await asyncio.gather(channel.watch(apply, stop=stop), beat())
