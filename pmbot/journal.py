@@ -1,7 +1,8 @@
 """Learnings and reflections (the seed's journal): checked here, before anything is written.
 
 Bad input (an empty title, JSON that is not an object, a text past its bound, a NUL) is an InputError
-raised while building the record, so the store never sees it.
+raised while building the record, so the store never sees it. Registered secrets (the private key in
+any of its forms) are redacted from every text: load the settings first so that they are registered.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import asdict
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import InputError
+from pmbot.errors import InputError, redact
 from pmbot.store.models import Learning, Reflection
 
 # Bounds: a journal entry is prose and a snippet, not a file dump.
@@ -22,7 +23,7 @@ MAX_JSON = 20_000
 
 
 def _text(value: str | None, what: str, bound: int, *, required: bool = False) -> str:
-    text = (value or "").strip()
+    text = redact((value or "").strip())  # a pasted key is never stored (the journal is shared prose)
     if required and not text:
         raise InputError(f"{what} must not be empty")
     if "\x00" in text:
@@ -42,6 +43,7 @@ def json_object(text: str | None, what: str) -> dict[str, Any]:
         return {}
     if len(text) > MAX_JSON:
         raise InputError(f"{what} is {len(text)} characters of JSON; at most {MAX_JSON}")
+    text = redact(text)
     try:
         value = json.loads(text, parse_float=Decimal, parse_constant=_reject_constant)
     except ValueError as e:
@@ -88,7 +90,7 @@ def _code(code: str) -> str:
         raise InputError("the code snippet must not contain NUL characters")
     if len(code) > MAX_CODE:
         raise InputError(f"the code snippet is {len(code)} characters; at most {MAX_CODE}")
-    return code.rstrip()
+    return redact(code.rstrip())
 
 
 def new_reflection(

@@ -185,3 +185,24 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
         assert store.list_learnings(Query()) == [] and store.list_reflections() == []
     finally:
         store.close()
+
+
+KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
+
+
+def test_a_pasted_key_is_never_stored(
+    cli_db: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMBOT_PRIVATE_KEY", KEY)
+    bare = KEY[2:]
+    forms = (KEY, bare, bare.upper(), str(int(bare, 16)))
+    assert main(["learn", "add", f"oops {bare.upper()}", "-d", f"key {KEY}", "--code", f"k = {int(bare, 16)}"]) == 0
+    assert main(["reflect", "add", "-p", "p", "--worked", bare, "--metrics", f'{{"k": "{KEY}"}}']) == 0
+    assert main(["learn", "list", "--json"]) == 0 and main(["reflect", "list"]) == 0
+    captured = capsys.readouterr()
+    path = Path(cli_db.removeprefix("sqlite:///"))
+    stored = b"".join(p.read_bytes() for p in path.parent.glob(path.name + "*"))  # the -wal too
+    for form in forms:
+        assert form.encode() not in stored and form.lower().encode() not in stored
+        assert form not in captured.out and form not in captured.err
+    assert "oops ***" in captured.out

@@ -126,3 +126,17 @@ def test_two_instances_never_share_a_file(tmp_path: Path) -> None:
             logs.add_strategy("orchestrator")
     finally:
         logs.close()
+
+
+def test_console_lines_are_redacted_too(tmp_path: Path, key_loaded: None, capsys: pytest.CaptureFixture[str]) -> None:
+    logs = setup_run_logs(tmp_path, ["snipe"], console=True, fmt="json")  # run-all --no-dashboard --log-format json
+    try:
+        _emit_everything()
+    finally:
+        logs.close()
+    err = capsys.readouterr().err
+    lines = [json.loads(line) for line in err.splitlines()]
+    assert len(lines) > 300 and all({"ts", "level", "logger", "strategy", "message"} <= set(x) for x in lines)
+    assert {x["strategy"] for x in lines} == {None, "snipe", "copy", "snipe-btc"}  # one stream, every line
+    for form in FORMS:
+        assert form not in err and form.lower() not in err

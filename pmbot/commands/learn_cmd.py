@@ -60,6 +60,8 @@ def learn_add(
     """Record a learning."""
     from pmbot.journal import learning_view, new_learning
 
+    a: App = ctx.obj
+    _ = a.settings  # loads the configuration: its secrets are registered, so the entry is redacted
     entry = new_learning(  # bad input fails here, before the store is opened
         title=title,
         description=description,
@@ -69,7 +71,6 @@ def learn_add(
         code_snippet=_code(code, code_file),
         metadata=metadata,
     )
-    a: App = ctx.obj
     entry = replace(entry, timestamp=now_ms(a.clock))
     new_id = a.store.add_learning(entry)
     if as_json:
@@ -136,10 +137,11 @@ def reflect_add(
     """Record a reflection on a phase."""
     from pmbot.journal import new_reflection, reflection_view
 
+    a: App = ctx.obj
+    _ = a.settings  # secrets registered before the entry is built (and redacted)
     entry = new_reflection(
         phase=phase, what_worked=worked, what_failed=failed, next_improvements=next_, metrics=metrics
     )
-    a: App = ctx.obj
     entry = replace(entry, timestamp=now_ms(a.clock))
     new_id = a.store.add_reflection(entry)
     if as_json:
