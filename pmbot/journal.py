@@ -114,8 +114,10 @@ def new_reflection(
 
 
 def learning_view(x: Learning) -> dict[str, Any]:
-    return asdict(x)
+    view = asdict(x)
+    return {"id": view.pop("id"), "timestamp": view.pop("timestamp"), **view}
 
 
 def reflection_view(x: Reflection) -> dict[str, Any]:
-    return asdict(x)
+    view = asdict(x)
+    return {"id": view.pop("id"), "timestamp": view.pop("timestamp"), **view}

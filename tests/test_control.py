@@ -152,7 +152,8 @@ def test_pause_resume_reach_a_running_process(worker: tuple[subprocess.Popen[str
     assert p["streams"]["market"]["age_s"] >= 1.5 and p["streams"]["user"]["age_s"] is None
     assert view["paused"]["names"] == ["snipe"]
     text = _cli("status", env=env)
-    assert text.returncode == 0 and "Running processes" in text.stdout and "snipe paused" in text.stdout
+    assert text.returncode == 0 and "Running processes" in text.stdout and "Strategies" in text.stdout
+    assert "paused by the operator: snipe" in text.stdout and "none yet" in text.stdout
 
     assert _cli("resume", "snipe", env=env).returncode == 0
     assert (_next_event(proc)["action"], "snipe") == ("resume", "snipe")

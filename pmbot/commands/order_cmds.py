@@ -256,63 +256,70 @@ def print_status(out: Console, view: dict[str, Any]) -> None:
 
 
 def print_processes(out: Console, procs: list[dict[str, Any]], paused: dict[str, Any]) -> None:
-    """`Running processes`: one row per run-all that reported in (stale ones marked), its strategies
-    with state and heartbeat age, and its streams with the age of their last message."""
+    """`Running processes` (one row per run-all that reported in; stale and stopped ones marked), then
+    the strategies and streams of the live ones: state and heartbeat age, age of the last message."""
     if not procs:
         out.print("No run-all running.", style="dim")
     else:
         table = Table(title="Running processes", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
-        for col in ("Process", "State", "Uptime", "Beat"):
-            table.add_column(col, no_wrap=True, justify="right" if col in ("Uptime", "Beat") else "left")
-        table.add_column("Strategies")
-        table.add_column("Streams (last message)")
+        for col in ("Process", "Mode", "State", "Uptime", "Beat", "Open", "Kill switch"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("Uptime", "Beat", "Open") else "left")
         for p in procs:
             state = p.get("state", "?")
             style = "green" if p["alive"] else ("bold red" if state == "stale" else "dim")
-            name = render.plain(p.get("process", "?"))
-            name.append(f"\n{p.get('command', '')} {p.get('mode', '')}", style="dim")
-            strategies = Text()
-            for s_name, s in sorted((p.get("strategies") or {}).items()):
-                if strategies:
-                    strategies.append("\n")
-                s_state = s.get("state", "?")
-                strategies.append_text(render.plain(s_name))
-                strategies.append(f" {s_state}", style=_STATE_STYLE.get(s_state, ""))
-                strategies.append(f" {_age(s.get('heartbeat_age_s'))}", style="dim")
-                if s.get("detail"):
-                    strategies.append_text(render.plain(f" {s['detail']}", style="dim"))
-            streams = Text()
-            for st_name, st in sorted((p.get("streams") or {}).items()):
-                if streams:
-                    streams.append("\n")
-                streams.append_text(render.plain(st_name))
-                streams.append(f" {_age(st.get('age_s'))}", style="dim")
-            extra = []
             ks = p.get("kill_switch")
-            if ks and ks.get("tripped"):
-                extra.append(Text("kill switch TRIPPED", style="bold red"))
-            if p.get("open_orders") is not None:
-                extra.append(Text(f"{p['open_orders']} open orders", style="dim"))
-            for e in extra:
-                streams.append("\n" if streams else "")
-                streams.append_text(e)
+            switch = Text("–") if not ks else Text("TRIPPED", "bold red") if ks.get("tripped") else Text("ok", "green")
             table.add_row(
-                name,
+                render.plain(p.get("process", "?")),
+                render.plain(p.get("mode", "")),
                 Text(state, style=style),
                 _duration(p.get("uptime_s")),
                 _age(p.get("heartbeat_age_s")),
-                strategies,
-                streams,
+                "–" if p.get("open_orders") is None else str(p["open_orders"]),
+                switch,
             )
         out.print(table)
+        live = [p for p in procs if p["alive"]]
+        several = len(live) > 1
+        strategies = Table(title="Strategies", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        streams = Table(title="Streams", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for t, cols in (
+            (strategies, ("Strategy", "State", "Heartbeat", "Restarts")),
+            (streams, ("Stream", "Last message")),
+        ):
+            if several:
+                t.add_column("Process", no_wrap=True)
+            for col in cols:
+                t.add_column(
+                    col, no_wrap=True, justify="right" if col in ("Heartbeat", "Restarts", "Last message") else "left"
+                )
+        strategies.add_column("Detail")
+        for p in live:
+            who = [render.plain(p.get("process", "?"))] if several else []
+            for name, st in sorted((p.get("strategies") or {}).items()):
+                s_state = st.get("state", "?")
+                strategies.add_row(
+                    *who,
+                    render.plain(name),
+                    Text(s_state, style=_STATE_STYLE.get(s_state, "")),
+                    _age(st.get("heartbeat_age_s")),
+                    str(st.get("restarts") or 0),
+                    render.plain(st.get("detail") or "", style="dim"),
+                )
+            for name, st in sorted((p.get("streams") or {}).items()):
+                streams.add_row(
+                    *who, render.plain(name), _age(st.get("age_s")) if st.get("age_s") is not None else "none yet"
+                )
+        if strategies.row_count:
+            out.print(strategies)
+        if streams.row_count:
+            out.print(streams)
     if paused.get("all") or paused.get("names"):
-        who = "all strategies" if paused.get("all") else ", ".join(paused["names"])
+        names = "all strategies" if paused.get("all") else ", ".join(paused["names"])
         if paused.get("all") and paused.get("except"):
-            who += f" except {', '.join(paused['except'])}"
-        if paused.get("all") and paused.get("names"):
-            who += f" (and {', '.join(paused['names'])})"
+            names += f" except {', '.join(paused['except'])}"
         line = Text("paused by the operator: ", style="yellow")
-        line.append_text(render.plain(who))
+        line.append_text(render.plain(names))
         line.append("; `pmbot resume [NAME]` resumes")
         out.print(line)
 
