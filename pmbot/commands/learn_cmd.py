@@ -13,12 +13,13 @@ from rich.table import Table
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import InputError
 from pmbot.store.models import Query
 from pmbot.timeutil import now_ms, parse_since
 
-learn_app = typer.Typer(help="Lessons learned: what was found, in which phase, with what impact.", no_args_is_help=True)
-reflect_app = typer.Typer(help="Reflections on a phase: what worked, what failed, what next.", no_args_is_help=True)
+learn_app = base.Typer(help="Lessons learned: what was found, in which phase, with what impact.")
+reflect_app = base.Typer(help="Reflections on a phase: what worked, what failed, what next.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 PhaseOpt = Annotated[str, typer.Option("--phase", "-p", help='The phase, e.g. "phase-1" or "snipe tuning".')]
