@@ -239,7 +239,7 @@ def setup_run_logs(
         if console:
             root.removeHandler(h)
             logs._console_removed.append(h)
-        elif h.level < logging.WARNING:
+        elif h.level < logging.WARNING and not logging.NOTSET < logs._saved_level < logging.WARNING:  # --debug: as is
             logs._saved_console_levels[id(h)] = h.level
             h.setLevel(logging.WARNING)  # the files take INFO; the terminal stays as quiet as before
     if console:

@@ -323,6 +323,9 @@ def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
     from pmbot import control
 
     target = control.ALL if name is None else control.check_strategy_name(name)
+    action = "pause" if pause else "resume"
+    if not pause and not app.database_exists():  # nothing was ever paused: create nothing
+        return {"action": action, "strategy": None if target == control.ALL else target, "processes": [], "paused": {}}
     store = app.store
     now = int(app.clock() * 1000)
     live = [p for p in control.processes(store, now_ms=now) if p["alive"]]
@@ -339,7 +342,7 @@ def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
     )
     names = sorted(running) if target == control.ALL else [target]
     return {
-        "action": "pause" if pause else "resume",
+        "action": action,
         "strategy": None if target == control.ALL else target,
         "processes": [p["process"] for p in live],
         "paused": {n: state.is_paused(n) for n in names},

@@ -194,3 +194,12 @@ def test_pause_with_nothing_running_says_when_it_applies(db_url: str) -> None:
     assert res.returncode == 0 and "no run-all is running: it will start paused" in res.stdout
     res = _cli("status", env=env)
     assert "No run-all running" in res.stdout and "paused by the operator: snipe" in res.stdout
+
+
+def test_resume_on_a_fresh_machine_creates_nothing(db_url: str) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMBOT_")}
+    env["PMBOT_DATABASE_URL"] = db_url
+    for args in (["resume"], ["resume", "snipe"]):
+        res = _cli(*args, env=env)
+        assert res.returncode == 0 and "resumed (no run-all is running)" in res.stdout, res.stderr
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()

@@ -140,3 +140,23 @@ def test_console_lines_are_redacted_too(tmp_path: Path, key_loaded: None, capsys
     assert {x["strategy"] for x in lines} == {None, "snipe", "copy", "snipe-btc"}  # one stream, every line
     for form in FORMS:
         assert form not in err and form.lower() not in err
+
+
+def test_the_terminal_stays_quiet_unless_debug(tmp_path: Path) -> None:
+    root = logging.getLogger("pmbot")
+    console = logging.StreamHandler()  # stands in for the CLI's Rich handler
+    saved = root.level
+    root.addHandler(console)
+    try:
+        root.setLevel(logging.WARNING)
+        logs = setup_run_logs(tmp_path, ["snipe"])
+        assert console.level == logging.WARNING  # INFO goes to the files only
+        logs.close()
+        assert console.level == logging.NOTSET
+        root.setLevel(logging.DEBUG)  # --debug
+        logs = setup_run_logs(tmp_path, ["snipe"])
+        assert console.level == logging.NOTSET and root.level == logging.DEBUG
+        logs.close()
+    finally:
+        root.removeHandler(console)
+        root.setLevel(saved)
