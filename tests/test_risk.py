@@ -408,7 +408,8 @@ sizes = st.integers(1, 3000).map(lambda n: D(n) / 100)
 def test_a_trip_in_the_same_millisecond_as_a_resume_is_kept(clock: FakeClock) -> None:
     """Found by the state machine: `pmbot resume` at T, then a loss past the limit at the same T (the clock
     has not moved), merged after midnight (the loss is yesterday's, only the trip is news). The merge
-    dropped the new trip as "older than the resume" (strict >), so a restarted process bought again. A tie now keeps the trip: blocking buys is the side that cannot lose."""
+    dropped the new trip as "older than the resume" (strict >), so a restarted process bought again. A tie
+    now keeps the trip: blocking buys is the side that cannot lose."""
     gate = RiskGate(limits(), clock)
     shared = gate.merge_state(None)
     operator = RiskGate(limits(), clock)
