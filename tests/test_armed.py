@@ -245,7 +245,7 @@ async def _worker(args: argparse.Namespace) -> None:
         os.kill(os.getpid(), signal.SIGKILL)  # before a byte of the answer is read
         return waiter
 
-    fastpost._Conn.send = send_then_die  # type: ignore[method-assign]
+    fastpost._Conn.send = send_then_die  # type: ignore[method-assign,assignment]
     await ex.fire(armed[0].key)
     print("survived", flush=True)
 
