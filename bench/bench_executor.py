@@ -4,8 +4,10 @@
    pass risk, submitted with `submit_many` in bursts; books from one sim snapshot per token (no HTTP
    on the measured path).
 2. live latency: intent → signed POST /order as received by the sim process, sequential resting GTC
-   BUYs; also intent → ack. Peer: py-clob-client-v2 `ClobClient.create_and_post_order` against the
-   same sim process.
+   BUYs, the order connection prewarmed; also intent → ack. Peer: the official SDK polymarket-client
+   (`AsyncSecureClient.place_limit_order`), and py-clob-client-v2 (`create_and_post_order`), against
+   the same sim process. Also: a pre-armed order's `fire` → POST received, and the POST alone per
+   transport (the lean path, aiohttp, httpx).
 3. fleet: 4 worker processes on one wallet with a shared redis-server: the global orders/min budget
    and the "0 duplicates" rule of the Redis SET NX claim.
 
@@ -409,6 +411,17 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
             acks.append(time.perf_counter())
 
     trading.post_order = stamped_post  # type: ignore[method-assign]
+    commits: list[float] = []
+    write_ahead = ex._write_ahead
+
+    def timed_write_ahead(rows: Any) -> Any:  # the durable commit before the POST: its fsync is the disk's
+        t = time.perf_counter()
+        try:
+            return write_ahead(rows)
+        finally:
+            commits.append((time.perf_counter() - t) * 1000)
+
+    ex._write_ahead = timed_write_ahead  # type: ignore[method-assign]
 
     def intent(n: int) -> OrderIntent:
         return OrderIntent(
@@ -449,6 +462,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
         "ack": [(a - s) * 1000 for s, a in zip(starts[w:], acks[w:], strict=True)],
         "done": [(e - s) * 1000 for s, e in zip(starts[w:], ends[w:], strict=True)],
         "sim": [(r[1] - r[0]) * 1000 for r in receipts[w:]],
+        "commit": commits[w:],
         "open": [float(open_after)],
     }
 
@@ -655,12 +669,54 @@ def _peer(sim: SimProcess) -> dict[str, list[float]]:
     }
 
 
+async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
+    """polymarket-client (Polymarket/py-sdk, the official SDK): `AsyncSecureClient.place_limit_order`
+    (create, sign and post) for the same kind of order, same sim process. The SDK has no setting for
+    its URLs, so its production environment is copied with the sim's; wallet = the key's own address
+    (an EOA: no deposit-wallet lookups)."""
+    from dataclasses import replace as dc_replace
+
+    from eth_account import Account
+    from polymarket.clients.async_secure import AsyncSecureClient
+    from polymarket.environments import PRODUCTION, _create_environment
+
+    cfg = dc_replace(PRODUCTION._config, clob_url=sim.url, gamma_url=sim.url, data_url=sim.url)
+    env = _create_environment(name="pmbot-sim", config=cfg)
+    client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
+    token = sim.open_markets()[0]["token_ids"][0]
+
+    async def one(n: int) -> None:
+        await client.place_limit_order(token_id=token, price=str(D(1 + n % 5) / 100), size=str(10 + n), side="BUY")
+
+    try:
+        for n in range(LIVE_WARMUP // 2):  # tick size, neg-risk and fee caches, connection
+            await one(n)
+        before = len(sim.receipts())
+        starts, ends = [], []
+        for n in range(PEER_ORDERS):
+            t = time.perf_counter()
+            await one(LIVE_WARMUP + n)
+            ends.append(time.perf_counter())
+            starts.append(t)
+    finally:
+        await client.close()
+    receipts = sim.receipts()[before:]
+    if len(receipts) != len(starts):
+        raise RuntimeError(f"SDK peer run: {len(receipts)} receipts for {len(starts)} orders")
+    return {
+        "recv": [(r[0] - s) * 1000 for s, r in zip(starts, receipts, strict=True)],
+        "ack": [(e - s) * 1000 for s, e in zip(starts, ends, strict=True)],
+    }
+
+
 def _latency_results(
     ours: dict[str, list[float]],
     piled: dict[str, list[float]],
     peer: dict[str, list[float]],
     armed: dict[str, list[float]],
+    v2: dict[str, list[float]] | None = None,
 ) -> list[Result]:
+    """`peer`: the official SDK (polymarket-client); `v2`: py-clob-client-v2, reported in the note."""
     r50, r95, r99 = _pcts(ours["recv"])
     p50, p95, p99 = _pcts(peer["recv"])
     a50, a95, a99 = _pcts(ours["ack"])
@@ -670,9 +726,21 @@ def _latency_results(
     x50, x95, x99 = _pcts(piled["recv"])
     y50, _, y99 = _pcts(piled["ack"])
     n = len(ours["recv"])
+    c50, _, c99 = _pcts(ours["commit"])
+    rest = [r - c for r, c in zip(ours["recv"], ours["commit"], strict=False)]
+    e50, _, e99 = _pcts(rest)
     what = "submit() → the sim process receives POST /order (CLOCK_MONOTONIC stamp in the sim)"
     how = f"{n} sequential resting GTC BUYs after {LIVE_WARMUP} warm-up, each cancelled after it was timed"
-    peer_note = f"peer: py-clob-client-v2 create_and_post_order, {len(peer['recv'])} orders, same sim process"
+    peer_note = (
+        f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders, same sim process"
+    )
+    if v2 is not None:
+        v50, _, v99 = _pcts(v2["recv"])
+        w50, _, w99 = _pcts(v2["ack"])
+        peer_note += (
+            f"; py-clob-client-v2 create_and_post_order: POST received p50 {v50:.3f} p99 {v99:.3f},"
+            f" ack p50 {w50:.3f} p99 {w99:.3f} ms"
+        )
     f50, f95, f99 = _pcts(armed["recv"])
     g50, _, g99 = _pcts(armed["ack"])
     h50, _, h99 = _pcts(armed["done"])
@@ -684,7 +752,11 @@ def _latency_results(
             "<= 0.70 ms and >= 1.25x faster than the SDK (issue 13)",
             r50 <= 0.70 and p50 / r50 >= 1.25,
             peer=round(p50, 3),
-            note=f"{what}; {how}; {peer_note}; ratio = peer / ours",
+            note=(
+                f"{what}; {how}; {peer_note}; ratio = peer / ours; of which the write-ahead commit (synchronous=FULL,"
+                f" its fsync) p50 {c50:.3f} p99 {c99:.3f} ms, the rest of the path (per order, POST received − commit)"
+                f" p50 {e50:.3f} p99 {e99:.3f} ms"
+            ),
         ),
         Result("executor: live intent → POST received p95", round(r95, 3), "ms", "(no goal)", None, peer=round(p95, 3)),
         Result(
@@ -921,7 +993,8 @@ def run() -> list[Result]:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
         ours = asyncio.run(_live(sim, tmp, cancel=True))
-        peer = _peer(sim)
+        v2 = _peer(sim)
+        peer = asyncio.run(_peer_sdk(sim))
         armed = asyncio.run(_armed(sim, tmp))
         paths = asyncio.run(_post_paths(sim, tmp))
         piled = asyncio.run(_live(sim, tmp, cancel=False))
@@ -930,7 +1003,7 @@ def run() -> list[Result]:
         gc.collect()
         results.append(asyncio.run(_throughput(sim, tmp, rest=False)))
         gc.collect()
-        results[:0] = _latency_results(ours, piled, peer, armed) + _post_path_results(paths)
+        results[:0] = _latency_results(ours, piled, peer, armed, v2) + _post_path_results(paths)
         results.extend(_fleet(sim, tmp))
     return results
 
