@@ -368,3 +368,14 @@ async def test_a_lost_answer_on_the_lean_path_is_unknown_then_reconciled(rig: Ri
     await ex.reconcile()
     rec = rig.store.get_order(res.key)
     assert rec is not None and rec.status is OrderStatus.LIVE and len(rig.sim.received_orders()) == 1
+
+
+async def test_a_burst_waits_for_a_free_connection_before_writing() -> None:
+    async with serve(Server(lambda n: ok_answer())) as srv:
+        p = poster(srv.port, max_connections=4, deadline=5.0)
+        try:
+            answers = await asyncio.gather(*(p.post("/order", b"{}", HDRS) for _ in range(50)))
+            assert {a.status for a in answers} == {200} and len(srv.requests) == 50
+            assert p.connects <= 4 and srv.connections <= 4
+        finally:
+            await p.aclose()

@@ -45,6 +45,9 @@ MAX_HEAD = 64 * 1024
 # Most servers close an idle keep-alive connection after 60-120 s (aiohttp 75 s, nginx 75 s, Cloudflare
 # ~100 s): a connection idle longer than this is not used, the warmer replaces it before that.
 IDLE_S = 30.0
+# At most this many requests in flight per host; more wait for a free connection *before* anything is
+# written (so the wait is neither "maybe sent" nor counted in the deadline), as httpx's pool does.
+MAX_CONNECTIONS = 32
 
 
 @dataclass(frozen=True, slots=True)
@@ -245,6 +248,7 @@ class FastPoster:
         idle_s: float = IDLE_S,
         ssl_context: ssl.SSLContext | None = None,
         rng: random.Random | None = None,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
         parts = urlsplit(base_url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -270,6 +274,7 @@ class FastPoster:
             self._ssl = ssl_context or ssl.create_default_context()
             self._ssl.set_alpn_protocols(["http/1.1"])
         self._idle: list[_Conn] = []
+        self._slots = asyncio.Semaphore(max_connections)
         self._warm_target = 0
         self._warmer: asyncio.Task[None] | None = None
         self._rng = rng or random.Random()
@@ -389,6 +394,10 @@ class FastPoster:
     async def post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         """One POST, sent at most once. VenueUnavailableError (status None): not sent. OrderStateUnknownError:
         written, no (readable) answer. Any HTTP status is returned as an Answer."""
+        async with self._slots:  # a free connection first: waiting here sends nothing
+            return await self._post(path, body, headers)
+
+    async def _post(self, path: str, body: bytes, headers: Mapping[str, str]) -> Answer:
         what = f"POST {self.api}{path}"
         if self.limiter is not None:
             await self.limiter.acquire(self.api, "POST", path)
