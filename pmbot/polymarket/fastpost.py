@@ -145,7 +145,8 @@ class _Conn(asyncio.Protocol):
 
     def _fail(self, exc: BaseException) -> None:
         waiter, self._waiter = self._waiter, None
-        self.abort() if not self.closed else None
+        if not self.closed:
+            self.abort()
         if waiter is not None and not waiter.done():
             waiter.set_exception(exc)
 
@@ -190,6 +191,8 @@ class _Conn(asyncio.Protocol):
             body = bytes(buf[start : start + n]) if len(buf) - start >= n else None
             if body is None and eof:
                 raise _BadAnswerError("connection closed inside the answer")
+            if len(buf) - start > n:  # bytes past the answer: this connection is out of step, not reused
+                self.keep_alive = False
         elif status in (204, 304):
             body = b""
         else:  # delimited by the close
