@@ -89,7 +89,8 @@ async def test_an_armed_order_is_sent_at_most_once(rig: Rig) -> None:
 
 async def test_a_key_armed_twice_is_armed_once(rig: Rig) -> None:
     ex = (await rig.executor(dry_run=False)).executor
-    first = await ex.arm([intent(rig.sim, "twice", price="0.02")])
+    first = await ex.arm([intent(rig.sim, "twice", price="0.02")] * 3)
+    assert len(first) == 1
     second = await ex.arm([intent(rig.sim, "twice", price="0.02")])
     assert first[0].status is OrderStatus.ARMED and second[0].duplicate and second[0].status is OrderStatus.ARMED
     dup = await ex.submit(intent(rig.sim, "twice", price="0.02"))  # a submit of an armed key: its record

@@ -383,7 +383,9 @@ class Executor:
                     raise InputError(f"key {intent.key} is a dry-run key; a live order needs its own key")
                 intent = replace(intent, key=DRY_RUN_PREFIX + intent.key)
             key = intent.key
-            if key in out or key in self._armed or key in self._inflight or key in self._recent:
+            if key in out:  # the same key twice in one call: armed (or refused) once
+                continue
+            if key in self._armed or key in self._inflight or key in self._recent:
                 status = OrderStatus.ARMED if key in self._armed else OrderStatus.SUBMITTED
                 known = self._recent.get(key)
                 out[key] = ArmedOrder(key, known.status if known else status, duplicate=True)
