@@ -20,8 +20,15 @@ For every intent, in this order, and never otherwise:
    for a burst instead of one per order.
 4. **Budget.** Our orders/min ceiling (fleet-wide with Redis), on top of the adapter's venue buckets.
 5. **Send.** Dry-run: the paper exchange fills against the current book. Live: one POST /order,
-   never retried. A lost answer leaves the order `unknown` until `reconcile()` finds out.
+   never retried, over the lean kept-alive path (`pmbot.polymarket.fastpost`; `prewarm()` opens it
+   before a window). An error before the request was written is `not_sent`; after it, a lost answer
+   leaves the order `unknown` until `reconcile()` finds out.
 6. **Record.** Every state change and every fill is stored; positions update with the fills.
+
+Pre-armed orders (`arm` / `fire` / `retire`): steps 1 and 3 happen ahead of a window (signed, stored
+`armed` with the order hash, one durable commit), so on the tick `fire` runs only the risk gate, the
+budget and the POST. The armed record is the write-ahead record: nothing is sent that is not recorded.
+An armed order never sent ends `not_sent`; one sent before a crash is reconciled by its hash.
 
 Dry-run and live are two executors with separate risk state and separate records (`dry_run` on
 every order and trade), so a paper loss never trips the live kill switch or the other way round. Their
