@@ -19,7 +19,7 @@ from rich.console import Console
 
 from pmbot import __version__
 from pmbot.app import App
-from pmbot.commands import config_cmd, market_cmds, order_cmds, record_cmd, reports, sim_cmd
+from pmbot.commands import config_cmd, market_cmds, migrate_cmd, order_cmds, record_cmd, reports, sim_cmd
 from pmbot.errors import PmbotError, redact
 
 app = typer.Typer(
@@ -65,6 +65,7 @@ sim_cmd.register(app)
 market_cmds.register(app)
 record_cmd.register(app)
 order_cmds.register(app)
+migrate_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:
