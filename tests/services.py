@@ -119,6 +119,9 @@ def postgres_bindir() -> Path | None:
     return Path(binary).parent if binary else None
 
 
+AUTH_USER, AUTH_PASSWORD = "pmbot_auth", "right-password"
+
+
 class PostgresServer:
     """A throw-away PostgreSQL cluster on a free 127.0.0.1 port; `url()` names a database in it."""
 
@@ -165,6 +168,9 @@ class PostgresServer:
             stderr=subprocess.PIPE,
             **self._user,  # type: ignore[call-overload]
         )
+        # One role that must give a password (the rest trust 127.0.0.1): the wrong-credentials tests.
+        hba = self.datadir / "pg_hba.conf"
+        hba.write_text(f"host all {AUTH_USER} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
         self.port = free_port()
         # Durable (fsync, synchronous_commit on) as in production: the benchmarks state what they measure.
         self.proc = subprocess.Popen(
@@ -199,7 +205,8 @@ class PostgresServer:
             if self.proc.poll() is not None:
                 break
             try:
-                psycopg.connect(self.url(), connect_timeout=1).close()
+                with psycopg.connect(self.url(), connect_timeout=1, autocommit=True) as conn:
+                    conn.execute(f"CREATE ROLE {AUTH_USER} LOGIN SUPERUSER PASSWORD '{AUTH_PASSWORD}'".encode())
                 return
             except psycopg.OperationalError:
                 time.sleep(0.05)
