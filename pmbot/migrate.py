@@ -116,8 +116,15 @@ class MigrationReport:
 # ------------------------------------------------------------------------------------ canonical rows
 
 
-def _num(d: Decimal) -> str:
-    return str(d.normalize()) if d.is_finite() else str(d)
+def _numbers(value: Any) -> Any:
+    """Numbers by value: integral ones as int (exact), others as float (equal beyond 17 digits collide)."""
+    if isinstance(value, Decimal):
+        return int(value) if value.is_finite() and value == value.to_integral_value() else float(value)
+    if isinstance(value, list):
+        return [_numbers(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _numbers(v) for k, v in value.items()}
+    return value
 
 
 def canonical_json(text: str | None) -> str | None:
@@ -128,7 +135,7 @@ def canonical_json(text: str | None) -> str | None:
         value = json.loads(text, parse_float=Decimal, parse_int=Decimal)
     except ValueError:
         return text  # not JSON: compared as written
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_num)
+    return json.dumps(_numbers(value), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def _hash(row: tuple[Any, ...]) -> int:
