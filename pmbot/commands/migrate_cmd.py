@@ -18,7 +18,7 @@ def migrate(
     source: Annotated[str, typer.Option("--from", help="The SQLite store: sqlite:///path/to/pmbot.db.")],
     target: Annotated[str, typer.Option("--to", help="The PostgreSQL database: postgresql://user:pw@host/db.")],
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be copied; write nothing.")] = False,
-    batch: Annotated[int, typer.Option("--batch", min=1, max=1_000_000, help="Rows per COPY and commit.")] = 10_000,
+    batch: Annotated[int, typer.Option("--batch", min=1, max=1_000_000, help="Rows per COPY and commit.")] = 20_000,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON for scripts.")] = False,
 ) -> None:
     """Copy a SQLite store into PostgreSQL: resumable, verified by row counts and checksums."""
