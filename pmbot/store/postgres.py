@@ -88,6 +88,7 @@ _INSERT_TRADE = (
     f"INSERT INTO trades ({_TRADE_COLS}) VALUES ({', '.join(['%s'] * (len(rows.TRADE_COLUMNS) - 1))}, %s::jsonb)"
 )
 _COPY_TRADES = f"COPY trades ({_TRADE_COLS}) FROM STDIN"
+_CLAIM_ONE = b"INSERT INTO trade_keys (trade_id, ts) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1"
 _BUY, _FILL = Side.BUY.value, TradeKind.FILL.value
 
 
@@ -152,6 +153,89 @@ def _configure(conn: Conn) -> None:
 def _lock_id(strategy: str, token_id: str, dry_run: bool) -> int:
     digest = hashlib.blake2b(f"{strategy}\x00{token_id}\x00{int(dry_run)}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
+
+
+Meta = dict[str, Any]
+
+
+def _books(found: list[tuple[Any, ...]]) -> tuple[dict[BookKey, ledger.Book], dict[BookKey, Meta]]:
+    books: dict[BookKey, ledger.Book] = {}
+    meta: dict[BookKey, Meta] = {}
+    for r in found:
+        k = (r[0], r[1], bool(r[2]))
+        books[k] = ledger.Book(size=r[3], cost=r[4], realized=r[5], state=PositionState(r[6]))
+        meta[k] = {
+            "condition_id": r[7],
+            "market": r[8],
+            "outcome": r[9],
+            "opened_at": r[10],
+            "updated_at": r[11],
+            "mark": r[12],
+        }
+    return books, meta
+
+
+def _book_fills(
+    batch: list[Fill],
+    micros: list[tuple[int, int, int]],
+    books: dict[BookKey, ledger.Book],
+    meta: dict[BookKey, Meta],
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Apply fills to their books (pmbot.store.ledger): the trade rows and the position rows to write.
+    The same bookkeeping as SQLiteStore._apply, statement for statement (the contract suite holds both)."""
+    trade_rows: list[tuple[Any, ...]] = []
+    append, apply, to_row = trade_rows.append, ledger.apply, rows.fill_to_row  # hot loop: local names
+    for f, (price, size, fee) in zip(batch, micros, strict=True):
+        k = (f.strategy, f.token_id, f.dry_run)
+        book = books.get(k)
+        if book is None:
+            book = books[k] = ledger.Book()
+            m = meta[k] = {
+                "opened_at": f.ts,
+                "updated_at": f.ts,
+                "condition_id": "",
+                "market": "",
+                "outcome": "",
+                "mark": None,
+            }
+        else:
+            m = meta[k]
+        if book.size == 0 and f.side == _BUY:
+            m["opened_at"] = f.ts  # (re)opened
+        if f.condition_id:
+            m["condition_id"] = f.condition_id
+        if f.market:
+            m["market"] = f.market
+        if f.outcome:
+            m["outcome"] = f.outcome
+        if f.ts > m["updated_at"]:
+            m["updated_at"] = f.ts
+        if f.kind == _FILL:
+            m["mark"] = price
+        try:
+            notional, realized = apply(book, f.side, f.kind, price, size, fee)
+        except ValueError as e:
+            raise InputError(f"fill {f.trade_id}: {e}") from None
+        append(to_row(f, price, size, fee, notional, realized))
+    positions = [
+        (
+            k[0],
+            k[1],
+            int(k[2]),
+            meta[k]["condition_id"],
+            meta[k]["market"],
+            meta[k]["outcome"],
+            books[k].size,
+            books[k].cost,
+            books[k].realized,
+            books[k].state.value,
+            meta[k]["mark"],
+            meta[k]["opened_at"],
+            meta[k]["updated_at"],
+        )
+        for k in books
+    ]
+    return trade_rows, positions
 
 
 class PostgresStore:
@@ -363,6 +447,8 @@ class PostgresStore:
         joined = getattr(self._tls, "conn", None)
         if joined is None:
             self._ensure_months({f.ts for f in batch})
+            if len(batch) == 1:
+                return int(self._record_one(batch[0], micros[0]))
         with self._write() as conn:
             if joined is not None:
                 self._ensure_months({f.ts for f in batch}, conn)
@@ -393,43 +479,37 @@ class PostgresStore:
                     return 0
             return self._apply(conn, batch, micros)
 
-    def _apply(self, conn: Conn, batch: list[Fill], micros: list[tuple[int, int, int]]) -> int:
-        """Apply new fills to their (locked) positions and write trades + positions. Mirrors SQLiteStore._apply."""
-        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
-        trade_rows: list[tuple[Any, ...]] = []
-        append, apply, to_row = trade_rows.append, ledger.apply, rows.fill_to_row
-        for f, (price, size, fee) in zip(batch, micros, strict=True):
-            k = (f.strategy, f.token_id, f.dry_run)
-            book = books.get(k)
-            if book is None:
-                book = books[k] = ledger.Book()
-                m = meta[k] = {
-                    "opened_at": f.ts,
-                    "updated_at": f.ts,
-                    "condition_id": "",
-                    "market": "",
-                    "outcome": "",
-                    "mark": None,
-                }
-            else:
-                m = meta[k]
-            if book.size == 0 and f.side == _BUY:
-                m["opened_at"] = f.ts
-            if f.condition_id:
-                m["condition_id"] = f.condition_id
-            if f.market:
-                m["market"] = f.market
-            if f.outcome:
-                m["outcome"] = f.outcome
-            if f.ts > m["updated_at"]:
-                m["updated_at"] = f.ts
-            if f.kind == _FILL:
-                m["mark"] = price
+    def _record_one(self, f: Fill, micros: tuple[int, int, int]) -> bool:
+        """The live path, one fill in two round trips (pipeline mode) plus the commit's WAL flush:
+        [BEGIN, lock, claim the trade id, read the position] then [write trade, write position, COMMIT].
+        The position is read by a statement that starts after the lock is granted, so it is current."""
+        k = (f.strategy, f.token_id, f.dry_run)
+        with self._conn() as conn:
             try:
-                notional, realized = apply(book, f.side, f.kind, price, size, fee)
-            except ValueError as e:
-                raise InputError(f"fill {f.trade_id}: {e}") from None
-            append(to_row(f, price, size, fee, notional, realized))
+                with conn.pipeline() as pipe:
+                    conn.execute(b"BEGIN")
+                    conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (_lock_id(*k),))
+                    claimed = conn.execute(_CLAIM_ONE, (f.trade_id, f.ts))
+                    found = conn.execute(_BOOK_ONE, (k[0], k[1], int(k[2])))
+                    pipe.sync()
+                    if claimed.fetchone() is None:
+                        conn.execute(b"COMMIT")
+                        return False  # already recorded: nothing written
+                    books, meta = _books(found.fetchall())
+                    trade_rows, positions = _book_fills([f], [micros], books, meta)
+                    conn.execute(_INSERT_TRADE, trade_rows[0])
+                    conn.execute(_UPSERT_ONE, positions[0])
+                    conn.execute(b"COMMIT")
+                return True
+            except BaseException:
+                if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                    conn.execute(b"ROLLBACK")
+                raise
+
+    def _apply(self, conn: Conn, batch: list[Fill], micros: list[tuple[int, int, int]]) -> int:
+        """Apply new fills to their (locked) positions and write trades + positions."""
+        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
+        trade_rows, positions = _book_fills(batch, micros, books, meta)
         if len(trade_rows) == 1:
             conn.execute(_INSERT_TRADE, trade_rows[0])
         else:
@@ -437,41 +517,16 @@ class PostgresStore:
                 write = copy.write_row
                 for r in trade_rows:
                     write(r)
-        pos = [
-            (
-                k[0],
-                k[1],
-                int(k[2]),
-                meta[k]["condition_id"],
-                meta[k]["market"],
-                meta[k]["outcome"],
-                books[k].size,
-                books[k].cost,
-                books[k].realized,
-                books[k].state.value,
-                meta[k]["mark"],
-                meta[k]["opened_at"],
-                meta[k]["updated_at"],
-            )
-            for k in books
-        ]
-        if len(pos) == 1:
-            conn.execute(_UPSERT_ONE, pos[0])
+        if len(positions) == 1:
+            conn.execute(_UPSERT_ONE, positions[0])
         else:
-            conn.execute(_UPSERT_MANY, [list(col) for col in zip(*pos, strict=True)])
+            conn.execute(_UPSERT_MANY, [list(col) for col in zip(*positions, strict=True)])
         return len(trade_rows)
 
-    def _load_books(
-        self, conn: Conn, keys: set[BookKey]
-    ) -> tuple[dict[BookKey, ledger.Book], dict[BookKey, dict[str, Any]]]:
-        books: dict[BookKey, ledger.Book] = {}
-        meta: dict[BookKey, dict[str, Any]] = {}
+    def _load_books(self, conn: Conn, keys: set[BookKey]) -> tuple[dict[BookKey, ledger.Book], dict[BookKey, Meta]]:
         if len(keys) == 1:
             (k,) = keys
-            found = conn.execute(
-                _BOOK_ONE,
-                (k[0], k[1], int(k[2])),
-            ).fetchall()
+            found = conn.execute(_BOOK_ONE, (k[0], k[1], int(k[2]))).fetchall()
         else:
             ks = list(keys)
             found = conn.execute(
@@ -479,18 +534,7 @@ class PostgresStore:
                 " (SELECT * FROM unnest(%s::text[], %s::text[], %s::smallint[]))".encode(),
                 ([k[0] for k in ks], [k[1] for k in ks], [int(k[2]) for k in ks]),
             ).fetchall()
-        for r in found:
-            k = (r[0], r[1], bool(r[2]))
-            books[k] = ledger.Book(size=r[3], cost=r[4], realized=r[5], state=PositionState(r[6]))
-            meta[k] = {
-                "condition_id": r[7],
-                "market": r[8],
-                "outcome": r[9],
-                "opened_at": r[10],
-                "updated_at": r[11],
-                "mark": r[12],
-            }
-        return books, meta
+        return _books(found)
 
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts", ph="%s")
