@@ -78,10 +78,11 @@ _UPSERT_TAIL = (
     " opened_at = excluded.opened_at, updated_at = excluded.updated_at"
 )
 _UPSERT_ONE = f"INSERT INTO positions ({_POSITION_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})" + _UPSERT_TAIL
+# %b: arrays go in binary (in text, every element is quoted through a regex: a third of a batch's time).
 _UPSERT_MANY = (
-    f"INSERT INTO positions ({_POSITION_COLUMNS}) SELECT * FROM unnest(%s::text[], %s::text[], %s::smallint[],"
-    " %s::text[], %s::text[], %s::text[], %s::bigint[], %s::bigint[], %s::bigint[], %s::text[], %s::bigint[],"
-    " %s::bigint[], %s::bigint[])" + _UPSERT_TAIL
+    f"INSERT INTO positions ({_POSITION_COLUMNS}) SELECT * FROM unnest(%b::text[], %b::text[], %b::smallint[],"
+    " %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::bigint[],"
+    " %b::bigint[], %b::bigint[])" + _UPSERT_TAIL
 )
 _TRADE_COLS = ", ".join(rows.TRADE_COLUMNS)
 _INSERT_TRADE = (
@@ -457,7 +458,7 @@ class PostgresStore:
             if len(locks) == 1:
                 conn.execute("SELECT pg_advisory_xact_lock(%s)", (locks[0],))
             else:
-                conn.execute("SELECT pg_advisory_xact_lock(x) FROM unnest(%s::bigint[]) AS x", (locks,))
+                conn.execute("SELECT pg_advisory_xact_lock(x) FROM unnest(%b::bigint[]) AS x", (locks,))
             if len(batch) == 1:
                 f = batch[0]
                 cur = conn.execute(
@@ -467,7 +468,7 @@ class PostgresStore:
                     return 0  # already recorded
             else:
                 cur = conn.execute(
-                    "INSERT INTO trade_keys (trade_id, ts) SELECT * FROM unnest(%s::text[], %s::bigint[])"
+                    "INSERT INTO trade_keys (trade_id, ts) SELECT * FROM unnest(%b::text[], %b::bigint[])"
                     " ON CONFLICT DO NOTHING RETURNING trade_id",
                     ([f.trade_id for f in batch], [f.ts for f in batch]),
                 )
@@ -531,7 +532,7 @@ class PostgresStore:
             ks = list(keys)
             found = conn.execute(
                 f"SELECT {_BOOK_COLUMNS} FROM positions WHERE (strategy, token_id, dry_run) IN"
-                " (SELECT * FROM unnest(%s::text[], %s::text[], %s::smallint[]))".encode(),
+                " (SELECT * FROM unnest(%b::text[], %b::text[], %b::smallint[]))".encode(),
                 ([k[0] for k in ks], [k[1] for k in ks], [int(k[2]) for k in ks]),
             ).fetchall()
         return _books(found)
