@@ -310,3 +310,51 @@ def test_same_fill_twice_in_one_batch_counts_once(pg_url: str) -> None:
 
 def test_fleet_fill_is_deterministic() -> None:
     assert fleet_fill(1, 5) == fleet_fill(1, 5)
+
+
+# ------------------------------------------------------------------------------ settings and the CLI
+
+
+def test_storage_backend_must_agree_with_the_url(pg_url: str) -> None:
+    from pmbot.config import load_settings
+
+    ok = load_settings(environ={"PMBOT_STORAGE_BACKEND": "postgres", "PMBOT_DATABASE_URL": pg_url}, env_file=None)
+    assert ok.settings.storage_backend == "postgres"
+    assert (
+        load_settings(environ={"PMBOT_STORAGE_BACKEND": "sqlite"}, env_file=None).settings.storage_backend == "sqlite"
+    )
+    for env in (
+        {"PMBOT_STORAGE_BACKEND": "postgres"},
+        {"PMBOT_STORAGE_BACKEND": "sqlite", "PMBOT_DATABASE_URL": pg_url},
+    ):
+        with pytest.raises(ConfigError) as e:
+            load_settings(environ=env, env_file=None)
+        assert e.value.one_line().startswith("storage_backend (PMBOT_STORAGE_BACKEND, from environment): is ")
+
+
+def test_reports_and_config_check_on_postgres(pg_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pmbot.cli import main
+
+    store = PostgresStore(pg_url)
+    store.record_fills([fill(1, T0), fill(2, T0 + 1, Side.SELL, size="4")])
+    store.close()
+    monkeypatch.setenv("PMBOT_DATABASE_URL", pg_url)
+    monkeypatch.setenv("PMBOT_STORAGE_BACKEND", "postgres")
+    for cmd in ("positions", "trades", "stats"):
+        assert main([cmd, "--json"]) == 0
+    assert main(["config", "check"]) in (0, 2)  # the wallet check may fail; the database line is what we read
+
+
+def test_config_check_reports_postgres(pg_url: str, capsys: pytest.CaptureFixture[str]) -> None:
+    from pmbot.config import load_settings
+    from pmbot.health import run_checks
+
+    PostgresStore(pg_url).close()
+    settings = load_settings(environ={"PMBOT_DATABASE_URL": pg_url}, env_file=None).settings
+    (db,) = [c for c in run_checks(settings) if c.name == "database"]
+    assert db.ok and db.detail.startswith("PostgreSQL ") and "schema current" in db.detail
+    dead = load_settings(
+        environ={"PMBOT_DATABASE_URL": f"postgresql://x@127.0.0.1:{free_port()}/x"}, env_file=None
+    ).settings
+    (db,) = [c for c in run_checks(dead) if c.name == "database"]
+    assert not db.ok and "cannot reach PostgreSQL" in db.detail

@@ -145,6 +145,20 @@ def connect(url: str, *, timeout: float = 5.0, **kwargs: Any) -> Conn:
     return conn
 
 
+def check_database(url: str) -> str:
+    """For `pmbot config check`: reach the server and say how current its schema is. Writes nothing.
+    Raises the same one-line errors as opening the store."""
+    from pmbot.store.pg_migrations import MIGRATIONS, applied
+
+    with connect(url, timeout=3) as conn:
+        conn.autocommit = True
+        names = set(applied(conn))
+        version = conn.info.server_version
+    pending = [n for n, _ in MIGRATIONS if n not in names]
+    state = f"{len(pending)} migration(s) to apply on next open" if pending else "schema current"
+    return f"PostgreSQL {version // 10000}.{version % 10000} at {describe_url(url)}, {state}"
+
+
 def _configure(conn: Conn) -> None:
     # JSONB arrives as its text: rows.* parse it exactly as they parse SQLite's JSON text.
     conn.adapters.register_loader("jsonb", TextLoader)
