@@ -358,3 +358,45 @@ def test_config_check_reports_postgres(pg_url: str, capsys: pytest.CaptureFixtur
     ).settings
     (db,) = [c for c in run_checks(dead) if c.name == "database"]
     assert not db.ok and "cannot reach PostgreSQL" in db.detail
+
+
+def test_nan_in_metadata_is_an_input_error_and_writes_nothing(pg_url: str) -> None:
+    from pmbot.errors import InputError
+    from pmbot.store.models import Learning
+
+    store = PostgresStore(pg_url)
+    try:
+        with pytest.raises(InputError, match="PostgreSQL refused a value"):
+            store.add_learning(Learning("s", "c", "x", metadata={"edge": float("nan")}))
+        with pytest.raises(InputError):
+            store.record_fills(
+                [
+                    fill(1, T0),
+                    Fill("p2", "s", "tok", Side.BUY, D("0.5"), D(1), True, T0, metadata={"x": float("nan")}),
+                ]
+            )
+        assert store.list_learnings() == [] and store.list_trades() == []
+        assert store.get_position("s", "tok", True) is None
+        assert store.record_fill(fill(3, T0))  # the connection is usable afterwards
+    finally:
+        store.close()
+
+
+def test_server_restart_is_a_store_error_then_recovers(pg_srv: PostgresServer) -> None:
+    url = pg_srv.create_database("restart")
+    store = PostgresStore(url)
+    try:
+        assert store.record_fill(fill(1, T0))
+        # Terminate every session of this database (what a server restart does to a pool's connections).
+        sql(pg_srv.url(), "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = 'restart'")
+        outcomes = []
+        for n in range(2, 6):
+            try:
+                outcomes.append(store.record_fill(fill(n, T0 + n)))
+            except StoreError as e:
+                outcomes.append(e.one_line())
+        assert outcomes[-1] is True  # the pool replaced the dead connections
+        errors = [o for o in outcomes if isinstance(o, str)]
+        assert all(e.startswith("PostgreSQL at 127.0.0.1:") for e in errors), errors
+    finally:
+        store.close()

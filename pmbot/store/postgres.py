@@ -20,6 +20,7 @@ transaction. Inside `transaction()` every call on the same thread joins that one
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import threading
@@ -33,7 +34,7 @@ from urllib.parse import urlsplit
 import psycopg
 from psycopg.rows import dict_row
 from psycopg.types.string import TextLoader
-from psycopg_pool import ConnectionPool
+from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pmbot.errors import InputError, ServiceUnavailableError, StoreError, register_secret
 from pmbot.money import to_micro
@@ -304,8 +305,15 @@ class PostgresStore:
         try:
             with self._pool.connection() as conn:
                 yield conn
-        except psycopg.OperationalError as e:
+        except psycopg.OperationalError as e:  # the server went away, restarted, or refused us
             raise StoreError(f"PostgreSQL at {describe_url(self.url)}: {str(e).strip()}") from None
+        except PoolTimeout:
+            raise StoreError(
+                f"no free connection to PostgreSQL at {describe_url(self.url)} (all {self._pool.max_size} busy)",
+                hint="a long report or a stuck transaction holds them; retry",
+            ) from None
+        except psycopg.DataError as e:  # e.g. NaN in a JSON document: SQLite stores it, JSONB refuses it
+            raise InputError(f"PostgreSQL refused a value: {str(e).strip().splitlines()[0]}") from None
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
@@ -518,7 +526,8 @@ class PostgresStore:
                 return True
             except BaseException:
                 if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
-                    conn.execute(b"ROLLBACK")
+                    with contextlib.suppress(psycopg.Error):  # a broken connection: the pool discards it
+                        conn.execute(b"ROLLBACK")
                 raise
 
     def _apply(self, conn: Conn, batch: list[Fill], micros: list[tuple[int, int, int]]) -> int:
