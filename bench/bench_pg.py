@@ -129,6 +129,9 @@ def bench_migrate_and_stats(url: str, tmp: Path) -> list[Result]:
     store = PostgresStore(url)
     import psycopg
 
+    t = time.perf_counter()
+    store.stats()
+    cold = (time.perf_counter() - t) * 1000  # right after the load: no visibility map yet, heap fetches
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("VACUUM ANALYZE")  # what autovacuum does after a bulk load: index-only scans need it
     runs = []
@@ -150,7 +153,8 @@ def bench_migrate_and_stats(url: str, tmp: Path) -> list[Result]:
             "ms",
             "<= 1000 ms",
             median(runs) <= 1000,
-            note=f"first run {runs[0]:.0f} ms",
+            note=f"after VACUUM ANALYZE; first run {runs[0]:.0f} ms; straight after the bulk load (no vacuum yet)"
+            f" {cold:.0f} ms",
         ),
         Result(
             "pg stats: 1M trades, filtered", round(median(filtered), 1), "ms", "<= 1000 ms", median(filtered) <= 1000

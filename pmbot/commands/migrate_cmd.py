@@ -95,7 +95,7 @@ def _render(report: MigrationReport) -> None:
         out.print(listed)
         if len(report.conflicts) > MAX_CONFLICTS_LISTED:
             out.print(f"… and {len(report.conflicts) - MAX_CONFLICTS_LISTED} more (--json lists the first ones too)")
-    rate = f", {report.rows_per_s:,.0f} rows/s" if report.copied else ""
+    rate = f", {report.rows_per_s:,.0f} rows/s" if report.copied and not report.dry_run else ""
     state = "dry run" if report.dry_run else ("verified" if report.verified else "NOT verified")
     out.print(f"{report.copied} row(s) {verb} in {report.seconds:.2f}s{rate}; {state}")
 
