@@ -8,6 +8,7 @@ import subprocess
 import sys
 from decimal import Decimal as D
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import psycopg
 import pytest
@@ -20,6 +21,9 @@ from pmbot.store.models import Fill, PositionState, Side, TradeKind
 from pmbot.store.postgres import PostgresStore
 from tests.pg_workers import TOKENS, fleet_fill, fleet_order
 from tests.services import AUTH_PASSWORD, AUTH_USER, PostgresServer, free_port
+
+if TYPE_CHECKING:
+    from pmbot.sim.testing import SimServer
 
 REPO = Path(__file__).resolve().parents[1]
 T0 = 1_795_000_000_000
@@ -400,3 +404,69 @@ def test_server_restart_is_a_store_error_then_recovers(pg_srv: PostgresServer) -
         assert all(e.startswith("PostgreSQL at 127.0.0.1:") for e in errors), errors
     finally:
         store.close()
+
+
+@pytest.mark.parametrize(
+    "redis",
+    [
+        "none",
+        pytest.param(
+            "down",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="executor bug outside the store: with PMBOT_REDIS_URL set and Redis down, the fleet"
+                " idempotency falls back to the database but the rate budget (pmbot/executor/budget.py acquire)"
+                " raises redis.ConnectionError",
+            ),
+        ),
+    ],
+)
+def test_two_executors_on_one_postgres_execute_each_intent_once(
+    sim: SimServer, pg_url: str, tmp_path: Path, redis: str
+) -> None:
+    """Two executors (each with its own store and pool, in its own thread and event loop, no Redis to share
+    claims through) receive the same 60 intents in opposite orders at once: every key is executed by
+    exactly one of them; the other answers duplicate. No deadlock on the unique key, whatever the order."""
+    import asyncio
+    import threading
+
+    from tests.test_executor import Rig, intent, settings_for
+
+    extra = {"PMBOT_REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"} if redis == "down" else {}
+    settings = settings_for(sim, pg_url, **extra)
+    intents = [intent(sim, n) for n in range(60)]
+    results: dict[str, list[object]] = {}
+    errors: list[BaseException] = []
+    start = threading.Barrier(2, timeout=30)
+
+    def run(name: str, order: list[object]) -> None:
+        async def main() -> None:
+            rig = Rig(sim, tmp_path / name, settings)
+            try:
+                ex = (await rig.executor(dry_run=True)).executor
+                start.wait()
+                results[name] = await ex.submit_many(order)  # type: ignore[arg-type]
+            finally:
+                await rig.close()
+
+        try:
+            asyncio.run(main())
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=run, args=("a", intents)),
+        threading.Thread(target=run, args=("b", list(reversed(intents)))),
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    executed: dict[str, int] = {}
+    for name in ("a", "b"):
+        for r in results[name]:
+            if not r.duplicate:  # type: ignore[attr-defined]
+                executed[r.key] = executed.get(r.key, 0) + 1  # type: ignore[attr-defined]
+    assert executed == {i.key: 1 for i in intents}
+    assert sql(pg_url, "SELECT count(*), count(DISTINCT key) FROM orders") == [(60, 60)]

@@ -30,6 +30,7 @@ PgMigration = str | Callable[["psycopg.Connection[tuple[object, ...]]"], None]
 # pg_advisory_xact_lock keys: schema changes are serialised between processes opening one database.
 SCHEMA_LOCK = 0x706D626F74_01  # "pmbot" 1
 PARTITION_LOCK = 0x706D626F74_02
+WRITER_LOCK = 0x706D626F74_03  # PostgresStore.transaction(): multi-write transactions, one at a time
 
 _INITIAL = """
 CREATE TABLE orders (

@@ -55,7 +55,14 @@ from pmbot.store.models import (
     TradeKind,
     TradeRow,
 )
-from pmbot.store.pg_migrations import create_partitions, existing_partitions, migrate, month_of, partition_name
+from pmbot.store.pg_migrations import (
+    WRITER_LOCK,
+    create_partitions,
+    existing_partitions,
+    migrate,
+    month_of,
+    partition_name,
+)
 from pmbot.timeutil import Clock
 
 Conn = psycopg.Connection[Any]
@@ -317,7 +324,14 @@ class PostgresStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        with self._write():
+        """Several writes, one commit. An outermost transaction first takes a database-wide advisory lock,
+        so multi-write transactions of a fleet run one at a time, as on SQLite (BEGIN IMMEDIATE): two
+        executors writing the same intent keys in different orders would otherwise deadlock on the
+        unique index. Single writes (a fill, an intent) do not take it and stay concurrent."""
+        outermost = getattr(self._tls, "conn", None) is None
+        with self._write() as conn:
+            if outermost:
+                conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (WRITER_LOCK,))
             yield
 
     @contextmanager
