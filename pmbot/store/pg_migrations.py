@@ -3,7 +3,15 @@
 Every SQLite migration has a counterpart here with the same name (a test fails otherwise), recorded in
 this database's own `schema_migrations`. Adding one is a line in MIGRATIONS: a SQL string (one or more
 statements, run in one transaction) or a function of the connection. Use "" for a SQLite migration that
-needs nothing here (PostgreSQL has the feature already), so the names still line up.
+needs nothing here, so the names still line up. For example:
+
+    ("0003_order_wallet", "ALTER TABLE orders ADD COLUMN wallet TEXT"),
+    ("0004_status_settling", ""),  # status is free TEXT here as in SQLite: a new value needs no DDL
+    ("0005_settlement", "ALTER TABLE positions ADD COLUMN settled_at BIGINT"),
+
+A column added to `trades` is added to every partition by PostgreSQL. Money columns are BIGINT
+`*_micro`, JSON documents JSONB, key-like TEXT columns COLLATE "C". `pmbot migrate` copies a new
+column as soon as both schemas have it, and refuses a source whose migrations are not all here.
 
 Types: money and sizes are BIGINT micro-units (exact, as the SQLite INTEGER columns), times BIGINT epoch
 ms, metadata and state documents JSONB, `dry_run` SMALLINT 0/1 (the same canonical values as SQLite, so a
