@@ -49,8 +49,13 @@ class App:
     @property
     def store(self) -> Store:
         if self._store is None:
-            from pmbot.store import open_store
+            from pmbot.errors import ConfigError
+            from pmbot.health import database_path_problem
+            from pmbot.store import open_store, sqlite_path
 
+            problem = database_path_problem(sqlite_path(self.settings.database_url))
+            if problem is not None:
+                raise ConfigError(f"database: {problem[0]}", hint=problem[1])
             self._store = open_store(self.settings.database_url, redis_url=self.settings.redis_url, clock=self.clock)
         return self._store
 
@@ -59,8 +64,11 @@ class App:
             self._store.close()
             self._store = None
 
-    def venue(self) -> Venue:
-        """A new adapter for one event loop (`async with app.venue() as v: …`)."""
+    def venue(self, *, timeout: float = 10.0, attempts: int | None = None) -> Venue:
+        """A new adapter for one event loop (`async with app.venue() as v: …`). Reports pass a short
+        `timeout` and few read `attempts`: a dead venue must cost them seconds, not a minute."""
         from pmbot.polymarket.factory import build_venue
+        from pmbot.polymarket.http import DEFAULT_RETRY, RetryPolicy
 
-        return build_venue(self.settings, clock=self.clock)
+        retry = DEFAULT_RETRY if attempts is None else RetryPolicy(attempts=attempts)
+        return build_venue(self.settings, clock=self.clock, timeout=timeout, retry=retry)

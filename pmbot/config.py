@@ -6,8 +6,11 @@ error is reported as one line naming the key (never its value: values may be sec
 
 from __future__ import annotations
 
+import ipaddress
+import logging
 import os
 import re
+import tomllib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -27,11 +30,15 @@ from pydantic_settings.sources.utils import parse_env_vars
 
 from pmbot.errors import ConfigError, register_secret
 
+log = logging.getLogger("pmbot.config")
+
 ENV_PREFIX = "PMBOT_"
 # PMBOT_* variables that are not settings: they steer how settings are found or how tests run.
 NON_SETTING_ENV = {"PMBOT_CONFIG", "PMBOT_ENV_FILE", "PMBOT_REQUIRE_SERVICES"}
 
 _HEX_KEY = re.compile(r"^(0x)?[0-9a-fA-F]{64}$")
+# secp256k1's group order: a private key is an integer 1 <= k < n, anything else signs nothing.
+SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
@@ -141,6 +148,9 @@ class Settings(BaseSettings):
             # Never echo the value: a near-miss private key is still a private key.
             raise ValueError("must be 64 hex characters, with or without 0x")
         register_secret(raw)
+        # Range-checked here, so no signing library ever sees (and prints, in decimal) a bad key.
+        if not 1 <= int(raw, 16) < SECP256K1_N:
+            raise ValueError("is not a valid secp256k1 private key (must be 1 <= key < the curve order)")
         return SecretStr(raw if raw.startswith("0x") else "0x" + raw)
 
     @field_validator("funder")
@@ -287,16 +297,20 @@ def load_settings(
         env_file = environ["PMBOT_ENV_FILE"]
     envf = Path(env_file) if env_file else None
 
-    unknown = _unknown_env_keys(environ)
-    if unknown:
-        raise ConfigError(
-            f"unknown setting{'s' if len(unknown) > 1 else ''} in the environment: {', '.join(unknown)}",
-            hint="see `pmbot config show` for the valid PMBOT_* names",
-        )
+    _refuse_unknown(_unknown_env_keys(environ), "the environment", "unset {}")
 
     origins: dict[str, str] = {}
     try:
-        sources = _sources(cfg, envf, overrides or {}, environ)
+        try:
+            sources = _sources(cfg, envf, overrides or {}, environ)
+        except tomllib.TOMLDecodeError as e:
+            raise _toml_error(cfg, e) from None
+        if envf is not None and envf.is_file():
+            from dotenv import dotenv_values  # pydantic-settings' own .env reader
+
+            # An unknown PMBOT_* key in .env is the same mistake as in the environment: the same error.
+            names = {k: v or "" for k, v in dotenv_values(envf).items()}
+            _refuse_unknown(_unknown_env_keys(names), str(envf), f"remove {{}} from {envf}")
         if cfg is not None:
             _reject_secrets_in_file(sources[3]())
         # Lowest priority first so that later (higher) sources overwrite the origin.
@@ -306,12 +320,44 @@ def load_settings(
         _ACTIVE_SOURCES[:] = sources
         settings = Settings()
     except ValidationError as e:
-        raise ConfigError(_format_errors(e, origins)) from None
-    except ValueError as e:  # a TOML syntax error, for instance
-        raise ConfigError(f"cannot read settings: {e}") from None
+        # Not "see `pmbot config show`": it loads these same settings and would fail the same way.
+        named = {".env": str(envf), "config file": f"config file {cfg}"}  # say which file
+        raise ConfigError(_format_errors(e, {k: named.get(v, v) for k, v in origins.items()}), hint=_FIX_HINT) from None
+    except ValueError as e:  # anything else a source could not parse
+        raise ConfigError(f"cannot read settings: {e}", hint=_FIX_HINT) from None
     finally:
         _ACTIVE_SOURCES.clear()
+    _announce_dotenv_urls(settings, origins, envf)
     return LoadedSettings(settings=settings, origins=origins, config_file=cfg, env_file=envf)
+
+
+_FIX_HINT = "fix the key named above where it is set; `pmbot config show` works again once every key is valid"
+_TOML_WHERE = re.compile(r"\s*\(at line (\d+), column (\d+)\)$")
+
+
+def _refuse_unknown(unknown: list[str], where: str, fix: str) -> None:
+    """`fix` is "unset {}" or "remove {} from .env"; {} becomes it/them."""
+    if not unknown:
+        return
+    many = len(unknown) > 1
+    raise ConfigError(
+        f"unknown setting{'s' if many else ''} in {where}: {', '.join(unknown)}",
+        hint=fix.format("them" if many else "it") + "; the README lists the valid PMBOT_* names, and so does"
+        f" `pmbot config show` once {'they are' if many else 'it is'} gone",
+    )
+
+
+def _toml_error(cfg: Path | None, e: tomllib.TOMLDecodeError) -> ConfigError:
+    """`FILE line N, column M: what is wrong`: the file named, and a hint that does not send the
+    operator to a command that reads the same broken file."""
+    msg = str(e)
+    where = _TOML_WHERE.search(msg)
+    at = f" line {where.group(1)}, column {where.group(2)}" if where else ""
+    what = _TOML_WHERE.sub("", msg)
+    return ConfigError(
+        f"{cfg}{at}: not valid TOML: {what}",
+        hint="fix that line, or run without --config / PMBOT_CONFIG to use the other sources",
+    )
 
 
 def _reject_secrets_in_file(data: dict[str, Any]) -> None:
@@ -334,10 +380,21 @@ def _flatten(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 SECRET_KEYS = {"private_key"}
+# Settings that are amounts of money: shown with their unit.
+MONEY_KEYS = {
+    "risk.max_order_notional",
+    "risk.max_position_per_market",
+    "risk.max_total_exposure",
+    "risk.daily_loss_limit",
+    "executor.dry_run_balance",
+    "snipe.order_usdc",
+    "copy_trading.max_order_usdc",
+}
+URL_KEYS = {"clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url", "database_url", "redis_url"}
 
 
 def describe(loaded: LoadedSettings) -> list[dict[str, str]]:
-    """Rows for `config show`: key, env name, value (secrets masked), source."""
+    """Rows for `config show`: key, env name, value (secrets masked), unit, source."""
     rows = []
     data = loaded.settings.model_dump()
     for key, value in _flatten(data).items():
@@ -345,22 +402,117 @@ def describe(loaded: LoadedSettings) -> list[dict[str, str]]:
             shown = "(set, hidden)" if value is not None else "(not set)"
         elif value is None:
             shown = "(not set)"
+        elif isinstance(value, bool):
+            shown = "true" if value else "false"  # as it is written in TOML and .env, not Python's True
         elif isinstance(value, list):
             shown = ",".join(str(v) for v in value)
         else:
             shown = str(value)
-        if key in ("database_url", "redis_url") and value:
-            shown = _mask_url_password(shown)
+        if key in URL_KEYS and value:
+            shown = mask_url(shown)
         rows.append(
             {
                 "key": key,
                 "env": ENV_PREFIX + key.replace(".", "__").upper(),
                 "value": shown,
+                "unit": "USDC" if key in MONEY_KEYS else "",
                 "source": loaded.origins.get(key, "default"),
             }
         )
     return rows
 
 
-def _mask_url_password(url: str) -> str:
-    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)
+_MASK = "***"
+# A path segment that looks like an API key (RPC providers put theirs in the path: /v2/<key>).
+_KEYLIKE = re.compile(r"^(?=.*[0-9])(?=.*[A-Za-z])[A-Za-z0-9_-]{20,}$")
+
+
+def mask_url(url: str) -> str:
+    """The URL with its credentials hidden, parsed (not pattern-matched): userinfo (user and
+    password, even one containing '@'), every query value, the fragment and, for web endpoints,
+    key-like path segments. A plain file path is returned as it is."""
+    from urllib.parse import parse_qsl, urlencode, urlsplit
+
+    if "://" not in url:
+        return url
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return _MASK  # not parseable: show nothing rather than something that may be a secret
+    host = parts.netloc.rpartition("@")[2]  # userinfo is everything before the LAST '@'
+    out = f"{parts.scheme}://{_MASK + '@' if '@' in parts.netloc else ''}{host}"
+    path = parts.path
+    if parts.scheme in ("http", "https", "ws", "wss"):
+        path = "/".join(_MASK if _KEYLIKE.match(seg) else seg for seg in path.split("/"))
+    out += path
+    if parts.query:
+        pairs = parse_qsl(parts.query, keep_blank_values=True)
+        out += "?" + (urlencode([(k, _MASK) for k, _ in pairs], safe="*") if pairs else _MASK)
+    if parts.fragment:
+        out += "#" + _MASK
+    return out
+
+
+# ---------------------------------------------------------------------------------- endpoints
+
+VENUE_URL_KEYS = ("clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url")
+
+
+def is_loopback_host(host: str | None) -> bool:
+    """127.0.0.0/8, ::1 and localhost: traffic that never leaves this machine."""
+    if not host:
+        return False
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def insecure_endpoints(settings: Settings) -> list[str]:
+    """Venue URLs in plaintext (http://, ws://) to a host that is not loopback, as env names.
+
+    Live trading sends the L1 auth signature, the API key, passphrase and HMACs over these; on a
+    plaintext hop anyone on the path can take them (and replay the L1 headers to derive the secret)."""
+    from urllib.parse import urlsplit
+
+    bad = []
+    for key in VENUE_URL_KEYS:
+        url = getattr(settings, key)
+        if not url:
+            continue
+        parts = urlsplit(url)
+        if parts.scheme in ("https", "wss"):
+            continue
+        if parts.scheme in ("http", "ws") and is_loopback_host(parts.hostname):
+            continue
+        bad.append(ENV_PREFIX + key.upper())
+    return bad
+
+
+def require_secure_endpoints(settings: Settings) -> None:
+    """Refuse anything live over plaintext to another machine: one line, exit 2."""
+    bad = insecure_endpoints(settings)
+    if bad:
+        raise ConfigError(
+            f"live trading needs https:// / wss:// for every non-loopback venue URL; plaintext: {', '.join(bad)}",
+            hint="fix the URL (see `pmbot config show` for where it came from)",
+        )
+
+
+def _announce_dotenv_urls(settings: Settings, origins: dict[str, str], env_file: Path | None) -> None:
+    """A .env in the working directory is easy to plant: say so when one moves the venue."""
+    changed = [
+        f"{ENV_PREFIX}{key.upper()}={mask_url(str(getattr(settings, key)))}"
+        for key in VENUE_URL_KEYS
+        if origins.get(key) == ".env" and getattr(settings, key) != Settings.model_fields[key].default
+    ]
+    if changed and env_file is not None:
+        log.warning(
+            "%s sets venue URL%s %s; check that this file is yours",
+            env_file.resolve(),
+            "s" if len(changed) > 1 else "",
+            ", ".join(changed),
+        )

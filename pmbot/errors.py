@@ -10,22 +10,63 @@ registers secret values, and the CLI passes every message it prints through it.
 
 from __future__ import annotations
 
+import logging
+import re
+
 _SECRETS: set[str] = set()
+_HEX = re.compile(r"^(0x)?[0-9a-fA-F]+$")
 
 
 def register_secret(value: str) -> None:
-    """Remember a secret so that `redact` scrubs it from anything printed."""
-    if value and len(value) >= 8:
-        _SECRETS.add(value)
-        if value.startswith("0x"):
-            _SECRETS.add(value[2:])
+    """Remember a secret so that `redact` scrubs it from anything printed or logged.
+
+    A hex secret (the private key) is also remembered without 0x, in either case, and in decimal:
+    an arithmetic error on a key prints it as an integer."""
+    if not value or len(value) < 8:
+        return
+    forms = {value}
+    if _HEX.match(value):
+        bare = value[2:] if value.startswith("0x") else value
+        forms |= {bare, bare.lower(), bare.upper()}
+        if len(bare) >= 32:  # long enough to be a key, not a word that happens to be hex
+            forms.add(str(int(bare, 16)))
+    # Every form obeys the length rule: the decimal of a (silly) key 0x00…01 is "1", and redacting
+    # every "1" would garble all output.
+    _SECRETS.update(f for f in forms if len(f) >= 8)
 
 
 def redact(text: str) -> str:
-    for secret in _SECRETS:
+    # Longest first: a secret that contains another must go whole, not leave its tail behind.
+    for secret in sorted(_SECRETS, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
     return text
+
+
+# A venue that echoes our request headers back (in an error body) must not get them stored or shown.
+_POLY_HEADER = re.compile(r"""(POLY[_-][A-Z_-]+)(["']?\s*[:=]\s*["']?)([^"'\s,;&}\]]+)""", re.IGNORECASE)
+
+
+def scrub_venue_text(text: str, limit: int = 500) -> str:
+    """Venue words fit for records and the terminal: POLY_* header values masked, registered secrets
+    redacted, and cut to `limit` characters (a venue can answer megabytes)."""
+    text = _POLY_HEADER.sub(r"\1\2***", text[: limit * 4])
+    text = redact(text)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+class RedactingFilter(logging.Filter):
+    """On pmbot's log handlers: every record leaves with registered secrets and POLY_* values masked,
+    its traceback included (--debug logs exceptions)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = scrub_venue_text(record.getMessage(), limit=100_000)
+        record.args = None
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = scrub_venue_text(record.exc_text, limit=1_000_000)
+        return True
 
 
 class PmbotError(Exception):

@@ -7,7 +7,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
-from pmbot.config import Settings
+from pmbot.config import Settings, insecure_endpoints
 from pmbot.errors import PmbotError
 
 
@@ -20,7 +20,20 @@ class Check:
 
 
 def run_checks(settings: Settings) -> list[Check]:
-    return [Check("settings", True, "all keys valid"), _database(settings), _redis(settings), *_wallet(settings)]
+    return [
+        Check("settings", True, "all keys valid"),
+        _endpoints(settings),
+        _database(settings),
+        _redis(settings),
+        *_wallet(settings),
+    ]
+
+
+def _endpoints(settings: Settings) -> Check:
+    bad = insecure_endpoints(settings)
+    if bad:
+        return Check("endpoints", False, f"plaintext to a non-loopback host: {', '.join(bad)}; --live is refused")
+    return Check("endpoints", True, "https/wss (or loopback)")
 
 
 def _database(settings: Settings) -> Check:
@@ -38,6 +51,9 @@ def _database(settings: Settings) -> Check:
         path = sqlite_path(settings.database_url)
     except PmbotError as e:
         return Check("database", False, e.one_line())
+    problem = database_path_problem(path)
+    if problem is not None:
+        return Check("database", False, f"{problem[0]} (hint: {problem[1]})")
     if path.is_file():
         try:
             conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
@@ -54,6 +70,27 @@ def _database(settings: Settings) -> Check:
     if os.access(parent, os.W_OK):
         return Check("database", True, f"{path} (will be created on first write)")
     return Check("database", False, f"{path}: cannot create it, {parent} is not writable")
+
+
+def database_path_problem(path: Path) -> tuple[str, str] | None:
+    """(why `path` cannot be the database file, what to do), or None. Only the default data directory is
+    created on first use: a missing directory elsewhere is more likely a typo than a wish."""
+    from pmbot.config import default_data_dir
+
+    if path.is_dir():
+        return f"{path} is a directory", f"PMBOT_DATABASE_URL must name a file, e.g. {path / 'pmbot.db'}"
+    if path.exists() and not path.is_file():
+        return f"{path} is not a regular file", "point PMBOT_DATABASE_URL at a file"
+    parent = path.parent
+    if not parent.is_dir() and parent.resolve() != default_data_dir().resolve():
+        if parent.exists():
+            return f"{parent} is not a directory", "point PMBOT_DATABASE_URL at a file in a directory"
+        return (
+            f"directory {parent} does not exist",
+            f"create it (mkdir -p {parent}) or point PMBOT_DATABASE_URL at a file in an existing directory;"
+            " only the default data directory is created for you",
+        )
+    return None
 
 
 def _redis(settings: Settings) -> Check:

@@ -10,7 +10,7 @@ import re
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import InputError, NotFoundError, VenueError
+from pmbot.errors import InputError, NotFoundError, VenueError, redact
 from pmbot.polymarket.factory import Venue
 from pmbot.polymarket.models import Market, OrderBook
 
@@ -29,9 +29,19 @@ def check_token_id(token_id: str) -> str:
 
 
 async def scan_markets(
-    venue: Venue, *, now_ms: int, closing_within_ms: int | None, search: str | None, limit: int
+    venue: Venue,
+    *,
+    now_ms: int,
+    closing_within_ms: int | None,
+    search: str | None,
+    limit: int,
+    warnings: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Open markets ending soonest first, with live best prices from the CLOB."""
+    """Open markets ending soonest first, with live best prices from the CLOB.
+
+    Each token's `price_source` says where its bid/ask came from: `book` (the CLOB, now) or `gamma`
+    (Gamma's cached best prices, when the CLOB could not be read). Why the CLOB could not be read is
+    appended to `warnings`, for the command to show."""
     needle = search.strip().lower() if search else None
     markets = await venue.gamma.markets(
         closed=False,
@@ -47,25 +57,36 @@ async def scan_markets(
         # which is the wrong order for a sniper. Filter the soonest-ending page instead.
         markets = [m for m in markets if needle in m.question.lower() or needle in m.slug.lower()]
     markets = markets[:limit]
-    books = await _books([t for m in markets for t in m.token_ids], venue)
+    books = await _books([t for m in markets for t in m.token_ids], venue, warnings)
     return [_market_view(m, now_ms, books) for m in markets]
 
 
-async def _books(token_ids: list[str], venue: Venue) -> dict[str, OrderBook]:
+async def _books(token_ids: list[str], venue: Venue, warnings: list[str] | None) -> dict[str, OrderBook]:
     if not token_ids:
         return {}
     try:
         return {b.token_id: b for b in await venue.clob.books(token_ids)}
-    except VenueError:
-        return {}  # Gamma's cached best prices are shown instead; a scan should not fail on this
+    except VenueError as e:
+        # Gamma's cached best prices are shown instead (labelled); a scan should not fail on this.
+        if warnings is not None:
+            why = redact(e.message.strip())
+            warnings.append(f"CLOB unreachable ({why}): prices marked 'gamma' are Gamma's cached ones, not the book")
+        return {}
 
 
 def _market_view(m: Market, now_ms: int, books: dict[str, OrderBook]) -> dict[str, Any]:
     tokens = []
     for i, o in enumerate(m.outcomes):
         b = books.get(o.token_id)
-        bid, ask = (b.best_bid, b.best_ask) if b else ((m.best_bid, m.best_ask) if i == 0 else (None, None))
-        tokens.append({"token_id": o.token_id, "outcome": o.outcome, "best_bid": bid, "best_ask": ask})
+        if b is not None:
+            bid, ask, source = b.best_bid, b.best_ask, "book"
+        elif i == 0 and (m.best_bid is not None or m.best_ask is not None):
+            bid, ask, source = m.best_bid, m.best_ask, "gamma"  # Gamma's best prices are the first outcome's
+        else:
+            bid, ask, source = None, None, None
+        tokens.append(
+            {"token_id": o.token_id, "outcome": o.outcome, "best_bid": bid, "best_ask": ask, "price_source": source}
+        )
     return {
         "condition_id": m.condition_id,
         "question": m.question,

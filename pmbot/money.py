@@ -12,6 +12,14 @@ MICRO = 1_000_000
 _QUANTUM = Decimal("0.000001")
 _MICRO_D = Decimal(MICRO)
 
+# The one rounding rule for money shown to people. Half-even (banker's) because the store already
+# rounds every notional and cost to micro-units half-even: one rule end to end, and no upward bias
+# in a column of rounded figures. JSON never rounds: it carries the exact stored value.
+ROUNDING = ROUND_HALF_EVEN
+USDC_PLACES = 2  # tables show USDC to the cent
+SIZE_PLACES = 2  # tables show shares with two decimals (the venue's order-size precision)
+DEFAULT_TICK = Decimal("0.01")  # most Polymarket markets; used when the market's tick is unknown
+
 
 def to_decimal(value: Decimal | int | str) -> Decimal:
     """Parse money from text or int. Floats are refused: they cannot hold 0.1 exactly."""
@@ -74,6 +82,18 @@ def fmt(value: Decimal | None, places: int | None = None) -> str:
     if value is None:
         return ""
     if places is not None:
-        return f"{value.quantize(Decimal(1).scaleb(-places), rounding=ROUND_HALF_EVEN):f}"
+        return f"{round_to(value, places):f}"
     text = f"{value.normalize():f}"
     return "0" if text in ("-0", "") else text
+
+
+def round_to(value: Decimal, places: int) -> Decimal:
+    """`value` to `places` decimals with the one display rounding rule (never a negative zero)."""
+    q = value.quantize(Decimal(1).scaleb(-places), rounding=ROUNDING)
+    return q.copy_abs() if q.is_zero() else q
+
+
+def tick_places(tick: Decimal | None) -> int:
+    """Decimals of a tick size: 0.01 -> 2, 0.001 -> 3 (DEFAULT_TICK when unknown)."""
+    t = (tick if tick is not None and tick > 0 else DEFAULT_TICK).normalize()
+    return max(0, -int(t.as_tuple().exponent))

@@ -20,6 +20,8 @@ from pmbot.polymarket.models import StreamState, StreamStatus
 from pmbot.polymarket.schemas import rest
 
 _SERIES_SCAN = 200  # open markets, soonest-ending first, searched for the series
+CONNECT_GRACE_S = 30.0  # a market channel not connected after this long is not coming: stop and say so
+LOST_AFTER_S = 10.0  # down this long when the run ends: the venue was lost, not reconnecting in a blink
 
 
 @dataclass
@@ -30,6 +32,20 @@ class RecordSummary:
     messages: Counter[str] = field(default_factory=Counter)
     reconnects: int = 0
     seconds: float = 0.0
+    market_connects: int = 0  # times the market channel connected
+    down_at_end_s: float = 0.0  # how long the market channel had been down when the run ended (0: it was up)
+    last_error: str = ""  # why the market channel last failed
+    gave_up: bool = False  # stopped early: the market channel never connected within CONNECT_GRACE_S
+
+    @property
+    def reached_venue(self) -> bool:
+        """Anything at all recorded from the market channel: the scenario is worth keeping."""
+        return self.messages["market"] > 0
+
+    @property
+    def lost_venue(self) -> bool:
+        """The market channel went down and had not come back, long after, when the run ended."""
+        return self.down_at_end_s >= LOST_AFTER_S
 
 
 def check_output(out: Path, force: bool) -> None:
@@ -69,6 +85,7 @@ async def record(
     rtds: bool,
     stop: asyncio.Event,
     token_ids: list[str] | None = None,
+    grace_s: float | None = None,
 ) -> RecordSummary:
     from pmbot.polymarket.streams import RtdsSubscription
     from pmbot.sim.scenario_file import ScenarioWriter
@@ -98,14 +115,35 @@ async def record(
         if rtds:
             streams[1].on_raw = sink("rtds")
 
-        async def drain(stream: Any) -> None:
+        market_up = asyncio.Event()
+        down_since: list[float | None] = [None]  # when the market channel last went down (clock seconds)
+
+        async def drain(stream: Any, is_market: bool) -> None:
             async for event in stream:
-                if isinstance(event, StreamStatus) and event.state is StreamState.RECONNECTING:
-                    summary.reconnects += 1
+                if isinstance(event, StreamStatus):
+                    if event.state is StreamState.RECONNECTING:
+                        summary.reconnects += 1
+                    if is_market:
+                        if event.state is StreamState.CONNECTED:
+                            summary.market_connects += 1
+                            market_up.set()
+                            down_since[0] = None
+                        elif event.state is StreamState.RECONNECTING:
+                            summary.last_error = event.detail
+                            if down_since[0] is None:
+                                down_since[0] = clock()
                 if summary.messages.total() and summary.messages.total() % 200 == 0:
                     writer.flush()
 
-        tasks = [asyncio.create_task(drain(s)) for s in streams]
+        async def give_up_unless_connected() -> None:
+            try:
+                await asyncio.wait_for(market_up.wait(), CONNECT_GRACE_S if grace_s is None else grace_s)
+            except TimeoutError:
+                summary.gave_up = True
+                stop.set()
+
+        tasks = [asyncio.create_task(drain(s, i == 0)) for i, s in enumerate(streams)]
+        tasks.append(asyncio.create_task(give_up_unless_connected()))
         try:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), duration_s)
@@ -116,5 +154,7 @@ async def record(
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
             writer.flush()
+    if down_since[0] is not None:
+        summary.down_at_end_s = clock() - down_since[0]
     summary.seconds = clock() - started
     return summary

@@ -18,6 +18,8 @@ def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         if key.startswith("PMBOT_") and key != "PMBOT_REQUIRE_SERVICES":
             monkeypatch.delenv(key)
     monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg"))
+    # The per-user wallet lock lives under $HOME: concurrent test runs must not share it.
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
     monkeypatch.chdir(tmp_path)
 
 

@@ -13,7 +13,16 @@ from pmbot.polymarket.models import BookLevel, FeeSchedule, Outcome
 from pmbot.sim.markets import DESCRIPTION, RESOLUTION_SOURCE
 from pmbot.store.models import Side
 from pmbot.strategies.base import Decision, DecisionKind, MarketInfo, Output, Strategy
-from pmbot.strategies.events import BookChanged, Event, OrderFilled, PriceSource, ReferencePrice, TimerTick
+from pmbot.strategies.events import (
+    BookChanged,
+    Event,
+    OrderFilled,
+    PriceSource,
+    ReferencePrice,
+    TargetFill,
+    TargetSource,
+    TimerTick,
+)
 from pmbot.strategies.memview import MemoryView
 
 D = Decimal
@@ -129,3 +138,74 @@ class Driver:
 
     def signals(self) -> list[Decision]:
         return [d for d in self.decisions if d.kind is DecisionKind.SIGNAL]
+
+
+# ------------------------------------------------------------------------------------ copy trading
+
+WHALE = "0x" + "ab" * 20  # the copied wallet
+COPY_CID = "0xcopymarket"
+YES = "333"
+NO = "444"
+T0 = 1_800_000_100_000  # the whale's first fill, epoch ms
+
+
+def copy_market(**changes: Any) -> MarketInfo:
+    base = MarketInfo(
+        condition_id=COPY_CID,
+        outcomes=(Outcome(YES, "Yes"), Outcome(NO, "No")),
+        end_ms=T0 + 86_400_000,
+        tick_size=D("0.01"),
+        fees=FeeSchedule(),
+        slug="will-it-copy",
+    )
+    return replace(base, **changes)
+
+
+def target_fill(
+    source: str = "chain",
+    *,
+    tx: str = "0xt1",
+    log: int | None = None,
+    token: str = YES,
+    side: Side = Side.BUY,
+    price: str = "0.50",
+    size: str = "100",
+    ts: int = T0,
+    seen: int | None = None,
+    maker: bool | None = None,
+    target: str = WHALE,
+    cid: str = COPY_CID,
+    outcome: str | None = None,
+) -> TargetFill:
+    """One sighting of the whale's fill. Chain sightings get log index 0 unless given; others get none."""
+    src = TargetSource(source)
+    return TargetFill(
+        target=target,
+        source=src,
+        tx_hash=tx,
+        log_index=log if log is not None or src is not TargetSource.CHAIN or not tx else 0,
+        token_id=token,
+        condition_id=cid,
+        outcome=outcome if outcome is not None else ("Yes" if token == YES else "No"),
+        side=side,
+        price=D(price),
+        size=D(size),
+        target_ts_ms=ts,
+        seen_ts_ms=seen if seen is not None else ts + 50,
+        maker=maker,
+    )
+
+
+def own_fill(intent: OrderIntent, ts: int, *, size: Decimal | None = None, n: int = 1) -> OrderFilled:
+    """Our order `intent` filled (at its limit, fee-free), for either side."""
+    return OrderFilled(
+        key=intent.key,
+        fill_id=f"{intent.key}-{n}",
+        token_id=intent.token_id,
+        condition_id=intent.condition_id,
+        side=intent.side,
+        price=intent.price,
+        size=intent.size if size is None else size,
+        fee=D(0),
+        ts_ms=ts,
+    )

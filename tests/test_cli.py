@@ -70,17 +70,17 @@ def test_empty_but_existing_database(db_url: str, monkeypatch) -> None:
 
 
 def test_positions_table_and_json(populated: str) -> None:
-    result = CliRunner().invoke(app, ["positions"])
+    result = CliRunner().invoke(app, ["positions", "--offline"])
     assert result.exit_code == 0, result.output
     assert "snipe" in result.output and "copy" in result.output and "resolved" in result.output
-    data = json.loads(CliRunner().invoke(app, ["positions", "--json"]).output)
+    data = json.loads(CliRunner().invoke(app, ["positions", "--offline", "--json"]).output)
     by_token = {p["token_id"]: p for p in data}
     assert by_token["up1"]["state"] == "resolved" and by_token["up1"]["realized_pnl"] == "0.4"
     assert by_token["t2"]["mode"] == "live" and by_token["t2"]["realized_pnl"] == "2"
     assert by_token["t3"]["avg_price"] == "0.3" and by_token["t3"]["size"] == "10"
-    open_only = json.loads(CliRunner().invoke(app, ["positions", "--open", "--json"]).output)
+    open_only = json.loads(CliRunner().invoke(app, ["positions", "--offline", "--open", "--json"]).output)
     assert [p["token_id"] for p in open_only] == ["t3"]
-    live = json.loads(CliRunner().invoke(app, ["positions", "--live", "--closed", "--json"]).output)
+    live = json.loads(CliRunner().invoke(app, ["positions", "--offline", "--live", "--closed", "--json"]).output)
     assert [p["token_id"] for p in live] == ["t2"]
 
 
@@ -98,11 +98,11 @@ def test_trades_filters(populated: str) -> None:
 
 
 def test_stats_json_keeps_modes_apart(populated: str) -> None:
-    data = json.loads(CliRunner().invoke(app, ["stats", "--json"]).output)
+    data = json.loads(CliRunner().invoke(app, ["stats", "--offline", "--json"]).output)
     modes = {(s["strategy"], s["mode"]): s for s in data}
     assert modes[("copy", "live")]["realized_pnl"] == "2" and modes[("copy", "live")]["win_rate"] == "1"
     assert modes[("copy", "dry-run")]["trades"] == 1 and modes[("snipe", "dry-run")]["realized_pnl"] == "0.4"
-    assert CliRunner().invoke(app, ["stats"]).exit_code == 0
+    assert CliRunner().invoke(app, ["stats", "--offline"]).exit_code == 0
 
 
 @pytest.mark.parametrize(
@@ -112,10 +112,12 @@ def test_stats_json_keeps_modes_apart(populated: str) -> None:
         (["positions", "--strategy", " "], "--strategy"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_a_usage_error_exit_2(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # A bad option value is found while parsing: Click's usage error (usage line, "Try …", one Error line).
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and needle in err[0] and err[0].startswith("error:")
+    assert err[0].startswith(f"Usage: pmbot {args[0]}") and err[1] == f"Try 'pmbot {args[0]} --help' for help."
+    assert err[-1].startswith("Error:") and needle in err[-1] and len(err) == 4
 
 
 def test_config_show_masks_key_and_shows_sources(monkeypatch, tmp_path: Path) -> None:
@@ -129,6 +131,7 @@ def test_config_show_masks_key_and_shows_sources(monkeypatch, tmp_path: Path) ->
         "key": "risk.max_order_notional",
         "env": "PMBOT_RISK__MAX_ORDER_NOTIONAL",
         "value": "7.5",
+        "unit": "USDC",
         "source": "environment",
     }
     table = CliRunner().invoke(app, ["config", "show"])
@@ -156,11 +159,11 @@ def test_subprocess_help_version_and_reports(populated: str) -> None:
     env = {"PMBOT_DATABASE_URL": populated}
     assert run("--version").stdout.startswith("pmbot ")
     assert run("--help").returncode == 0
-    for cmd in ("positions", "trades", "stats"):
-        out = run(cmd, "--json", env=env)
+    for cmd in (("positions", "--offline"), ("trades",), ("stats", "--offline")):
+        out = run(*cmd, "--json", env=env)
         assert out.returncode == 0, out.stderr
         assert json.loads(out.stdout)
-        assert run(cmd, env=env).returncode == 0
+        assert run(*cmd, env=env).returncode == 0
 
 
 def test_subprocess_config_error_is_one_line_exit_2() -> None:

@@ -83,8 +83,11 @@ def test_record_stops_cleanly_on_sigint(tmp_path: Path) -> None:
             text=True,
         )
         deadline = time.time() + 20
-        while time.time() < deadline and (not out.exists() or out.stat().st_size < 200):
+        # Wait until the recorder is subscribed to the market channel (its first snapshot is then on the
+        # way): a recording stopped before any market message is a failed one (exit 2, no file).
+        while time.time() < deadline and not sim.call(lambda v: any(c.assets for c in v.hub.market)):
             time.sleep(0.1)
+        time.sleep(0.5)
         proc.send_signal(signal.SIGINT)
         stdout, stderr = proc.communicate(timeout=20)
     assert proc.returncode == 0, stderr

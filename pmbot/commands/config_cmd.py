@@ -7,11 +7,13 @@ from typing import Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 
-app = typer.Typer(help="Show or check the settings.", no_args_is_help=True)
+app = base.Typer(help="Show or check the settings.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 
@@ -24,11 +26,13 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     a: App = ctx.obj
     loaded = a.loaded
     rows = describe(loaded)
+    # .env is a candidate path: name it only when there is such a file (it was then read).
+    env_file = loaded.env_file if loaded.env_file and loaded.env_file.is_file() else None
     if as_json:
         render.print_json(
             {
                 "config_file": str(loaded.config_file) if loaded.config_file else None,
-                "env_file": str(loaded.env_file) if loaded.env_file else None,
+                "env_file": str(env_file) if env_file else None,
                 "settings": rows,
             }
         )
@@ -40,11 +44,14 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     table.add_column("env", style="dim")
     for r in rows:
         style = "" if r["source"] == "default" else "bold"
-        table.add_row(r["key"], r["value"], r["source"], r["env"], style=style)
+        value = f"{r['value']} {r['unit']}" if r["unit"] and r["value"] != "(not set)" else r["value"]
+        table.add_row(r["key"], Text(value), r["source"], r["env"], style=style)
     out = render.stdout()
     out.print(table)
-    src = [f"config file: {loaded.config_file or '(none)'}", f".env: {loaded.env_file or '(none)'}"]
-    out.print("  ".join(src), style="dim")
+    src = [f"config file: {loaded.config_file or '(none)'}"]
+    if env_file is not None:
+        src.append(f".env: {env_file}")
+    out.print(Text("  ".join(src), style="dim"))
 
 
 @app.command("check")
@@ -59,7 +66,8 @@ def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     else:
         out = render.stdout()
         for r in results:
-            mark = "[green]ok[/]" if r.ok else ("[yellow]warn[/]" if r.warning else "[red]FAIL[/]")
-            out.print(f"{mark:>18}  {r.name}: {r.detail}")
+            mark = ("ok", "green") if r.ok else (("warn", "yellow") if r.warning else ("FAIL", "red"))
+            # details hold paths and URLs: plain text, not markup
+            out.print(Text.assemble((f"{mark[0]:>4}", mark[1]), f"  {r.name}: {r.detail}"), soft_wrap=True)
     if any(not r.ok and not r.warning for r in results):
         raise typer.Exit(2)

@@ -2,55 +2,122 @@
 
 from __future__ import annotations
 
-import asyncio
-from typing import Annotated, Any
+from dataclasses import replace
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
+from rich import box
+from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
-from pmbot.errors import ConfigError
+from pmbot.commands import base
+from pmbot.errors import ConfigError, InputError
 from pmbot.money import fmt
+from pmbot.store.models import OrderStatus
+
+if TYPE_CHECKING:
+    from pmbot.executor.engine import SubmitResult
+
+if TYPE_CHECKING:
+    from pmbot.executor.engine import SubmitResult
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Send to Polymarket for real (default: dry-run paper fill).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation of a live order.")]
+KeyArg = Annotated[
+    str, typer.Argument(metavar="KEY", callback=base.not_blank, help="The order's key (see `pmbot status`).")
+]
 
 
 def order(
     ctx: typer.Context,
-    side: Annotated[str, typer.Argument(help="buy or sell")],
-    token_id: Annotated[str, typer.Argument(help="Outcome token id (from `pmbot markets`).")],
-    price: Annotated[str, typer.Option("--price", "-p", help="Limit price (FOK/FAK: worst acceptable price).")],
-    size: Annotated[str, typer.Option("--size", "-s", help="Shares (minimum 5).")],
-    order_type: Annotated[str, typer.Option("--type", "-t", help="GTC (rests), FOK (all or nothing), FAK.")] = "GTC",
+    side: Annotated[str, typer.Argument(metavar="SIDE", callback=base.choice("buy", "sell"), help="buy or sell.")],
+    token_id: Annotated[
+        str,
+        typer.Argument(metavar="TOKEN_ID", callback=base.token_id, help="Outcome token id (from `pmbot markets`)."),
+    ],
+    price: Annotated[
+        str,
+        typer.Option(
+            "--price",
+            "-p",
+            metavar="PRICE",
+            callback=base.price,
+            help="Limit price, between 0 and 1 (FOK/FAK: worst acceptable price).",
+        ),
+    ],
+    size: Annotated[
+        str, typer.Option("--size", "-s", metavar="SHARES", callback=base.shares, help="Shares (minimum 5).")
+    ],
+    order_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            "-t",
+            metavar="GTC|FOK|FAK",
+            callback=base.choice("GTC", "FOK", "FAK"),
+            help="GTC (rests), FOK (all or nothing), FAK.",
+        ),
+    ] = "GTC",
     key: Annotated[
-        str | None, typer.Option("--key", help="Idempotency key: the same key and order are never sent twice.")
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            callback=base.not_blank,
+            help="Idempotency key: the same key and order are never sent twice.",
+        ),
     ] = None,
     live: LiveOpt = False,
     yes: YesOpt = False,
     as_json: JsonOpt = False,
+    wait: Annotated[
+        str | None,
+        typer.Option(
+            "--wait",
+            metavar="DURATION",
+            help="Dry-run GTC: rest against the live book until filled, Ctrl-C or this long (30s, 5m).",
+        ),
+    ] = None,
 ) -> None:
     """Place one order through the executor (risk-checked, idempotent, recorded). Dry-run unless --live."""
-    from pmbot.ops import place_order, ticket
+    from pmbot.ops import check_key_reuse, place_order, ticket
 
     app: App = ctx.obj
     t = ticket(token_id, side, price, size, order_type, key)  # bad input: fail before anything else
+    wait_s = _wait_seconds(wait, live=live, order_type=t.order_type.value)
+    if t.key is not None and app.database_exists():
+        check_key_reuse(app.store, t, dry_run=not live)  # refused before any confirmation prompt
     if live:
         settings = app.settings
         if settings.private_key is None:
             raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+        from pmbot.config import require_secure_endpoints
+
+        require_secure_endpoints(settings)  # refuse before asking, not after the prompt
         if not yes:
-            from pmbot.polymarket.signing import OrderSigner
+            from pmbot.polymarket.signing import OrderSigner, marketable_buy_terms
 
             wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
-            prompt = (
-                f"LIVE {t.side.value} {fmt(t.size)} shares of {render.short(t.token_id, 20)} at {render.price(t.price)}"
-                f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC) from {wallet} on {settings.clob_url}?"
-            )
+            what = marketable_buy_terms(t.side.value, t.order_type.value, t.size, t.price)
+            if what is None:
+                what = (
+                    f"{t.side.value} {fmt(t.size)} shares at {render.price(t.price)}"
+                    f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC)"
+                )
+            prompt = f"LIVE {what} of {render.short(t.token_id, 20)} from {wallet} on {settings.clob_url}?"
             typer.confirm(prompt, abort=True, err=True)
-    result = asyncio.run(place_order(app, t, dry_run=not live))
+    err = render.stderr()
+
+    def resting(r: SubmitResult) -> None:
+        err.print(f"resting as paper {r.status.value}; waiting up to {wait} for a fill (Ctrl-C cancels)")
+
+    result = base.run(place_order(app, t, dry_run=not live, wait_s=wait_s, on_resting=resting))
+    if (unplaced := not_placed(result, t.order_type.value)) is not None and not result.reason:
+        result = replace(result, reason=unplaced)
     view = {
         "key": result.key,
         "mode": "dry-run" if result.dry_run else "live",
@@ -64,44 +131,100 @@ def order(
     }
     if as_json:
         render.print_json(view)
+        _exit_3_if(unplaced)
         return
     out = render.stdout()
     line = render.mode(result.dry_run)
-    line.append(f"  {result.status.value}", style="bold red" if result.status.value == "rejected" else "bold")
+    failed = result.status.value in ("rejected", "not_sent")
+    line.append(f"  {result.status.value}", style="bold red" if failed else "bold")
     if result.duplicate:
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
     if result.filled_size:
         out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
     if result.reason:
-        out.print(f"reason: {result.reason}")
+        out.print(render.plain(f"reason: {result.reason}"))
+    if result.status.value == "not_sent":
+        out.print("nothing reached the venue: the same order with the same --key may be placed again")
     out.print(f"[dim]key {result.key}[/dim]")
+    _exit_3_if(unplaced)
+
+
+def not_placed(result: SubmitResult, order_type: str) -> str | None:
+    """Why nothing of this order is on the book or filled (exit code 3), or None when it was placed.
+
+    Rejected by the risk gate, the paper exchange or the venue (tick, minimum size, balance, …), not sent
+    (nothing reached the venue: retryable under the same key), or a FOK/FAK that matched nothing. A GTC that rested and was then cancelled was placed; a duplicate
+    reports what became of the original.
+    """
+    if result.status is OrderStatus.REJECTED:
+        return result.reason or "rejected"
+    if result.status is OrderStatus.NOT_SENT:
+        return result.reason or "not sent: nothing reached the venue"
+    killed = result.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+    if killed and order_type in ("FOK", "FAK") and not result.filled_size:
+        return f"the {order_type} order matched nothing at once"
+    return None
+
+
+def _exit_3_if(unplaced: str | None) -> None:
+    if unplaced is not None:
+        raise typer.Exit(3)  # the reason is in the output above: stdout's "reason:" line or the JSON
+
+
+def _wait_seconds(wait: str | None, *, live: bool, order_type: str) -> float | None:
+    """--wait is for a paper GTC only (a live GTC rests at the venue until cancelled). Bad input: exit 2."""
+    if wait is None:
+        return None
+    from pmbot.timeutil import parse_duration
+
+    def bad(why: str) -> InputError:
+        return InputError(f"--wait {wait}: {why}")
+
+    if live:
+        raise bad("only for dry-run orders; a live GTC rests at the venue until `pmbot cancel`")
+    if order_type != "GTC":
+        raise bad(f"only for GTC orders; {order_type} never rests")
+    try:
+        seconds = parse_duration(wait).total_seconds()
+    except InputError as e:
+        raise bad(e.message) from None
+    if seconds <= 0:
+        raise bad("must be longer than 0s")
+    return seconds
 
 
 def cancel(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The order's key (see `pmbot status`).")],
+    key: KeyArg,
     yes: YesOpt = False,
 ) -> None:
-    """Cancel one open order (dry-run or live, whichever it is)."""
-    from pmbot.ops import cancel_order
+    """Cancel one open order (dry-run or live, whichever it is), by its key or the --key it was placed with."""
+    from pmbot.ops import cancel_order, find_order
 
     app: App = ctx.obj
-    rec = app.store.get_order(key) if app.database_exists() else None
-    if rec is not None and not rec.dry_run and not rec.status.is_final and not yes:
-        typer.confirm(f"Cancel LIVE order {key}?", abort=True, err=True)
-    done = asyncio.run(cancel_order(app, key))
-    render.stdout().print(f"{done.key}: {done.status.value}")
+    if not app.database_exists():
+        raise InputError(f"no order with key {key!r}", hint="nothing has been recorded yet")
+    rec = find_order(app.store, key)  # the order's own key or the operator's --key
+    if not rec.dry_run and not rec.status.is_final and not yes:
+        typer.confirm(f"Cancel LIVE order {rec.key}?", abort=True, err=True)
+    done = base.run(cancel_order(app, rec.key))
+    render.stdout().print(render.plain(f"{done.key}: {done.status.value}"))
 
 
 def resume(
     ctx: typer.Context,
     mode: Annotated[
-        str, typer.Option("--mode", help="Which kill switch: dry-run, live or both.", case_sensitive=False)
+        str,
+        typer.Option(
+            "--mode",
+            metavar="dry-run|live|both",
+            callback=base.choice("dry-run", "live", "both"),
+            help="Which kill switch: dry-run, live or both.",
+        ),
     ] = "both",
 ) -> None:
     """Reset the kill switch after a daily-loss stop, so that buying can start again."""
-    from pmbot.errors import InputError
     from pmbot.ops import resume as do_resume
 
     wanted = {"dry-run": [True], "live": [False], "both": [True, False]}.get(mode.lower())
@@ -122,48 +245,85 @@ def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     if as_json:
         render.print_json(view)
         return
-    out = render.stdout()
+    print_status(render.stdout(), view)
+
+
+def print_status(out: Console, view: dict[str, Any]) -> None:
+    """A table of the two executors (kill switch, open orders, last run), then one of the open
+    orders, keys in full for `pmbot cancel`. Reads at 80 columns: only the last-run summary wraps."""
     if not view["modes"]:
         out.print("No database yet: nothing has run.", style="dim")
         return
+    runs = Table(title="Executors", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    runs.add_column("Mode", no_wrap=True)
+    runs.add_column("Kill switch", no_wrap=True)
+    runs.add_column("Open", justify="right", no_wrap=True)
+    runs.add_column("Last run", min_width=20)
     for m in view["modes"]:
         ks = m["kill_switch"]
-        head = render.mode(m["mode"] == "dry-run")
-        head.append("  kill switch: ")
-        head.append("TRIPPED" if ks["tripped"] else "ok", style="bold red" if ks["tripped"] else "green")
+        switch = Text("TRIPPED", style="bold red") if ks["tripped"] else Text("ok", style="green")
+        runs.add_row(render.mode(m["mode"] == "dry-run"), switch, str(len(m["open_orders"])), _last_run(m["last_run"]))
+    out.print(runs)
+    for m in view["modes"]:
+        ks = m["kill_switch"]
         if ks["tripped"]:
-            head.append(f" ({ks['reason']}; `pmbot resume` resets it)")
-        out.print(head)
-        _print_metrics(m["last_run"])
-        if m["open_orders"]:
-            table = Table(show_edge=False)
-            for col in ("Key", "Strategy", "Status", "Side", "Price", "Size", "Filled", "Token"):
-                table.add_column(col)
-            for o in m["open_orders"]:
-                table.add_row(
-                    o["key"],
-                    o["strategy"],
-                    o["status"],
-                    o["side"],
-                    render.price(o["price"]),
-                    fmt(o["size"]),
-                    fmt(o["filled"]),
-                    render.short(o["token_id"]),
-                )
-            out.print(table)
-
-
-def _print_metrics(metrics: dict[str, Any] | None) -> None:
-    if not metrics:
+            line = render.mode(m["mode"] == "dry-run")
+            line.append(" kill switch tripped: ", style="bold red")
+            line.append_text(render.plain(ks["reason"]))
+            line.append("; `pmbot resume` resets it")
+            out.print(line)
+    if not any(m["open_orders"] for m in view["modes"]):
+        out.print("No open orders.", style="dim")
         return
-    ack = metrics.get("ack_ms") or {}
-    rate = metrics.get("success_rate")
-    render.stdout().print(
-        f"  last run: {metrics.get('intents', 0)} intents, {metrics.get('duplicates', 0)} duplicates, "
-        f"statuses {metrics.get('statuses', {})}, rejects {metrics.get('rejects', {})}, "
-        f"ack p50/p95/p99 {_ms(ack.get('p50'))}/{_ms(ack.get('p95'))}/{_ms(ack.get('p99'))} ms"
-        + (f", success {rate:.0%}" if rate is not None else "")
-    )
+    for m in view["modes"]:
+        if m["open_orders"]:
+            out.print(_open_orders(m["mode"], m["open_orders"]))
+
+
+def _open_orders(mode: str, orders: list[dict[str, Any]]) -> Table:
+    title = Text("Open orders, ")
+    title.append_text(render.mode(mode == "dry-run"))
+    table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+    table.add_column("Key / token", no_wrap=True)  # the key in full: `pmbot cancel KEY` needs it
+    for col in ("Status", "Side"):
+        table.add_column(col, no_wrap=True)
+    for col in ("Price", "Size", "Filled"):
+        table.add_column(col, justify="right", no_wrap=True)
+    for o in orders:
+        cell = render.plain(o["key"])
+        cell.append("\n")
+        cell.append_text(render.plain(render.short(o["token_id"], 24), style="dim"))
+        table.add_row(
+            cell,
+            o["status"],
+            o["side"],
+            render.price(o["price"]),
+            fmt(o["size"]),
+            fmt(o["filled"]),
+        )
+    return table
+
+
+def _last_run(run: dict[str, Any] | None) -> Text:
+    """`3 intents (1 duplicate), 2 sent, 2 accepted (100%); filled 2, rejected 1 (risk_limit 1); ack ms
+    p50/p95/p99 4.1/9.8/9.8`: the executor's last-run metrics in words."""
+    if not run:
+        return Text("no run yet", style="dim")
+    parts = [f"{run.get('intents', 0)} intent(s) ({run.get('duplicates', 0)} duplicate)", f"{run.get('sent', 0)} sent"]
+    if run.get("sent"):
+        rate = run.get("success_rate")
+        parts.append(f"{run.get('accepted', 0)} accepted" + (f" ({rate:.0%})" if rate is not None else ""))
+    text = ", ".join(parts)
+    statuses = run.get("statuses") or {}
+    rejects = run.get("rejects") or {}
+    if statuses:
+        text += "; " + ", ".join(f"{name} {n}" for name, n in sorted(statuses.items()))
+    if rejects:
+        text += " (" + ", ".join(f"{why} {n}" for why, n in sorted(rejects.items())) + ")"
+    ack = run.get("ack_ms") or {}
+    if ack.get("n"):
+        text += "; ack ms p50/p95/p99 " + "/".join(_ms(ack.get(p)) for p in ("p50", "p95", "p99"))
+    return render.plain(text)
 
 
 def _ms(value: float | None) -> str:

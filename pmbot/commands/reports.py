@@ -1,30 +1,62 @@
-"""`pmbot positions`, `pmbot trades`, `pmbot stats`: read-only reports over the store."""
+"""`pmbot positions`, `pmbot trades`, `pmbot stats`: reports over the store.
+
+`positions` and `stats` first settle resolved markets (`pmbot settle`) and mark open positions at the
+venue's books; `--offline` skips both and marks at our last fill. A venue that cannot be reached is
+a warning line on stderr, never a silent fallback.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import asyncio
+import dataclasses
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
+from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
-from pmbot.errors import InputError
-from pmbot.money import fmt
-from pmbot.reporting import position_view, stats_view, trade_view
-from pmbot.store.models import PositionState, Query
-from pmbot.timeutil import ms_to_iso, parse_since
+from pmbot.commands import base
+from pmbot.errors import InputError, VenueError
+from pmbot.reporting import Mark, marked, position_view, stats_view, trade_view, unrealized_by_mode
+from pmbot.store.models import Position, PositionState, Query
+from pmbot.timeutil import parse_since
 
-StrategyOpt = Annotated[str | None, typer.Option("--strategy", "-s", help="Only this strategy (snipe, copy, …).")]
-SinceOpt = Annotated[
-    str | None, typer.Option("--since", help="Only since then: 15m, 24h, 7d, today, or an ISO date/time (UTC).")
+if TYPE_CHECKING:
+    from pmbot.polymarket.factory import Venue
+    from pmbot.settle import SettleResult
+
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy", "-s", metavar="NAME", callback=base.not_blank, help="Only this strategy (snipe, copy, …)."
+    ),
 ]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", help="At most this many rows.", min=1)]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="WHEN",
+        callback=base.since,
+        help="Only since then: 15m, 24h, 7d, today, or an ISO date/time (UTC).",
+    ),
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", metavar="N", help="At most this many rows.", min=1, max=1_000_000)
+]
+# --open --closed (or --dry-run --live) together is a usage error: see pmbot.commands.base.Command.
 StateOpt = Annotated[bool | None, typer.Option("--open/--closed", help="Only open, or only closed/resolved.")]
 ModeOpt = Annotated[
     bool | None, typer.Option("--dry-run/--live", help="Only paper (dry-run) or only live records. Default: both.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+OfflineOpt = Annotated[
+    bool,
+    typer.Option("--offline", help="Do not contact the venue: no settlement, marks at the last fill."),
+]
+
+LocalOpt = Annotated[bool, typer.Option("--local", help="Times in this machine's time zone instead of UTC.")]
 
 EMPTY_HINT = "nothing recorded yet: run a strategy (dry-run is the default) and its trades will show here"
 
@@ -43,11 +75,99 @@ def _query(
     )
 
 
-def _empty(as_json: bool, what: str, empty_value: object) -> None:
+def _filtered(q: Query) -> bool:
+    return bool(q.strategy or q.since is not None or q.state is not None or q.dry_run is not None)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word if n == 1 else word + 's'}"
+
+
+def _empty(as_json: bool, what: str, *, q: Query | None = None, total: int = 0, unit: str = "") -> None:
+    """Nothing to show. With filters over a non-empty store, say so with the total: the store is
+    not empty, the filters are too narrow."""
     if as_json:
-        render.print_json(empty_value)
+        render.print_json([])
+        return
+    if q is not None and total and _filtered(q):
+        unit = unit or what.removesuffix("s")
+        render.stdout().print(f"no {unit}s match these filters; {_plural(total, unit)} in all", style="dim")
     else:
         render.stdout().print(f"No {what} — {EMPTY_HINT}.", style="dim")
+
+
+# ------------------------------------------------------------------------------- venue refresh
+
+
+def _report_settlements(result: SettleResult) -> None:
+    for w in result.warnings:
+        render.warn(w)
+    for s in result.settlements:
+        pnl = render.pnl(s.realized_pnl).plain
+        owed = f", {render.usdc(s.redeemable)} USDC redeemable on chain" if s.redeemable else ""
+        render.note(
+            f"settled: {s.strategy} {'dry-run' if s.dry_run else 'LIVE'} {s.market or render.short(s.token_id)}"
+            f" {s.outcome} {render.shares(s.shares)} shares at {render.price(s.payout)} ({pnl} realized{owed})"
+        )
+
+
+def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
+    """Settle resolved markets and fetch marks for `mark_tokens`, both at once (one round trip).
+
+    Tokens that turn out resolved are marked for nothing: `marked` ignores marks of closed
+    positions. Whatever fails is one warning line on stderr (the cause and what the report lacks);
+    the report goes on with what the store knows (open positions stay open, marks at the last fill)."""
+    from pmbot.reporting import fetch_marks
+    from pmbot.settle import check_and_settle
+
+    failed: dict[str, str] = {}  # step -> the venue's error
+
+    async def settle(venue: Venue) -> None:
+        try:
+            _report_settlements(await check_and_settle(a.store, venue, a.clock, risk_limits=a.settings.risk))
+        except VenueError as e:
+            failed["settle"] = e.message
+
+    async def marks(venue: Venue) -> dict[str, Mark]:
+        if not mark_tokens:
+            return {}
+        try:
+            return await fetch_marks(venue, mark_tokens)
+        except VenueError as e:
+            failed["marks"] = e.message
+            return {}
+
+    async def main() -> dict[str, Mark]:
+        async with a.venue(timeout=5.0, attempts=2) as venue:
+            _, found = await asyncio.gather(settle(venue), marks(venue))
+            return found
+
+    found = asyncio.run(main())
+    consequences = {
+        "settle": "resolved markets were not checked (positions on them show as open)",
+        "marks": "open positions are marked at their last fill",
+    }
+    if failed:  # one line, whatever failed: the cause, then what the report is missing
+        cause = "; ".join(dict.fromkeys(failed.values()))
+        render.warn(
+            f"venue unavailable ({cause}): " + " and ".join(consequences[k] for k in sorted(failed, reverse=True))
+        )
+    return found
+
+
+_NO_WRAP = frozenset({"updated", "time", "mode", "state", "src"})
+
+
+def _add_column(table: Table, name: str, justify: str) -> None:
+    # Figures and times never wrap (a wrapped "2026-12-01 / 07:31:12Z" or "-1 / .53" misleads); text may.
+    table.add_column(name, justify=justify, no_wrap=justify == "right" or name in _NO_WRAP)  # type: ignore[arg-type]
+
+
+def _open_tokens(positions: list[Position]) -> list[str]:
+    return sorted({p.token_id for p in positions if p.state is PositionState.OPEN and p.size > 0})
+
+
+# ------------------------------------------------------------------------------------ commands
 
 
 def positions(
@@ -58,19 +178,29 @@ def positions(
     state: StateOpt = None,
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
+    local: LocalOpt = False,
 ) -> None:
-    """Positions per strategy and token: size, average price, mark, unrealized and realized PnL."""
+    """Positions per strategy and token: size, average price, mark (and its source), unrealized and realized PnL."""
     a: App = ctx.obj
     q = _query(a, strategy, since, limit, state, dry_run)
     if not a.database_exists():
-        return _empty(as_json, "positions", [])
-    rows = a.store.list_positions(q)
+        return _empty(as_json, "positions")
+    store = a.store
+    marks: dict[str, Mark] = {}
+    if not offline:
+        if q.state is not PositionState.CLOSED:
+            marks = refresh(a, _open_tokens(store.list_positions(dataclasses.replace(q, limit=None))))
+        else:
+            refresh(a, [])
+    rows = [marked(p, marks) for p in store.list_positions(q)]
     if as_json:
-        return render.print_json([position_view(p) for p in rows])
+        return render.print_json([position_view(p, m) for p, m in rows])
     if not rows:
-        return _empty(False, "positions match", [])
+        return _empty(False, "positions", q=q, total=store.count_positions(Query()))
+    owed = any(p.redeemable for p, _ in rows)
     table = Table(title="Positions", title_justify="left")
-    for col, justify in [
+    columns = [
         ("strategy", "left"),
         ("mode", "left"),
         ("market", "left"),
@@ -79,24 +209,30 @@ def positions(
         ("size", "right"),
         ("avg", "right"),
         ("mark", "right"),
+        ("src", "left"),
         ("unrealized", "right"),
         ("realized", "right"),
+        *([("redeemable", "right")] if owed else []),
         ("updated", "left"),
-    ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for p in rows:
+    ]
+    for col, justify in columns:
+        _add_column(table, col, justify)
+    for p, m in rows:
+        tick = m.tick if m is not None else None
         table.add_row(
             p.strategy,
             render.mode(p.dry_run),
-            p.market or render.short(p.token_id),
-            p.outcome,
+            render.plain(p.market or render.short(p.token_id)),  # venue text: never markup
+            render.plain(p.outcome),
             p.state.value,
-            fmt(p.size, 2),
-            fmt(p.avg_price, 4),
-            "–" if p.mark_price is None else fmt(p.mark_price, 4),
+            render.shares(p.size),
+            render.mean_price(p.avg_price, tick) if p.size else render.DASH,
+            render.mean_price(m.price, tick) if m is not None else render.DASH,
+            Text(m.source.value if m is not None else "", style="dim"),
             render.pnl(p.unrealized_pnl),
             render.pnl(p.realized_pnl),
-            ms_to_iso(p.updated_at),
+            *([render.usdc(p.redeemable) if p.redeemable else ""] if owed else []),
+            render.when(p.updated_at, local=local),
         )
     render.stdout().print(table)
 
@@ -109,20 +245,22 @@ def trades(
     state: StateOpt = None,
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
+    local: LocalOpt = False,
 ) -> None:
     """Fills (and resolution payouts), newest first. --open/--closed filters by the position's state."""
     a: App = ctx.obj
     q = _query(a, strategy, since, limit, state, dry_run)
     if not a.database_exists():
-        return _empty(as_json, "trades", [])
-    rows = a.store.list_trades(q)
+        return _empty(as_json, "trades")
+    store = a.store
+    rows = store.list_trades(q)
     if as_json:
         return render.print_json([trade_view(t) for t in rows])
     if not rows:
-        return _empty(False, "trades match", [])
+        return _empty(False, "trades", q=q, total=store.count_trades(Query()))
     table = Table(title="Trades", title_justify="left")
     for col, justify in [
-        ("time (UTC)", "left"),
+        ("time", "left"),
         ("strategy", "left"),
         ("mode", "left"),
         ("market", "left"),
@@ -134,21 +272,22 @@ def trades(
         ("fee", "right"),
         ("realized", "right"),
     ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+        _add_column(table, col, justify)
     for t in rows:
         f = t.fill
-        side = f.side.value if f.kind.value == "fill" else "REDEEM"
+        redeem = f.kind.value != "fill"
+        side = f.side.value if not redeem else "REDEEM"
         table.add_row(
-            ms_to_iso(f.ts),
+            render.when(f.ts, local=local),
             f.strategy,
             render.mode(f.dry_run),
-            f.market or render.short(f.token_id),
-            f.outcome,
+            render.plain(f.market or render.short(f.token_id)),  # venue text: never markup
+            render.plain(f.outcome),
             side,
-            fmt(f.price, 4),
-            fmt(f.size, 2),
-            fmt(t.notional, 2),
-            fmt(f.fee, 4),
+            render.price(f.price),
+            render.shares(f.size),
+            render.usdc(t.notional),
+            render.usdc(f.fee),
             render.pnl(t.realized_pnl) if f.side.value == "SELL" else "",
         )
     render.stdout().print(table)
@@ -160,18 +299,32 @@ def stats(
     since: SinceOpt = None,
     dry_run: ModeOpt = None,
     as_json: JsonOpt = False,
+    offline: OfflineOpt = False,
+    local: LocalOpt = False,
 ) -> None:
     """Per strategy, dry-run and live apart: trades, volume, realized and unrealized PnL, win rate."""
     a: App = ctx.obj
     q = _query(a, strategy, since, None, None, dry_run)
     if not a.database_exists():
-        return _empty(as_json, "statistics", [])
-    rows = a.store.stats(q)
+        return _empty(as_json, "statistics")
+    store = a.store
+    open_q = Query(strategy=q.strategy, dry_run=q.dry_run, state=PositionState.OPEN)
+    marks: dict[str, Mark] = {}
+    if not offline:
+        marks = refresh(a, _open_tokens(store.list_positions(open_q)))
+    # The store's unrealized PnL is at the last fill; replace it with the venue's marks.
+    by_mode = unrealized_by_mode(store.list_positions(open_q), marks)
+    rows = []
+    for s in store.stats(q):
+        slot = by_mode.get((s.strategy, s.dry_run))
+        rows.append((dataclasses.replace(s, unrealized_pnl=slot["unrealized"]) if slot else s, slot))
     if as_json:
-        return render.print_json([stats_view(s) for s in rows])
+        return render.print_json([stats_view(s, slot["sources"] if slot else None) for s, slot in rows])
     if not rows:
-        return _empty(False, "statistics", [])
-    table = Table(title="Stats" + (f" since {ms_to_iso(q.since)}" if q.since else ""), title_justify="left")
+        return _empty(False, "statistics", q=q, total=store.count_trades(Query()), unit="trade")
+    owed = any(s.redeemable for s, _ in rows)
+    title = "Stats" + (f" since {render.when(q.since, local=local)}" if q.since else "")
+    table = Table(title=title, title_justify="left")
     for col, justify in [
         ("strategy", "left"),
         ("mode", "left"),
@@ -180,24 +333,28 @@ def stats(
         ("fees", "right"),
         ("realized", "right"),
         ("unrealized", "right"),
+        ("marks", "left"),
+        *([("redeemable", "right")] if owed else []),
         ("open", "right"),
         ("closed", "right"),
         ("win rate", "right"),
     ]:
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
-    for s in rows:
-        rate = "–" if s.win_rate is None else f"{fmt(s.win_rate * 100, 1)}%"
+        _add_column(table, col, justify)
+    for s, slot in rows:
+        sources = ", ".join(f"{n} {src}" for src, n in sorted(slot["sources"].items())) if slot else ""
         table.add_row(
             s.strategy,
             render.mode(s.dry_run),
             str(s.trades),
-            fmt(s.volume, 2),
-            fmt(s.fees, 2),
+            render.usdc(s.volume),
+            render.usdc(s.fees),
             render.pnl(s.realized_pnl),
             render.pnl(s.unrealized_pnl),
+            Text(sources, style="dim"),
+            *([render.usdc(s.redeemable) if s.redeemable else ""] if owed else []),
             str(s.open_positions),
             str(s.closed_positions),
-            rate,
+            render.percent(s.win_rate),
         )
     render.stdout().print(table)
 

@@ -1,8 +1,15 @@
 """One live engine per wallet. Two engines trading one wallet would each pass their own risk checks
 and together breach them, and could each send an intent the other already sent.
 
-A file lock (flock) covers one machine; with Redis configured a lease in Redis covers a fleet. Both
-are released by the OS / TTL if the process dies, so a crash never needs manual cleanup.
+A file lock (flock) covers one machine: it is taken both in the user's fixed lock directory and beside
+a SQLite database, so engines with different data directories or different users of one database
+still meet. With Redis configured a lease `pmbot:live:<wallet>` covers a fleet (which must therefore
+share one Redis database). Both are released by the OS / TTL if the process dies, so a crash never
+needs manual cleanup. Lock files are 0600 and name the wallet by a hash.
+
+A dry-run process holds a file lock on its own paper wallet (`paper-<run id>.lock`) for the same reason
+the other way round: while it is held, no other process closes that paper wallet's resting orders; once
+the process is gone, the next one to start may.
 """
 
 from __future__ import annotations
@@ -10,48 +17,126 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import fcntl
+import hashlib
+import logging
 import os
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import IO, TYPE_CHECKING
+from typing import TYPE_CHECKING
 
 from pmbot.errors import PmbotError
+from pmbot.private_files import open_private
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+
+
+log = logging.getLogger("pmbot.executor")
 
 
 class WalletLockedError(PmbotError):
     default_hint = "stop the other live engine first (or use another wallet)"
 
 
+def wallet_tag(wallet: str) -> str:
+    """The wallet as lock files name it: a hash, so a file listing does not say which wallet trades here."""
+    return hashlib.sha256(wallet.lower().encode()).hexdigest()[:24]
+
+
+def user_lock_dir() -> Path:
+    """The per-user lock directory every engine of this user shares: ~/.local/state/pmbot/locks.
+
+    Deliberately not under XDG_DATA_HOME / XDG_STATE_HOME / the data directory: two engines started
+    with different data directories (or databases) must still find each other's lock."""
+    return Path.home() / ".local" / "state" / "pmbot" / "locks"
+
+
+def database_lock_path(database_url: str, wallet: str) -> Path | None:
+    """Beside a SQLite database (`<db>.live-<hash>.lock`): engines that share the database share the
+    lock, whoever runs them and whatever their data directory."""
+    from pmbot.store import sqlite_path
+
+    try:
+        db = sqlite_path(database_url)
+    except PmbotError:
+        return None  # not a file database: the Redis lease is what covers it
+    return db.with_name(f"{db.name}.live-{wallet_tag(wallet)}.lock")
+
+
 class FileWalletLock:
-    def __init__(self, directory: Path, wallet: str) -> None:
-        self.path = directory / f"live-{wallet.lower()}.lock"
-        self._fh: IO[str] | None = None
+    """flock on `live-<hash of wallet>.lock` in `directory` and, given a SQLite database URL, on one
+    beside the database; all of them or none are held."""
+
+    def __init__(self, directory: Path, wallet: str, *, database_url: str | None = None) -> None:
+        self.path = directory / f"live-{wallet_tag(wallet)}.lock"
+        beside = database_lock_path(database_url, wallet) if database_url else None
+        self.paths = [self.path] + ([beside] if beside is not None else [])
+        self._fds: list[int] = []
 
     def acquire(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fh = self.path.open("a+")
         try:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            for path in self.paths:
+                self._fds.append(self._lock(path))
+        except BaseException:
+            self.release()
+            raise
+
+    @staticmethod
+    def _lock(path: Path) -> int:
+        try:
+            fd = open_private(path)
+        except OSError as e:
+            raise WalletLockedError(
+                f"cannot open the wallet lock {path}: {e.strerror or e}", hint="check that directory's owner and mode"
+            ) from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            fh.seek(0)
-            holder = fh.read().strip() or "?"
-            fh.close()
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
             raise WalletLockedError(f"another live engine (pid {holder}) is trading this wallet") from None
-        fh.seek(0)
-        fh.truncate()
-        fh.write(str(os.getpid()))
-        fh.flush()
-        self._fh = fh
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        return fd
 
     def release(self) -> None:
-        if self._fh is not None:
+        for fd in reversed(self._fds):
             with contextlib.suppress(OSError):
-                fcntl.flock(self._fh.fileno(), fcntl.LOCK_UN)
-            self._fh.close()
-            self._fh = None
+                fcntl.flock(fd, fcntl.LOCK_UN)
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._fds.clear()
+
+
+class PaperRunLock(FileWalletLock):
+    """Held by a dry-run process for its paper wallet `paper:<run id>` while it runs."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        super().__init__(directory, run_id)
+        self.path = directory / f"paper-{run_id}.lock"
+
+    def release(self) -> None:
+        super().release()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def paper_run_alive(directory: Path, run_id: str) -> bool:
+    """Is the dry-run process of `run_id` still running (holding its lock)? No lock file means gone."""
+    path = directory / f"paper-{run_id}.lock"
+    try:
+        fh = path.open("r")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        fh.close()  # closing drops the shared lock we may have taken
+    return False
 
 
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
@@ -59,43 +144,58 @@ _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPI
 
 
 class RedisWalletLock:
-    """A lease `pmbot:live:<wallet>` renewed every ttl/3; lost if the process stops renewing."""
+    """A lease `pmbot:live:<wallet>` renewed every ttl/3; lost if the process stops renewing.
 
-    def __init__(self, client: aioredis.Redis, wallet: str, *, ttl_s: float = 15.0) -> None:
+    The lease is held until `sent + ttl` of the last successful SET/renew, counted from when that request
+    was *sent* (Redis may have applied it at any point until the answer came back). `is_lost` compares the
+    clock with that deadline, minus a margin for clock rate differences, on every call: the executor stops
+    sending as soon as another engine could hold the wallet, not only when the renew task notices."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        wallet: str,
+        *,
+        ttl_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self.key = f"pmbot:live:{wallet.lower()}"
         self._token = f"{os.getpid()}:{secrets.token_hex(8)}"
         self._ttl_ms = int(ttl_s * 1000)
         self._task: asyncio.Task[None] | None = None
+        self._clock = clock
+        self._margin_s = ttl_s / 10
+        self.held_until = float("-inf")  # on `clock`: the lease may have lapsed in Redis from then on
         self.lost = False
 
     async def acquire(self) -> None:
+        sent = self._clock()
         if not await self._client.set(self.key, self._token, nx=True, px=self._ttl_ms):
             holder = await self._client.get(self.key)
             text = holder.decode() if isinstance(holder, bytes) else str(holder or "?")
             pid = text.split(":")[0]
             raise WalletLockedError(f"another live engine (pid {pid}, via Redis) is trading this wallet")
+        self.held_until = sent + self._ttl_ms / 1000
         self._task = asyncio.create_task(self._renew(), name="pmbot-wallet-lease")
 
     async def _renew(self) -> None:
-        loop = asyncio.get_running_loop()
-        renewed = loop.time()
-        while True:
+        while not self.is_lost():
             await asyncio.sleep(self._ttl_ms / 3000)
+            sent = self._clock()
             try:
                 ok = await self._client.eval(_RENEW, 1, self.key, self._token, self._ttl_ms)
-            except Exception:
-                # Redis unreachable: the lease may lapse and another engine take the wallet once it has.
-                if loop.time() - renewed >= self._ttl_ms / 1000:
-                    self.lost = True
-                    return
+            except Exception as e:  # Redis unreachable: is_lost() turns true once the lease may have lapsed
+                log.warning("wallet lease not renewed (%s); stop sending at the latest at its deadline", e)
                 continue
             if not ok:
-                self.lost = True  # the executor checks this before every live send
+                self.lost = True  # someone else holds it (or it lapsed): the executor checks before every send
                 return
-            renewed = loop.time()
+            self.held_until = sent + self._ttl_ms / 1000
 
     def is_lost(self) -> bool:
+        if not self.lost and self._clock() >= self.held_until - self._margin_s:
+            self.lost = True  # once lost, lost: a late renew must not hand the wallet back silently
         return self.lost
 
     async def release(self) -> None:

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from pmbot.config import require_secure_endpoints
 from pmbot.errors import ConfigError
 from pmbot.polymarket.clob import ClobPublicClient
 from pmbot.polymarket.data import DataClient
@@ -51,6 +52,7 @@ class Venue:
             s = self.settings
             if s.private_key is None:
                 raise ConfigError("trading needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+            require_secure_endpoints(s)  # before any signed header leaves: never in plaintext off this machine
             key = s.private_key.get_secret_value()
             signer = OrderSigner(key, chain_id=s.chain_id, signature_type=s.signature_type, funder=s.funder)
             l1 = L1Signer(key, s.chain_id, self.clock)

@@ -6,6 +6,10 @@ lost may already be on the book, and the venue has no idempotency key. Such a re
 `OrderStateUnknownError` when it may have been sent, `VenueUnavailableError` when it cannot have been
 (the connection was never made).
 
+Bounds, because the venue is not trusted to be sane: every attempt has an overall deadline (httpx's
+timeout is per read, so one byte every few seconds would otherwise keep a request alive forever),
+and an answer may be at most `max_body` bytes (decoded), checked while it streams in.
+
 The httpx transport is injectable (httpx.MockTransport, ASGI, a custom one) and so is the clock.
 """
 
@@ -29,12 +33,18 @@ from pmbot.errors import (
     RateLimitedError,
     VenueError,
     VenueUnavailableError,
+    scrub_venue_text,
 )
 from pmbot.polymarket.ratelimit import RateLimiter
+from pmbot.polymarket.schemas.common import loads_venue
 
 log = logging.getLogger("pmbot.polymarket.http")
 
 _RETRY_STATUSES = frozenset({425, 429, 500, 502, 503, 504})
+# 16 MiB: a deep /book is ~100 kB and a 500-row trades page ~300 kB; more is a broken or hostile venue.
+MAX_BODY = 16 * 1024 * 1024
+# Cursor paging: more pages than this is a venue that never says "last page".
+MAX_PAGES = 500
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,8 +83,12 @@ class HttpClient:
         rng: random.Random | None = None,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         user_agent: str = "pmbot",
+        deadline: float | None = None,
+        max_body: int = MAX_BODY,
     ) -> None:
         self.api = api
+        self.deadline = deadline if deadline is not None else timeout  # per attempt: connect, send, read it all
+        self.max_body = max_body
         self.base_url = base_url.rstrip("/")
         self.limiter = limiter
         self.retry = retry
@@ -162,23 +176,51 @@ class HttpClient:
         if body is not None:
             hdrs["Content-Type"] = "application/json"
         what = f"{method} {self.api}{path}"
+        loop = asyncio.get_running_loop()
         try:
-            resp = await self._client.request(
-                method, path, params=_clean(params), content=body.encode() if body is not None else None, headers=hdrs
-            )
+            # The deadline starts when the request starts going out: waiting for a pooled connection
+            # (httpx's pool timeout) must not turn an order that was never sent into an unknown one.
+            async with asyncio.timeout(None) as deadline:
+
+                async def trace(event: str, info: Mapping[str, Any]) -> None:
+                    if event.endswith("send_request_headers.started") and deadline.when() is None:
+                        deadline.reschedule(loop.time() + self.deadline)
+
+                request = self._client.build_request(
+                    method,
+                    path,
+                    params=_clean(params),
+                    content=body.encode() if body is not None else None,
+                    headers=hdrs,
+                    extensions={"trace": trace},
+                )
+                resp = await self._client.send(request, stream=True)
+                if deadline.when() is None:  # a transport without traces (mock, ASGI): bound the body at least
+                    deadline.reschedule(loop.time() + self.deadline)
+                try:
+                    await _read_capped(resp, self.max_body)
+                finally:
+                    await resp.aclose()
         except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as e:
             # Nothing reached the venue: safe to report as unavailable (and to retry a read).
             err = VenueUnavailableError(f"{what}: cannot connect to {self.base_url} ({type(e).__name__})")
             if retryable:
                 raise _RetryableError(err) from None
             raise err from None
-        except httpx.TransportError as e:
+        except (httpx.TransportError, TimeoutError) as e:
+            why = "no answer within the deadline" if isinstance(e, TimeoutError) else f"no answer ({type(e).__name__})"
             if unknown_on_timeout:
-                raise OrderStateUnknownError(f"{what}: no answer ({type(e).__name__}); the order may exist") from None
-            err = VenueUnavailableError(f"{what}: {type(e).__name__} talking to {self.base_url}")
-            if retryable:
+                raise OrderStateUnknownError(f"{what}: {why}; the order may exist") from None
+            err = VenueUnavailableError(f"{what}: {why} from {self.base_url}")
+            # Not past the deadline: a venue that answered that slowly once would only make a retry
+            # wait as long again, and the deadline is meant to bound the whole call.
+            if retryable and not isinstance(e, TimeoutError):
                 raise _RetryableError(err) from None
             raise err from None
+        except _BodyTooLargeError:
+            if unknown_on_timeout:
+                raise OrderStateUnknownError(f"{what}: answer too large; the order may exist") from None
+            raise VenueError(f"{what}: answer larger than {self.max_body // 1_048_576} MB, refused") from None
         if resp.status_code == 429:
             retry_after = _retry_after(resp)
             self.limiter.pause(self.api, method, path, retry_after if retry_after is not None else 1.0)
@@ -188,6 +230,37 @@ class HttpClient:
         if retryable and resp.status_code in _RETRY_STATUSES:
             raise _RetryableError(error, _retry_after(resp))
         raise error
+
+
+class _BodyTooLargeError(Exception):
+    pass
+
+
+async def _read_capped(resp: httpx.Response, limit: int) -> None:
+    """Read the body (decoded: a gzip bomb counts at its real size), refusing past `limit` bytes."""
+    declared = resp.headers.get("Content-Length", "")
+    if declared.isdigit() and int(declared) > limit and "content-encoding" not in resp.headers:
+        raise _BodyTooLargeError
+    buf = bytearray()
+    async for chunk in resp.aiter_bytes():
+        buf += chunk
+        if len(buf) > limit:
+            raise _BodyTooLargeError
+    # What Response.aread() does itself; the public API has no capped read.
+    resp._content = bytes(buf)
+
+
+def check_cursor(seen: set[str], cursor: str | None, what: str) -> str | None:
+    """For cursor-paging loops: the next cursor, or VenueError when the venue repeats one (an endless
+    loop) or pages past MAX_PAGES. `seen` is the loop's own set."""
+    if cursor is None:
+        return None
+    if cursor in seen:
+        raise VenueError(f"{what}: the venue repeated page cursor {cursor[:40]!r}; stopped paging")
+    if len(seen) >= MAX_PAGES:
+        raise VenueError(f"{what}: more than {MAX_PAGES} pages; stopped paging")
+    seen.add(cursor)
+    return cursor
 
 
 def _clean(params: Mapping[str, Any] | None) -> dict[str, Any] | None:
@@ -211,36 +284,45 @@ def _json(resp: httpx.Response, what: str) -> Any:
     if not resp.content:
         return None
     try:
-        return resp.json()
-    except ValueError:
-        raise VenueError(f"{what}: answer is not JSON ({resp.text[:80]!r})", status=resp.status_code) from None
+        return loads_venue(resp.content, what)
+    except VenueError as e:
+        e.status = resp.status_code
+        raise
+
+
+def _body(resp: httpx.Response) -> Any:
+    """The body as JSON for error handling, or None when it is not (safely) JSON."""
+    try:
+        return loads_venue(resp.content, "error body") if resp.content else None
+    except VenueError:
+        return None
 
 
 def _retry_after(resp: httpx.Response) -> float | None:
     raw = resp.headers.get("Retry-After")
     if raw is None:
-        try:
-            body = resp.json()
-            raw = body.get("retry_after_seconds") if isinstance(body, dict) else None
-        except ValueError:
-            return None
+        body = _body(resp)
+        raw = body.get("retry_after_seconds") if isinstance(body, dict) else None
     try:
-        return max(0.0, float(raw)) if raw is not None else None
-    except ValueError:
+        value = float(raw) if raw is not None else None
+    except (ValueError, TypeError, OverflowError):
         return None
+    if value is None or value != value:  # NaN
+        return None
+    return max(0.0, value)
 
 
 def _error_for(resp: httpx.Response, what: str) -> VenueError:
     message = resp.reason_phrase or "error"
-    try:
-        body = resp.json()
-        if isinstance(body, dict):
-            message = str(body.get("error") or body.get("errorMsg") or body.get("message") or message)
-        elif isinstance(body, str):
-            message = body
-    except ValueError:
-        if resp.text:
-            message = resp.text[:200]
+    body = _body(resp)
+    if isinstance(body, dict):
+        message = str(body.get("error") or body.get("errorMsg") or body.get("message") or message)
+    elif isinstance(body, str):
+        message = body
+    elif body is None and resp.content:
+        message = resp.content[:800].decode(errors="replace")
+    # The venue's words end up in orders.error and on screen: no echoed POLY_* header, no secret, short.
+    message = scrub_venue_text(message, limit=300)
     status = resp.status_code
     text = f"{what}: {status} {message}"
     err: VenueError

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from enum import StrEnum
 
+from pmbot.errors import register_secret
 from pmbot.store.models import OrderType, Side
 
 __all__ = [
@@ -56,6 +57,7 @@ class Outcome:
     token_id: str
     outcome: str  # "Up", "Down", "Yes", "No", a team …
     price: Decimal | None = None  # Gamma's outcomePrices; None when not given
+    winner: bool | None = None  # CLOB /markets tokens[].winner; None when the source does not say
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,6 +266,11 @@ class ApiCreds:
     api_key: str
     secret: str
     passphrase: str
+
+    def __post_init__(self) -> None:
+        # However the creds came (derived, configured, a test), redaction knows them from now on.
+        register_secret(self.secret)
+        register_secret(self.passphrase)
 
     def __repr__(self) -> str:  # never print the secret or passphrase
         return f"ApiCreds(api_key={self.api_key!r}, secret=***, passphrase=***)"

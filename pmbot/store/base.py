@@ -6,7 +6,7 @@ executor awaits nothing while it holds an order's write-ahead record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -42,9 +42,16 @@ class Store(Protocol):
 
     def set_state(self, name: str, value: Mapping[str, Any]) -> None: ...
 
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
+        """Read-modify-write one state document atomically across processes: `merge(current)` (None if
+        never set) returns the new value, which is stored and returned. State shared by several
+        processes (the kill switch) must go through this, never through a blind `set_state`."""
+        ...
+
     # Orders: write-ahead. insert before sending; update on every state change.
     def insert_order(self, order: OrderRecord) -> bool:
-        """Store a new intent (pending). False, and nothing written, if its key already exists."""
+        """Store a new intent (pending). False, and nothing written, if its key already exists, unless
+        the existing record (same mode) is `not_sent`: then the new one replaces it (a retry)."""
         ...
 
     def get_order(self, key: str) -> OrderRecord | None: ...
@@ -106,6 +113,25 @@ class Store(Protocol):
 
     def resolve_token(self, token_id: str, payout: Decimal, *, ts: int | None = None) -> int:
         """Market resolved: redeem every open position in `token_id` at `payout` (1 or 0)."""
+        ...
+
+    def settle_token(
+        self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[TradeRow]:
+        """`resolve_token`, returning the redeem trades it recorded ([] when already settled). A LIVE
+        winner's payout is also recorded as `redeemable` on its position until `mark_redeemed`."""
+        ...
+
+    def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
+        """The winning shares of `token_id` were redeemed on chain: the payout is cash now. Rows touched."""
+        ...
+
+    def count_trades(self, query: Query | None = None) -> int:
+        """How many trades match the filters (state and limit ignored)."""
+        ...
+
+    def count_positions(self, query: Query | None = None) -> int:
+        """How many positions match the filters (limit ignored)."""
         ...
 
     def stats(self, query: Query | None = None) -> list[StrategyStats]: ...

@@ -20,7 +20,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from pmbot.store import rows
-from pmbot.store.models import Fill, Position
+from pmbot.store.models import Fill, Position, TradeRow
 
 if TYPE_CHECKING:
     import redis
@@ -171,5 +171,19 @@ class CachedStore:
     def resolve_token(self, token_id: str, payout: Decimal, *, ts: int | None = None) -> int:
         try:
             return self.inner.resolve_token(token_id, payout, ts=ts)
+        finally:
+            self._invalidate([token_id])
+
+    def settle_token(
+        self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[TradeRow]:
+        try:
+            return self.inner.settle_token(token_id, payout, ts=ts, metadata=metadata)
+        finally:
+            self._invalidate([token_id])
+
+    def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
+        try:
+            return self.inner.mark_redeemed(token_id, ts=ts)
         finally:
             self._invalidate([token_id])

@@ -32,13 +32,18 @@ class OrderStatus(StrEnum):
     REJECTED = "rejected"  # by the risk gate or the venue; never reached the book
     EXPIRED = "expired"
     UNKNOWN = "unknown"  # POST timed out: reconcile with the venue before anything else
+    # Failed before anything reached the venue (market parameters or the venue unreachable, our own
+    # budget, shutting down): final, but its key may be used again; the retry replaces this record.
+    NOT_SENT = "not_sent"
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.NOT_SENT}
+)
 
 
 class PositionState(StrEnum):
@@ -70,6 +75,8 @@ class OrderRecord:
     created_at: int = 0  # epoch ms
     updated_at: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    # live: the maker address (lower case); dry-run: "paper:<run id>"; "" for rows stored before wallets
+    wallet: str = ""
 
     @property
     def notional(self) -> Decimal:
@@ -131,6 +138,10 @@ class Position:
     mark_price: Decimal | None = None  # last known price: our last fill or market data
     opened_at: int = 0
     updated_at: int = 0
+    # USDC a resolved LIVE position is owed until its shares are redeemed on chain (0 once redeemed,
+    # for losers, and for dry-run, whose paper payout is cash at once). Realized PnL already counts it.
+    redeemable: Decimal = Decimal(0)
+    redeemed_at: int | None = None
 
     @property
     def avg_price(self) -> Decimal:
@@ -173,6 +184,7 @@ class StrategyStats:
     open_positions: int
     closed_positions: int
     wins: int
+    redeemable: Decimal = Decimal(0)  # USDC owed by on-chain redemptions not yet made (live only)
 
     @property
     def win_rate(self) -> Decimal | None:

@@ -65,6 +65,7 @@ def order_to_row(o: OrderRecord, now: int) -> dict[str, Any]:
         "created_at": o.created_at or now,
         "updated_at": o.updated_at or o.created_at or now,
         "metadata": _json(o.metadata),
+        "wallet": o.wallet,
     }
 
 
@@ -86,6 +87,7 @@ def row_to_order(r: dict[str, Any]) -> OrderRecord:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         metadata=json.loads(r["metadata"] or "{}"),
+        wallet=r.get("wallet") or "",
     )
 
 
@@ -200,6 +202,8 @@ def row_to_position(r: dict[str, Any]) -> Position:
         mark_price=None if mark is None else from_micro(mark),
         opened_at=r["opened_at"],
         updated_at=r["updated_at"],
+        redeemable=from_micro(r.get("redeemable_micro") or 0),
+        redeemed_at=r.get("redeemed_at"),
     )
 
 
@@ -219,6 +223,8 @@ def position_to_dict(p: Position) -> dict[str, Any]:
         "mark_price_micro": None if p.mark_price is None else to_micro(p.mark_price),
         "opened_at": p.opened_at,
         "updated_at": p.updated_at,
+        "redeemable_micro": to_micro(p.redeemable),
+        "redeemed_at": p.redeemed_at,
     }
 
 

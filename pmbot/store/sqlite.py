@@ -11,11 +11,12 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -24,7 +25,8 @@ from typing import Any
 from sqlite_utils import Database
 
 from pmbot.errors import InputError, StoreError
-from pmbot.money import to_micro
+from pmbot.money import mul_micro, to_micro
+from pmbot.private_files import touch_private
 from pmbot.store import ledger, rows
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
@@ -76,7 +78,8 @@ class SQLiteStore:
         self._lock = threading.RLock()
         self._depth = 0  # > 0 inside a transaction(): nested writes join it
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # 0700 directories, a 0600 file: SQLite gives its -wal / -shm the database file's mode.
+            touch_private(self.path)
             conn = sqlite3.connect(str(self.path), isolation_level=None, check_same_thread=False, timeout=10)
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute(f"PRAGMA synchronous={synchronous}")
@@ -132,10 +135,8 @@ class SQLiteStore:
     def insert_order(self, order: OrderRecord) -> bool:
         now = self._now()
         row = rows.order_to_row(order, now)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
         with self._write() as conn:
-            cur = conn.execute(f"INSERT OR IGNORE INTO orders ({cols}) VALUES ({marks})", tuple(row.values()))
+            cur = conn.execute(_insert_order_sql(tuple(row)), tuple(row.values()))
             if cur.rowcount == 0:
                 return False
             conn.execute(
@@ -423,29 +424,53 @@ class SQLiteStore:
         return out
 
     def resolve_token(self, token_id: str, payout: Decimal, *, ts: int | None = None) -> int:
+        return len(self.settle_token(token_id, payout, ts=ts))
+
+    def settle_token(
+        self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[TradeRow]:
         if payout < 0 or payout > 1:
             raise InputError(f"payout must be between 0 and 1, got {payout}")
         when = ts if ts is not None else self._now()
-        redemptions = [
-            Fill(
-                trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
-                kind=TradeKind.REDEEM,
-                strategy=p.strategy,
-                token_id=p.token_id,
-                condition_id=p.condition_id,
-                market=p.market,
-                outcome=p.outcome,
-                side=Side.SELL,
-                price=payout,
-                size=p.size,
-                dry_run=p.dry_run,
-                ts=when,
-                liquidity="redeem",
+        with self._write() as conn:  # read the open positions and redeem them under one write lock
+            held = [p for p in self._open_in([token_id]) if p.size > 0]
+            redemptions = [redemption(p, payout, when, metadata) for p in held]
+            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
+            redemptions = [f for f in redemptions if f.trade_id not in known]
+            if not redemptions:
+                return []
+            self.record_fills(redemptions)  # joins this transaction
+            owed = [
+                (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
+                for f in redemptions
+                if not f.dry_run and payout > 0
+            ]
+            conn.executemany(
+                "UPDATE positions SET redeemable_micro = ?, redeemed_at = NULL"
+                " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
+                owed,
             )
-            for p in self._open_in([token_id])
-            if p.size > 0
-        ]
-        return self.record_fills(redemptions)
+            ids = [f.trade_id for f in redemptions]
+            found = self._query(f"SELECT * FROM trades WHERE trade_id IN ({', '.join('?' * len(ids))})", ids)
+        return [rows.row_to_trade(r) for r in found]
+
+    def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
+        when = ts if ts is not None else self._now()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE positions SET redeemable_micro = 0, redeemed_at = ?"
+                " WHERE token_id = ? AND dry_run = 0 AND state = 'resolved' AND redeemable_micro > 0",
+                (when, token_id),
+            )
+            return cur.rowcount
+
+    def count_trades(self, query: Query | None = None) -> int:
+        clause, params = rows.where(query, ts_col="ts")
+        return int(self._query(f"SELECT COUNT(*) AS n FROM trades{clause}", params)[0]["n"])
+
+    def count_positions(self, query: Query | None = None) -> int:
+        clause, params = rows.where(query, ts_col="updated_at", state=True)
+        return int(self._query(f"SELECT COUNT(*) AS n FROM positions{clause}", params)[0]["n"])
 
     def stats(self, query: Query | None = None) -> list[StrategyStats]:
         clause, params = rows.where(query, ts_col="ts")
@@ -502,6 +527,17 @@ class SQLiteStore:
                 (name, text, self._now()),
             )
 
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
+        with self._write() as conn:  # BEGIN IMMEDIATE: no other process writes between our read and write
+            found = conn.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+            value = dict(merge(json.loads(found[0]) if found else None))
+            conn.execute(
+                "INSERT INTO state (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (name, json.dumps(value, sort_keys=True, default=str), self._now()),
+            )
+        return value
+
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
 
@@ -527,6 +563,7 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
                 "open": 0,
                 "closed": 0,
                 "wins": 0,
+                "redeemable": Decimal(0),
             },
         )
 
@@ -536,6 +573,8 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
             n=int(r["n"] or 0), volume=int(r["volume"] or 0), fees=int(r["fees"] or 0), realized=int(r["realized"] or 0)
         )
     for p in positions:
+        if p.redeemable:
+            slot(p.strategy, p.dry_run)["redeemable"] += p.redeemable
         if p.state is PositionState.OPEN:
             s = slot(p.strategy, p.dry_run)
             s["open"] += 1
@@ -556,6 +595,46 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
             open_positions=v["open"],
             closed_positions=v["closed"],
             wins=v["wins"],
+            redeemable=v["redeemable"],
         )
         for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], not kv[0][1]))
     ]
+
+
+def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any] | None = None) -> Fill:
+    """The `redeem` trade for a position whose market resolved: every share held at `payout`.
+
+    Its trade id is deterministic (strategy, token, mode), so every path that learns of a resolution
+    (`pmbot settle`, a report, the executor) records the payout once, whichever comes first."""
+    meta = dict(metadata or {})
+    if not p.dry_run and payout > 0:
+        meta["redeemable"] = True  # cash arrives with the on-chain redemption, not now
+    return Fill(
+        trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
+        kind=TradeKind.REDEEM,
+        strategy=p.strategy,
+        token_id=p.token_id,
+        condition_id=p.condition_id,
+        market=p.market,
+        outcome=p.outcome,
+        side=Side.SELL,
+        price=payout,
+        size=p.size,
+        dry_run=p.dry_run,
+        ts=ts,
+        liquidity="redeem",
+        metadata=meta,
+    )
+
+
+@functools.cache
+def _insert_order_sql(cols: tuple[str, ...]) -> str:
+    """INSERT of an order row. A key recorded `not_sent` (nothing of it reached the venue) is taken over
+    by its retry, atomically: of two processes retrying it at once, one updates the row, the other gets
+    rowcount 0 like any existing key."""
+    reuse = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "key")
+    return (
+        f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        f" ON CONFLICT(key) DO UPDATE SET {reuse}"
+        " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run"
+    )

@@ -24,6 +24,8 @@ __all__ = [
     "OrderResult",
     "PriceSource",
     "ReferencePrice",
+    "TargetFill",
+    "TargetSource",
     "TimerTick",
     "TradePrinted",
 ]
@@ -133,5 +135,40 @@ class OrderFilled:
     ts_ms: int
 
 
-Event = BookChanged | TradePrinted | ReferencePrice | MarketResolved | TimerTick | OrderResult | OrderFilled
+class TargetSource(StrEnum):
+    """Where a copied wallet's fill was seen (copy trading). Stable strings: stored with every decision."""
+
+    CHAIN = "chain"  # an OrderFilled log on Polygon with maker = the target
+    RTDS = "rtds"  # the real-time data service's `activity` trades
+    DATA_API = "data_api"  # Data API polling (the slow fallback)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TargetFill:
+    """One fill of a copied wallet (the target) as ONE source saw it. The same fill usually arrives from
+    several sources; the copy strategy de-duplicates them. `token_id`, `condition_id` and `outcome` come
+    from the runner's own market cache (never assumed YES). `ts_ms` is when we saw it (`seen_ts_ms`)."""
+
+    target: str  # the target's wallet, 0x address (any case)
+    source: TargetSource
+    tx_hash: str  # "" when the source does not say
+    log_index: int | None  # the log's index in its block, when the source has it (chain)
+    token_id: str
+    condition_id: str
+    outcome: str
+    side: Side  # the target's side
+    price: Decimal
+    size: Decimal  # shares
+    target_ts_ms: int  # when the target's fill happened, by the source's clock (block time, trade time)
+    seen_ts_ms: int  # when our runner received it
+    maker: bool | None = None  # whether the target was the maker; None when the source does not say
+
+    @property
+    def ts_ms(self) -> int:
+        return self.seen_ts_ms
+
+
+Event = (
+    BookChanged | TradePrinted | ReferencePrice | MarketResolved | TimerTick | OrderResult | OrderFilled | TargetFill
+)
 """Everything `Strategy.handle` accepts."""

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import VenueError
+from pmbot.errors import VenueError, scrub_venue_text
 from pmbot.polymarket.models import (
     Activity,
     BookLevel,
@@ -26,15 +26,21 @@ from pmbot.polymarket.models import (
     WalletTrade,
 )
 from pmbot.polymarket.schemas.common import (
+    MAX_SHARES,
     as_bool,
     dec,
     dec0,
     epoch_ms,
     json_list,
+    nonneg,
+    opt_price01,
     opt_side,
     opt_str,
+    price01,
     req,
+    shares,
     side,
+    small_int,
 )
 
 _MICRO = Decimal(1_000_000)
@@ -59,26 +65,44 @@ def _rows(raw: Any, what: str) -> list[Any]:
 
 
 def levels(raw: Any, what: str) -> tuple[BookLevel, ...]:
-    """Wire levels are best-LAST (bids ascending, asks descending); we hand them out best-first."""
-    out = [BookLevel(price=dec0(req(lv, "price", what)), size=dec0(lv.get("size"))) for lv in raw or ()]
+    """Wire levels are best-LAST (bids ascending, asks descending); we hand them out best-first.
+    Every level is checked: 0 < price < 1, 0 < size (an ask at 0 would be a free fill on paper)."""
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        raise VenueError(f"{what}: expected a list of levels, got {type(raw).__name__}")
+    out = []
+    for lv in raw:
+        lv = _obj(lv, what)
+        out.append(BookLevel(price=price01(req(lv, "price", what), what), size=shares(lv.get("size"), what)))
     out.reverse()
     return tuple(out)
 
 
 def book(raw: Any) -> OrderBook:
     o = _obj(raw, "book")
+    bids, asks = levels(o.get("bids"), "book bid"), levels(o.get("asks"), "book ask")
+    if bids and asks and bids[0].price >= asks[0].price:
+        raise VenueError(f"book: crossed (best bid {bids[0].price} >= best ask {asks[0].price})")
     return OrderBook(
         token_id=str(req(o, "asset_id", "book")),
         market=str(o.get("market") or ""),
-        bids=levels(o.get("bids"), "book bid"),
-        asks=levels(o.get("asks"), "book ask"),
+        bids=bids,
+        asks=asks,
         timestamp_ms=epoch_ms(o.get("timestamp")) or 0,
         hash=str(o.get("hash") or ""),
-        tick_size=dec(o.get("tick_size")),
+        tick_size=_tick(o.get("tick_size"), "book"),
         min_order_size=dec(o.get("min_order_size")),
         neg_risk=as_bool(o["neg_risk"]) if "neg_risk" in o else None,
-        last_trade_price=dec(o.get("last_trade_price")),
+        last_trade_price=opt_price01(o.get("last_trade_price"), "book last trade"),
     )
+
+
+def _tick(value: Any, what: str) -> Decimal | None:
+    t = dec(value)
+    if t is not None and not 0 < t < 1:
+        raise VenueError(f"{what}: tick size {str(value)[:30]!r} is not between 0 and 1")
+    return t
 
 
 # ---------------------------------------------------------------------------------------- markets
@@ -89,8 +113,8 @@ def fee_schedule(o: Mapping[str, Any]) -> FeeSchedule | None:
     fs = o.get("feeSchedule")
     if isinstance(fs, Mapping):
         return FeeSchedule(
-            rate=dec0(fs.get("rate")),
-            exponent=int(fs.get("exponent") or 1),
+            rate=_fee_rate(fs.get("rate")),
+            exponent=small_int(fs.get("exponent") or 1, "fee exponent", default=1, hi=10),
             taker_only=as_bool(fs.get("takerOnly", True)),
         )
     if "feesEnabled" in o and not as_bool(o.get("feesEnabled")):
@@ -103,14 +127,25 @@ def clob_fee_schedule(raw: Any) -> FeeSchedule:
     fd = _obj(raw, "clob market info").get("fd")
     if not isinstance(fd, Mapping):
         return FeeSchedule()
-    return FeeSchedule(rate=dec0(fd.get("r")), exponent=int(fd.get("e") or 1), taker_only=as_bool(fd.get("to", True)))
+    return FeeSchedule(
+        rate=_fee_rate(fd.get("r")),
+        exponent=small_int(fd.get("e") or 1, "fee exponent", default=1, hi=10),
+        taker_only=as_bool(fd.get("to", True)),
+    )
+
+
+def _fee_rate(value: Any) -> Decimal:
+    rate = dec0(value)
+    if not 0 <= rate <= 1:
+        raise VenueError(f"fee rate {str(value)[:30]!r} is not between 0 and 1")
+    return rate
 
 
 def gamma_market(raw: Any) -> Market:
     o = _obj(raw, "market")
     token_ids = [str(t) for t in json_list(o.get("clobTokenIds"))]
     names = [str(n) for n in json_list(o.get("outcomes"))]
-    prices = [dec(p) for p in json_list(o.get("outcomePrices"))]
+    prices = [opt_price01(p, "outcome price") for p in json_list(o.get("outcomePrices"))]
     if len(names) < len(token_ids):
         names += [f"#{i}" for i in range(len(names), len(token_ids))]
     outcomes = tuple(
@@ -132,11 +167,11 @@ def gamma_market(raw: Any) -> Market:
         closed=as_bool(o.get("closed", False)),
         accepting_orders=as_bool(o.get("acceptingOrders", True)),
         neg_risk=as_bool(o.get("negRisk", False)),
-        tick_size=dec(o.get("orderPriceMinTickSize")),
+        tick_size=_tick(o.get("orderPriceMinTickSize"), "market"),
         min_order_size=dec(o.get("orderMinSize")),
         fees=fee_schedule(o),
-        best_bid=dec(o.get("bestBid")),
-        best_ask=dec(o.get("bestAsk")),
+        best_bid=opt_price01(o.get("bestBid"), "market best bid"),
+        best_ask=opt_price01(o.get("bestAsk"), "market best ask"),
         event_slug=opt_str(event.get("slug")),
         series_slug=opt_str(series_slug),
         gamma_id=opt_str(o.get("id")),
@@ -174,9 +209,9 @@ def activity(raw: Any) -> Activity:
         condition_id=opt_str(o.get("conditionId")),
         token_id=opt_str(o.get("asset")),
         side=opt_side(o.get("side")),
-        size=dec0(o.get("size")),
-        usdc_size=dec0(o.get("usdcSize")),
-        price=dec0(o.get("price")),
+        size=shares(o.get("size"), "activity", allow_zero=True),
+        usdc_size=nonneg(o.get("usdcSize"), "activity usdc size"),
+        price=opt_price01(o.get("price"), "activity") or Decimal(0),
         outcome=opt_str(o.get("outcome")),
         title=opt_str(o.get("title")),
         slug=opt_str(o.get("slug")),
@@ -193,8 +228,8 @@ def data_trade(raw: Any, source: TradeSource = TradeSource.DATA_API) -> WalletTr
         wallet=str(req(o, "proxyWallet", "trade")).lower(),
         token_id=str(req(o, "asset", "trade")),
         side=side(o.get("side")),
-        size=dec0(o.get("size")),
-        price=dec0(o.get("price")),
+        size=shares(o.get("size"), "trade"),
+        price=price01(o.get("price"), "trade"),
         timestamp_ms=epoch_ms(o.get("timestamp")) or 0,
         tx_hash=str(o.get("transactionHash") or ""),
         condition_id=opt_str(o.get("conditionId")),
@@ -210,9 +245,9 @@ def data_position(raw: Any) -> DataPosition:
         wallet=str(req(o, "proxyWallet", "position")).lower(),
         token_id=str(req(o, "asset", "position")),
         condition_id=str(o.get("conditionId") or ""),
-        size=dec0(o.get("size")),
-        avg_price=dec0(o.get("avgPrice")),
-        current_price=dec0(o.get("curPrice")),
+        size=shares(o.get("size"), "position", allow_zero=True),
+        avg_price=opt_price01(o.get("avgPrice"), "position avg price") or Decimal(0),
+        current_price=opt_price01(o.get("curPrice"), "position price") or Decimal(0),
         current_value=dec0(o.get("currentValue")),
         cash_pnl=dec0(o.get("cashPnl")),
         realized_pnl=dec0(o.get("realizedPnl")),
@@ -226,54 +261,72 @@ def data_position(raw: Any) -> DataPosition:
 # ----------------------------------------------------------------------------------------- trading
 
 
-def amount(value: Any) -> Decimal | None:
+def _is_fixed(value: Any) -> bool:
+    """A bare integer string of 7+ digits can only be 6-decimal fixed point: no 15-minute market
+    trades a million shares in one order."""
+    text = str(value) if value is not None else ""
+    return text.isdigit() and len(text) >= 7
+
+
+def amount(value: Any, *, fixed: bool = False) -> Decimal | None:
     """POST /order amounts come as "" (nothing matched), decimal strings ("2.140844") or, per the
-    OpenAPI page, 6-decimal fixed-point integers ("100000000"). A bare integer string of 7+ digits
-    can only be fixed-point: no 15-minute market trades a million shares in one order."""
+    OpenAPI page, 6-decimal fixed-point integers ("100000000"). `fixed`: the answer's other amounts
+    show it uses fixed point, so a short integer is fixed point too ("500000" is 0.5, not 500 000)."""
     d = dec(value)
     if d is None:
         return None
-    text = str(value)
-    if text.isdigit() and len(text) >= 7:
+    if d < 0:
+        raise VenueError(f"order amount {str(value)[:30]!r} is negative")
+    if _is_fixed(value) or (fixed and str(value).isdigit()):
         return d / _MICRO
     return d
 
 
 def order_ack(raw: Any) -> OrderAck:
     o = _obj(raw, "order response")
-    error = str(o.get("errorMsg") or o.get("error") or "")
+    error = scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300)
     order_id = str(o.get("orderID") or o.get("orderId") or "")
     success = as_bool(o.get("success", False))
+    # One answer uses one form: if either amount is plainly fixed point, both are.
+    fixed = _is_fixed(o.get("makingAmount")) or _is_fixed(o.get("takingAmount"))
     return OrderAck(
         # success:true with an errorMsg is NOT an accepted order (rs-clob-client issue 114).
         accepted=success and not error and bool(order_id),
         order_id=order_id,
         status=str(o.get("status") or "").lower(),
-        making_amount=amount(o.get("makingAmount")),
-        taking_amount=amount(o.get("takingAmount")),
+        making_amount=amount(o.get("makingAmount"), fixed=fixed),
+        taking_amount=amount(o.get("takingAmount"), fixed=fixed),
         error=error,
         tx_hashes=tuple(str(h) for h in o.get("transactionsHashes") or o.get("transactionHashes") or ()),
         trade_ids=tuple(str(t) for t in o.get("tradeIDs") or ()),
     )
 
 
-def _size(value: Any) -> Decimal:
+def _size(value: Any, *, fixed: bool = False) -> Decimal:
     # Open-order sizes: one docs version sends 6-decimal fixed point, the newer says "already
     # normalized". Same rule as amounts.
-    return amount(value) or Decimal(0)
+    size = amount(value, fixed=fixed) or Decimal(0)
+    if size > MAX_SHARES:
+        raise VenueError(f"order size {str(value)[:30]!r} is not sane")
+    return size
 
 
 def open_order(raw: Any) -> OpenOrder:
     o = _obj(raw, "order")
+    # size_matched may exceed original_size: a market BUY signs USDC, and a better price buys more shares.
+    original = _size(o.get("original_size"))
+    matched = _size(o.get("size_matched"), fixed=_is_fixed(o.get("original_size")))
     return OpenOrder(
         order_id=str(req(o, "id", "order")),
         status=str(o.get("status") or "").upper(),
         market=str(o.get("market") or ""),
         token_id=str(o.get("asset_id") or ""),
         side=side(o.get("side")),
-        price=dec0(o.get("price")),
-        original_size=_size(o.get("original_size")),
-        size_matched=_size(o.get("size_matched")),
+        price=price01(o.get("price"), "order"),
+        # an order is at least the 5-share minimum, so its original size shows the row's form (7+ digits
+        # in fixed point); its matched size, which can be under a share, follows that form
+        original_size=original,
+        size_matched=matched,
         order_type=opt_str(o.get("order_type")),
         created_ms=epoch_ms(o.get("created_at")),
         outcome=opt_str(o.get("outcome")),
@@ -291,13 +344,13 @@ def user_trade(raw: Any) -> UserTrade:
         market=str(o.get("market") or ""),
         token_id=str(o.get("asset_id") or ""),
         side=side(o.get("side")),
-        size=dec0(o.get("size")),
-        price=dec0(o.get("price")),
+        size=shares(o.get("size"), "trade"),
+        price=price01(o.get("price"), "trade"),
         status=str(o.get("status") or "").upper(),
         match_ms=epoch_ms(o.get("match_time") or o.get("matchtime")),
         trader_side=opt_str(o.get("trader_side")),
         maker_order_ids=tuple(str(m.get("order_id")) for m in makers if isinstance(m, Mapping)),
-        fee_rate_bps=int(dec0(fee)) if fee not in (None, "") else 0,
+        fee_rate_bps=small_int(fee, "trade fee_rate_bps", default=0),
         tx_hash=opt_str(o.get("transaction_hash")),
         outcome=opt_str(o.get("outcome")),
         maker_orders=tuple(maker_order_fill(m) for m in makers if isinstance(m, Mapping)),
@@ -311,12 +364,12 @@ def maker_order_fill(raw: Any) -> MakerOrderFill:
         order_id=str(req(o, "order_id", "maker order")),
         owner=str(o.get("owner") or ""),
         token_id=str(o.get("asset_id") or ""),
-        matched_amount=dec0(o.get("matched_amount")),
-        price=dec0(o.get("price")),
+        matched_amount=shares(o.get("matched_amount"), "maker order"),
+        price=price01(o.get("price"), "maker order"),
         maker_address=maker.lower() if maker else None,
         outcome=opt_str(o.get("outcome")),
         side=opt_side(o.get("side")),
-        fee_rate_bps=int(dec0(o.get("fee_rate_bps"))),
+        fee_rate_bps=small_int(o.get("fee_rate_bps"), "maker order fee_rate_bps", default=0),
     )
 
 
@@ -325,7 +378,11 @@ def cancel_result(raw: Any) -> CancelResult:
     not_canceled = o.get("not_canceled") or {}
     return CancelResult(
         canceled=tuple(str(i) for i in o.get("canceled") or ()),
-        not_canceled={str(k): str(v) for k, v in not_canceled.items()} if isinstance(not_canceled, Mapping) else {},
+        not_canceled=(
+            {str(k): scrub_venue_text(str(v), limit=200) for k, v in not_canceled.items()}
+            if isinstance(not_canceled, Mapping)
+            else {}
+        ),
     )
 
 
@@ -334,7 +391,9 @@ def page(raw: Any, what: str) -> tuple[list[Any], str | None]:
     o = _obj(raw, what)
     cursor = o.get("next_cursor")
     rows = o.get("data") or []
-    return list(rows), (None if cursor in (None, "", "LTE=") else str(cursor))
+    if not isinstance(rows, list) or not isinstance(cursor, str | None):
+        raise VenueError(f"{what}: not a cursor page")
+    return list(rows), (None if cursor in (None, "", "LTE=") else cursor[:200])
 
 
 def clob_market(raw: Any) -> Market:
@@ -345,13 +404,21 @@ def clob_market(raw: Any) -> Market:
         condition_id=str(req(o, "condition_id", "clob market")),
         question=str(o.get("question") or ""),
         slug=str(o.get("market_slug") or ""),
-        outcomes=tuple(Outcome(str(t["token_id"]), str(t.get("outcome") or ""), dec(t.get("price"))) for t in tokens),
+        outcomes=tuple(
+            Outcome(
+                str(t["token_id"]),
+                str(t.get("outcome") or ""),
+                opt_price01(t.get("price"), "token price"),
+                winner=as_bool(t["winner"]) if t.get("winner") is not None else None,
+            )
+            for t in tokens
+        ),
         end_ms=epoch_ms(o.get("end_date_iso")),
         start_ms=epoch_ms(o.get("game_start_time")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
         accepting_orders=as_bool(o.get("accepting_orders", True)),
         neg_risk=as_bool(o.get("neg_risk", False)),
-        tick_size=dec(o.get("minimum_tick_size")),
+        tick_size=_tick(o.get("minimum_tick_size"), "clob market"),
         min_order_size=dec(o.get("minimum_order_size")),
     )

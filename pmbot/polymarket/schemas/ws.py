@@ -30,7 +30,17 @@ from pmbot.polymarket.models import (
     WalletTrade,
 )
 from pmbot.polymarket.schemas import rest
-from pmbot.polymarket.schemas.common import dec, dec0, epoch_ms, opt_str, req, side
+from pmbot.polymarket.schemas.common import (
+    dec0,
+    epoch_ms,
+    opt_price01,
+    opt_str,
+    price01,
+    req,
+    shares,
+    side,
+    small_int,
+)
 
 MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved
 UserEvent = UserOrderEvent | UserTradeEvent
@@ -68,10 +78,10 @@ def level_change(o: Mapping[str, Any], what: str) -> LevelChange:
     return LevelChange(
         token_id=str(req(o, "asset_id", what)),
         side=side(o.get("side")),
-        price=dec0(req(o, "price", what)),
-        size=dec0(o.get("size")),
-        best_bid=dec(o.get("best_bid")),
-        best_ask=dec(o.get("best_ask")),
+        price=price01(req(o, "price", what), what),
+        size=shares(o.get("size"), what, allow_zero=True),  # 0 removes the level
+        best_bid=opt_price01(o.get("best_bid"), what),
+        best_ask=opt_price01(o.get("best_ask"), what),
         hash=str(o.get("hash") or ""),
     )
 
@@ -99,11 +109,11 @@ def market_event(raw: Any) -> MarketEvent | None:
         return LastTrade(
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
-            price=dec0(req(o, "price", kind)),
-            size=dec0(o.get("size")),
+            price=price01(req(o, "price", kind), kind),
+            size=shares(o.get("size"), kind, allow_zero=True),
             side=side(o.get("side")),
             timestamp_ms=_ts(o),
-            fee_rate_bps=int(dec0(o.get("fee_rate_bps"))),
+            fee_rate_bps=small_int(o.get("fee_rate_bps"), f"{kind} fee_rate_bps", default=0),
             tx_hash=opt_str(o.get("transaction_hash")),
         )
     if kind == "tick_size_change":
@@ -118,8 +128,8 @@ def market_event(raw: Any) -> MarketEvent | None:
         return BestBidAsk(
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
-            best_bid=dec(o.get("best_bid")),
-            best_ask=dec(o.get("best_ask")),
+            best_bid=opt_price01(o.get("best_bid"), kind),
+            best_ask=opt_price01(o.get("best_ask"), kind),
             timestamp_ms=_ts(o),
         )
     if kind == "market_resolved":
@@ -156,9 +166,9 @@ def user_order(raw: Any) -> UserOrderEvent:
         market=str(o.get("market") or ""),
         token_id=str(req(o, "asset_id", "order message")),
         side=side(o.get("side")),
-        price=dec0(o.get("price")),
-        original_size=dec0(o.get("original_size")),
-        size_matched=dec0(o.get("size_matched")),
+        price=price01(o.get("price"), "order message"),
+        original_size=shares(o.get("original_size"), "order message", allow_zero=True),
+        size_matched=shares(o.get("size_matched"), "order message", allow_zero=True),
         timestamp_ms=_ts(o),
         order_type=opt_str(o.get("order_type")),
         outcome=opt_str(o.get("outcome")),

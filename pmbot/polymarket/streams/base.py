@@ -27,6 +27,7 @@ from typing import Any, Generic, Protocol, Self, TypeVar
 from pmbot.errors import VenueError
 from pmbot.polymarket.models import StreamState, StreamStatus
 from pmbot.polymarket.schemas import ws
+from pmbot.polymarket.schemas.common import loads_venue
 from pmbot.timeutil import Clock, now_ms
 
 log = logging.getLogger("pmbot.polymarket.streams")
@@ -426,8 +427,8 @@ class WsStream(StreamBase[E]):
             self.counters.pongs += 1
             return False
         try:
-            obj = json.loads(text)
-        except ValueError:
+            obj = loads_venue(text, "frame")  # NaN, overflow and deep nesting are malformed too
+        except VenueError:
             self._malformed(frame, "not JSON")
             return False
         self.counters.messages += 1

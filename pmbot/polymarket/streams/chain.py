@@ -10,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import json
 import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from pmbot.errors import VenueError
 from pmbot.polymarket.models import WalletTrade
 from pmbot.polymarket.schemas import ws
+from pmbot.polymarket.schemas.common import loads_venue
 from pmbot.polymarket.streams.base import Backoff, Clock, StreamBase, StreamError, log
 from pmbot.timeutil import now_ms
 
@@ -59,8 +60,8 @@ def _tolerant_provider_class() -> type[WebSocketProvider]:
             while True:
                 raw = await self._ws.recv()
                 try:
-                    return json.loads(raw)
-                except ValueError:
+                    return loads_venue(raw, "RPC frame")  # deep nesting / NaN from an RPC are malformed too
+                except VenueError:
                     if self._pmbot_on_malformed is not None:
                         self._pmbot_on_malformed(raw)
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import Awaitable, Callable
 
@@ -26,7 +27,9 @@ async def venue_middleware(request: web.Request, handler: Handler) -> web.Stream
     if not v.clock.manual:
         v.step_to(v.clock.now())  # real-time mode: answer from the state as of this instant
     path = request.path
-    if path.startswith("/_sim") or path.startswith(_WS_PATHS):
+    if path.startswith("/_sim"):
+        return admin.refuse(request) or await handler(request)
+    if path.startswith(_WS_PATHS):
         return await handler(request)
     if v.faults.latency_ms:
         await asyncio.sleep(v.faults.latency_ms / 1000)
@@ -71,9 +74,16 @@ def build_app(v: Venue) -> web.Application:
 
 
 def bind(host: str, port: int) -> socket.socket:
-    """Bind first, so "port in use" is reported before anything starts. Raises OSError."""
+    """Bind first, so "port in use" is reported before anything starts. Raises OSError.
+
+    SO_REUSEADDR (what aiohttp's `reuse_address` sets): the port of a sim that just stopped is free
+    again at once, not after its connections' TIME-WAIT (about a minute). A port with a live listener
+    is still refused: on Linux and macOS the option only waives TIME-WAIT. Not on Windows, where the
+    same option would let two servers share the port."""
     sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
     try:
+        if os.name != "nt":
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
         sock.listen(128)
         sock.setblocking(False)
