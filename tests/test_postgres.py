@@ -406,27 +406,14 @@ def test_server_restart_is_a_store_error_then_recovers(pg_srv: PostgresServer) -
         store.close()
 
 
-@pytest.mark.parametrize(
-    "redis",
-    [
-        "none",
-        pytest.param(
-            "down",
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="executor bug outside the store: with PMBOT_REDIS_URL set and Redis down, the fleet"
-                " idempotency falls back to the database but the rate budget (pmbot/executor/budget.py acquire)"
-                " raises redis.ConnectionError",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("redis", ["none", "down"])
 def test_two_executors_on_one_postgres_execute_each_intent_once(
     sim: SimServer, pg_url: str, tmp_path: Path, redis: str
 ) -> None:
-    """Two executors (each with its own store and pool, in its own thread and event loop, no Redis to share
-    claims through) receive the same 60 intents in opposite orders at once: every key is executed by
-    exactly one of them; the other answers duplicate. No deadlock on the unique key, whatever the order."""
+    """Two executors (each with its own store and pool, in its own thread and event loop; Redis not
+    configured, or configured and down, so no claims are shared through it) receive the same 60 intents
+    in opposite orders at once: every key is executed by exactly one of them; the other answers
+    duplicate. The database's unique key alone does it, with no deadlock whatever the order."""
     import asyncio
     import threading
 
@@ -468,5 +455,32 @@ def test_two_executors_on_one_postgres_execute_each_intent_once(
         for r in results[name]:
             if not r.duplicate:  # type: ignore[attr-defined]
                 executed[r.key] = executed.get(r.key, 0) + 1  # type: ignore[attr-defined]
-    assert executed == {i.key: 1 for i in intents}
+    from pmbot.executor.engine import DRY_RUN_PREFIX
+
+    assert executed == {DRY_RUN_PREFIX + i.key: 1 for i in intents}
     assert sql(pg_url, "SELECT count(*), count(DISTINCT key) FROM orders") == [(60, 60)]
+
+
+def test_update_state_is_atomic_across_stores(pg_url: str) -> None:
+    """Two stores (two pools, as two processes) increment one state document 50 times each, at once,
+    starting from nothing: no increment is lost and the document is created once."""
+    import threading
+
+    stores = [PostgresStore(pg_url), PostgresStore(pg_url)]
+    start = threading.Barrier(2, timeout=30)
+
+    def bump(store: PostgresStore) -> None:
+        start.wait()
+        for _ in range(50):
+            store.update_state("kill", lambda cur: {"n": (cur or {"n": 0})["n"] + 1})
+
+    threads = [threading.Thread(target=bump, args=(s,)) for s in stores]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    try:
+        assert stores[0].get_state("kill") == {"n": 100}
+    finally:
+        for s in stores:
+            s.close()

@@ -161,10 +161,46 @@ _STATE = """
 CREATE TABLE state (name TEXT COLLATE "C" PRIMARY KEY, value JSONB NOT NULL, updated_at BIGINT);
 """
 
+_REDEEMABLE = """
+ALTER TABLE positions ADD COLUMN redeemable_micro BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE positions ADD COLUMN redeemed_at BIGINT;
+"""
+
+
+def _not_sent(conn: psycopg.Connection[tuple[object, ...]]) -> None:
+    from pmbot.store.migrations import _NEVER_SENT_ERRORS  # the same patterns as SQLite's 0004
+
+    where = " OR ".join("error LIKE %s" for _ in _NEVER_SENT_ERRORS)
+    conn.execute(
+        "UPDATE orders SET status = 'not_sent' WHERE status = 'rejected' AND filled_size_micro = 0"
+        f" AND ({where})".encode(),
+        _NEVER_SENT_ERRORS,
+    )
+
+
+_ORDER_WALLET = """
+ALTER TABLE orders ADD COLUMN wallet TEXT NOT NULL DEFAULT '';
+CREATE INDEX idx_orders_wallet_status ON orders (wallet, status);
+"""
+
+# As SQLite's 0006: dry-run idempotency keys carry "dry-run:"; events and trades first (they find the
+# dry-run orders by their old keys).
+_MODE_KEYS = """
+UPDATE order_events SET order_key = 'dry-run:' || order_key
+ WHERE order_key IN (SELECT key FROM orders WHERE dry_run = 1) AND order_key NOT LIKE 'dry-run:%';
+UPDATE trades SET order_key = 'dry-run:' || order_key
+ WHERE dry_run = 1 AND order_key IS NOT NULL AND order_key NOT LIKE 'dry-run:%';
+UPDATE orders SET key = 'dry-run:' || key WHERE dry_run = 1 AND key NOT LIKE 'dry-run:%';
+"""
+
 # Same names, same order as pmbot.store.migrations.MIGRATIONS. Append only; never edit a released one.
 MIGRATIONS: list[tuple[str, PgMigration]] = [
     ("0001_initial", _INITIAL),
     ("0002_state", _STATE),
+    ("0003_redeemable", _REDEEMABLE),
+    ("0004_not_sent", _not_sent),
+    ("0005_order_wallet", _ORDER_WALLET),
+    ("0006_mode_keys", _MODE_KEYS),
 ]
 
 # Tables whose rows `pmbot migrate` copies, with the key that identifies a row (what "already there" and

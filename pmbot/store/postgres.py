@@ -25,7 +25,7 @@ import hashlib
 import json
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
@@ -37,7 +37,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pmbot.errors import InputError, ServiceUnavailableError, StoreError, register_secret
-from pmbot.money import to_micro
+from pmbot.money import mul_micro, to_micro
 from pmbot.store import is_postgres_url, ledger, rows
 from pmbot.store.models import (
     ExecutionLog,
@@ -377,8 +377,12 @@ class PostgresStore:
         cols = ", ".join(row)
         marks = ", ".join("%s::jsonb" if c == "metadata" else "%s" for c in row)
         # One statement (atomic even outside a transaction): the event is written only if the order was.
+        # A key recorded `not_sent` (nothing reached the venue) is taken over by its retry, as on SQLite; of
+        # two processes retrying at once, one updates the row and the other gets nothing, like any key.
+        reuse = ", ".join(f"{c} = excluded.{c}" for c in row if c != "key")
         sql = (
-            f"WITH ins AS (INSERT INTO orders ({cols}) VALUES ({marks}) ON CONFLICT (key) DO NOTHING"
+            f"WITH ins AS (INSERT INTO orders ({cols}) VALUES ({marks}) ON CONFLICT (key) DO UPDATE SET {reuse}"
+            " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run"
             " RETURNING key, status, created_at)"
             " INSERT INTO order_events (order_key, status, ts, detail)"
             " SELECT key, status, created_at, 'intent stored' FROM ins"
@@ -629,31 +633,75 @@ class PostgresStore:
             return cur.rowcount
 
     def resolve_token(self, token_id: str, payout: Decimal, *, ts: int | None = None) -> int:
+        return len(self.settle_token(token_id, payout, ts=ts))
+
+    def settle_token(
+        self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
+    ) -> list[TradeRow]:
+        from pmbot.store.sqlite import redemption
+
         if payout < 0 or payout > 1:
             raise InputError(f"payout must be between 0 and 1, got {payout}")
         when = ts if ts is not None else self._now()
-        found = self._query("SELECT * FROM positions WHERE state = 'open' AND token_id = %s", (token_id,))
-        redemptions = [
-            Fill(
-                trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
-                kind=TradeKind.REDEEM,
-                strategy=p.strategy,
-                token_id=p.token_id,
-                condition_id=p.condition_id,
-                market=p.market,
-                outcome=p.outcome,
-                side=Side.SELL,
-                price=payout,
-                size=p.size,
-                dry_run=p.dry_run,
-                ts=when,
-                liquidity="redeem",
+        joined = getattr(self._tls, "conn", None)
+        if joined is None:
+            self._ensure_months([when])
+        with self._write() as conn:
+            # Lock the token's open positions first, then read them: a fill another process records
+            # meanwhile is either in the redeemed size or waits until this payout is written.
+            sql_open = "SELECT * FROM positions WHERE state = 'open' AND token_id = %s"
+            keys = [
+                (r[0], r[1], bool(r[2]))
+                for r in conn.execute(
+                    "SELECT strategy, token_id, dry_run FROM positions WHERE state = 'open' AND token_id = %s",
+                    (token_id,),
+                )
+            ]
+            if not keys:
+                return []
+            locks = sorted({_lock_id(*k) for k in keys})
+            conn.execute("SELECT pg_advisory_xact_lock(x) FROM unnest(%b::bigint[]) AS x", (locks,))
+            with conn.cursor(row_factory=dict_row) as cur:
+                held = [p for p in (rows.row_to_position(r) for r in cur.execute(sql_open, (token_id,))) if p.size > 0]
+            redemptions = [redemption(p, payout, when, metadata) for p in held]
+            if not redemptions:
+                return []
+            self.record_fills(redemptions)  # joins this transaction; already-recorded ones are skipped
+            owed = [
+                (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
+                for f in redemptions
+                if not f.dry_run and payout > 0
+            ]
+            if owed:
+                conn.cursor().executemany(
+                    "UPDATE positions SET redeemable_micro = %s, redeemed_at = NULL"
+                    " WHERE strategy = %s AND token_id = %s AND dry_run = 0",
+                    owed,
+                )
+            with conn.cursor(row_factory=dict_row) as cur:
+                found = cur.execute(
+                    "SELECT * FROM trades WHERE ts = %s AND trade_id = ANY(%s::text[])",
+                    (when, [f.trade_id for f in redemptions]),
+                ).fetchall()
+        return [rows.row_to_trade(r) for r in found]
+
+    def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
+        when = ts if ts is not None else self._now()
+        with self._write() as conn:
+            cur = conn.execute(
+                "UPDATE positions SET redeemable_micro = 0, redeemed_at = %s"
+                " WHERE token_id = %s AND dry_run = 0 AND state = 'resolved' AND redeemable_micro > 0",
+                (when, token_id),
             )
-            for p in (rows.row_to_position(r) for r in found)
-            if p.size > 0
-        ]
-        # The redemption trade ids are deterministic: a second resolver (another process) is a no-op.
-        return self.record_fills(redemptions)
+            return cur.rowcount
+
+    def count_trades(self, query: Query | None = None) -> int:
+        clause, params = rows.where(query, ts_col="ts", ph="%s")
+        return int(self._query(f"SELECT count(*) AS n FROM trades{clause}", params)[0]["n"])
+
+    def count_positions(self, query: Query | None = None) -> int:
+        clause, params = rows.where(query, ts_col="updated_at", state=True, ph="%s")
+        return int(self._query(f"SELECT count(*) AS n FROM positions{clause}", params)[0]["n"])
 
     def stats(self, query: Query | None = None) -> list[StrategyStats]:
         from pmbot.store.sqlite import build_stats
@@ -712,6 +760,20 @@ class PostgresStore:
                 " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
                 (name, text, self._now()),
             )
+
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
+        """Read-modify-write under a per-name advisory lock: processes that update one document (the kill
+        switch) take turns, and a document that does not exist yet is created once, not twice."""
+        with self._write() as conn:
+            conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (_lock_id("state", name, False),))
+            found = conn.execute("SELECT value FROM state WHERE name = %s", (name,)).fetchone()
+            value = dict(merge(json.loads(found[0]) if found else None))
+            conn.execute(
+                "INSERT INTO state (name, value, updated_at) VALUES (%s, %s::jsonb, %s)"
+                " ON CONFLICT (name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (name, json.dumps(value, sort_keys=True, default=str), self._now()),
+            )
+        return value
 
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
