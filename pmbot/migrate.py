@@ -269,10 +269,19 @@ def _open_source(source_url: str) -> tuple[sqlite3.Connection, Path]:
 
 
 def _specs(src: sqlite3.Connection, tgt: Any, schema_ready: bool) -> list[TableSpec]:
+    from pmbot.store.migrations import MIGRATIONS as SQLITE_MIGRATIONS
     from pmbot.store.pg_migrations import MIGRATIONS, NATURAL_KEYS
 
     pg_names = {n for n, _ in MIGRATIONS}
-    missing = sorted(r[0] for r in src.execute("SELECT name FROM schema_migrations") if r[0] not in pg_names)
+    source_names = {r[0] for r in src.execute("SELECT name FROM schema_migrations")}
+    behind = [n for n, _ in SQLITE_MIGRATIONS if n not in source_names]
+    if behind:
+        # Its rows predate data migrations the target has already had (e.g. 0006's dry-run key prefix).
+        raise StoreError(
+            f"the source database's schema is behind this pmbot (pending: {', '.join(behind)})",
+            hint="open it once with this version first (any report, e.g. `pmbot stats`, migrates it), then rerun",
+        )
+    missing = sorted(n for n in source_names if n not in pg_names)
     if missing:
         raise StoreError(
             f"the source has migration(s) {', '.join(missing)} with no PostgreSQL counterpart",

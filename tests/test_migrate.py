@@ -288,3 +288,18 @@ def test_canonical_json_compares_values() -> None:
     assert canonical_json('{"a":123456789012345678901234567890}') != canonical_json(
         '{"a":123456789012345678901234567891}'
     )
+
+
+def test_source_behind_this_version_is_refused(tmp_path: Path, pg_empty_url: str) -> None:
+    import sqlite3
+
+    from pmbot.errors import StoreError
+
+    src = make_source(tmp_path / "old.db", trades=10)
+    conn = sqlite3.connect(tmp_path / "old.db")
+    conn.execute("DELETE FROM schema_migrations WHERE name = '0006_mode_keys'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(StoreError, match="schema is behind"):
+        run_migration(src, pg_empty_url)
+    assert _no_schema(pg_empty_url)
