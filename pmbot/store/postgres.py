@@ -664,9 +664,17 @@ class PostgresStore:
             with conn.cursor(row_factory=dict_row) as cur:
                 held = [p for p in (rows.row_to_position(r) for r in cur.execute(sql_open, (token_id,))) if p.size > 0]
             redemptions = [redemption(p, payout, when, metadata) for p in held]
+            known = {
+                r[0]
+                for r in conn.execute(
+                    "SELECT trade_id FROM trade_keys WHERE trade_id = ANY(%s::text[])",
+                    ([f.trade_id for f in redemptions],),
+                )
+            }
+            redemptions = [f for f in redemptions if f.trade_id not in known]
             if not redemptions:
                 return []
-            self.record_fills(redemptions)  # joins this transaction; already-recorded ones are skipped
+            self.record_fills(redemptions)  # joins this transaction (and its locks)
             owed = [
                 (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
                 for f in redemptions
