@@ -10,10 +10,10 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from bench import bench_cli, bench_copy_analysis, bench_executor, bench_signing, bench_store
+from bench import bench_cli, bench_copy_analysis, bench_executor, bench_pg, bench_signing, bench_store
 from bench.harness import Result
 
-SUITES = [bench_store.run, bench_signing.run, bench_cli.run, bench_executor.run, bench_copy_analysis.run]
+SUITES = [bench_store.run, bench_pg.run, bench_signing.run, bench_cli.run, bench_executor.run, bench_copy_analysis.run]
 
 
 def _num(v: float | None) -> float | None:

@@ -28,6 +28,7 @@ from pmbot.commands import (
     config_cmd,
     learn_cmd,
     market_cmds,
+    migrate_cmd,
     order_cmds,
     record_cmd,
     reports,
@@ -78,6 +79,7 @@ market_cmds.register(app)
 record_cmd.register(app)
 order_cmds.register(app)
 learn_cmd.register(app)
+migrate_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:

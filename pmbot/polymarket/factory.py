@@ -41,6 +41,9 @@ class Venue:
     clock: Callable[[], float]
     rng: random.Random
     _trading: TradingClient | None = field(default=None, repr=False)
+    # POST /order over the lean kept-alive path (pmbot.polymarket.fastpost); off when a test injects an
+    # httpx transport (the lean path speaks to real sockets only).
+    fast_post: bool = True
 
     async def trading(self) -> TradingClient:
         """The signed-order client for the configured wallet, with its API key derived."""
@@ -56,7 +59,14 @@ class Venue:
             key = s.private_key.get_secret_value()
             signer = OrderSigner(key, chain_id=s.chain_id, signature_type=s.signature_type, funder=s.funder)
             l1 = L1Signer(key, s.chain_id, self.clock)
-            self._trading = TradingClient(self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1)
+            poster = None
+            if self.fast_post:
+                from pmbot.polymarket.fastpost import FastPoster
+
+                poster = FastPoster(s.clob_url, limiter=self.limiter, deadline=self.clob_http.deadline)
+            self._trading = TradingClient(
+                self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1, poster=poster
+            )
         await self._trading.ensure_creds()
         return self._trading
 
@@ -90,6 +100,8 @@ class Venue:
         return ChainFillStream(self.settings.rpc_ws_url, wallets, clock=self.clock, rng=self.rng)
 
     async def aclose(self) -> None:
+        if self._trading is not None and self._trading.poster is not None:
+            await self._trading.poster.aclose()
         for client in {self.clob_http, self.gamma.http, self.data.http}:
             await client.aclose()
 
@@ -128,4 +140,5 @@ def build_venue(
         params=MarketParamsCache(clob),
         clock=clock,
         rng=rng,
+        fast_post=transport is None,
     )

@@ -35,6 +35,9 @@ class OrderStatus(StrEnum):
     # Failed before anything reached the venue (market parameters or the venue unreachable, our own
     # budget, shutting down): final, but its key may be used again; the retry replaces this record.
     NOT_SENT = "not_sent"
+    # Pre-armed (Executor.arm): signed and stored with its order hash before a window opens, not sent yet.
+    # Its record is the write-ahead record of the POST that `fire` sends; never sent, it ends `not_sent`.
+    ARMED = "armed"
 
     @property
     def is_final(self) -> bool:
