@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import InputError, NotFoundError, VenueError, redact
+from pmbot.errors import NotFoundError, VenueError, redact
 from pmbot.polymarket import identity
 from pmbot.polymarket.factory import Venue
 from pmbot.polymarket.models import Market, OrderBook

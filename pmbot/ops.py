@@ -20,9 +20,9 @@ from pmbot.executor.factory import build_executor
 from pmbot.executor.intents import OrderIntent, intent_key
 from pmbot.executor.lock import user_lock_dir
 from pmbot.executor.risk import RiskGate
-from pmbot.polymarket.identity import check_orderable_token_id
 from pmbot.money import fmt
 from pmbot.polymarket.factory import Venue
+from pmbot.polymarket.identity import check_orderable_token_id
 from pmbot.store.base import Store
 from pmbot.store.models import OrderRecord, OrderStatus, OrderType, Query, Side
 
