@@ -208,6 +208,7 @@ class WalletTrade:
     outcome: str | None = None
     slug: str | None = None
     name: str | None = None
+    outcome_index: int | None = None  # from a V2 position id (its last byte); None when not known
 
     @property
     def key(self) -> str:
