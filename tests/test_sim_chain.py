@@ -30,7 +30,8 @@ async def test_web3_log_subscription_receives_the_whales_order_filled(sim: SimSe
         assert await w3.eth.chain_id == 137
         assert await w3.eth.block_number > 0
         sub_id = await w3.eth.subscribe(
-            "logs", {"address": [EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, EXCHANGE_V3], "topics": [TOPIC0, None, pad32(whale)]}
+            "logs",
+            {"address": [EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, EXCHANGE_V3], "topics": [TOPIC0, None, pad32(whale)]},
         )
         await asyncio.to_thread(sim.advance, 20)  # whale trades; logs follow 2 s later (MINED)
         received = []

@@ -205,6 +205,18 @@ def _condition_id(value: Any) -> str:
         return str(value)  # recorded samples carry odd ids (e.g. placeholders); keep them as sent
 
 
+def keyset_page(raw: Any, key: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Gamma keyset routes: `{markets|events: [...], next_cursor}`; no (or null) cursor at the end."""
+    o = _obj(raw, f"{key} keyset page")
+    rows = o.get(key)
+    if not isinstance(rows, list):
+        raise VenueError(f"{key} keyset page: expected a {key!r} array")
+    cursor = o.get("next_cursor")
+    if cursor is not None and (not isinstance(cursor, str) or not cursor or len(cursor) > 2000):
+        raise VenueError(f"{key} keyset page: unreadable next_cursor")
+    return [dict(_obj(r, key)) for r in rows], cursor
+
+
 def gamma_markets(raw: Any) -> list[Market]:
     return [gamma_market(m) for m in _rows(raw, "markets")]
 

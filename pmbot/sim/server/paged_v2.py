@@ -11,7 +11,7 @@
 Each v2 request runs the matching v1 handler on a cloned request (offset = the cursor) and reshapes
 its rows, so a change to the v1 rows shows in v2 too. `Venue.data_api_versions` (set via
 SimServer.call) can retire either generation: a retired route answers 404, as production's v1
-routes are reported to since 2026-10-24.
+routes are reported to since 2026-10-24. `Venue.gamma_keyset = False` takes the keyset routes away.
 """
 
 from __future__ import annotations
@@ -20,11 +20,13 @@ import base64
 import json
 import re
 from collections.abc import Awaitable, Callable
+from decimal import Decimal
 from typing import Any
 
 from aiohttp import web
 from multidict import MultiDict
 
+from pmbot.sim import wire
 from pmbot.sim.server import data_api, gamma
 from pmbot.sim.server.common import error, int_param, ok, venue
 
@@ -57,7 +59,8 @@ async def _run(
 ) -> Any:
     clone = request.clone(rel_url=request.rel_url.with_query(query))
     response = await handler(clone)
-    assert isinstance(response, web.Response) and response.text is not None
+    if not isinstance(response, web.Response) or response.text is None:
+        raise web.HTTPInternalServerError(text='{"error":"unexpected response"}', content_type="application/json")
     if response.status != 200:
         raise web.HTTPBadRequest(text=response.text, content_type="application/json")
     return json.loads(response.text)
@@ -75,6 +78,8 @@ def _v2_retired(request: web.Request) -> bool:
 
 
 async def _keyset(request: web.Request, handler: Any, key: str) -> web.Response:
+    if not getattr(venue(request), "gamma_keyset", True):  # a test can take the keyset routes away
+        return error("not found", 404)
     q = MultiDict(request.query)
     limit = int_param(q.pop("limit", None), 100, lo=1, hi=1000)
     start = _offset(q.pop("after_cursor", None))
@@ -115,6 +120,14 @@ def _position_row(row: dict[str, Any]) -> dict[str, Any]:
     r["current_price"] = r.pop("cur_price")
     r["unrealized_pnl"] = r.pop("cash_pnl")
     r["status"] = "REDEEMABLE" if r.get("redeemable") else "OPEN"
+    # v2-only fields (SDK models/data/portfolio.py Position); the sim charges makers no entry fee.
+    initial = Decimal(str(r.get("initial_value", 0)))
+    r["entry_cost_usdc"] = r["total_cost_usdc"] = wire.wire_number(initial)
+    r["entry_fees_usdc"] = 0
+    r["total_size"] = r.get("total_bought", r["current_size"])
+    pnl = Decimal(str(r.get("realized_pnl", 0))) + Decimal(str(r["unrealized_pnl"]))
+    r["total_pnl"] = wire.wire_number(pnl)
+    r["archived"] = r["verified"] = False
     return r
 
 
@@ -163,7 +176,9 @@ async def _data_v2(
     shaped = [r for r in shaped if keep(r) and (conditions is None or str(r.get("condition_id")).lower() in conditions)]
     window = shaped[start : start + limit]
     more = start + limit < len(shaped)
-    return ok({"data": window, "pagination": {"has_more": more, "next_cursor": _cursor(start + limit) if more else None}})
+    return ok(
+        {"data": window, "pagination": {"has_more": more, "next_cursor": _cursor(start + limit) if more else None}}
+    )
 
 
 _COMMON = {"user": "user", "side": "side", "start": "start", "end": "end"}
