@@ -126,9 +126,9 @@ async def test_gamma_lists_by_keyset_and_falls_back_to_offsets(
 
 
 def test_polymarket_client_reads_the_sims_v2_routes(sim: SimServer) -> None:
-    from tests.test_protocol_v2_sdk_sim import sim_environment
-
     from polymarket import PublicClient
+
+    from tests.test_protocol_v2_sdk_sim import sim_environment
 
     sim.advance(60)
     whale = sim.whale_address
