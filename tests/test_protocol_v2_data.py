@@ -142,3 +142,20 @@ def test_polymarket_client_reads_the_sims_v2_routes(sim: SimServer) -> None:
     assert len(acts) > 4 and len(trades) > 4 and positions
     assert {str(a.wallet).lower() for a in acts} == {whale.lower()}
     assert all(p.status == "OPEN" for p in positions)
+
+
+async def test_condition_id_forms_across_the_apis(sim: SimServer, venue: Venue) -> None:
+    """Gamma shows a V2 market's 31-byte condition id; the CLOB answers 404 to it and wants the
+    32-byte form, which pmbot sends whichever form it was given."""
+    cur = sim.current_market()
+    full = cur["condition_id"]
+    [gamma_row] = httpx.get(f"{sim.url}/gamma/markets", params={"slug": cur["slug"]}).json()
+    short = gamma_row["conditionId"]
+    assert len(short) == 64 and short + "00" == full
+    assert httpx.get(f"{sim.url}/markets/{short}").status_code == 404
+    assert httpx.get(f"{sim.url}/markets/{full}").status_code == 200
+    for form in (short, full):
+        assert (await venue.clob.market(form)).condition_id == full
+        assert (await venue.clob.fee_schedule(form)).rate > 0
+        [m] = await venue.gamma.markets(condition_ids=[form], closed=None, active=None, order=None)
+        assert m.condition_id == full and m.protocol.value == "v2"

@@ -202,3 +202,17 @@ def test_unknown_version_from_gamma_is_one_line_exit_2(live_sim: SimServer) -> N
     live_sim.call(tamper)
     code, out, err = invoke("markets", "--closing-within", "15m")
     assert code == 2 and "unknown market version 'v7'" in err and "Traceback" not in err + out
+
+
+@needs_samples
+def test_a_recorded_v2_market_replays_with_its_position_ids() -> None:
+    from pmbot.sim.markets import market_from_gamma
+
+    raw = _recorded()
+    v1 = market_from_gamma(raw)
+    assert v1.version == "v1" and list(v1.token_ids) == json.loads(raw["clobTokenIds"])
+    raw["version"] = "v2"
+    raw["conditionId"] = "0x" + f"{int(raw['positionIds'][0]):064x}"[:62]
+    v2 = market_from_gamma(raw)
+    assert v2.version == "v2" and list(v2.token_ids) == raw["positionIds"]
+    assert v2.condition_id == raw["conditionId"] + "00"

@@ -91,6 +91,15 @@ def condition_id(value: str) -> str:
     )
 
 
+def pad_condition_id(value: str) -> str:
+    """Gamma's 31-byte V2 condition id → the 32-byte form; anything else unchanged (for URL paths,
+    where the venue's 404 says more about a bad id than we could)."""
+    try:
+        return condition_id(value)
+    except InputError:
+        return value
+
+
 def check_token_id(token_id: str) -> str:
     """A token id or V2 position id as the CLOB writes it (decimal text); InputError otherwise.
 

@@ -356,7 +356,13 @@ def clob_market_info(m: SimMarket, now: float) -> dict[str, Any]:
 
 def market_from_gamma(raw: dict[str, Any]) -> SimMarket:
     """Model of a recorded Gamma market (replay). Raises KeyError/ValueError on a malformed object."""
-    tokens = json.loads(raw["clobTokenIds"]) if isinstance(raw["clobTokenIds"], str) else raw["clobTokenIds"]
+    # Protocol V2 markets trade their positionIds; by `version`, even when both fields are present.
+    version = "v2" if raw.get("version") == "v2" else "v1"
+    ids_field = raw["positionIds"] if version == "v2" else raw["clobTokenIds"]
+    tokens = json.loads(ids_field) if isinstance(ids_field, str) else ids_field
+    cid = str(raw["conditionId"])
+    if version == "v2" and len(cid) == 64:  # Gamma's 31-byte form; the sim keys markets by the 32-byte one
+        cid += "00"
     outcomes = json.loads(raw.get("outcomes") or '["Yes", "No"]')
     end = wire.parse_iso(raw["endDate"]) if raw.get("endDate") else 0.0
     start = wire.parse_iso(raw["eventStartTime"]) if raw.get("eventStartTime") else end - 900
@@ -364,7 +370,7 @@ def market_from_gamma(raw: dict[str, Any]) -> SimMarket:
     return SimMarket(
         gamma_id=str(raw.get("id", "")),
         event_id=str(events[0].get("id", "")),
-        condition_id=str(raw["conditionId"]),
+        condition_id=cid,
         question_id=str(raw.get("questionID", "")),
         slug=str(raw.get("slug", "")),
         question=str(raw.get("question", "")),
@@ -378,4 +384,5 @@ def market_from_gamma(raw: dict[str, Any]) -> SimMarket:
         neg_risk=bool(raw.get("negRisk", False)),
         closed=bool(raw.get("closed", False)),
         raw=raw,
+        version=version,
     )
