@@ -101,3 +101,27 @@ def test_an_order_signed_by_another_key_is_refused(env_sim: tuple[SimServer, Env
     finally:
         mine.close()
         other.close()
+
+
+def test_the_sdks_default_deposit_wallet_trades_on_the_sim(env_sim: tuple[SimServer, Environment]) -> None:
+    """The unified SDK's default wallet: signature type 3, ERC-7739 wrapped, maker = signer = the
+    deposit wallet; the sim recovers the owner key with eth_account and checks the trailer."""
+    from polymarket._internal.wallet import derive_beacon_deposit_wallet_address
+
+    sim, env = env_sim
+    wallet = derive_beacon_deposit_wallet_address(ADDRESS, PRODUCTION_CONFIG.wallet_derivation)
+    client = SecureClient.create(private_key=KEY, wallet=wallet, environment=env)
+    try:
+        v1 = next(m for m in sim.markets() if m["slug"] == "will-bitcoin-close-the-month-above-100k")
+        for token in (sim.current_market()["token_ids"][0], v1["token_ids"][0]):
+            placed = client.place_limit_order(
+                asset_id=token, price=_resting_bid(sim, token), size=Decimal(10), side="BUY"
+            )
+            assert placed.order_id
+            assert placed.order_id in client.cancel_order(order_id=placed.order_id).canceled
+        orders = [b["order"] for b in sim.received_orders()]
+        assert [o["signatureType"] for o in orders] == [3, 3]
+        assert {o["maker"].lower() for o in orders} == {o["signer"].lower() for o in orders} == {wallet.lower()}
+        assert all(len(o["signature"]) > 132 for o in orders)  # the ERC-7739 trailer
+    finally:
+        client.close()
