@@ -106,11 +106,9 @@ def check_token_id(token_id: str) -> str:
     A hex string is refused with a line that says what it looks like: a 31- or 32-byte hex value
     where a token is expected is almost always a condition id pasted into the wrong place."""
     text = token_id.strip()
-    if _HEX.match(text):
-        nbytes = (len(text) - 2 + 1) // 2
-        what = "a condition id" if nbytes in (31, 32) else "a hex value"
+    if _HEX.match(text) and (len(text) - 2 + 1) // 2 in (31, 32):
         raise InputError(
-            f"{text[:80]!r} looks like {what} ({nbytes} bytes), not a token id",
+            f"{text[:80]!r} looks like a condition id ({(len(text) - 1) // 2} bytes), not a token id",
             hint="token ids are decimal numbers: `pmbot markets` lists them",
         )
     if not _DECIMAL.match(text) or int(text) > UINT256_MAX:

@@ -102,6 +102,9 @@ class Venue:
         self.path: PricePath | None = None
         self.t_done = int(clock.now())
         self.series_protocol = "v2"
+        # Drawn last, so the series' streams above are the same with or without standing markets.
+        self._rng_standing = random.Random(rng.getrandbits(64))
+        self.mm_standing = MarketMaker(self._rng_standing)
 
     # -- setup ---------------------------------------------------------------------------------
     def add_market(self, m: SimMarket) -> None:
@@ -270,9 +273,11 @@ class Venue:
     def _requote(self, m: SimMarket, s: int) -> None:
         assert self.path is not None
         fair = p_up(self.path, m, s)
+        # A standing market has its own generator: listing it must not shift the series' books.
+        rng, mm = (self._rng_standing, self.mm_standing) if m.standing else (self._rng_mm, self.mm)
         if m.open_price is None:
-            fair = 0.5 + self._rng_mm.uniform(-0.015, 0.015)
-        ladder = self.mm.ladder(fair, self._ladders.get(m.condition_id))
+            fair = 0.5 + rng.uniform(-0.015, 0.015)
+        ladder = mm.ladder(fair, self._ladders.get(m.condition_id))
         book = self.engine.book(m)
         # Never quote through real resting orders: that would cross the book.
         user_bids = [p for p, lv in book.sides[BUY].items() if lv.orders]
