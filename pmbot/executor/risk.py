@@ -531,7 +531,9 @@ class RiskGate:
             trip is not None
             and not shared._kill.tripped
             and shared._day == self._day
-            and (trip.tripped_at_ms or 0) > shared._resumed_at_ms
+            # a trip in the same millisecond as the last resume counts: when the order of the two cannot be
+            # told, blocking buys (until another resume) is the side that cannot lose money
+            and (trip.tripped_at_ms or 0) >= shared._resumed_at_ms
         ):
             shared._kill, shared._kill_day = trip, self._kill_day
         shared._maybe_trip()
