@@ -19,9 +19,9 @@ from pmbot.executor.factory import build_executor
 from pmbot.executor.intents import OrderIntent, intent_key
 from pmbot.executor.lock import user_lock_dir
 from pmbot.executor.risk import RiskGate
-from pmbot.lookup import check_token_id
 from pmbot.money import fmt
 from pmbot.polymarket.factory import Venue
+from pmbot.polymarket.identity import check_orderable_token_id
 from pmbot.store.base import Store
 from pmbot.store.models import OrderRecord, OrderStatus, OrderType, Query, Side
 
@@ -64,7 +64,7 @@ def ticket(token_id: str, side: str, price: str, size: str, order_type: str, key
         raise InputError(f"side must be buy or sell and type one of GTC, FOK, FAK (got {side}, {order_type})") from None
     if type_ is OrderType.GTD:
         raise InputError("GTD orders are not offered from the command line; use GTC and cancel")
-    return OrderTicket(check_token_id(token_id), side_, p, s, type_, key)
+    return OrderTicket(check_orderable_token_id(token_id), side_, p, s, type_, key)
 
 
 async def _market_labels(venue: Venue, token_id: str) -> dict[str, str]:

@@ -97,7 +97,7 @@ def test_the_official_client_trades_against_the_sim(sim: SimServer) -> None:
     bid, _ = best(sim, up)
     order = client.create_order(
         OrderArgsV2(token_id=up, price=float(bid - D("0.05")), size=10, side="BUY"),
-        PartialCreateOrderOptions(tick_size="0.01", neg_risk=False, version=2),
+        PartialCreateOrderOptions(tick_size="0.01", neg_risk=False, version=3),  # V2 series: ExchangeV3
     )
     resp = client.post_order(order, OrderType.GTC, defer_exec=True)
     assert resp["success"] is True and resp["status"] == "live"

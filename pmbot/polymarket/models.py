@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pmbot.errors import register_secret
+from pmbot.polymarket.identity import Module, Protocol, decode_position_id
 from pmbot.store.models import OrderType, Side
 
 __all__ = [
@@ -96,6 +97,16 @@ class Market:
     event_slug: str | None = None
     series_slug: str | None = None
     gamma_id: str | None = None
+    # Which ids `outcomes` carry: V1 clobTokenIds (domain "2") or V2 positionIds (ExchangeV3, domain "3").
+    protocol: Protocol = Protocol.V1
+
+    @property
+    def module(self) -> Module | None:
+        """The V2 module (binary, neg-risk, combos) its position ids name; None for a V1 market."""
+        if self.protocol is not Protocol.V2 or not self.outcomes:
+            return None
+        info = decode_position_id(self.outcomes[0].token_id)
+        return info.module if info else None
 
     @property
     def token_ids(self) -> tuple[str, ...]:
@@ -197,6 +208,7 @@ class WalletTrade:
     outcome: str | None = None
     slug: str | None = None
     name: str | None = None
+    outcome_index: int | None = None  # from a V2 position id (its last byte); None when not known
 
     @property
     def key(self) -> str:

@@ -34,10 +34,18 @@ from pmbot.sim.scenario import (
     PricePath,
     Whale,
     make_market,
+    make_v1_market,
     p_up,
     window_start,
 )
-from pmbot.sim.verify import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, SignatureError, recover_order_signer
+from pmbot.sim.verify import (
+    EXCHANGE_V2,
+    EXCHANGE_V3,
+    NEG_RISK_EXCHANGE_V2,
+    POLY_1271,
+    SignatureError,
+    recover_order_signer,
+)
 
 MICRO = Decimal(1_000_000)
 MINED_AFTER, CONFIRMED_AFTER = 2, 6  # seconds from match to block inclusion / finality
@@ -93,6 +101,10 @@ class Venue:
         self.whale_owner = ids.uuid(seed, "owner", "whale")
         self.path: PricePath | None = None
         self.t_done = int(clock.now())
+        self.series_protocol = "v2"
+        # Drawn last, so the series' streams above are the same with or without standing markets.
+        self._rng_standing = random.Random(rng.getrandbits(64))
+        self.mm_standing = MarketMaker(self._rng_standing)
 
     # -- setup ---------------------------------------------------------------------------------
     def add_market(self, m: SimMarket) -> None:
@@ -102,8 +114,13 @@ class Venue:
             self._by_token[t] = m
         self.engine.book(m)
 
-    def start_btc_15m(self) -> None:
-        """Build the built-in scenario at the clock's current time."""
+    def start_btc_15m(self, series_protocol: str = "v2") -> None:
+        """Build the built-in scenario at the clock's current time: the BTC 15-minute series as
+        `series_protocol` markets (V2 positions by default, as on the venue since the canaries) and
+        one standing V1 market."""
+        if series_protocol not in ("v1", "v2"):
+            raise ValueError(f"series protocol must be v1 or v2, not {series_protocol!r}")
+        self.series_protocol = series_protocol
         now = int(self.clock.now())
         ws = window_start(now)
         self.path = PricePath(self._rng_path, ws - PAST_WINDOWS * WINDOW)
@@ -114,12 +131,13 @@ class Venue:
             "profileImage": "",
         }
         for k in range(-PAST_WINDOWS, UPCOMING_WINDOWS + 1):
-            m = make_market(self.seed, ws + k * WINDOW)
+            m = make_market(self.seed, ws + k * WINDOW, series_protocol)
             if k <= 0:
                 m.open_price = self.path.chainlink_at(m.start_ts)
             if k < 0:
                 self._resolve_quietly(m)
             self.add_market(m)
+        self.add_market(make_v1_market(self.seed, now))
         self.t_done = now
         for m in self.open_markets(now):
             self._requote(m, now)
@@ -146,7 +164,7 @@ class Venue:
 
     def current_market(self) -> SimMarket | None:
         now = self.clock.now()
-        return next((m for m in self.markets if m.start_ts <= now < m.end_ts and not m.closed), None)
+        return next((m for m in self.markets if m.start_ts <= now < m.end_ts and not m.closed and not m.standing), None)
 
     def book_snapshot(self, token_id: str) -> BookSnapshot | None:
         m = self._by_token.get(token_id)
@@ -236,7 +254,7 @@ class Venue:
                 m.open_price = self.path.chainlink_at(s)
         nxt = s + UPCOMING_WINDOWS * WINDOW
         if nxt not in {m.start_ts for m in self.markets}:
-            self.add_market(make_market(self.seed, nxt))
+            self.add_market(make_market(self.seed, nxt, self.series_protocol))
 
     def _resolved_message(self, m: SimMarket) -> dict[str, Any]:
         assert m.winner is not None
@@ -255,9 +273,11 @@ class Venue:
     def _requote(self, m: SimMarket, s: int) -> None:
         assert self.path is not None
         fair = p_up(self.path, m, s)
+        # A standing market has its own generator: listing it must not shift the series' books.
+        rng, mm = (self._rng_standing, self.mm_standing) if m.standing else (self._rng_mm, self.mm)
         if m.open_price is None:
-            fair = 0.5 + self._rng_mm.uniform(-0.015, 0.015)
-        ladder = self.mm.ladder(fair, self._ladders.get(m.condition_id))
+            fair = 0.5 + rng.uniform(-0.015, 0.015)
+        ladder = mm.ladder(fair, self._ladders.get(m.condition_id))
         book = self.engine.book(m)
         # Never quote through real resting orders: that would cross the book.
         user_bids = [p for p, lv in book.sides[BUY].items() if lv.orders]
@@ -332,7 +352,10 @@ class Venue:
         self._pending = still
 
     def _emit_logs(self, t: Trade) -> None:
-        exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
+        if t.market.version == "v2":
+            exchange = EXCHANGE_V3  # Protocol V2 positions settle on ExchangeV3 (same OrderFilled event)
+        else:
+            exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
         # matchOrders: each maker order's fill names the taker's maker as counterparty; the taker
         # order's own fill names the exchange (it is the exchange that trades with the taker).
         for order, counterparty, fee in (
@@ -484,7 +507,12 @@ class Venue:
         order = _parse_wire_order(body)
         if body.get("owner") != key.key:
             raise OrderRejectedError("the order owner has to be the owner of the API KEY")
-        if str(order["signer"]).lower() != key.address.lower():
+        deposit_wallet = str(order["signatureType"]) == str(POLY_1271)
+        if deposit_wallet:
+            # A deposit wallet signs as itself (ERC-1271); its owner key holds the API key.
+            if str(order["signer"]).lower() != str(order["maker"]).lower():
+                raise OrderRejectedError("a deposit wallet order's signer has to be the wallet (the maker)")
+        elif str(order["signer"]).lower() != key.address.lower():
             raise OrderRejectedError("the order signer address has to be the address of the API KEY")
         m = self._by_token.get(str(order["tokenId"]))
         if m is None:
@@ -493,7 +521,7 @@ class Venue:
             order_id, recovered = recover_order_signer(order, neg_risk=m.neg_risk)
         except SignatureError:
             raise OrderRejectedError("invalid signature") from None
-        if recovered.lower() != str(order["signer"]).lower():
+        if recovered.lower() != (key.address if deposit_wallet else str(order["signer"])).lower():
             raise OrderRejectedError("invalid signature")
         self.received_orders.append(body)
         maker_amt, taker_amt = Decimal(int(order["makerAmount"])), Decimal(int(order["takerAmount"]))

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import VenueError, scrub_venue_text
+from pmbot.errors import InputError, VenueError, scrub_venue_text
+from pmbot.polymarket import identity
 from pmbot.polymarket.models import (
     Activity,
     BookLevel,
@@ -143,7 +144,15 @@ def _fee_rate(value: Any) -> Decimal:
 
 def gamma_market(raw: Any) -> Market:
     o = _obj(raw, "market")
-    token_ids = [str(t) for t in json_list(o.get("clobTokenIds"))]
+    # Choose the ids by `version`, even when both fields are present (a V1 market may list
+    # positionIds for combos; a V2 market's clobTokenIds, if any, are not what its book trades).
+    position_ids = json_list(o.get("positionIds"))
+    try:
+        protocol = identity.market_protocol(o.get("version"), has_position_ids=bool(position_ids))
+    except ValueError as e:
+        raise VenueError(f"market {str(o.get('slug') or o.get('id') or '')[:80]}: {e}") from None
+    raw_ids = position_ids if protocol is identity.Protocol.V2 else json_list(o.get("clobTokenIds"))
+    token_ids = [_outcome_id(t, protocol) for t in raw_ids]
     names = [str(n) for n in json_list(o.get("outcomes"))]
     prices = [opt_price01(p, "outcome price") for p in json_list(o.get("outcomePrices"))]
     if len(names) < len(token_ids):
@@ -157,7 +166,7 @@ def gamma_market(raw: Any) -> Market:
     series = event.get("series") if isinstance(event.get("series"), list) else []
     series_slug = o.get("seriesSlug") or (series[0].get("slug") if series and isinstance(series[0], Mapping) else None)
     return Market(
-        condition_id=str(req(o, "conditionId", "market")),
+        condition_id=_condition_id(req(o, "conditionId", "market")),
         question=str(o.get("question") or ""),
         slug=str(o.get("slug") or ""),
         outcomes=outcomes,
@@ -175,7 +184,37 @@ def gamma_market(raw: Any) -> Market:
         event_slug=opt_str(event.get("slug")),
         series_slug=opt_str(series_slug),
         gamma_id=opt_str(o.get("id")),
+        protocol=protocol,
     )
+
+
+def _outcome_id(value: Any, protocol: identity.Protocol) -> str:
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > 78 or int(text) > identity.UINT256_MAX:
+        raise VenueError(f"market outcome id {text[:80]!r} is not a uint256 decimal")
+    if protocol is identity.Protocol.V2 and identity.decode_position_id(text) is None:
+        raise VenueError(f"market outcome id {identity.render_id(text)} is not a V2 position id")
+    return text
+
+
+def _condition_id(value: Any) -> str:
+    """Gamma's 31-byte V2 condition ids become the 32-byte form every other API wants."""
+    try:
+        return identity.condition_id(str(value))
+    except InputError:
+        return str(value)  # recorded samples carry odd ids (e.g. placeholders); keep them as sent
+
+
+def keyset_page(raw: Any, key: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Gamma keyset routes: `{markets|events: [...], next_cursor}`; no (or null) cursor at the end."""
+    o = _obj(raw, f"{key} keyset page")
+    rows = o.get(key)
+    if not isinstance(rows, list):
+        raise VenueError(f"{key} keyset page: expected a {key!r} array")
+    cursor = o.get("next_cursor")
+    if cursor is not None and (not isinstance(cursor, str) or not cursor or len(cursor) > 2000):
+        raise VenueError(f"{key} keyset page: unreadable next_cursor")
+    return [dict(_obj(r, key)) for r in rows], cursor
 
 
 def gamma_markets(raw: Any) -> list[Market]:

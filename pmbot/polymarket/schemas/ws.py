@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from pmbot.errors import VenueError
+from pmbot.polymarket import identity
 from pmbot.polymarket.models import (
     BestBidAsk,
     BookSnapshot,
@@ -50,6 +51,10 @@ RtdsEvent = WalletTrade | CryptoPrice
 CTF_EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_CTF_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
 EXCHANGES_V2 = (CTF_EXCHANGE_V2, NEG_RISK_CTF_EXCHANGE_V2)
+# Protocol V2 positions (binary, neg-risk and combos) settle on ExchangeV3, which emits the same
+# OrderFilled event, same topic0 (docs: migrate/polymarket-v2/contract-integrations).
+EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"
+EXCHANGES = (*EXCHANGES_V2, EXCHANGE_V3)
 # keccak("OrderFilled(bytes32,address,address,uint8,uint256,uint256,uint256,uint256,bytes32,bytes32)")
 ORDER_FILLED_TOPIC = "0xd543adfd945773f1a62f74f0ee55a5e3b9b1a28262980ba90b1a89f2ea84d8ee"
 
@@ -339,6 +344,9 @@ def order_filled(log: Mapping[str, Any], wallets: Iterable[str], timestamp_ms: i
     maker = topic_address(topics[2])
     if maker not in {w.lower() for w in wallets}:
         return None
+    position = identity.decode_position_id(token_id)
+    if position is not None and position.module is identity.Module.COMBOS:
+        return None  # a combos leg: not a market pmbot follows or trades
     side_ = Side.BUY if order_side == 0 else Side.SELL
     if side_ is Side.BUY:
         usdc, shares = Decimal(maker_amount) / _MICRO, Decimal(taker_amount) / _MICRO
@@ -355,6 +363,9 @@ def order_filled(log: Mapping[str, Any], wallets: Iterable[str], timestamp_ms: i
         price=usdc / shares,
         timestamp_ms=timestamp_ms,
         tx_hash=hex_str(req(log, "transactionHash", "OrderFilled log"), "transactionHash"),
+        # A V2 position id names its market and outcome; a V1 token id needs a Gamma lookup.
+        condition_id=position.condition_id if position else None,
+        outcome_index=position.outcome_index if position else None,
     )
 
 

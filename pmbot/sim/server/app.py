@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pmbot.sim.server import admin, clob_public, clob_trading, data_api, gamma, rpc, rtds, ws
+from pmbot.sim.server import admin, clob_public, clob_trading, data_api, gamma, paged_v2, relayer, rpc, rtds, ws
 from pmbot.sim.server.common import VENUE, compact
 from pmbot.sim.venue import Venue
 
@@ -51,9 +51,10 @@ async def _ticker(v: Venue) -> None:
 
 
 def build_app(v: Venue) -> web.Application:
-    app = web.Application(middlewares=[venue_middleware], client_max_size=4 * 1024 * 1024)
+    app = web.Application(middlewares=[venue_middleware, paged_v2.retire_v1], client_max_size=4 * 1024 * 1024)
     app[VENUE] = v
-    for mod in (admin, clob_trading, gamma, data_api, ws, rtds, rpc, clob_public):
+    # paged_v2 before gamma: /gamma/markets/keyset must not be read as /gamma/markets/{id}.
+    for mod in (admin, clob_trading, paged_v2, gamma, data_api, relayer, ws, rtds, rpc, clob_public):
         app.router.add_routes(mod.routes)
 
     async def ticker_ctx(app: web.Application) -> object:

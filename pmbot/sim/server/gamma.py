@@ -52,7 +52,8 @@ def _filter(request: web.Request, v: Venue, *, implicit_open: bool) -> list[SimM
     if tokens:
         ms = [m for m in ms if set(m.token_ids) & set(tokens)]
     if cids:
-        ms = [m for m in ms if m.condition_id.lower() in cids]
+        # Gamma's own (31-byte for V2) form and the CLOB's 32-byte form both find the market.
+        ms = [m for m in ms if m.condition_id.lower() in cids or m.gamma_condition_id.lower() in cids]
     closed = bool_param(q.get("closed"))
     # /markets lists only open markets when `closed` is omitted (notes §7.1) – unless asked for
     # specific markets, which come back whatever their state.
