@@ -829,14 +829,15 @@ class Executor:
                 for o in cancelled:
                     self.risk.on_order_closed(o.intent_key)
                     self._recent.pop(o.intent_key, None)
-        settlements = record_settlements(self.store, [resolution], now)
+        with self.store.transaction():  # recorded and counted together, or neither (see check_and_settle)
+            settlements = record_settlements(self.store, [resolution], now)
+            # the other mode's positions in this market were paid too: count them in that mode's state
+            count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
         for token in resolution.token_ids:
             self.risk.on_resolution(token, resolution.payout(token), ts_ms=now, count_realized=False)
         for st in settlements:
             if st.dry_run == self.dry_run and st.realized_pnl:
-                self.risk.add_realized(st.realized_pnl, now)
-        # the other mode's positions in this market were paid too: count them in that mode's state
-        count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
+                self.risk.add_realized(st.realized_pnl, now)  # merged below, or at the next save if that fails
         self._save_risk_state()
         return settlements
 
