@@ -15,7 +15,7 @@ from pmbot.errors import StoreError
 from pmbot.settle import check_and_settle
 from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
-from pmbot.store.models import OrderStatus, OrderType, Query, Side
+from pmbot.store.models import Fill, OrderStatus, OrderType, PositionState, Query, Side
 from tests.test_executor import Rig, best_ask, intent, settings_for
 from tests.test_money_safety_b import best_bid, handle, stop
 
@@ -88,3 +88,44 @@ async def test_a_payout_recorded_when_the_risk_state_write_fails_still_counts(
     state = rig.store.get_state("risk:dry-run") or {}
     counted = D(state.get("realized_today", "0"))
     assert counted == realized, f"payouts realized {realized}, risk state counts {counted} ({again.settlements})"
+
+
+def _fill(trade_id: str, size: str, price: str, ts: int) -> Fill:
+    return Fill(
+        trade_id=trade_id, strategy="s", token_id="t-up", side=Side.BUY, price=D(price), size=D(size),
+        dry_run=False, ts=ts, condition_id="c1",
+    )  # fmt: skip
+
+
+def test_a_live_winner_reopened_after_its_payout_owes_both_payouts(tmp_path: Path) -> None:
+    """A second payout of a re-opened live winner adds to what the on-chain redemption owes."""
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        store.record_fill(_fill("t1", "10", "0.40", 1_000))
+        assert len(store.settle_token("t-up", D(1), ts=2_000)) == 1
+        store.record_fill(_fill("t2", "5", "0.40", 1_500))
+        assert len(store.settle_token("t-up", D(1), ts=3_000)) == 1
+        (pos,) = store.list_positions(Query(dry_run=False))
+        assert pos.redeemable == 15, pos
+    finally:
+        store.close()
+
+
+def test_a_position_reopened_by_a_late_fill_after_its_payout_still_settles(tmp_path: Path) -> None:
+    """The redeem trade id is (strategy, token, mode) only. A live fill that the reconciler records after
+    the payout (matched just before the close, trade history late) re-opens the position; its payout can
+    then never be recorded (the id exists): it stays open at cost forever, its loss never realized."""
+    store = open_store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    try:
+        store.record_fill(_fill("t1", "10", "0.40", 1_000))
+        assert len(store.settle_token("t-up", D(0), ts=2_000)) == 1
+        store.record_fill(_fill("t2", "5", "0.40", 1_500))  # found late by reconcile
+        (pos,) = store.list_positions(Query(dry_run=False))
+        assert pos.state is PositionState.OPEN and pos.size == 5
+        again = store.settle_token("t-up", D(0), ts=3_000)
+        assert len(again) == 1, "the re-opened position's payout was not recorded"
+        (pos,) = store.list_positions(Query(dry_run=False))
+        assert pos.state is PositionState.RESOLVED and pos.size == 0
+        assert store.settle_token("t-up", D(0), ts=4_000) == []  # still once per opening
+    finally:
+        store.close()
