@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from pmbot.errors import StoreError
+from pmbot.executor.factory import build_executor
 from pmbot.settle import check_and_settle
 from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
@@ -141,3 +142,27 @@ def test_an_order_that_was_not_placed_exits_3(sim: SimServer, cli_env: None) -> 
     code, out = invoke("order", "buy", token, "--price", "0.505", "--size", "10", "--json")
     assert json.loads(out)["status"] == "rejected", out
     assert code == 3, out
+
+
+async def test_a_dry_run_process_with_another_lock_directory_leaves_running_paper_orders(rig: Rig, db_url: str) -> None:
+    """Paper orders per process rest on the run lock `paper-<run id>.lock` in the user's lock directory
+    only (the live wallet lock is also beside the database, so that other users / data directories of one
+    database meet). A second dry-run process of another user (another HOME) on the same database finds
+    no lock file, takes the running process for dead and cancels its resting paper orders."""
+    sim = rig.sim
+    a = await handle(rig, dry_run=True)
+    resting = await a.submit(intent(sim, "rest", price="0.05", size="10"))
+    assert resting.status is OrderStatus.LIVE
+    store_b = open_store(db_url, clock=sim.now)
+    try:
+        hb = await build_executor(
+            rig.settings, store_b, rig.venue, dry_run=True, lock_dir=rig.tmp / "other-home-locks", clock=sim.now
+        )
+        try:
+            await hb.executor.start()
+        finally:
+            await hb.close()
+    finally:
+        store_b.close()
+    rec = rig.store.get_order(resting.key)
+    assert rec is not None and rec.status is OrderStatus.LIVE, rec.status
