@@ -200,3 +200,19 @@ def test_a_trip_after_a_resume_survives_the_merge_whatever_the_clocks_say() -> N
     clock.advance(12 * 3600)  # midnight passes before this process merges
     shared = gate.merge_state(shared)
     assert shared["tripped"] and gate.kill_switch.tripped
+
+
+async def test_a_duplicates_answer_does_not_carry_a_stale_error(rig: Rig) -> None:
+    """An order whose POST answer was lost (unknown) and that reconcile found resting answers a retry with
+    `live` and the old "no answer … the order may exist" as its reason: `pmbot order` prints it under a
+    live order, as if its state were still in doubt."""
+    ex = (await rig.executor(dry_run=False)).executor
+    rig.sim.set_faults(drop_order_responses=1)
+    placed = await ex.submit(intent(rig.sim, 1, price="0.02"))
+    assert placed.status is OrderStatus.UNKNOWN
+    rig.sim.clear_faults()
+    rig.sim.advance(ex.unknown_grace_s + 1)
+    await ex.reconcile()
+    again = await ex.submit(intent(rig.sim, 1, price="0.02"))
+    assert again.duplicate and again.status is OrderStatus.LIVE
+    assert again.reason is None, again.reason

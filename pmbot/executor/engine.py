@@ -89,6 +89,7 @@ _FEE_Q = Decimal("0.00001")
 _BUDGET_RETRY_S = 5.0
 _RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
 DRY_RUN_PREFIX = "dry-run:"  # dry-run keys are stored under this prefix: a separate idempotency space
+_ERROR_STATES = frozenset({OrderStatus.REJECTED, OrderStatus.NOT_SENT, OrderStatus.UNKNOWN})
 NON_FINAL = (
     OrderStatus.PENDING,
     OrderStatus.SUBMITTED,
@@ -121,7 +122,8 @@ class SubmitResult:
             key=record.key,
             status=record.status,
             duplicate=duplicate,
-            reason=record.error,
+            # the error belongs to the state it explains: a lost answer's, once reconcile found the order, is stale
+            reason=record.error if record.status in _ERROR_STATES else None,
             venue_order_id=record.venue_order_id,
             filled_size=record.filled_size,
             dry_run=record.dry_run,
