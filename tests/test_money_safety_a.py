@@ -604,8 +604,8 @@ class ExecutorMachine(RuleBasedStateMachine):
     def _intent(self, price: Decimal, size: Decimal, kind: OrderType) -> OrderIntent:
         self.n += 1
         return OrderIntent(
-            key=f"{DRY_RUN_PREFIX}m{self.n}", strategy="m", token_id=self.TOKEN, condition_id="c", side=Side.BUY, price=price,
-            size=size, order_type=kind, signal_ms=0,
+            key=f"{DRY_RUN_PREFIX}m{self.n}", strategy="m", token_id=self.TOKEN, condition_id="c", side=Side.BUY,
+            price=price, size=size, order_type=kind, signal_ms=0,
         )  # fmt: skip
 
     @rule(

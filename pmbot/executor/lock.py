@@ -130,6 +130,7 @@ class PaperRunLock(FileWalletLock):
 
     def __init__(self, directory: Path, run_id: str, *, database_url: str | None = None) -> None:
         super().__init__(directory, run_id)
+        # only these: not the per-wallet live locks the base class would take for `run_id`
         self.paths = _paper_lock_paths(directory, run_id, database_url)
         self.path = self.paths[0]
 
