@@ -216,3 +216,21 @@ async def test_a_duplicates_answer_does_not_carry_a_stale_error(rig: Rig) -> Non
     again = await ex.submit(intent(rig.sim, 1, price="0.02"))
     assert again.duplicate and again.status is OrderStatus.LIVE
     assert again.reason is None, again.reason
+
+
+def test_a_manual_trip_merged_by_a_fresh_gate_after_a_resume_holds() -> None:
+    """The other direction (held before the fix, must still hold): a monitor that trips by hand from a
+    gate that never merged (it knows of no resume) trips the shared state when its trip is newer."""
+    clock = FakeClock(1_795_435_200.0)
+    limits = RiskSettings(daily_loss_limit=D(3), kill_switch_reset="manual")
+    gate = RiskGate(limits, clock)
+    _loss(gate, "3")
+    shared = gate.merge_state(None)
+    operator = RiskGate(limits, clock)
+    operator.import_state(shared)
+    operator.resume()
+    shared = operator.export_state()
+    clock.advance(1)
+    monitor = RiskGate(limits, clock)
+    monitor.trip("operator stop")
+    assert monitor.merge_state(shared)["tripped"]
