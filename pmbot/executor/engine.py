@@ -96,6 +96,7 @@ _FEE_Q = Decimal("0.00001")
 _BUDGET_RETRY_S = 5.0
 _RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
 DRY_RUN_PREFIX = "dry-run:"  # dry-run keys are stored under this prefix: a separate idempotency space
+_ERROR_STATES = frozenset({OrderStatus.REJECTED, OrderStatus.NOT_SENT, OrderStatus.UNKNOWN})
 NON_FINAL = (
     OrderStatus.PENDING,
     OrderStatus.ARMED,
@@ -129,7 +130,8 @@ class SubmitResult:
             key=record.key,
             status=record.status,
             duplicate=duplicate,
-            reason=record.error,
+            # the error belongs to the state it explains: a lost answer's, once reconcile found the order, is stale
+            reason=record.error if record.status in _ERROR_STATES else None,
             venue_order_id=record.venue_order_id,
             filled_size=record.filled_size,
             dry_run=record.dry_run,
@@ -1071,14 +1073,15 @@ class Executor:
                 for o in cancelled:
                     self.risk.on_order_closed(o.intent_key)
                     self._recent.pop(o.intent_key, None)
-        settlements = record_settlements(self.store, [resolution], now)
+        with self.store.transaction():  # recorded and counted together, or neither (see check_and_settle)
+            settlements = record_settlements(self.store, [resolution], now)
+            # the other mode's positions in this market were paid too: count them in that mode's state
+            count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
         for token in resolution.token_ids:
             self.risk.on_resolution(token, resolution.payout(token), ts_ms=now, count_realized=False)
         for st in settlements:
             if st.dry_run == self.dry_run and st.realized_pnl:
-                self.risk.add_realized(st.realized_pnl, now)
-        # the other mode's positions in this market were paid too: count them in that mode's state
-        count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
+                self.risk.add_realized(st.realized_pnl, now)  # merged below, or at the next save if that fails
         self._save_risk_state()
         return settlements
 

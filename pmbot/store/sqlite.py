@@ -11,6 +11,7 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -435,10 +436,12 @@ class SQLiteStore:
         with self._write() as conn:  # read the open positions and redeem them under one write lock
             held = [p for p in self._open_in([token_id]) if p.size > 0]
             redemptions = [redemption(p, payout, when, metadata) for p in held]
-            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
-            redemptions = [f for f in redemptions if f.trade_id not in known]
             if not redemptions:
                 return []
+            # A position open here (under the write lock) is unpaid, even when its redeem id is taken: a
+            # fill recorded after the payout (trade history late) re-opened it. That opening gets its own id.
+            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
+            redemptions = [self._next_redeem_id(conn, f) if f.trade_id in known else f for f in redemptions]
             self.record_fills(redemptions)  # joins this transaction
             owed = [
                 (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
@@ -446,13 +449,19 @@ class SQLiteStore:
                 if not f.dry_run and payout > 0
             ]
             conn.executemany(
-                "UPDATE positions SET redeemable_micro = ?, redeemed_at = NULL"
+                "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + ?, redeemed_at = NULL"
                 " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
                 owed,
             )
             ids = [f.trade_id for f in redemptions]
             found = self._query(f"SELECT * FROM trades WHERE trade_id IN ({', '.join('?' * len(ids))})", ids)
         return [rows.row_to_trade(r) for r in found]
+
+    def _next_redeem_id(self, conn: sqlite3.Connection, f: Fill) -> Fill:
+        n = 2
+        while self._existing_trade_ids(conn, [f"{f.trade_id}:{n}"]):
+            n += 1
+        return dataclasses.replace(f, trade_id=f"{f.trade_id}:{n}")
 
     def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
         when = ts if ts is not None else self._now()
