@@ -21,6 +21,7 @@ transaction. Inside `transaction()` every call on the same thread joins that one
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import threading
@@ -664,16 +665,21 @@ class PostgresStore:
             with conn.cursor(row_factory=dict_row) as cur:
                 held = [p for p in (rows.row_to_position(r) for r in cur.execute(sql_open, (token_id,))) if p.size > 0]
             redemptions = [redemption(p, payout, when, metadata) for p in held]
-            known = {
-                r[0]
-                for r in conn.execute(
-                    "SELECT trade_id FROM trade_keys WHERE trade_id = ANY(%s::text[])",
-                    ([f.trade_id for f in redemptions],),
-                )
-            }
-            redemptions = [f for f in redemptions if f.trade_id not in known]
             if not redemptions:
                 return []
+            # A position open here (under the locks) is unpaid, even when its redeem id is taken: a fill
+            # recorded after the payout (trade history late) re-opened it. That opening gets its own id,
+            # `<id>:2`, `<id>:3`, ... exactly as the SQLite store does.
+            known = self._taken_trade_ids(conn, [f.trade_id for f in redemptions])
+            fresh = []
+            for f in redemptions:
+                if f.trade_id in known:
+                    n = 2
+                    while self._taken_trade_ids(conn, [f"{f.trade_id}:{n}"]):
+                        n += 1
+                    f = dataclasses.replace(f, trade_id=f"{f.trade_id}:{n}")
+                fresh.append(f)
+            redemptions = fresh
             self.record_fills(redemptions)  # joins this transaction (and its locks)
             owed = [
                 (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
@@ -682,7 +688,7 @@ class PostgresStore:
             ]
             if owed:
                 conn.cursor().executemany(
-                    "UPDATE positions SET redeemable_micro = %s, redeemed_at = NULL"
+                    "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + %s, redeemed_at = NULL"
                     " WHERE strategy = %s AND token_id = %s AND dry_run = 0",
                     owed,
                 )
@@ -692,6 +698,11 @@ class PostgresStore:
                     (when, [f.trade_id for f in redemptions]),
                 ).fetchall()
         return [rows.row_to_trade(r) for r in found]
+
+    @staticmethod
+    def _taken_trade_ids(conn: Any, ids: list[str]) -> set[str]:
+        found = conn.execute("SELECT trade_id FROM trade_keys WHERE trade_id = ANY(%s::text[])", (ids,))
+        return {r[0] for r in found}
 
     def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
         when = ts if ts is not None else self._now()
