@@ -1010,6 +1010,8 @@ def _status_after_ack(intent: OrderIntent, venue_status: str, filled: Decimal) -
         return OrderStatus.SUBMITTED  # taker delay window: the venue will decide; reconcile reads it
     if venue_status == "unmatched":
         return OrderStatus.CANCELLED
+    if venue_status == "live" and filled < intent.size and intent.order_type in (OrderType.FOK, OrderType.FAK):
+        return OrderStatus.LIVE  # a FAK answered "live" can still fill: the user channel / reconcile settle it
     if filled >= intent.size:
         return OrderStatus.FILLED
     if intent.order_type in (OrderType.FOK, OrderType.FAK):

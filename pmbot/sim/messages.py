@@ -17,13 +17,15 @@ from pmbot.sim.markets import ICON
 
 ORDER_FILLED_TOPIC = "0xd543adfd945773f1a62f74f0ee55a5e3b9b1a28262980ba90b1a89f2ea84d8ee"
 MICRO = Decimal(1_000_000)
+REST_ORDER_PREFIX, REST_TRADE_PREFIX = "ORDER_STATUS_", "TRADE_STATUS_"
 
 
 def order_row(o: Order) -> dict[str, Any]:
-    """GET /data/orders item and GET /data/order/{id}."""
+    """GET /data/orders item and GET /data/order/{id}. REST statuses are the venue's raw constants
+    (`ORDER_STATUS_LIVE`); only the user channel sends the plain value (SDK models/clob/account.py)."""
     return {
         "id": o.id,
-        "status": o.status,
+        "status": REST_ORDER_PREFIX + o.status,
         "owner": o.owner,
         "maker_address": o.maker_address,
         "market": o.market.condition_id,
@@ -115,7 +117,7 @@ def trade_row(t: Trade, viewer_owner: str) -> dict[str, Any]:
         "size": wire.dstr(t.size),
         "fee_rate_bps": str(t.fee_rate_bps),
         "price": wire.dstr(t.price),
-        "status": t.status,
+        "status": REST_TRADE_PREFIX + t.status,  # the user channel overrides it with the plain value
         "match_time": str(t.match_time),
         "last_update": str(t.last_update),
         "outcome": tk.market.outcomes[tk.index],

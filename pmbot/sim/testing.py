@@ -27,6 +27,10 @@ API (exact signatures):
                                      server_error=N, latency_ms=N, drop_order_responses=N,
                                      ws_drop_every=seconds, ws_malformed_every=N
     .clear_faults() -> None
+    .fund(address, pusd=None, shares=None) -> None   set a wallet's pUSD and/or {token_id: shares}
+                                     (every wallet starts with venue.DEFAULT_PUSD and no shares; the sim
+                                     refuses orders a wallet cannot cover, like the venue)
+    .split(address, condition_id, amount) -> None    CTF split: `amount` pUSD → `amount` of each outcome
     .creds(address: str, nonce: int = 0) -> dict[str, str]   L2 creds {"apiKey","secret","passphrase"} that
                                      the sim accepts for that wallet (same as POST /auth/api-key returns)
     .markets() -> list[dict]         [{"slug","condition_id","token_ids":[up, down],"start","end","closed",
@@ -181,6 +185,18 @@ class SimServer:
 
     def clear_faults(self) -> None:
         self.call(lambda v: v.faults.clear())
+
+    def fund(self, address: str, *, pusd: Any = None, shares: dict[str, Any] | None = None) -> None:
+        from decimal import Decimal
+
+        amounts = {t: Decimal(str(n)) for t, n in (shares or {}).items()}
+        cash = Decimal(str(pusd)) if pusd is not None else None
+        self.call(lambda v: v.credit(address, pusd=cash, shares=amounts))
+
+    def split(self, address: str, condition_id: str, amount: Any) -> None:
+        from decimal import Decimal
+
+        self.call(lambda v: v.split(address, condition_id, Decimal(str(amount))))
 
     def creds(self, address: str, nonce: int = 0) -> dict[str, str]:
         return self.call(lambda v: v.api_keys.derive(address, nonce).creds())

@@ -21,7 +21,7 @@ from pmbot.sim import ids, messages, wire
 from pmbot.sim.auth import ApiKey, ApiKeys
 from pmbot.sim.book import BUY, ONE, SELL, ZERO, BookSnapshot
 from pmbot.sim.clock import SimClock
-from pmbot.sim.engine import Engine, Order, OrderRejectedError, Trade
+from pmbot.sim.engine import CANCELED, LIVE, Engine, Order, OrderRejectedError, Trade
 from pmbot.sim.faults import Faults
 from pmbot.sim.hub import Hub, RtdsSub
 from pmbot.sim.markets import SimMarket
@@ -43,6 +43,10 @@ MICRO = Decimal(1_000_000)
 MINED_AFTER, CONFIRMED_AFTER = 2, 6  # seconds from match to block inclusion / finality
 BLOCK_ZERO_TS, BLOCK_ZERO = 1_700_000_000, 50_000_000  # Polygon-like: one block every 2 s
 MAX_BATCH = 15
+# Every user wallet starts with this much pUSD (collateral) and no shares; `credit` / `split` change it.
+DEFAULT_PUSD = Decimal(100_000)
+MAX_UINT256 = 2**256 - 1
+BALANCE_MSG = "not enough balance / allowance"  # the venue's 400 (py-clob-client issue 290, py-sdk issue 101)
 
 
 def block_at(ts: float) -> int:
@@ -84,6 +88,11 @@ class Venue:
         self.received_orders: list[dict[str, Any]] = []  # raw POST /order bodies, for test assertions
         self.profiles: dict[str, dict[str, str]] = {}  # lowercase wallet → public profile
         self._pending: list[Trade] = []  # not yet CONFIRMED
+        # Balances of user wallets (lowercase address): pUSD and shares per token, moved by every fill of
+        # a user order. The venue refuses an order its wallet cannot cover (BALANCE_MSG).
+        self._cash: dict[str, Decimal] = {}
+        self._shares: dict[tuple[str, str], Decimal] = {}
+        self._deferred: list[Order] = []  # FOK/FAK answered "live" (fault fak_live), matched next second
         self._ladders: dict[str, Ladder] = {}
         self._best: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._log_index = 0
@@ -208,6 +217,7 @@ class Venue:
 
     def _second(self, s: int) -> None:
         assert self.path is not None
+        self._match_deferred()
         if s % WINDOW == 0:
             self._roll_windows(s)
         for m in self.open_markets(s):
@@ -250,6 +260,23 @@ class Venue:
             "timestamp": str(self.now_ms()),
             "tags": ["crypto"],
         }
+
+    def _match_deferred(self) -> None:
+        """Fault fak_live: the FOK/FAK orders answered "live" now match (or are killed), as on the venue
+        where such an order is settled later and reported on the user channel."""
+        deferred, self._deferred = self._deferred, []
+        for o in deferred:
+            if o.status != LIVE:  # cancelled meanwhile
+                continue
+            del self.engine.orders[o.id]
+            try:
+                self.engine.place(o)
+            except OrderRejectedError:
+                if not o.status.startswith("CANCELED_"):  # a killed FOK already said so
+                    o.status = CANCELED
+                    self.on_order(o, "CANCELLATION")
+                o.remaining = ZERO
+                self.engine.orders[o.id] = o
 
     # -- market maker --------------------------------------------------------------------------
     def _requote(self, m: SimMarket, s: int) -> None:
@@ -417,6 +444,14 @@ class Venue:
 
     def on_trade(self, trade: Trade) -> None:
         self._pending.append(trade)
+        for order, is_taker in ((trade.taker, True), (trade.maker, False)):
+            if order.is_user:
+                price = trade.price if is_taker else trade.maker_price
+                w = order.maker_address.lower()
+                sign = 1 if order.side == BUY else -1
+                self._cash[w] = self.cash(w) - sign * (trade.size * price) - (trade.fee if is_taker else ZERO)
+                key = (w, order.token_id)
+                self._shares[key] = self._shares.get(key, ZERO) + sign * trade.size
         self.hub.to_market([trade.taker.token_id], lambda: messages.last_trade_price_message(trade))
         self._notify_trade(trade)
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
@@ -474,6 +509,74 @@ class Venue:
                     self.hub.to_market([token], partial(_best_bid_ask, m, token, bb, ba, self.now_ms()), custom=True)
         self._best[m.condition_id] = best_now
 
+    # -- balances ------------------------------------------------------------------------------
+    def cash(self, wallet: str) -> Decimal:
+        """pUSD the wallet holds (not net of open orders)."""
+        return self._cash.get(wallet.lower(), DEFAULT_PUSD)
+
+    def shares_of(self, wallet: str, token_id: str) -> Decimal:
+        return self._shares.get((wallet.lower(), token_id), ZERO)
+
+    def credit(self, wallet: str, *, pusd: Decimal | None = None, shares: dict[str, Decimal] | None = None) -> None:
+        """Set a wallet's pUSD balance and/or share balances (test and scenario set-up)."""
+        w = wallet.lower()
+        if pusd is not None:
+            self._cash[w] = pusd
+        for token, n in (shares or {}).items():
+            self._shares[(w, token)] = n
+
+    def split(self, wallet: str, condition_id: str, amount: Decimal) -> None:
+        """CTF splitPosition: `amount` pUSD becomes `amount` shares of every outcome of the market."""
+        m = self.market_by_cid(condition_id)
+        if m is None or amount <= 0 or amount > self.cash(wallet):
+            raise ValueError("split: unknown market or not enough pUSD")
+        w = wallet.lower()
+        self._cash[w] = self.cash(w) - amount
+        for t in m.token_ids:
+            self._shares[(w, t)] = self.shares_of(w, t) + amount
+
+    def _reserved(self, wallet: str) -> tuple[Decimal, dict[str, Decimal]]:
+        """pUSD and shares locked by the wallet's open orders."""
+        w = wallet.lower()
+        cash, shares = ZERO, dict[str, Decimal]()
+        for o in self.engine.live_orders():
+            if o.maker_address.lower() != w:
+                continue
+            if o.side == BUY:
+                cash += o.budget if o.budget is not None else o.remaining * o.price
+            else:
+                shares[o.token_id] = shares.get(o.token_id, ZERO) + o.remaining
+        return cash, shares
+
+    def _check_balance(self, o: Order) -> None:
+        """The venue's balance check at placement: a BUY needs its pUSD (size × price, or the FOK/FAK
+        budget), a SELL its shares, each net of what the wallet's open orders already lock."""
+        cash_locked, shares_locked = self._reserved(o.maker_address)
+        if o.side == BUY:
+            need = o.budget if o.budget is not None else o.original_size * o.price
+            have = self.cash(o.maker_address) - cash_locked
+        else:
+            need = o.original_size
+            have = self.shares_of(o.maker_address, o.token_id) - shares_locked.get(o.token_id, ZERO)
+        if need > have:
+            raise OrderRejectedError(
+                f"{BALANCE_MSG}: the balance is not enough -> balance: {int(max(have, ZERO) * MICRO)}, "
+                f"order amount: {int(need * MICRO)}"
+            )
+
+    def balance_allowance(self, wallet: str, asset_type: str, token_id: str | None) -> dict[str, Any]:
+        """GET /balance-allowance: base units (6 decimals) as strings, allowances per exchange contract
+        (the SDK's BalanceAllowance model; every sim wallet has approved every exchange)."""
+        if asset_type == "COLLATERAL":
+            bal = self.cash(wallet)
+        else:
+            bal = self.shares_of(wallet, token_id or "")
+        allowance = str(MAX_UINT256)
+        return {
+            "balance": str(int(bal * MICRO)),
+            "allowances": {EXCHANGE_V2: allowance, NEG_RISK_EXCHANGE_V2: allowance},
+        }
+
     # -- profiles / Data API -------------------------------------------------------------------
     def profile(self, wallet: str) -> dict[str, str]:
         return self.profiles.get(wallet.lower(), {})
@@ -518,7 +621,16 @@ class Venue:
             budget=maker_amt / MICRO if side == BUY and order_type in ("FOK", "FAK") else None,
             post_only=bool(body.get("postOnly", False)),
         )
-        trades = self.engine.place(o)
+        self._check_balance(o)
+        if order_type in ("FOK", "FAK") and self.faults.take("fak_live"):
+            if o.id in self.engine.orders:
+                raise OrderRejectedError(f"order {o.id} is invalid. Duplicated.")
+            o.remaining = o.original_size
+            self.engine.orders[o.id] = o
+            self._deferred.append(o)
+            trades: list[Trade] = []
+        else:
+            trades = self.engine.place(o)
         if not trades:
             return {
                 "errorMsg": "",

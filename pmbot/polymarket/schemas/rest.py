@@ -27,6 +27,8 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.schemas.common import (
     MAX_SHARES,
+    ORDER_STATUS_PREFIX,
+    TRADE_STATUS_PREFIX,
     as_bool,
     dec,
     dec0,
@@ -41,6 +43,7 @@ from pmbot.polymarket.schemas.common import (
     shares,
     side,
     small_int,
+    venue_status,
 )
 
 _MICRO = Decimal(1_000_000)
@@ -309,7 +312,7 @@ def open_order(raw: Any) -> OpenOrder:
     original, matched = _size(o.get("original_size")), _size(o.get("size_matched"))
     return OpenOrder(
         order_id=str(req(o, "id", "order")),
-        status=str(o.get("status") or "").upper(),
+        status=venue_status(o.get("status"), ORDER_STATUS_PREFIX),
         market=str(o.get("market") or ""),
         token_id=str(o.get("asset_id") or ""),
         side=side(o.get("side")),
@@ -335,7 +338,7 @@ def user_trade(raw: Any) -> UserTrade:
         side=side(o.get("side")),
         size=shares(o.get("size"), "trade"),
         price=price01(o.get("price"), "trade"),
-        status=str(o.get("status") or "").upper(),
+        status=venue_status(o.get("status"), TRADE_STATUS_PREFIX),
         match_ms=epoch_ms(o.get("match_time") or o.get("matchtime")),
         trader_side=opt_str(o.get("trader_side")),
         maker_order_ids=tuple(str(m.get("order_id")) for m in makers if isinstance(m, Mapping)),

@@ -162,7 +162,7 @@ def user_order(raw: Any) -> UserOrderEvent:
     return UserOrderEvent(
         order_id=str(req(o, "id", "order message")),
         type=str(o.get("type") or "").upper(),
-        status=str(o.get("status") or ""),
+        status=str(o.get("status") or "").removeprefix("ORDER_STATUS_"),
         market=str(o.get("market") or ""),
         token_id=str(req(o, "asset_id", "order message")),
         side=side(o.get("side")),
