@@ -195,7 +195,11 @@ def test_fok_fills_completely_or_not_at_all(sim: SimServer, bob: SimTrader) -> N
     assert len(r["transactionsHashes"]) == 1 and len(r["tradeIDs"]) == 1
     assert size_at(sim, up, "asks", ask) == ask_size - D(r["takingAmount"])
     [trade] = bob.get("/data/trades").json()["data"]
-    assert trade["id"] == r["tradeIDs"][0] and trade["trader_side"] == "TAKER" and trade["status"] == "TRADE_STATUS_MATCHED"
+    assert (
+        trade["id"] == r["tradeIDs"][0]
+        and trade["trader_side"] == "TAKER"
+        and trade["status"] == "TRADE_STATUS_MATCHED"
+    )
     assert bob.get(f"/data/order/{r['orderID']}").json()["status"] == "ORDER_STATUS_MATCHED"
 
 

@@ -55,6 +55,7 @@ from pmbot.polymarket.models import (
     UserTradeEvent,
 )
 from pmbot.polymarket.params import MarketParamsCache
+from pmbot.polymarket.schemas.refusals import status_reason
 from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
 
@@ -883,6 +884,8 @@ class Executor:
         else:
             matched, status = _ZERO, OrderStatus.REJECTED
         why = "reconcile: not found at the venue, never placed" if status is OrderStatus.REJECTED else "reconcile"
+        if venue is not None and (venue_why := status_reason(venue.status)):  # CANCELED_NOT_ENOUGH_BALANCE…
+            why = f"reconcile: {venue_why}"
         with self.store.transaction():
             new = self._record_new(found)
             self.store.set_order_status(

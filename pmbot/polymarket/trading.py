@@ -19,6 +19,7 @@ from pmbot.polymarket.http import HttpClient, check_cursor, compact_json
 from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
+from pmbot.polymarket.schemas.refusals import explain_refusal
 from pmbot.polymarket.signing import SIDE_BUY, SIDE_SELL, OrderSigner, SignedOrder, limit_amounts, market_amounts
 
 MAX_BATCH = 15  # POST /orders accepts at most 15 orders (docs: trading/orders/create)
@@ -175,7 +176,7 @@ class TradingClient:
             status="rejected",
             making_amount=None,
             taking_amount=None,
-            error=error.detail or error.message,
+            error=explain_refusal(error.detail or error.message),
         )
 
     # ---------------------------------------------------------------------------------- cancels

@@ -567,10 +567,7 @@ class Venue:
     def balance_allowance(self, wallet: str, asset_type: str, token_id: str | None) -> dict[str, Any]:
         """GET /balance-allowance: base units (6 decimals) as strings, allowances per exchange contract
         (the SDK's BalanceAllowance model; every sim wallet has approved every exchange)."""
-        if asset_type == "COLLATERAL":
-            bal = self.cash(wallet)
-        else:
-            bal = self.shares_of(wallet, token_id or "")
+        bal = self.cash(wallet) if asset_type == "COLLATERAL" else self.shares_of(wallet, token_id or "")
         allowance = str(MAX_UINT256)
         return {
             "balance": str(int(bal * MICRO)),

@@ -45,6 +45,7 @@ from pmbot.polymarket.schemas.common import (
     small_int,
     venue_status,
 )
+from pmbot.polymarket.schemas.refusals import explain_refusal
 
 _MICRO = Decimal(1_000_000)
 
@@ -281,7 +282,7 @@ def amount(value: Any) -> Decimal | None:
 
 def order_ack(raw: Any) -> OrderAck:
     o = _obj(raw, "order response")
-    error = scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300)
+    error = explain_refusal(scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300))
     order_id = str(o.get("orderID") or o.get("orderId") or "")
     success = as_bool(o.get("success", False))
     return OrderAck(
