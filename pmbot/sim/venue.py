@@ -46,6 +46,7 @@ MAX_BATCH = 15
 # Every user wallet starts with this much pUSD (collateral) and no shares; `credit` / `split` change it.
 DEFAULT_PUSD = Decimal(100_000)
 MAX_UINT256 = 2**256 - 1
+NOT_ENOUGH_BALANCE_CANCEL = "CANCELED_NOT_ENOUGH_BALANCE"
 BALANCE_MSG = "not enough balance / allowance"  # the venue's 400 (py-clob-client issue 290, py-sdk issue 101)
 
 
@@ -524,6 +525,18 @@ class Venue:
             self._cash[w] = pusd
         for token, n in (shares or {}).items():
             self._shares[(w, token)] = n
+        self._cancel_uncovered(w)
+
+    def _cancel_uncovered(self, wallet: str) -> None:
+        """The venue cancels resting orders the wallet's balance no longer covers (a withdrawal, a
+        transfer), newest first, with status CANCELED_NOT_ENOUGH_BALANCE (SDK KnownUserOrderStatus)."""
+        mine = [o for o in self.engine.live_orders() if o.maker_address.lower() == wallet]
+        for o in sorted(mine, key=lambda x: x.created_at, reverse=True):
+            cash_locked, shares_locked = self._reserved(wallet)
+            short_cash = o.side == BUY and cash_locked > self.cash(wallet)
+            short_shares = o.side == SELL and shares_locked.get(o.token_id, ZERO) > self.shares_of(wallet, o.token_id)
+            if short_cash or short_shares:
+                self.engine.cancel(o, NOT_ENOUGH_BALANCE_CANCEL)
 
     def split(self, wallet: str, condition_id: str, amount: Decimal) -> None:
         """CTF splitPosition: `amount` pUSD becomes `amount` shares of every outcome of the market."""
