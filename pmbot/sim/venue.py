@@ -46,6 +46,7 @@ MAX_BATCH = 15
 # Every user wallet starts with this much pUSD (collateral) and no shares; `credit` / `split` change it.
 DEFAULT_PUSD = Decimal(100_000)
 MAX_UINT256 = 2**256 - 1
+TICK_HIGH, TICK_LOW, FINE_TICK = Decimal("0.96"), Decimal("0.04"), Decimal("0.001")
 NOT_ENOUGH_BALANCE_CANCEL = "CANCELED_NOT_ENOUGH_BALANCE"
 BALANCE_MSG = "not enough balance / allowance"  # the venue's 400 (py-clob-client issue 290, py-sdk issue 101)
 
@@ -475,6 +476,7 @@ class Venue:
         changes = book.take_changes()
         if not changes:
             return
+        self._follow_tick(m, book.best(BUY), book.best(SELL))
         up, down = m.token_ids
         best_now = book.best(BUY), book.best(SELL)
         if self.hub.market_listeners(m.token_ids):
@@ -586,6 +588,30 @@ class Venue:
             "balance": str(int(bal * MICRO)),
             "allowances": {EXCHANGE_V2: allowance, NEG_RISK_EXCHANGE_V2: allowance},
         }
+
+    def _follow_tick(self, m: SimMarket, bid: Decimal | None, ask: Decimal | None) -> None:
+        """The venue's tick rule (market-channel docs, `tick_size_change`): when the book's price goes
+        above 0.96 or below 0.04 the market's tick becomes 0.001; back inside, 0.01 again. Both tokens
+        get a `tick_size_change` (recording ws_market_tick_size_change.json). Up-terms prices suffice:
+        the Down book mirrors them (Up bid > 0.96 is a Down ask < 0.04). One way: no source shows the
+        venue coarsening a tick again (which would put resting orders off the grid), so neither does the
+        sim; a new window starts at its base tick."""
+        extreme = (bid is not None and bid > TICK_HIGH) or (ask is not None and ask < TICK_LOW)
+        if not extreme or m.tick <= FINE_TICK:
+            return
+        want = FINE_TICK
+        old, m.tick = m.tick, want
+        ms = self.now_ms()
+        for token in m.token_ids:
+            msg = {
+                "event_type": "tick_size_change",
+                "asset_id": token,
+                "market": m.condition_id,
+                "old_tick_size": wire.dstr(old),
+                "new_tick_size": wire.dstr(want),
+                "timestamp": str(ms),
+            }
+            self.hub.to_market([token], lambda msg=msg: msg)
 
     # -- profiles / Data API -------------------------------------------------------------------
     def profile(self, wallet: str) -> dict[str, str]:

@@ -31,6 +31,7 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.schemas import rest
 from pmbot.polymarket.schemas.common import (
+    dec,
     dec0,
     epoch_ms,
     opt_price01,
@@ -121,7 +122,7 @@ def market_event(raw: Any) -> MarketEvent | None:
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
             old_tick_size=dec0(o.get("old_tick_size")),
-            new_tick_size=dec0(req(o, "new_tick_size", kind)),
+            new_tick_size=_new_tick(req(o, "new_tick_size", kind)),
             timestamp_ms=_ts(o),
         )
     if kind == "best_bid_ask":
@@ -147,6 +148,14 @@ def market_events(raw: Any) -> list[MarketEvent]:
     """A whole frame (object or array). Strict: the first bad message raises `VenueError`; the stream
     parses frame elements one by one instead so one bad element does not hide the others."""
     return [ev for m in messages(raw) if (ev := market_event(m)) is not None]
+
+
+def _new_tick(value: Any) -> Decimal:
+    """The tick a market changed to: it reaches the signer and the price checks, so it must be sane."""
+    tick = dec(value)
+    if tick is None or not 0 < tick < 1:
+        raise VenueError(f"tick_size_change: tick size {str(value)[:30]!r} is not between 0 and 1")
+    return tick
 
 
 # -------------------------------------------------------------------------------------- user channel
