@@ -611,7 +611,7 @@ class Venue:
                 "new_tick_size": wire.dstr(want),
                 "timestamp": str(ms),
             }
-            self.hub.to_market([token], lambda msg=msg: msg)
+            self.hub.to_market([token], partial(dict, msg))
 
     # -- profiles / Data API -------------------------------------------------------------------
     def profile(self, wallet: str) -> dict[str, str]:
