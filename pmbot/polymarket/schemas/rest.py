@@ -169,7 +169,7 @@ def gamma_market(raw: Any) -> Market:
         start_ms=epoch_ms(o.get("eventStartTime") or event.get("startTime")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
-        accepting_orders=as_bool(o.get("acceptingOrders", True)),
+        accepting_orders=_accepting(o, "acceptingOrders", "closed", "enableOrderBook"),
         neg_risk=as_bool(o.get("negRisk", False)),
         tick_size=_tick(o.get("orderPriceMinTickSize"), "market"),
         min_order_size=dec(o.get("orderMinSize")),
@@ -180,6 +180,17 @@ def gamma_market(raw: Any) -> Market:
         series_slug=opt_str(series_slug),
         gamma_id=opt_str(o.get("id")),
     )
+
+
+def _accepting(o: Mapping[str, Any], flag: str, closed: str, book: str) -> bool:
+    """Whether the market takes orders. The venue's flag alone is not to be trusted: a closed, resolved
+    market still says `accepting_orders: true` (recordings clob_market_closed_2026.json and
+    gamma_market_closed_resolved.json), the CLOB one with `enable_order_book: false`."""
+    if as_bool(o.get(closed, False)):
+        return False
+    if book in o and o[book] is not None and not as_bool(o[book]):
+        return False
+    return as_bool(o.get(flag, True))
 
 
 def gamma_markets(raw: Any) -> list[Market]:
@@ -410,7 +421,7 @@ def clob_market(raw: Any) -> Market:
         start_ms=epoch_ms(o.get("game_start_time")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
-        accepting_orders=as_bool(o.get("accepting_orders", True)),
+        accepting_orders=_accepting(o, "accepting_orders", "closed", "enable_order_book"),
         neg_risk=as_bool(o.get("neg_risk", False)),
         tick_size=_tick(o.get("minimum_tick_size"), "clob market"),
         min_order_size=dec(o.get("minimum_order_size")),
