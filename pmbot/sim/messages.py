@@ -194,7 +194,7 @@ def activity_payload(
         "eventSlug": m.slug,
         "outcome": m.outcomes[o.index],
         "outcomeIndex": o.index,
-        "name": profile.get("name", ""),
+        "name": profile.get("name") or placeholder_name(o.maker_address),
         "pseudonym": profile.get("pseudonym", ""),
         "bio": profile.get("bio", ""),
         "profileImage": profile.get("profileImage", ""),
@@ -206,6 +206,12 @@ def activity_payload(
         if is_taker and t.fee:
             row["fee"] = wire.wire_number(t.fee)
     return row
+
+
+def placeholder_name(wallet: str) -> str:
+    """What the Data API names a wallet without a username: `0x<Checksummed>-<ms>` (data_trades.json);
+    the ms part is the account's creation time, here derived from the address."""
+    return f"{to_checksum_address(wallet)}-{1_700_000_000_000 + int(wallet[-6:], 16) * 1000}"
 
 
 def _word(n: int) -> str:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -204,7 +205,7 @@ def profile(raw: Any) -> Profile:
     o = _obj(raw, "profile")
     return Profile(
         proxy_wallet=str(req(o, "proxyWallet", "profile")).lower(),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
         pseudonym=opt_str(o.get("pseudonym")),
         bio=opt_str(o.get("bio")),
     )
@@ -213,6 +214,16 @@ def profile(raw: Any) -> Profile:
 def search_profiles(raw: Any) -> list[Profile]:
     o = _obj(raw, "public-search")
     return [profile(p) for p in o.get("profiles") or () if isinstance(p, Mapping) and p.get("proxyWallet")]
+
+
+_PLACEHOLDER_NAME = re.compile(r"0x[0-9a-fA-F]{40}-\d{10,16}")
+
+
+def display_name(value: Any) -> str | None:
+    """A Data API `name`, or None for the placeholder the venue gives wallets without a username:
+    `0x<Checksummed address>-<ms>` (recording data_trades.json). It is no name to show or to match."""
+    text = opt_str(value)
+    return None if text is None or _PLACEHOLDER_NAME.fullmatch(text) else text
 
 
 def activity(raw: Any) -> Activity:
@@ -231,7 +242,7 @@ def activity(raw: Any) -> Activity:
         title=opt_str(o.get("title")),
         slug=opt_str(o.get("slug")),
         tx_hash=opt_str(o.get("transactionHash")),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
     )
 
 
@@ -250,7 +261,7 @@ def data_trade(raw: Any, source: TradeSource = TradeSource.DATA_API) -> WalletTr
         condition_id=opt_str(o.get("conditionId")),
         outcome=opt_str(o.get("outcome")),
         slug=opt_str(o.get("slug")),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
     )
 
 
