@@ -520,6 +520,12 @@ class Venue:
     def shares_of(self, wallet: str, token_id: str) -> Decimal:
         return self._shares.get((wallet.lower(), token_id), ZERO)
 
+    def held(self, wallet: str, m: SimMarket, index: int) -> Decimal:
+        """Shares of outcome `index` the wallet holds: the balance ledger for user wallets (splits
+        included), the fills for the scenario's own traders."""
+        key = (wallet.lower(), m.token_ids[index])
+        return self._shares[key] if key in self._shares else self.holdings(wallet, m)[index]
+
     def credit(self, wallet: str, *, pusd: Decimal | None = None, shares: dict[str, Decimal] | None = None) -> None:
         """Set a wallet's pUSD balance and/or share balances (test and scenario set-up)."""
         w = wallet.lower()

@@ -119,11 +119,7 @@ def _cash_activity(v: Venue, wallet: str) -> list[dict[str, Any]]:
         if not m.closed or m.winner is None or m.closed_ts is None:
             continue
         mine = [f for f in v.fills if f.order.market is m and f.order.maker_address.lower() == wallet]
-        if not mine:
-            continue
-        won = sum(
-            (f.trade.size if f.order.side == BUY else -f.trade.size for f in mine if f.order.index == m.winner), ZERO
-        )
+        won = v.held(wallet, m, m.winner)
         rebate = sum((f.trade.fee * m.rebate_rate for f in mine if not f.is_taker), ZERO)
         if won > 0 and m.closed_ts + REDEEM_AFTER <= now:
             out.append(_cash_row(v, wallet, profile, "REDEEM", int(m.closed_ts) + REDEEM_AFTER, won, m))
