@@ -155,11 +155,11 @@ def test_sim_batch_reads_parse_with_the_sdk(sim: SimServer) -> None:
         prices = parse_prices(
             c.post("/prices", json=[{"token_id": up, "side": "BUY"}, {"token_id": up, "side": "SELL"}]).json()
         )
-        assert prices[up] == {"BUY": bid, "SELL": ask}  # type: ignore[index]
+        assert prices[up] == {"BUY": bid, "SELL": ask}
         mids = parse_midpoints(c.post("/midpoints", json=[{"token_id": up}, {"token_id": down}]).json())
-        assert mids[up] == (bid + ask) / 2 and set(mids) == {up, down}  # type: ignore[index]
+        assert mids[up] == (bid + ask) / 2 and set(mids) == {up, down}
         spreads = parse_spreads(c.post("/spreads", json=[{"token_id": up}]).json())
-        assert spreads[up] == ask - bid  # type: ignore[index]
+        assert spreads[up] == ask - bid
         (last,) = [x for x in parse_last_trade_prices(c.post("/last-trades-prices", json=[{"token_id": up}]).json())]
         assert last.asset_id == up and last.side == "BUY"
         hist = c.get("/prices-history", params={"market": up, "fidelity": "1"}).json()["history"]

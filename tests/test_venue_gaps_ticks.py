@@ -76,7 +76,8 @@ async def test_sim_changes_the_tick_past_096_and_the_executor_follows(rig: Rig) 
                 assert book is not None
                 if book["tick_size"] == "0.001":
                     break
-            assert book is not None and book["tick_size"] == "0.001" and Decimal(book["bids"][-1]["price"]) > Decimal("0.96")
+            assert book is not None and book["tick_size"] == "0.001"
+            assert Decimal(book["bids"][-1]["price"]) > Decimal("0.96")
             while not seen:
                 await asyncio.sleep(0.01)
         (change,) = seen
