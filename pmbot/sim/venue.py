@@ -94,7 +94,10 @@ class Venue:
         # a user order. The venue refuses an order its wallet cannot cover (BALANCE_MSG).
         self._cash: dict[str, Decimal] = {}
         self._shares: dict[tuple[str, str], Decimal] = {}
-        self._deferred: list[Order] = []  # FOK/FAK answered "live" (fault fak_live), matched next second
+        self._deferred: list[Order] = []
+        self._traded: set[str] = (
+            set()
+        )  # markets that traded since their last `book` message  # FOK/FAK answered "live" (fault fak_live), matched next second
         self._ladders: dict[str, Ladder] = {}
         self._best: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._log_index = 0
@@ -248,7 +251,39 @@ class Venue:
                 m.open_price = self.path.chainlink_at(s)
         nxt = s + UPCOMING_WINDOWS * WINDOW
         if nxt not in {m.start_ts for m in self.markets}:
-            self.add_market(make_market(self.seed, nxt))
+            fresh = make_market(self.seed, nxt)
+            self.add_market(fresh)
+            self.hub.to_custom(partial(self._new_market_message, fresh))
+
+    def _new_market_message(self, m: SimMarket) -> dict[str, Any]:
+        """Market-channel `new_market` (custom feature), docs example shape (docs_examples/)."""
+        return {
+            "event_type": "new_market",
+            "id": m.gamma_id,
+            "question": m.question,
+            "market": m.condition_id,
+            "slug": m.slug,
+            "description": m.description,
+            "assets_ids": list(m.token_ids),
+            "outcomes": list(m.outcomes),
+            "event_message": {
+                "id": m.event_id,
+                "ticker": m.slug,
+                "slug": m.slug,
+                "title": m.question,
+                "description": m.description,
+            },
+            "timestamp": str(self.now_ms()),
+            "tags": ["crypto"],
+            "condition_id": m.condition_id,
+            "active": True,
+            "clob_token_ids": list(m.token_ids),
+            "sports_market_type": "",
+            "line": "",
+            "game_start_time": "",
+            "order_price_min_tick_size": wire.dstr(m.tick),
+            "group_item_title": "",
+        }
 
     def _resolved_message(self, m: SimMarket) -> dict[str, Any]:
         assert m.winner is not None
@@ -446,6 +481,7 @@ class Venue:
 
     def on_trade(self, trade: Trade) -> None:
         self._pending.append(trade)
+        self._traded.add(trade.market.condition_id)
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             if order.is_user:
                 price = trade.price if is_taker else trade.maker_price
@@ -506,10 +542,17 @@ class Venue:
                 "event_type": "price_change",
             }
             self.hub.to_market(m.token_ids, lambda: msg)
+            if m.condition_id in self._traded:
+                # The venue follows a trade with a full `book` snapshot per token (market-channel docs:
+                # "emitted when … a trade affects the book"); clients resync their local book from it.
+                for token, snap in zip(m.token_ids, snaps, strict=True):
+                    if snap is not None:
+                        self.hub.to_market([token], partial(snap.ws_dict))
             if self._best.get(m.condition_id) != best_now:
                 for i, token in enumerate(m.token_ids):
                     bb, ba = bests[i]
                     self.hub.to_market([token], partial(_best_bid_ask, m, token, bb, ba, self.now_ms()), custom=True)
+        self._traded.discard(m.condition_id)
         self._best[m.condition_id] = best_now
 
     # -- balances ------------------------------------------------------------------------------

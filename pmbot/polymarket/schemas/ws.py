@@ -21,6 +21,7 @@ from pmbot.polymarket.models import (
     LastTrade,
     LevelChange,
     MarketResolved,
+    NewMarket,
     PriceChange,
     Side,
     TickSizeChange,
@@ -43,7 +44,7 @@ from pmbot.polymarket.schemas.common import (
     small_int,
 )
 
-MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved
+MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved | NewMarket
 UserEvent = UserOrderEvent | UserTradeEvent
 RtdsEvent = WalletTrade | CryptoPrice
 
@@ -140,6 +141,25 @@ def market_event(raw: Any) -> MarketEvent | None:
             winning_outcome=opt_str(o.get("winning_outcome")),
             timestamp_ms=_ts(o),
             token_ids=tuple(str(t) for t in o.get("assets_ids") or ()),
+        )
+    if kind == "new_market":  # docs example docs_examples/ws_market_new_market.json (not recorded)
+        tokens = o.get("assets_ids") or o.get("clob_token_ids") or ()
+        outcomes = o.get("outcomes") or ()
+        tags = o.get("tags") or ()
+        tick = dec(o.get("order_price_min_tick_size"))
+        cid = opt_str(o.get("market") or o.get("condition_id"))
+        if cid is None:
+            return None  # nothing to discover without a condition id
+        return NewMarket(
+            market=cid,
+            token_ids=tuple(str(t) for t in tokens) if isinstance(tokens, list) else (),
+            outcomes=tuple(str(x) for x in outcomes) if isinstance(outcomes, list) else (),
+            timestamp_ms=_ts(o),
+            slug=opt_str(o.get("slug")),
+            question=opt_str(o.get("question")),
+            gamma_id=opt_str(o.get("id")),
+            tick_size=tick if tick is not None and 0 < tick < 1 else None,
+            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
         )
     return None
 
