@@ -94,10 +94,8 @@ class Venue:
         # a user order. The venue refuses an order its wallet cannot cover (BALANCE_MSG).
         self._cash: dict[str, Decimal] = {}
         self._shares: dict[tuple[str, str], Decimal] = {}
-        self._deferred: list[Order] = []
-        self._traded: set[str] = (
-            set()
-        )  # markets that traded since their last `book` message  # FOK/FAK answered "live" (fault fak_live), matched next second
+        self._deferred: list[Order] = []  # FOK/FAK answered "live" (fault fak_live), matched next second
+        self._traded: set[str] = set()  # markets that traded since their last `book` message
         self._ladders: dict[str, Ladder] = {}
         self._best: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._log_index = 0
