@@ -233,7 +233,7 @@ class SimServer:
     def trades(self) -> list[dict[str, Any]]:
         from pmbot.sim.messages import trade_row
 
-        return self.call(lambda v: [trade_row(t, t.taker.owner) for t in v.engine.trades.values()])
+        return self.call(lambda v: [trade_row(t, t.taker.owner) for t in v.engine.trades.values() if t.head is t])
 
     def chain_logs(self) -> list[dict[str, Any]]:
         return self.call(lambda v: list(v.chain_logs))

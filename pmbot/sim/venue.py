@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -381,15 +381,18 @@ class Venue:
     # -- trades lifecycle ----------------------------------------------------------------------
     def _progress_trades(self, s: int) -> None:
         still: list[Trade] = []
-        for t in self._pending:
+        for t in self._pending:  # heads of trade groups
+            members = t.group or [t]
             if t.status == "MATCHED" and s >= t.match_time + MINED_AFTER:
-                t.status, t.last_update, t.block = "MINED", s, block_at(s)
+                for g in members:
+                    g.status, g.last_update, g.block = "MINED", s, block_at(s)
                 self._emit_logs(t)
                 self._notify_trade(t)
             if t.status == "MINED" and s >= t.match_time + CONFIRMED_AFTER:
-                t.status, t.last_update = "CONFIRMED", s
+                for g in members:
+                    g.status, g.last_update = "CONFIRMED", s
                 self._notify_trade(t)
-            if t.status != "CONFIRMED":
+            if t.status not in ("CONFIRMED", "FAILED"):
                 still.append(t)
         self._pending = still
 
@@ -397,20 +400,22 @@ class Venue:
         exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
         # matchOrders: each maker order's fill names the taker's maker as counterparty; the taker
         # order's own fill names the exchange (it is the exchange that trades with the taker).
-        for order, counterparty, fee in (
-            (t.maker, t.taker.maker_address, ZERO),
-            (t.taker, exchange, t.fee),
-        ):
+        members = t.group or [t]
+        total = replace(t, size=t.group_size)  # the taker order's fill is the whole trade
+        legs = [(g.maker, g, t.taker.maker_address, ZERO) for g in members]
+        legs.append((t.taker, total, exchange, t.group_fee))
+        for order, fill, counterparty, fee in legs:
             self._log_index += 1
             log = messages.order_filled_log(
-                order, t, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
+                order, fill, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
             )
             self.chain_logs.append(log)
             self.hub.to_rpc(log)
 
     def _notify_trade(self, t: Trade) -> None:
         now_ms = self.now_ms()
-        for o in {t.taker.owner: t.taker, t.maker.owner: t.maker}.values():
+        owners = {t.taker.owner: t.taker} | {g.maker.owner: g.maker for g in t.group or [t]}
+        for o in owners.values():
             if o.is_user:
                 self.hub.to_user(
                     o.owner, t.market.condition_id, partial(messages.user_trade_message, t, o.owner, now_ms)
@@ -477,8 +482,18 @@ class Venue:
                 order.owner, order.market.condition_id, lambda: messages.user_order_message(order, kind, now_ms)
             )
 
+    def on_match(self, group: list[Trade]) -> None:
+        """One public trade (a taker order at one price, N makers): last_trade_price, the user channel
+        and the MATCHED → MINED → CONFIRMED progress are per trade, as on the venue."""
+        head = group[0]
+        self._pending.append(head)
+        self.hub.to_market(
+            [head.taker.token_id],
+            lambda: messages.last_trade_price_message(replace(head, size=head.group_size)),
+        )
+        self._notify_trade(head)
+
     def on_trade(self, trade: Trade) -> None:
-        self._pending.append(trade)
         self._traded.add(trade.market.condition_id)
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             if order.is_user:
@@ -488,8 +503,6 @@ class Venue:
                 self._cash[w] = self.cash(w) - sign * (trade.size * price) - (trade.fee if is_taker else ZERO)
                 key = (w, order.token_id)
                 self._shares[key] = self._shares.get(key, ZERO) + sign * trade.size
-        self.hub.to_market([trade.taker.token_id], lambda: messages.last_trade_price_message(trade))
-        self._notify_trade(trade)
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             self.fills.append(Fill(order, trade, is_taker))
             self.hub.to_rtds(
@@ -733,7 +746,7 @@ class Venue:
             "makingAmount": wire.dstr(making),
             "status": "matched",
             "transactionsHashes": sorted({t.tx_hash for t in trades}),
-            "tradeIDs": [t.id for t in trades],
+            "tradeIDs": list(dict.fromkeys(t.public_id for t in trades)),  # one per taker trade, not per maker
             "success": True,
         }
 

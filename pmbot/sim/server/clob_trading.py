@@ -221,17 +221,20 @@ async def trades(request: web.Request) -> web.Response:
     v, q = venue(request), request.query
     rows = []
     for t in v.engine.trades.values():
-        if key.key not in (t.taker.owner, t.maker.owner):
+        if t.head is not t:
+            continue  # one row per taker trade; its maker fills are in maker_orders
+        members = t.group or [t]
+        if key.key != t.taker.owner and all(g.maker.owner != key.key for g in members):
             continue
         if q.get("id") and t.id != q["id"]:
             continue
         if q.get("market") and t.market.condition_id != q["market"]:
             continue
-        if q.get("asset_id") and q["asset_id"] not in (t.taker.token_id, t.maker.token_id):
+        if q.get("asset_id") and q["asset_id"] not in {t.taker.token_id} | {g.maker.token_id for g in members}:
             continue
         if q.get("maker_address") and q["maker_address"].lower() not in (
             t.taker.maker_address.lower(),
-            t.maker.maker_address.lower(),
+            *(g.maker.maker_address.lower() for g in members),
         ):
             continue
         if q.get("before") and t.match_time >= int(q["before"]):
