@@ -56,12 +56,12 @@ def test_sim_groups_one_taker_order_at_one_price_into_one_trade(sim: SimServer) 
         (row,) = taker.get("/data/trades").json()["data"]
         assert row["id"] == trade_id and row["size"] == "12" and row["trader_side"] == "TAKER"
         assert sorted(mo["matched_amount"] for mo in row["maker_orders"]) == ["5", "7"]
-        for maker, n in ((a, "7"), (b, "5")):
+        for maker, amount in ((a, "7"), (b, "5")):
             (seen,) = maker.get("/data/trades").json()["data"]
             assert seen["id"] == trade_id and seen["trader_side"] == "MAKER" and seen["maker_address"] == maker.address
             parsed = rest.user_trade(seen)
             own = next(mo for mo in parsed.maker_orders if mo.maker_address == maker.address.lower())
-            assert own.matched_amount == D(n)
+            assert own.matched_amount == D(amount)
         sim.advance(3)  # mined: OrderFilled logs, one per maker order and one for the taker's whole fill
         logs = [lg for lg in sim.chain_logs() if lg["transactionHash"] in {row["transaction_hash"]}]
         assert len(logs) == 3
@@ -198,7 +198,8 @@ def test_sim_many_maker_user_frames_parse_with_the_sdk(sim: SimServer) -> None:
             while (raw := u.recv(timeout=5)) != "PONG":
                 frames.append(json.loads(raw))
         trades = [parse_user_event(f) for f in frames if f.get("event_type") == "trade"]
-        assert len(trades) == 1 and len(trades[0].payload.maker_orders) == 2  # type: ignore[union-attr]
+        (trade,) = trades
+        assert trade.type == "trade" and len(trade.payload.maker_orders or ()) == 2  # type: ignore[union-attr]
     finally:
         for t in (a, b, taker):
             t.close()
