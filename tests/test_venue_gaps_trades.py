@@ -199,7 +199,7 @@ def test_sim_many_maker_user_frames_parse_with_the_sdk(sim: SimServer) -> None:
                 frames.append(json.loads(raw))
         trades = [parse_user_event(f) for f in frames if f.get("event_type") == "trade"]
         (trade,) = trades
-        assert trade.type == "trade" and len(trade.payload.maker_orders or ()) == 2  # type: ignore[union-attr]
+        assert trade.type == "trade" and len(trade.payload.maker_orders or ()) == 2
     finally:
         for t in (a, b, taker):
             t.close()
