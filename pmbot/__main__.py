@@ -1,5 +1,5 @@
 import sys
 
-from pmbot.cli import main
+from pmbot.entry import main
 
 sys.exit(main())

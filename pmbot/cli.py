@@ -6,30 +6,29 @@ py_clob_client_v2 (about a second each). Commands import heavy parts inside thei
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import os
+import re
+import signal
 import sys
 import traceback
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
-import click
 import typer
+import typer.main
 from rich.console import Console
 
 from pmbot import __version__
 from pmbot.app import App
-from pmbot.commands import config_cmd, market_cmds, order_cmds, record_cmd, reports, settle_cmd, sim_cmd
-from pmbot.errors import PmbotError, RedactingFilter, redact
+from pmbot.commands import base, config_cmd, market_cmds, order_cmds, record_cmd, reports, settle_cmd, sim_cmd
+from pmbot.errors import PmbotError, RedactingFilter, redact, register_secret
 
-app = typer.Typer(
+app = base.Typer(
     name="pmbot",
     help="Operator toolkit for automated trading on Polymarket. Dry-run unless you say --live.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,  # never print locals: they hold keys
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 
@@ -44,7 +43,9 @@ def root(
     ctx: typer.Context,
     config: Annotated[
         Path | None,
-        typer.Option("--config", "-c", envvar="PMBOT_CONFIG", help="TOML settings file.", show_default=False),
+        typer.Option(
+            "--config", "-c", metavar="FILE", envvar="PMBOT_CONFIG", help="TOML settings file.", show_default=False
+        ),
     ] = None,
     debug: Annotated[
         bool, typer.Option("--debug", envvar="PMBOT_DEBUG", help="Show tracebacks and debug logs.")
@@ -92,26 +93,92 @@ def _want_debug(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("PMBOT_DEBUG", "").lower() in ("1", "true", "yes")
 
 
+def _click_classes() -> tuple[tuple[type[BaseException], ...], ...]:
+    """(Exit, Abort, ClickException) classes of whichever Click the installed typer raises.
+
+    typer ≥ 0.29 vendors its own copy of Click (its ClickException derives from typer.TyperException);
+    older typer re-exports the separate `click` package. Both are covered without importing `click`: a
+    Click class can only be raised if its module is already loaded.
+    """
+    exits: list[type[BaseException]] = [typer.Exit]
+    aborts: list[type[BaseException]] = [typer.Abort]
+    errors: list[type[BaseException]] = [c for c in typer.BadParameter.__mro__ if c.__name__ == "ClickException"]
+    if (typer_exception := getattr(typer, "TyperException", None)) is not None:
+        errors.append(typer_exception)
+    if (click := sys.modules.get("click")) is not None:
+        exits.append(click.exceptions.Exit)
+        aborts.append(click.exceptions.Abort)
+        errors.append(click.exceptions.ClickException)
+    return tuple(exits), tuple(aborts), tuple(errors)
+
+
+_KEY_SHAPED = re.compile(r"\b(0x)?[0-9a-fA-F]{64}\b")
+
+
+def _show_click_error(e: BaseException) -> int:
+    """Click's own message (usage line, "Try 'pmbot … --help'", the error), secrets redacted."""
+    buf = io.StringIO()
+    show = getattr(e, "show", None)
+    if callable(show):
+        show(file=buf)
+    else:
+        buf.write(f"Error: {getattr(e, 'format_message', lambda: str(e))()}\n")
+    # Usage errors echo what was typed: scrub anything shaped like a private key (32 bytes of hex) too.
+    sys.stderr.write(_KEY_SHAPED.sub("***", redact(buf.getvalue())))
+    code = getattr(e, "exit_code", 2)
+    return code if isinstance(code, int) else 2
+
+
+def interrupted() -> int:
+    """Ctrl-C: one line, exit 130. A second Ctrl-C while we finish must not print a traceback either."""
+    with contextlib.suppress(ValueError):  # not the main thread
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+    print("interrupted", file=sys.stderr)
+    return 130
+
+
+def _run(args: list[str]) -> Any:
+    # make_context + invoke is what Click's main() does, minus its handling of errors and Ctrl-C, which
+    # differs between typer versions (typer 0.29 turns Ctrl-C into a silent Exit(130)): we map them below.
+    command = typer.main.get_command(app)
+    with command.make_context("pmbot", list(args)) as ctx:  # a copy: parsing consumes the list
+        return command.invoke(ctx)
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI and turn every outcome into an exit code (0 ok, 1 bug, 2 expected error)."""
+    """Run the CLI and turn every outcome into an exit code (see the README's exit-code table):
+    0 done, 1 bug, 2 bad input or settings, 3 an order was not placed, 130 interrupted."""
     args = list(sys.argv[1:] if argv is None else argv)
+    # Known before the settings load (a usage error comes first): what `redact` must scrub.
+    register_secret(os.environ.get("PMBOT_PRIVATE_KEY", "").strip())
+    exits, aborts, click_errors = _click_classes()
     try:
-        result = app(args=args, prog_name="pmbot", standalone_mode=False)
+        result = _run(args)
+    except KeyboardInterrupt:
+        return interrupted()
     except PmbotError as e:
         for line in e.lines():
             print(f"error: {line}", file=sys.stderr)
         return e.exit_code
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort:
-        print("aborted", file=sys.stderr)
+    except exits as e:
+        code = getattr(e, "exit_code", 0)
+        return code if isinstance(code, int) else 0
+    except aborts as e:
+        # Click's prompt turns Ctrl-C and end of input into Abort (the cause is kept in __context__), and
+        # so does a "no" to a confirmation. The first two leave the cursor after the prompt: new line.
+        if isinstance(e.__context__, KeyboardInterrupt):
+            print(file=sys.stderr)
+            return interrupted()
+        if isinstance(e.__context__, EOFError):
+            print(file=sys.stderr)
+            print(
+                "error: no answer to the confirmation (input closed): nothing was done (hint: --yes)", file=sys.stderr
+            )
+            return 2
+        print("aborted: nothing was done", file=sys.stderr)
         return 130
-    except click.ClickException as e:
-        e.show()
-        return e.exit_code
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except click_errors as e:
+        return _show_click_error(e)
     except Exception as e:
         if _want_debug(args):
             print(redact("".join(traceback.format_exception(e))), file=sys.stderr)

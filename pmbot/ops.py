@@ -293,14 +293,19 @@ def resume(app: App, modes: list[bool]) -> list[dict[str, Any]]:
     out = []
     for dry_run in modes:
         name = f"risk:{mode_name(dry_run)}"
-        state = app.store.get_state(name) if app.database_exists() else None
         gate = RiskGate(app.settings.risk, app.clock)
-        if state:
-            gate.import_state(state)
         was = gate.kill_switch
-        gate.resume()
-        if state:
-            app.store.set_state(name, gate.export_state())
+        if app.database_exists() and app.store.get_state(name):
+
+            def resumed(current: dict[str, Any] | None, gate: RiskGate = gate) -> dict[str, Any]:
+                nonlocal was
+                if current:
+                    gate.import_state(current)
+                was = gate.kill_switch
+                gate.resume()  # stamps resumed_at_ms: running engines adopt it at their next sync (<= 1 s)
+                return gate.export_state()
+
+            app.store.update_state(name, resumed)  # atomic: a trip stored meanwhile by an engine is not lost
         out.append({"mode": mode_name(dry_run), "was_tripped": was.tripped, "reason": was.reason})
     return out
 

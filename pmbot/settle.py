@@ -34,6 +34,7 @@ from pmbot.store.models import Position, PositionState, Query
 from pmbot.timeutil import Clock, now_ms
 
 if TYPE_CHECKING:
+    from pmbot.config import RiskSettings
     from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.models import Market, MarketResolved
     from pmbot.store.base import Store
@@ -199,21 +200,56 @@ def record_settlements(store: Store, resolutions: Iterable[Resolution], ts_ms: i
     return out
 
 
-async def check_and_settle(store: Store, venue: Venue, clock: Clock) -> SettleResult:
-    """Check every open position's market once and record the payouts of resolved ones.
+def count_in_risk_state(
+    store: Store,
+    settlements: Iterable[Settlement],
+    limits: RiskSettings,
+    clock: Clock,
+    *,
+    modes: Iterable[bool] = (True, False),
+) -> None:
+    """Add the realized PnL of payouts just recorded to each mode's shared risk state (`risk:dry-run`,
+    `risk:live`), merged atomically as the executors merge theirs: a losing resolution counts towards
+    the daily loss limit and may trip the kill switch, even when no engine is running. Only the
+    process that recorded a payout calls this (record_settlements returns nothing for one already
+    recorded), so every payout is counted once. `modes`: which modes (dry_run flags) to merge here."""
+    from pmbot.executor.risk import RiskGate
+
+    wanted = set(modes)
+    by_mode: dict[bool, list[Settlement]] = {}
+    for st in settlements:
+        if st.dry_run in wanted and st.realized_pnl:
+            by_mode.setdefault(st.dry_run, []).append(st)
+    for dry_run, items in by_mode.items():
+        gate = RiskGate(limits, clock)
+        for st in items:
+            gate.add_realized(st.realized_pnl, st.ts or None)
+        store.update_state(f"risk:{'dry-run' if dry_run else 'live'}", gate.merge_state)
+
+
+async def check_and_settle(
+    store: Store, venue: Venue, clock: Clock, *, risk_limits: RiskSettings | None = None
+) -> SettleResult:
+    """Check every open position's market once and record the payouts of resolved ones. With
+    `risk_limits`, the realized PnL of what was recorded also counts in the modes' risk state.
 
     Raises VenueError when Gamma cannot be reached (nothing is recorded then)."""
     result = SettleResult()
     tokens = open_tokens(store.list_positions(Query(state=PositionState.OPEN)))
     resolutions = await find_resolutions(venue, tokens, result)
     result.settlements = record_settlements(store, resolutions, now_ms(clock))
+    if risk_limits is not None and result.settlements:
+        count_in_risk_state(store, result.settlements, risk_limits, clock)
     return result
 
 
-async def settle_open_positions(store: Store, venue: Venue, clock: Clock) -> list[Settlement]:
-    """The library entry point for the executor's risk gate: what was settled. Warnings (a market
-    the CLOB could not confirm) go to the log; the CLI uses `check_and_settle` and prints them."""
-    result = await check_and_settle(store, venue, clock)
+async def settle_open_positions(
+    store: Store, venue: Venue, clock: Clock, *, risk_limits: RiskSettings | None = None
+) -> list[Settlement]:
+    """The library entry point: what was settled. Warnings (a market the CLOB could not confirm) go to
+    the log; the CLI uses `check_and_settle` and prints them. A running executor uses
+    `Executor.settle_resolved`, which also updates its own gate and paper wallet."""
+    result = await check_and_settle(store, venue, clock, risk_limits=risk_limits)
     for w in result.warnings:
         log.warning("%s", w)
     return result.settlements

@@ -112,10 +112,12 @@ def test_stats_json_keeps_modes_apart(populated: str) -> None:
         (["positions", "--strategy", " "], "--strategy"),
     ],
 )
-def test_bad_input_is_one_line_exit_2(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bad_input_is_a_usage_error_exit_2(args: list[str], needle: str, capsys: pytest.CaptureFixture[str]) -> None:
+    # A bad option value is found while parsing: Click's usage error (usage line, "Try …", one Error line).
     assert main(args) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and needle in err[0] and err[0].startswith("error:")
+    assert err[0].startswith(f"Usage: pmbot {args[0]}") and err[1] == f"Try 'pmbot {args[0]} --help' for help."
+    assert err[-1].startswith("Error:") and needle in err[-1] and len(err) == 4
 
 
 def test_config_show_masks_key_and_shows_sources(monkeypatch, tmp_path: Path) -> None:

@@ -187,14 +187,14 @@ async def test_resting_paper_order_fills_when_the_book_crosses(rig: Rig) -> None
     assert rec is not None and rec.status is OrderStatus.FILLED and rec.filled_size == 10
 
 
-async def test_closed_executor_records_late_intents_as_rejected(rig: Rig) -> None:
+async def test_closed_executor_records_late_intents_as_not_sent(rig: Rig) -> None:
     h = await rig.executor(dry_run=True)
     await h.close()
     rig.handles.remove(h)
     late = await h.executor.submit(intent(rig.sim, 99))
-    assert late.status is OrderStatus.REJECTED and late.code == "shutting_down"
+    assert late.status is OrderStatus.NOT_SENT and late.code == "shutting_down"  # a later run may send it
     rec = rig.store.get_order(late.key)
-    assert rec is not None and rec.status is OrderStatus.REJECTED
+    assert rec is not None and rec.status is OrderStatus.NOT_SENT
     assert ExecutorClosedError.default_hint
 
 
@@ -229,7 +229,7 @@ async def test_venue_refusals_and_rate_limits_are_not_retried(rig: Rig) -> None:
     ex = (await rig.executor(dry_run=False)).executor
     rig.sim.set_faults(rate_limit=1, retry_after=1, rate_limit_path="/order")
     limited = await ex.submit(intent(rig.sim, 1, price="0.02"))
-    assert limited.status is OrderStatus.REJECTED and limited.code == "venue_429"
+    assert limited.status is OrderStatus.NOT_SENT and limited.code == "venue_429"  # not taken: retryable
     rig.sim.clear_faults()
     huge = intent(rig.sim, 2, price=str(best_ask(rig.sim)), size="100000", order_type=OrderType.FOK)
     refused = await ex.submit(huge)

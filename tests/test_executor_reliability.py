@@ -33,7 +33,7 @@ import pytest
 
 from pmbot.executor.books import VenueBooks
 from pmbot.executor.budget import LocalBudget
-from pmbot.executor.engine import Executor, SubmitResult
+from pmbot.executor.engine import DRY_RUN_PREFIX, Executor, SubmitResult
 from pmbot.executor.factory import ExecutorHandle, build_executor
 from pmbot.executor.intents import OrderIntent
 from pmbot.polymarket.models import OrderBook
@@ -175,10 +175,13 @@ async def resubmit_changes_nothing(
     ex: Executor, store: Store, sim: SimServer, intents: list[OrderIntent], *, answers_match_store: bool = True
 ) -> None:
     """Replaying every known intent (twice at once) is answered from the records: nothing reaches the venue.
+    Intents stored `not_sent` (nothing of them reached the venue) are left out: they may be sent again.
 
     `answers_match_store=False` skips comparing the answers' statuses with the store: after reconcile() in the
     same process they are stale (see test_a_duplicate_after_reconcile_is_answered_with_the_reconciled_status)."""
     received, orders = len(sim.received_orders()), store.list_orders()
+    never_sent = {r.key for r in orders if r.status is OrderStatus.NOT_SENT}
+    intents = [i for i in intents if i.key not in never_sent]
     fills = len(store.list_trades())
     first, again = await asyncio.gather(ex.submit_many(intents), ex.submit_many(intents))
     assert all(r.duplicate for r in first) and all(r.duplicate for r in again)
@@ -299,8 +302,8 @@ async def test_live_soak_through_venue_faults_sends_each_intent_at_most_once(rig
     records = assert_consistent_with_venue(rig.store, rig.sim, (i.key for i in intents))
 
     # The faults really happened, and each kind ended where it should.
-    refused = [r for r in records.values() if r.status is OrderStatus.REJECTED and "429" in (r.error or "")]
-    assert len(refused) == 6 + 3  # a 429 is final: the venue did not take it and it is not retried
+    refused = [r for r in records.values() if r.status is OrderStatus.NOT_SENT and "429" in (r.error or "")]
+    assert len(refused) == 6 + 3  # a 429: the venue did not take it; not retried, but its key may be used again
     settled = {k: records[k].status for k in unknown}
     never_placed = [k for k, s in settled.items() if s is OrderStatus.REJECTED]
     placed = [k for k, s in settled.items() if s in (OrderStatus.LIVE, OrderStatus.FILLED)]
@@ -315,6 +318,13 @@ async def test_live_soak_through_venue_faults_sends_each_intent_at_most_once(rig
     assert rig.store.list_trades(Query(dry_run=False))
 
     await resubmit_changes_nothing(ex, rig.store, rig.sim, intents)
+    assert_consistent_with_venue(rig.store, rig.sim, (i.key for i in intents))
+    # The 429'd intents, signalled again (twice at once), are sent now: each exactly once.
+    received = len(rig.sim.received_orders())
+    again = [i for i in intents if i.key in {r.key for r in refused}]
+    first, second = await asyncio.gather(ex.submit_many(again), ex.submit_many(again))
+    assert len(rig.sim.received_orders()) == received + len(again)
+    assert all(r.status is not OrderStatus.NOT_SENT for r in first + second)
     assert_consistent_with_venue(rig.store, rig.sim, (i.key for i in intents))
 
 
@@ -489,7 +499,10 @@ async def test_dry_run_on_a_dropping_market_stream_serves_every_book(rig: Rig) -
     assert books.reads == len(intents)
     assert 0 < books.inner.rest_reads < books.reads
     assert all(not r.duplicate for r in results) and len(results) == len(intents)
-    expected = {i.key: OrderStatus.FILLED if i.order_type is OrderType.FOK else OrderStatus.LIVE for i in intents}
+    expected = {
+        DRY_RUN_PREFIX + i.key: OrderStatus.FILLED if i.order_type is OrderType.FOK else OrderStatus.LIVE
+        for i in intents
+    }
     assert {r.key: r.status for r in results} == expected  # no "no_book" rejections, no FOK without a book
     stored = {r.key: r.status for r in rig.store.list_orders(query=Query(dry_run=True))}
     assert stored == expected  # every key stored once, nothing pending
@@ -545,6 +558,8 @@ async def test_paper_crash_mid_burst_then_restart_leaves_nothing_pending(rig: Ri
     for f in orphans:  # their callers died with the crash; mark their errors seen so asyncio does not log them
         if f.done() and not f.cancelled():
             f.exception()
+    for release in first._cleanup:  # a dead process's file locks (its paper wallet's among them) go with it
+        release()
 
     before = {r.key: r for r in rig.store.list_orders()}
     assert len(before) == 3 * batch  # two batches done, the third written ahead and cut off
@@ -555,7 +570,7 @@ async def test_paper_crash_mid_burst_then_restart_leaves_nothing_pending(rig: Ri
     try:
         report = await h.executor.start()
         expected_report = Counter(
-            {OrderStatus.PENDING: "rejected", OrderStatus.LIVE: "cancelled"}[r.status]
+            {OrderStatus.PENDING: "not_sent", OrderStatus.LIVE: "cancelled"}[r.status]
             for r in before.values()
             if r.status in (OrderStatus.PENDING, OrderStatus.LIVE)
         )
@@ -564,22 +579,32 @@ async def test_paper_crash_mid_burst_then_restart_leaves_nothing_pending(rig: Ri
         assert set(after) == set(before) and all(r.status.is_final for r in after.values())
         fills_before = Counter(t.fill.order_key for t in store.list_trades())
 
+        never_ran = {k for k, r in after.items() if r.status is OrderStatus.NOT_SENT}  # cut off before execution
+        assert len(never_ran) == batch
         results = await h.executor.submit_many(intents)
         for r in results:
-            if r.key in before:
+            if r.key in never_ran:  # nothing of them was executed: the strategy's replay runs them now, once
+                assert not r.duplicate and r.status in (OrderStatus.LIVE, OrderStatus.FILLED)
+            elif r.key in before:
                 assert r.duplicate and r.status is after[r.key].status
             else:
                 assert not r.duplicate and r.status in (OrderStatus.LIVE, OrderStatus.FILLED)
         final = store.list_orders()
-        assert len(final) == len(intents) and {r.key for r in final} == {i.key for i in intents}
+        assert len(final) == len(intents) and {r.key for r in final} == {DRY_RUN_PREFIX + i.key for i in intents}
         assert not [r for r in final if r.status in UNSETTLED]
         fills_after = Counter(t.fill.order_key for t in store.list_trades())
         assert all(fills_after[k] == n for k, n in fills_before.items())  # no stored key executed again
-        fok = {i.key for i in intents if i.order_type is OrderType.FOK and i.key not in before}
-        assert {k for k in fills_after if k not in before} == fok
+        fok = {
+            DRY_RUN_PREFIX + i.key
+            for i in intents
+            if i.order_type is OrderType.FOK
+            and (DRY_RUN_PREFIX + i.key not in before or DRY_RUN_PREFIX + i.key in never_ran)
+        }
+        assert {k for k in fills_after if k not in before or k in never_ran} == fok
         assert all(
-            [e.status for e in store.order_events(k)].count(OrderStatus.PENDING) == 1 for k in after
-        )  # written ahead once, never re-admitted
+            [e.status for e in store.order_events(k)].count(OrderStatus.PENDING) == (2 if k in never_ran else 1)
+            for k in after
+        )  # written ahead once; a never-executed one once more when it was run
     finally:
         await h.close()
         store.close()
@@ -669,6 +694,6 @@ async def test_one_orders_budget_failure_does_not_fail_the_orders_already_sent(r
         assert isinstance(results[key], SubmitResult), f"sent and live, but the caller got {results[key]!r}"
         assert key in ex.risk.open_keys()
     (unsent,) = {i.key for i in intents} - sent
-    assert stored(unsent).status is OrderStatus.REJECTED  # never sent: final now, not left pending
+    assert stored(unsent).status is OrderStatus.NOT_SENT  # never sent: final now, not left pending
     unsent_result = results[unsent]
-    assert isinstance(unsent_result, SubmitResult) and unsent_result.status is OrderStatus.REJECTED
+    assert isinstance(unsent_result, SubmitResult) and unsent_result.status is OrderStatus.NOT_SENT

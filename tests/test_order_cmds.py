@@ -80,7 +80,7 @@ def test_live_order_needs_key_and_confirmation(live_sim: SimServer, monkeypatch:
 def test_bad_order_input_writes_nothing(live_sim: SimServer, db_url: str) -> None:
     token = live_sim.current_market()["token_ids"][0]
     for args, msg in [
-        (("order", "hold", token, "-p", "0.5", "-s", "5"), "side must be"),
+        (("order", "hold", token, "-p", "0.5", "-s", "5"), "'hold' is not one of 'buy', 'sell'"),
         (("order", "buy", token, "-p", "1.5", "-s", "5"), "price must be"),
         (("order", "buy", token, "-p", "0.5", "-s", "-1"), "size must be"),
         (("order", "buy", "xyz", "-p", "0.5", "-s", "5"), "not a token id"),
@@ -98,7 +98,7 @@ def test_risk_rejection_is_shown_and_resume_resets_the_kill_switch(
 ) -> None:
     token = live_sim.current_market()["token_ids"][0]
     code, out = invoke("order", "buy", token, "-p", "0.50", "-s", "200")
-    assert code == 0 and "rejected" in out and "max_order_notional" in out
+    assert code == 3 and "rejected" in out and "max_order_notional" in out
     from pmbot.config import load_settings
     from pmbot.executor.risk import RiskGate
 
@@ -108,7 +108,7 @@ def test_risk_rejection_is_shown_and_resume_resets_the_kill_switch(
     store.set_state("risk:dry-run", gate.export_state())
     store.close()
     code, out = invoke("order", "buy", token, "-p", "0.02", "-s", "5")
-    assert code == 0 and "kill_switch" in out
+    assert code == 3 and "kill_switch" in out
     code, out = invoke("status")
     assert "TRIPPED" in out
     code, out = invoke("resume", "--mode", "dry-run")

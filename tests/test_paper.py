@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from decimal import ROUND_DOWN
 from decimal import Decimal as D
 
 import pytest
@@ -86,12 +87,22 @@ BIDS = [("0.48", "10"), ("0.46", "20"), ("0.40", "100")]
 
 
 def test_buy_walks_asks_level_by_level_at_each_level_price(ex: PaperExchange) -> None:
-    r = ex.submit(order(Side.BUY, "0.53", "20", OrderType.FOK), book(ASKS, BIDS), PARAMS)
-    assert r.status is OrderStatus.FILLED and r.reason is None and r.resting == 0
+    r = ex.submit(order(Side.BUY, "0.53", "20", OrderType.FAK), book(ASKS, BIDS), PARAMS)
+    # a FAK BUY of 20 at 0.53 spends up to 10.60 USDC; 10.20 of it is there
+    assert r.status is OrderStatus.CANCELLED and r.reason is None and r.resting == 0
     assert [(f.price, f.size) for f in r.fills] == [(D("0.50"), D(10)), (D("0.52"), D(10))]
     assert r.notional == D("10.20") and r.avg_price == D("0.51") and r.filled_size == D(20)
     assert ex.balance == D("989.80") and ex.shares(TOKEN) == D(20)
     assert all(f.liquidity == "taker" and f.fee == 0 for f in r.fills)
+
+
+def test_marketable_buy_spends_size_times_price_and_gets_more_shares_at_better_prices(ex: PaperExchange) -> None:
+    # As the venue does (signing.buy_spend): a FOK BUY of 20 at 0.55 spends 11.00 USDC, in 0.01-share lots.
+    r = ex.submit(order(Side.BUY, "0.55", "20", OrderType.FOK), book(ASKS, BIDS), PARAMS)
+    assert r.status is OrderStatus.FILLED and r.resting == 0
+    assert [(f.price, f.size) for f in r.fills] == [(D("0.50"), D(10)), (D("0.52"), D(10)), (D("0.55"), D("1.45"))]
+    assert r.notional == D("10.9975") and r.filled_size == D("21.45")  # under a cent left unspent: complete
+    assert ex.balance == D("989.0025") and ex.shares(TOKEN) == D("21.45")
 
 
 def test_sell_walks_bids_down_to_the_limit(clock: FakeClock) -> None:
@@ -106,7 +117,7 @@ def test_sell_walks_bids_down_to_the_limit(clock: FakeClock) -> None:
 def test_fok_is_all_or_nothing(ex: PaperExchange) -> None:
     r = ex.submit(order(Side.BUY, "0.52", "21", OrderType.FOK), book(ASKS), PARAMS)
     assert (r.status, r.code, r.fills) == (OrderStatus.REJECTED, "fok_not_filled", ())
-    assert r.reason == "fok_not_filled: only 20 of 21 shares available at <= 0.52"
+    assert r.reason == "fok_not_filled: only 10.20 of 10.92 USDC could be spent at <= 0.52"
     assert ex.balance == D(1000) and ex.shares(TOKEN) == 0
 
 
@@ -292,7 +303,7 @@ def test_same_snapshot_liquidity_is_taken_once(ex: PaperExchange) -> None:
     snap = book([("0.50", "15"), ("0.60", "100")], ts=1)
     assert ex.submit(order(Side.BUY, "0.50", "10", OrderType.FOK), snap, PARAMS).status is OrderStatus.FILLED
     r = ex.submit(order(Side.BUY, "0.50", "10", OrderType.FOK), snap, PARAMS)
-    assert r.reason == "fok_not_filled: only 5 of 10 shares available at <= 0.5"
+    assert r.reason == "fok_not_filled: only 2.50 of 5.00 USDC could be spent at <= 0.5"
     assert ex.submit(order(Side.BUY, "0.50", "10", OrderType.FAK), snap, PARAMS).filled_size == D(5)
     assert ex.submit(order(Side.BUY, "0.50", "5", OrderType.FAK), snap, PARAMS).code == "no_liquidity"
     # A resting order placed against the same snapshot does not fill on it either.
@@ -438,7 +449,10 @@ def test_balance_never_negative_and_cash_is_conserved(
                 assert r.fills == () and r.reason and r.code
             else:
                 assert r.filled_size + r.resting == (size if kind in (OrderType.GTC, OrderType.GTD) else r.filled_size)
-                assert kind is not OrderType.FOK or r.filled_size == size
+                if kind is OrderType.FOK and side is Side.SELL:
+                    assert r.filled_size == size
+                elif kind is OrderType.FOK:  # a marketable BUY spends size x price, to the cent
+                    assert r.notional > (size * price).quantize(D("0.01"), ROUND_DOWN) - D("0.01")
             model.account(r.fills, limits, ts, clock())
             if r.resting:
                 model.orders[r.order_id] = (side, price, r.resting, expiry)

@@ -1,4 +1,5 @@
-"""Token buckets: documented limits x safety fraction, both windows for order endpoints, Retry-After."""
+"""Rate limits: documented limits x safety fraction as moving windows, both windows for order endpoints,
+Retry-After."""
 
 from __future__ import annotations
 
@@ -47,7 +48,8 @@ async def test_burst_then_waits_at_the_safety_fraction() -> None:
         await limiter.acquire("clob", "GET", "/book")
     assert t.slept == []
     await limiter.acquire("clob", "GET", "/book")
-    assert t.slept == [pytest.approx(1.0)] and limiter.waits == 1
+    # a moving window: the 11th waits for the first to leave the 10 s window (a bucket let it in after 1 s)
+    assert t.slept == [pytest.approx(10.0)] and limiter.waits == 1
 
 
 async def test_sustained_window_binds_after_the_burst() -> None:
@@ -56,11 +58,11 @@ async def test_sustained_window_binds_after_the_burst() -> None:
     limiter = RateLimiter(clock=t, sleep=t.sleep, fraction=1, limits=limits, max_wait=1000)
     for _ in range(12):
         await limiter.acquire("clob", "POST", "/order")
-    # the 10 s bucket refilled long ago, but the 10-minute one allows 12 per 600 s: one per 50 s
-    assert sum(t.slept) >= 2 * 1.0
+    # 10 in the first 10 s, 2 more once those left the 10 s window; the 13th waits for the 10-minute window
+    assert sum(t.slept) == pytest.approx(10.0)
     before = t.now
     await limiter.acquire("clob", "POST", "/order")
-    assert t.now - before == pytest.approx(50.0, rel=0.05)
+    assert t.now - before == pytest.approx(590.0)
 
 
 async def test_retry_after_pauses_the_family_and_long_waits_raise() -> None:

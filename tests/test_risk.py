@@ -224,12 +224,12 @@ def test_fill_below_limit_releases_the_difference(gate: RiskGate) -> None:
 
 def test_sells_reduce_but_never_short(gate: RiskGate) -> None:
     assert gate.check(intent("s0", "0.50", "10", side=Side.SELL)).reason == (
-        "no_position: SELL 10 shares of m1-yes > 0 available (held 0, 0 in open sells); pmbot does not short"
+        "no_position: SELL 10 shares of m1-yes > 0 available to 'test' (held 0, 0 in open sells); pmbot does not short"
     )
     hold(gate, "m1", "0.50", "100")
     open_(gate, intent("s1", "0.60", "70", side=Side.SELL))
     d = gate.check(intent("s2", "0.60", "31", side=Side.SELL))
-    assert d.code == "no_position" and "> 30 available (held 100, 70 in open sells)" in (d.reason or "")
+    assert d.code == "no_position" and "> 30 available to 'test' (held 100, 70 in open sells)" in (d.reason or "")
     assert gate.check(intent("s2", "0.60", "30", side=Side.SELL)).ok
     # A big SELL ignores max_order_notional: reducing risk must always be possible.
     gate.on_order_closed("s1")
@@ -305,7 +305,13 @@ def test_fill_from_an_earlier_day_does_not_count_today(gate: RiskGate) -> None:
     hold(gate, "m1", "0.50", "100")
     yesterday_ms = int((NOON - DAY) * 1000)
     realized = gate.on_fill(
-        token_id="m1-yes", condition_id="m1", side=Side.SELL, size=D(100), price=D("0.1"), ts_ms=yesterday_ms
+        token_id="m1-yes",
+        condition_id="m1",
+        side=Side.SELL,
+        size=D(100),
+        price=D("0.1"),
+        ts_ms=yesterday_ms,
+        strategy="test",
     )
     assert realized == D(-40) and gate.exposure().realized_today == 0 and not gate.kill_switch.tripped
 
@@ -324,6 +330,7 @@ def test_kill_switch_state_survives_a_restart(clock: FakeClock) -> None:
         "tripped_at_ms": int(NOON * 1000),
         "reason": "realized today -50.00 USDC <= -20.00",
         "cause": "daily_loss_limit",
+        "resumed_at_ms": 0,
     }
     restarted = RiskGate(limits(), clock)
     restarted.import_state(state)
@@ -393,6 +400,7 @@ CAPS = limits(
 )
 TOKENS = [("m1", "m1-up"), ("m1", "m1-down"), ("m2", "m2-up"), ("m2", "m2-down"), ("m3", "m3-up")]
 FEES = FeeSchedule(rate=D("0.07"))
+STRATEGIES = ["snipe", "copy", "manual"]
 ticks = st.integers(1, 99).map(lambda n: D(n) / 100)
 sizes = st.integers(1, 3000).map(lambda n: D(n) / 100)
 
@@ -406,9 +414,12 @@ class GateMachine(RuleBasedStateMachine):
         self.gate = RiskGate(limits(), self.clock)
         self.orders: dict[str, tuple[OrderIntent, D, D, D]] = {}  # key -> (intent, fee_reserve, filled, fee_paid)
         self.n = 0
-        # Independent model of the kill switch.
+        # Independent model of the kill switch, over every process of the mode (see peer_loss).
         self.realized_since_reset = D(0)
         self.tripped = False
+        self.shared: dict[str, object] | None = None  # the mode's shared risk state row
+        # Independent model of the positions: (strategy, token) -> shares. A SELL reduces its own strategy's.
+        self.held: dict[tuple[str, str], D] = {}
 
     @initialize(reset=st.sampled_from(["manual", "next_day"]))
     def setup(self, reset: Literal["manual", "next_day"]) -> None:
@@ -419,16 +430,29 @@ class GateMachine(RuleBasedStateMachine):
         if self.realized_since_reset <= -CAPS.daily_loss_limit:
             self.tripped = True
 
-    def _submit(self, token: tuple[str, str], side: Side, price: D, size: D, with_fees: bool) -> None:
+    def _offered(self, strategy: str, token: str) -> D:
+        sells = [(i, f) for i, _, f, _ in self.orders.values() if i.side is Side.SELL]
+        return sum((i.size - f for i, f in sells if (i.strategy, i.token_id) == (strategy, token)), D(0))
+
+    def _submit(
+        self, token: tuple[str, str], side: Side, price: D, size: D, with_fees: bool, strategy: str = "snipe"
+    ) -> None:
         self.n += 1
         i = OrderIntent(
-            key=f"k{self.n}", strategy="p", token_id=token[1], condition_id=token[0], side=side,
+            key=f"k{self.n}", strategy=strategy, token_id=token[1], condition_id=token[0], side=side,
             price=price, size=size, order_type=OrderType.GTC, signal_ms=0,
         )  # fmt: skip
         reserve = max_taker_fee(size, price, FEES) if with_fees and side is Side.BUY else D(0)
+        open_before = len(self.orders)
         decision = self.gate.check(i, fee_reserve=reserve)
         if side is Side.BUY and self.tripped:
             assert not decision.ok and decision.code in ("daily_loss_limit", "kill_switch")
+        if side is Side.BUY and decision.ok:
+            assert open_before < CAPS.max_open_orders
+        if side is Side.SELL:
+            # approved exactly when this strategy holds the shares (not yet offered), whatever the others hold
+            available = self.held.get((strategy, token[1]), D(0)) - self._offered(strategy, token[1])
+            assert decision.ok == (size <= available), (decision, available)
         event(f"{side} {decision.code or 'approved'}")
         if decision.ok:
             self.gate.on_order_open(i, fee_reserve=reserve)
@@ -436,9 +460,12 @@ class GateMachine(RuleBasedStateMachine):
         else:
             assert decision.reason and decision.reason.startswith(f"{decision.code}: ")
 
-    @rule(token=st.sampled_from(TOKENS), price=ticks, size=sizes, with_fees=st.booleans())
-    def buy(self, token: tuple[str, str], price: D, size: D, with_fees: bool) -> None:
-        self._submit(token, Side.BUY, price, size, with_fees)
+    @rule(
+        token=st.sampled_from(TOKENS), price=ticks, size=sizes, with_fees=st.booleans(),
+        strategy=st.sampled_from(STRATEGIES),
+    )  # fmt: skip
+    def buy(self, token: tuple[str, str], price: D, size: D, with_fees: bool, strategy: str) -> None:
+        self._submit(token, Side.BUY, price, size, with_fees, strategy)
 
     @rule(token=st.sampled_from(TOKENS), price=ticks, with_fees=st.booleans(), extra=st.sampled_from([0, 0, 1]))
     def buy_to_the_cap(self, token: tuple[str, str], price: D, with_fees: bool, extra: int) -> None:
@@ -453,13 +480,19 @@ class GateMachine(RuleBasedStateMachine):
         if size > 0:
             self._submit(token, Side.BUY, price, size, with_fees)
 
-    @rule(data=st.data(), price=ticks, percent=st.integers(1, 120))
-    def sell(self, data: st.DataObject, price: D, percent: int) -> None:
-        """Mostly SELLs of held tokens within what is held (some beyond it, which must be refused)."""
-        held = [t for t in TOKENS if self.gate.held(t[1]) > 0]
-        token = data.draw(st.sampled_from(held or TOKENS))
-        size = max((self.gate.held(token[1]) * percent / 100).quantize(D("0.01"), ROUND_DOWN), D("0.01"))
-        self._submit(token, Side.SELL, price, size, False)
+    @rule(data=st.data(), price=ticks, percent=st.integers(1, 120), other=st.sampled_from([False, False, True]))
+    def sell(self, data: st.DataObject, price: D, percent: int, other: bool) -> None:
+        """Mostly SELLs of held tokens within what the selling strategy holds (some beyond it, and some by a
+        strategy that holds none of what another strategy holds: both must be refused)."""
+        held = sorted(k for k, v in self.held.items() if v > 0)
+        strategy, token_id = data.draw(st.sampled_from(held or [("snipe", TOKENS[0][1])]))
+        token = next(t for t in TOKENS if t[1] == token_id)
+        size = max(
+            (self.held.get((strategy, token_id), D(0)) * percent / 100).quantize(D("0.01"), ROUND_DOWN), D("0.01")
+        )
+        if other:
+            strategy = data.draw(st.sampled_from([s for s in STRATEGIES if s != strategy]))
+        self._submit(token, Side.SELL, price, size, False, strategy)
 
     @precondition(lambda self: self.orders)
     @rule(data=st.data(), part=st.integers(1, 100), move=st.integers(0, 30), full=st.booleans())
@@ -476,6 +509,8 @@ class GateMachine(RuleBasedStateMachine):
         realized = self.gate.on_fill(
             token_id=i.token_id, condition_id=i.condition_id, side=i.side, size=q, price=price, fee=fee, order_key=key
         )
+        slot = (i.strategy, i.token_id)
+        self.held[slot] = self.held.get(slot, D(0)) + (q if i.side is Side.BUY else -q)
         self._realized(realized)
         if filled + q == i.size:
             del self.orders[key]
@@ -493,6 +528,9 @@ class GateMachine(RuleBasedStateMachine):
     def resolve(self, data: st.DataObject, won: bool) -> None:
         held = [t for t in TOKENS if self.gate.held(t[1]) > 0]
         where = data.draw(st.sampled_from(held or TOKENS))
+        for slot in list(self.held):
+            if slot[1] == where[1]:
+                self.held[slot] = D(0)
         # The venue cancels a resolved market's orders; the executor closes them, then redeems.
         for key, (i, *_) in list(self.orders.items()):
             if i.token_id == where[1]:
@@ -509,28 +547,59 @@ class GateMachine(RuleBasedStateMachine):
             if self.gate.limits.kill_switch_reset == "next_day":
                 self.tripped = False
 
+    def _sync(self) -> None:
+        """This process merges its changes into the mode's shared state (and adopts the others')."""
+        self.shared = self.gate.merge_state(self.shared)
+        assert D(self.shared["realized_today"]) == self.gate.exposure().realized_today
+        assert self.shared["tripped"] == self.gate.kill_switch.tripped
+
+    @rule(cents=st.integers(1, 300))
+    def peer_loss(self, cents: int) -> None:
+        """Another process of the mode realizes a loss and merges it; this one merges right after."""
+        self._sync()
+        peer = RiskGate(self.gate.limits, self.clock)
+        peer.merge_state(self.shared)
+        peer.on_fill(token_id="peer", condition_id="mp", side=Side.BUY, size=D(10), price=D("0.9"), strategy="x")
+        price = D("0.9") - D(cents) / 1000
+        self._realized(
+            peer.on_fill(token_id="peer", condition_id="mp", side=Side.SELL, size=D(10), price=price, strategy="x")
+        )
+        self.shared = peer.merge_state(self.shared)
+        self._sync()
+
     @rule()
     def resume(self) -> None:
-        self.gate.resume()
+        """`pmbot resume`: on the shared state (atomically, in the store), adopted by the running gate."""
+        self._sync()
+        operator = RiskGate(self.gate.limits, self.clock)
+        operator.import_state(self.shared)
+        operator.resume()
+        self.shared = operator.export_state()
+        self._sync()
         if self.tripped:
             self.tripped = False
             self.realized_since_reset = D(0)
 
     @rule()
     def restart(self) -> None:
-        """The executor restarts: kill switch and today's PnL come back from the exported state."""
+        """The executor restarts: it merged on close; kill switch and today's PnL come back from the shared
+        state."""
+        self._sync()
         exported = self.gate.export_state()
+        assert exported == self.shared
         fresh = RiskGate(self.gate.limits, self.clock)
         fresh.import_state(exported)
         assert fresh.export_state() == exported
         # Positions and open orders come back from the store.
         fresh.load_positions(
-            Position("p", h.token_id, True, h.size, h.cost, D(0), PositionState.OPEN, condition_id=h.condition_id)
+            Position(
+                h.strategy, h.token_id, True, h.size, h.cost, D(0), PositionState.OPEN, condition_id=h.condition_id
+            )
             for h in self.gate.holdings()
         )
         for i, reserve, filled, fee_paid in self.orders.values():
             record = OrderRecord(
-                key=i.key, strategy="p", token_id=i.token_id, side=i.side, price=i.price, size=i.size,
+                key=i.key, strategy=i.strategy, token_id=i.token_id, side=i.side, price=i.price, size=i.size,
                 order_type=i.order_type, dry_run=True, condition_id=i.condition_id, status=OrderStatus.LIVE,
                 filled_size=filled,
             )  # fmt: skip
@@ -544,7 +613,8 @@ class GateMachine(RuleBasedStateMachine):
         e = self.gate.exposure()
         assert e.total <= CAPS.max_total_exposure
         assert all(v <= CAPS.max_position_per_market for v in e.per_market.values()), e.per_market
-        assert e.open_orders <= CAPS.max_open_orders
+        # SELLs may exceed max_open_orders (reducing is always allowed); BUYs never pass it
+        assert sum(i.side is Side.BUY for i, *_ in self.orders.values()) <= CAPS.max_open_orders
         assert e.open_orders == len(self.orders)
         expected_buys = sum(
             (i.price * (i.size - f) + max(r - fp, D(0)) for i, r, f, fp in self.orders.values() if i.side is Side.BUY),
@@ -562,6 +632,9 @@ class GateMachine(RuleBasedStateMachine):
     def never_short(self) -> None:
         for _, token in TOKENS:
             assert self.gate.held(token) >= 0
+        for (strategy, token), shares in self.held.items():
+            assert shares >= 0
+            assert self.gate.held(token, strategy) == shares
 
 
 GateMachine.TestCase.settings = settings(

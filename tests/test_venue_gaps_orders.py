@@ -71,7 +71,7 @@ def test_prefixed_order_statuses_reach_the_executor_plain(wire: str, plain: str,
     parsed = rest.open_order(row)
     assert parsed.status == plain
     # before the fix ORDER_STATUS_LIVE fell through to UNKNOWN
-    assert _status_of_open_order(parsed.status, Decimal(0), Decimal(10)) is ours
+    assert _status_of_open_order(parsed.status, Decimal(0), False) is ours
 
 
 @pytest.mark.parametrize("status", ["TRADE_STATUS_FAILED", "TRADE_STATUS_CONFIRMED", "TRADE_STATUS_MINED"])

@@ -11,8 +11,9 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 
-app = typer.Typer(help="Show or check the settings.", no_args_is_help=True)
+app = base.Typer(help="Show or check the settings.")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
@@ -14,6 +13,7 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.money import fmt
 from pmbot.timeutil import ms_to_iso, now_ms, parse_duration
 
@@ -29,7 +29,7 @@ def _run(ctx: typer.Context, job: Callable[[Any], Awaitable[T]]) -> T:
         async with app.venue() as venue:
             return await job(venue)
 
-    return asyncio.run(main())
+    return base.run(main())
 
 
 def _left(seconds: int | None) -> Text:
@@ -47,10 +47,21 @@ _price = render.price
 def markets(
     ctx: typer.Context,
     closing_within: Annotated[
-        str | None, typer.Option("--closing-within", "-w", help="Only markets ending within this: 90s, 15m, 2h.")
+        str | None,
+        typer.Option(
+            "--closing-within",
+            "-w",
+            metavar="DURATION",
+            callback=base.positive_duration,
+            help="Only markets ending within this: 90s, 15m, 2h.",
+        ),
     ] = None,
-    search: Annotated[str | None, typer.Option("--search", "-q", help="Text in the question or slug.")] = None,
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="At most this many markets.")] = 20,
+    search: Annotated[
+        str | None, typer.Option("--search", "-q", metavar="TEXT", help="Text in the question or slug.")
+    ] = None,
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, max=500, help="At most this many markets.")
+    ] = 20,
     as_json: JsonOpt = False,
 ) -> None:
     """Open markets, soonest to end first, with time left, token ids and live best prices."""
@@ -132,8 +143,11 @@ def print_markets(out: Console, rows: list[dict[str, Any]]) -> None:
 
 def book(
     ctx: typer.Context,
-    token_id: Annotated[str, typer.Argument(help="The outcome token id (from `pmbot markets`).")],
-    depth: Annotated[int, typer.Option("--depth", "-d", min=1, max=500, help="Levels per side.")] = 10,
+    token_id: Annotated[
+        str,
+        typer.Argument(metavar="TOKEN_ID", callback=base.token_id, help="The outcome token id (from `pmbot markets`)."),
+    ],
+    depth: Annotated[int, typer.Option("--depth", "-d", metavar="N", min=1, max=500, help="Levels per side.")] = 10,
     as_json: JsonOpt = False,
 ) -> None:
     """The order book of one token: best bid, best ask, spread, depth; levels best first."""
@@ -171,8 +185,17 @@ def book(
 
 def whois(
     ctx: typer.Context,
-    who: Annotated[str, typer.Argument(help="A profile name (e.g. distinct-baguette) or a 0x wallet address.")],
-    limit: Annotated[int, typer.Option("--limit", "-n", min=1, max=500, help="Recent activity rows.")] = 10,
+    who: Annotated[
+        str,
+        typer.Argument(
+            metavar="NAME|0xADDRESS",
+            callback=base.not_blank,
+            help="A profile name (e.g. distinct-baguette) or a 0x wallet address.",
+        ),
+    ],
+    limit: Annotated[
+        int, typer.Option("--limit", "-n", metavar="N", min=1, max=500, help="Recent activity rows.")
+    ] = 10,
     as_json: JsonOpt = False,
 ) -> None:
     """A trader's profile name, proxy wallet and recent activity."""

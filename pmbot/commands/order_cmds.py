@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import asyncio
+from dataclasses import replace
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -13,8 +13,13 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import ConfigError, InputError
 from pmbot.money import fmt
+from pmbot.store.models import OrderStatus
+
+if TYPE_CHECKING:
+    from pmbot.executor.engine import SubmitResult
 
 if TYPE_CHECKING:
     from pmbot.executor.engine import SubmitResult
@@ -22,17 +27,49 @@ if TYPE_CHECKING:
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 LiveOpt = Annotated[bool, typer.Option("--live", help="Send to Polymarket for real (default: dry-run paper fill).")]
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation of a live order.")]
+KeyArg = Annotated[
+    str, typer.Argument(metavar="KEY", callback=base.not_blank, help="The order's key (see `pmbot status`).")
+]
 
 
 def order(
     ctx: typer.Context,
-    side: Annotated[str, typer.Argument(help="buy or sell")],
-    token_id: Annotated[str, typer.Argument(help="Outcome token id (from `pmbot markets`).")],
-    price: Annotated[str, typer.Option("--price", "-p", help="Limit price (FOK/FAK: worst acceptable price).")],
-    size: Annotated[str, typer.Option("--size", "-s", help="Shares (minimum 5).")],
-    order_type: Annotated[str, typer.Option("--type", "-t", help="GTC (rests), FOK (all or nothing), FAK.")] = "GTC",
+    side: Annotated[str, typer.Argument(metavar="SIDE", callback=base.choice("buy", "sell"), help="buy or sell.")],
+    token_id: Annotated[
+        str,
+        typer.Argument(metavar="TOKEN_ID", callback=base.token_id, help="Outcome token id (from `pmbot markets`)."),
+    ],
+    price: Annotated[
+        str,
+        typer.Option(
+            "--price",
+            "-p",
+            metavar="PRICE",
+            callback=base.price,
+            help="Limit price, between 0 and 1 (FOK/FAK: worst acceptable price).",
+        ),
+    ],
+    size: Annotated[
+        str, typer.Option("--size", "-s", metavar="SHARES", callback=base.shares, help="Shares (minimum 5).")
+    ],
+    order_type: Annotated[
+        str,
+        typer.Option(
+            "--type",
+            "-t",
+            metavar="GTC|FOK|FAK",
+            callback=base.choice("GTC", "FOK", "FAK"),
+            help="GTC (rests), FOK (all or nothing), FAK.",
+        ),
+    ] = "GTC",
     key: Annotated[
-        str | None, typer.Option("--key", help="Idempotency key: the same key and order are never sent twice.")
+        str | None,
+        typer.Option(
+            "--key",
+            metavar="KEY",
+            callback=base.not_blank,
+            help="Idempotency key: the same key and order are never sent twice.",
+        ),
     ] = None,
     live: LiveOpt = False,
     yes: YesOpt = False,
@@ -62,20 +99,25 @@ def order(
 
         require_secure_endpoints(settings)  # refuse before asking, not after the prompt
         if not yes:
-            from pmbot.polymarket.signing import OrderSigner
+            from pmbot.polymarket.signing import OrderSigner, marketable_buy_terms
 
             wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
-            prompt = (
-                f"LIVE {t.side.value} {fmt(t.size)} shares of {render.short(t.token_id, 20)} at {render.price(t.price)}"
-                f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC) from {wallet} on {settings.clob_url}?"
-            )
+            what = marketable_buy_terms(t.side.value, t.order_type.value, t.size, t.price)
+            if what is None:
+                what = (
+                    f"{t.side.value} {fmt(t.size)} shares at {render.price(t.price)}"
+                    f" ({t.order_type.value}, up to {fmt(t.notional, 2)} USDC)"
+                )
+            prompt = f"LIVE {what} of {render.short(t.token_id, 20)} from {wallet} on {settings.clob_url}?"
             typer.confirm(prompt, abort=True, err=True)
     err = render.stderr()
 
     def resting(r: SubmitResult) -> None:
         err.print(f"resting as paper {r.status.value}; waiting up to {wait} for a fill (Ctrl-C cancels)")
 
-    result = asyncio.run(place_order(app, t, dry_run=not live, wait_s=wait_s, on_resting=resting))
+    result = base.run(place_order(app, t, dry_run=not live, wait_s=wait_s, on_resting=resting))
+    if (unplaced := not_placed(result, t.order_type.value)) is not None and not result.reason:
+        result = replace(result, reason=unplaced)
     view = {
         "key": result.key,
         "mode": "dry-run" if result.dry_run else "live",
@@ -89,10 +131,12 @@ def order(
     }
     if as_json:
         render.print_json(view)
+        _exit_3_if(unplaced)
         return
     out = render.stdout()
     line = render.mode(result.dry_run)
-    line.append(f"  {result.status.value}", style="bold red" if result.status.value == "rejected" else "bold")
+    failed = result.status.value in ("rejected", "not_sent")
+    line.append(f"  {result.status.value}", style="bold red" if failed else "bold")
     if result.duplicate:
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
@@ -100,7 +144,32 @@ def order(
         out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))
+    if result.status.value == "not_sent":
+        out.print("nothing reached the venue: the same order with the same --key may be placed again")
     out.print(f"[dim]key {result.key}[/dim]")
+    _exit_3_if(unplaced)
+
+
+def not_placed(result: SubmitResult, order_type: str) -> str | None:
+    """Why nothing of this order is on the book or filled (exit code 3), or None when it was placed.
+
+    Rejected by the risk gate, the paper exchange or the venue (tick, minimum size, balance, …), not sent
+    (nothing reached the venue: retryable under the same key), or a FOK/FAK that matched nothing. A GTC that rested and was then cancelled was placed; a duplicate
+    reports what became of the original.
+    """
+    if result.status is OrderStatus.REJECTED:
+        return result.reason or "rejected"
+    if result.status is OrderStatus.NOT_SENT:
+        return result.reason or "not sent: nothing reached the venue"
+    killed = result.status in (OrderStatus.CANCELLED, OrderStatus.EXPIRED)
+    if killed and order_type in ("FOK", "FAK") and not result.filled_size:
+        return f"the {order_type} order matched nothing at once"
+    return None
+
+
+def _exit_3_if(unplaced: str | None) -> None:
+    if unplaced is not None:
+        raise typer.Exit(3)  # the reason is in the output above: stdout's "reason:" line or the JSON
 
 
 def _wait_seconds(wait: str | None, *, live: bool, order_type: str) -> float | None:
@@ -127,7 +196,7 @@ def _wait_seconds(wait: str | None, *, live: bool, order_type: str) -> float | N
 
 def cancel(
     ctx: typer.Context,
-    key: Annotated[str, typer.Argument(help="The order's key (see `pmbot status`) or its --key.")],
+    key: KeyArg,
     yes: YesOpt = False,
 ) -> None:
     """Cancel one open order (dry-run or live, whichever it is), by its key or the --key it was placed with."""
@@ -139,14 +208,20 @@ def cancel(
     rec = find_order(app.store, key)  # the order's own key or the operator's --key
     if not rec.dry_run and not rec.status.is_final and not yes:
         typer.confirm(f"Cancel LIVE order {rec.key}?", abort=True, err=True)
-    done = asyncio.run(cancel_order(app, rec.key))
+    done = base.run(cancel_order(app, rec.key))
     render.stdout().print(render.plain(f"{done.key}: {done.status.value}"))
 
 
 def resume(
     ctx: typer.Context,
     mode: Annotated[
-        str, typer.Option("--mode", help="Which kill switch: dry-run, live or both.", case_sensitive=False)
+        str,
+        typer.Option(
+            "--mode",
+            metavar="dry-run|live|both",
+            callback=base.choice("dry-run", "live", "both"),
+            help="Which kill switch: dry-run, live or both.",
+        ),
     ] = "both",
 ) -> None:
     """Reset the kill switch after a daily-loss stop, so that buying can start again."""

@@ -12,22 +12,45 @@ import typer
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import InputError, VenueError
 from pmbot.timeutil import now_ms, parse_duration
 
 
 def record(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", "-o", help="The JSONL scenario file to write.")],
+    out: Annotated[Path, typer.Option("--out", "-o", metavar="FILE", help="The JSONL scenario file to write.")],
     token_ids: Annotated[
-        list[str] | None, typer.Option("--token-id", "-t", help="Record this token's market (repeatable).")
+        list[str] | None,
+        typer.Option(
+            "--token-id",
+            "-t",
+            metavar="TOKEN_ID",
+            callback=base.token_id,
+            help="Record this token's market (repeatable).",
+        ),
     ] = None,
     series: Annotated[
-        str | None, typer.Option("--series", help="Record the next open markets of a series, e.g. btc-up-or-down-15m.")
+        str | None,
+        typer.Option(
+            "--series",
+            metavar="SLUG",
+            callback=base.not_blank,
+            help="Record the next open markets of a series, e.g. btc-up-or-down-15m.",
+        ),
     ] = None,
-    markets: Annotated[int, typer.Option("--markets", min=1, max=20, help="With --series: how many markets.")] = 2,
+    markets: Annotated[
+        int, typer.Option("--markets", metavar="N", min=1, max=20, help="With --series: how many markets.")
+    ] = 2,
     duration: Annotated[
-        str | None, typer.Option("--duration", "-d", help="Stop after this long (30s, 15m); default: until Ctrl-C.")
+        str | None,
+        typer.Option(
+            "--duration",
+            "-d",
+            metavar="DURATION",
+            callback=base.positive_duration,
+            help="Stop after this long (30s, 15m); default: until Ctrl-C.",
+        ),
     ] = None,
     rtds: Annotated[bool, typer.Option("--rtds/--no-rtds", help="Also record RTDS trades and BTC prices.")] = True,
     force: Annotated[bool, typer.Option("--force", help="Overwrite --out if it exists.")] = False,

@@ -17,6 +17,7 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import InputError, VenueError
 from pmbot.reporting import Mark, marked, position_view, stats_view, trade_view, unrealized_by_mode
 from pmbot.store.models import Position, PositionState, Query
@@ -26,11 +27,25 @@ if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
     from pmbot.settle import SettleResult
 
-StrategyOpt = Annotated[str | None, typer.Option("--strategy", "-s", help="Only this strategy (snipe, copy, …).")]
-SinceOpt = Annotated[
-    str | None, typer.Option("--since", help="Only since then: 15m, 24h, 7d, today, or an ISO date/time (UTC).")
+StrategyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--strategy", "-s", metavar="NAME", callback=base.not_blank, help="Only this strategy (snipe, copy, …)."
+    ),
 ]
-LimitOpt = Annotated[int | None, typer.Option("--limit", "-n", help="At most this many rows.", min=1)]
+SinceOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--since",
+        metavar="WHEN",
+        callback=base.since,
+        help="Only since then: 15m, 24h, 7d, today, or an ISO date/time (UTC).",
+    ),
+]
+LimitOpt = Annotated[
+    int | None, typer.Option("--limit", "-n", metavar="N", help="At most this many rows.", min=1, max=1_000_000)
+]
+# --open --closed (or --dry-run --live) together is a usage error: see pmbot.commands.base.Command.
 StateOpt = Annotated[bool | None, typer.Option("--open/--closed", help="Only open, or only closed/resolved.")]
 ModeOpt = Annotated[
     bool | None, typer.Option("--dry-run/--live", help="Only paper (dry-run) or only live records. Default: both.")
@@ -109,7 +124,7 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
 
     async def settle(venue: Venue) -> None:
         try:
-            _report_settlements(await check_and_settle(a.store, venue, a.clock))
+            _report_settlements(await check_and_settle(a.store, venue, a.clock, risk_limits=a.settings.risk))
         except VenueError as e:
             failed["settle"] = e.message
 

@@ -42,7 +42,7 @@ def settle(ctx: typer.Context, offline: OfflineOpt = False, as_json: JsonOpt = F
 
             async def main() -> SettleResult:
                 async with a.venue(timeout=5.0, attempts=2) as venue:
-                    return await check_and_settle(store, venue, a.clock)
+                    return await check_and_settle(store, venue, a.clock, risk_limits=a.settings.risk)
 
             result = asyncio.run(main())  # the venue unreachable: VenueError, one line, exit 2
             open_count = 0

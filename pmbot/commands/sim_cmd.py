@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from pmbot.commands import base
 from pmbot.errors import InputError
 from pmbot.sim import BUILTIN_SCENARIOS, DEFAULT_PORT, DEFAULT_SEED, env_lines
 
@@ -24,10 +25,14 @@ if TYPE_CHECKING:
 
     from pmbot.sim.venue import Venue
 
-app = typer.Typer(help="Run a simulated Polymarket locally (tests, benchmarks, offline demo).", no_args_is_help=True)
+app = base.Typer(help="Run a simulated Polymarket locally (tests, benchmarks, offline demo).")
 
-PortOpt = Annotated[int, typer.Option("--port", "-p", help="TCP port.", min=0, max=65535)]
-HostOpt = Annotated[str, typer.Option("--host", help="Interface to bind. Loopback unless you say otherwise.")]
+PortOpt = Annotated[
+    int, typer.Option("--port", "-p", metavar="PORT", help="TCP port (0: any free one).", min=0, max=65535)
+]
+HostOpt = Annotated[
+    str, typer.Option("--host", metavar="HOST", help="Interface to bind. Loopback unless you say otherwise.")
+]
 
 
 def _exports(host: str, port: int) -> str:
@@ -35,7 +40,12 @@ def _exports(host: str, port: int) -> str:
 
 
 @app.command("env")
-def env(port: PortOpt = DEFAULT_PORT, host: HostOpt = "127.0.0.1") -> None:
+def env(
+    port: Annotated[int, typer.Option("--port", "-p", metavar="PORT", help="The sim's TCP port.", min=1, max=65535)] = (
+        DEFAULT_PORT
+    ),
+    host: HostOpt = "127.0.0.1",
+) -> None:
     """Print the PMBOT_* settings that point pmbot at a sim: eval "$(pmbot sim env --port N)"."""
     typer.echo(_exports(host, port))
 
@@ -45,35 +55,68 @@ def serve(
     scenario: Annotated[
         str,
         typer.Option(
-            "--scenario", "-s", help=f"Built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) or a recorded .jsonl file."
+            "--scenario",
+            "-s",
+            metavar="NAME|FILE",
+            callback=base.not_blank,
+            help=f"Built-in scenario ({', '.join(BUILTIN_SCENARIOS)}) or a recorded .jsonl file.",
         ),
     ] = "btc-15m",
-    speed: Annotated[float, typer.Option("--speed", help="Sim seconds per real second.", min=0.001)] = 1.0,
+    speed: Annotated[
+        float,
+        typer.Option(
+            "--speed", metavar="X", help="Sim seconds per real second.", min=0.001, max=10_000, callback=base.finite
+        ),
+    ] = 1.0,
     port: PortOpt = DEFAULT_PORT,
-    seed: Annotated[int, typer.Option("--seed", help="Seed of the generated scenario.")] = DEFAULT_SEED,
+    seed: Annotated[int, typer.Option("--seed", metavar="N", help="Seed of the generated scenario.")] = DEFAULT_SEED,
     host: HostOpt = "127.0.0.1",
     start: Annotated[
-        float | None, typer.Option("--start", help="Sim start time, epoch seconds (default: now).", show_default=False)
+        float | None,
+        typer.Option(
+            "--start",
+            metavar="EPOCH_S",
+            callback=base.finite,
+            min=0,
+            max=4_102_444_800,  # 2100-01-01: simulated dates stay where datetime and the venue's formats work
+            help="Sim start time, epoch seconds (default: now).",
+            show_default=False,
+        ),
     ] = None,
     manual: Annotated[bool, typer.Option("--manual", help="Time moves only on POST /_sim/advance.")] = False,
     allow_remote: Annotated[
         bool,
         typer.Option("--allow-remote", help="Allow a non-loopback --host (the sim has no authentication of its own)."),
     ] = False,
-    rate_limit: Annotated[int, typer.Option("--rate-limit", help="Answer the next N requests with 429.", min=0)] = 0,
-    retry_after: Annotated[int, typer.Option("--retry-after", help="Retry-After seconds on those 429s.", min=0)] = 1,
-    server_error: Annotated[
-        int, typer.Option("--server-error", help="Answer the next N requests with 500.", min=0)
+    rate_limit: Annotated[
+        int, typer.Option("--rate-limit", metavar="N", help="Answer the next N requests with 429.", min=0)
     ] = 0,
-    latency_ms: Annotated[int, typer.Option("--latency-ms", help="Delay every HTTP response.", min=0)] = 0,
+    retry_after: Annotated[
+        int, typer.Option("--retry-after", metavar="S", help="Retry-After seconds on those 429s.", min=0, max=86_400)
+    ] = 1,
+    server_error: Annotated[
+        int, typer.Option("--server-error", metavar="N", help="Answer the next N requests with 500.", min=0)
+    ] = 0,
+    latency_ms: Annotated[
+        int, typer.Option("--latency-ms", metavar="MS", help="Delay every HTTP response.", min=0, max=600_000)
+    ] = 0,
     drop_order_responses: Annotated[
-        int, typer.Option("--drop-order-responses", help="Place the next N orders but never answer.", min=0)
+        int,
+        typer.Option("--drop-order-responses", metavar="N", help="Place the next N orders but never answer.", min=0),
     ] = 0,
     ws_drop_every: Annotated[
-        float, typer.Option("--ws-drop-every", help="Close every WebSocket after S s.", min=0)
+        float,
+        typer.Option(
+            "--ws-drop-every",
+            metavar="S",
+            help="Close every WebSocket after S s.",
+            min=0,
+            max=86_400,
+            callback=base.finite,
+        ),
     ] = 0,
     ws_malformed_every: Annotated[
-        int, typer.Option("--ws-malformed-every", help="Send a non-JSON frame every N frames.", min=0)
+        int, typer.Option("--ws-malformed-every", metavar="N", help="Send a non-JSON frame every N frames.", min=0)
     ] = 0,
 ) -> None:
     """Serve CLOB, Gamma, Data API, WebSockets, RTDS and JSON-RPC on one port until Ctrl-C."""
@@ -114,13 +157,11 @@ def serve(
     actual = sock.getsockname()[1]
     if not is_loopback_host(host):
         print(f"warning: the sim is reachable from other machines on {host}:{actual}", file=sys.stderr)
-    print(_exports(host, actual), flush=True)
-    print(
-        f"# pmbot sim: scenario {scenario}, seed {seed}, speed {speed}x on http://{host}:{actual} (Ctrl-C to stop)",
-        flush=True,
+    banner = _exports(host, actual) + (
+        f"\n# pmbot sim: scenario {scenario}, seed {seed}, speed {speed}x on http://{host}:{actual} (Ctrl-C to stop)"
     )
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_serve(venue, sock))
+        asyncio.run(_serve(venue, sock, banner))
     print("# pmbot sim: stopped", file=sys.stderr, flush=True)
 
 
@@ -153,7 +194,7 @@ def _bind_hint(host: str, port: int, error: OSError) -> str:
     return "another program is listening on that port: pick another --port (or --port 0 for any free one)"
 
 
-async def _serve(venue: Venue, sock: socket.socket) -> None:
+async def _serve(venue: Venue, sock: socket.socket, banner: str) -> None:
     from pmbot.sim.server.app import start
 
     stop = asyncio.Event()
@@ -162,6 +203,8 @@ async def _serve(venue: Venue, sock: socket.socket) -> None:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
     runner: Any = await start(venue, sock)
+    # "Ctrl-C to stop" only once Ctrl-C is handled here: one sent earlier would land in asyncio's set-up.
+    print(banner, flush=True)
     try:
         await stop.wait()
     finally:

@@ -4,10 +4,16 @@ For every intent, in this order, and never otherwise:
 
 1. **Idempotency.** The intent's key is looked up in this process (concurrent duplicates await the
    first one's result), in the store (a restart, another process on the same database) and, in a
-   fleet, claimed with Redis SET NX. A key seen before is never sent again.
+   fleet, claimed with Redis SET NX. A key seen before is never sent again, unless it is stored
+   `not_sent`: nothing of it reached the venue (market parameters or the venue unreachable, our own
+   budget, shutting down), so its retry under the same key is executed like a new intent. Risk-gate
+   and venue rejections stay final, whenever the outage that caused them began.
 2. **Risk.** The gate checks and reserves in one synchronous step (no await in between, so two
    concurrent intents cannot both pass against the same headroom). A breach is stored as a
-   rejected order with its reason.
+   rejected order with its reason. A marketable (FOK/FAK) BUY of N shares at worst price p spends
+   N × p USDC rounded down to the cent, as the venue sizes market BUYs (`signing.buy_spend`): at a
+   better price it gets more shares, never more USDC; its fee allowance is the most that spend can
+   pay at any price up to p (`buy_fee_reserve`), so the caps hold whatever it matches.
 3. **Write-ahead.** The order is stored `pending` (live: with the signed order's hash, so that an
    order whose answer is lost can be found at the venue by it) and committed before anything is
    sent. Intents arriving in the same event-loop turn share one commit (group commit): one fsync
@@ -18,18 +24,26 @@ For every intent, in this order, and never otherwise:
 6. **Record.** Every state change and every fill is stored; positions update with the fills.
 
 Dry-run and live are two executors with separate risk state and separate records (`dry_run` on
-every order and trade), so a paper loss never trips the live kill switch or the other way round.
+every order and trade), so a paper loss never trips the live kill switch or the other way round. Their
+idempotency keys are separate spaces too: a dry-run order is stored under `dry-run:<key>`, so a signal
+rehearsed in dry-run is still executed when it comes again live (and is never answered "duplicate" by
+the other mode's record).
+
+Every order carries its wallet (live: the maker address; dry-run: `paper:<run id>`, each process's own
+paper wallet). An executor settles only its own wallet's orders: another wallet's live orders, or a
+running dry-run process's resting paper orders, are never touched (a dead dry-run process's are).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, replace
-from decimal import Decimal
+from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pmbot.errors import (
@@ -40,7 +54,7 @@ from pmbot.errors import (
     StoreError,
     VenueError,
 )
-from pmbot.executor.budget import OrderBudget
+from pmbot.executor.budget import LocalBudget, OrderBudget
 from pmbot.executor.fill_bounds import fills_within_order, matched_within_order
 from pmbot.executor.intents import OrderIntent, validate_intent
 from pmbot.executor.metrics import ExecutorMetrics
@@ -49,6 +63,7 @@ from pmbot.executor.risk import RiskGate, max_taker_fee
 from pmbot.polymarket.models import (
     BookSnapshot,
     MarketParams,
+    MarketResolved,
     OrderBook,
     PriceChange,
     UserOrderEvent,
@@ -56,18 +71,25 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas.refusals import status_reason
+from pmbot.polymarket.signing import buy_spend
 from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
 
 if TYPE_CHECKING:
+    from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.signing import SignedOrder
     from pmbot.polymarket.streams import MarketStream, UserStream
     from pmbot.polymarket.trading import TradingClient
+    from pmbot.settle import Resolution, Settlement
 
 log = logging.getLogger("pmbot.executor")
 
 _ZERO = Decimal(0)
+_CENT = Decimal("0.01")
+_FEE_Q = Decimal("0.00001")
+_BUDGET_RETRY_S = 5.0
 _RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
+DRY_RUN_PREFIX = "dry-run:"  # dry-run keys are stored under this prefix: a separate idempotency space
 NON_FINAL = (
     OrderStatus.PENDING,
     OrderStatus.SUBMITTED,
@@ -78,7 +100,7 @@ NON_FINAL = (
 
 
 class ExecutorClosedError(PmbotError):
-    default_hint = "the executor is shutting down; the intent was recorded as rejected and will not be sent"
+    default_hint = "the executor is shutting down; the intent was recorded as not sent"
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +166,8 @@ class Executor:
         perf: Callable[[], float] = time.perf_counter,
         strategy_meta: dict[str, Any] | None = None,
         unknown_grace_s: float = 5.0,
+        wallet: str | None = None,
+        owner_gone: Callable[[str], bool] | None = None,
     ) -> None:
         if dry_run and (paper is None or books is None):
             raise ValueError("a dry-run executor needs a paper exchange and a book source")
@@ -171,12 +195,28 @@ class Executor:
         self._missed: set[str] = set()  # user-channel news about an order still being sent
         self._tasks: set[asyncio.Task[Any]] = set()
         self._risk_state: dict[str, Any] | None = None
+        self._local_budget: LocalBudget | None = None  # fallback when the fleet budget (Redis) fails
+        self._budget_retry_at = 0.0
         self._closing = False
         self._started = False
         self.lock_lost: Callable[[], bool] = lambda: False  # live: set by the wallet lock
         # An order whose POST got no answer is "not placed" only if the venue still does not know it after
         # this long: the venue may process a request the client already gave up on.
         self.unknown_grace_s = unknown_grace_s
+        if wallet is None:
+            wallet = (
+                f"paper:{secrets.token_hex(6)}"
+                if dry_run
+                else str(getattr(getattr(trading, "signer", None), "maker", ""))
+            )
+        self.wallet = wallet.lower()
+        # Dry-run: is the process that owned paper wallet `w` gone (so that its resting orders may be closed)?
+        self.owner_gone: Callable[[str], bool] = owner_gone or (lambda w: False)
+        # The kill switch and today's PnL are shared with other processes of this mode (see RiskGate.merge_state):
+        # re-read at most this often (real seconds) before risk-checking a batch, so `pmbot resume` reaches us.
+        self.risk_sync_s = 1.0
+        self._risk_synced = float("-inf")
+        self._cancelling: set[str] = set()  # BUYs being cancelled because the kill switch tripped
 
     @property
     def mode(self) -> str:
@@ -190,15 +230,14 @@ class Executor:
     async def start(self) -> dict[str, int]:
         """Restore risk state and positions, then settle every order a previous run left open.
         Intents are accepted only after this returns."""
-        state = self.store.get_state(f"risk:{self.mode}")
-        if state:
-            self.risk.import_state(state)
-        self._risk_state = self.risk.export_state()
+        self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
+        self._risk_synced = self._perf()
         self.risk.load_positions(
             p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
         )
         report = await self.reconcile()
         self._started = True
+        self._on_kill_switch()  # tripped before this start: BUYs still resting from an earlier run go
         return report
 
     async def close(self) -> None:
@@ -247,6 +286,11 @@ class Executor:
     async def submit(self, intent: OrderIntent) -> SubmitResult:
         """Execute one intent (or return what became of it, if its key was seen before)."""
         validate_intent(intent)  # a malformed intent is a strategy bug: raise, store nothing
+        if intent.key.startswith(DRY_RUN_PREFIX) != self.dry_run:
+            if self.dry_run:
+                intent = replace(intent, key=DRY_RUN_PREFIX + intent.key)  # the dry-run key space
+            else:
+                raise InputError(f"key {intent.key} is a dry-run key; a live order needs its own key")
         if not self._started:
             # start() settles what an earlier run left open; sending before that could duplicate it.
             raise PmbotError("the executor was not started", hint="await executor.start() first; it reconciles")
@@ -275,17 +319,17 @@ class Executor:
         return list(await asyncio.gather(*(self.submit(i) for i in intents)))
 
     def _refuse_closed(self, intent: OrderIntent) -> SubmitResult:
-        """After close(): store the intent as rejected so that a restart recognises its key."""
+        """After close(): store the intent as not sent (a later run may send it under the same key)."""
         reason = "executor shutting down: not sent"
-        record = self._record(intent, OrderStatus.REJECTED, error=reason)
+        record = self._record(intent, OrderStatus.NOT_SENT, error=reason)
         with self.store.transaction():
             inserted = self.store.insert_order(record)
         if not inserted:
             existing = self.store.get_order(intent.key)
             assert existing is not None
             return SubmitResult.of(existing, duplicate=True)
-        self.metrics.final(OrderStatus.REJECTED, "shutting_down")
-        return self._finish(intent.key, OrderStatus.REJECTED, reason=reason, code="shutting_down")
+        self.metrics.final(OrderStatus.NOT_SENT, "shutting_down")
+        return self._finish(intent.key, OrderStatus.NOT_SENT, reason=reason, code="shutting_down")
 
     def _spawn_drain(self) -> None:
         self._drain_scheduled = False
@@ -330,62 +374,110 @@ class Executor:
     async def _admit(self, batch: list[_Work]) -> list[_Work]:
         """Risk-check, sign (live) and store a batch write-ahead in one commit. Returns what may be sent."""
         candidates: list[_Work] = []
-        rejected: list[tuple[_Work, str, str]] = []
+        rejected: list[tuple[_Work, OrderStatus, str, str]] = []  # stored final: REJECTED or NOT_SENT
+        self._sync_risk_state()
         stored = self.store.get_orders(w.intent.key for w in batch)
         for w in batch:
             intent = w.intent
             existing = stored.get(intent.key)
-            if existing is not None:
+            retry = (
+                existing is not None and existing.status is OrderStatus.NOT_SENT and existing.dry_run is self.dry_run
+            )
+            if existing is not None and not retry:
                 self._resolve_duplicate(w, existing)
                 continue
-            if self.fleet is not None and not await self.fleet.claim(intent.key):
+            # A retry of a never-sent key skips the fleet claim (its first attempt holds it); the store's
+            # atomic take-over of the `not_sent` row decides between processes retrying it at once.
+            if not retry and self.fleet is not None and not await self.fleet.claim(intent.key):
                 self._resolve_fleet_duplicate(w)
                 continue
             try:
                 w.params = await self.params.get(intent.token_id)
             except VenueError as e:
-                rejected.append((w, f"market parameters unavailable: {e.detail}", "no_market"))
+                reason = f"market parameters unavailable: {e.detail}"
+                rejected.append((w, OrderStatus.NOT_SENT, reason, "no_market"))
                 continue
-            buy = intent.side is Side.BUY
-            w.fee_reserve = max_taker_fee(intent.size, intent.price, w.params.fees) if buy else _ZERO
+            w.fee_reserve = buy_fee_reserve(intent.side, intent.order_type, intent.size, intent.price, w.params)
             decision = self.risk.reserve(intent, fee_reserve=w.fee_reserve)  # check + reserve, no await between
             if not decision.ok:
-                rejected.append((w, decision.reason or "rejected by the risk gate", decision.code or "risk"))
+                reason = decision.reason or "rejected by the risk gate"
+                rejected.append((w, OrderStatus.REJECTED, reason, decision.code or "risk"))
                 continue
             if not self.dry_run:
                 try:
                     w.signed = await self._sign(w)
                 except PmbotError as e:
                     self.risk.on_order_closed(intent.key)
-                    rejected.append((w, e.message, "invalid_order"))
+                    rejected.append((w, OrderStatus.REJECTED, e.message, "invalid_order"))
+                    continue
+                except Exception as e:  # a bug in signing: this intent fails alone, nothing kept for it
+                    log.exception("order %s: signing failed", intent.key)
+                    self.risk.on_order_closed(intent.key)
+                    self._inflight.pop(intent.key, None)
+                    if not w.future.done():
+                        w.future.set_exception(e)
                     continue
             if w.signed is not None:
                 self._by_venue_id[w.signed.order_hash] = intent.key
             candidates.append(w)
 
+        rows = [(w, self._record(w.intent, status, error=reason)) for w, status, reason, _ in rejected]
+        for w in candidates:
+            hash_ = w.signed.order_hash if w.signed is not None else None
+            rows.append((w, self._record(w.intent, OrderStatus.PENDING, venue_order_id=hash_)))
+        inserted = self._write_ahead(rows)
         accepted: list[_Work] = []
         raced: list[_Work] = []  # stored by another process between our lookup and our insert
-        with self.store.transaction():
-            for w, reason, _code in rejected:
-                if not self.store.insert_order(self._record(w.intent, OrderStatus.REJECTED, error=reason)):
-                    raced.append(w)
-            for w in candidates:
-                hash_ = w.signed.order_hash if w.signed is not None else None
-                if self.store.insert_order(self._record(w.intent, OrderStatus.PENDING, venue_order_id=hash_)):
-                    accepted.append(w)
-                else:
-                    self.risk.on_order_closed(w.intent.key)
-                    raced.append(w)
+        for w in candidates:
+            done = inserted[id(w)]
+            if done is True:
+                accepted.append(w)
+                continue
+            self.risk.on_order_closed(w.intent.key)  # not stored: nothing may stay reserved for it
+            if w.signed is not None:
+                self._by_venue_id.pop(w.signed.order_hash, None)
+            if done is False:
+                raced.append(w)
         # Committed: from here on a crash leaves a record that reconcile() settles.
-        for w, reason, code in rejected:
-            if w not in raced:
-                self.metrics.final(OrderStatus.REJECTED, code)
-                self._finish(w.intent.key, OrderStatus.REJECTED, reason=reason, code=code, future=w.future)
+        for w, status, reason, code in rejected:
+            done = inserted[id(w)]
+            if done is True:
+                self.metrics.final(status, code)
+                self._finish(w.intent.key, status, reason=reason, code=code, future=w.future)
+            elif done is False:
+                raced.append(w)
+        for w, _record in rows:
+            error = inserted[id(w)]
+            if isinstance(error, Exception):  # this intent alone could not be stored: it fails alone
+                self._inflight.pop(w.intent.key, None)
+                if not w.future.done():
+                    w.future.set_exception(error)
         for w in raced:
             existing = self.store.get_order(w.intent.key)
             assert existing is not None
             self._resolve_duplicate(w, existing)
         return accepted
+
+    def _write_ahead(self, rows: list[tuple[_Work, OrderRecord]]) -> dict[int, bool | Exception]:
+        """Insert a batch's records in one commit; by id(work): True stored, False the key exists.
+
+        If the commit fails, nothing of it was stored: each record is then tried in its own commit, so
+        a record that cannot be stored (or a store that is down) fails only its own intent."""
+        try:
+            with self.store.transaction():
+                return {id(w): self.store.insert_order(rec) for w, rec in rows}
+        except Exception as batch_error:
+            if len(rows) == 1:
+                return {id(rows[0][0]): batch_error}
+        out: dict[int, bool | Exception] = {}
+        for w, rec in rows:
+            try:
+                with self.store.transaction():
+                    out[id(w)] = self.store.insert_order(rec)
+            except Exception as e:
+                log.error("order %s could not be stored: %s", w.intent.key, e)
+                out[id(w)] = e
+        return out
 
     def _mark_unknown(self, key: str, why: str) -> None:
         try:
@@ -449,6 +541,7 @@ class Executor:
             created_at=now,
             updated_at=now,
             metadata={"signal_ms": intent.signal_ms, **dict(intent.meta)},
+            wallet=self.wallet,
         )
 
     def _finish(
@@ -475,41 +568,96 @@ class Executor:
             fees=fees,
             dry_run=self.dry_run,
         )
-        self._recent[key] = result
-        if len(self._recent) > _RECENT:
-            self._recent.popitem(last=False)
+        if status is not OrderStatus.NOT_SENT:  # a never-sent key may be submitted again: no cached answer
+            self._recent[key] = result
+            if len(self._recent) > _RECENT:
+                self._recent.popitem(last=False)
         self._inflight.pop(key, None)
         if future is not None and not future.done():
             future.set_result(result)
         return result
 
     def _save_risk_state(self, *, force: bool = False) -> None:
-        """Persist the gate's state when it changed (a tripped kill switch must survive a restart)."""
-        state = self.risk.export_state()
-        if force or state != self._risk_state:
-            self.store.set_state(f"risk:{self.mode}", state)
-            self._risk_state = state
+        """Merge the gate's changes (PnL realized, a trip) into the mode's shared risk state: a tripped kill
+        switch must survive a restart, and must not be reset by another process that closes later."""
+        if force or self.risk.dirty:
+            self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
+            self._risk_synced = self._perf()
+        self._on_kill_switch()
+
+    def _sync_risk_state(self) -> None:
+        """Adopt what other processes (or `pmbot resume`) changed in the shared risk state, at most every
+        `risk_sync_s`: one small read, so a resume or another process's trip reaches a running engine."""
+        if self.risk.dirty or self._perf() - self._risk_synced >= self.risk_sync_s:
+            try:
+                stored = self.store.get_state(f"risk:{self.mode}")
+                if self.risk.dirty or stored != self._risk_state:
+                    self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
+                self._risk_synced = self._perf()
+            except StoreError as e:
+                log.warning("risk state not synced: %s", e.message)
+
+    def _on_kill_switch(self) -> None:
+        """A tripped kill switch blocks new BUYs, and cancels the BUYs still resting: they would keep
+        buying past the daily loss. (SELLs stay: reducing risk is always allowed.) Paper BUYs are
+        cancelled at once; live ones by a task (each a DELETE at the venue, then a settle)."""
+        if not self.risk.kill_switch.tripped or self._closing:
+            return
+        keys = [k for k in self.risk.open_buy_keys() if k not in self._inflight and k not in self._cancelling]
+        if not keys:
+            return
+        if self.paper is not None:
+            resting = {o.intent_key: o for o in self.paper.open_orders()}
+            with self.store.transaction():
+                for key in keys:
+                    o = resting.get(key)
+                    if o is not None and self.paper.cancel(o.order_id) is not None:
+                        self.store.set_order_status(
+                            key, OrderStatus.CANCELLED, filled_size=o.filled, detail="kill switch tripped"
+                        )
+            for key in keys:
+                if key in resting:
+                    self.risk.on_order_closed(key)
+                    self._recent.pop(key, None)
+            return
+        self._cancelling.update(keys)
+        self._track(asyncio.ensure_future(self._cancel_buys(keys)))
+
+    async def _cancel_buys(self, keys: list[str]) -> None:
+        for key in keys:
+            try:
+                await self.cancel(key, why="kill switch tripped")
+            except PmbotError as e:
+                log.warning("kill switch: could not cancel %s: %s", key, e.message)
+            finally:
+                self._cancelling.discard(key)
 
     # ---------------------------------------------------------------------------------- dry-run
 
     async def _execute_paper(self, batch: list[_Work]) -> None:
         assert self.paper is not None
         assert self.books is not None
+        self._expire_paper()
         outcomes: list[tuple[_Work, OrderStatus, str | None, str | None, list[PaperFill], str]] = []
-        for w in batch:
+        ready: list[tuple[_Work, OrderBook]] = []
+        for w in batch:  # every await first (budget, books) ...
             intent = w.intent
-            assert w.params is not None
             try:
-                await self.budget.acquire()
+                await self._acquire_budget()
             except RateLimitedError as e:
-                outcomes.append((w, OrderStatus.REJECTED, f"{e.message}: not executed", "budget", [], ""))
+                outcomes.append((w, OrderStatus.NOT_SENT, f"{e.message}: not executed", "budget", [], ""))
                 continue
             try:
                 book = await self.books.book(intent.token_id)
             except VenueError as e:
-                outcomes.append((w, OrderStatus.REJECTED, f"no order book: {e.detail}", "no_book", [], ""))
+                outcomes.append((w, OrderStatus.NOT_SENT, f"no order book: {e.detail}", "no_book", [], ""))
                 continue
-            res = self.paper.submit(intent, book, w.params)
+            ready.append((w, book))
+        # ... then match and commit without awaiting: on_book() cannot fill (and store) an order of this
+        # batch between its paper match and the commit that records it, which would be overwritten.
+        for w, book in ready:
+            assert w.params is not None
+            res = self.paper.submit(w.intent, book, w.params)
             self.metrics.ack((self._perf() - w.started) * 1000, res.status is not OrderStatus.REJECTED)
             outcomes.append((w, res.status, res.reason, res.code, list(res.fills), res.order_id))
 
@@ -525,7 +673,7 @@ class Executor:
                     w.intent.key,
                     status,
                     venue_order_id=order_id or None,
-                    error=reason if status is OrderStatus.REJECTED else None,
+                    error=reason if status in (OrderStatus.REJECTED, OrderStatus.NOT_SENT) else None,
                     filled_size=filled,
                     detail=reason or f"paper: {status.value}",
                 )
@@ -535,7 +683,7 @@ class Executor:
             if status.is_final:
                 self.risk.on_order_closed(w.intent.key)
             self.metrics.final(status, code)
-            filled, avg_price, fees = _totals(pfills)
+            filled, avg_price, fees, _ = _totals(pfills)
             self._finish(
                 w.intent.key,
                 status,
@@ -547,6 +695,39 @@ class Executor:
                 fees=fees,
                 future=w.future,
             )
+
+    async def _acquire_budget(self) -> None:
+        """Our orders/min ceiling. If the fleet budget's Redis fails, this process falls back to its own
+        local bucket (and says so once) rather than failing the order, as the store's cache does, and
+        tries Redis again after `_BUDGET_RETRY_S` (not on every order: each try may wait a timeout)."""
+        if self._local_budget is None or time.monotonic() >= self._budget_retry_at:
+            try:
+                await self.budget.acquire()
+                return
+            except RateLimitedError:
+                raise
+            except Exception as e:
+                if self._local_budget is None:
+                    why = f"{type(e).__name__}: {e}"
+                    log.warning("orders/min budget unavailable (%s); using this process's own budget", why)
+                    self._local_budget = LocalBudget(self.budget.per_minute, clock=time.monotonic)
+                self._budget_retry_at = time.monotonic() + _BUDGET_RETRY_S
+        await self._local_budget.acquire()
+
+    def _expire_paper(self) -> None:
+        """GTD paper orders past their expiration leave the paper book, the store and the gate."""
+        assert self.paper is not None
+        due = self.paper.expire_due()
+        if not due:
+            return
+        with self.store.transaction():
+            for o in due:
+                self.store.set_order_status(
+                    o.intent_key, OrderStatus.EXPIRED, filled_size=o.filled, detail="paper: GTD expired"
+                )
+        for o in due:
+            self.risk.on_order_closed(o.intent_key)
+            self._recent.pop(o.intent_key, None)
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
         return _fill(
@@ -565,12 +746,16 @@ class Executor:
             fee=fee,
             order_key=intent.key,
             ts_ms=ts_ms,
+            strategy=intent.strategy,
         )
 
     async def on_book(self, book: OrderBook) -> int:
         """Dry-run: a newer book may cross resting paper orders. Returns how many fills it made."""
         if self.paper is None:
             return 0
+        self._expire_paper()
+        self._sync_risk_state()  # a trip elsewhere (another process) must stop our resting BUYs first
+        self._on_kill_switch()
         pfills = self.paper.on_book(book)
         if not pfills:
             return 0
@@ -595,8 +780,16 @@ class Executor:
 
     async def follow_books(self, stream: MarketStream) -> None:
         """Dry-run: feed every book change of `stream` to the paper exchange, so resting paper orders
-        fill when the real book crosses them. Runs until the stream closes."""
+        fill when the real book crosses them; in either mode, a `market_resolved` is applied at once
+        (`apply_resolution`). Runs until the stream closes."""
         async for event in stream:
+            if isinstance(event, MarketResolved):
+                from pmbot.settle import resolution_from_event
+
+                resolution = resolution_from_event(event)
+                if resolution is not None:
+                    self.apply_resolution(resolution)
+                continue
             if isinstance(event, BookSnapshot):
                 tokens = {event.book.token_id}
             elif isinstance(event, PriceChange):
@@ -607,6 +800,73 @@ class Executor:
                 local = stream.books.get(token)
                 if local is not None and local.synced and self.paper is not None and self.paper.open_orders(token):
                     await self.on_book(local.snapshot())
+
+    # ---------------------------------------------------------------------------- resolutions
+
+    def apply_resolution(self, resolution: Resolution) -> list[Settlement]:
+        """A market resolved: its payouts reach the store, the risk gate and the paper wallet at once.
+
+        - The store records every open position's payout once (deterministic trade ids), whichever
+          process learns of it first. The PnL of the payouts this call recorded counts towards today's
+          loss of their mode (and may trip the kill switch); a payout recorded earlier (`pmbot settle`,
+          another engine) was counted by whoever recorded it.
+        - The gate drops its holdings of the market's tokens either way: their cost stops counting as
+          exposure, and a losing position no longer sits open at cost.
+        - The paper wallet cancels the market's resting paper orders and is paid 1 or 0 per share.
+        Returns the settlements this call recorded."""
+        from pmbot.settle import count_in_risk_state, record_settlements
+
+        now = self._now_ms()
+        if self.paper is not None:
+            cancelled = []
+            for token in resolution.token_ids:
+                cancelled += self.paper.redeem(token, resolution.payout(token))[1]
+            if cancelled:
+                with self.store.transaction():
+                    for o in cancelled:
+                        self.store.set_order_status(
+                            o.intent_key, OrderStatus.CANCELLED, filled_size=o.filled, detail="paper: market resolved"
+                        )
+                for o in cancelled:
+                    self.risk.on_order_closed(o.intent_key)
+                    self._recent.pop(o.intent_key, None)
+        settlements = record_settlements(self.store, [resolution], now)
+        for token in resolution.token_ids:
+            self.risk.on_resolution(token, resolution.payout(token), ts_ms=now, count_realized=False)
+        for st in settlements:
+            if st.dry_run == self.dry_run and st.realized_pnl:
+                self.risk.add_realized(st.realized_pnl, now)
+        # the other mode's positions in this market were paid too: count them in that mode's state
+        count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
+        self._save_risk_state()
+        return settlements
+
+    async def settle_resolved(self, venue: Venue) -> list[Settlement]:
+        """Look up whether the markets this engine holds (or rests orders in) have resolved, and apply
+        each resolution (`apply_resolution`). Raises VenueError when Gamma cannot be reached."""
+        from pmbot.settle import SettleResult, find_resolutions
+
+        tokens = {h.token_id for h in self.risk.holdings() if h.size > 0}
+        if self.paper is not None:
+            tokens |= {o.token_id for o in self.paper.open_orders()}
+        result = SettleResult()
+        resolutions = await find_resolutions(venue, sorted(tokens), result)
+        for w in result.warnings:
+            log.warning("%s", w)
+        out: list[Settlement] = []
+        for r in resolutions:
+            out += self.apply_resolution(r)
+        return out
+
+    async def run_settler(self, venue: Venue, every_s: float = 60.0) -> None:
+        """Background: `settle_resolved` every `every_s` until cancelled (run-all runs it). A venue
+        failure is logged and retried at the next round."""
+        while True:
+            await asyncio.sleep(every_s)
+            try:
+                await self.settle_resolved(venue)
+            except VenueError as e:
+                log.warning("resolutions not checked: %s", e.message)
 
     async def follow_user(self, stream: UserStream) -> None:
         """Live: the user channel says one of our orders traded or changed; settle it from the venue
@@ -639,12 +899,12 @@ class Executor:
         assert w.signed is not None
         intent, signed = w.intent, w.signed
         try:
-            await self.budget.acquire()
+            await self._acquire_budget()
         except RateLimitedError as e:  # nothing was sent
-            self._settle(w, OrderStatus.REJECTED, reason=f"{e.message}: not sent", code="budget")
+            self._settle(w, OrderStatus.NOT_SENT, reason=f"{e.message}: not sent", code="budget")
             return
         if self.lock_lost():
-            self._settle(w, OrderStatus.REJECTED, reason="lost the wallet lock: not sent", code="lock_lost")
+            self._settle(w, OrderStatus.NOT_SENT, reason="lost the wallet lock: not sent", code="lock_lost")
             return
         try:
             ack = await self.trading.post_order(signed, intent.order_type, post_only=intent.post_only)
@@ -652,9 +912,10 @@ class Executor:
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             self._settle(w, OrderStatus.UNKNOWN, reason=e.message, code="unknown", submitted=True)
             return
-        except VenueError as e:  # 429, 425, auth: the venue did not take it
+        except VenueError as e:  # 429, 425, auth, could not connect: the venue did not take it
             self.metrics.ack((self._perf() - w.started) * 1000, False)
-            self._settle(w, OrderStatus.REJECTED, reason=e.message, code=f"venue_{e.status or 'error'}", submitted=True)
+            why = f"{e.message}: not sent"
+            self._settle(w, OrderStatus.NOT_SENT, reason=why, code=f"venue_{e.status or 'unreachable'}")
             return
         except Exception as e:  # a bug after the request may have left: only reconcile can tell
             log.exception("order %s: unexpected error while sending", intent.key)
@@ -666,7 +927,8 @@ class Executor:
             self._settle(w, OrderStatus.REJECTED, reason=ack.error, code="venue_rejected", submitted=True)
             return
         filled = _filled_shares(intent, ack.making_amount, ack.taking_amount)
-        status = _status_after_ack(intent, ack.status, filled)
+        spent = ack.making_amount if intent.side is Side.BUY else None
+        status = _status_after_ack(intent, ack.status, filled, spent)
         fills: list[Fill] = []
         if filled > 0 or ack.status == "matched" or ack.trade_ids:
             found = await self._venue_fills(intent, signed.order_hash)
@@ -685,8 +947,8 @@ class Executor:
                     venue_order_id=signed.order_hash,
                 )
                 return
-            fills, filled = found, got  # a FOK BUY at a better price gets more shares than asked
-            status = _status_after_ack(intent, ack.status, filled)
+            fills, filled = found, got  # a marketable BUY at a better price gets more shares than asked
+            status = _status_after_ack(intent, ack.status, filled, _totals(found)[3])
         self._settle(w, status, submitted=True, filled=filled, fills=fills, venue_order_id=signed.order_hash)
         if intent.key in self._missed:
             # the user channel spoke about this order while it was in flight: look again now
@@ -717,7 +979,7 @@ class Executor:
                 intent.key,
                 status,
                 venue_order_id=venue_order_id,
-                error=reason if status in (OrderStatus.REJECTED, OrderStatus.UNKNOWN) else None,
+                error=reason if status in (OrderStatus.REJECTED, OrderStatus.UNKNOWN, OrderStatus.NOT_SENT) else None,
                 filled_size=filled,
                 detail=reason or "",
             )
@@ -728,7 +990,7 @@ class Executor:
         elif filled:
             self.risk.on_order_update(intent.key, filled)
         self.metrics.final(status, code)
-        _, avg_price, fees = _totals(fills)
+        _, avg_price, fees, _ = _totals(fills)
         self._finish(
             intent.key,
             status,
@@ -759,7 +1021,7 @@ class Executor:
         except VenueError as e:
             log.warning("order %s: trade history unreadable for now: %s", intent.key, e.message)
             return None
-        params = self.params.cached(intent.token_id)
+        params: MarketParams | None = None
         out: list[Fill] = []
         for t in trades:
             if t.status == "FAILED":
@@ -772,7 +1034,15 @@ class Executor:
             size = t.size if entry is None else entry.matched_amount
             price = t.price if entry is None else entry.price
             token = (t.token_id if entry is None else entry.token_id) or intent.token_id
-            fee = params.fees.fee(size, price) if params is not None and taker else _ZERO
+            fee = _ZERO
+            if taker:  # takers pay the market's schedule; loaded here if this process has not yet (restart)
+                params = params or await self._params_for(intent.token_id)
+                if params is not None:
+                    fee = params.fees.fee(size, price)
+                elif t.fee_rate_bps:
+                    fee = (size * price * t.fee_rate_bps / 10_000).quantize(_FEE_Q)
+                else:
+                    return None  # the fee cannot be known now: do not record the fill without it
             trade_id = t.trade_id if taker else f"{t.trade_id}:{order_hash[:18]}"
             ts = t.match_ms or self._now_ms()
             liquidity = "taker" if taker else "maker"
@@ -786,9 +1056,9 @@ class Executor:
 
         Live: asked of the venue by order hash; an order the venue does not know and that has no trades
         was never placed, and is rejected (never re-sent). Dry-run: the paper book does not survive a
-        restart, so resting paper orders are cancelled and unsent ones rejected."""
+        restart, so resting paper orders are cancelled and unsent ones stored `not_sent`."""
         report: dict[str, int] = {}
-        open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if o.dry_run == self.dry_run]
+        open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if self._settles(o)]
         for rec in open_orders:
             if rec.key in self._inflight:
                 continue  # being sent by this process right now
@@ -805,12 +1075,14 @@ class Executor:
             await asyncio.sleep(every_s)
             if self.dry_run or self._closing:
                 continue
+            self._sync_risk_state()  # a resume or another process's trip reaches an idle engine too
+            self._on_kill_switch()
             try:
                 # every open live order: unknown ones settle, resting ones pick up fills the user channel missed
                 stuck = [
                     o
                     for o in self.store.list_orders(statuses=NON_FINAL)
-                    if not o.dry_run and o.key not in self._inflight
+                    if self._settles(o) and o.key not in self._inflight
                 ]
             except PmbotError as e:
                 log.warning("reconciler: %s", e.message)
@@ -820,12 +1092,21 @@ class Executor:
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
         if rec.status is OrderStatus.PENDING:
-            status, why = OrderStatus.REJECTED, "stopped before execution: not executed"
+            status, why = OrderStatus.NOT_SENT, "stopped before execution: not executed"
         else:
             status, why = OrderStatus.CANCELLED, "paper orders do not survive a restart"
-        self.store.set_order_status(rec.key, status, error=why if status is OrderStatus.REJECTED else None, detail=why)
+        self.store.set_order_status(rec.key, status, error=why if status is OrderStatus.NOT_SENT else None, detail=why)
         self._recent.pop(rec.key, None)
         return status
+
+    def _settles(self, rec: OrderRecord) -> bool:
+        """Is `rec` this executor's to settle? Its own wallet's orders, rows from before wallets were
+        recorded (''), and dry-run: the orders of a paper wallet whose process is gone."""
+        if rec.dry_run != self.dry_run:
+            return False
+        if rec.wallet in (self.wallet, ""):
+            return True
+        return self.dry_run and self.owner_gone(rec.wallet)
 
     def _lock_for(self, key: str) -> asyncio.Lock:
         lock = self._locks.get(key)
@@ -833,16 +1114,40 @@ class Executor:
             lock = self._locks[key] = asyncio.Lock()
         return lock
 
-    def _fee_reserve(self, rec: OrderRecord) -> Decimal:
-        params = self.params.cached(rec.token_id)
-        if rec.side is not Side.BUY or params is None:
-            return _ZERO
-        return max_taker_fee(rec.size, rec.price, params.fees)
+    async def _params_for(self, token_id: str) -> MarketParams | None:
+        """The market's parameters, fetched when this process has not loaded them (after a restart)."""
+        try:
+            return await self.params.get(token_id)
+        except VenueError as e:
+            log.warning("market parameters of %s unavailable for now: %s", token_id, e.message)
+            return None
 
-    def _hold(self, rec: OrderRecord) -> OrderStatus:
+    async def _fee_reserve(self, rec: OrderRecord) -> Decimal:
+        if rec.side is not Side.BUY:
+            return _ZERO
+        params = await self._params_for(rec.token_id)
+        if params is None:
+            return _ZERO
+        return buy_fee_reserve(rec.side, rec.order_type, rec.size, rec.price, params)
+
+    async def _hold(self, rec: OrderRecord) -> OrderStatus:
         """Could not settle it now: keep it reserved (the caps must count it) and try again later."""
-        self.risk.restore_order(rec, fee_reserve=self._fee_reserve(rec))
+        self.risk.restore_order(rec, fee_reserve=await self._fee_reserve(rec))
         return rec.status
+
+    async def _hold_unknown(self, rec: OrderRecord, found: list[Fill], got: Decimal, why: str) -> OrderStatus:
+        """Record the fills visible so far, keep the order open (unknown) and reserved: not final yet."""
+        intent = _intent_of(rec)
+        with self.store.transaction():
+            new = self._record_new(found)
+            if new or rec.status is not OrderStatus.UNKNOWN or rec.error != why:  # no event per unchanged look
+                self.store.set_order_status(rec.key, OrderStatus.UNKNOWN, filled_size=got, error=why, detail=why)
+        for f in new:
+            self._apply_fill_to_risk(intent, f.side, f.size, f.price, f.fee, f.ts)
+        held = replace(rec, status=OrderStatus.UNKNOWN, filled_size=max(got, rec.filled_size))
+        self.risk.restore_order(held, fee_reserve=await self._fee_reserve(rec))
+        self._recent.pop(rec.key, None)
+        return OrderStatus.UNKNOWN
 
     async def _reconcile_guarded(self, rec: OrderRecord) -> None:
         try:
@@ -860,27 +1165,38 @@ class Executor:
     async def _reconcile_live_locked(self, rec: OrderRecord) -> OrderStatus:
         assert self.trading is not None
         intent = _intent_of(rec)
-        if not rec.venue_order_id:
-            self.store.set_order_status(rec.key, OrderStatus.REJECTED, error="never signed", detail="reconcile")
-            return OrderStatus.REJECTED
+        if not rec.venue_order_id:  # stored but never signed: nothing of it can be at the venue
+            self.store.set_order_status(rec.key, OrderStatus.NOT_SENT, error="never signed", detail="reconcile")
+            return OrderStatus.NOT_SENT
         try:
             venue = await self.trading.order(rec.venue_order_id)
         except VenueError as e:
             log.warning("reconcile %s: venue unreadable (%s); left %s", rec.key, e.message, rec.status.value)
-            return self._hold(rec)
+            return await self._hold(rec)
         found = await self._venue_fills(intent, rec.venue_order_id)
         if found is None:
-            return self._hold(rec)  # cannot tell yet: never guess "not placed"
+            return await self._hold(rec)  # cannot tell yet: never guess "not placed"
         got = sum((f.size for f in found), _ZERO)
         if venue is None and got == 0 and self._too_recent(rec):
-            return self._hold(rec)  # a POST the client gave up on may still be in the venue's pipeline
+            return await self._hold(rec)  # a POST the client gave up on may still be in the venue's pipeline
+        spent = _totals(found)[3]
         if venue is not None:
-            matched = max(matched_within_order(intent, venue.size_matched), got)
-            status = _status_of_open_order(venue.status, matched, rec.size)
+            venue_matched = matched_within_order(intent, venue.size_matched)
+            matched = max(venue_matched, got)
+            complete = _complete(intent, matched, spent)
+            status = _status_of_open_order(venue.status, matched, complete)
+            if status is OrderStatus.FILLED and not complete and rec.order_type is OrderType.FAK:
+                status = OrderStatus.CANCELLED  # MATCHED in part: the rest of a FAK is cancelled
+            if status.is_final and got < venue_matched:
+                # The venue closed it, but its trade history does not show all of what it matched yet:
+                # closing now would lose those fills (nothing records them later). Record what is
+                # visible, keep it open as unknown; the reconciler looks again.
+                return await self._hold_unknown(rec, found, got, f"venue says {venue.status}; trades not visible yet")
         elif got > 0:
-            matched, status = got, (OrderStatus.FILLED if got >= rec.size else OrderStatus.PARTIALLY_FILLED)
-            if rec.order_type in (OrderType.FOK, OrderType.FAK):
-                status = OrderStatus.FILLED if got >= rec.size else OrderStatus.CANCELLED
+            done = _complete(intent, got, spent)
+            matched, status = got, (OrderStatus.FILLED if done else OrderStatus.PARTIALLY_FILLED)
+            if rec.order_type in (OrderType.FOK, OrderType.FAK) and status is not OrderStatus.FILLED:
+                status = OrderStatus.CANCELLED
         else:
             matched, status = _ZERO, OrderStatus.REJECTED
         why = "reconcile: not found at the venue, never placed" if status is OrderStatus.REJECTED else "reconcile"
@@ -897,7 +1213,7 @@ class Executor:
             self.risk.on_order_closed(rec.key)
         else:
             self.risk.restore_order(
-                replace(rec, status=status, filled_size=matched), fee_reserve=self._fee_reserve(rec)
+                replace(rec, status=status, filled_size=matched), fee_reserve=await self._fee_reserve(rec)
             )
         self._recent.pop(rec.key, None)
         return status
@@ -907,12 +1223,18 @@ class Executor:
 
     # ----------------------------------------------------------------------------------- cancel
 
-    async def cancel(self, key: str) -> OrderRecord:
+    async def cancel(self, key: str, *, why: str = "cancelled by request") -> OrderRecord:
         rec = self.store.get_order(key)
         if rec is None:
             raise StoreError(f"no order with key {key!r}", hint="`pmbot trades` / the orders table list keys")
         if rec.status.is_final:
             return rec
+        if not self._settles(rec):
+            owner = f"dry-run process {rec.wallet}" if rec.dry_run else f"wallet {rec.wallet}"
+            raise InputError(
+                f"order {key} belongs to {owner}, not this {self.mode} executor ({self.wallet})",
+                hint="cancel it from the process (or with the wallet) that placed it",
+            )
         if key in self._inflight:
             raise InputError(f"order {key} is still being sent; cancel it once it is acknowledged")
         if self.dry_run:
@@ -939,10 +1261,33 @@ class Executor:
         self.risk.on_order_closed(key)
         self._save_risk_state()
         self._recent.pop(key, None)
-        return self.store.update_order(key, OrderStatus.CANCELLED, detail="cancelled by request")
+        return self.store.update_order(key, OrderStatus.CANCELLED, detail=why)
 
 
 # ------------------------------------------------------------------------------------- helpers
+
+
+def buy_fee_reserve(side: Side, order_type: OrderType, size: Decimal, price: Decimal, params: MarketParams) -> Decimal:
+    """The taker-fee allowance the gate reserves for a BUY (0 for a SELL: it pays fees from proceeds).
+
+    A resting BUY buys at most `size` shares at `price` or better: its fee at the limit bounds it
+    (`max_taker_fee`). A marketable BUY spends `buy_spend(size, price)` USDC and gets more shares at a
+    better price, and the fee is per share: fee = spend/x · rate · (x(1−x))^e at fill price x. That
+    rises as x falls for e = 1 (most at the lowest tick) and peaks at x = (e−1)/(2e−1) for larger e, so
+    the bound is taken at that peak, clamped to [tick, price]. Rounded up: an allowance, not a charge."""
+    if side is not Side.BUY:
+        return _ZERO
+    if order_type not in (OrderType.FOK, OrderType.FAK):
+        return max_taker_fee(size, price, params.fees)
+    fees, spend = params.fees, buy_spend(size, price)
+    if not fees.rate or spend <= 0:
+        return _ZERO
+    e = fees.exponent
+    if e == 1:  # spend/x · rate · x(1−x) = spend · rate · (1−x), largest at the lowest tick
+        return (spend * fees.rate * (1 - params.tick_size)).quantize(_FEE_Q, rounding=ROUND_UP)
+    peak = Decimal(e - 1) / Decimal(2 * e - 1)
+    x = min(max(peak, params.tick_size), price)
+    return (spend / x * fees.rate * (x * (1 - x)) ** e).quantize(_FEE_Q, rounding=ROUND_UP)
 
 
 def _fill(
@@ -977,11 +1322,11 @@ def _fill(
     )
 
 
-def _totals(fills: list[Fill] | list[PaperFill]) -> tuple[Decimal, Decimal | None, Decimal]:
-    """(shares, volume-weighted price, fees) of some fills."""
+def _totals(fills: list[Fill] | list[PaperFill]) -> tuple[Decimal, Decimal | None, Decimal, Decimal]:
+    """(shares, volume-weighted price, fees, USDC notional) of some fills."""
     size = sum((f.size for f in fills), _ZERO)
     notional = sum((f.price * f.size for f in fills), _ZERO)
-    return size, (notional / size if size else None), sum((f.fee for f in fills), _ZERO)
+    return size, (notional / size if size else None), sum((f.fee for f in fills), _ZERO), notional
 
 
 def _intent_of(rec: OrderRecord) -> OrderIntent:
@@ -1002,35 +1347,49 @@ def _intent_of(rec: OrderRecord) -> OrderIntent:
 
 def _filled_shares(intent: OrderIntent, making: Decimal | None, taking: Decimal | None) -> Decimal:
     """Shares matched at once, from the POST /order answer: a BUY receives shares (taking), a SELL
-    gives them (making). Not capped at the intent's size: a FOK BUY is signed as a USDC amount, so a
-    better price buys more shares."""
+    gives them (making). Not capped at the intent's size: a marketable BUY is signed as a USDC amount
+    (`buy_spend`), so a better price buys more shares for the same USDC."""
     amount = taking if intent.side is Side.BUY else making
     return amount or _ZERO
 
 
-def _status_after_ack(intent: OrderIntent, venue_status: str, filled: Decimal) -> OrderStatus:
+def _complete(intent: OrderIntent, shares: Decimal, spent: Decimal | None) -> bool:
+    """Whether `shares` matched (for `spent` USDC) is all of the order, by the venue's own sizing of
+    what was signed: a FOK matched at all matched in full; a FAK BUY spends `buy_spend` (complete when
+    less than a cent is left, like the venue); anything else is the size in whole 0.01-share lots."""
+    if intent.order_type is OrderType.FOK:
+        return shares > 0
+    if intent.order_type is OrderType.FAK and intent.side is Side.BUY:
+        return spent is not None and spent > buy_spend(intent.size, intent.price) - _CENT
+    return shares >= intent.size.quantize(_CENT, rounding=ROUND_DOWN)
+
+
+def _status_after_ack(
+    intent: OrderIntent, venue_status: str, filled: Decimal, spent: Decimal | None = None
+) -> OrderStatus:
     if venue_status == "delayed":
         return OrderStatus.SUBMITTED  # taker delay window: the venue will decide; reconcile reads it
     if venue_status == "unmatched":
         return OrderStatus.CANCELLED
-    if venue_status == "live" and filled < intent.size and intent.order_type in (OrderType.FOK, OrderType.FAK):
+    complete = _complete(intent, filled, spent)
+    if venue_status == "live" and not complete and intent.order_type in (OrderType.FOK, OrderType.FAK):
         return OrderStatus.LIVE  # a FAK answered "live" can still fill: the user channel / reconcile settle it
-    if filled >= intent.size:
+    if complete:
         return OrderStatus.FILLED
     if intent.order_type in (OrderType.FOK, OrderType.FAK):
         return OrderStatus.CANCELLED  # what did not match at once is cancelled (filled_size keeps the part)
     return OrderStatus.PARTIALLY_FILLED if filled > 0 else OrderStatus.LIVE
 
 
-def _status_of_open_order(venue_status: str, matched: Decimal, size: Decimal) -> OrderStatus:
+def _status_of_open_order(venue_status: str, matched: Decimal, complete: bool) -> OrderStatus:
     s = venue_status.upper()
     if s == "DELAYED":
         return OrderStatus.SUBMITTED
     if s == "UNMATCHED":  # a delayed order that did not match: final
-        return OrderStatus.FILLED if matched >= size else OrderStatus.CANCELLED
+        return OrderStatus.FILLED if complete else OrderStatus.CANCELLED
     if s == "LIVE":
         return OrderStatus.PARTIALLY_FILLED if matched > 0 else OrderStatus.LIVE
-    if s == "MATCHED" or matched >= size:
+    if s == "MATCHED" or complete:
         return OrderStatus.FILLED
     if s.startswith("CANCELED"):
         return OrderStatus.CANCELLED

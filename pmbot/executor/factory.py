@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -12,9 +13,9 @@ from typing import TYPE_CHECKING, Any
 
 from pmbot.config import Settings
 from pmbot.executor.books import VenueBooks
-from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget
+from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget, redis_window
 from pmbot.executor.engine import BookSource, Executor
-from pmbot.executor.lock import FileWalletLock, RedisWalletLock
+from pmbot.executor.lock import FileWalletLock, PaperRunLock, RedisWalletLock, paper_run_alive
 from pmbot.executor.paper import PaperExchange
 from pmbot.executor.risk import RiskGate
 from pmbot.polymarket.factory import Venue
@@ -124,11 +125,18 @@ async def _build(
     trading = None
     paper = None
     wallet = "paper"
+    order_wallet: str | None = None
     lock_lost: Callable[[], bool] = _never
     if dry_run:
         balance, shares = paper_balance(store, settings.executor.dry_run_balance)
         paper = PaperExchange(balance, fees=settings.executor.dry_run_fees, clock=clock, positions=shares)
         books = books or VenueBooks(venue.clob)
+        # This process's paper wallet: its resting paper orders are its own while this lock is held.
+        run_id = secrets.token_hex(6)
+        run_lock = PaperRunLock(lock_dir, run_id)
+        run_lock.acquire()
+        cleanup.append(run_lock.release)
+        order_wallet = f"paper:{run_id}"
     else:
         trading = await venue.trading()
         wallet = trading.signer.maker
@@ -143,7 +151,9 @@ async def _build(
 
     budget: OrderBudget
     if redis_client is not None:
-        budget = RedisBudget(redis_client, wallet, per_minute)
+        budget = RedisBudget(
+            redis_client, wallet, per_minute, window=redis_window(redis_client, settings.redis_url or "")
+        )
     else:
         budget = LocalBudget(per_minute, clock=time.monotonic)
     executor = Executor(
@@ -157,6 +167,8 @@ async def _build(
         trading=trading,
         fleet=RedisFleetKeys(redis_client) if redis_client is not None else None,
         clock=clock,
+        wallet=order_wallet or wallet,
+        owner_gone=lambda w: w.startswith("paper:") and not paper_run_alive(lock_dir, w.removeprefix("paper:")),
     )
     executor.lock_lost = lock_lost
     return ExecutorHandle(executor, cleanup)

@@ -18,6 +18,8 @@ __all__ = ["OrderIntent", "intent_key", "off_tick", "validate_intent"]
 
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
+_MICRO = Decimal(1_000_000)
+_MAX_DIGITS = 12  # below 10^12: its micro-units fit the store's 64-bit integers (2^63 ≈ 9.2 · 10^18)
 _DIGEST_CHARS = 24  # 96 bits: collisions are out of reach for any number of orders we will ever send
 
 
@@ -88,6 +90,10 @@ def validate_intent(intent: OrderIntent) -> None:
         problems.append(f"size must be > 0, got {intent.size}")
     if not intent.price.is_finite() or not 0 < intent.price < 1:
         problems.append(f"price must be strictly between 0 and 1, got {intent.price}")
+    for name, value in (("size", intent.size), ("price", intent.price)):
+        # the store keeps exact 6-decimal micro-units in a 64-bit integer: anything else cannot be stored
+        if value.is_finite() and (value.adjusted() >= _MAX_DIGITS or (value * _MICRO) % 1 != 0):
+            problems.append(f"{name} must have at most 6 decimals and be below 10^12, got {value}")
     if intent.post_only and intent.order_type in (OrderType.FOK, OrderType.FAK):
         problems.append(f"post_only needs a resting order (GTC or GTD), not {intent.order_type}")
     if intent.order_type is OrderType.GTD and intent.expiration_s <= 0:

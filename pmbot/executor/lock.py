@@ -6,6 +6,10 @@ a SQLite database, so engines with different data directories or different users
 still meet. With Redis configured a lease `pmbot:live:<wallet>` covers a fleet (which must therefore
 share one Redis database). Both are released by the OS / TTL if the process dies, so a crash never
 needs manual cleanup. Lock files are 0600 and name the wallet by a hash.
+
+A dry-run process holds a file lock on its own paper wallet (`paper-<run id>.lock`) for the same reason
+the other way round: while it is held, no other process closes that paper wallet's resting orders; once
+the process is gone, the next one to start may.
 """
 
 from __future__ import annotations
@@ -14,8 +18,11 @@ import asyncio
 import contextlib
 import fcntl
 import hashlib
+import logging
 import os
 import secrets
+import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -24,6 +31,9 @@ from pmbot.private_files import open_private
 
 if TYPE_CHECKING:
     import redis.asyncio as aioredis
+
+
+log = logging.getLogger("pmbot.executor")
 
 
 class WalletLockedError(PmbotError):
@@ -100,48 +110,92 @@ class FileWalletLock:
         self._fds.clear()
 
 
+class PaperRunLock(FileWalletLock):
+    """Held by a dry-run process for its paper wallet `paper:<run id>` while it runs."""
+
+    def __init__(self, directory: Path, run_id: str) -> None:
+        super().__init__(directory, run_id)
+        self.path = directory / f"paper-{run_id}.lock"
+
+    def release(self) -> None:
+        super().release()
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+
+
+def paper_run_alive(directory: Path, run_id: str) -> bool:
+    """Is the dry-run process of `run_id` still running (holding its lock)? No lock file means gone."""
+    path = directory / f"paper-{run_id}.lock"
+    try:
+        fh = path.open("r")
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        fh.close()  # closing drops the shared lock we may have taken
+    return False
+
+
 _RELEASE = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end return 0"
 _RENEW = "if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end return 0"
 
 
 class RedisWalletLock:
-    """A lease `pmbot:live:<wallet>` renewed every ttl/3; lost if the process stops renewing."""
+    """A lease `pmbot:live:<wallet>` renewed every ttl/3; lost if the process stops renewing.
 
-    def __init__(self, client: aioredis.Redis, wallet: str, *, ttl_s: float = 15.0) -> None:
+    The lease is held until `sent + ttl` of the last successful SET/renew, counted from when that request
+    was *sent* (Redis may have applied it at any point until the answer came back). `is_lost` compares the
+    clock with that deadline, minus a margin for clock rate differences, on every call: the executor stops
+    sending as soon as another engine could hold the wallet, not only when the renew task notices."""
+
+    def __init__(
+        self,
+        client: aioredis.Redis,
+        wallet: str,
+        *,
+        ttl_s: float = 15.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._client = client
         self.key = f"pmbot:live:{wallet.lower()}"
         self._token = f"{os.getpid()}:{secrets.token_hex(8)}"
         self._ttl_ms = int(ttl_s * 1000)
         self._task: asyncio.Task[None] | None = None
+        self._clock = clock
+        self._margin_s = ttl_s / 10
+        self.held_until = float("-inf")  # on `clock`: the lease may have lapsed in Redis from then on
         self.lost = False
 
     async def acquire(self) -> None:
+        sent = self._clock()
         if not await self._client.set(self.key, self._token, nx=True, px=self._ttl_ms):
             holder = await self._client.get(self.key)
             text = holder.decode() if isinstance(holder, bytes) else str(holder or "?")
             pid = text.split(":")[0]
             raise WalletLockedError(f"another live engine (pid {pid}, via Redis) is trading this wallet")
+        self.held_until = sent + self._ttl_ms / 1000
         self._task = asyncio.create_task(self._renew(), name="pmbot-wallet-lease")
 
     async def _renew(self) -> None:
-        loop = asyncio.get_running_loop()
-        renewed = loop.time()
-        while True:
+        while not self.is_lost():
             await asyncio.sleep(self._ttl_ms / 3000)
+            sent = self._clock()
             try:
                 ok = await self._client.eval(_RENEW, 1, self.key, self._token, self._ttl_ms)
-            except Exception:
-                # Redis unreachable: the lease may lapse and another engine take the wallet once it has.
-                if loop.time() - renewed >= self._ttl_ms / 1000:
-                    self.lost = True
-                    return
+            except Exception as e:  # Redis unreachable: is_lost() turns true once the lease may have lapsed
+                log.warning("wallet lease not renewed (%s); stop sending at the latest at its deadline", e)
                 continue
             if not ok:
-                self.lost = True  # the executor checks this before every live send
+                self.lost = True  # someone else holds it (or it lapsed): the executor checks before every send
                 return
-            renewed = loop.time()
+            self.held_until = sent + self._ttl_ms / 1000
 
     def is_lost(self) -> bool:
+        if not self.lost and self._clock() >= self.held_until - self._margin_s:
+            self.lost = True  # once lost, lost: a late renew must not hand the wallet back silently
         return self.lost
 
     async def release(self) -> None:

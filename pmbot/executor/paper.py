@@ -7,9 +7,11 @@ price, as a maker (no fee). Taker fees follow the market's FeeSchedule when `fee
 Two rules keep paper results honest:
 - the balance never goes negative: a BUY is refused unless its whole cost (fills + fees + the reserve for
   a resting remainder) fits in the available balance; it is never resized;
-- liquidity taken from one book snapshot stays taken: a per-token overlay subtracts what we consumed
-  until a newer snapshot (other timestamp/hash) arrives. The venue's next book does not know about our
-  paper trades, so after that the same liquidity can be taken again: an optimistic approximation.
+- liquidity taken from one book snapshot stays taken: an overlay subtracts what we consumed until a newer
+  snapshot (other timestamp/hash) of that token arrives. The venue's next book does not know about our
+  paper trades, so after that the same liquidity can be taken again: an optimistic approximation. The
+  overlay is per market, across both outcomes: the venue shows each resting order in both books (an Up
+  bid at p is the Down ask at 1 − p), so what was taken through one book is gone from the other too.
 
 Paper orders live in memory only: after a restart the executor closes the ones the store lists as open.
 """
@@ -19,7 +21,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
+from decimal import ROUND_DOWN, Decimal
 from enum import StrEnum
 from typing import Any
 
@@ -27,12 +29,14 @@ from pmbot.errors import InputError
 from pmbot.executor.intents import OrderIntent, off_tick, validate_intent
 from pmbot.money import fmt
 from pmbot.polymarket.models import BookLevel, MarketParams, OrderBook
+from pmbot.polymarket.signing import buy_spend
 from pmbot.store.models import OrderStatus, OrderType, Side
 from pmbot.timeutil import Clock
 
 __all__ = ["PaperCode", "PaperExchange", "PaperFill", "PaperOrder", "PaperResult"]
 
 _ZERO = Decimal(0)
+_LOT = Decimal("0.01")  # the venue matches shares in 0.01 lots (and a marketable BUY to the cent)
 
 
 class PaperCode(StrEnum):
@@ -141,18 +145,48 @@ class _Resting:
 
 
 @dataclass(slots=True)
-class _Overlay:
-    """Liquidity we took from one book snapshot: (side of the book, price) -> shares."""
+class _Taken:
+    """Liquidity we took from one token's book snapshot: (side of the book, price) -> shares."""
 
     stamp: tuple[int, str]
     taken: dict[tuple[str, Decimal], Decimal] = field(default_factory=dict)
 
+
+_MIRROR = {"bid": "ask", "ask": "bid"}
+_ONE = Decimal(1)
+
+
+class _MarketOverlay:
+    """What we took in one market, per token. The other outcome's book mirrors this one: its ask at 1 − p
+    is our bid at p (the same resting order, matched by minting) and its bid at 1 − p our ask at p (merging)."""
+
+    __slots__ = ("tokens",)
+
+    def __init__(self) -> None:
+        self.tokens: dict[str, _Taken] = {}
+
+    def taken(self, token_id: str, book_side: str, price: Decimal) -> Decimal:
+        total = _ZERO
+        mirrored = (_MIRROR[book_side], _ONE - price)
+        for token, t in self.tokens.items():
+            total += t.taken.get((book_side, price) if token == token_id else mirrored, _ZERO)
+        return total
+
+
+@dataclass(slots=True)
+class _Overlay:
+    """One token's view of its market's overlay: what is still free at a level, and taking from it."""
+
+    market: _MarketOverlay
+    token_id: str
+
     def free(self, book_side: str, level: BookLevel) -> Decimal:
-        return max(level.size - self.taken.get((book_side, level.price), _ZERO), _ZERO)
+        return max(level.size - self.market.taken(self.token_id, book_side, level.price), _ZERO)
 
     def take(self, book_side: str, price: Decimal, size: Decimal) -> None:
+        own = self.market.tokens[self.token_id].taken
         key = (book_side, price)
-        self.taken[key] = self.taken.get(key, _ZERO) + size
+        own[key] = own.get(key, _ZERO) + size
 
 
 def _default_order_id(intent: OrderIntent) -> str:
@@ -233,8 +267,9 @@ class PaperExchange:
         self._shares: dict[str, Decimal] = {k: v for k, v in (positions or {}).items() if v > 0}
         self._resting = _RestingBook()
         self._seen: set[str] = set()  # every order id accepted: a resubmitted intent is refused, not refilled
-        self._overlays: dict[str, _Overlay] = {}
+        self._overlays: dict[str, _MarketOverlay] = {}
         self._seq = 0
+        self._next_expiry = float("inf")  # no resting GTD order expires before this (epoch s): cheap expire_due
 
     # ---------------------------------------------------------------------------------- wallet
 
@@ -280,6 +315,15 @@ class PaperExchange:
             return reject(PaperCode.TICK, f"price {fmt(price)} is not on the {fmt(params.tick_size)} tick")
         if size < params.min_order_size:
             return reject(PaperCode.MIN_SIZE, f"{fmt(size)} shares < minimum {fmt(params.min_order_size)}")
+        if side is Side.BUY and intent.order_type in (OrderType.FOK, OrderType.FAK):
+            # the venue sizes a marketable BUY by its signed amounts: spend / price, to 4 places
+            signed = (buy_spend(size, price) / price).quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
+            if signed < params.min_order_size:
+                return reject(
+                    PaperCode.MIN_SIZE,
+                    f"{fmt(buy_spend(size, price), 2)} USDC at {fmt(price)} is {fmt(signed)} shares"
+                    f" < minimum {fmt(params.min_order_size)}",
+                )
         now = self._clock()
         if _expired(intent, now):
             return reject(PaperCode.EXPIRED, f"expiration {intent.expiration_s} is not in the future")
@@ -291,14 +335,28 @@ class PaperExchange:
 
         overlay = self._overlay_for(book)
         book_side, levels = ("ask", book.asks) if side is Side.BUY else ("bid", book.bids)
-        chunks = _walk(levels, overlay, book_side, side, price, size)
-        filled = sum((q for _, q in chunks), _ZERO)
+        marketable = intent.order_type in (OrderType.FOK, OrderType.FAK)
+        better = "<=" if side is Side.BUY else ">="
+        if marketable and side is Side.BUY:
+            # The venue's marketable BUY spends USDC (see signing.buy_spend), not a number of shares.
+            spend = buy_spend(size, price)
+            chunks, complete = _walk_spend(levels, overlay, book_side, price, spend)
+            filled = sum((q for _, q in chunks), _ZERO)
+            if intent.order_type is OrderType.FOK and not complete:
+                spent = sum((p * q for p, q in chunks), _ZERO)
+                return reject(
+                    PaperCode.FOK_UNFILLED,
+                    f"only {fmt(spent, 2)} of {fmt(spend, 2)} USDC could be spent at {better} {fmt(price)}",
+                )
+        else:
+            chunks = _walk(levels, overlay, book_side, side, price, size)
+            filled = sum((q for _, q in chunks), _ZERO)
+            complete = filled >= size
         if intent.post_only and chunks:
             return reject(
                 PaperCode.POST_ONLY, f"{side} at {fmt(price)} would cross the {book_side} at {fmt(chunks[0][0])}"
             )
-        better = "<=" if side is Side.BUY else ">="
-        if intent.order_type is OrderType.FOK and filled < size:
+        if intent.order_type is OrderType.FOK and not complete:
             return reject(
                 PaperCode.FOK_UNFILLED, f"only {fmt(filled)} of {fmt(size)} shares available at {better} {fmt(price)}"
             )
@@ -329,7 +387,9 @@ class PaperExchange:
             fills.append(self._fill(order, p, q, fee, "taker"))
         if rest > 0:
             self._resting[oid] = order
-        if filled == size:
+            if intent.order_type is OrderType.GTD:
+                self._next_expiry = min(self._next_expiry, intent.expiration_s)
+        if complete:
             status = OrderStatus.FILLED
         elif not rests:
             status = OrderStatus.CANCELLED  # FAK: the unfilled rest is cancelled
@@ -352,9 +412,13 @@ class PaperExchange:
     def expire_due(self) -> list[PaperOrder]:
         """Remove GTD orders whose expiration has passed (the executor calls this on a timer)."""
         now = self._clock()
+        if now < self._next_expiry:
+            return []
         due = [r for r in self._resting.values() if _expired(r.intent, now)]
         for r in due:
             del self._resting[r.order_id]
+        gtd = [r.intent.expiration_s for r in self._resting.values() if r.intent.order_type is OrderType.GTD]
+        self._next_expiry = min(gtd, default=float("inf"))
         return [r.snapshot(OrderStatus.EXPIRED) for r in due]
 
     # ---------------------------------------------------------------------------- market data
@@ -409,11 +473,14 @@ class PaperExchange:
 
     def _overlay_for(self, book: OrderBook) -> _Overlay:
         stamp = (book.timestamp_ms, book.hash)
-        overlay = self._overlays.get(book.token_id)
+        market = self._overlays.get(book.market or book.token_id)
+        if market is None:
+            market = self._overlays[book.market or book.token_id] = _MarketOverlay()
+        mine = market.tokens.get(book.token_id)
         # An older snapshot arriving late keeps the newer overlay: taken liquidity stays taken (conservative).
-        if overlay is None or (stamp != overlay.stamp and book.timestamp_ms >= overlay.stamp[0]):
-            overlay = self._overlays[book.token_id] = _Overlay(stamp)
-        return overlay
+        if mine is None or (stamp != mine.stamp and book.timestamp_ms >= mine.stamp[0]):
+            market.tokens[book.token_id] = _Taken(stamp)
+        return _Overlay(market, book.token_id)
 
     def _queue(self, token_id: str) -> list[_Resting]:
         """Live resting orders in `token_id`, best price first, then oldest first."""
@@ -451,6 +518,27 @@ class PaperExchange:
     def _drop_if_done(self, order: _Resting) -> None:
         if order.remaining <= 0:
             self._resting.pop(order.order_id, None)
+
+
+def _walk_spend(
+    levels: tuple[BookLevel, ...], overlay: _Overlay, book_side: str, limit: Decimal, spend: Decimal
+) -> tuple[list[tuple[Decimal, Decimal]], bool]:
+    """(price, shares) a marketable BUY spending `spend` USDC takes from best-first asks within `limit`,
+    in whole 0.01-share lots as the venue matches them; and whether it is complete (less than a cent
+    left unspent, the venue's rule). Pure."""
+    chunks: list[tuple[Decimal, Decimal]] = []
+    left = spend
+    for level in levels:
+        if not _crosses(Side.BUY, limit, level.price):
+            break
+        cap = (left / level.price).quantize(_LOT, rounding=ROUND_DOWN)
+        if cap <= 0:
+            return chunks, True
+        q = min(overlay.free(book_side, level), cap)
+        if q > 0:
+            chunks.append((level.price, q))
+            left -= q * level.price
+    return chunks, left < _LOT
 
 
 def _walk(

@@ -3,11 +3,19 @@
 The gate keeps its own exact picture of what is at risk, updated by the executor through the `on_*`
 methods (never recomputed from floats or marks):
 
-- positions per token, average-cost on micro-units through `pmbot.store.ledger` (the store's own rules,
-  so the gate and the reports agree to the micro-unit);
+- positions per (strategy, token), average-cost on micro-units through `pmbot.store.ledger` (the store's
+  own rules and keys, so the gate and the reports agree to the micro-unit);
 - open orders: a BUY reserves price × unfilled size (+ the fee allowance it was approved with); a SELL
   reserves the shares it may sell;
 - today's realized PnL (UTC day) and the kill switch it trips.
+
+A SELL reduces its own strategy's position: it is refused beyond what that strategy holds (minus what
+its open SELLs already offer), even if another strategy holds more of the token. So the shares a SELL
+gives up always come out of the position the store books it against.
+
+Kill switch and today's PnL are shared by every process of a mode through one state document, merged
+(never overwritten) with `merge_state`: a process adds the PnL it realized since its last merge and its
+own trips; only a resume (`resumed_at_ms`) clears a trip, and a trip older than the last resume is void.
 
 Exposure is cost basis, not mark-to-market: what we paid for what we hold plus what open BUYs may still
 spend. BUYs that would breach a cap are rejected, never resized. SELLs that reduce a position bypass the
@@ -35,6 +43,8 @@ from pmbot.store.models import OrderRecord, Position, PositionState, Side, Trade
 from pmbot.timeutil import Clock, ms_to_iso
 
 __all__ = ["Exposure", "Holding", "KillSwitch", "RiskCode", "RiskDecision", "RiskGate", "max_taker_fee"]
+
+Slot = tuple[str, str]  # (strategy, token id): one position
 
 _ZERO = Decimal(0)
 _DAY_S = 86_400
@@ -93,6 +103,7 @@ class Holding:
     condition_id: str
     size: Decimal  # shares
     cost: Decimal  # cost basis, fees included
+    strategy: str = ""
 
 
 @dataclass(slots=True)
@@ -108,6 +119,7 @@ class _Open:
     fee_reserve: Decimal
     filled: Decimal = _ZERO
     fee_paid: Decimal = _ZERO
+    strategy: str = ""
 
     @property
     def remaining(self) -> Decimal:
@@ -127,13 +139,13 @@ class _OpenOrders:
     out of the totals and put the new one in: Decimal addition is exact, so the totals always equal
     the sums they replace (the state-machine test checks them against an independent model)."""
 
-    __slots__ = ("by_market", "orders", "reserved", "sells_by_token")
+    __slots__ = ("by_market", "orders", "reserved", "sells_by_slot")
 
     def __init__(self) -> None:
         self.orders: dict[str, _Open] = {}
         self.reserved = _ZERO  # what every open BUY may still spend (fees included)
         self.by_market: dict[str, Decimal] = {}
-        self.sells_by_token: dict[str, Decimal] = {}  # shares offered by open SELLs
+        self.sells_by_slot: dict[Slot, Decimal] = {}  # shares offered by open SELLs, per (strategy, token)
 
     def __contains__(self, key: object) -> bool:
         return key in self.orders
@@ -171,9 +183,8 @@ class _OpenOrders:
             self.reserved += r
             self.by_market[order.condition_id] = self.by_market.get(order.condition_id, _ZERO) + r
         else:
-            self.sells_by_token[order.token_id] = (
-                self.sells_by_token.get(order.token_id, _ZERO) + order.remaining * sign
-            )
+            slot = (order.strategy, order.token_id)
+            self.sells_by_slot[slot] = self.sells_by_slot.get(slot, _ZERO) + order.remaining * sign
 
 
 @dataclass(slots=True)
@@ -211,7 +222,7 @@ class RiskGate:
     def __init__(self, limits: RiskSettings, clock: Clock = time.time) -> None:
         self.limits = limits
         self._clock = clock
-        self._holdings: dict[str, _Holding] = {}  # token id -> position
+        self._holdings: dict[Slot, _Holding] = {}  # (strategy, token id) -> position
         self._open = _OpenOrders()  # intent key -> reservation, with running totals
         self._day = _day_of(clock())
         self._realized_today = _ZERO
@@ -219,6 +230,10 @@ class RiskGate:
         self._loss_baseline = _ZERO
         self._kill = KillSwitch()
         self._kill_day: int | None = None
+        # Shared-state bookkeeping (see merge_state): what this gate changed since its last merge.
+        self._pending_realized = _ZERO
+        self._pending_trip: KillSwitch | None = None
+        self._resumed_at_ms = 0  # the last resume this gate knows of (ms); trips before it are void
 
     # ------------------------------------------------------------------------------------ the rules
 
@@ -248,23 +263,27 @@ class RiskGate:
         return decision
 
     def _check_open_orders(self) -> RiskDecision | None:
-        # Counts SELLs too: it bounds what rests on the venue, and a SELL can always get room by cancelling.
+        # Open SELLs count towards the cap, but only BUYs are held to it: a SELL reduces a position, and
+        # reducing risk must always be possible (README), even with max_open_orders reached.
         n, cap = len(self._open), self.limits.max_open_orders
         if n >= cap:
             return _reject(RiskCode.OPEN_ORDERS, f"{n} orders open, limit {cap}; cancel one first")
         return None
 
     def _check_sell(self, intent: OrderIntent) -> RiskDecision:
-        held = self._held(intent.token_id)
-        offered = self._open.sells_by_token.get(intent.token_id, _ZERO)
+        held = self._held(intent.token_id, intent.strategy)
+        offered = self._open.sells_by_slot.get((intent.strategy, intent.token_id), _ZERO)
         available = held - offered
         if intent.size > available:
+            others = self._held(intent.token_id) - held
+            elsewhere = f"; other strategies hold {fmt(others)}, not this one's to sell" if others > 0 else ""
             return _reject(
                 RiskCode.NO_POSITION,
-                f"SELL {fmt(intent.size)} shares of {_short(intent.token_id)} > {fmt(available)} available"
-                f" (held {fmt(held)}, {fmt(offered)} in open sells); pmbot does not short",
+                f"SELL {fmt(intent.size)} shares of {_short(intent.token_id)} > {fmt(available)} available to"
+                f" {intent.strategy!r} (held {fmt(held)}, {fmt(offered)} in open sells){elsewhere};"
+                " pmbot does not short",
             )
-        return self._check_open_orders() or APPROVED
+        return APPROVED
 
     def _check_buy(self, intent: OrderIntent, fee_reserve: Decimal) -> RiskDecision:
         lim = self.limits
@@ -315,6 +334,7 @@ class RiskGate:
                 size=intent.size,
                 fee_reserve=fee_reserve,
                 filled=filled,
+                strategy=intent.strategy,
             )
         )
         self._drop_if_done(intent.key)
@@ -333,6 +353,7 @@ class RiskGate:
                 size=record.size,
                 fee_reserve=fee_reserve,
                 filled=record.filled_size,
+                strategy=record.strategy,
             ),
         )
         self._drop_if_done(record.key)
@@ -361,19 +382,23 @@ class RiskGate:
         fee: Decimal = _ZERO,
         order_key: str | None = None,
         ts_ms: int | None = None,
+        strategy: str | None = None,
     ) -> Decimal:
         """Apply one fill; returns its realized PnL. Trips the kill switch if this fill crosses the daily loss.
 
-        `order_key` moves the filled part out of that order's reservation into the position. A fill from an
-        earlier UTC day (`ts_ms`, e.g. found by reconciliation) updates the position but not today's PnL."""
+        `order_key` moves the filled part out of that order's reservation into the position. The fill books
+        on `strategy`'s position (default: the strategy of the order `order_key`). A fill from an earlier
+        UTC day (`ts_ms`, e.g. found by reconciliation) updates the position but not today's PnL."""
         self._roll_day()
-        holding = self._holdings.get(token_id)
+        order = self._open.get(order_key)
+        if strategy is None:
+            strategy = order.strategy if order is not None else ""
+        holding = self._holdings.get((strategy, token_id))
         if holding is None:
-            holding = self._holdings[token_id] = _Holding(condition_id)
+            holding = self._holdings[(strategy, token_id)] = _Holding(condition_id)
         _, realized_micro = ledger.apply(
             holding.book, side, TradeKind.FILL, to_micro(price), to_micro(size), to_micro(fee)
         )
-        order = self._open.get(order_key)
         if order is not None:
             self._open.change(order, filled=order.filled + size, fee_paid=order.fee_paid + fee)
             self._drop_if_done(order.key)
@@ -381,26 +406,41 @@ class RiskGate:
         self._add_realized(realized, ts_ms)
         return realized
 
-    def on_resolution(self, token_id: str, payout: Decimal, *, ts_ms: int | None = None) -> Decimal:
-        """The market resolved: what is held of `token_id` is redeemed at `payout` (1 won, 0 lost)."""
+    def on_resolution(
+        self, token_id: str, payout: Decimal, *, ts_ms: int | None = None, count_realized: bool = True
+    ) -> Decimal:
+        """The market resolved: what is held of `token_id` is redeemed at `payout` (1 won, 0 lost).
+
+        `count_realized=False` only drops the holdings (their cost stops counting as exposure): the
+        realized PnL is counted by whichever process recorded the payout (`add_realized`), so a payout
+        that several processes learn of counts once towards the daily loss."""
         self._roll_day()
-        holding = self._holdings.get(token_id)
-        if holding is None or holding.book.size == 0:
-            return _ZERO
-        _, realized_micro = ledger.apply(
-            holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
-        )
+        if not count_realized:
+            realized_micro = 0
+            for (_, token), holding in self._holdings.items():
+                if token == token_id and holding.book.size > 0:
+                    realized_micro += ledger.apply(
+                        holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
+                    )[1]
+            return from_micro(realized_micro)
+        realized_micro = 0
+        for (_, token), holding in self._holdings.items():
+            if token == token_id and holding.book.size > 0:
+                realized_micro += ledger.apply(
+                    holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
+                )[1]
         realized = from_micro(realized_micro)
-        self._add_realized(realized, ts_ms)
+        if realized_micro:
+            self._add_realized(realized, ts_ms)
         return realized
 
     def load_positions(self, positions: Iterable[Position]) -> None:
-        """Replace the held positions with the store's (at start-up). Strategies holding one token add up."""
+        """Replace the held positions with the store's (at start-up), one per (strategy, token) like the store."""
         self._holdings.clear()
         for p in positions:
             if p.state is not PositionState.OPEN or p.size <= 0:
                 continue
-            holding = self._holdings.setdefault(p.token_id, _Holding(p.condition_id))
+            holding = self._holdings.setdefault((p.strategy, p.token_id), _Holding(p.condition_id))
             holding.book.size += to_micro(p.size)
             holding.book.cost += to_micro(p.cost)
 
@@ -418,6 +458,7 @@ class RiskGate:
             now = self._clock()
             self._kill = KillSwitch(True, int(now * 1000), reason, cause.value)
             self._kill_day = _day_of(now)
+            self._pending_trip = self._kill
 
     def resume(self) -> None:
         """Manual reset. Today's loss so far is accepted: the next trip needs a further daily_loss_limit of loss."""
@@ -426,6 +467,8 @@ class RiskGate:
             self._kill = KillSwitch()
             self._kill_day = None
             self._loss_baseline = self._realized_today  # a further full limit of loss from here trips it again
+            self._resumed_at_ms = max(self._resumed_at_ms + 1, int(self._clock() * 1000))
+            self._pending_trip = None
 
     def export_state(self) -> dict[str, Any]:
         """What must survive a restart, as JSON-ready values (Decimals as text). Positions come from the store."""
@@ -439,6 +482,7 @@ class RiskGate:
             "tripped_at_ms": self._kill.tripped_at_ms,
             "reason": self._kill.reason,
             "cause": self._kill.cause,
+            "resumed_at_ms": self._resumed_at_ms,
         }
 
     def import_state(self, state: Mapping[str, Any]) -> None:
@@ -451,6 +495,8 @@ class RiskGate:
         except (KeyError, TypeError, ValueError, ArithmeticError) as e:
             raise InputError(f"unreadable risk state: {e!r}") from None
         self._day, self._realized_today, self._loss_baseline = day, realized, baseline
+        resumed = state.get("resumed_at_ms") or 0
+        self._resumed_at_ms = resumed if isinstance(resumed, int) else 0
         if state.get("tripped"):
             at = state.get("tripped_at_ms")
             cause = state.get("cause") or RiskCode.KILL_SWITCH.value
@@ -462,6 +508,44 @@ class RiskGate:
             self._kill, self._kill_day = KillSwitch(), None
         self._roll_day()
         self._maybe_trip()
+
+    @property
+    def dirty(self) -> bool:
+        """Changed since the last `merge_state`: PnL realized or a trip that the shared state has not seen."""
+        return bool(self._pending_realized) or self._pending_trip is not None
+
+    def merge_state(self, stored: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Merge this gate's changes since its last merge into the shared `stored` state (another process's
+        view, or None), adopt the result and return it for storing. Never loses a trip or a loss another
+        process recorded: PnL adds up, a trip stays until a resume newer than it clears it.
+
+        Call it inside `Store.update_state`, so that no other process writes in between."""
+        self._roll_day()
+        shared = RiskGate(self.limits, self._clock)
+        if stored:
+            shared.import_state(stored)  # rolls the stored day forward to today
+        if shared._day == self._day:
+            shared._realized_today += self._pending_realized
+        trip = self._pending_trip
+        if (
+            trip is not None
+            and not shared._kill.tripped
+            and shared._day == self._day
+            and (trip.tripped_at_ms or 0) > shared._resumed_at_ms
+        ):
+            shared._kill, shared._kill_day = trip, self._kill_day
+        shared._maybe_trip()
+        self._day, self._realized_today, self._loss_baseline = (
+            shared._day,
+            shared._realized_today,
+            shared._loss_baseline,
+        )
+        self._kill, self._kill_day, self._resumed_at_ms = shared._kill, shared._kill_day, shared._resumed_at_ms
+        self._pending_realized, self._pending_trip = _ZERO, None
+        return shared.export_state()
+
+    def open_buy_keys(self) -> list[str]:
+        return [o.key for o in self._open.values() if o.side is Side.BUY]
 
     # ------------------------------------------------------------------------------- reading
 
@@ -482,14 +566,15 @@ class RiskGate:
             kill_switch=self._kill,
         )
 
-    def held(self, token_id: str) -> Decimal:
-        return self._held(token_id)
+    def held(self, token_id: str, strategy: str | None = None) -> Decimal:
+        """Shares of `token_id` held by `strategy` (None: by every strategy)."""
+        return self._held(token_id, strategy)
 
     def holdings(self) -> list[Holding]:
-        """Every token held, for status tables and for cross-checking against the store."""
+        """Every (strategy, token) position, for status tables and for cross-checking against the store."""
         return [
-            Holding(token, h.condition_id, from_micro(h.book.size), from_micro(h.book.cost))
-            for token, h in sorted(self._holdings.items())
+            Holding(token, h.condition_id, from_micro(h.book.size), from_micro(h.book.cost), strategy)
+            for (strategy, token), h in sorted(self._holdings.items())
             if h.book.size or h.book.cost
         ]
 
@@ -498,9 +583,11 @@ class RiskGate:
 
     # ------------------------------------------------------------------------------- internals
 
-    def _held(self, token_id: str) -> Decimal:
-        h = self._holdings.get(token_id)
-        return from_micro(h.book.size) if h is not None else _ZERO
+    def _held(self, token_id: str, strategy: str | None = None) -> Decimal:
+        if strategy is not None:
+            h = self._holdings.get((strategy, token_id))
+            return from_micro(h.book.size) if h is not None else _ZERO
+        return from_micro(sum(h.book.size for (_, t), h in self._holdings.items() if t == token_id))
 
     def _positions_cost(self) -> Decimal:
         return from_micro(sum(h.book.cost for h in self._holdings.values()))
@@ -520,10 +607,17 @@ class RiskGate:
         if order is not None and order.remaining == 0:
             self._open.remove(key)
 
+    def add_realized(self, realized: Decimal, ts_ms: int | None = None) -> None:
+        """PnL realized outside a fill this gate saw (a resolution's payout recorded by this process):
+        it counts towards today's loss and may trip the kill switch; merged by `merge_state`."""
+        self._roll_day()
+        self._add_realized(realized, ts_ms)
+
     def _add_realized(self, realized: Decimal, ts_ms: int | None) -> None:
         if ts_ms is not None and _day_of(ts_ms / 1000) < self._day:
             return
         self._realized_today += realized
+        self._pending_realized += realized
         self._maybe_trip()
 
     def _maybe_trip(self) -> None:
@@ -541,6 +635,7 @@ class RiskGate:
         if today <= self._day:
             return
         self._day, self._realized_today, self._loss_baseline = today, _ZERO, _ZERO
+        self._pending_realized = _ZERO  # a past day's PnL: the shared state rolls over too
         if (
             self._kill.tripped
             and self.limits.kill_switch_reset == "next_day"
@@ -548,6 +643,7 @@ class RiskGate:
             and self._kill_day < today
         ):
             self._kill, self._kill_day = KillSwitch(), None
+            self._pending_trip = None  # yesterday's trip, reset by the policy: not news for the shared state
 
     def _kill_text(self) -> str:
         k = self._kill

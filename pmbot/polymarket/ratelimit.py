@@ -1,17 +1,26 @@
-"""Client-side token buckets per endpoint family, sized from Polymarket's documented limits.
+"""Client-side rate limits per endpoint family, sized from Polymarket's documented limits.
 
 Polymarket throttles through Cloudflare on sliding windows (docs: api-reference/rate-limits); going
 over means queued or 429'd requests exactly when speed matters, so we stay under the documented
-numbers times a safety fraction. Order endpoints have two limits (burst per 10 s and sustained per
-10 min) and a request must fit both. A 429's Retry-After pauses the whole family.
+numbers times a safety fraction, over ANY window: each limit is a moving window (a log of the last
+`requests` admission times), the model the venue itself uses. Order endpoints have two limits (burst
+per 10 s and sustained per 10 min) and a request must fit both. A 429's Retry-After pauses the family.
 
-Why hand-written rather than a library: the candidates (aiolimiter, limits) have no injectable clock
-for deterministic tests and no "pause this family until" for Retry-After; the bucket is 30 lines.
+(A token bucket that starts full and refills at requests/window admits up to twice the limit in its
+first window: 5 599 POST /order in 10 s against 3 500 documented. The moving window cannot.)
+
+Why hand-written rather than `limits` (whose moving window is the same algorithm): its in-memory storage
+reads the wall clock (`time.time()`, which steps with NTP: after a step back a full window stays full
+for as long as the step, and tests cannot inject a clock), inserts at the front of a list (O(window)
+per hit, measured 17 µs at 300 k entries, i.e. one minute at 5 000 orders/s, vs 0.56 µs for this
+deque) and runs a timer thread every 10 ms. The fleet-wide budget, where several processes must share
+one window, does use `limits`' Redis storage (pmbot/executor/budget.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from decimal import Decimal
@@ -101,8 +110,36 @@ class TokenBucket:
         self.tokens -= n
 
 
+class MovingWindow:
+    """At most `capacity` admissions in any `per_seconds` window (floor of limit x fraction, at least 1).
+
+    The log keeps one timestamp per admission still inside the window, oldest first: a check pops what
+    has left the window and compares the count; O(1) amortised per admission."""
+
+    __slots__ = ("_clock", "_log", "capacity", "per_seconds")
+
+    def __init__(self, limit: Limit, clock: Clock, fraction: Decimal | float = 1) -> None:
+        self.capacity = max(1, int(Decimal(limit.requests) * Decimal(str(fraction))))
+        self.per_seconds = float(limit.per_seconds)
+        self._clock = clock
+        self._log: deque[float] = deque()
+
+    def wait_time(self) -> float:
+        """Seconds until one more admission fits the window (0 if now)."""
+        now = self._clock()
+        log, start = self._log, now - self.per_seconds
+        while log and log[0] <= start:  # an admission at t counts in (t - window, t]: gone at t + window
+            log.popleft()
+        if len(log) < self.capacity:
+            return 0.0
+        return max(log[len(log) - self.capacity] + self.per_seconds - now, 1e-6)
+
+    def take(self) -> None:
+        self._log.append(self._clock())
+
+
 class RateLimiter:
-    """All buckets for one venue. `acquire` waits (up to `max_wait`) until every bucket that applies
+    """All windows for one venue. `acquire` waits (up to `max_wait`) until every bucket that applies
     has a token, then takes one from each; a longer wait raises RateLimitedError instead of silently
     stalling a trading decision."""
 
@@ -119,7 +156,7 @@ class RateLimiter:
         self._sleep = sleep
         self.max_wait = max_wait
         self._buckets = {
-            name: tuple(TokenBucket(lim, clock, fraction) for lim in lims)
+            name: tuple(MovingWindow(lim, clock, fraction) for lim in lims)
             for name, lims in (limits if limits is not None else POLYMARKET_LIMITS).items()
         }
         self._paused_until: dict[str, float] = {}

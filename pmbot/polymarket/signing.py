@@ -48,6 +48,7 @@ ROUNDING: Final[dict[str, tuple[int, int, int]]] = {
     "0.0001": (4, 2, 6),
 }
 _MICRO = Decimal(1_000_000)
+_CENT = Decimal("0.01")
 
 
 def domain_separator(exchange: str, chain_id: int = CHAIN_ID_POLYGON, version: str = "2") -> bytes:
@@ -97,6 +98,26 @@ def limit_amounts(side: int, price: Decimal, size: Decimal, tick_size: str) -> A
     return Amounts(shares_micro, usdc_micro)
 
 
+def buy_spend(size: Decimal, price: Decimal) -> Decimal:
+    """What a marketable (FOK/FAK) BUY of `size` shares at worst price `price` spends: size × price
+    rounded down to the cent. The venue has no share-sized market BUY: it spends the signed USDC amount
+    at prices no worse than `price`, so at a better price it buys more shares for the same USDC (never
+    more USDC). The gate, the paper exchange and the `pmbot order` prompt all use this one rule."""
+    return (size * price).quantize(_CENT, rounding=ROUND_DOWN)
+
+
+def marketable_buy_terms(side: str, order_type: str, size: Decimal, price: Decimal) -> str | None:
+    """What a marketable BUY will do, for a person about to confirm it (None for any other order)."""
+    if side != "BUY" or order_type not in ("FOK", "FAK"):
+        return None
+    spend = buy_spend(size, price)
+    at_limit = (spend / price).quantize(_CENT, rounding=ROUND_DOWN)
+    return (
+        f"BUY {order_type} spending up to {spend:f} USDC plus taker fees at prices up to {price.normalize():f}"
+        f" ({at_limit.normalize():f} shares if all at {price.normalize():f}, more at better prices)"
+    )
+
+
 def market_amounts(side: int, amount: Decimal, price: Decimal, tick_size: str) -> Amounts:
     """Amounts of a marketable FOK/FAK order. `amount` is USDC to spend (BUY) or shares to sell (SELL).
 
@@ -104,7 +125,7 @@ def market_amounts(side: int, amount: Decimal, price: Decimal, tick_size: str) -
     (py-clob-client-v2 issue 99); shares are rounded down so the implied price never beats `price`.
     """
     _check_price(price, tick_size)
-    maker = amount.quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+    maker = amount.quantize(_CENT, rounding=ROUND_DOWN)
     if maker <= 0:
         raise InputError(f"amount {amount} is too small")
     if side == SIDE_BUY:

@@ -13,14 +13,29 @@ from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import AuthError, NotFoundError, OrderStateUnknownError, RateLimitedError, VenueError
+from pmbot.errors import (
+    AuthError,
+    NotFoundError,
+    OrderStateUnknownError,
+    RateLimitedError,
+    VenueError,
+    VenueUnavailableError,
+)
 from pmbot.polymarket.auth import L1Signer, creds_from, l2_headers
 from pmbot.polymarket.http import HttpClient, check_cursor, compact_json
 from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
 from pmbot.polymarket.schemas.refusals import explain_refusal
-from pmbot.polymarket.signing import SIDE_BUY, SIDE_SELL, OrderSigner, SignedOrder, limit_amounts, market_amounts
+from pmbot.polymarket.signing import (
+    SIDE_BUY,
+    SIDE_SELL,
+    OrderSigner,
+    SignedOrder,
+    buy_spend,
+    limit_amounts,
+    market_amounts,
+)
 
 MAX_BATCH = 15  # POST /orders accepts at most 15 orders (docs: trading/orders/create)
 _START_CURSOR = "MA=="  # base64 "0"
@@ -113,12 +128,13 @@ class TradingClient:
         expiration_s: int = 0,
     ) -> SignedOrder:
         """Sign an order. For FOK/FAK `size` is shares like a limit order; the amounts follow the
-        market-order rules (USDC for a BUY, 2 dp maker / 4 dp taker) with `price` as the worst price."""
+        market-order rules (USDC for a BUY, 2 dp maker / 4 dp taker) with `price` as the worst price:
+        a marketable BUY spends `buy_spend(size, price)` USDC (see there), a SELL sells `size` shares."""
         params = await self.params.get(token_id)
         tick = tick_text(params.tick_size)
         side_int = SIDE_BUY if side is Side.BUY else SIDE_SELL
         if order_type in (OrderType.FOK, OrderType.FAK):
-            amount = size * price if side is Side.BUY else size
+            amount = buy_spend(size, price) if side is Side.BUY else size
             amounts = market_amounts(side_int, amount, price, tick)
         else:
             amounts = limit_amounts(side_int, price, size, tick)
@@ -166,6 +182,9 @@ class TradingClient:
     def _refusal(error: VenueError, order_hash: str) -> OrderAck:
         status = error.status or 0
         if isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError) or status == 425:
+            raise error
+        if isinstance(error, VenueUnavailableError) and error.status is None:
+            # could not connect (POST timeouts after connecting are OrderStateUnknownError): nothing was sent
             raise error
         if not 400 <= status < 500:
             # 5xx ("could not insert order"), or a 2xx whose body was unreadable: the venue may hold it.

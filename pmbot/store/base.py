@@ -6,7 +6,7 @@ executor awaits nothing while it holds an order's write-ahead record.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
@@ -42,9 +42,16 @@ class Store(Protocol):
 
     def set_state(self, name: str, value: Mapping[str, Any]) -> None: ...
 
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
+        """Read-modify-write one state document atomically across processes: `merge(current)` (None if
+        never set) returns the new value, which is stored and returned. State shared by several
+        processes (the kill switch) must go through this, never through a blind `set_state`."""
+        ...
+
     # Orders: write-ahead. insert before sending; update on every state change.
     def insert_order(self, order: OrderRecord) -> bool:
-        """Store a new intent (pending). False, and nothing written, if its key already exists."""
+        """Store a new intent (pending). False, and nothing written, if its key already exists, unless
+        the existing record (same mode) is `not_sent`: then the new one replaces it (a retry)."""
         ...
 
     def get_order(self, key: str) -> OrderRecord | None: ...

@@ -189,10 +189,52 @@ def _redeemable(db: Database) -> None:
     db.table("positions").add_column("redeemed_at", int)
 
 
+# Rejections recorded before `not_sent` existed whose reason shows nothing reached the venue: they become
+# `not_sent`, so their keys may be used again (issue 8). Venue and risk-gate rejections are left final.
+_NEVER_SENT_ERRORS = (
+    "market parameters unavailable:%",
+    "%: not sent",
+    "%: not executed",
+    "no order book:%",
+    "never signed",
+)
+
+
+def _not_sent(db: Database) -> None:
+    where = " OR ".join("error LIKE ?" for _ in _NEVER_SENT_ERRORS)
+    db.execute(
+        f"UPDATE orders SET status = 'not_sent' WHERE status = 'rejected' AND filled_size_micro = 0 AND ({where})",
+        _NEVER_SENT_ERRORS,
+    )
+
+
+def _order_wallet(db: Database) -> None:
+    # Which wallet (live: the maker address; dry-run: "paper:<run id>", one paper wallet per process) an
+    # order belongs to: reconciliation settles only its own wallet's orders. '' marks rows from before.
+    db.execute("ALTER TABLE orders ADD COLUMN wallet TEXT NOT NULL DEFAULT ''")
+    db.table("orders").create_index(["wallet", "status"])
+
+
+def _mode_keys(db: Database) -> None:
+    # Idempotency keys are per mode: a dry-run order's stored key carries the "dry-run:" prefix (see
+    # pmbot.executor.engine.DRY_RUN_PREFIX), so the same signal can later be executed live.
+    # events and trades first: they find the dry-run orders by their old keys
+    for table, col in (("order_events", "order_key"), ("trades", "order_key"), ("orders", "key")):
+        where = {
+            "orders": "dry_run = 1",
+            "order_events": "order_key IN (SELECT key FROM orders WHERE dry_run = 1)",
+            "trades": "dry_run = 1 AND order_key IS NOT NULL",
+        }[table]
+        db.execute(f"UPDATE {table} SET {col} = 'dry-run:' || {col} WHERE {where} AND {col} NOT LIKE 'dry-run:%'")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
     ("0003_redeemable", _redeemable),
+    ("0004_not_sent", _not_sent),
+    ("0005_order_wallet", _order_wallet),
+    ("0006_mode_keys", _mode_keys),
 ]
 
 

@@ -32,13 +32,18 @@ class OrderStatus(StrEnum):
     REJECTED = "rejected"  # by the risk gate or the venue; never reached the book
     EXPIRED = "expired"
     UNKNOWN = "unknown"  # POST timed out: reconcile with the venue before anything else
+    # Failed before anything reached the venue (market parameters or the venue unreachable, our own
+    # budget, shutting down): final, but its key may be used again; the retry replaces this record.
+    NOT_SENT = "not_sent"
 
     @property
     def is_final(self) -> bool:
         return self in FINAL_STATUSES
 
 
-FINAL_STATUSES = frozenset({OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED})
+FINAL_STATUSES = frozenset(
+    {OrderStatus.FILLED, OrderStatus.CANCELLED, OrderStatus.REJECTED, OrderStatus.EXPIRED, OrderStatus.NOT_SENT}
+)
 
 
 class PositionState(StrEnum):
@@ -70,6 +75,8 @@ class OrderRecord:
     created_at: int = 0  # epoch ms
     updated_at: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
+    # live: the maker address (lower case); dry-run: "paper:<run id>"; "" for rows stored before wallets
+    wallet: str = ""
 
     @property
     def notional(self) -> Decimal:

@@ -65,6 +65,7 @@ def order_to_row(o: OrderRecord, now: int) -> dict[str, Any]:
         "created_at": o.created_at or now,
         "updated_at": o.updated_at or o.created_at or now,
         "metadata": _json(o.metadata),
+        "wallet": o.wallet,
     }
 
 
@@ -86,6 +87,7 @@ def row_to_order(r: dict[str, Any]) -> OrderRecord:
         created_at=r["created_at"],
         updated_at=r["updated_at"],
         metadata=json.loads(r["metadata"] or "{}"),
+        wallet=r.get("wallet") or "",
     )
 
 

@@ -11,11 +11,12 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import functools
 import json
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from pathlib import Path
@@ -134,10 +135,8 @@ class SQLiteStore:
     def insert_order(self, order: OrderRecord) -> bool:
         now = self._now()
         row = rows.order_to_row(order, now)
-        cols = ", ".join(row)
-        marks = ", ".join("?" for _ in row)
         with self._write() as conn:
-            cur = conn.execute(f"INSERT OR IGNORE INTO orders ({cols}) VALUES ({marks})", tuple(row.values()))
+            cur = conn.execute(_insert_order_sql(tuple(row)), tuple(row.values()))
             if cur.rowcount == 0:
                 return False
             conn.execute(
@@ -528,6 +527,17 @@ class SQLiteStore:
                 (name, text, self._now()),
             )
 
+    def update_state(self, name: str, merge: Callable[[dict[str, Any] | None], Mapping[str, Any]]) -> dict[str, Any]:
+        with self._write() as conn:  # BEGIN IMMEDIATE: no other process writes between our read and write
+            found = conn.execute("SELECT value FROM state WHERE name = ?", (name,)).fetchone()
+            value = dict(merge(json.loads(found[0]) if found else None))
+            conn.execute(
+                "INSERT INTO state (name, value, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT(name) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at",
+                (name, json.dumps(value, sort_keys=True, default=str), self._now()),
+            )
+        return value
+
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
 
@@ -614,4 +624,17 @@ def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any
         ts=ts,
         liquidity="redeem",
         metadata=meta,
+    )
+
+
+@functools.cache
+def _insert_order_sql(cols: tuple[str, ...]) -> str:
+    """INSERT of an order row. A key recorded `not_sent` (nothing of it reached the venue) is taken over
+    by its retry, atomically: of two processes retrying it at once, one updates the row, the other gets
+    rowcount 0 like any existing key."""
+    reuse = ", ".join(f"{c} = excluded.{c}" for c in cols if c != "key")
+    return (
+        f"INSERT INTO orders ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})"
+        f" ON CONFLICT(key) DO UPDATE SET {reuse}"
+        " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run"
     )

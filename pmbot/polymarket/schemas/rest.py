@@ -287,17 +287,23 @@ def data_position(raw: Any) -> DataPosition:
 # ----------------------------------------------------------------------------------------- trading
 
 
-def amount(value: Any) -> Decimal | None:
+def _is_fixed(value: Any) -> bool:
+    """A bare integer string of 7+ digits can only be 6-decimal fixed point: no 15-minute market
+    trades a million shares in one order."""
+    text = str(value) if value is not None else ""
+    return text.isdigit() and len(text) >= 7
+
+
+def amount(value: Any, *, fixed: bool = False) -> Decimal | None:
     """POST /order amounts come as "" (nothing matched), decimal strings ("2.140844") or, per the
-    OpenAPI page, 6-decimal fixed-point integers ("100000000"). A bare integer string of 7+ digits
-    can only be fixed-point: no 15-minute market trades a million shares in one order."""
+    OpenAPI page, 6-decimal fixed-point integers ("100000000"). `fixed`: the answer's other amounts
+    show it uses fixed point, so a short integer is fixed point too ("500000" is 0.5, not 500 000)."""
     d = dec(value)
     if d is None:
         return None
     if d < 0:
         raise VenueError(f"order amount {str(value)[:30]!r} is negative")
-    text = str(value)
-    if text.isdigit() and len(text) >= 7:
+    if _is_fixed(value) or (fixed and str(value).isdigit()):
         return d / _MICRO
     return d
 
@@ -307,23 +313,25 @@ def order_ack(raw: Any) -> OrderAck:
     error = explain_refusal(scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300))
     order_id = str(o.get("orderID") or o.get("orderId") or "")
     success = as_bool(o.get("success", False))
+    # One answer uses one form: if either amount is plainly fixed point, both are.
+    fixed = _is_fixed(o.get("makingAmount")) or _is_fixed(o.get("takingAmount"))
     return OrderAck(
         # success:true with an errorMsg is NOT an accepted order (rs-clob-client issue 114).
         accepted=success and not error and bool(order_id),
         order_id=order_id,
         status=str(o.get("status") or "").lower(),
-        making_amount=amount(o.get("makingAmount")),
-        taking_amount=amount(o.get("takingAmount")),
+        making_amount=amount(o.get("makingAmount"), fixed=fixed),
+        taking_amount=amount(o.get("takingAmount"), fixed=fixed),
         error=error,
         tx_hashes=tuple(str(h) for h in o.get("transactionsHashes") or o.get("transactionHashes") or ()),
         trade_ids=tuple(str(t) for t in o.get("tradeIDs") or ()),
     )
 
 
-def _size(value: Any) -> Decimal:
+def _size(value: Any, *, fixed: bool = False) -> Decimal:
     # Open-order sizes: one docs version sends 6-decimal fixed point, the newer says "already
     # normalized". Same rule as amounts.
-    size = amount(value) or Decimal(0)
+    size = amount(value, fixed=fixed) or Decimal(0)
     if size > MAX_SHARES:
         raise VenueError(f"order size {str(value)[:30]!r} is not sane")
     return size
@@ -332,7 +340,8 @@ def _size(value: Any) -> Decimal:
 def open_order(raw: Any) -> OpenOrder:
     o = _obj(raw, "order")
     # size_matched may exceed original_size: a market BUY signs USDC, and a better price buys more shares.
-    original, matched = _size(o.get("original_size")), _size(o.get("size_matched"))
+    original = _size(o.get("original_size"))
+    matched = _size(o.get("size_matched"), fixed=_is_fixed(o.get("original_size")))
     return OpenOrder(
         order_id=str(req(o, "id", "order")),
         status=venue_status(o.get("status"), ORDER_STATUS_PREFIX),
@@ -340,6 +349,8 @@ def open_order(raw: Any) -> OpenOrder:
         token_id=str(o.get("asset_id") or ""),
         side=side(o.get("side")),
         price=price01(o.get("price"), "order"),
+        # an order is at least the 5-share minimum, so its original size shows the row's form (7+ digits
+        # in fixed point); its matched size, which can be under a share, follows that form
         original_size=original,
         size_matched=matched,
         order_type=opt_str(o.get("order_type")),
