@@ -15,10 +15,16 @@ from pmbot.sim.testing import SimServer
 from tests.test_cli import run
 
 
+def _mid_window() -> float:
+    """A sim start 2 minutes into a 15-minute window: a recording of a few (accelerated) seconds stays
+    inside one market, whatever the wall clock says (at 20x, 3 s are a simulated minute)."""
+    return (time.time() // 900) * 900 + 120
+
+
 def test_record_then_replay(tmp_path: Path) -> None:
     out = tmp_path / "rec.jsonl"
     # A running (not manual) sim at 20x: books requote and the whale trades while we record.
-    with SimServer(seed=3, start=time.time(), manual=False, speed=20) as sim:
+    with SimServer(seed=3, start=_mid_window(), manual=False, speed=20) as sim:
         current = sim.current_market()
         args = ("record", "--series", "btc-up-or-down-15m", "--markets", "1", "--out", str(out), "-d", "3s")
         result = run(*args, env=sim.env())
@@ -72,7 +78,7 @@ def test_record_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     import os
     import signal
 
-    with SimServer(seed=3, start=time.time(), manual=False, speed=5) as sim:
+    with SimServer(seed=3, start=_mid_window(), manual=False, speed=5) as sim:
         out = tmp_path / "rec.jsonl"
         env = {k: v for k, v in os.environ.items() if not k.startswith("PMBOT_")} | sim.env()
         proc = subprocess.Popen(

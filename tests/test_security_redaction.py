@@ -167,7 +167,7 @@ def test_a_venue_echoing_our_headers_leaks_nothing(
         args = ["order", "buy", token, "--price", "0.02", "--size", "5", "--live", "--yes"]
         code, out = invoke(*(["--debug"] if debug else []), *args)
         sent = [r for r in evil.seen if r["path"] == "/order"]
-    assert code == 0 and "rejected" in out, out
+    assert code == 3 and "rejected" in out, out  # exit 3: the order was not placed
     assert sent and sent[0]["headers"]["POLY_PASSPHRASE"] == creds["passphrase"]  # it really had them
     secrets = [creds["secret"], creds["passphrase"], sent[0]["headers"]["POLY_SIGNATURE"], *forms(KEY)]
     db = sqlite3.connect(tmp_path / "pmbot.db")

@@ -51,6 +51,7 @@ def session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str) -> 
     with SimServer(seed=5, start=time.time(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
+        (tmp_path / "data").mkdir(mode=0o700, exist_ok=True)  # only the default data directory is created
         monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'data' / 'pmbot.db'}")
         monkeypatch.setenv("PMBOT_PRIVATE_KEY", KEY)
         monkeypatch.setenv("PMBOT_REDIS_URL", redis_url)
@@ -113,7 +114,7 @@ def test_no_secret_anywhere_after_a_live_session(
 
     assert _run(outputs, "config", "show") == 0
     assert _run(outputs, "config", "show", "--json") == 0
-    assert _run(outputs, "--debug", "config", "check") == 0
+    assert _run(outputs, "--debug", "config", "check") == 0, outputs[-1]
     assert (
         _run(outputs, "order", "buy", token, "--price", "0.02", "--size", "5", "--live", "--yes", "--key", "rest") == 0
     )
@@ -126,7 +127,8 @@ def test_no_secret_anywhere_after_a_live_session(
     with HostileVenue(upstream=sim.url) as evil:
         evil.override("POST", "/order", echo)
         monkeypatch.setenv("PMBOT_CLOB_URL", evil.url)
-        assert _run(outputs, "--debug", "order", "buy", token, "--price", "0.04", "--size", "5", "--live", "--yes") == 0
+        code = _run(outputs, "--debug", "order", "buy", token, "--price", "0.04", "--size", "5", "--live", "--yes")
+        assert code == 3, outputs[-1]  # the venue refused it: not placed
         assert any(r["headers"].get("POLY_PASSPHRASE") == creds["passphrase"] for r in evil.seen)
     monkeypatch.setenv("PMBOT_CLOB_URL", sim.url)
 

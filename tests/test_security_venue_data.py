@@ -312,11 +312,15 @@ def invoke_split(*args: str) -> tuple[int, str, str]:
 def test_stream_frames_that_json_should_not_hold_are_malformed_not_fatal(frame: str) -> None:
     import sys
 
-    import eth_account  # noqa: F401 - through py_ecc it raises the recursion limit to 100 000
-
     from pmbot.polymarket.streams import MarketStream
 
-    assert sys.getrecursionlimit() >= 100_000  # the condition under which deep JSON used to segfault
-    stream = MarketStream("ws://127.0.0.1:9/ws", [TOKEN])
-    assert stream._ingest(frame) is False
-    assert stream.counters.malformed == 1
+    # The condition under which deep JSON used to segfault: py_ecc (which some eth-account versions pull
+    # in) raises the recursion limit to 100 000 at import. Set it the same way, whatever is installed.
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 100_000))
+    try:
+        stream = MarketStream("ws://127.0.0.1:9/ws", [TOKEN])
+        assert stream._ingest(frame) is False
+        assert stream.counters.malformed == 1
+    finally:
+        sys.setrecursionlimit(before)

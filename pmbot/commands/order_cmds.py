@@ -141,7 +141,8 @@ def order(
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
     if result.filled_size:
-        out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
+        fill = f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}"
+        out.print(f"{fill}, fees {render.usdc(result.fees)} USDC")  # exact in --json
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))
     if result.status.value == "not_sent":
@@ -154,8 +155,8 @@ def not_placed(result: SubmitResult, order_type: str) -> str | None:
     """Why nothing of this order is on the book or filled (exit code 3), or None when it was placed.
 
     Rejected by the risk gate, the paper exchange or the venue (tick, minimum size, balance, …), not sent
-    (nothing reached the venue: retryable under the same key), or a FOK/FAK that matched nothing. A GTC that rested and was then cancelled was placed; a duplicate
-    reports what became of the original.
+    (nothing reached the venue: retryable under the same key), or a FOK/FAK that matched nothing. A GTC
+    that rested and was then cancelled was placed; a duplicate reports what became of the original.
     """
     if result.status is OrderStatus.REJECTED:
         return result.reason or "rejected"

@@ -116,6 +116,7 @@ class PaperRunLock(FileWalletLock):
     def __init__(self, directory: Path, run_id: str) -> None:
         super().__init__(directory, run_id)
         self.path = directory / f"paper-{run_id}.lock"
+        self.paths = [self.path]  # only this one: not the per-wallet live locks of the base class
 
     def release(self) -> None:
         super().release()
