@@ -298,3 +298,25 @@ async def test_user_channel_sees_venue_cancel_reason(rig: Rig) -> None:  # noqa:
         await stream.close()
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+def test_sim_trade_failing_on_chain_is_reported_failed_and_undone(sim: SimServer) -> None:
+    """Fault trade_fail: the match reverts on-chain; REST says TRADE_STATUS_FAILED, the stream FAILED,
+    no OrderFilled log is emitted and the balances are back to before the match."""
+    t = SimTrader(sim, HARDHAT_KEYS[2])
+    try:
+        up = sim.current_market()["token_ids"][0]
+        before = t.get("/balance-allowance", asset_type="COLLATERAL").json()["balance"]
+        sim.set_faults(trade_fail=1)
+        r = t.post_order(up, "BUY", Decimal("0.99"), amount=Decimal(5), order_type="FOK").json()
+        assert r["status"] == "matched"
+        sim.advance(3)
+        (row,) = t.get("/data/trades").json()["data"]
+        assert row["status"] == "TRADE_STATUS_FAILED" and rest.user_trade(row).status == "FAILED"
+        assert ClobTrade.model_validate(row).status == "FAILED"
+        assert [lg for lg in sim.chain_logs() if lg["transactionHash"] == row["transaction_hash"]] == []
+        assert t.get("/balance-allowance", asset_type="COLLATERAL").json()["balance"] == before
+        held = t.get("/balance-allowance", asset_type="CONDITIONAL", token_id=up).json()["balance"]
+        assert held == "0"
+    finally:
+        t.close()

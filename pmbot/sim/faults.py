@@ -21,6 +21,9 @@ class Faults:
     # next N API-key calls fail as the venue's do: 400 "Could not create api key" (POST /auth/api-key)
     # or "Could not derive api key!" (GET /auth/derive-api-key)
     api_key_create_fail: int = 0
+    # next N trades fail on-chain instead of being mined: status FAILED (REST TRADE_STATUS_FAILED), no
+    # OrderFilled logs, balances restored; the venue's matches can revert (SDK TradeStatus "FAILED")
+    trade_fail: int = 0
     api_key_derive_fail: int = 0
     ws_drop_every: float = 0.0  # close every WebSocket after this many (real) seconds
     ws_malformed_every: int = 0  # every Nth WS frame is preceded by a non-JSON frame

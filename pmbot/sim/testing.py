@@ -25,7 +25,9 @@ API (exact signatures):
                                      →CONFIRMED (+6 s)) before returning
     .set_faults(**changes) -> dict   e.g. set_faults(rate_limit=2, retry_after=3, rate_limit_path="/book"),
                                      server_error=N, latency_ms=N, drop_order_responses=N,
-                                     ws_drop_every=seconds, ws_malformed_every=N
+                                     ws_drop_every=seconds, ws_malformed_every=N, fak_live=N (FOK/FAK
+                                     answered "live", settled a second later), trade_fail=N (trades
+                                     revert on-chain: FAILED), api_key_create_fail=N, api_key_derive_fail=N
     .clear_faults() -> None
     .fund(address, pusd=None, shares=None) -> None   set a wallet's pUSD and/or {token_id: shares}
                                      (every wallet starts with venue.DEFAULT_PUSD and no shares; the sim

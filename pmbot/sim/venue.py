@@ -383,6 +383,11 @@ class Venue:
         still: list[Trade] = []
         for t in self._pending:  # heads of trade groups
             members = t.group or [t]
+            if t.status == "MATCHED" and s >= t.match_time + MINED_AFTER and self.faults.take("trade_fail"):
+                for g in members:
+                    g.status, g.last_update = "FAILED", s
+                self._revert(members)
+                self._notify_trade(t)
             if t.status == "MATCHED" and s >= t.match_time + MINED_AFTER:
                 for g in members:
                     g.status, g.last_update, g.block = "MINED", s, block_at(s)
@@ -395,6 +400,21 @@ class Venue:
             if t.status not in ("CONFIRMED", "FAILED"):
                 still.append(t)
         self._pending = still
+
+    def _revert(self, members: list[Trade]) -> None:
+        """A failed settlement: the fills of these trades never happened on-chain, so the wallets'
+        balances and the Data API history go back to before them."""
+        failed = {id(g) for g in members}
+        for g in members:
+            for order, is_taker in ((g.taker, True), (g.maker, False)):
+                if order.is_user:
+                    price = g.price if is_taker else g.maker_price
+                    w = order.maker_address.lower()
+                    sign = 1 if order.side == BUY else -1
+                    self._cash[w] = self.cash(w) + sign * (g.size * price) + (g.fee if is_taker else ZERO)
+                    key = (w, order.token_id)
+                    self._shares[key] = self._shares.get(key, ZERO) - sign * g.size
+        self.fills = [f for f in self.fills if id(f.trade) not in failed]
 
     def _emit_logs(self, t: Trade) -> None:
         exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
