@@ -23,7 +23,17 @@ from rich.console import Console
 
 from pmbot import __version__
 from pmbot.app import App
-from pmbot.commands import base, config_cmd, market_cmds, order_cmds, record_cmd, reports, settle_cmd, sim_cmd
+from pmbot.commands import (
+    base,
+    config_cmd,
+    learn_cmd,
+    market_cmds,
+    order_cmds,
+    record_cmd,
+    reports,
+    settle_cmd,
+    sim_cmd,
+)
 from pmbot.errors import PmbotError, RedactingFilter, redact, register_secret
 
 app = base.Typer(
@@ -67,6 +77,7 @@ sim_cmd.register(app)
 market_cmds.register(app)
 record_cmd.register(app)
 order_cmds.register(app)
+learn_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:

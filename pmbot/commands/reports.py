@@ -345,10 +345,19 @@ def stats(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
     local: LocalOpt = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="The metrics snapshots `pmbot run-all` stores every 5 minutes.")
+    ] = False,
 ) -> None:
     """Per strategy, dry-run and live apart: trades, volume, realized and unrealized PnL, win rate."""
     a: App = ctx.obj
     q = _query(a, strategy, since, None, None, dry_run)
+    if history:
+        from pmbot.commands.history_cmd import show_history
+
+        if q.strategy:
+            raise InputError("--history shows the whole process; --strategy does not apply to it")
+        return show_history(a, since_ms=q.since, limit=None, dry_run=q.dry_run, as_json=as_json, local=local)
     if not a.database_exists():
         return _empty(as_json, "statistics")
     store = a.store

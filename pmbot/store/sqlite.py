@@ -495,24 +495,32 @@ class SQLiteStore:
         assert pk is not None
         return int(pk)
 
-    def _list(self, table: str, ts_col: str, query: Query | None) -> list[dict[str, Any]]:
-        clause, params = rows.where(
-            Query(strategy=(query or Query()).strategy, since=(query or Query()).since), ts_col=ts_col
-        )
+    def _list(
+        self, table: str, query: Query | None, eq: Mapping[str, str | None], *, strategy: bool = False
+    ) -> list[dict[str, Any]]:
+        q = query or Query()
+        clause, params = rows.where(Query(strategy=q.strategy if strategy else None, since=q.since), ts_col="timestamp")
+        for col, value in eq.items():
+            if value is not None:
+                clause += (" AND " if clause else " WHERE ") + f"{col} = ?"
+                params.append(value)
         lim, lparams = rows.limit(query)
-        return self._query(f"SELECT * FROM {table}{clause} ORDER BY {ts_col} DESC, id DESC{lim}", params + lparams)
+        return self._query(f"SELECT * FROM {table}{clause} ORDER BY timestamp DESC, id DESC{lim}", params + lparams)
 
     def add_learning(self, learning: Learning) -> int:
         return self._insert("learnings", rows.learning_to_row(learning, self._now()))
 
-    def list_learnings(self, query: Query | None = None) -> list[Learning]:
-        return [rows.row_to_learning(r) for r in self._list("learnings", "created_at", query)]
+    def list_learnings(
+        self, query: Query | None = None, *, phase: str | None = None, category: str | None = None
+    ) -> list[Learning]:
+        found = self._list("learnings", query, {"phase": phase, "category": category})
+        return [rows.row_to_learning(r) for r in found]
 
     def add_reflection(self, reflection: Reflection) -> int:
         return self._insert("reflections", rows.reflection_to_row(reflection, self._now()))
 
-    def list_reflections(self, query: Query | None = None) -> list[Reflection]:
-        return [rows.row_to_reflection(r) for r in self._list("reflections", "created_at", query)]
+    def list_reflections(self, query: Query | None = None, *, phase: str | None = None) -> list[Reflection]:
+        return [rows.row_to_reflection(r) for r in self._list("reflections", query, {"phase": phase})]
 
     def get_state(self, name: str) -> dict[str, Any] | None:
         found = self._query("SELECT value FROM state WHERE name = ?", (name,))
@@ -541,8 +549,9 @@ class SQLiteStore:
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
 
-    def list_execution_logs(self, query: Query | None = None) -> list[ExecutionLog]:
-        return [rows.row_to_log(r) for r in self._list("execution_logs", "ts", query)]
+    def list_execution_logs(self, query: Query | None = None, *, event: str | None = None) -> list[ExecutionLog]:
+        found = self._list("execution_logs", query, {"event": event}, strategy=True)
+        return [rows.row_to_log(r) for r in found]
 
 
 def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], since: int | None) -> list[StrategyStats]:
