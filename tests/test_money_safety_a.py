@@ -181,6 +181,7 @@ async def test_a_partly_matched_fak_buy_is_cancelled_with_its_part_in_every_path
 
 async def _fill_resting(rig: Rig, token: str, price: Decimal, size: Decimal) -> None:
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: size})  # the venue sells only shares the wallet holds
     try:
         hit = await asyncio.to_thread(other.post_order, token, "SELL", price, size)
         assert hit.status_code == 200, hit.text

@@ -111,6 +111,7 @@ async def test_another_wallets_engine_never_touches_our_live_orders(rig: Rig, db
     # A's order fills later: A's reconciliation records the fill and its gate counts the position.
     token = sim.current_market()["token_ids"][0]
     taker = SimTrader(sim, HARDHAT_KEYS[2])
+    sim.fund(taker.address, shares={token: 5})  # the venue sells only shares the wallet holds
     try:
         hit = taker.post_order(token, "SELL", top, Decimal(5))
         assert hit.status_code == 200, hit.text

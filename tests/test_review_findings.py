@@ -188,6 +188,7 @@ async def test_cancel_records_fills_made_before_the_cancel(rig: Rig) -> None:
     resting = await ex.submit(intent(rig.sim, "partial", price=str(price), size="10"))
     assert resting.status is OrderStatus.LIVE
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: 5})  # the venue sells only shares the wallet holds
     try:
         hit = await asyncio.to_thread(other.post_order, token, "SELL", price, Decimal(5))
         assert hit.status_code == 200, hit.text
@@ -314,6 +315,7 @@ async def test_fill_reported_while_the_order_is_in_flight_is_not_lost(
     stream = rig.venue.user_stream()
     pump = asyncio.create_task(ex.follow_user(stream))
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: 5})  # the venue sells only shares the wallet holds
     original = trading.post_order
 
     async def answer_arrives_late(order: SignedOrder, order_type: Any, **kw: Any) -> OrderAck:

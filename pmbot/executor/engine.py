@@ -77,6 +77,7 @@ from pmbot.polymarket.models import (
     UserTradeEvent,
 )
 from pmbot.polymarket.params import MarketParamsCache
+from pmbot.polymarket.schemas.refusals import status_reason
 from pmbot.polymarket.signing import buy_spend
 from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
@@ -1457,6 +1458,8 @@ class Executor:
         else:
             matched, status = _ZERO, OrderStatus.REJECTED
         why = "reconcile: not found at the venue, never placed" if status is OrderStatus.REJECTED else "reconcile"
+        if venue is not None and (venue_why := status_reason(venue.status)):  # CANCELED_NOT_ENOUGH_BALANCE…
+            why = f"reconcile: {venue_why}"
         with self.store.transaction():
             new = self._record_new(found)
             self.store.set_order_status(
@@ -1636,7 +1639,10 @@ def _status_after_ack(
         return OrderStatus.SUBMITTED  # taker delay window: the venue will decide; reconcile reads it
     if venue_status == "unmatched":
         return OrderStatus.CANCELLED
-    if _complete(intent, filled, spent):
+    complete = _complete(intent, filled, spent)
+    if venue_status == "live" and not complete and intent.order_type in (OrderType.FOK, OrderType.FAK):
+        return OrderStatus.LIVE  # a FAK answered "live" can still fill: the user channel / reconcile settle it
+    if complete:
         return OrderStatus.FILLED
     if intent.order_type in (OrderType.FOK, OrderType.FAK):
         return OrderStatus.CANCELLED  # what did not match at once is cancelled (filled_size keeps the part)

@@ -75,7 +75,14 @@ class Venue:
     def market_stream(self, token_ids: Iterable[str] = ()) -> MarketStream:
         from pmbot.polymarket.streams import MarketStream
 
-        return MarketStream(self.settings.clob_ws_url, token_ids, clock=self.clock, rng=self.rng)
+        # tick_size_change updates the cached tick the signer and the paper checks read
+        return MarketStream(
+            self.settings.clob_ws_url,
+            token_ids,
+            clock=self.clock,
+            rng=self.rng,
+            on_tick_size=self.params.set_tick_size,
+        )
 
     def user_stream(self, markets: Iterable[str] = ()) -> UserStream:
         """Our own orders and trades; call `await trading()` first (it derives the API key)."""

@@ -31,6 +31,7 @@ __all__ = [
     "Market",
     "MarketParams",
     "MarketResolved",
+    "NewMarket",
     "OpenOrder",
     "OrderAck",
     "OrderBook",
@@ -411,6 +412,22 @@ class MarketResolved:
     winning_outcome: str | None
     timestamp_ms: int
     token_ids: tuple[str, ...] = ()  # every token of the market (`assets_ids`)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMarket:
+    """Market-channel `new_market` (custom feature): a market was created. Discovery can start from it
+    instead of polling Gamma."""
+
+    market: str  # condition id
+    token_ids: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    timestamp_ms: int
+    slug: str | None = None
+    question: str | None = None
+    gamma_id: str | None = None
+    tick_size: Decimal | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck,
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
 from pmbot.polymarket.schemas.common import loads_venue
+from pmbot.polymarket.schemas.refusals import explain_refusal
 from pmbot.polymarket.signing import (
     SIDE_BUY,
     SIDE_SELL,
@@ -259,7 +260,7 @@ class TradingClient:
             status="rejected",
             making_amount=None,
             taking_amount=None,
-            error=error.detail or error.message,
+            error=explain_refusal(error.detail or error.message),
         )
 
     # ---------------------------------------------------------------------------------- cancels

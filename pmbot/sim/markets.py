@@ -240,7 +240,8 @@ def gamma_market(
         "liquidityClob": liq_n,
         "makerBaseFee": m.base_fee_bps,
         "takerBaseFee": m.base_fee_bps,
-        "acceptingOrders": m.accepting_orders(now),
+        # a resolved market still says true (gamma_market_closed_resolved.json): the flag is never reset
+        "acceptingOrders": m.accepting_orders(now) or m.closed,
         "negRisk": m.neg_risk,
         "ready": False,
         "funded": False,
@@ -297,7 +298,8 @@ def clob_market(m: SimMarket, now: float, up_price: Decimal) -> dict[str, Any]:
         prices = [Decimal(1), Decimal(0)] if m.winner == 0 else [Decimal(0), Decimal(1)]
     return {
         "accepting_order_timestamp": wire.iso(m.created_ts + 8),
-        "accepting_orders": m.accepting_orders(now),
+        # closed yet accepting_orders: true, with enable_order_book: false (clob_market_closed_2026.json)
+        "accepting_orders": m.accepting_orders(now) or m.closed,
         "active": True,
         "archived": False,
         "closed": m.closed,

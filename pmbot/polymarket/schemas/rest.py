@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
@@ -28,6 +29,8 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.schemas.common import (
     MAX_SHARES,
+    ORDER_STATUS_PREFIX,
+    TRADE_STATUS_PREFIX,
     as_bool,
     dec,
     dec0,
@@ -42,7 +45,9 @@ from pmbot.polymarket.schemas.common import (
     shares,
     side,
     small_int,
+    venue_status,
 )
+from pmbot.polymarket.schemas.refusals import explain_refusal
 
 _MICRO = Decimal(1_000_000)
 
@@ -174,7 +179,7 @@ def gamma_market(raw: Any) -> Market:
         start_ms=epoch_ms(o.get("eventStartTime") or event.get("startTime")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
-        accepting_orders=as_bool(o.get("acceptingOrders", True)),
+        accepting_orders=_accepting(o, "acceptingOrders", "closed", "enableOrderBook"),
         neg_risk=as_bool(o.get("negRisk", False)),
         tick_size=_tick(o.get("orderPriceMinTickSize"), "market"),
         min_order_size=dec(o.get("orderMinSize")),
@@ -217,6 +222,17 @@ def keyset_page(raw: Any, key: str) -> tuple[list[dict[str, Any]], str | None]:
     return [dict(_obj(r, key)) for r in rows], cursor
 
 
+def _accepting(o: Mapping[str, Any], flag: str, closed: str, book: str) -> bool:
+    """Whether the market takes orders. The venue's flag alone is not to be trusted: a closed, resolved
+    market still says `accepting_orders: true` (recordings clob_market_closed_2026.json and
+    gamma_market_closed_resolved.json), the CLOB one with `enable_order_book: false`."""
+    if as_bool(o.get(closed, False)):
+        return False
+    if book in o and o[book] is not None and not as_bool(o[book]):
+        return False
+    return as_bool(o.get(flag, True))
+
+
 def gamma_markets(raw: Any) -> list[Market]:
     return [gamma_market(m) for m in _rows(raw, "markets")]
 
@@ -228,7 +244,7 @@ def profile(raw: Any) -> Profile:
     o = _obj(raw, "profile")
     return Profile(
         proxy_wallet=str(req(o, "proxyWallet", "profile")).lower(),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
         pseudonym=opt_str(o.get("pseudonym")),
         bio=opt_str(o.get("bio")),
     )
@@ -237,6 +253,16 @@ def profile(raw: Any) -> Profile:
 def search_profiles(raw: Any) -> list[Profile]:
     o = _obj(raw, "public-search")
     return [profile(p) for p in o.get("profiles") or () if isinstance(p, Mapping) and p.get("proxyWallet")]
+
+
+_PLACEHOLDER_NAME = re.compile(r"0x[0-9a-fA-F]{40}-\d{10,16}")
+
+
+def display_name(value: Any) -> str | None:
+    """A Data API `name`, or None for the placeholder the venue gives wallets without a username:
+    `0x<Checksummed address>-<ms>` (recording data_trades.json). It is no name to show or to match."""
+    text = opt_str(value)
+    return None if text is None or _PLACEHOLDER_NAME.fullmatch(text) else text
 
 
 def activity(raw: Any) -> Activity:
@@ -255,7 +281,7 @@ def activity(raw: Any) -> Activity:
         title=opt_str(o.get("title")),
         slug=opt_str(o.get("slug")),
         tx_hash=opt_str(o.get("transactionHash")),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
     )
 
 
@@ -274,7 +300,7 @@ def data_trade(raw: Any, source: TradeSource = TradeSource.DATA_API) -> WalletTr
         condition_id=opt_str(o.get("conditionId")),
         outcome=opt_str(o.get("outcome")),
         slug=opt_str(o.get("slug")),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
     )
 
 
@@ -323,7 +349,7 @@ def amount(value: Any, *, fixed: bool = False) -> Decimal | None:
 
 def order_ack(raw: Any) -> OrderAck:
     o = _obj(raw, "order response")
-    error = scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300)
+    error = explain_refusal(scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300))
     order_id = str(o.get("orderID") or o.get("orderId") or "")
     success = as_bool(o.get("success", False))
     # One answer uses one form: if either amount is plainly fixed point, both are.
@@ -357,7 +383,7 @@ def open_order(raw: Any) -> OpenOrder:
     matched = _size(o.get("size_matched"), fixed=_is_fixed(o.get("original_size")))
     return OpenOrder(
         order_id=str(req(o, "id", "order")),
-        status=str(o.get("status") or "").upper(),
+        status=venue_status(o.get("status"), ORDER_STATUS_PREFIX),
         market=str(o.get("market") or ""),
         token_id=str(o.get("asset_id") or ""),
         side=side(o.get("side")),
@@ -385,7 +411,7 @@ def user_trade(raw: Any) -> UserTrade:
         side=side(o.get("side")),
         size=shares(o.get("size"), "trade"),
         price=price01(o.get("price"), "trade"),
-        status=str(o.get("status") or "").upper(),
+        status=venue_status(o.get("status"), TRADE_STATUS_PREFIX),
         match_ms=epoch_ms(o.get("match_time") or o.get("matchtime")),
         trader_side=opt_str(o.get("trader_side")),
         maker_order_ids=tuple(str(m.get("order_id")) for m in makers if isinstance(m, Mapping)),
@@ -456,7 +482,7 @@ def clob_market(raw: Any) -> Market:
         start_ms=epoch_ms(o.get("game_start_time")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
-        accepting_orders=as_bool(o.get("accepting_orders", True)),
+        accepting_orders=_accepting(o, "accepting_orders", "closed", "enable_order_book"),
         neg_risk=as_bool(o.get("neg_risk", False)),
         tick_size=_tick(o.get("minimum_tick_size"), "clob market"),
         min_order_size=dec(o.get("minimum_order_size")),

@@ -22,6 +22,7 @@ from pmbot.polymarket.models import (
     LastTrade,
     LevelChange,
     MarketResolved,
+    NewMarket,
     PriceChange,
     Side,
     TickSizeChange,
@@ -32,6 +33,7 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.schemas import rest
 from pmbot.polymarket.schemas.common import (
+    dec,
     dec0,
     epoch_ms,
     opt_price01,
@@ -43,7 +45,7 @@ from pmbot.polymarket.schemas.common import (
     small_int,
 )
 
-MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved
+MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved | NewMarket
 UserEvent = UserOrderEvent | UserTradeEvent
 RtdsEvent = WalletTrade | CryptoPrice
 
@@ -126,7 +128,7 @@ def market_event(raw: Any) -> MarketEvent | None:
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
             old_tick_size=dec0(o.get("old_tick_size")),
-            new_tick_size=dec0(req(o, "new_tick_size", kind)),
+            new_tick_size=_new_tick(req(o, "new_tick_size", kind)),
             timestamp_ms=_ts(o),
         )
     if kind == "best_bid_ask":
@@ -145,6 +147,25 @@ def market_event(raw: Any) -> MarketEvent | None:
             timestamp_ms=_ts(o),
             token_ids=tuple(str(t) for t in o.get("assets_ids") or ()),
         )
+    if kind == "new_market":  # docs example docs_examples/ws_market_new_market.json (not recorded)
+        tokens = o.get("assets_ids") or o.get("clob_token_ids") or ()
+        outcomes = o.get("outcomes") or ()
+        tags = o.get("tags") or ()
+        tick = dec(o.get("order_price_min_tick_size"))
+        cid = opt_str(o.get("market") or o.get("condition_id"))
+        if cid is None:
+            return None  # nothing to discover without a condition id
+        return NewMarket(
+            market=cid,
+            token_ids=tuple(str(t) for t in tokens) if isinstance(tokens, list) else (),
+            outcomes=tuple(str(x) for x in outcomes) if isinstance(outcomes, list) else (),
+            timestamp_ms=_ts(o),
+            slug=opt_str(o.get("slug")),
+            question=opt_str(o.get("question")),
+            gamma_id=opt_str(o.get("id")),
+            tick_size=tick if tick is not None and 0 < tick < 1 else None,
+            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        )
     return None
 
 
@@ -152,6 +173,14 @@ def market_events(raw: Any) -> list[MarketEvent]:
     """A whole frame (object or array). Strict: the first bad message raises `VenueError`; the stream
     parses frame elements one by one instead so one bad element does not hide the others."""
     return [ev for m in messages(raw) if (ev := market_event(m)) is not None]
+
+
+def _new_tick(value: Any) -> Decimal:
+    """The tick a market changed to: it reaches the signer and the price checks, so it must be sane."""
+    tick = dec(value)
+    if tick is None or not 0 < tick < 1:
+        raise VenueError(f"tick_size_change: tick size {str(value)[:30]!r} is not between 0 and 1")
+    return tick
 
 
 # -------------------------------------------------------------------------------------- user channel
@@ -167,7 +196,7 @@ def user_order(raw: Any) -> UserOrderEvent:
     return UserOrderEvent(
         order_id=str(req(o, "id", "order message")),
         type=str(o.get("type") or "").upper(),
-        status=str(o.get("status") or ""),
+        status=str(o.get("status") or "").removeprefix("ORDER_STATUS_"),
         market=str(o.get("market") or ""),
         token_id=str(req(o, "asset_id", "order message")),
         side=side(o.get("side")),

@@ -41,7 +41,15 @@ async def venue_middleware(request: web.Request, handler: Handler) -> web.Stream
                 {"error": "Too Many Requests"}, status=429, dumps=compact, headers={"Retry-After": str(retry_after)}
             )
         return web.json_response({"error": "Internal Server Error"}, status=status, dumps=compact)
-    return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound as e:
+        if e.content_type == "application/json":
+            raise  # a route's own JSON 404 ("market not found")
+        # An unknown route: the venue answers JSON, not aiohttp's text page (SDK errors read `error`).
+        return web.json_response({"error": "not found"}, status=404, dumps=compact)
+    except web.HTTPMethodNotAllowed:
+        return web.json_response({"error": "method not allowed"}, status=405, dumps=compact)
 
 
 async def _ticker(v: Venue) -> None:
