@@ -36,6 +36,7 @@ Progress = Callable[[str, int, int], None]  # (table, rows done, rows in the sou
 
 _FIRST = ["orders", "order_events", "trades", "positions", "learnings", "reflections", "execution_logs", "state"]
 MAX_CONFLICTS_LISTED = 50
+_JSON_COLUMNS = ("metadata", "metrics")  # pmbot's JSON columns (reflections.metrics: 0007_seed_journal)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,7 +309,7 @@ def _specs(src: sqlite3.Connection, tgt: Any, schema_ready: bool) -> list[TableS
                 )
         json_cols = frozenset(c for c, t in (have or {}).items() if t in ("jsonb", "json") and c in cols)
         if not schema_ready:  # --dry-run against an empty database: pmbot's own JSON columns
-            json_cols = frozenset(c for c in cols if c == "metadata" or (name == "state" and c == "value"))
+            json_cols = frozenset(c for c in cols if c in _JSON_COLUMNS or (name == "state" and c == "value"))
         specs.append(TableSpec(name, cols, tuple(key), json_cols, "id" in cols and name != "trades"))
     return specs
 

@@ -70,8 +70,20 @@ def make_source(path: Path, trades: int = 3000) -> str:
         if k % 3 == 0:
             s.update_order(f"k{k:03d}", OrderStatus.SUBMITTED)
     s.set_state("risk", {"tripped": False, "reason": None})
-    s.add_learning(Learning("snipe", "timing", "late flips are rare", D("0.8"), metadata={"n": 41}))
-    s.add_reflection(Reflection("copy", "2026-11-23", "mirrored 12 fills"))
+    s.add_learning(
+        Learning(
+            "late flips are rare",
+            "41 of 1200 books flipped in the last minute",
+            phase="phase-1",
+            category="timing",
+            code_snippet="if secs_left < 60: skip()",
+            impact="high",
+            metadata={"n": 41, "confidence": 0.8},
+        )
+    )
+    s.add_reflection(
+        Reflection("2026-11-23", "mirrored 12 fills", "2 late", "watch the ack", metrics={"pnl": "3.2", "fills": 12})
+    )
     s.log_execution(ExecutionLog("ack", "accepted", strategy="snipe", order_key="k000", latency_ms=D("1.234")))
     s.close()
     return f"sqlite:///{path}"
@@ -107,11 +119,14 @@ def test_copies_everything_verified_and_the_store_reads_it(source: str, pg_empty
         assert pg.order_events("k000") == src.order_events("k000")
         assert pg.get_state("risk") == src.get_state("risk")
         assert pg.list_learnings() == src.list_learnings()
+        assert pg.list_reflections() == src.list_reflections() != []
         assert pg.list_execution_logs() == src.list_execution_logs()
         # Sequences moved past the copied ids: new rows do not collide.
         pg.insert_order(OrderRecord("new", "snipe", "tok1", Side.BUY, D("0.5"), D(5), OrderType.GTC, True))
         assert pg.record_fill(Fill("fresh", "snipe", "tok1", Side.BUY, D("0.5"), D(1), True, T0))
-        pg.add_learning(Learning("snipe", "x", "y"))
+        pg.add_learning(Learning("x", "y"))
+        pg.add_reflection(Reflection("p", "z"))
+        pg.log_execution(ExecutionLog("ack"))
     finally:
         pg.close()
         src.close()

@@ -59,13 +59,163 @@ def test_schema_types_and_migrations_recorded(pg_empty_url: str) -> None:
             "SELECT table_name, column_name, data_type FROM information_schema.columns WHERE table_schema = 'public'",
         )
     )
-    for table in ("orders", "trades", "learnings", "reflections", "execution_logs"):
+    for table in ("orders", "trades", "learnings", "execution_logs"):
         assert types[(table, "metadata")] == "jsonb"
+    assert types[("reflections", "metrics")] == "jsonb"
+    for table in ("learnings", "reflections", "execution_logs"):  # the seed's journal (0007): epoch ms
+        assert types[(table, "timestamp")] == "bigint"
     assert types[("state", "value")] == "jsonb"
     money = [(t, c) for (t, c) in types if c.endswith("_micro")]
     assert money and all(types[k] == "bigint" for k in money)
     (kind,) = sql(pg_empty_url, "SELECT relkind FROM pg_class WHERE relname = 'trades'")[0]
     assert kind == "p"  # partitioned
+
+
+# The same old journal rows, as 0006 left them, in both backends: 0007 must turn them into the same rows.
+_OLD_LEARNINGS = [
+    (1000, "snipe", "timing", "late flips are rare\nafter t-10s", "0.8", '{"n": 41}'),
+    (1500, "copy", "risk", "x" * 130, None, "[1, 2]"),  # a long first line; metadata that is not an object
+    (1500, "copy", "", "   ", None, None),  # no content: "(untitled)"; NULL metadata
+]
+_OLD_REFLECTIONS = [(2000, "copy", "2026-11-23", "mirrored 12 fills", '{"pnl": "3.2"}'), (2500, "s", "p2", "", None)]
+_OLD_LOGS = [
+    (3000, "info", "ack", "snipe", "k1", "accepted", 1234, "{}"),
+    (3500, "warn", "metrics", None, None, None, None, None),  # NULL message / metadata: '' / {}
+]
+
+
+def _old_journal_sqlite(path: Path) -> None:
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    db = Database(sqlite3.connect(str(path), isolation_level=None))
+    db.conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+    for name, fn in migrations.MIGRATIONS:
+        if name == "0007_seed_journal":
+            break
+        fn(db)
+        db.conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    c = db.conn
+    c.executemany(
+        "INSERT INTO learnings (created_at, strategy, category, content, confidence, metadata) VALUES (?,?,?,?,?,?)",
+        _OLD_LEARNINGS,
+    )
+    c.executemany(
+        "INSERT INTO reflections (created_at, strategy, period, summary, metadata) VALUES (?,?,?,?,?)",
+        _OLD_REFLECTIONS,
+    )
+    c.executemany(
+        "INSERT INTO execution_logs (ts, level, event, strategy, order_key, message, latency_us, metadata)"
+        " VALUES (?,?,?,?,?,?,?,?)",
+        _OLD_LOGS,
+    )
+    db.close()
+
+
+def _old_journal_pg(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(b"CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        for name, step in pg_migrations.MIGRATIONS:
+            if name == "0007_seed_journal":
+                break
+            if callable(step):
+                step(conn)
+            elif step.strip():
+                conn.execute(step.encode())
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO learnings (created_at, strategy, category, content, confidence, metadata)"
+                " VALUES (%s, %s, %s, %s, %s, %s::jsonb)",
+                _OLD_LEARNINGS,
+            )
+            cur.executemany(
+                "INSERT INTO reflections (created_at, strategy, period, summary, metadata)"
+                " VALUES (%s, %s, %s, %s, %s::jsonb)",
+                _OLD_REFLECTIONS,
+            )
+            cur.executemany(
+                "INSERT INTO execution_logs (ts, level, event, strategy, order_key, message, latency_us, metadata)"
+                " VALUES (%s, %s, %s, %s, %s, %s, %s, %s::jsonb)",
+                _OLD_LOGS,
+            )
+
+
+def test_seed_journal_moves_old_rows_as_sqlite_does(pg_empty_url: str, tmp_path: Path) -> None:
+    from pmbot.store.models import ExecutionLog, Learning, Query, Reflection
+    from pmbot.store.sqlite import SQLiteStore
+
+    _old_journal_sqlite(tmp_path / "old.db")
+    _old_journal_pg(pg_empty_url)
+    lite, pg = SQLiteStore(tmp_path / "old.db"), PostgresStore(pg_empty_url)
+    try:
+        learnings = pg.list_learnings()
+        assert learnings == lite.list_learnings() and len(learnings) == 3
+        assert pg.list_reflections() == lite.list_reflections() and len(pg.list_reflections()) == 2
+        assert pg.list_execution_logs() == lite.list_execution_logs() and len(pg.list_execution_logs()) == 2
+        first = learnings[-1]  # oldest last
+        assert (first.id, first.timestamp, first.title, first.category) == (1, 1000, "late flips are rare", "timing")
+        assert first.metadata == {"n": 41, "strategy": "snipe", "confidence": "0.8"}
+        assert {lr.title for lr in learnings} >= {"(untitled)", "x" * 119 + "…"}
+        (log,) = pg.list_execution_logs(event="metrics")
+        assert (log.message, log.metadata, log.level, log.ts) == ("", {}, "warn", 3500)
+        # filters and order as on SQLite
+        for q in (Query(since=1500), Query(limit=1), Query(strategy="snipe")):
+            assert pg.list_learnings(q) == lite.list_learnings(q)
+            assert pg.list_execution_logs(q) == lite.list_execution_logs(q)
+        assert pg.list_learnings(category="risk") == lite.list_learnings(category="risk") != []
+        assert pg.list_reflections(phase="p2") == lite.list_reflections(phase="p2") != []
+        # new rows continue after the kept ids, in both backends
+        for store in (lite, pg):
+            assert store.add_learning(Learning("next")) == 4
+            assert store.add_reflection(Reflection("p3", what_failed="f")) == 3
+            assert store.log_execution(ExecutionLog("ack")) == 3
+    finally:
+        lite.close()
+        pg.close()
+    by_position = "SELECT column_name FROM information_schema.columns WHERE table_name = %s ORDER BY ordinal_position"
+    cols = {
+        t: [r[0] for r in sql(pg_empty_url, by_position, t)] for t in ("learnings", "reflections", "execution_logs")
+    }
+    assert tuple(cols["learnings"]) == migrations.LEARNING_COLUMNS
+    assert tuple(cols["reflections"]) == migrations.REFLECTION_COLUMNS
+    assert tuple(cols["execution_logs"]) == migrations.EXECUTION_LOG_COLUMNS
+    indexes = {
+        r[0]: r[1]
+        for r in sql(
+            pg_empty_url,
+            "SELECT indexname, indexdef FROM pg_indexes WHERE tablename IN"
+            " ('learnings', 'reflections', 'execution_logs')",
+        )
+    }
+    assert any('(event, "timestamp")' in d for d in indexes.values()), indexes
+    assert any("(phase, category)" in d for d in indexes.values()), indexes
+    assert sum('("timestamp")' in d for d in indexes.values()) == 3, indexes
+
+
+def test_pmbot_migrate_copies_a_journal_that_0007_moved(pg_empty_url: str, tmp_path: Path) -> None:
+    from pmbot.migrate import run_migration
+    from pmbot.store.sqlite import SQLiteStore
+
+    _old_journal_sqlite(tmp_path / "old.db")
+    SQLiteStore(tmp_path / "old.db").close()  # applies 0007 (migrate refuses a source that is behind)
+    report = run_migration(f"sqlite:///{tmp_path / 'old.db'}", pg_empty_url)
+    by = {t.table: t for t in report.tables}
+    assert report.verified
+    assert {t: by[t].copied for t in ("learnings", "reflections", "execution_logs")} == {
+        "learnings": 3,
+        "reflections": 2,
+        "execution_logs": 2,
+    }
+    lite, pg = SQLiteStore(tmp_path / "old.db"), PostgresStore(pg_empty_url)
+    try:
+        assert pg.list_learnings() == lite.list_learnings()
+        assert pg.list_reflections() == lite.list_reflections()
+        assert pg.list_execution_logs() == lite.list_execution_logs()
+    finally:
+        lite.close()
+        pg.close()
 
 
 def test_concurrent_opens_migrate_once(pg_empty_url: str) -> None:
@@ -371,7 +521,7 @@ def test_nan_in_metadata_is_an_input_error_and_writes_nothing(pg_url: str) -> No
     store = PostgresStore(pg_url)
     try:
         with pytest.raises(InputError, match="PostgreSQL refused a value"):
-            store.add_learning(Learning("s", "c", "x", metadata={"edge": float("nan")}))
+            store.add_learning(Learning("s", metadata={"edge": float("nan")}))
         with pytest.raises(InputError):
             store.record_fills(
                 [

@@ -98,6 +98,7 @@ _INSERT_TRADE = (
     f"INSERT INTO trades ({_TRADE_COLS}) VALUES ({', '.join(['%s'] * (len(rows.TRADE_COLUMNS) - 1))}, %s::jsonb)"
 )
 _COPY_TRADES = f"COPY trades ({_TRADE_COLS}) FROM STDIN"
+_JSON_COLUMNS = frozenset({"metadata", "metrics"})  # JSONB in the journal tables (reflections: metrics)
 _CLAIM_ONE = b"INSERT INTO trade_keys (trade_id, ts) VALUES (%s, %s) ON CONFLICT DO NOTHING RETURNING 1"
 _BUY, _FILL = Side.BUY.value, TradeKind.FILL.value
 
@@ -740,8 +741,8 @@ class PostgresStore:
     # -------------------------------------------------------------------------------------- journal
 
     def _insert(self, table: str, row: dict[str, Any]) -> int:
-        cols = ", ".join(row)
-        marks = ", ".join("%s::jsonb" if c == "metadata" else "%s" for c in row)
+        cols = ", ".join(f'"{c}"' for c in row)  # "timestamp" is a keyword: quoted, as every column here
+        marks = ", ".join("%s::jsonb" if c in _JSON_COLUMNS else "%s" for c in row)
         with self._write() as conn:
             found = conn.execute(
                 f"INSERT INTO {table} ({cols}) VALUES ({marks}) RETURNING id".encode(), list(row.values())
@@ -749,23 +750,36 @@ class PostgresStore:
         assert found is not None
         return int(found[0])
 
-    def _list(self, table: str, ts_col: str, query: Query | None) -> list[dict[str, Any]]:
+    def _list(
+        self, table: str, query: Query | None, eq: Mapping[str, str | None], *, strategy: bool = False
+    ) -> list[dict[str, Any]]:
+        """As SQLiteStore._list: Query.since / limit on the seed's `timestamp`, newest first; Query.strategy
+        only where the table has one (execution_logs); exact matches for the non-None `eq` values."""
         q = query or Query()
-        clause, params = rows.where(Query(strategy=q.strategy, since=q.since), ts_col=ts_col, ph="%s")
+        clause, params = rows.where(
+            Query(strategy=q.strategy if strategy else None, since=q.since), ts_col='"timestamp"', ph="%s"
+        )
+        for col, value in eq.items():
+            if value is not None:
+                clause += (" AND " if clause else " WHERE ") + f"{col} = %s"
+                params.append(value)
         lim, lparams = rows.limit(query, ph="%s")
-        return self._query(f"SELECT * FROM {table}{clause} ORDER BY {ts_col} DESC, id DESC{lim}", params + lparams)
+        return self._query(f'SELECT * FROM {table}{clause} ORDER BY "timestamp" DESC, id DESC{lim}', params + lparams)
 
     def add_learning(self, learning: Learning) -> int:
         return self._insert("learnings", rows.learning_to_row(learning, self._now()))
 
-    def list_learnings(self, query: Query | None = None) -> list[Learning]:
-        return [rows.row_to_learning(r) for r in self._list("learnings", "created_at", query)]
+    def list_learnings(
+        self, query: Query | None = None, *, phase: str | None = None, category: str | None = None
+    ) -> list[Learning]:
+        found = self._list("learnings", query, {"phase": phase, "category": category})
+        return [rows.row_to_learning(r) for r in found]
 
     def add_reflection(self, reflection: Reflection) -> int:
         return self._insert("reflections", rows.reflection_to_row(reflection, self._now()))
 
-    def list_reflections(self, query: Query | None = None) -> list[Reflection]:
-        return [rows.row_to_reflection(r) for r in self._list("reflections", "created_at", query)]
+    def list_reflections(self, query: Query | None = None, *, phase: str | None = None) -> list[Reflection]:
+        return [rows.row_to_reflection(r) for r in self._list("reflections", query, {"phase": phase})]
 
     def get_state(self, name: str) -> dict[str, Any] | None:
         found = self._query("SELECT value FROM state WHERE name = %s", (name,))
@@ -797,8 +811,9 @@ class PostgresStore:
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
 
-    def list_execution_logs(self, query: Query | None = None) -> list[ExecutionLog]:
-        return [rows.row_to_log(r) for r in self._list("execution_logs", "ts", query)]
+    def list_execution_logs(self, query: Query | None = None, *, event: str | None = None) -> list[ExecutionLog]:
+        found = self._list("execution_logs", query, {"event": event}, strategy=True)
+        return [rows.row_to_log(r) for r in found]
 
 
 __all__ = ["PostgresStore", "check_url", "connect", "describe_url", "is_postgres_url"]
