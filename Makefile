@@ -1,6 +1,6 @@
 # pmbot developer targets. `make test` works on a fresh machine that has only python3 and pip: it
 # bootstraps a pinned uv into .uv/, builds .venv from uv.lock (exactly the locked set) and, when run as
-# root on Debian, installs the redis-server it needs (PostgreSQL joins with the PostgreSQL store).
+# root on Debian, installs the redis-server and PostgreSQL it needs.
 
 PYTHON ?= python3
 VENV   := .venv
@@ -26,7 +26,7 @@ UV_SYNC := $(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 
 help:
 	@echo "make install   create .venv with exactly the versions in uv.lock (pmbot editable + dev tools)"
-	@echo "make test      install if needed, make sure redis-server exists, run the test suite"
+	@echo "make test      install if needed, make sure redis-server and PostgreSQL exist, run the test suite"
 	@echo "make lint      ruff + mypy"
 	@echo "make bench     run the benchmarks, print a table, write bench/results.json"
 	@echo "make lock      after editing dependencies in pyproject.toml: re-resolve uv.lock (keeping every"
@@ -67,6 +67,16 @@ services:
 	  else \
 	    echo "redis-server is missing: install it (Debian: sudo apt-get install redis-server)." >&2; \
 	    echo "Without it the Redis tests are skipped (or fail with PMBOT_REQUIRE_SERVICES=1)." >&2; \
+	  fi; \
+	fi
+	@# PostgreSQL: the tests start their own cluster from Debian's binaries (/usr/lib/postgresql/*/bin).
+	@if ! ls /usr/lib/postgresql/*/bin/postgres >/dev/null 2>&1 && ! command -v postgres >/dev/null 2>&1; then \
+	  if [ "$$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then \
+	    echo "installing postgresql (Debian package)"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null; \
+	  else \
+	    echo "PostgreSQL is missing: install it (Debian: sudo apt-get install postgresql)." >&2; \
+	    echo "Without it the PostgreSQL tests are skipped (or fail with PMBOT_REQUIRE_SERVICES=1)." >&2; \
 	  fi; \
 	fi
 

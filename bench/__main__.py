@@ -15,6 +15,7 @@ from bench import (
     bench_cli,
     bench_copy_analysis,
     bench_executor,
+    bench_pg,
     bench_signing,
     bench_snipe_latency,
     bench_store,
@@ -23,6 +24,7 @@ from bench.harness import Result
 
 SUITES = [
     bench_store.run,
+    bench_pg.run,
     bench_signing.run,
     bench_cli.run,
     bench_executor.run,

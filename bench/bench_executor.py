@@ -4,8 +4,10 @@
    pass risk, submitted with `submit_many` in bursts; books from one sim snapshot per token (no HTTP
    on the measured path).
 2. live latency: intent → signed POST /order as received by the sim process, sequential resting GTC
-   BUYs; also intent → ack. Peer: py-clob-client-v2 `ClobClient.create_and_post_order` against the
-   same sim process.
+   BUYs, the order connection prewarmed; also intent → ack. Peer: the official SDK polymarket-client
+   (`AsyncSecureClient.place_limit_order`), and py-clob-client-v2 (`create_and_post_order`), against
+   the same sim process. Also: a pre-armed order's `fire` → POST received, and the POST alone per
+   transport (the lean path, aiohttp, httpx).
 3. fleet: 4 worker processes on one wallet with a shared redis-server: the global orders/min budget
    and the "0 duplicates" rule of the Redis SET NX claim.
 
@@ -396,6 +398,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
     ex = handle.executor
     await ex.start()
     await venue.params.warm([token])
+    await ex.prewarm()  # what a strategy runner does before its window: the order connection is open
     trading = ex.trading
     assert trading is not None
     acks: list[float] = []
@@ -408,6 +411,17 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
             acks.append(time.perf_counter())
 
     trading.post_order = stamped_post  # type: ignore[method-assign]
+    commits: list[float] = []
+    write_ahead = ex._write_ahead
+
+    def timed_write_ahead(rows: Any) -> Any:  # the durable commit before the POST: its fsync is the disk's
+        t = time.perf_counter()
+        try:
+            return write_ahead(rows)
+        finally:
+            commits.append((time.perf_counter() - t) * 1000)
+
+    ex._write_ahead = timed_write_ahead  # type: ignore[method-assign]
 
     def intent(n: int) -> OrderIntent:
         return OrderIntent(
@@ -448,8 +462,181 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
         "ack": [(a - s) * 1000 for s, a in zip(starts[w:], acks[w:], strict=True)],
         "done": [(e - s) * 1000 for s, e in zip(starts[w:], ends[w:], strict=True)],
         "sim": [(r[1] - r[0]) * 1000 for r in receipts[w:]],
+        "commit": commits[w:],
         "open": [float(open_after)],
     }
+
+
+async def _armed(sim: SimProcess, tmp: Path) -> dict[str, list[float]]:
+    """Pre-armed orders (Executor.arm ahead, outside the timing), then `fire` one at a time: the risk gate,
+    the budget and one POST, no signing, no commit before it. Each is cancelled after it was timed."""
+    from pmbot.executor.factory import build_executor
+    from pmbot.executor.intents import OrderIntent, intent_key
+    from pmbot.polymarket.factory import build_venue
+    from pmbot.store import open_store
+    from pmbot.store.models import OrderStatus, OrderType, Side
+
+    m = sim.open_markets()[0]
+    token = m["token_ids"][0]
+    settings = _settings(sim.env, tmp / "live-armed.db")
+    store = open_store(settings.database_url)
+    venue = build_venue(settings, timeout=10.0)
+    handle = await build_executor(settings, store, venue, dry_run=False, lock_dir=tmp / "locks")
+    ex = handle.executor
+    await ex.start()
+    await venue.params.warm([token])
+    await ex.prewarm()
+    trading = ex.trading
+    assert trading is not None
+    acks: list[float] = []
+    post = trading.post_prepared
+
+    async def stamped_post(*a: Any, **kw: Any) -> Any:
+        try:
+            return await post(*a, **kw)
+        finally:
+            acks.append(time.perf_counter())
+
+    trading.post_prepared = stamped_post  # type: ignore[method-assign]
+
+    def intent(n: int) -> OrderIntent:
+        return OrderIntent(
+            key=intent_key("armed", m["condition_id"], n),
+            strategy="armed",
+            token_id=token,
+            condition_id=m["condition_id"],
+            side=Side.BUY,
+            price=D(1 + n % 5) / 100,
+            size=D(10),
+            order_type=OrderType.GTC,
+            signal_ms=int(time.time() * 1000),
+        )
+
+    before = len(sim.receipts())
+    starts: list[float] = []
+    ends: list[float] = []
+    bad = 0
+    total = LIVE_WARMUP + LIVE_ORDERS
+    for lo in range(0, total, 50):
+        armed = await ex.arm([intent(n) for n in range(lo, min(lo + 50, total))])  # a window's candidates
+        gc.collect()
+        for a in armed:
+            t = time.perf_counter()
+            res = await ex.fire(a.key)
+            ends.append(time.perf_counter())
+            starts.append(t)
+            bad += res.status is not OrderStatus.LIVE
+            await ex.cancel(res.key)
+    await handle.close()
+    await venue.aclose()
+    store.close()
+    receipts = sim.receipts()[before:]
+    if bad or len(receipts) != len(starts) or len(acks) != len(starts):
+        raise RuntimeError(f"armed run: {bad} not LIVE, {len(receipts)} receipts / {len(acks)} acks for {len(starts)}")
+    w = LIVE_WARMUP
+    return {
+        "recv": [(r[0] - s) * 1000 for s, r in zip(starts[w:], receipts[w:], strict=True)],
+        "ack": [(a - s) * 1000 for s, a in zip(starts[w:], acks[w:], strict=True)],
+        "done": [(e - s) * 1000 for s, e in zip(starts[w:], ends[w:], strict=True)],
+    }
+
+
+POST_PATH_ORDERS = 300  # per transport
+
+
+async def _post_paths(sim: SimProcess, tmp: Path) -> dict[str, list[float]]:
+    """The POST alone, signed order in hand → the sim receives it, for three transports in rotation (same
+    orders, same process, same sim): the lean path (pmbot.polymarket.fastpost), aiohttp's ClientSession
+    (kept alive) and httpx through HttpClient (the path before issue 13)."""
+    import aiohttp
+
+    from pmbot.polymarket.auth import l2_headers
+    from pmbot.polymarket.factory import build_venue
+    from pmbot.store.models import OrderType, Side
+
+    m = sim.open_markets()[0]
+    token = m["token_ids"][0]
+    settings = _settings(sim.env, tmp / "post-paths.db")
+    venue = build_venue(settings, timeout=10.0)
+    trading = await venue.trading()
+    await venue.params.warm([token])
+    poster = trading.poster
+    assert poster is not None
+    assert trading.creds is not None
+    await poster.prewarm()
+    kinds = ["fastpost", "aiohttp", "httpx"]
+    preps = []
+    for n in range(POST_PATH_ORDERS * len(kinds) + 30):
+        order = await trading.build_order(token, Side.BUY, D(1 + n % 5) / 100, D(10) + n, order_type=OrderType.GTC)
+        preps.append(trading.prepare_post(order, OrderType.GTC))
+    session = aiohttp.ClientSession(sim.url, connector=aiohttp.TCPConnector(limit=4, keepalive_timeout=60))
+    creds, address = trading.creds, trading.signer.address
+
+    async def via_aiohttp(prep: Any) -> None:
+        headers = l2_headers(address, creds, "POST", "/order", prep.text, int(time.time()))
+        headers["Content-Type"] = "application/json"
+        async with session.post("/order", data=prep.body, headers=headers) as resp:
+            await resp.read()
+
+    async def via_httpx(prep: Any) -> None:
+        trading.poster = None
+        try:
+            await trading.post_prepared(prep)
+        finally:
+            trading.poster = poster
+
+    send = {"fastpost": trading.post_prepared, "aiohttp": via_aiohttp, "httpx": via_httpx}
+    starts: dict[str, list[float]] = {k: [] for k in kinds}
+    order_of: list[str] = []
+    before = len(sim.receipts())
+    for n, prep in enumerate(preps):
+        kind = kinds[(n + n // len(kinds)) % len(kinds)]  # rotate which one goes first
+        t = time.perf_counter()
+        await send[kind](prep)
+        starts[kind].append(t)
+        order_of.append(kind)
+    await session.close()
+    await venue.aclose()
+    receipts = sim.receipts()[before:]
+    if len(receipts) != len(preps):
+        raise RuntimeError(f"post paths: {len(receipts)} receipts for {len(preps)} orders")
+    out: dict[str, list[float]] = {k: [] for k in kinds}
+    seen: dict[str, int] = {k: 0 for k in kinds}
+    for kind, r in zip(order_of, receipts, strict=True):
+        i = seen[kind]
+        seen[kind] += 1
+        if i >= 10:  # warm-up of each transport
+            out[kind].append((r[0] - starts[kind][i]) * 1000)
+    return out
+
+
+def _post_path_results(paths: dict[str, list[float]]) -> list[Result]:
+    f50, f95, f99 = _pcts(paths["fastpost"])
+    a50, a95, a99 = _pcts(paths["aiohttp"])
+    x50, x95, x99 = _pcts(paths["httpx"])
+    return [
+        Result(
+            "executor: POST path, order in hand → POST received p50 (lean path)",
+            round(f50, 3),
+            "ms",
+            "(no goal; faster than aiohttp and httpx)",
+            f50 < a50 and f50 < x50,
+            peer=round(a50, 3),
+            note=(
+                f"same signed orders, transports in rotation, {len(paths['fastpost'])} each: lean asyncio path"
+                f" p50 {f50:.3f} p95 {f95:.3f} p99 {f99:.3f}; aiohttp ClientSession (kept alive) p50 {a50:.3f}"
+                f" p95 {a95:.3f} p99 {a99:.3f}; httpx via HttpClient p50 {x50:.3f} p95 {x95:.3f} p99 {x99:.3f} ms;"
+                " peer column = aiohttp"
+            ),
+        ),
+        Result(
+            "executor: POST path, order in hand → POST received p50 (httpx, before)",
+            round(x50, 3),
+            "ms",
+            "(no goal; the path before issue 13)",
+            None,
+        ),
+    ]
 
 
 def _peer(sim: SimProcess) -> dict[str, list[float]]:
@@ -482,9 +669,54 @@ def _peer(sim: SimProcess) -> dict[str, list[float]]:
     }
 
 
+async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
+    """polymarket-client (Polymarket/py-sdk, the official SDK): `AsyncSecureClient.place_limit_order`
+    (create, sign and post) for the same kind of order, same sim process. The SDK has no setting for
+    its URLs, so its production environment is copied with the sim's; wallet = the key's own address
+    (an EOA: no deposit-wallet lookups)."""
+    from dataclasses import replace as dc_replace
+
+    from eth_account import Account
+    from polymarket.clients.async_secure import AsyncSecureClient
+    from polymarket.environments import PRODUCTION, _create_environment
+
+    cfg = dc_replace(PRODUCTION._config, clob_url=sim.url, gamma_url=sim.url, data_url=sim.url)
+    env = _create_environment(name="pmbot-sim", config=cfg)
+    client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
+    token = sim.open_markets()[0]["token_ids"][0]
+
+    async def one(n: int) -> None:
+        await client.place_limit_order(token_id=token, price=str(D(1 + n % 5) / 100), size=str(10 + n), side="BUY")
+
+    try:
+        for n in range(LIVE_WARMUP // 2):  # tick size, neg-risk and fee caches, connection
+            await one(n)
+        before = len(sim.receipts())
+        starts, ends = [], []
+        for n in range(PEER_ORDERS):
+            t = time.perf_counter()
+            await one(LIVE_WARMUP + n)
+            ends.append(time.perf_counter())
+            starts.append(t)
+    finally:
+        await client.close()
+    receipts = sim.receipts()[before:]
+    if len(receipts) != len(starts):
+        raise RuntimeError(f"SDK peer run: {len(receipts)} receipts for {len(starts)} orders")
+    return {
+        "recv": [(r[0] - s) * 1000 for s, r in zip(starts, receipts, strict=True)],
+        "ack": [(e - s) * 1000 for s, e in zip(starts, ends, strict=True)],
+    }
+
+
 def _latency_results(
-    ours: dict[str, list[float]], piled: dict[str, list[float]], peer: dict[str, list[float]]
+    ours: dict[str, list[float]],
+    piled: dict[str, list[float]],
+    peer: dict[str, list[float]],
+    armed: dict[str, list[float]],
+    v2: dict[str, list[float]] | None = None,
 ) -> list[Result]:
+    """`peer`: the official SDK (polymarket-client); `v2`: py-clob-client-v2, reported in the note."""
     r50, r95, r99 = _pcts(ours["recv"])
     p50, p95, p99 = _pcts(peer["recv"])
     a50, a95, a99 = _pcts(ours["ack"])
@@ -494,34 +726,68 @@ def _latency_results(
     x50, x95, x99 = _pcts(piled["recv"])
     y50, _, y99 = _pcts(piled["ack"])
     n = len(ours["recv"])
+    c50, _, c99 = _pcts(ours["commit"])
+    rest = [r - c for r, c in zip(ours["recv"], ours["commit"], strict=False)]
+    e50, _, e99 = _pcts(rest)
     what = "submit() → the sim process receives POST /order (CLOCK_MONOTONIC stamp in the sim)"
     how = f"{n} sequential resting GTC BUYs after {LIVE_WARMUP} warm-up, each cancelled after it was timed"
-    peer_note = f"peer: py-clob-client-v2 create_and_post_order, {len(peer['recv'])} orders, same sim process"
+    peer_note = (
+        f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders, same sim process"
+    )
+    if v2 is not None:
+        v50, _, v99 = _pcts(v2["recv"])
+        w50, _, w99 = _pcts(v2["ack"])
+        peer_note += (
+            f"; py-clob-client-v2 create_and_post_order: POST received p50 {v50:.3f} p99 {v99:.3f},"
+            f" ack p50 {w50:.3f} p99 {w99:.3f} ms"
+        )
+    f50, f95, f99 = _pcts(armed["recv"])
+    g50, _, g99 = _pcts(armed["ack"])
+    h50, _, h99 = _pcts(armed["done"])
     return [
         Result(
             "executor: live intent → POST received p50",
             round(r50, 3),
             "ms",
-            "<= 2 ms on loopback",
-            r50 <= 2.0,
+            "<= 0.70 ms and >= 1.25x faster than the SDK (issue 13)",
+            r50 <= 0.70 and p50 / r50 >= 1.25,
             peer=round(p50, 3),
-            note=f"{what}; {how}; {peer_note}",
+            note=(
+                f"{what}; {how}; {peer_note}; ratio = peer / ours; of which the write-ahead commit (synchronous=FULL,"
+                f" its fsync) p50 {c50:.3f} p99 {c99:.3f} ms, the rest of the path (per order, POST received − commit)"
+                f" p50 {e50:.3f} p99 {e99:.3f} ms"
+            ),
         ),
         Result("executor: live intent → POST received p95", round(r95, 3), "ms", "(no goal)", None, peer=round(p95, 3)),
         Result(
             "executor: live intent → POST received p99",
             round(r99, 3),
             "ms",
-            "<= 5 ms on loopback",
-            r99 <= 5.0,
+            "<= 1.5 ms (issue 13)",
+            r99 <= 1.5,
             peer=round(p99, 3),
+        ),
+        Result(
+            "executor: live armed fire → POST received p50",
+            round(f50, 3),
+            "ms",
+            "(no goal; issue 14's prototype: 0.29 ms)",
+            None,
+            peer=round(p50, 3),
+            note=(
+                f"Executor.fire() of a pre-armed order (signed and stored `armed` ahead, outside the timing)"
+                f" → the sim receives POST /order: p95 {f95:.3f} p99 {f99:.3f} ms; fire → answer in hand"
+                f" p50 {g50:.3f} p99 {g99:.3f} ms; fire() return incl. the settle commit p50 {h50:.3f}"
+                f" p99 {h99:.3f} ms; {len(armed['recv'])} GTC BUYs, each cancelled after it was timed;"
+                " peer: the SDK's create_and_post_order as above"
+            ),
         ),
         Result(
             "executor: live intent → ack p50",
             round(a50, 3),
             "ms",
-            "(no goal; upper bound of the above)",
-            None,
+            ">= 1.2x faster than the SDK (issue 13)",
+            q50 / a50 >= 1.2,
             peer=round(q50, 3),
             note=(
                 f"submit() → POST /order answer in hand (peer: call → return): p95 {a95:.3f} (peer {q95:.3f}) ms;"
@@ -727,14 +993,17 @@ def run() -> list[Result]:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
         ours = asyncio.run(_live(sim, tmp, cancel=True))
-        peer = _peer(sim)
+        v2 = _peer(sim)
+        peer = asyncio.run(_peer_sdk(sim))
+        armed = asyncio.run(_armed(sim, tmp))
+        paths = asyncio.run(_post_paths(sim, tmp))
         piled = asyncio.run(_live(sim, tmp, cancel=False))
         gc.collect()
         results.append(asyncio.run(_throughput(sim, tmp, rest=True)))
         gc.collect()
         results.append(asyncio.run(_throughput(sim, tmp, rest=False)))
         gc.collect()
-        results[:0] = _latency_results(ours, piled, peer)
+        results[:0] = _latency_results(ours, piled, peer, armed, v2) + _post_path_results(paths)
         results.extend(_fleet(sim, tmp))
     return results
 

@@ -51,9 +51,10 @@ class App:
         if self._store is None:
             from pmbot.errors import ConfigError
             from pmbot.health import database_path_problem
-            from pmbot.store import open_store, sqlite_path
+            from pmbot.store import is_postgres_url, open_store, sqlite_path
 
-            problem = database_path_problem(sqlite_path(self.settings.database_url))
+            url = self.settings.database_url
+            problem = None if is_postgres_url(url) else database_path_problem(sqlite_path(url))
             if problem is not None:
                 raise ConfigError(f"database: {problem[0]}", hint=problem[1])
             self._store = open_store(self.settings.database_url, redis_url=self.settings.redis_url, clock=self.clock)

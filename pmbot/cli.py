@@ -27,7 +27,9 @@ from pmbot.commands import (
     backtest_cmd,
     base,
     config_cmd,
+    learn_cmd,
     market_cmds,
+    migrate_cmd,
     order_cmds,
     record_cmd,
     reports,
@@ -80,6 +82,8 @@ record_cmd.register(app)
 order_cmds.register(app)
 snipe_cmd.register(app)
 backtest_cmd.register(app)
+learn_cmd.register(app)
+migrate_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -127,8 +127,10 @@ class Settings(BaseSettings):
     funder: str | None = None
     signature_type: int = Field(0, ge=0, le=3, description="0 EOA, 1 proxy, 2 Safe, 3 deposit wallet")
 
-    # Storage
+    # Storage. The URL's scheme picks the store (sqlite:/// or postgresql://); storage_backend, when set,
+    # must agree with it (the seed's STORAGE_BACKEND=sqlite|postgres), so a half-done switch is caught.
     database_url: str = Field(default_factory=default_database_url)
+    storage_backend: Literal["sqlite", "postgres"] | None = None
     redis_url: str | None = None
 
     debug: bool = False
@@ -183,6 +185,17 @@ class Settings(BaseSettings):
             return None
         if not v.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix://")
+        return v
+
+    @field_validator("storage_backend")
+    @classmethod
+    def _backend_matches_url(cls, v: str | None, info: ValidationInfo) -> str | None:
+        url = str(info.data.get("database_url") or "")
+        if v is not None and (v == "postgres") != (
+            url.strip().split("://", 1)[0].lower() in ("postgres", "postgresql")
+        ):
+            want = "postgresql://user:password@host/db" if v == "postgres" else "sqlite:///path"
+            raise ValueError(f"is {v} but database_url is not a {want} URL: set PMBOT_DATABASE_URL to match")
         return v
 
     @classmethod

@@ -37,9 +37,16 @@ def _endpoints(settings: Settings) -> Check:
 
 
 def _database(settings: Settings) -> Check:
-    from pmbot.store import sqlite_path
+    from pmbot.store import is_postgres_url, sqlite_path
     from pmbot.store.migrations import MIGRATIONS
 
+    if is_postgres_url(settings.database_url):
+        from pmbot.store.postgres import check_database
+
+        try:
+            return Check("database", True, check_database(settings.database_url))
+        except PmbotError as e:
+            return Check("database", False, e.one_line())
     try:
         path = sqlite_path(settings.database_url)
     except PmbotError as e:

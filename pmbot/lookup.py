@@ -6,26 +6,20 @@ JSON output is the same data the tables show.
 
 from __future__ import annotations
 
-import re
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import InputError, NotFoundError, VenueError, redact
+from pmbot.errors import NotFoundError, VenueError, redact
+from pmbot.polymarket import identity
 from pmbot.polymarket.factory import Venue
 from pmbot.polymarket.models import Market, OrderBook
 
-_TOKEN_ID = re.compile(r"^[0-9]{1,78}$")
 _SCAN_PAGE = 500  # how many upcoming markets a --search filters through
 
 
 def check_token_id(token_id: str) -> str:
-    text = token_id.strip()
-    if not _TOKEN_ID.match(text):
-        raise InputError(
-            f"{token_id!r} is not a token id (a decimal number of up to 78 digits)",
-            hint="`pmbot markets` lists token ids",
-        )
-    return text
+    """A V1 token id or a V2 position id (decimal); pmbot.polymarket.identity has the rules."""
+    return identity.check_token_id(token_id)
 
 
 async def scan_markets(

@@ -6,7 +6,6 @@ write-ahead and dry-run unless asked otherwise, exactly like a strategy's.
 
 from __future__ import annotations
 
-import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
@@ -20,9 +19,9 @@ from pmbot.executor.factory import build_executor
 from pmbot.executor.intents import OrderIntent, intent_key
 from pmbot.executor.lock import user_lock_dir
 from pmbot.executor.risk import RiskGate
-from pmbot.lookup import check_token_id
 from pmbot.money import fmt
 from pmbot.polymarket.factory import Venue
+from pmbot.polymarket.identity import check_orderable_token_id
 from pmbot.store.base import Store
 from pmbot.store.models import OrderRecord, OrderStatus, OrderType, Query, Side
 
@@ -65,7 +64,7 @@ def ticket(token_id: str, side: str, price: str, size: str, order_type: str, key
         raise InputError(f"side must be buy or sell and type one of GTC, FOK, FAK (got {side}, {order_type})") from None
     if type_ is OrderType.GTD:
         raise InputError("GTD orders are not offered from the command line; use GTC and cancel")
-    return OrderTicket(check_token_id(token_id), side_, p, s, type_, key)
+    return OrderTicket(check_orderable_token_id(token_id), side_, p, s, type_, key)
 
 
 async def _market_labels(venue: Venue, token_id: str) -> dict[str, str]:
@@ -310,9 +309,51 @@ def resume(app: App, modes: list[bool]) -> list[dict[str, Any]]:
     return out
 
 
+def pause_strategies(app: App, name: str | None) -> dict[str, Any]:
+    """`pmbot pause [NAME]`: pause one strategy (None: all) in every running run-all, within 1 s."""
+    return _control(app, name, pause=True)
+
+
+def resume_strategies(app: App, name: str | None) -> dict[str, Any]:
+    """`pmbot resume NAME` (None: all): undo `pause_strategies`."""
+    return _control(app, name, pause=False)
+
+
+def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
+    from pmbot import control
+
+    target = control.ALL if name is None else control.check_strategy_name(name)
+    action = "pause" if pause else "resume"
+    if not pause and not app.database_exists():  # nothing was ever paused: create nothing
+        return {"action": action, "strategy": None if target == control.ALL else target, "processes": [], "paused": {}}
+    store = app.store
+    now = int(app.clock() * 1000)
+    live = [p for p in control.processes(store, now_ms=now) if p["alive"]]
+    running = {s for p in live for s in p.get("strategies") or {}}
+    if target != control.ALL and live and target not in running:
+        raise InputError(  # before anything is written
+            f"no running strategy named {target!r} (running: {', '.join(sorted(running)) or 'none'})",
+            hint="`pmbot status` lists the running strategies",
+        )
+    state = (
+        control.request_pause(store, target, clock=app.clock)
+        if pause
+        else control.request_resume(store, target, clock=app.clock)
+    )
+    names = sorted(running) if target == control.ALL else [target]
+    return {
+        "action": action,
+        "strategy": None if target == control.ALL else target,
+        "processes": [p["process"] for p in live],
+        "paused": {n: state.is_paused(n) for n in names},
+    }
+
+
 def status(app: App) -> dict[str, Any]:
     if not app.database_exists():
-        return {"database": app.settings.database_url, "modes": []}
+        return {"database": app.settings.database_url, "modes": [], "processes": []}
+    from pmbot import control
+
     store = app.store
     orders = store.list_orders(statuses=NON_FINAL)
     modes = []
@@ -344,4 +385,12 @@ def status(app: App) -> dict[str, Any]:
                 "last_run": store.get_state(f"executor:metrics:{name}"),
             }
         )
-    return {"database": app.settings.database_url, "modes": modes, "checked_ms": int(time.time() * 1000)}
+    now = int(app.clock() * 1000)
+    paused = control.pause_state(store)
+    return {
+        "database": app.settings.database_url,
+        "modes": modes,
+        "processes": control.processes(store, now_ms=now),
+        "paused": {"all": paused.all_paused, "names": sorted(paused.paused), "except": sorted(paused.resumed)},
+        "checked_ms": now,
+    }

@@ -237,9 +237,12 @@ async def check_and_settle(
     result = SettleResult()
     tokens = open_tokens(store.list_positions(Query(state=PositionState.OPEN)))
     resolutions = await find_resolutions(venue, tokens, result)
-    result.settlements = record_settlements(store, resolutions, now_ms(clock))
-    if risk_limits is not None and result.settlements:
-        count_in_risk_state(store, result.settlements, risk_limits, clock)
+    # One commit for the payouts and their count in the risk state: recorded in one and counted in
+    # another, a failure in between would leave a payout that never counts (a rerun records nothing new).
+    with store.transaction():
+        result.settlements = record_settlements(store, resolutions, now_ms(clock))
+        if risk_limits is not None and result.settlements:
+            count_in_risk_state(store, result.settlements, risk_limits, clock)
     return result
 
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -7,7 +8,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from tests.services import RedisServer, redis_server
+from tests.services import PostgresServer, RedisServer, pg_srv_truncate, postgres_server, redis_server
 
 
 @pytest.fixture(autouse=True)
@@ -38,6 +39,37 @@ def redis_url(redis_srv: RedisServer) -> str:
     return redis_srv.url
 
 
+@pytest.fixture(scope="session")
+def pg_srv() -> Iterator[PostgresServer]:
+    with postgres_server() as server:
+        yield server
+
+
+@pytest.fixture
+def pg_empty_url(pg_srv: PostgresServer) -> str:
+    """A new database with nothing in it (no schema) on the session's PostgreSQL server."""
+    return pg_srv.create_database(f"t{next(_PG_DB_NUMBERS)}")
+
+
+_PG_DB_NUMBERS = itertools.count(1)
+
+
+@pytest.fixture(scope="session")
+def _pg_shared(pg_srv: PostgresServer) -> str:
+    from pmbot.store.postgres import PostgresStore
+
+    url = pg_srv.create_database("pmbot_shared")
+    PostgresStore(url).close()  # schema once; each test empties the tables (~0.1 s, a new database ~0.5 s)
+    return url
+
+
+@pytest.fixture
+def pg_url(_pg_shared: str) -> str:
+    """A migrated PostgreSQL database whose tables are empty."""
+    pg_srv_truncate(_pg_shared)
+    return _pg_shared
+
+
 @pytest.fixture
 def db_url(tmp_path: Path) -> str:
     return f"sqlite:///{tmp_path / 'pmbot.db'}"
@@ -61,13 +93,14 @@ def clock() -> FakeClock:
     return FakeClock()
 
 
-@pytest.fixture(params=["sqlite", "sqlite+redis"])
+@pytest.fixture(params=["sqlite", "sqlite+redis", "postgres", "postgres+redis"])
 def store(request: pytest.FixtureRequest, db_url: str, clock: FakeClock) -> Iterator[object]:
-    """Every Store backend: the contract suite runs once per backend (PostgreSQL joins later)."""
+    """Every Store backend: the contract suite runs once per backend."""
     from pmbot.store import open_store
 
-    redis_url = request.getfixturevalue("redis_url") if request.param == "sqlite+redis" else None
-    s = open_store(db_url, redis_url=redis_url, clock=clock)
+    redis_url = request.getfixturevalue("redis_url") if request.param.endswith("+redis") else None
+    url = request.getfixturevalue("pg_url") if request.param.startswith("postgres") else db_url
+    s = open_store(url, redis_url=redis_url, clock=clock)
     yield s
     s.close()
 

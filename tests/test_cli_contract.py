@@ -417,7 +417,7 @@ def test_order_not_placed_exits_3_and_says_why(home: Path, sim: tuple[SimServer,
     assert out.returncode == 3 and view["duplicate"] is True and view["status"] == "rejected", out
     # FOK that cannot fill at its price, below the minimum size, off the tick: placed nowhere, exit 3
     for args, why in [
-        (("-p", str(unfillable), "-s", "5", "-t", "FOK"), "could be spent"),
+        (("-p", str(unfillable), "-s", "10", "-t", "FOK"), "could be spent"),  # 10: over the minimum at any price
         (("-p", str(ask), "-s", "1", "-t", "FOK"), "minimum"),
         (("-p", str(ask - tick / 2), "-s", "5"), "tick"),
     ]:

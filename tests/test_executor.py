@@ -364,6 +364,7 @@ async def test_live_resting_order_filled_later_is_recorded_from_the_user_channel
     stream = rig.venue.user_stream()
     pump = asyncio.create_task(ex.follow_user(stream))
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: 5})  # the venue sells only shares the wallet holds
     try:
         async with asyncio.timeout(10):
             while not stream.connected:  # subscribed (and authenticated) before the trade happens

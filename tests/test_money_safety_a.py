@@ -6,6 +6,7 @@ refused TCP connection, a storage failure of one row)."""
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from decimal import ROUND_DOWN, Decimal
@@ -180,6 +181,7 @@ async def test_a_partly_matched_fak_buy_is_cancelled_with_its_part_in_every_path
 
 async def _fill_resting(rig: Rig, token: str, price: Decimal, size: Decimal) -> None:
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: size})  # the venue sells only shares the wallet holds
     try:
         hit = await asyncio.to_thread(other.post_order, token, "SELL", price, size)
         assert hit.status_code == 200, hit.text
@@ -288,10 +290,19 @@ async def test_a_refused_connection_at_send_time_is_not_sent_too(rig: Rig, monke
         return await original(request, **kw)
 
     monkeypatch.setattr(client, "send", refused)
+    poster = ex.trading.poster
+    if poster is not None:  # the lean POST path (pmbot.polymarket.fastpost): a real refused connection
+        await poster.aclose()
+        poster._closed = False
+        with socket.socket() as s:  # a port nothing listens on
+            s.bind(("127.0.0.1", 0))
+            real_port, poster.port = poster.port, s.getsockname()[1]
     first = await ex.submit(it)
     assert first.status is OrderStatus.NOT_SENT, first
     assert rig.sim.received_orders() == []
     monkeypatch.setattr(client, "send", original)
+    if poster is not None:
+        poster.port = real_port
     again = await ex.submit(it)
     assert again.status is OrderStatus.LIVE and len(rig.sim.received_orders()) == 1
 

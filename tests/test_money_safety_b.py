@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, event, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
+from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
 
 from pmbot.cli import main
 from pmbot.config import RiskSettings
@@ -34,7 +34,7 @@ from pmbot.polymarket.models import BookLevel, MarketParams, OrderBook
 from pmbot.polymarket.ratelimit import POLYMARKET_LIMITS, RateLimiter
 from pmbot.sim.testing import HARDHAT_KEYS, SimServer, SimTrader
 from pmbot.store import open_store
-from pmbot.store.models import OrderStatus, OrderType, Side
+from pmbot.store.models import OrderStatus, OrderType, Query, Side
 from pmbot.store.sqlite import SQLiteStore
 from tests.conftest import FakeClock
 from tests.test_executor import FAST, Rig, best_ask, intent, settings_for
@@ -111,6 +111,7 @@ async def test_another_wallets_engine_never_touches_our_live_orders(rig: Rig, db
     # A's order fills later: A's reconciliation records the fill and its gate counts the position.
     token = sim.current_market()["token_ids"][0]
     taker = SimTrader(sim, HARDHAT_KEYS[2])
+    sim.fund(taker.address, shares={token: 5})  # the venue sells only shares the wallet holds
     try:
         hit = taker.post_order(token, "SELL", top, Decimal(5))
         assert hit.status_code == 200, hit.text
@@ -524,6 +525,7 @@ class ExecutorModesMachine(RuleBasedStateMachine):
         self.seen: set[tuple[bool, str]] = set()  # (live, key) submitted by submit_resting
         self.rest_keys: set[str] = set()
         self.held: dict[str, Decimal] = {}  # dry-run shares per strategy (one token)
+        self.resolved = False  # the market resolved (issue 9 #5): nothing more is bought or sold in it
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(coro)
@@ -542,6 +544,7 @@ class ExecutorModesMachine(RuleBasedStateMachine):
         self.seen.add((live, i.key))
         self.rest_keys.add(i.key)
 
+    @precondition(lambda self: not self.resolved)
     @rule(n=st.integers(0, 5), strategy=st.sampled_from(["snipe", "copy"]))
     def dry_buy(self, n: int, strategy: str) -> None:
         i = self._intent(
@@ -551,6 +554,7 @@ class ExecutorModesMachine(RuleBasedStateMachine):
         if not res.duplicate and res.status is OrderStatus.FILLED:
             self.held[strategy] = self.held.get(strategy, Decimal(0)) + res.filled_size
 
+    @precondition(lambda self: not self.resolved)
     @rule(n=st.integers(0, 5), strategy=st.sampled_from(["snipe", "copy"]))
     def dry_sell(self, n: int, strategy: str) -> None:
         i = self._intent(f"sell{n}-{strategy}", strategy, side=Side.SELL, price=str(best_bid(self.s)), size="5")
@@ -569,6 +573,29 @@ class ExecutorModesMachine(RuleBasedStateMachine):
             assert res.code != "no_position", res
             if res.status is OrderStatus.FILLED:
                 self.held[strategy] = own - res.filled_size
+
+    @precondition(lambda self: not self.resolved)
+    @rule(won=st.booleans(), twice=st.booleans())
+    def resolve(self, won: bool, twice: bool) -> None:
+        """The market resolves (learnt by the dry-run engine, maybe twice: the channel, then a poll): every
+        strategy's shares are paid once, the gate holds nothing more, and today's realized PnL of the gate
+        is the store's, exactly."""
+        from pmbot.settle import Resolution
+
+        m = self.s.current_market()
+        winner = m["token_ids"][0 if won else 1]
+        r = Resolution(m["condition_id"], winner, tuple(m["token_ids"]), "test")
+        ex = self.ex[True]
+        first = ex.apply_resolution(r)
+        assert len(first) == sum(1 for v in self.held.values() if v > 0)
+        if twice:
+            assert ex.apply_resolution(r) == []
+        event(f"resolved {'won' if won else 'lost'} with {len(first)} position(s)")
+        self.held = {k: Decimal(0) for k in self.held}
+        self.resolved = True
+        assert ex.risk.exposure().positions == 0
+        realized = sum((p.realized_pnl for p in self.rig.store.list_positions(Query(dry_run=True))), Decimal(0))
+        assert ex.risk.exposure().realized_today == realized
 
     @rule(live=st.booleans())
     def restart(self, live: bool) -> None:

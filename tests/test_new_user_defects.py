@@ -7,7 +7,7 @@ import io
 import json
 import time
 from collections.abc import Iterator
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
 from pathlib import Path
 from typing import Any
 
@@ -276,7 +276,7 @@ def test_key_conflicting_reuse_is_refused_and_never_sent(live_sim: SimServer, db
     assert Decimal(dup["avg_price"]) == Decimal(ask) and dup["filled"] == first["filled"]
     code, out, _ = invoke(*base[:-1], "--price", ask)  # the table too: not "@ –, fees 0"
     assert "already known" in out and f"@ {Decimal(ask):.2f}" in out and "@ –" not in out
-    assert f"fees {first['fees']}" in out
+    assert f"fees {Decimal(first['fees']).quantize(Decimal('0.01'), ROUND_HALF_EVEN)} USDC" in out
 
 
 def test_cancel_accepts_the_operators_key(live_sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:

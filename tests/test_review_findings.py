@@ -16,6 +16,7 @@ import pytest
 from pmbot.errors import VenueError
 from pmbot.executor.lock import RedisWalletLock
 from pmbot.polymarket import http as http_mod
+from pmbot.polymarket import trading as trading_mod
 from pmbot.polymarket.models import OpenOrder, OrderAck
 from pmbot.polymarket.signing import SignedOrder
 from pmbot.sim.testing import HARDHAT_KEYS, SimServer, SimTrader
@@ -73,6 +74,14 @@ async def test_unreadable_2xx_order_answer_is_unknown_not_rejected(rig: Rig, mon
         return original(resp, what)
 
     monkeypatch.setattr(http_mod, "_json", garbled)
+    original_loads = trading_mod.loads_venue
+
+    def garbled_fast(data: Any, what: str) -> Any:  # the same on the lean POST path (pmbot.polymarket.fastpost)
+        if what.startswith("POST") and what.endswith("/order"):
+            raise VenueError(f"{what}: answer is not JSON ('<html>')")
+        return original_loads(data, what)
+
+    monkeypatch.setattr(trading_mod, "loads_venue", garbled_fast)
     res = await ex.submit(intent(rig.sim, "garbled", price="0.02"))
     assert len(rig.sim.open_orders()) == 1  # the venue took it
     assert res.status is OrderStatus.UNKNOWN, res  # not REJECTED: only reconcile can tell
@@ -179,6 +188,7 @@ async def test_cancel_records_fills_made_before_the_cancel(rig: Rig) -> None:
     resting = await ex.submit(intent(rig.sim, "partial", price=str(price), size="10"))
     assert resting.status is OrderStatus.LIVE
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: 5})  # the venue sells only shares the wallet holds
     try:
         hit = await asyncio.to_thread(other.post_order, token, "SELL", price, Decimal(5))
         assert hit.status_code == 200, hit.text
@@ -305,6 +315,7 @@ async def test_fill_reported_while_the_order_is_in_flight_is_not_lost(
     stream = rig.venue.user_stream()
     pump = asyncio.create_task(ex.follow_user(stream))
     other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: 5})  # the venue sells only shares the wallet holds
     original = trading.post_order
 
     async def answer_arrives_late(order: SignedOrder, order_type: Any, **kw: Any) -> OrderAck:

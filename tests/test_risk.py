@@ -405,6 +405,29 @@ ticks = st.integers(1, 99).map(lambda n: D(n) / 100)
 sizes = st.integers(1, 3000).map(lambda n: D(n) / 100)
 
 
+def test_a_trip_in_the_same_millisecond_as_a_resume_is_kept(clock: FakeClock) -> None:
+    """Found by the state machine: `pmbot resume` at T, then a loss past the limit at the same T (the clock
+    has not moved), merged after midnight (the loss is yesterday's, only the trip is news). The merge
+    dropped the new trip as "older than the resume" (strict >), so a restarted process bought again. A tie
+    now keeps the trip: blocking buys is the side that cannot lose."""
+    gate = RiskGate(limits(), clock)
+    shared = gate.merge_state(None)
+    operator = RiskGate(limits(), clock)
+    operator.import_state(shared)
+    operator.trip("by hand")
+    operator.resume()  # resumed_at = T
+    shared = gate.merge_state(operator.export_state())
+    gate.on_fill(token_id="t", condition_id="m", side=Side.BUY, size=D(100), price=D("0.5"), strategy="s")
+    gate.on_resolution("t", D(0))  # -50 at the same T: over the limit of 20
+    assert gate.kill_switch.tripped
+    clock.advance(DAY)  # merged only the next day: the loss is yesterday's, only the trip carries over
+    shared = gate.merge_state(shared)
+    assert shared["tripped"]
+    fresh = RiskGate(limits(), clock)
+    fresh.import_state(shared)
+    assert fresh.kill_switch.tripped and not fresh.check(intent("b", "0.10", "10")).ok
+
+
 class GateMachine(RuleBasedStateMachine):
     """An executor that applies whatever the gate approves, and fills within what was approved."""
 

@@ -16,6 +16,7 @@ from pmbot.polymarket.models import (
     CryptoPrice,
     LastTrade,
     MarketResolved,
+    NewMarket,
     PriceChange,
     Side,
     TickSizeChange,
@@ -151,7 +152,8 @@ def test_docs_examples_custom_features() -> None:
     assert isinstance(res, MarketResolved)
     assert res.winning_token_id.startswith("7604307375") and res.winning_outcome == "Yes"
     assert len(res.token_ids) == 2
-    assert ws.market_events(json.loads((root / "ws_market_new_market.json").read_text())) == []
+    (new,) = ws.market_events(json.loads((root / "ws_market_new_market.json").read_text()))
+    assert isinstance(new, NewMarket) and len(new.token_ids) == 2 and new.tick_size == D("0.01")
     (pc,) = ws.market_events(json.loads((root / "ws_market_price_change_docs_derived.json").read_text()))
     assert isinstance(pc, PriceChange) and len(pc.changes) == 3
 

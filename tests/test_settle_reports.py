@@ -526,3 +526,38 @@ def test_marks_with_float_digits_or_out_of_range_do_not_break_reports() -> None:
     p = Position("s", "t", True, D(10), D("7.5"), D(0), PositionState.OPEN, mark_price=D("0.75"))
     q, used = marked(p, {"t": m})
     assert used is m and position_view(q, used)["unrealized_pnl"] == "-1.4445"
+
+
+@pytest.mark.parametrize("width", [80, 100, 120])
+@pytest.mark.parametrize(
+    ("report", "columns"),
+    [
+        ("positions", ["strategy", "mode", "market", "outcome", "state", "size", "avg", "mark", "src",
+                       "unrealized", "realized", "updated"]),
+        ("trades", ["time", "strategy", "mode", "market", "outcome", "side", "price", "size", "notional", "fee",
+                    "realized"]),
+        ("stats", ["strategy", "mode", "trades", "volume", "fees", "realized", "unrealized", "marks", "open",
+                   "closed", "win rate"]),
+    ],
+)  # fmt: skip
+def test_reports_read_at_narrow_widths(
+    populated: str, monkeypatch: pytest.MonkeyPatch, report: str, columns: list[str], width: int
+) -> None:
+    """At 80-120 columns Rich used to squeeze strategy, market and outcome to nothing (an empty column, or
+    "s…") and fold numbers. Now a column is either shown whole or hidden, and the hidden ones are named."""
+    monkeypatch.setenv("COLUMNS", str(width))
+    code, out, err = invoke(report, *(["--offline"] if report != "trades" else []))
+    assert code == 0, err
+    lines = out.splitlines()
+    assert all(len(ln) <= width for ln in lines), out
+    assert "…" not in out  # nothing cut short
+    header = next(ln for ln in lines if " mode " in f" {ln} ")
+    shown = [c for c in columns if f" {c} " in f" {header} "]
+    notes = [ln for ln in err.splitlines() if ln.startswith("(narrow terminal:")]
+    hidden = notes[0].removeprefix("(narrow terminal: ").split(" not shown")[0].split(", ") if notes else []
+    assert sorted(shown + hidden) == sorted(columns), (shown, hidden)
+    assert "mode" in shown and "realized" in shown
+    if report != "stats":
+        assert "market" in shown
+    if width >= 120:
+        assert "strategy" in shown

@@ -14,6 +14,7 @@ from pmbot.sim.testing import SimServer
 TOPIC0 = "0xd543adfd945773f1a62f74f0ee55a5e3b9b1a28262980ba90b1a89f2ea84d8ee"
 EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"  # the built-in series trades V2 positions
 DATA_TYPES = ["uint8", "uint256", "uint256", "uint256", "uint256", "bytes32", "bytes32"]
 
 
@@ -29,7 +30,8 @@ async def test_web3_log_subscription_receives_the_whales_order_filled(sim: SimSe
         assert await w3.eth.chain_id == 137
         assert await w3.eth.block_number > 0
         sub_id = await w3.eth.subscribe(
-            "logs", {"address": [EXCHANGE_V2, NEG_RISK_EXCHANGE_V2], "topics": [TOPIC0, None, pad32(whale)]}
+            "logs",
+            {"address": [EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, EXCHANGE_V3], "topics": [TOPIC0, None, pad32(whale)]},
         )
         await asyncio.to_thread(sim.advance, 20)  # whale trades; logs follow 2 s later (MINED)
         received = []
@@ -39,7 +41,7 @@ async def test_web3_log_subscription_receives_the_whales_order_filled(sim: SimSe
         assert await w3.eth.unsubscribe(sub_id) is True
     log = received[0]["result"]
     assert received[0]["subscription"] == sub_id
-    assert log["address"] == EXCHANGE_V2 and log["removed"] is False
+    assert log["address"] == EXCHANGE_V3 and log["removed"] is False
     topics = [t.to_0x_hex() if hasattr(t, "to_0x_hex") else t for t in log["topics"]]
     assert topics[0] == TOPIC0 and topics[2] == pad32(whale) and len(topics) == 4
     data = bytes(log["data"])
@@ -66,6 +68,6 @@ def test_logs_follow_the_layout_and_both_sides_of_a_fill(sim: SimServer) -> None
         assert len(bytes.fromhex(log["data"][2:])) == 224
     # Per trade: the maker order's fill names the taker, the taker order's fill names the exchange.
     taker_side = [lg for lg in logs if lg["topics"][2] == whale]
-    assert taker_side and all(lg["topics"][3] == pad32(EXCHANGE_V2) for lg in taker_side)
+    assert taker_side and all(lg["topics"][3] == pad32(EXCHANGE_V3) for lg in taker_side)
     maker_side = [lg for lg in logs if lg["topics"][3] == whale]
     assert {lg["transactionHash"] for lg in maker_side} <= {lg["transactionHash"] for lg in taker_side}

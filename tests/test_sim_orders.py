@@ -97,7 +97,7 @@ def test_the_official_client_trades_against_the_sim(sim: SimServer) -> None:
     bid, _ = best(sim, up)
     order = client.create_order(
         OrderArgsV2(token_id=up, price=float(bid - D("0.05")), size=10, side="BUY"),
-        PartialCreateOrderOptions(tick_size="0.01", neg_risk=False, version=2),
+        PartialCreateOrderOptions(tick_size="0.01", neg_risk=False, version=3),  # V2 series: ExchangeV3
     )
     resp = client.post_order(order, OrderType.GTC, defer_exec=True)
     assert resp["success"] is True and resp["status"] == "live"
@@ -170,14 +170,14 @@ def test_gtc_rests_on_the_book_until_canceled(sim: SimServer, alice: SimTrader) 
     assert size_at(sim, up, "bids", price) == before + D("12.5")
     assert size_at(sim, down, "asks", 1 - price) == before + D("12.5")  # mirrored on the Down book
     [row] = alice.get("/data/orders").json()["data"]
-    assert row["id"] == resp["orderID"] and row["status"] == "LIVE" and row["original_size"] == "12.5"
+    assert row["id"] == resp["orderID"] and row["status"] == "ORDER_STATUS_LIVE" and row["original_size"] == "12.5"
     assert row["price"] == str(price.normalize()) and row["outcome"] == "Up" and row["order_type"] == "GTC"
     r = alice.request("DELETE", "/order", {"orderID": resp["orderID"]}).json()
     assert r == {"not_canceled": {}, "canceled": [resp["orderID"]]}
     assert size_at(sim, up, "bids", price) == before
     again = alice.request("DELETE", "/order", {"orderID": resp["orderID"]}).json()
     assert again["canceled"] == [] and resp["orderID"] in again["not_canceled"]
-    assert alice.get(f"/data/order/{resp['orderID']}").json()["status"] == "CANCELED"
+    assert alice.get(f"/data/order/{resp['orderID']}").json()["status"] == "ORDER_STATUS_CANCELED"
 
 
 def test_fok_fills_completely_or_not_at_all(sim: SimServer, bob: SimTrader) -> None:
@@ -195,8 +195,12 @@ def test_fok_fills_completely_or_not_at_all(sim: SimServer, bob: SimTrader) -> N
     assert len(r["transactionsHashes"]) == 1 and len(r["tradeIDs"]) == 1
     assert size_at(sim, up, "asks", ask) == ask_size - D(r["takingAmount"])
     [trade] = bob.get("/data/trades").json()["data"]
-    assert trade["id"] == r["tradeIDs"][0] and trade["trader_side"] == "TAKER" and trade["status"] == "MATCHED"
-    assert bob.get(f"/data/order/{r['orderID']}").json()["status"] == "MATCHED"
+    assert (
+        trade["id"] == r["tradeIDs"][0]
+        and trade["trader_side"] == "TAKER"
+        and trade["status"] == "TRADE_STATUS_MATCHED"
+    )
+    assert bob.get(f"/data/order/{r['orderID']}").json()["status"] == "ORDER_STATUS_MATCHED"
 
 
 def test_fak_takes_what_is_there_and_fails_when_nothing_crosses(sim: SimServer, bob: SimTrader) -> None:
@@ -239,6 +243,7 @@ def test_makers_and_takers_see_their_own_side_and_fees_are_taker_only(
     up, _ = tokens(sim)
     bid, ask = best(sim, up)
     inside = ask - D("0.01") if ask - bid > D("0.01") else ask
+    sim.split(alice.address, sim.current_market()["condition_id"], 20)  # the venue sells only shares held
     rest = alice.post_order(up, "SELL", inside, D("20")).json()
     assert rest["status"] in ("live", "matched")
     take = bob.post_order(up, "BUY", inside, amount=(D(20) * inside), order_type="FOK").json()
@@ -250,7 +255,7 @@ def test_makers_and_takers_see_their_own_side_and_fees_are_taker_only(
     assert alice_view[0]["maker_orders"][0]["order_id"] == rest["orderID"]
     fee, shares, price = sim.call(lambda v: (lambda t: (t.fee, t.size, t.price))(v.engine.trades[bob_view[0]["id"]]))
     assert fee == (shares * D("0.07") * price * (1 - price)).quantize(D("0.00001"))
-    assert alice.get(f"/data/order/{rest['orderID']}").json()["status"] == "MATCHED"
+    assert alice.get(f"/data/order/{rest['orderID']}").json()["status"] == "ORDER_STATUS_MATCHED"
 
 
 def test_batch_orders_and_batch_cancels(sim: SimServer, alice: SimTrader) -> None:
@@ -299,6 +304,6 @@ def test_an_accepted_order_whose_response_never_arrives_exists(sim: SimServer, a
     with pytest.raises(httpx.TransportError):
         alice.request("POST", "/order", body)
     [row] = alice.get("/data/orders").json()["data"]
-    assert row["price"] == "0.1" and row["status"] == "LIVE"
+    assert row["price"] == "0.1" and row["status"] == "ORDER_STATUS_LIVE"
     # Only the next POST /order was affected.
     assert alice.post_order(up, "BUY", D("0.11"), D("10")).json()["status"] == "live"

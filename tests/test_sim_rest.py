@@ -130,13 +130,16 @@ def test_gamma_market_shape_and_double_encoded_fields(sim: SimServer, http: http
     assert m["orderPriceMinTickSize"] == 0.01 and m["orderMinSize"] == 5 and m["negRisk"] is False
     assert isinstance(m["bestBid"], float) and m["bestBid"] < m["bestAsk"]
     assert m["events"][0]["series"][0]["slug"] == "btc-up-or-down-15m"
-    assert http.get(f"/gamma/markets/{m['id']}").json()["conditionId"] == cur["condition_id"]
+    # A V2 market: Gamma shows the 31-byte condition id; the CLOB's 32-byte one is it + "00".
+    assert m["version"] == "v2" and m["positionIds"] == cur["token_ids"]
+    assert http.get(f"/gamma/markets/{m['id']}").json()["conditionId"] + "00" == cur["condition_id"]
     assert http.get(f"/gamma/markets/slug/{cur['slug']}").json()["id"] == m["id"]
 
 
 def test_gamma_market_listing_filters_and_order(sim: SimServer, http: httpx.Client) -> None:
     open_ = http.get("/gamma/markets", params={"order": "endDate", "ascending": "true"}).json()
-    assert [m["closed"] for m in open_] == [False] * 4  # current + 3 upcoming; closed omitted = open only
+    # current + 3 upcoming + the standing V1 market; closed omitted = open only
+    assert [m["closed"] for m in open_] == [False] * 5
     ends = [m["endDate"] for m in open_]
     assert ends == sorted(ends)
     closed = http.get("/gamma/markets", params={"closed": "true"}).json()
@@ -160,7 +163,7 @@ def test_gamma_events_and_public_search_find_the_whale(sim: SimServer, http: htt
     cur = sim.current_market()
     [ev] = http.get("/gamma/events", params={"slug": cur["slug"]}).json()
     assert set(sample("gamma_event.json")) <= set(ev)
-    assert ev["markets"][0]["conditionId"] == cur["condition_id"]
+    assert ev["markets"][0]["conditionId"] + "00" == cur["condition_id"]  # Gamma: 31-byte V2 form
     assert http.get(f"/gamma/events/slug/{cur['slug']}").json()["id"] == ev["id"]
     found = http.get("/gamma/public-search", params={"q": "distinct-baguette", "search_profiles": "true"}).json()
     assert set(found) == set(sample("gamma_public_search_trimmed.json"))
@@ -168,7 +171,8 @@ def test_gamma_events_and_public_search_find_the_whale(sim: SimServer, http: htt
     assert profile["name"] == "distinct-baguette"
     assert profile["proxyWallet"] == sim.whale_address.lower()
     plain = http.get("/gamma/public-search", params={"q": "bitcoin up or down"}).json()
-    assert "profiles" not in plain and plain["pagination"]["totalResults"] == len(sim.markets())
+    series = [m for m in sim.markets() if m["slug"].startswith("btc-updown-15m-")]  # not the V1 monthly market
+    assert "profiles" not in plain and plain["pagination"]["totalResults"] == len(series)
 
 
 @needs_samples
@@ -198,7 +202,7 @@ def test_data_api_rows_follow_the_recordings(sim: SimServer, http: httpx.Client)
 def test_admin_state_and_manual_advance(sim: SimServer, http: httpx.Client) -> None:
     state = http.get("/_sim/state").json()
     assert state["manual_clock"] is True and state["whale"]["name"] == "distinct-baguette"
-    assert state["current_market"] == sim.current_market()["slug"] and len(state["markets"]) == 7
+    assert state["current_market"] == sim.current_market()["slug"] and len(state["markets"]) == 8  # 7 windows + 1 V1
     before = sim.now()
     assert http.post("/_sim/advance", json={"seconds": 12}).json() == {"now": before + 12}
     assert http.get("/time").json() == int(before + 12)

@@ -49,15 +49,19 @@ def test_same_seed_same_world_and_another_seed_another() -> None:
 
 def test_market_identity_follows_the_btc_15m_series() -> None:
     v = venue()
-    assert [m.start_ts - v.markets[0].start_ts for m in v.markets] == [900 * k for k in range(7)]
-    assert [m.closed for m in v.markets] == [True] * 3 + [False] * 4
+    series = [m for m in v.markets if not m.standing]  # plus one standing V1 market
+    assert [m.version for m in v.markets if m.standing] == ["v1"]
+    assert [m.start_ts - series[0].start_ts for m in series] == [900 * k for k in range(7)]
+    assert [m.closed for m in series] == [True] * 3 + [False] * 4
     cur = v.current_market()
     assert cur is not None and cur.start_ts <= START < cur.end_ts and cur.start_ts % 900 == 0
     assert cur.slug == f"btc-updown-15m-{cur.start_ts}"
     assert cur.question == "Bitcoin Up or Down - November 18, 6:00AM-6:15AM ET"
     assert window_title(1_767_200_400) == "Bitcoin Up or Down - December 31, 12:00PM-12:15PM ET"
-    for m in v.markets:
-        assert len(m.condition_id) == 66 and all(len(t) == 77 and t.isdigit() for t in m.token_ids)
+    for m in series:
+        # V2 positions: the 32-byte condition id with the outcome index as the last byte
+        assert len(m.condition_id) == 66 and m.condition_id.endswith("00") and m.version == "v2"
+        assert [int(t) - int(m.condition_id, 16) for t in m.token_ids] == [0, 1]
         assert (m.tick, m.min_size, m.neg_risk, m.fee_rate, m.fee_exponent, m.taker_only) == (
             D("0.01"),
             D(5),
@@ -98,7 +102,7 @@ def test_resolution_closes_the_window_and_opens_the_next() -> None:
     assert cur.outcome_prices(None) == (["1", "0"] if cur.winner == 0 else ["0", "1"])
     nxt = v.current_market()
     assert nxt is not None and nxt.start_ts == cur.end_ts and nxt.open_price is not None
-    assert len([m for m in v.markets if not m.closed]) == 4  # a new upcoming window was listed
+    assert len([m for m in v.markets if not m.closed and not m.standing]) == 4  # a new upcoming window was listed
     assert v.engine.live_orders() == [] and v.book_snapshot(cur.token_ids[0]) is None
 
 

@@ -128,6 +128,7 @@ def test_user_channel_carries_own_orders_and_fills_only(sim: SimServer) -> None:
         book = sim.book(up)
         bid, ask = D(book["bids"][-1]["price"]), D(book["asks"][-1]["price"])
         inside = ask - D("0.01") if ask - bid > D("0.01") else ask  # resting orders go first at a level
+        sim.split(alice.address, sim.current_market()["condition_id"], 20)  # shares to sell
         rest = alice.post_order(up, "SELL", inside, D("20")).json()
         take = bob.post_order(up, "BUY", inside, amount=D(20) * inside, order_type="FOK").json()
         assert take["status"] == "matched"

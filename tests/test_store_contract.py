@@ -283,8 +283,20 @@ def test_money_is_exact(store: Store) -> None:
 
 
 def test_journal_tables(store: Store, clock) -> None:
-    store.add_learning(Learning("snipe", "timing", "late flips are rare after t-10s", D("0.8"), metadata={"n": 41}))
-    store.add_reflection(Reflection("copy", "2026-11-23", "mirrored 12 fills", metadata={"pnl": "3.2"}))
+    store.add_learning(
+        Learning(
+            "late flips are rare",
+            "after t-10s the leader rarely flips",
+            phase="snipe tuning",
+            category="timing",
+            code_snippet="if t < 10: enter()",
+            impact="high",
+            metadata={"n": 41},
+        )
+    )
+    store.add_reflection(
+        Reflection("2026-11-23", what_worked="mirrored 12 fills", what_failed="2 late", metrics={"pnl": "3.2"})
+    )
     store.log_execution(
         ExecutionLog(
             "ack",
@@ -296,10 +308,28 @@ def test_journal_tables(store: Store, clock) -> None:
         )
     )
     (lrn,) = store.list_learnings()
-    assert lrn.confidence == D("0.8") and lrn.metadata == {"n": 41}
-    assert store.list_reflections(Query(strategy="copy"))[0].summary == "mirrored 12 fills"
+    assert (lrn.title, lrn.phase, lrn.category, lrn.code_snippet, lrn.impact) == (
+        "late flips are rare",
+        "snipe tuning",
+        "timing",
+        "if t < 10: enter()",
+        "high",
+    )
+    assert lrn.metadata == {"n": 41} and lrn.id is not None and lrn.timestamp == int(clock.now * 1000)
+    assert store.list_learnings(phase="other") == [] and store.list_learnings(category="timing") == [lrn]
+    (ref,) = store.list_reflections(phase="2026-11-23")
+    assert ref.what_worked == "mirrored 12 fills" and ref.what_failed == "2 late" and ref.metrics == {"pnl": "3.2"}
     (log,) = store.list_execution_logs()
     assert log.latency_ms == D("1.234") and log.order_key == "k1" and log.ts == int(clock.now * 1000)
+    assert store.list_execution_logs(event="metrics") == [] and store.list_execution_logs(event="ack") == [log]
+
+
+def test_journal_refuses_empty_entries(store: Store) -> None:
+    with pytest.raises(InputError):
+        store.add_learning(Learning("  "))
+    with pytest.raises(InputError):
+        store.add_reflection(Reflection("p1"))
+    assert store.list_learnings() == [] and store.list_reflections() == []
 
 
 def test_transaction_groups_writes_and_rolls_back_together(store: Store) -> None:

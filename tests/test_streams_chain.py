@@ -104,7 +104,7 @@ async def test_subscribes_as_maker_and_taker_on_both_exchanges(rpc: RpcServer) -
         await next_status(stream, StreamState.CONNECTED)
         maker_filter, taker_filter = rpc.subs[maker_sub][1], rpc.subs[taker_sub][1]
         exchanges = {a.lower() for a in maker_filter["address"]}
-        assert exchanges == {a.lower() for a in ws.EXCHANGES_V2}
+        assert exchanges == {a.lower() for a in ws.EXCHANGES}  # CTFExchangeV2, NegRisk V2, ExchangeV3
         whale_topic = "0x" + "00" * 12 + WHALE_LC[2:]
         assert maker_filter["topics"] == [ws.ORDER_FILLED_TOPIC, None, [whale_topic]]
         assert taker_filter["topics"] == [ws.ORDER_FILLED_TOPIC, None, None, [whale_topic]]

@@ -141,7 +141,8 @@ def order(
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
     if result.filled_size:
-        out.print(f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}, fees {fmt(result.fees)}")
+        fill = f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}"
+        out.print(f"{fill}, fees {render.usdc(result.fees)} USDC")  # exact in --json
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))
     if result.status.value == "not_sent":
@@ -214,27 +215,69 @@ def cancel(
 
 def resume(
     ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="A strategy paused by `pmbot pause` (see `pmbot status`).", show_default=False)
+    ] = None,
     mode: Annotated[
-        str,
+        str | None,
         typer.Option(
             "--mode",
             metavar="dry-run|live|both",
             callback=base.choice("dry-run", "live", "both"),
-            help="Which kill switch: dry-run, live or both.",
+            help="Reset this kill switch only: dry-run, live or both.",
         ),
-    ] = "both",
+    ] = None,
 ) -> None:
-    """Reset the kill switch after a daily-loss stop, so that buying can start again."""
+    """Resume: `resume NAME` a paused strategy; `resume --mode M` resets M's kill switch after a daily-loss
+    stop; bare `resume` does both for everything (every paused strategy, both kill switches)."""
     from pmbot.ops import resume as do_resume
+    from pmbot.ops import resume_strategies
 
-    wanted = {"dry-run": [True], "live": [False], "both": [True, False]}.get(mode.lower())
+    if name is not None and mode is not None:
+        raise InputError(
+            "give a strategy NAME or --mode, not both", hint="`pmbot resume NAME`, `pmbot resume --mode live`"
+        )
+    wanted = {"dry-run": [True], "live": [False], "both": [True, False]}.get((mode or "both").lower())
     if wanted is None:
         raise InputError(f"--mode must be dry-run, live or both, not {mode!r}")
+    out = render.stdout()
+    if mode is None:
+        done = resume_strategies(ctx.obj, name)
+        out.print(_control_line(done))
+        if name is not None:
+            return
     for r in do_resume(ctx.obj, wanted):
         if r["was_tripped"]:
-            render.stdout().print(f"{r['mode']}: kill switch reset (was tripped: {r['reason']})")
+            out.print(f"{r['mode']}: kill switch reset (was tripped: {r['reason']})")
         else:
-            render.stdout().print(f"{r['mode']}: not tripped")
+            out.print(f"{r['mode']}: not tripped")
+
+
+def _control_line(done: dict[str, Any]) -> Text:
+    """`snipe: paused (run-all host:123 applies it within 1 s)` or, with nothing running, when it applies."""
+    verb = "paused" if done["action"] == "pause" else "resumed"
+    who = render.plain(done["strategy"] or "all strategies")
+    line = Text.assemble(who, f": {verb}")
+    if done["processes"]:
+        line.append(f" (running {', '.join(done['processes'])}: within 1 s)", style="dim")
+    elif done["action"] == "pause":
+        line.append(" (no run-all is running: it will start paused)", style="dim")
+    else:
+        line.append(" (no run-all is running)", style="dim")
+    return line
+
+
+def pause(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="The strategy to pause (default: all).", show_default=False)
+    ] = None,
+) -> None:
+    """Pause a strategy (no NAME: all) in the running `pmbot run-all` within 1 s: no new intents, resting
+    orders and positions kept. The pause lasts until `pmbot resume NAME`, across restarts."""
+    from pmbot.ops import pause_strategies
+
+    render.stdout().print(_control_line(pause_strategies(ctx.obj, name)))
 
 
 def status(ctx: typer.Context, as_json: JsonOpt = False) -> None:
@@ -254,6 +297,7 @@ def print_status(out: Console, view: dict[str, Any]) -> None:
     if not view["modes"]:
         out.print("No database yet: nothing has run.", style="dim")
         return
+    print_processes(out, view.get("processes") or [], view.get("paused") or {})
     runs = Table(title="Executors", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
     runs.add_column("Mode", no_wrap=True)
     runs.add_column("Kill switch", no_wrap=True)
@@ -278,6 +322,93 @@ def print_status(out: Console, view: dict[str, Any]) -> None:
     for m in view["modes"]:
         if m["open_orders"]:
             out.print(_open_orders(m["mode"], m["open_orders"]))
+
+
+def print_processes(out: Console, procs: list[dict[str, Any]], paused: dict[str, Any]) -> None:
+    """`Running processes` (one row per run-all that reported in; stale and stopped ones marked), then
+    the strategies and streams of the live ones: state and heartbeat age, age of the last message."""
+    if not procs:
+        out.print("No run-all running.", style="dim")
+    else:
+        table = Table(title="Running processes", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for col in ("Process", "Mode", "State", "Uptime", "Beat", "Open", "Kill switch"):
+            table.add_column(col, no_wrap=True, justify="right" if col in ("Uptime", "Beat", "Open") else "left")
+        for p in procs:
+            state = p.get("state", "?")
+            style = "green" if p["alive"] else ("bold red" if state == "stale" else "dim")
+            ks = p.get("kill_switch")
+            switch = Text("–") if not ks else Text("TRIPPED", "bold red") if ks.get("tripped") else Text("ok", "green")
+            table.add_row(
+                render.plain(p.get("process", "?")),
+                render.plain(p.get("mode", "")),
+                Text(state, style=style),
+                _duration(p.get("uptime_s")),
+                _age(p.get("heartbeat_age_s")),
+                "–" if p.get("open_orders") is None else str(p["open_orders"]),
+                switch,
+            )
+        out.print(table)
+        live = [p for p in procs if p["alive"]]
+        several = len(live) > 1
+        strategies = Table(title="Strategies", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        streams = Table(title="Streams", title_justify="left", box=box.SIMPLE_HEAD, pad_edge=False)
+        for t, cols in (
+            (strategies, ("Strategy", "State", "Heartbeat", "Restarts")),
+            (streams, ("Stream", "Last message")),
+        ):
+            if several:
+                t.add_column("Process", no_wrap=True)
+            for col in cols:
+                t.add_column(
+                    col, no_wrap=True, justify="right" if col in ("Heartbeat", "Restarts", "Last message") else "left"
+                )
+        strategies.add_column("Detail")
+        for p in live:
+            who = [render.plain(p.get("process", "?"))] if several else []
+            for name, st in sorted((p.get("strategies") or {}).items()):
+                s_state = st.get("state", "?")
+                strategies.add_row(
+                    *who,
+                    render.plain(name),
+                    Text(s_state, style=_STATE_STYLE.get(s_state, "")),
+                    _age(st.get("heartbeat_age_s")),
+                    str(st.get("restarts") or 0),
+                    render.plain(st.get("detail") or "", style="dim"),
+                )
+            for name, st in sorted((p.get("streams") or {}).items()):
+                streams.add_row(
+                    *who, render.plain(name), _age(st.get("age_s")) if st.get("age_s") is not None else "none yet"
+                )
+        if strategies.row_count:
+            out.print(strategies)
+        if streams.row_count:
+            out.print(streams)
+    if paused.get("all") or paused.get("names"):
+        names = "all strategies" if paused.get("all") else ", ".join(paused["names"])
+        if paused.get("all") and paused.get("except"):
+            names += f" except {', '.join(paused['except'])}"
+        line = Text("paused by the operator: ", style="yellow")
+        line.append_text(render.plain(names))
+        line.append("; `pmbot resume [NAME]` resumes")
+        out.print(line)
+
+
+_STATE_STYLE = {"running": "green", "paused": "yellow", "crashed": "bold red", "restarting": "yellow"}
+
+
+def _age(seconds: float | None) -> str:
+    return "–" if seconds is None else f"{_duration(seconds)} ago"
+
+
+def _duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "–"
+    s = int(seconds)
+    if s < 60:
+        return f"{seconds:.0f}s" if seconds >= 10 else f"{seconds:.1f}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
 
 
 def _open_orders(mode: str, orders: list[dict[str, Any]]) -> Table:
@@ -333,5 +464,6 @@ def _ms(value: float | None) -> str:
 def register(app: typer.Typer) -> None:
     app.command("order")(order)
     app.command("cancel")(cancel)
+    app.command("pause")(pause)
     app.command("resume")(resume)
     app.command("status")(status)

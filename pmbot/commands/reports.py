@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.table import Table
@@ -155,12 +155,55 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
     return found
 
 
-_NO_WRAP = frozenset({"updated", "time", "mode", "state", "src"})
+# On a narrow terminal these columns go first, in this order (the JSON has them all): a table squeezed
+# by Rich instead loses what a row is about (strategy, market, outcome shrank to nothing) or folds numbers.
+_DROP_ORDER = ("updated", "src", "marks", "notional", "time", "avg", "strategy", "closed", "fees", "outcome")
 
 
-def _add_column(table: Table, name: str, justify: str) -> None:
-    # Figures and times never wrap (a wrapped "2026-12-01 / 07:31:12Z" or "-1 / .53" misleads); text may.
-    table.add_column(name, justify=justify, no_wrap=justify == "right" or name in _NO_WRAP)  # type: ignore[arg-type]
+def _print_table(title: str, columns: list[tuple[str, str]], rows: list[list[Any]]) -> None:
+    """Print a report table that fits the terminal: hide the least useful columns (and say which)
+    until every kept column shows whole; only the market name may wrap."""
+    from rich import box
+
+    out = render.stdout()
+    keep = list(range(len(columns)))
+
+    def build(idx: list[int]) -> Table:
+        table = Table(title=title, title_justify="left", box=box.SIMPLE_HEAD, show_edge=False, padding=(0, 1))
+        for i in idx:
+            name, justify = columns[i]
+            wraps = name == "market"
+            table.add_column(
+                name,
+                justify=justify,  # type: ignore[arg-type]
+                no_wrap=not wraps,
+                min_width=12 if wraps else None,
+                overflow="fold" if wraps else "ellipsis",
+            )
+        for row in rows:
+            table.add_row(*(row[i] for i in idx))
+        return table
+
+    table = build(keep)
+    hidden: list[str] = []
+    names = [c[0] for c in columns]
+    for name in _DROP_ORDER:
+        # the widest it wants, with the market name allowed to wrap to 24: does it fit as it is?
+        need = out.measure(table, options=out.options.update(width=10_000)).maximum
+        market = names.index("market") if "market" in names and names.index("market") in keep else None
+        if market is not None:
+            longest = max((len(str(r[market])) for r in rows), default=0)
+            need -= max(0, longest - 24)
+        if need <= out.width or name not in names:
+            if need <= out.width:
+                break
+            continue
+        keep.remove(names.index(name))
+        hidden.append(name)
+        table = build(keep)
+    out.print(table)
+    if hidden:
+        render.note(f"(narrow terminal: {', '.join(hidden)} not shown; widen it or use --json)")
 
 
 def _open_tokens(positions: list[Position]) -> list[str]:
@@ -199,7 +242,6 @@ def positions(
     if not rows:
         return _empty(False, "positions", q=q, total=store.count_positions(Query()))
     owed = any(p.redeemable for p, _ in rows)
-    table = Table(title="Positions", title_justify="left")
     columns = [
         ("strategy", "left"),
         ("mode", "left"),
@@ -215,26 +257,27 @@ def positions(
         *([("redeemable", "right")] if owed else []),
         ("updated", "left"),
     ]
-    for col, justify in columns:
-        _add_column(table, col, justify)
+    cells: list[list[Any]] = []
     for p, m in rows:
         tick = m.tick if m is not None else None
-        table.add_row(
-            p.strategy,
-            render.mode(p.dry_run),
-            render.plain(p.market or render.short(p.token_id)),  # venue text: never markup
-            render.plain(p.outcome),
-            p.state.value,
-            render.shares(p.size),
-            render.mean_price(p.avg_price, tick) if p.size else render.DASH,
-            render.mean_price(m.price, tick) if m is not None else render.DASH,
-            Text(m.source.value if m is not None else "", style="dim"),
-            render.pnl(p.unrealized_pnl),
-            render.pnl(p.realized_pnl),
-            *([render.usdc(p.redeemable) if p.redeemable else ""] if owed else []),
-            render.when(p.updated_at, local=local),
+        cells.append(
+            [
+                p.strategy,
+                render.mode(p.dry_run),
+                render.plain(p.market or render.short(p.token_id)),  # venue text: never markup
+                render.plain(p.outcome),
+                p.state.value,
+                render.shares(p.size),
+                render.mean_price(p.avg_price, tick) if p.size else render.DASH,
+                render.mean_price(m.price, tick) if m is not None else render.DASH,
+                Text(m.source.value if m is not None else "", style="dim"),
+                render.pnl(p.unrealized_pnl),
+                render.pnl(p.realized_pnl),
+                *([render.usdc(p.redeemable) if p.redeemable else ""] if owed else []),
+                render.when(p.updated_at, local=local),
+            ]
         )
-    render.stdout().print(table)
+    _print_table("Positions", columns, cells)
 
 
 def trades(
@@ -263,8 +306,7 @@ def trades(
         return render.print_json([trade_view(t) for t in rows])
     if not rows:
         return _empty(False, "trades", q=q, total=store.count_trades(Query()))
-    table = Table(title="Trades", title_justify="left")
-    for col, justify in [
+    columns = [
         ("time", "left"),
         ("strategy", "left"),
         ("mode", "left"),
@@ -276,26 +318,28 @@ def trades(
         ("notional", "right"),
         ("fee", "right"),
         ("realized", "right"),
-    ]:
-        _add_column(table, col, justify)
+    ]
+    cells: list[list[Any]] = []
     for t in rows:
         f = t.fill
         redeem = f.kind.value != "fill"
         side = f.side.value if not redeem else "REDEEM"
-        table.add_row(
-            render.when(f.ts, local=local),
-            f.strategy,
-            render.mode(f.dry_run),
-            render.plain(f.market or render.short(f.token_id)),  # venue text: never markup
-            render.plain(f.outcome),
-            side,
-            render.price(f.price),
-            render.shares(f.size),
-            render.usdc(t.notional),
-            render.usdc(f.fee),
-            render.pnl(t.realized_pnl) if f.side.value == "SELL" else "",
+        cells.append(
+            [
+                render.when(f.ts, local=local),
+                f.strategy,
+                render.mode(f.dry_run),
+                render.plain(f.market or render.short(f.token_id)),  # venue text: never markup
+                render.plain(f.outcome),
+                side,
+                render.price(f.price),
+                render.shares(f.size),
+                render.usdc(t.notional),
+                render.usdc(f.fee),
+                render.pnl(t.realized_pnl) if f.side.value == "SELL" else "",
+            ]
         )
-    render.stdout().print(table)
+    _print_table("Trades", columns, cells)
 
 
 def _backtest_trades(a: App, run_id: str, *, as_json: bool, local: bool) -> None:
@@ -308,7 +352,7 @@ def _backtest_trades(a: App, run_id: str, *, as_json: bool, local: bool) -> None
         return render.print_json(rows)
     table = Table(title=f"Trades of backtest {run_id}", title_justify="left")
     for col in ("time", "market", "outcome", "side", "price", "size", "fee", "payout", "pnl"):
-        _add_column(table, col, "left" if col in ("time", "market", "outcome", "side") else "right")
+        table.add_column(col, justify="left" if col in ("time", "market", "outcome", "side") else "right")
     for t in rows:
         table.add_row(
             render.when(t["ts_ms"], local=local),
@@ -332,10 +376,19 @@ def stats(
     as_json: JsonOpt = False,
     offline: OfflineOpt = False,
     local: LocalOpt = False,
+    history: Annotated[
+        bool, typer.Option("--history", help="The metrics snapshots `pmbot run-all` stores every 5 minutes.")
+    ] = False,
 ) -> None:
     """Per strategy, dry-run and live apart: trades, volume, realized and unrealized PnL, win rate."""
     a: App = ctx.obj
     q = _query(a, strategy, since, None, None, dry_run)
+    if history:
+        from pmbot.commands.history_cmd import show_history
+
+        if q.strategy:
+            raise InputError("--history shows the whole process; --strategy does not apply to it")
+        return show_history(a, since_ms=q.since, limit=None, dry_run=q.dry_run, as_json=as_json, local=local)
     if not a.database_exists():
         return _empty(as_json, "statistics")
     store = a.store
@@ -355,8 +408,7 @@ def stats(
         return _empty(False, "statistics", q=q, total=store.count_trades(Query()), unit="trade")
     owed = any(s.redeemable for s, _ in rows)
     title = "Stats" + (f" since {render.when(q.since, local=local)}" if q.since else "")
-    table = Table(title=title, title_justify="left")
-    for col, justify in [
+    columns = [
         ("strategy", "left"),
         ("mode", "left"),
         ("trades", "right"),
@@ -369,25 +421,27 @@ def stats(
         ("open", "right"),
         ("closed", "right"),
         ("win rate", "right"),
-    ]:
-        _add_column(table, col, justify)
+    ]
+    cells: list[list[Any]] = []
     for s, slot in rows:
         sources = ", ".join(f"{n} {src}" for src, n in sorted(slot["sources"].items())) if slot else ""
-        table.add_row(
-            s.strategy,
-            render.mode(s.dry_run),
-            str(s.trades),
-            render.usdc(s.volume),
-            render.usdc(s.fees),
-            render.pnl(s.realized_pnl),
-            render.pnl(s.unrealized_pnl),
-            Text(sources, style="dim"),
-            *([render.usdc(s.redeemable) if s.redeemable else ""] if owed else []),
-            str(s.open_positions),
-            str(s.closed_positions),
-            render.percent(s.win_rate),
+        cells.append(
+            [
+                s.strategy,
+                render.mode(s.dry_run),
+                str(s.trades),
+                render.usdc(s.volume),
+                render.usdc(s.fees),
+                render.pnl(s.realized_pnl),
+                render.pnl(s.unrealized_pnl),
+                Text(sources, style="dim"),
+                *([render.usdc(s.redeemable) if s.redeemable else ""] if owed else []),
+                str(s.open_positions),
+                str(s.closed_positions),
+                render.percent(s.win_rate),
+            ]
         )
-    render.stdout().print(table)
+    _print_table(title, columns, cells)
 
 
 def register(app: typer.Typer) -> None:

@@ -20,8 +20,15 @@ For every intent, in this order, and never otherwise:
    for a burst instead of one per order.
 4. **Budget.** Our orders/min ceiling (fleet-wide with Redis), on top of the adapter's venue buckets.
 5. **Send.** Dry-run: the paper exchange fills against the current book. Live: one POST /order,
-   never retried. A lost answer leaves the order `unknown` until `reconcile()` finds out.
+   never retried, over the lean kept-alive path (`pmbot.polymarket.fastpost`; `prewarm()` opens it
+   before a window). An error before the request was written is `not_sent`; after it, a lost answer
+   leaves the order `unknown` until `reconcile()` finds out.
 6. **Record.** Every state change and every fill is stored; positions update with the fills.
+
+Pre-armed orders (`arm` / `fire` / `retire`): steps 1 and 3 happen ahead of a window (signed, stored
+`armed` with the order hash, one durable commit), so on the tick `fire` runs only the risk gate, the
+budget and the POST. The armed record is the write-ahead record: nothing is sent that is not recorded.
+An armed order never sent ends `not_sent`; one sent before a crash is reconciled by its hash.
 
 Dry-run and live are two executors with separate risk state and separate records (`dry_run` on
 every order and trade), so a paper loss never trips the live kill switch or the other way round. Their
@@ -70,6 +77,7 @@ from pmbot.polymarket.models import (
     UserTradeEvent,
 )
 from pmbot.polymarket.params import MarketParamsCache
+from pmbot.polymarket.schemas.refusals import status_reason
 from pmbot.polymarket.signing import buy_spend
 from pmbot.store.base import Store
 from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
@@ -78,7 +86,7 @@ if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.signing import SignedOrder
     from pmbot.polymarket.streams import MarketStream, UserStream
-    from pmbot.polymarket.trading import TradingClient
+    from pmbot.polymarket.trading import PreparedPost, TradingClient
     from pmbot.settle import Resolution, Settlement
 
 log = logging.getLogger("pmbot.executor")
@@ -89,8 +97,10 @@ _FEE_Q = Decimal("0.00001")
 _BUDGET_RETRY_S = 5.0
 _RECENT = 100_000  # finished results kept in memory for instant duplicate answers; older ones come from the store
 DRY_RUN_PREFIX = "dry-run:"  # dry-run keys are stored under this prefix: a separate idempotency space
+_ERROR_STATES = frozenset({OrderStatus.REJECTED, OrderStatus.NOT_SENT, OrderStatus.UNKNOWN})
 NON_FINAL = (
     OrderStatus.PENDING,
+    OrderStatus.ARMED,
     OrderStatus.SUBMITTED,
     OrderStatus.LIVE,
     OrderStatus.PARTIALLY_FILLED,
@@ -121,7 +131,8 @@ class SubmitResult:
             key=record.key,
             status=record.status,
             duplicate=duplicate,
-            reason=record.error,
+            # the error belongs to the state it explains: a lost answer's, once reconcile found the order, is stale
+            reason=record.error if record.status in _ERROR_STATES else None,
             venue_order_id=record.venue_order_id,
             filled_size=record.filled_size,
             dry_run=record.dry_run,
@@ -138,6 +149,29 @@ class FleetKeys(Protocol):
         ...
 
 
+@dataclass(frozen=True, slots=True)
+class ArmedOrder:
+    """What `Executor.arm` made of one intent: `status` ARMED (stored, signed, ready to `fire`), or why
+    not (a duplicate key's stored status, `not_sent` when the market's parameters could not be read,
+    `rejected` for an order that cannot be signed)."""
+
+    key: str
+    status: OrderStatus
+    order_hash: str | None = None
+    reason: str | None = None
+    duplicate: bool = False
+
+
+@dataclass(slots=True)
+class _Armed:
+    intent: OrderIntent
+    params: MarketParams
+    fee_reserve: Decimal
+    signed: SignedOrder | None  # None in dry-run
+    prep: PreparedPost | None
+    retire_at_ms: int | None
+
+
 @dataclass(slots=True)
 class _Work:
     intent: OrderIntent
@@ -146,6 +180,7 @@ class _Work:
     params: MarketParams | None = None
     fee_reserve: Decimal = _ZERO
     signed: SignedOrder | None = None
+    armed: _Armed | None = None  # fired from an armed order: "not sent" leaves it armed
 
 
 class Executor:
@@ -216,6 +251,8 @@ class Executor:
         self.risk_sync_s = 1.0
         self._risk_synced = float("-inf")
         self._cancelling: set[str] = set()  # BUYs being cancelled because the kill switch tripped
+        self._armed: dict[str, _Armed] = {}  # pre-armed orders of this process, by key (see arm / fire)
+        self._started_ms = 0
 
     @property
     def mode(self) -> str:
@@ -229,6 +266,7 @@ class Executor:
     async def start(self) -> dict[str, int]:
         """Restore risk state and positions, then settle every order a previous run left open.
         Intents are accepted only after this returns."""
+        self._started_ms = self._now_ms()
         self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
         self._risk_synced = self._perf()
         self.risk.load_positions(
@@ -242,6 +280,8 @@ class Executor:
     async def close(self) -> None:
         """Stop taking intents, finish the ones already taken, store state and metrics."""
         self._closing = True
+        if self._armed:
+            self.retire(list(self._armed), why="executor closed: armed order never sent")
         while self._queue or self._tasks or self._drain_scheduled:
             await asyncio.sleep(0)
             if self._tasks:
@@ -310,12 +350,203 @@ class Executor:
         self._inflight[key] = future
         self._queue.append(_Work(intent, future, self._perf()))
         if not self._drain_scheduled:
+            # The first submitter starts the drain: one task, which runs on the next loop turn and takes
+            # every intent queued in this turn (group commit). Its own task, so that one caller's
+            # cancellation never cancels a batch (Python 3.11 has no eager tasks to save this turn).
             self._drain_scheduled = True
-            loop.call_soon(self._spawn_drain)
+            self._track(loop.create_task(self._drain_queued()))
         return await asyncio.shield(future)
 
     async def submit_many(self, intents: list[OrderIntent]) -> list[SubmitResult]:
         return list(await asyncio.gather(*(self.submit(i) for i in intents)))
+
+    # ------------------------------------------------------------------------------ pre-armed orders
+
+    async def prewarm(self, n: int = 1, *, keep_warm: bool = True) -> int:
+        """Live: open the order path's connections now (TCP + TLS) and, with `keep_warm`, keep them open
+        (re-opened when the venue closes an idle one) until the executor's venue closes. Call it before a
+        strategy's window. Returns how many connections are ready (0 in dry-run or without the lean path)."""
+        if self.dry_run or self.trading is None:
+            return 0
+        ready = await self.trading.prewarm(n)
+        poster = self.trading.poster
+        if keep_warm and poster is not None:
+            poster.keep_warm(n)
+        return ready
+
+    async def arm(self, intents: list[OrderIntent], *, retire_at_ms: int | None = None) -> list[ArmedOrder]:
+        """Prepare orders ahead of a window: market parameters read, each order signed (live) and its
+        POST body serialized, then all stored `armed` with their order hash in one durable commit. That
+        record is the write-ahead record of the POST `fire` sends later: nothing is ever sent that is
+        not already recorded. Risk is checked at `fire` (the headroom of the moment), not here.
+
+        An armed order never fired ends `not_sent` (`retire`, `close`, or a `fire` after `retire_at_ms`).
+        One fired before a crash is found by its hash when the next run reconciles."""
+        if not self._started:
+            raise PmbotError("the executor was not started", hint="await executor.start() first; it reconciles")
+        out: dict[str, ArmedOrder] = {}
+        ready: list[tuple[_Armed, OrderRecord]] = []
+        for intent in intents:
+            validate_intent(intent)
+            if intent.key.startswith(DRY_RUN_PREFIX) != self.dry_run:
+                if not self.dry_run:
+                    raise InputError(f"key {intent.key} is a dry-run key; a live order needs its own key")
+                intent = replace(intent, key=DRY_RUN_PREFIX + intent.key)
+            key = intent.key
+            if key in out:  # the same key twice in one call: armed (or refused) once
+                continue
+            if key in self._armed or key in self._inflight or key in self._recent:
+                status = OrderStatus.ARMED if key in self._armed else OrderStatus.SUBMITTED
+                known = self._recent.get(key)
+                out[key] = ArmedOrder(key, known.status if known else status, duplicate=True)
+                continue
+            if self._closing:
+                out[key] = ArmedOrder(key, OrderStatus.NOT_SENT, reason="executor shutting down")
+                continue
+            if self.fleet is not None and not await self.fleet.claim(key):
+                existing = self.store.get_order(key)
+                if existing is None or existing.status is not OrderStatus.NOT_SENT:
+                    status = existing.status if existing else OrderStatus.REJECTED
+                    out[key] = ArmedOrder(key, status, reason="claimed by another fleet process", duplicate=True)
+                    continue
+            try:
+                params = await self.params.get(intent.token_id)
+            except VenueError as e:
+                out[key] = ArmedOrder(key, OrderStatus.NOT_SENT, reason=f"market parameters unavailable: {e.detail}")
+                continue
+            fee = buy_fee_reserve(intent.side, intent.order_type, intent.size, intent.price, params)
+            signed: SignedOrder | None = None
+            prep: PreparedPost | None = None
+            if not self.dry_run:
+                assert self.trading is not None
+                try:
+                    signed = await self.trading.build_order(
+                        intent.token_id,
+                        intent.side,
+                        intent.price,
+                        intent.size,
+                        order_type=intent.order_type,
+                        expiration_s=intent.expiration_s,
+                    )
+                except PmbotError as e:
+                    out[key] = ArmedOrder(key, OrderStatus.REJECTED, reason=e.message)
+                    continue
+                prep = self.trading.prepare_post(signed, intent.order_type, post_only=intent.post_only)
+            armed = _Armed(intent, params, fee, signed, prep, retire_at_ms)
+            rec = self._record(intent, OrderStatus.ARMED, venue_order_id=signed.order_hash if signed else None)
+            if retire_at_ms is not None:
+                rec = replace(rec, metadata={**(rec.metadata or {}), "retire_at_ms": retire_at_ms})
+            ready.append((armed, rec))
+            out[key] = ArmedOrder(key, OrderStatus.ARMED, order_hash=signed.order_hash if signed else None)
+        if ready:
+            with self.store.transaction():  # one fsync for every armed order: the write-ahead record
+                inserted = [self.store.insert_order(rec) for _, rec in ready]
+            for (armed, _rec), ok in zip(ready, inserted, strict=True):
+                key = armed.intent.key
+                if not ok:
+                    existing = self.store.get_order(key)
+                    out[key] = ArmedOrder(
+                        key, existing.status if existing else OrderStatus.REJECTED, duplicate=True, reason="key exists"
+                    )
+                    continue
+                self._armed[key] = armed
+                if armed.signed is not None:
+                    self._by_venue_id[armed.signed.order_hash] = key
+        return list(out.values())
+
+    def armed(self) -> list[str]:
+        """Keys armed in this process and not fired or retired yet."""
+        return list(self._armed)
+
+    async def fire(self, key: str, *, price_check: Callable[[], str | None] | None = None) -> SubmitResult:
+        """Send an armed order now: the risk gate (check + reserve), the orders/min budget, one POST /order.
+        No signing, no serialization and no commit before the POST: the armed record is its write-ahead
+        record. The answer is stored as for `submit` (one durable commit).
+
+        `price_check` runs just before the risk gate; a string it returns is the reason not to send (the
+        order stays armed). A result with status ARMED means nothing was sent (price check, budget, the
+        venue unreachable or refusing with 429): fire it again or retire it."""
+        if self.dry_run and not key.startswith(DRY_RUN_PREFIX):
+            key = DRY_RUN_PREFIX + key
+        a = self._armed.pop(key, None)
+        if a is None:
+            known = self._recent.get(key)
+            if known is not None or key in self._inflight:
+                self.metrics.duplicate()
+                if known is None:
+                    return replace(await asyncio.shield(self._inflight[key]), duplicate=True)
+                return replace(known, duplicate=True)
+            raise InputError(f"order {key} is not armed in this executor", hint="arm it first (Executor.arm)")
+        started = self._perf()
+        intent = a.intent
+        if self._closing or (a.retire_at_ms is not None and self._now_ms() >= a.retire_at_ms):
+            self._armed[key] = a
+            why = "executor shutting down" if self._closing else "its window ended"
+            self.retire([key], why=f"armed order never sent: {why}")
+            return SubmitResult(key, OrderStatus.NOT_SENT, reason=why, code="retired", dry_run=self.dry_run)
+        if price_check is not None:
+            refused = price_check()
+            if refused:
+                self._armed[key] = a
+                return SubmitResult(key, OrderStatus.ARMED, reason=refused, code="price_check", dry_run=self.dry_run)
+        self.metrics.intent()
+        self._sync_risk_state()
+        decision = self.risk.reserve(intent, fee_reserve=a.fee_reserve)  # check + reserve, no await between
+        if not decision.ok:
+            reason = decision.reason or "rejected by the risk gate"
+            code = decision.code or "risk"
+            self.store.set_order_status(key, OrderStatus.REJECTED, error=reason, detail=reason)
+            self._armed_done(a)
+            self.metrics.final(OrderStatus.REJECTED, code)
+            self._save_risk_state()
+            return self._finish(key, OrderStatus.REJECTED, reason=reason, code=code)
+        future: asyncio.Future[SubmitResult] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        w = _Work(intent, future, started, params=a.params, fee_reserve=a.fee_reserve, signed=a.signed, armed=a)
+        try:
+            if self.dry_run:
+                await self._execute_paper([w])
+            else:
+                await self._execute_live(w)
+        except BaseException as e:  # cancelled or a bug mid-send: maybe sent, only reconcile can tell
+            if not future.done():
+                self._mark_unknown(key, f"interrupted while sending: {type(e).__name__}")
+                self._inflight.pop(key, None)
+                future.set_result(
+                    SubmitResult(key, OrderStatus.UNKNOWN, reason="interrupted while sending", dry_run=self.dry_run)
+                )
+            raise
+        finally:
+            self._save_risk_state()
+        result = future.result()
+        if result.status is not OrderStatus.ARMED:
+            self._armed_done(a)
+        return result
+
+    def _armed_done(self, a: _Armed) -> None:
+        self._armed.pop(a.intent.key, None)
+
+    def retire(self, keys: list[str], *, why: str = "armed order never sent: window ended") -> list[str]:
+        """Armed orders of this process that were never sent end `not_sent` (their keys may be used again:
+        nothing of them reached the venue). Keys not armed here (fired, unknown) are left alone. Returns
+        the keys retired."""
+        found: list[_Armed] = []
+        for key in keys:
+            if self.dry_run and not key.startswith(DRY_RUN_PREFIX):
+                key = DRY_RUN_PREFIX + key
+            a = self._armed.pop(key, None)
+            if a is not None:
+                found.append(a)
+        if not found:
+            return []
+        with self.store.transaction():
+            for a in found:
+                self.store.set_order_status(a.intent.key, OrderStatus.NOT_SENT, error=why, detail=why)
+        for a in found:
+            if a.signed is not None:
+                self._by_venue_id.pop(a.signed.order_hash, None)
+            self.metrics.final(OrderStatus.NOT_SENT, "retired")
+        return [a.intent.key for a in found]
 
     def _refuse_closed(self, intent: OrderIntent) -> SubmitResult:
         """After close(): store the intent as not sent (a later run may send it under the same key)."""
@@ -330,11 +561,11 @@ class Executor:
         self.metrics.final(OrderStatus.NOT_SENT, "shutting_down")
         return self._finish(intent.key, OrderStatus.NOT_SENT, reason=reason, code="shutting_down")
 
-    def _spawn_drain(self) -> None:
+    async def _drain_queued(self) -> None:
         self._drain_scheduled = False
         batch, self._queue = self._queue, []
         if batch:
-            self._track(asyncio.ensure_future(self._drain(batch)))
+            await self._drain(batch)
 
     def _track(self, task: asyncio.Task[Any] | asyncio.Future[Any]) -> None:
         assert isinstance(task, asyncio.Task)
@@ -349,8 +580,17 @@ class Executor:
             if self.dry_run:
                 await self._execute_paper(accepted)
             else:
-                # Each order settles on its own: one failure must not fail orders already sent.
-                outcomes = await asyncio.gather(*(self._execute_live(w) for w in accepted), return_exceptions=True)
+                # Each order settles on its own: one failure must not fail orders already sent. A single
+                # order runs here (a gather would cost a task and a loop turn before its POST).
+                outcomes: list[BaseException | None]
+                if len(accepted) == 1:
+                    try:
+                        await self._execute_live(accepted[0])
+                        outcomes = [None]
+                    except Exception as e:
+                        outcomes = [e]
+                else:
+                    outcomes = await asyncio.gather(*(self._execute_live(w) for w in accepted), return_exceptions=True)
                 for w, outcome in zip(accepted, outcomes, strict=True):
                     if isinstance(outcome, BaseException) and not w.future.done():
                         # Stored and maybe sent: keep its reservation, mark it unknown; the reconciler settles it.
@@ -375,21 +615,26 @@ class Executor:
         candidates: list[_Work] = []
         rejected: list[tuple[_Work, OrderStatus, str, str]] = []  # stored final: REJECTED or NOT_SENT
         self._sync_risk_state()
-        stored = self.store.get_orders(w.intent.key for w in batch)
+        # No lookup of the keys first: the store's insert is the idempotency check (a key that exists is
+        # not inserted, and is answered from its record below; a `not_sent` one is taken over atomically,
+        # the retry). A key still open in the gate is refused by the gate's own duplicate check first, so
+        # its reservation is never touched. Only the fleet claim needs the record: a key this store
+        # already holds (a restart, a retry of a never-sent key) was claimed by its first attempt.
         for w in batch:
             intent = w.intent
-            existing = stored.get(intent.key)
-            retry = (
-                existing is not None and existing.status is OrderStatus.NOT_SENT and existing.dry_run is self.dry_run
-            )
-            if existing is not None and not retry:
-                self._resolve_duplicate(w, existing)
-                continue
-            # A retry of a never-sent key skips the fleet claim (its first attempt holds it); the store's
-            # atomic take-over of the `not_sent` row decides between processes retrying it at once.
-            if not retry and self.fleet is not None and not await self.fleet.claim(intent.key):
-                self._resolve_fleet_duplicate(w)
-                continue
+            if self.fleet is not None and not await self.fleet.claim(intent.key):
+                existing = self.store.get_order(intent.key)
+                retry = (
+                    existing is not None
+                    and existing.status is OrderStatus.NOT_SENT
+                    and existing.dry_run is self.dry_run
+                )
+                if existing is not None and not retry:
+                    self._resolve_duplicate(w, existing)
+                    continue
+                if existing is None:
+                    self._resolve_fleet_duplicate(w)
+                    continue
             try:
                 w.params = await self.params.get(intent.token_id)
             except VenueError as e:
@@ -829,14 +1074,15 @@ class Executor:
                 for o in cancelled:
                     self.risk.on_order_closed(o.intent_key)
                     self._recent.pop(o.intent_key, None)
-        settlements = record_settlements(self.store, [resolution], now)
+        with self.store.transaction():  # recorded and counted together, or neither (see check_and_settle)
+            settlements = record_settlements(self.store, [resolution], now)
+            # the other mode's positions in this market were paid too: count them in that mode's state
+            count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
         for token in resolution.token_ids:
             self.risk.on_resolution(token, resolution.payout(token), ts_ms=now, count_realized=False)
         for st in settlements:
             if st.dry_run == self.dry_run and st.realized_pnl:
-                self.risk.add_realized(st.realized_pnl, now)
-        # the other mode's positions in this market were paid too: count them in that mode's state
-        count_in_risk_state(self.store, settlements, self.risk.limits, self._clock, modes=(not self.dry_run,))
+                self.risk.add_realized(st.realized_pnl, now)  # merged below, or at the next save if that fails
         self._save_risk_state()
         return settlements
 
@@ -906,7 +1152,10 @@ class Executor:
             self._settle(w, OrderStatus.NOT_SENT, reason="lost the wallet lock: not sent", code="lock_lost")
             return
         try:
-            ack = await self.trading.post_order(signed, intent.order_type, post_only=intent.post_only)
+            if w.armed is not None and w.armed.prep is not None:
+                ack = await self.trading.post_prepared(w.armed.prep)  # signed and serialized at arm time
+            else:
+                ack = await self.trading.post_order(signed, intent.order_type, post_only=intent.post_only)
         except OrderStateUnknownError as e:
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             self._settle(w, OrderStatus.UNKNOWN, reason=e.message, code="unknown", submitted=True)
@@ -969,6 +1218,16 @@ class Executor:
         venue_order_id: str | None = None,
     ) -> None:
         intent = w.intent
+        if w.armed is not None and status is OrderStatus.NOT_SENT:
+            # Nothing left this process: the armed order (its record untouched) can be fired again or retired.
+            self.risk.on_order_closed(intent.key)
+            self._armed[intent.key] = w.armed
+            self._inflight.pop(intent.key, None)
+            if not w.future.done():
+                w.future.set_result(
+                    SubmitResult(intent.key, OrderStatus.ARMED, reason=reason, code=code, dry_run=self.dry_run)
+                )
+            return
         fills = fills or []
         with self.store.transaction():
             if submitted:
@@ -1059,8 +1318,8 @@ class Executor:
         report: dict[str, int] = {}
         open_orders = [o for o in self.store.list_orders(statuses=NON_FINAL) if self._settles(o)]
         for rec in open_orders:
-            if rec.key in self._inflight:
-                continue  # being sent by this process right now
+            if rec.key in self._inflight or rec.key in self._armed:
+                continue  # being sent by this process right now, or armed by it (not sent)
             if rec.venue_order_id and not self.dry_run:
                 self._by_venue_id[rec.venue_order_id] = rec.key
             status = await (self._reconcile_paper(rec) if self.dry_run else self._reconcile_live(rec))
@@ -1081,7 +1340,7 @@ class Executor:
                 stuck = [
                     o
                     for o in self.store.list_orders(statuses=NON_FINAL)
-                    if self._settles(o) and o.key not in self._inflight
+                    if self._settles(o) and o.key not in self._inflight and o.key not in self._armed
                 ]
             except PmbotError as e:
                 log.warning("reconciler: %s", e.message)
@@ -1090,7 +1349,7 @@ class Executor:
                 await self._reconcile_guarded(rec)
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
-        if rec.status is OrderStatus.PENDING:
+        if rec.status in (OrderStatus.PENDING, OrderStatus.ARMED):
             status, why = OrderStatus.NOT_SENT, "stopped before execution: not executed"
         else:
             status, why = OrderStatus.CANCELLED, "paper orders do not survive a restart"
@@ -1199,6 +1458,8 @@ class Executor:
         else:
             matched, status = _ZERO, OrderStatus.REJECTED
         why = "reconcile: not found at the venue, never placed" if status is OrderStatus.REJECTED else "reconcile"
+        if venue is not None and (venue_why := status_reason(venue.status)):  # CANCELED_NOT_ENOUGH_BALANCE…
+            why = f"reconcile: {venue_why}"
         with self.store.transaction():
             new = self._record_new(found)
             self.store.set_order_status(
@@ -1216,7 +1477,12 @@ class Executor:
         return status
 
     def _too_recent(self, rec: OrderRecord) -> bool:
-        return self.unknown_grace_s > 0 and self._now_ms() - rec.updated_at < self.unknown_grace_s * 1000
+        since = rec.updated_at
+        if rec.status is OrderStatus.ARMED:
+            # An armed record left by another run may have been fired at any moment before that run died
+            # (firing writes nothing first): give the venue its grace from our start, at least.
+            since = max(since, self._started_ms)
+        return self.unknown_grace_s > 0 and self._now_ms() - since < self.unknown_grace_s * 1000
 
     # ----------------------------------------------------------------------------------- cancel
 
@@ -1234,6 +1500,11 @@ class Executor:
             )
         if key in self._inflight:
             raise InputError(f"order {key} is still being sent; cancel it once it is acknowledged")
+        if key in self._armed:  # armed here, never sent: nothing at the venue to cancel
+            self.retire([key], why=why)
+            after = self.store.get_order(key)
+            assert after is not None
+            return after
         if self.dry_run:
             assert self.paper is not None
             if rec.venue_order_id:
@@ -1368,7 +1639,10 @@ def _status_after_ack(
         return OrderStatus.SUBMITTED  # taker delay window: the venue will decide; reconcile reads it
     if venue_status == "unmatched":
         return OrderStatus.CANCELLED
-    if _complete(intent, filled, spent):
+    complete = _complete(intent, filled, spent)
+    if venue_status == "live" and not complete and intent.order_type in (OrderType.FOK, OrderType.FAK):
+        return OrderStatus.LIVE  # a FAK answered "live" can still fill: the user channel / reconcile settle it
+    if complete:
         return OrderStatus.FILLED
     if intent.order_type in (OrderType.FOK, OrderType.FAK):
         return OrderStatus.CANCELLED  # what did not match at once is cancelled (filled_size keeps the part)

@@ -133,7 +133,7 @@ async def _build(
         books = books or VenueBooks(venue.clob)
         # This process's paper wallet: its resting paper orders are its own while this lock is held.
         run_id = secrets.token_hex(6)
-        run_lock = PaperRunLock(lock_dir, run_id)
+        run_lock = PaperRunLock(lock_dir, run_id, database_url=settings.database_url)
         run_lock.acquire()
         cleanup.append(run_lock.release)
         order_wallet = f"paper:{run_id}"
@@ -168,7 +168,10 @@ async def _build(
         fleet=RedisFleetKeys(redis_client) if redis_client is not None else None,
         clock=clock,
         wallet=order_wallet or wallet,
-        owner_gone=lambda w: w.startswith("paper:") and not paper_run_alive(lock_dir, w.removeprefix("paper:")),
+        owner_gone=lambda w: (
+            w.startswith("paper:")
+            and not paper_run_alive(lock_dir, w.removeprefix("paper:"), database_url=settings.database_url)
+        ),
     )
     executor.lock_lost = lock_lost
     return ExecutorHandle(executor, cleanup)

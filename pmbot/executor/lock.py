@@ -110,27 +110,49 @@ class FileWalletLock:
         self._fds.clear()
 
 
+def _paper_lock_paths(directory: Path, run_id: str, database_url: str | None) -> list[Path]:
+    """In the user's lock directory and, like the live lock, beside a SQLite database: a dry-run process
+    of another user (or another HOME) on the same database must see this one running too."""
+    from pmbot.store import sqlite_path
+
+    paths = [directory / f"paper-{run_id}.lock"]
+    if database_url:
+        try:
+            db = sqlite_path(database_url)
+        except PmbotError:
+            return paths  # not a file database
+        paths.append(db.with_name(f"{db.name}.paper-{run_id}.lock"))
+    return paths
+
+
 class PaperRunLock(FileWalletLock):
     """Held by a dry-run process for its paper wallet `paper:<run id>` while it runs."""
 
-    def __init__(self, directory: Path, run_id: str) -> None:
+    def __init__(self, directory: Path, run_id: str, *, database_url: str | None = None) -> None:
         super().__init__(directory, run_id)
-        self.path = directory / f"paper-{run_id}.lock"
-        self.paths = [self.path]  # only this one: not the per-wallet live locks of the base class
+        # only these: not the per-wallet live locks the base class would take for `run_id`
+        self.paths = _paper_lock_paths(directory, run_id, database_url)
+        self.path = self.paths[0]
 
     def release(self) -> None:
         super().release()
-        with contextlib.suppress(OSError):
-            self.path.unlink()
+        for path in self.paths:
+            with contextlib.suppress(OSError):
+                path.unlink()
 
 
-def paper_run_alive(directory: Path, run_id: str) -> bool:
+def paper_run_alive(directory: Path, run_id: str, *, database_url: str | None = None) -> bool:
     """Is the dry-run process of `run_id` still running (holding its lock)? No lock file means gone."""
-    path = directory / f"paper-{run_id}.lock"
+    return any(_held(path) for path in _paper_lock_paths(directory, run_id, database_url))
+
+
+def _held(path: Path) -> bool:
     try:
         fh = path.open("r")
-    except OSError:
+    except FileNotFoundError:
         return False
+    except OSError:
+        return True  # there, but not ours to read (another user's 0600 file): cannot tell, so never "gone"
     try:
         fcntl.flock(fh.fileno(), fcntl.LOCK_SH | fcntl.LOCK_NB)
     except BlockingIOError:

@@ -48,6 +48,15 @@ class ExecutorMetrics:
         self.accepted += accepted
         self._latency_ms.append(latency_ms)
 
+    def acks_since(self, seen: int) -> list[float]:
+        """Latencies (ms) of the acks after the first `seen` (oldest first), as far as the window still
+        holds them: the Prometheus exporter observes each ack once into its histogram."""
+        new = self.sent - seen
+        if new <= 0:
+            return []
+        window = list(self._latency_ms)
+        return window[-new:] if new < len(window) else window
+
     def snapshot(self) -> dict[str, Any]:
         lat = sorted(self._latency_ms)
         return {

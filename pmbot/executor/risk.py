@@ -15,7 +15,8 @@ gives up always come out of the position the store books it against.
 
 Kill switch and today's PnL are shared by every process of a mode through one state document, merged
 (never overwritten) with `merge_state`: a process adds the PnL it realized since its last merge and its
-own trips; only a resume (`resumed_at_ms`) clears a trip, and a trip older than the last resume is void.
+own trips; only a resume (`resumed_at_ms`) clears a trip, and a trip older than the last resume is void (a
+trip made after this process adopted that resume never is, even in the same millisecond).
 
 Exposure is cost basis, not mark-to-market: what we paid for what we hold plus what open BUYs may still
 spend. BUYs that would breach a cap are rejected, never resized. SELLs that reduce a position bypass the
@@ -234,6 +235,9 @@ class RiskGate:
         self._pending_realized = _ZERO
         self._pending_trip: KillSwitch | None = None
         self._resumed_at_ms = 0  # the last resume this gate knows of (ms); trips before it are void
+        # The last resume this gate knew of when it made its pending trip: a trip made after this gate adopted
+        # the shared state's last resume is never voided by it, whatever the clocks say (they can tie or disagree).
+        self._pending_trip_seen = 0
 
     # ------------------------------------------------------------------------------------ the rules
 
@@ -459,6 +463,7 @@ class RiskGate:
             self._kill = KillSwitch(True, int(now * 1000), reason, cause.value)
             self._kill_day = _day_of(now)
             self._pending_trip = self._kill
+            self._pending_trip_seen = self._resumed_at_ms
 
     def resume(self) -> None:
         """Manual reset. Today's loss so far is accepted: the next trip needs a further daily_loss_limit of loss."""
@@ -531,7 +536,10 @@ class RiskGate:
             trip is not None
             and not shared._kill.tripped
             and shared._day == self._day
-            and (trip.tripped_at_ms or 0) > shared._resumed_at_ms
+            # void only a trip from before the last resume: one this gate made without knowing of that resume,
+            # and that its clock does not place after it either (a tie counts as after: when the order of the
+            # two cannot be told, blocking buys until another resume is the side that cannot lose money)
+            and (shared._resumed_at_ms <= self._pending_trip_seen or (trip.tripped_at_ms or 0) >= shared._resumed_at_ms)
         ):
             shared._kill, shared._kill_day = trip, self._kill_day
         shared._maybe_trip()

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from pmbot.errors import VenueError
+from pmbot.polymarket import identity
 from pmbot.polymarket.http import HttpClient, compact_json
 from pmbot.polymarket.models import FeeSchedule, Market, OrderBook, Side
 from pmbot.polymarket.schemas import rest
@@ -46,14 +47,15 @@ class ClobPublicClient:
         return as_bool(rest._obj(raw, "neg risk").get("neg_risk"))
 
     async def fee_schedule(self, condition_id: str) -> FeeSchedule:
-        return rest.clob_fee_schedule(await self.http.get(f"/clob-markets/{condition_id}"))
+        cid = identity.pad_condition_id(condition_id)  # the CLOB 404s on Gamma's 31-byte V2 form
+        return rest.clob_fee_schedule(await self.http.get(f"/clob-markets/{cid}"))
 
     async def server_time(self) -> int:
         raw = await self.http.get("/time")
         return int(raw if not isinstance(raw, dict) else raw.get("time", 0))
 
     async def market(self, condition_id: str) -> Market:
-        return rest.clob_market(await self.http.get(f"/markets/{condition_id}"))
+        return rest.clob_market(await self.http.get(f"/markets/{identity.pad_condition_id(condition_id)}"))
 
     async def markets_page(self, cursor: str = "MA==") -> tuple[list[Market], str | None]:
         """One page of every CLOB market (old ones included); the cursor is None after the last."""

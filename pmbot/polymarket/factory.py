@@ -41,6 +41,9 @@ class Venue:
     clock: Callable[[], float]
     rng: random.Random
     _trading: TradingClient | None = field(default=None, repr=False)
+    # POST /order over the lean kept-alive path (pmbot.polymarket.fastpost); off when a test injects an
+    # httpx transport (the lean path speaks to real sockets only).
+    fast_post: bool = True
 
     async def trading(self) -> TradingClient:
         """The signed-order client for the configured wallet, with its API key derived."""
@@ -56,7 +59,14 @@ class Venue:
             key = s.private_key.get_secret_value()
             signer = OrderSigner(key, chain_id=s.chain_id, signature_type=s.signature_type, funder=s.funder)
             l1 = L1Signer(key, s.chain_id, self.clock)
-            self._trading = TradingClient(self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1)
+            poster = None
+            if self.fast_post:
+                from pmbot.polymarket.fastpost import FastPoster
+
+                poster = FastPoster(s.clob_url, limiter=self.limiter, deadline=self.clob_http.deadline)
+            self._trading = TradingClient(
+                self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1, poster=poster
+            )
         await self._trading.ensure_creds()
         return self._trading
 
@@ -65,7 +75,14 @@ class Venue:
     def market_stream(self, token_ids: Iterable[str] = ()) -> MarketStream:
         from pmbot.polymarket.streams import MarketStream
 
-        return MarketStream(self.settings.clob_ws_url, token_ids, clock=self.clock, rng=self.rng)
+        # tick_size_change updates the cached tick the signer and the paper checks read
+        return MarketStream(
+            self.settings.clob_ws_url,
+            token_ids,
+            clock=self.clock,
+            rng=self.rng,
+            on_tick_size=self.params.set_tick_size,
+        )
 
     def user_stream(self, markets: Iterable[str] = ()) -> UserStream:
         """Our own orders and trades; call `await trading()` first (it derives the API key)."""
@@ -90,6 +107,8 @@ class Venue:
         return ChainFillStream(self.settings.rpc_ws_url, wallets, clock=self.clock, rng=self.rng)
 
     async def aclose(self) -> None:
+        if self._trading is not None and self._trading.poster is not None:
+            await self._trading.poster.aclose()
         for client in {self.clob_http, self.gamma.http, self.data.http}:
             await client.aclose()
 
@@ -128,4 +147,5 @@ def build_venue(
         params=MarketParamsCache(clob),
         clock=clock,
         rng=rng,
+        fast_post=transport is None,
     )

@@ -14,9 +14,16 @@ from pmbot.timeutil import ms_to_iso
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
+KEYSET_PAGE = 500  # rows per /markets/keyset request
+
+
 class GammaClient:
+    """Lists through the keyset routes (`/markets/keyset`, cursor paging, what polymarket-client 0.14
+    uses); the offset route `/markets` when keyset answers 404, or when a caller asks for an offset."""
+
     def __init__(self, http: HttpClient) -> None:
         self.http = http
+        self.offset_only = False  # set after /markets/keyset answered 404
 
     async def markets(self, **query: Any) -> list[Market]:
         """Markets matching `query` (the keyword arguments of `markets_raw`), parsed."""
@@ -48,10 +55,29 @@ class GammaClient:
             "condition_ids": condition_ids,
             "order": order,
             "ascending": ascending if order else None,
-            "limit": limit,
-            "offset": offset,
         }
-        return [dict(m) for m in rest._rows(await self.http.get("/markets", params), "markets")]
+        if offset == 0 and not self.offset_only:
+            try:
+                return await self._keyset("/markets/keyset", "markets", params, limit)
+            except NotFoundError:
+                self.offset_only = True
+        raw = await self.http.get("/markets", {**params, "limit": limit, "offset": offset})
+        return [dict(m) for m in rest._rows(raw, "markets")]
+
+    async def _keyset(self, path: str, key: str, params: dict[str, Any], limit: int) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        cursor: str | None = None
+        seen: set[str] = set()
+        while len(out) < limit:
+            raw = await self.http.get(
+                path, {**params, "limit": min(KEYSET_PAGE, limit - len(out)), "after_cursor": cursor}
+            )
+            rows, cursor = rest.keyset_page(raw, key)
+            out += rows
+            if cursor is None or not rows or cursor in seen:  # a repeated cursor would loop forever
+                break
+            seen.add(cursor)
+        return out[:limit]
 
     async def market_by_slug(self, slug: str) -> Market:
         found = await self.markets(slugs=[slug], closed=None, active=None, order=None)

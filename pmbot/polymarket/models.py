@@ -12,6 +12,7 @@ from decimal import Decimal
 from enum import StrEnum
 
 from pmbot.errors import register_secret
+from pmbot.polymarket.identity import Module, Protocol, decode_position_id
 from pmbot.store.models import OrderType, Side
 
 __all__ = [
@@ -30,6 +31,7 @@ __all__ = [
     "Market",
     "MarketParams",
     "MarketResolved",
+    "NewMarket",
     "OpenOrder",
     "OrderAck",
     "OrderBook",
@@ -96,9 +98,19 @@ class Market:
     event_slug: str | None = None
     series_slug: str | None = None
     gamma_id: str | None = None
+    # Which ids `outcomes` carry: V1 clobTokenIds (domain "2") or V2 positionIds (ExchangeV3, domain "3").
+    protocol: Protocol = Protocol.V1
     description: str = ""  # the market's rules text (Gamma description): how it resolves
     resolution_source: str = ""  # Gamma resolutionSource (a Chainlink stream URL for crypto Up/Down)
     price_to_beat: Decimal | None = None  # Up/Down: the window's opening reference (event eventMetadata)
+
+    @property
+    def module(self) -> Module | None:
+        """The V2 module (binary, neg-risk, combos) its position ids name; None for a V1 market."""
+        if self.protocol is not Protocol.V2 or not self.outcomes:
+            return None
+        info = decode_position_id(self.outcomes[0].token_id)
+        return info.module if info else None
 
     @property
     def token_ids(self) -> tuple[str, ...]:
@@ -200,6 +212,7 @@ class WalletTrade:
     outcome: str | None = None
     slug: str | None = None
     name: str | None = None
+    outcome_index: int | None = None  # from a V2 position id (its last byte); None when not known
 
     @property
     def key(self) -> str:
@@ -402,6 +415,22 @@ class MarketResolved:
     winning_outcome: str | None
     timestamp_ms: int
     token_ids: tuple[str, ...] = ()  # every token of the market (`assets_ids`)
+
+
+@dataclass(frozen=True, slots=True)
+class NewMarket:
+    """Market-channel `new_market` (custom feature): a market was created. Discovery can start from it
+    instead of polling Gamma."""
+
+    market: str  # condition id
+    token_ids: tuple[str, ...]
+    outcomes: tuple[str, ...]
+    timestamp_ms: int
+    slug: str | None = None
+    question: str | None = None
+    gamma_id: str | None = None
+    tick_size: Decimal | None = None
+    tags: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

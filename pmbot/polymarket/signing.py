@@ -6,8 +6,16 @@ words with precomputed type hash and domain separators, and the signature one re
 sign (libsecp256k1 via coincurve, RFC 6979 nonces and low-s, exactly what eth_account produces).
 
 Amounts use Decimal, not the library's float helpers: its `round_down(0.57, 2)` gives 0.56.
-Signature type 3 (deposit wallet, ERC-7739 wrapped) is not supported here: production reports say
-the wrap is rejected (py-clob-client-v2 issues 49/64/70/75); use 0 (EOA), 1 (proxy) or 2 (Safe).
+
+Two protocols, chosen by the id (pmbot.polymarket.identity): V1 CTF tokens sign for CTFExchangeV2 or
+NegRisk CTFExchangeV2 with EIP-712 domain version "2"; Protocol V2 position ids sign for ExchangeV3
+(one contract for binary and neg-risk) with domain version "3". Same Order struct and body.
+
+Signature type 3 (deposit wallet, POLY_1271) follows polymarket-client 0.14
+(`_internal/actions/orders/typed_data.py`): the order's `signer` is the deposit wallet, the owner key
+signs the ERC-7739 `TypedDataSign{contents: Order, DepositWallet domain}` under the exchange's domain,
+and the signature carries a trailer: app domain separator ‖ order struct hash ‖ the Order type
+string ‖ its length (2 bytes). tests/test_protocol_v2_signing.py proves byte identity with the SDK.
 """
 
 from __future__ import annotations
@@ -21,11 +29,15 @@ from coincurve import PrivateKey
 from eth_hash.auto import keccak
 
 from pmbot.errors import InputError
+from pmbot.polymarket.identity import V2_RESERVED_MASK, Module
 
 CHAIN_ID_POLYGON: Final = 137
 # docs.polymarket.com/resources/contracts; same as py_clob_client_v2.config for chain 137.
 EXCHANGE_V2: Final = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2: Final = "0xe2222d279d744050d28e00520010520000310F59"
+# Protocol V2 positions, binary and neg-risk alike (docs: protocol-v2-migration; SDK exchange_v3).
+EXCHANGE_V3: Final = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"
+SIGNATURE_TYPE_DEPOSIT_WALLET: Final = 3
 ZERO_BYTES32: Final = "0x" + "00" * 32
 
 ORDER_TYPE_STRING: Final = (
@@ -34,6 +46,14 @@ ORDER_TYPE_STRING: Final = (
 )
 ORDER_TYPEHASH: Final = keccak(ORDER_TYPE_STRING.encode())
 _DOMAIN_TYPEHASH: Final = keccak(b"EIP712Domain(string name,string version,uint256 chainId,address verifyingContract)")
+# ERC-7739 nested typed data (deposit wallets): referenced types follow the primary type (EIP-712 encodeType).
+_TYPED_DATA_SIGN_TYPEHASH: Final = keccak(
+    b"TypedDataSign(Order contents,string name,string version,uint256 chainId,address verifyingContract,bytes32 salt)"
+    + ORDER_TYPE_STRING.encode()
+)
+_DEPOSIT_WALLET_NAME_HASH: Final = keccak(b"DepositWallet")
+_DEPOSIT_WALLET_VERSION_HASH: Final = keccak(b"1")
+_ORDER_TYPE_TRAILER: Final = ORDER_TYPE_STRING.encode().hex() + f"{len(ORDER_TYPE_STRING):04x}"
 
 SIDE_BUY, SIDE_SELL = 0, 1
 MIN_ORDER_SIZE: Final = Decimal(5)  # shares; the CLOB rejects smaller orders
@@ -180,7 +200,7 @@ class SignedOrder:
 class OrderSigner:
     """Signs V2 orders for one wallet. Holds the key in libsecp256k1; never exposes or prints it."""
 
-    __slots__ = ("_domains", "_key", "address", "maker", "signature_type")
+    __slots__ = ("_domains", "_key", "_wallet_word", "address", "chain_id", "maker", "order_signer", "signature_type")
 
     def __init__(
         self,
@@ -191,11 +211,17 @@ class OrderSigner:
         funder: str | None = None,
         exchange: str = EXCHANGE_V2,
         neg_risk_exchange: str = NEG_RISK_EXCHANGE_V2,
+        exchange_v3: str = EXCHANGE_V3,
     ) -> None:
-        if signature_type not in (0, 1, 2):
+        if signature_type not in (0, 1, 2, SIGNATURE_TYPE_DEPOSIT_WALLET):
             raise InputError(
                 f"signature type {signature_type} is not supported by the order signer",
-                hint="use 0 (EOA), 1 (proxy) or 2 (Safe)",
+                hint="use 0 (EOA), 1 (proxy), 2 (Safe) or 3 (deposit wallet)",
+            )
+        if signature_type == SIGNATURE_TYPE_DEPOSIT_WALLET and not funder:
+            raise InputError(
+                "signature type 3 (deposit wallet) needs the deposit wallet's address",
+                hint="set PMBOT_FUNDER to the deposit wallet address",
             )
         try:
             self._key = PrivateKey(bytes.fromhex(private_key.removeprefix("0x")))
@@ -205,10 +231,26 @@ class OrderSigner:
         self.address = checksum_address(keccak(public)[-20:])
         self.maker = funder or self.address
         self.signature_type = signature_type
+        self.chain_id = chain_id
+        # The order's `signer` field: the deposit wallet itself for type 3 (it validates by ERC-1271),
+        # the key's address otherwise. L2 auth always uses `address` (the key that owns the API key).
+        self.order_signer = self.maker if signature_type == SIGNATURE_TYPE_DEPOSIT_WALLET else self.address
+        # (V2 position?, neg-risk?) → domain separator. ExchangeV3 serves both kinds of V2 market.
+        v3 = domain_separator(exchange_v3, chain_id, version="3")
         self._domains = {
-            False: domain_separator(exchange, chain_id),
-            True: domain_separator(neg_risk_exchange, chain_id),
+            (False, False): domain_separator(exchange, chain_id),
+            (False, True): domain_separator(neg_risk_exchange, chain_id),
+            (True, False): v3,
+            (True, True): v3,
         }
+        # For the ERC-7739 wrapper: hash of the DepositWallet domain fields that follow `contents`.
+        self._wallet_word = (
+            _DEPOSIT_WALLET_NAME_HASH
+            + _DEPOSIT_WALLET_VERSION_HASH
+            + chain_id.to_bytes(32, "big")
+            + _address_word(self.order_signer)
+            + bytes(32)
+        )
 
     def __repr__(self) -> str:
         return f"OrderSigner(address={self.address}, signature_type={self.signature_type})"
@@ -228,12 +270,16 @@ class OrderSigner:
     ) -> SignedOrder:
         if salt is None:
             salt = secrets.randbelow(timestamp_ms or 2**40)  # same range as the library's salts
+        token = int(token_id)
+        v2_position = token & V2_RESERVED_MASK == 0  # identity.is_v2_position_id, inlined: hot path
+        if v2_position and token >> 248 == Module.COMBOS:
+            raise InputError("combos positions (Protocol V2 module 3) are not traded by pmbot")
         struct_hash = keccak(
             ORDER_TYPEHASH
             + salt.to_bytes(32, "big")
             + _address_word(self.maker)
-            + _address_word(self.address)
-            + int(token_id).to_bytes(32, "big")
+            + _address_word(self.order_signer)
+            + token.to_bytes(32, "big")
             + amounts.maker_amount.to_bytes(32, "big")
             + amounts.taker_amount.to_bytes(32, "big")
             + side.to_bytes(32, "big")
@@ -242,13 +288,20 @@ class OrderSigner:
             + bytes.fromhex(metadata[2:].zfill(64))
             + bytes.fromhex(builder[2:].zfill(64))
         )
-        digest = keccak(b"\x19\x01" + self._domains[neg_risk] + struct_hash)
-        sig = self._key.sign_recoverable(digest, hasher=None)  # r || s || recovery id
-        signature = "0x" + sig[:64].hex() + f"{sig[64] + 27:02x}"
+        domain = self._domains[(v2_position, neg_risk)]
+        digest = keccak(b"\x19\x01" + domain + struct_hash)  # the order hash (orderID) in every case
+        if self.signature_type == SIGNATURE_TYPE_DEPOSIT_WALLET:
+            wrapped = keccak(_TYPED_DATA_SIGN_TYPEHASH + struct_hash + self._wallet_word)
+            sig = self._key.sign_recoverable(keccak(b"\x19\x01" + domain + wrapped), hasher=None)
+            trailer = domain.hex() + struct_hash.hex() + _ORDER_TYPE_TRAILER
+            signature = "0x" + sig[:64].hex() + f"{sig[64] + 27:02x}" + trailer
+        else:
+            sig = self._key.sign_recoverable(digest, hasher=None)  # r || s || recovery id
+            signature = "0x" + sig[:64].hex() + f"{sig[64] + 27:02x}"
         return SignedOrder(
             salt=salt,
             maker=self.maker,
-            signer=self.address,
+            signer=self.order_signer,
             token_id=token_id,
             maker_amount=amounts.maker_amount,
             taker_amount=amounts.taker_amount,

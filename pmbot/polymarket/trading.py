@@ -9,9 +9,9 @@ answer is lost the caller gets `OrderStateUnknownError` and must reconcile via `
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pmbot.errors import (
     AuthError,
@@ -26,6 +26,8 @@ from pmbot.polymarket.http import HttpClient, check_cursor, compact_json
 from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
+from pmbot.polymarket.schemas.common import loads_venue
+from pmbot.polymarket.schemas.refusals import explain_refusal
 from pmbot.polymarket.signing import (
     SIDE_BUY,
     SIDE_SELL,
@@ -36,8 +38,21 @@ from pmbot.polymarket.signing import (
     market_amounts,
 )
 
+if TYPE_CHECKING:
+    from pmbot.polymarket.fastpost import FastPoster
+
 MAX_BATCH = 15  # POST /orders accepts at most 15 orders (docs: trading/orders/create)
 _START_CURSOR = "MA=="  # base64 "0"
+
+
+@dataclass(frozen=True, slots=True)
+class PreparedPost:
+    """A signed order's POST /order body, serialized once (at arm time for a pre-armed order): sending it
+    costs only the HMAC headers and the write."""
+
+    order_hash: str
+    text: str  # the exact JSON we send and HMAC
+    body: bytes
 
 
 def tick_text(tick: Decimal) -> str:
@@ -55,8 +70,11 @@ class TradingClient:
         clock: Callable[[], float],
         l1: L1Signer | None = None,
         creds: ApiCreds | None = None,
+        poster: FastPoster | None = None,
     ) -> None:
         self.http = http
+        # The lean POST /order path (kept-alive connections, one write); None: POSTs go through `http`.
+        self.poster = poster
         self.signer = signer
         self.params = params
         self._clock = clock
@@ -146,21 +164,69 @@ class TradingClient:
             expiration=expiration_s if order_type is OrderType.GTD else 0,
         )
 
+    def prepare_post(
+        self, order: SignedOrder, order_type: OrderType, *, post_only: bool = False, defer_exec: bool = False
+    ) -> PreparedPost:
+        wire = order.to_wire(self._creds().api_key, order_type.value, post_only=post_only, defer_exec=defer_exec)
+        text = compact_json(wire)
+        return PreparedPost(order.order_hash, text, text.encode())
+
     async def post_order(
         self, order: SignedOrder, order_type: OrderType, *, post_only: bool = False, defer_exec: bool = False
     ) -> OrderAck:
         """Send once. A venue refusal (400) is an OrderAck with accepted=False and the venue's reason;
         a lost answer is OrderStateUnknownError; 429/425/401 raise (the order was not placed)."""
-        wire = order.to_wire(self._creds().api_key, order_type.value, post_only=post_only, defer_exec=defer_exec)
+        return await self.post_prepared(
+            self.prepare_post(order, order_type, post_only=post_only, defer_exec=defer_exec)
+        )
+
+    async def prewarm(self, n: int = 1) -> int:
+        """Open the order path's connections now (TCP + TLS), so the next POST pays neither. Returns how
+        many are ready (0 without the lean path: httpx opens its own on first use)."""
+        return await self.poster.prewarm(n) if self.poster is not None else 0
+
+    async def post_prepared(self, prep: PreparedPost) -> OrderAck:
+        """POST a prepared body once (see `post_order`)."""
         try:
-            raw = await self._private("POST", "/order", body=wire, unknown_on_timeout=True)
+            if self.poster is None:
+                raw = await self.http.request(
+                    "POST",
+                    "/order",
+                    body=prep.text,
+                    headers=self._signed("POST", "/order", prep.text),
+                    unknown_on_timeout=True,
+                )
+            else:
+                raw = await self._fast_post(prep)
         except VenueError as e:
-            return self._refusal(e, order.order_hash)
+            return self._refusal(e, prep.order_hash)
         try:
             ack = rest.order_ack(raw)
         except VenueError as e:  # the venue took the request; what it said cannot be read
             raise OrderStateUnknownError(f"POST /order answer unreadable ({e.message}); the order may exist") from e
-        return ack if ack.order_id else replace(ack, order_id=order.order_hash)
+        return ack if ack.order_id else replace(ack, order_id=prep.order_hash)
+
+    async def _fast_post(self, prep: PreparedPost) -> Any:
+        assert self.poster is not None
+        creds = self._creds()
+        headers = l2_headers(self.signer.address, creds, "POST", "/order", prep.text, int(self._clock()))
+        answer = await self.poster.post("/order", prep.body, headers)
+        what = "POST clob/order"
+        if 200 <= answer.status < 300:
+            if not answer.body:
+                return None
+            try:
+                return loads_venue(answer.body, what)
+            except VenueError as e:
+                e.status = answer.status
+                raise
+        # The error path only: the same mapping and scrubbing of the venue's words as every other request.
+        import httpx
+
+        from pmbot.polymarket.http import _error_for
+
+        resp = httpx.Response(answer.status, headers=answer.headers, content=answer.body)
+        raise _error_for(resp, what)
 
     async def post_orders(self, orders: list[tuple[SignedOrder, OrderType]]) -> list[OrderAck]:
         if not orders:
@@ -194,7 +260,7 @@ class TradingClient:
             status="rejected",
             making_amount=None,
             taking_amount=None,
-            error=error.detail or error.message,
+            error=explain_refusal(error.detail or error.message),
         )
 
     # ---------------------------------------------------------------------------------- cancels

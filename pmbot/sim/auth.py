@@ -55,6 +55,13 @@ class ApiKeys:
         self._by_key[k.key] = k
         return k
 
+    def keys_of(self, address: str) -> list[str]:
+        return [k.key for k in self._by_key.values() if k.address.lower() == address.lower()]
+
+    def revoke(self, key: str) -> None:
+        """DELETE /auth/api-key: L2 calls with it are refused until it is derived again."""
+        self._by_key.pop(key, None)
+
     def get(self, key: str) -> ApiKey | None:
         return self._by_key.get(key)
 

@@ -87,15 +87,37 @@ class Trade:
     status: str = "MATCHED"
     last_update: int = 0
     block: int = 0
+    # The venue reports one trade per taker order and price level, carrying every maker order it
+    # matched (recording ws_user_trade_maker_many_makers_2024.json: 6 maker_orders, sizes summing to the
+    # trade's). `group` holds this trade's per-maker fills, shared by all of them; the first one's id is
+    # the public trade id.
+    group: list[Trade] = field(default_factory=list)
 
     @property
     def market(self) -> SimMarket:
         return self.taker.market
 
+    @property
+    def head(self) -> Trade:
+        return self.group[0] if self.group else self
+
+    @property
+    def public_id(self) -> str:
+        return self.head.id
+
+    @property
+    def group_size(self) -> Decimal:
+        return sum((g.size for g in self.head.group), ZERO) if self.group else self.size
+
+    @property
+    def group_fee(self) -> Decimal:
+        return sum((g.fee for g in self.head.group), ZERO) if self.group else self.fee
+
 
 class EngineListener(Protocol):
     def on_order(self, order: Order, kind: str) -> None: ...  # PLACEMENT / UPDATE / CANCELLATION
-    def on_trade(self, trade: Trade) -> None: ...
+    def on_trade(self, trade: Trade) -> None: ...  # one maker fill
+    def on_match(self, group: list[Trade]) -> None: ...  # one public trade: a taker order at one price
     def on_book_change(self, market: SimMarket) -> None: ...
 
 
@@ -232,6 +254,7 @@ class Engine:
         opp = SELL if taker.canonical_side == BUY else BUY
         tx = ids.hex32(self._seed, "tx", taker.id, self._next())
         trades: list[Trade] = []
+        groups: list[list[Trade]] = []
         for f in fills:
             maker = f.maker
             if maker is None:
@@ -264,9 +287,14 @@ class Engine:
                 tx_hash=tx,
                 last_update=now,
             )
+            if not groups or groups[-1][0].price != price:
+                groups.append([])
+                taker.trade_ids.append(trade.id)
+            group = groups[-1]
+            group.append(trade)
+            trade.group = group
             self.trades[trade.id] = trade
-            taker.trade_ids.append(trade.id)
-            maker.trade_ids.append(trade.id)
+            maker.trade_ids.append(trade.public_id)
             m.volume += notional
             m.last_trade[taker.index] = (price, taker.side)
             m.last_trade[1 - taker.index] = (ONE - price, SELL if taker.side == BUY else BUY)
@@ -274,6 +302,8 @@ class Engine:
             if maker.is_user:
                 self._listener.on_order(maker, "UPDATE")
             self._listener.on_trade(trade)
+        for group in groups:
+            self._listener.on_match(group)
         return trades
 
     def _mm_order(self, m: SimMarket, c_side: str, c_price: Decimal, shares: Decimal, now: int) -> Order:

@@ -15,6 +15,16 @@ class Faults:
     server_error_path: str | None = None
     latency_ms: int = 0  # added to every HTTP response
     drop_order_responses: int = 0  # next N POST /order: place the order, then drop the connection
+    # next N FOK/FAK orders are answered `status: "live"` with empty amounts and matched (or killed) a
+    # second later, as the venue sometimes does (Polymarket/clob-client issue 317)
+    fak_live: int = 0
+    # next N API-key calls fail as the venue's do: 400 "Could not create api key" (POST /auth/api-key)
+    # or "Could not derive api key!" (GET /auth/derive-api-key)
+    api_key_create_fail: int = 0
+    # next N trades fail on-chain instead of being mined: status FAILED (REST TRADE_STATUS_FAILED), no
+    # OrderFilled logs, balances restored; the venue's matches can revert (SDK TradeStatus "FAILED")
+    trade_fail: int = 0
+    api_key_derive_fail: int = 0
     ws_drop_every: float = 0.0  # close every WebSocket after this many (real) seconds
     ws_malformed_every: int = 0  # every Nth WS frame is preceded by a non-JSON frame
 
@@ -53,6 +63,14 @@ class Faults:
             self.server_error -= 1
             return 500, 0
         return None
+
+    def take(self, name: str) -> bool:
+        """Consume one count of the integer fault `name`; True if it fired."""
+        left = getattr(self, name)
+        if left > 0:
+            setattr(self, name, left - 1)
+            return True
+        return False
 
     def take_order_drop(self) -> bool:
         if self.drop_order_responses > 0:

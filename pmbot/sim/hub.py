@@ -86,6 +86,15 @@ class Hub:
             for c in conns:
                 c.push(text)
 
+    def to_custom(self, build: Callable[[], Any]) -> None:
+        """Send build() to every market connection with `custom_feature_enabled` (e.g. `new_market`,
+        which is about a market nobody can have subscribed to yet)."""
+        conns = [c for c in self.market if c.custom]
+        if conns:
+            text = dumps(build())
+            for c in conns:
+                c.push(text)
+
     # -- user channel --------------------------------------------------------------------------
     def to_user(self, api_key: str, condition_id: str, build: Callable[[], Any]) -> None:
         conns = [c for c in self.user if c.api_key == api_key and (not c.markets or condition_id in c.markets)]

@@ -37,3 +37,16 @@ def uuid(seed: int, *parts: object) -> str:
 def small_int(seed: int, *parts: object, lo: int = 1_000_000, hi: int = 9_999_999) -> int:
     """A stable integer in [lo, hi] (Gamma numeric ids)."""
     return lo + int.from_bytes(_digest(seed, "int", *parts)[:8], "big") % (hi - lo + 1)
+
+
+def v2_condition_id(seed: int, *parts: object, module: int = 1) -> str:
+    """A Protocol V2 condition id (32-byte form): module byte, market bytes with bytes 19..26 zero
+    (the position-id namespace: bits 40..103 of every position id are zero), trailing `00`."""
+    d = _digest(seed, "v2-condition", *parts)
+    raw = bytes([module]) + d[:18] + bytes(8) + d[18:22] + b"\x00"
+    return "0x" + raw.hex()
+
+
+def v2_position_id(condition_id: str, outcome: int) -> str:
+    """A V2 position id (decimal): the 32-byte condition id with the outcome index as its last byte."""
+    return str(int(condition_id, 16) | outcome)

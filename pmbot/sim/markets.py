@@ -58,6 +58,17 @@ class SimMarket:
     volume: Decimal = Decimal(0)
     last_trade: list[tuple[Decimal, str]] = field(default_factory=lambda: [(Decimal("0.5"), ""), (Decimal("0.5"), "")])
     raw: dict[str, Any] | None = None  # replayed markets are served exactly as recorded
+    # Gamma `version`: "v1" trades clobTokenIds (CTFExchangeV2, domain "2"); "v2" trades positionIds
+    # (ExchangeV3, domain "3") and Gamma shows its condition id in the 31-byte form.
+    version: str = "v1"
+    standing: bool = False  # a long-dated market next to the series: never "the current window"
+
+    @property
+    def gamma_condition_id(self) -> str:
+        """What Gamma shows: the 31-byte form for a V2 market (the CLOB wants the 32-byte one)."""
+        if self.version == "v2" and self.condition_id.endswith("00") and len(self.condition_id) == 66:
+            return self.condition_id[:-2]
+        return self.condition_id
 
     def index_of(self, token_id: str) -> int:
         return self.token_ids.index(token_id)
@@ -185,7 +196,7 @@ def gamma_market(
     obj: dict[str, Any] = {
         "id": m.gamma_id,
         "question": m.question,
-        "conditionId": m.condition_id,
+        "conditionId": m.gamma_condition_id,
         "slug": m.slug,
         "resolutionSource": RESOLUTION_SOURCE,
         "endDate": wire.iso(m.end_ts),
@@ -220,7 +231,7 @@ def gamma_market(
         "volume1wk": vol_n,
         "volume1mo": vol_n,
         "volume1yr": vol_n,
-        "clobTokenIds": json.dumps(list(m.token_ids)),
+        "version": m.version,
         "volume24hrClob": vol_n,
         "volume1wkClob": vol_n,
         "volume1moClob": vol_n,
@@ -229,7 +240,8 @@ def gamma_market(
         "liquidityClob": liq_n,
         "makerBaseFee": m.base_fee_bps,
         "takerBaseFee": m.base_fee_bps,
-        "acceptingOrders": m.accepting_orders(now),
+        # a resolved market still says true (gamma_market_closed_resolved.json): the flag is never reset
+        "acceptingOrders": m.accepting_orders(now) or m.closed,
         "negRisk": m.neg_risk,
         "ready": False,
         "funded": False,
@@ -260,6 +272,12 @@ def gamma_market(
         "feeType": "crypto_fees",
         "feeSchedule": _fee_schedule(m),
     }
+    # Protocol V2: positionIds is a real JSON array (gamma_markets_list_2026-09.json), and they are
+    # what the V2 market's book trades; clobTokenIds (a JSON-encoded string) is kept on both, as the
+    # CLOB keys a V2 book by its position id.
+    obj["clobTokenIds"] = json.dumps(list(m.token_ids))
+    if m.version == "v2":
+        obj["positionIds"] = list(m.token_ids)
     # Recordings omit bestBid/bestAsk when that side of the book is empty.
     if best_bid is not None:
         obj["bestBid"] = wire.wire_number(best_bid)
@@ -280,7 +298,8 @@ def clob_market(m: SimMarket, now: float, up_price: Decimal) -> dict[str, Any]:
         prices = [Decimal(1), Decimal(0)] if m.winner == 0 else [Decimal(0), Decimal(1)]
     return {
         "accepting_order_timestamp": wire.iso(m.created_ts + 8),
-        "accepting_orders": m.accepting_orders(now),
+        # closed yet accepting_orders: true, with enable_order_book: false (clob_market_closed_2026.json)
+        "accepting_orders": m.accepting_orders(now) or m.closed,
         "active": True,
         "archived": False,
         "closed": m.closed,
@@ -339,7 +358,13 @@ def clob_market_info(m: SimMarket, now: float) -> dict[str, Any]:
 
 def market_from_gamma(raw: dict[str, Any]) -> SimMarket:
     """Model of a recorded Gamma market (replay). Raises KeyError/ValueError on a malformed object."""
-    tokens = json.loads(raw["clobTokenIds"]) if isinstance(raw["clobTokenIds"], str) else raw["clobTokenIds"]
+    # Protocol V2 markets trade their positionIds; by `version`, even when both fields are present.
+    version = "v2" if raw.get("version") == "v2" else "v1"
+    ids_field = raw["positionIds"] if version == "v2" else raw["clobTokenIds"]
+    tokens = json.loads(ids_field) if isinstance(ids_field, str) else ids_field
+    cid = str(raw["conditionId"])
+    if version == "v2" and len(cid) == 64:  # Gamma's 31-byte form; the sim keys markets by the 32-byte one
+        cid += "00"
     outcomes = json.loads(raw.get("outcomes") or '["Yes", "No"]')
     end = wire.parse_iso(raw["endDate"]) if raw.get("endDate") else 0.0
     start = wire.parse_iso(raw["eventStartTime"]) if raw.get("eventStartTime") else end - 900
@@ -347,7 +372,7 @@ def market_from_gamma(raw: dict[str, Any]) -> SimMarket:
     return SimMarket(
         gamma_id=str(raw.get("id", "")),
         event_id=str(events[0].get("id", "")),
-        condition_id=str(raw["conditionId"]),
+        condition_id=cid,
         question_id=str(raw.get("questionID", "")),
         slug=str(raw.get("slug", "")),
         question=str(raw.get("question", "")),
@@ -361,4 +386,5 @@ def market_from_gamma(raw: dict[str, Any]) -> SimMarket:
         neg_risk=bool(raw.get("negRisk", False)),
         closed=bool(raw.get("closed", False)),
         raw=raw,
+        version=version,
     )

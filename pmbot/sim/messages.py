@@ -6,7 +6,7 @@ Key sets and string-vs-number choices follow the samples in /work/shared/polymar
 
 from __future__ import annotations
 
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -17,13 +17,15 @@ from pmbot.sim.markets import ICON
 
 ORDER_FILLED_TOPIC = "0xd543adfd945773f1a62f74f0ee55a5e3b9b1a28262980ba90b1a89f2ea84d8ee"
 MICRO = Decimal(1_000_000)
+REST_ORDER_PREFIX, REST_TRADE_PREFIX = "ORDER_STATUS_", "TRADE_STATUS_"
 
 
 def order_row(o: Order) -> dict[str, Any]:
-    """GET /data/orders item and GET /data/order/{id}."""
+    """GET /data/orders item and GET /data/order/{id}. REST statuses are the venue's raw constants
+    (`ORDER_STATUS_LIVE`); only the user channel sends the plain value (SDK models/clob/account.py)."""
     return {
         "id": o.id,
-        "status": o.status,
+        "status": REST_ORDER_PREFIX + o.status,
         "owner": o.owner,
         "maker_address": o.maker_address,
         "market": o.market.condition_id,
@@ -88,6 +90,7 @@ def user_order_message(o: Order, kind: str, now_ms: int) -> dict[str, Any]:
 
 
 def _maker_entry(t: Trade) -> dict[str, Any]:
+    """One maker fill of a trade group (`maker_orders[]` item)."""
     mk = t.maker
     return {
         "order_id": mk.id,
@@ -103,27 +106,34 @@ def _maker_entry(t: Trade) -> dict[str, Any]:
 
 
 def trade_row(t: Trade, viewer_owner: str) -> dict[str, Any]:
-    """GET /data/trades item (clob_data_trade_row_2024.json) seen by `viewer_owner`."""
+    """GET /data/trades item (clob_data_trade_row_2024.json) seen by `viewer_owner`: one row per taker
+    trade with every maker order it matched, whichever side the viewer was on."""
+    t = t.head
+    members = t.group or [t]
     is_taker = t.taker.owner == viewer_owner
     tk = t.taker
+    mine = next((g.maker for g in members if g.maker.owner == viewer_owner), t.maker)
+    size, fee = t.group_size, t.group_fee
+    notional = size * t.price
+    fee_bps = int((fee / notional * 10000).to_integral_value(ROUND_HALF_UP)) if notional else 0
     return {
         "id": t.id,
         "taker_order_id": tk.id,
         "market": tk.market.condition_id,
         "asset_id": tk.token_id,
         "side": tk.side,
-        "size": wire.dstr(t.size),
-        "fee_rate_bps": str(t.fee_rate_bps),
+        "size": wire.dstr(size),
+        "fee_rate_bps": str(fee_bps),
         "price": wire.dstr(t.price),
-        "status": t.status,
+        "status": REST_TRADE_PREFIX + t.status,  # the user channel overrides it with the plain value
         "match_time": str(t.match_time),
         "last_update": str(t.last_update),
         "outcome": tk.market.outcomes[tk.index],
         "bucket_index": 0,
         "owner": viewer_owner,
-        "maker_address": tk.maker_address if is_taker else t.maker.maker_address,
+        "maker_address": tk.maker_address if is_taker else mine.maker_address,
         "transaction_hash": t.tx_hash,
-        "maker_orders": [_maker_entry(t)],
+        "maker_orders": [_maker_entry(g) for g in members],
         "trader_side": "TAKER" if is_taker else "MAKER",
     }
 
@@ -136,7 +146,7 @@ def user_trade_message(t: Trade, viewer_owner: str, now_ms: int) -> dict[str, An
         "bucket_index": 0,
         "event_type": "trade",
         "fee_rate_bps": row["fee_rate_bps"],
-        "id": t.id,
+        "id": t.public_id,
         "last_update": row["last_update"],
         "maker_address": row["maker_address"],
         "maker_orders": row["maker_orders"],
@@ -147,7 +157,7 @@ def user_trade_message(t: Trade, viewer_owner: str, now_ms: int) -> dict[str, An
         "price": row["price"],
         "side": row["side"],
         "size": row["size"],
-        "status": t.status,
+        "status": t.head.status,
         "taker_order_id": t.taker.id,
         "timestamp": str(now_ms),
         "trade_owner": t.taker.owner,
@@ -192,7 +202,7 @@ def activity_payload(
         "eventSlug": m.slug,
         "outcome": m.outcomes[o.index],
         "outcomeIndex": o.index,
-        "name": profile.get("name", ""),
+        "name": profile.get("name") or placeholder_name(o.maker_address),
         "pseudonym": profile.get("pseudonym", ""),
         "bio": profile.get("bio", ""),
         "profileImage": profile.get("profileImage", ""),
@@ -204,6 +214,12 @@ def activity_payload(
         if is_taker and t.fee:
             row["fee"] = wire.wire_number(t.fee)
     return row
+
+
+def placeholder_name(wallet: str) -> str:
+    """What the Data API names a wallet without a username: `0x<Checksummed>-<ms>` (data_trades.json);
+    the ms part is the account's creation time, here derived from the address."""
+    return f"{to_checksum_address(wallet)}-{1_700_000_000_000 + int(wallet[-6:], 16) * 1000}"
 
 
 def _word(n: int) -> str:

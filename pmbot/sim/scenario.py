@@ -96,19 +96,54 @@ def p_up(path: PricePath, market: SimMarket, now: int) -> float:
     return norm_cdf(z)
 
 
-def make_market(seed: int, start: int) -> SimMarket:
+def make_market(seed: int, start: int, version: str = "v2") -> SimMarket:
+    """One window of the series. Since Protocol V2 (2026-10-05; crypto Up/Down were the canaries) the
+    series trades V2 positions; version="v1" builds the CTF-token form the series had before."""
     slug = f"btc-updown-15m-{start}"
+    if version == "v2":
+        cid = ids.v2_condition_id(seed, "condition", start)
+        tokens = (ids.v2_position_id(cid, 0), ids.v2_position_id(cid, 1))
+    else:
+        cid = ids.hex32(seed, "condition", start)
+        tokens = (ids.token_id(seed, start, "Up"), ids.token_id(seed, start, "Down"))
     return SimMarket(
         gamma_id=str(ids.small_int(seed, "market", start)),
         event_id=str(ids.small_int(seed, "event", start, lo=100_000, hi=999_999)),
-        condition_id=ids.hex32(seed, "condition", start),
+        condition_id=cid,
         question_id=ids.hex32(seed, "question", start),
         slug=slug,
         question=window_title(start),
-        token_ids=(ids.token_id(seed, start, "Up"), ids.token_id(seed, start, "Down")),
+        token_ids=tokens,
         start_ts=start,
         end_ts=start + WINDOW,
         created_ts=start - 86400 + 37.1234,  # listed ~a day ahead, like the real series
+        version=version,
+    )
+
+
+V1_MARKET_DAYS = 30
+
+
+def make_v1_market(seed: int, now: int) -> SimMarket:
+    """A standing Protocol V1 market (CTF tokens, CTFExchangeV2): most of the venue still trades
+    these, so the sim always lists one next to the V2 series."""
+    end = (now // 86400 + V1_MARKET_DAYS) * 86400
+    return SimMarket(
+        gamma_id=str(ids.small_int(seed, "market", "v1-standing")),
+        event_id=str(ids.small_int(seed, "event", "v1-standing", lo=100_000, hi=999_999)),
+        condition_id=ids.hex32(seed, "condition", "v1-standing"),
+        question_id=ids.hex32(seed, "question", "v1-standing"),
+        slug="will-bitcoin-close-the-month-above-100k",
+        question="Will Bitcoin close the month above $100,000?",
+        token_ids=(ids.token_id(seed, "v1-standing", "Yes"), ids.token_id(seed, "v1-standing", "No")),
+        outcomes=("Yes", "No"),
+        start_ts=now - 86400,
+        end_ts=end,
+        created_ts=now - 7 * 86400 + 11.5,
+        series_slug="bitcoin-monthly",
+        series_id="10001",
+        version="v1",
+        standing=True,
     )
 
 

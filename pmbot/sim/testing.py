@@ -25,8 +25,14 @@ API (exact signatures):
                                      →CONFIRMED (+6 s)) before returning
     .set_faults(**changes) -> dict   e.g. set_faults(rate_limit=2, retry_after=3, rate_limit_path="/book"),
                                      server_error=N, latency_ms=N, drop_order_responses=N,
-                                     ws_drop_every=seconds, ws_malformed_every=N
+                                     ws_drop_every=seconds, ws_malformed_every=N, fak_live=N (FOK/FAK
+                                     answered "live", settled a second later), trade_fail=N (trades
+                                     revert on-chain: FAILED), api_key_create_fail=N, api_key_derive_fail=N
     .clear_faults() -> None
+    .fund(address, pusd=None, shares=None) -> None   set a wallet's pUSD and/or {token_id: shares}
+                                     (every wallet starts with venue.DEFAULT_PUSD and no shares; the sim
+                                     refuses orders a wallet cannot cover, like the venue)
+    .split(address, condition_id, amount) -> None    CTF split: `amount` pUSD → `amount` of each outcome
     .creds(address: str, nonce: int = 0) -> dict[str, str]   L2 creds {"apiKey","secret","passphrase"} that
                                      the sim accepts for that wallet (same as POST /auth/api-key returns)
     .markets() -> list[dict]         [{"slug","condition_id","token_ids":[up, down],"start","end","closed",
@@ -182,6 +188,18 @@ class SimServer:
     def clear_faults(self) -> None:
         self.call(lambda v: v.faults.clear())
 
+    def fund(self, address: str, *, pusd: Any = None, shares: dict[str, Any] | None = None) -> None:
+        from decimal import Decimal
+
+        amounts = {t: Decimal(str(n)) for t, n in (shares or {}).items()}
+        cash = Decimal(str(pusd)) if pusd is not None else None
+        self.call(lambda v: v.credit(address, pusd=cash, shares=amounts))
+
+    def split(self, address: str, condition_id: str, amount: Any) -> None:
+        from decimal import Decimal
+
+        self.call(lambda v: v.split(address, condition_id, Decimal(str(amount))))
+
     def creds(self, address: str, nonce: int = 0) -> dict[str, str]:
         return self.call(lambda v: v.api_keys.derive(address, nonce).creds())
 
@@ -217,7 +235,7 @@ class SimServer:
     def trades(self) -> list[dict[str, Any]]:
         from pmbot.sim.messages import trade_row
 
-        return self.call(lambda v: [trade_row(t, t.taker.owner) for t in v.engine.trades.values()])
+        return self.call(lambda v: [trade_row(t, t.taker.owner) for t in v.engine.trades.values() if t.head is t])
 
     def chain_logs(self) -> list[dict[str, Any]]:
         return self.call(lambda v: list(v.chain_logs))

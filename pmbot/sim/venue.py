@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
 from typing import Any
@@ -21,7 +21,7 @@ from pmbot.sim import ids, messages, wire
 from pmbot.sim.auth import ApiKey, ApiKeys
 from pmbot.sim.book import BUY, ONE, SELL, ZERO, BookSnapshot
 from pmbot.sim.clock import SimClock
-from pmbot.sim.engine import Engine, Order, OrderRejectedError, Trade
+from pmbot.sim.engine import CANCELED, LIVE, Engine, Order, OrderRejectedError, Trade
 from pmbot.sim.faults import Faults
 from pmbot.sim.hub import Hub, RtdsSub
 from pmbot.sim.markets import SimMarket
@@ -34,15 +34,29 @@ from pmbot.sim.scenario import (
     PricePath,
     Whale,
     make_market,
+    make_v1_market,
     p_up,
     window_start,
 )
-from pmbot.sim.verify import EXCHANGE_V2, NEG_RISK_EXCHANGE_V2, SignatureError, recover_order_signer
+from pmbot.sim.verify import (
+    EXCHANGE_V2,
+    EXCHANGE_V3,
+    NEG_RISK_EXCHANGE_V2,
+    POLY_1271,
+    SignatureError,
+    recover_order_signer,
+)
 
 MICRO = Decimal(1_000_000)
 MINED_AFTER, CONFIRMED_AFTER = 2, 6  # seconds from match to block inclusion / finality
 BLOCK_ZERO_TS, BLOCK_ZERO = 1_700_000_000, 50_000_000  # Polygon-like: one block every 2 s
 MAX_BATCH = 15
+# Every user wallet starts with this much pUSD (collateral) and no shares; `credit` / `split` change it.
+DEFAULT_PUSD = Decimal(100_000)
+MAX_UINT256 = 2**256 - 1
+TICK_HIGH, TICK_LOW, FINE_TICK = Decimal("0.96"), Decimal("0.04"), Decimal("0.001")
+NOT_ENOUGH_BALANCE_CANCEL = "CANCELED_NOT_ENOUGH_BALANCE"
+BALANCE_MSG = "not enough balance / allowance"  # the venue's 400 (py-clob-client issue 290, py-sdk issue 101)
 
 
 def block_at(ts: float) -> int:
@@ -84,6 +98,12 @@ class Venue:
         self.received_orders: list[dict[str, Any]] = []  # raw POST /order bodies, for test assertions
         self.profiles: dict[str, dict[str, str]] = {}  # lowercase wallet → public profile
         self._pending: list[Trade] = []  # not yet CONFIRMED
+        # Balances of user wallets (lowercase address): pUSD and shares per token, moved by every fill of
+        # a user order. The venue refuses an order its wallet cannot cover (BALANCE_MSG).
+        self._cash: dict[str, Decimal] = {}
+        self._shares: dict[tuple[str, str], Decimal] = {}
+        self._deferred: list[Order] = []  # FOK/FAK answered "live" (fault fak_live), matched next second
+        self._traded: set[str] = set()  # markets that traded since their last `book` message
         self._ladders: dict[str, Ladder] = {}
         self._best: dict[str, tuple[Decimal | None, Decimal | None]] = {}
         self._log_index = 0
@@ -93,6 +113,10 @@ class Venue:
         self.whale_owner = ids.uuid(seed, "owner", "whale")
         self.path: PricePath | None = None
         self.t_done = int(clock.now())
+        self.series_protocol = "v2"
+        # Drawn last, so the series' streams above are the same with or without standing markets.
+        self._rng_standing = random.Random(rng.getrandbits(64))
+        self.mm_standing = MarketMaker(self._rng_standing)
 
     # -- setup ---------------------------------------------------------------------------------
     def add_market(self, m: SimMarket) -> None:
@@ -102,8 +126,13 @@ class Venue:
             self._by_token[t] = m
         self.engine.book(m)
 
-    def start_btc_15m(self) -> None:
-        """Build the built-in scenario at the clock's current time."""
+    def start_btc_15m(self, series_protocol: str = "v2") -> None:
+        """Build the built-in scenario at the clock's current time: the BTC 15-minute series as
+        `series_protocol` markets (V2 positions by default, as on the venue since the canaries) and
+        one standing V1 market."""
+        if series_protocol not in ("v1", "v2"):
+            raise ValueError(f"series protocol must be v1 or v2, not {series_protocol!r}")
+        self.series_protocol = series_protocol
         now = int(self.clock.now())
         ws = window_start(now)
         self.path = PricePath(self._rng_path, ws - PAST_WINDOWS * WINDOW)
@@ -114,12 +143,13 @@ class Venue:
             "profileImage": "",
         }
         for k in range(-PAST_WINDOWS, UPCOMING_WINDOWS + 1):
-            m = make_market(self.seed, ws + k * WINDOW)
+            m = make_market(self.seed, ws + k * WINDOW, series_protocol)
             if k <= 0:
                 m.open_price = self.path.chainlink_at(m.start_ts)
             if k < 0:
                 self._resolve_quietly(m)
             self.add_market(m)
+        self.add_market(make_v1_market(self.seed, now))
         self.t_done = now
         for m in self.open_markets(now):
             self._requote(m, now)
@@ -146,7 +176,7 @@ class Venue:
 
     def current_market(self) -> SimMarket | None:
         now = self.clock.now()
-        return next((m for m in self.markets if m.start_ts <= now < m.end_ts and not m.closed), None)
+        return next((m for m in self.markets if m.start_ts <= now < m.end_ts and not m.closed and not m.standing), None)
 
     def book_snapshot(self, token_id: str) -> BookSnapshot | None:
         m = self._by_token.get(token_id)
@@ -208,6 +238,7 @@ class Venue:
 
     def _second(self, s: int) -> None:
         assert self.path is not None
+        self._match_deferred()
         if s % WINDOW == 0:
             self._roll_windows(s)
         for m in self.open_markets(s):
@@ -236,7 +267,39 @@ class Venue:
                 m.open_price = self.path.chainlink_at(s)
         nxt = s + UPCOMING_WINDOWS * WINDOW
         if nxt not in {m.start_ts for m in self.markets}:
-            self.add_market(make_market(self.seed, nxt))
+            fresh = make_market(self.seed, nxt, self.series_protocol)
+            self.add_market(fresh)
+            self.hub.to_custom(partial(self._new_market_message, fresh))
+
+    def _new_market_message(self, m: SimMarket) -> dict[str, Any]:
+        """Market-channel `new_market` (custom feature), docs example shape (docs_examples/)."""
+        return {
+            "event_type": "new_market",
+            "id": m.gamma_id,
+            "question": m.question,
+            "market": m.condition_id,
+            "slug": m.slug,
+            "description": m.description,
+            "assets_ids": list(m.token_ids),
+            "outcomes": list(m.outcomes),
+            "event_message": {
+                "id": m.event_id,
+                "ticker": m.slug,
+                "slug": m.slug,
+                "title": m.question,
+                "description": m.description,
+            },
+            "timestamp": str(self.now_ms()),
+            "tags": ["crypto"],
+            "condition_id": m.condition_id,
+            "active": True,
+            "clob_token_ids": list(m.token_ids),
+            "sports_market_type": "",
+            "line": "",
+            "game_start_time": "",
+            "order_price_min_tick_size": wire.dstr(m.tick),
+            "group_item_title": "",
+        }
 
     def _resolved_message(self, m: SimMarket) -> dict[str, Any]:
         assert m.winner is not None
@@ -251,13 +314,32 @@ class Venue:
             "tags": ["crypto"],
         }
 
+    def _match_deferred(self) -> None:
+        """Fault fak_live: the FOK/FAK orders answered "live" now match (or are killed), as on the venue
+        where such an order is settled later and reported on the user channel."""
+        deferred, self._deferred = self._deferred, []
+        for o in deferred:
+            if o.status != LIVE:  # cancelled meanwhile
+                continue
+            del self.engine.orders[o.id]
+            try:
+                self.engine.place(o)
+            except OrderRejectedError:
+                if not o.status.startswith("CANCELED_"):  # a killed FOK already said so
+                    o.status = CANCELED
+                    self.on_order(o, "CANCELLATION")
+                o.remaining = ZERO
+                self.engine.orders[o.id] = o
+
     # -- market maker --------------------------------------------------------------------------
     def _requote(self, m: SimMarket, s: int) -> None:
         assert self.path is not None
         fair = p_up(self.path, m, s)
+        # A standing market has its own generator: listing it must not shift the series' books.
+        rng, mm = (self._rng_standing, self.mm_standing) if m.standing else (self._rng_mm, self.mm)
         if m.open_price is None:
-            fair = 0.5 + self._rng_mm.uniform(-0.015, 0.015)
-        ladder = self.mm.ladder(fair, self._ladders.get(m.condition_id))
+            fair = 0.5 + rng.uniform(-0.015, 0.015)
+        ladder = mm.ladder(fair, self._ladders.get(m.condition_id))
         book = self.engine.book(m)
         # Never quote through real resting orders: that would cross the book.
         user_bids = [p for p, lv in book.sides[BUY].items() if lv.orders]
@@ -319,36 +401,64 @@ class Venue:
     # -- trades lifecycle ----------------------------------------------------------------------
     def _progress_trades(self, s: int) -> None:
         still: list[Trade] = []
-        for t in self._pending:
+        for t in self._pending:  # heads of trade groups
+            members = t.group or [t]
+            if t.status == "MATCHED" and s >= t.match_time + MINED_AFTER and self.faults.take("trade_fail"):
+                for g in members:
+                    g.status, g.last_update = "FAILED", s
+                self._revert(members)
+                self._notify_trade(t)
             if t.status == "MATCHED" and s >= t.match_time + MINED_AFTER:
-                t.status, t.last_update, t.block = "MINED", s, block_at(s)
+                for g in members:
+                    g.status, g.last_update, g.block = "MINED", s, block_at(s)
                 self._emit_logs(t)
                 self._notify_trade(t)
             if t.status == "MINED" and s >= t.match_time + CONFIRMED_AFTER:
-                t.status, t.last_update = "CONFIRMED", s
+                for g in members:
+                    g.status, g.last_update = "CONFIRMED", s
                 self._notify_trade(t)
-            if t.status != "CONFIRMED":
+            if t.status not in ("CONFIRMED", "FAILED"):
                 still.append(t)
         self._pending = still
 
+    def _revert(self, members: list[Trade]) -> None:
+        """A failed settlement: the fills of these trades never happened on-chain, so the wallets'
+        balances and the Data API history go back to before them."""
+        failed = {id(g) for g in members}
+        for g in members:
+            for order, is_taker in ((g.taker, True), (g.maker, False)):
+                if order.is_user:
+                    price = g.price if is_taker else g.maker_price
+                    w = order.maker_address.lower()
+                    sign = 1 if order.side == BUY else -1
+                    self._cash[w] = self.cash(w) + sign * (g.size * price) + (g.fee if is_taker else ZERO)
+                    key = (w, order.token_id)
+                    self._shares[key] = self._shares.get(key, ZERO) - sign * g.size
+        self.fills = [f for f in self.fills if id(f.trade) not in failed]
+
     def _emit_logs(self, t: Trade) -> None:
-        exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
+        if t.market.version == "v2":
+            exchange = EXCHANGE_V3  # Protocol V2 positions settle on ExchangeV3 (same OrderFilled event)
+        else:
+            exchange = NEG_RISK_EXCHANGE_V2 if t.market.neg_risk else EXCHANGE_V2
         # matchOrders: each maker order's fill names the taker's maker as counterparty; the taker
         # order's own fill names the exchange (it is the exchange that trades with the taker).
-        for order, counterparty, fee in (
-            (t.maker, t.taker.maker_address, ZERO),
-            (t.taker, exchange, t.fee),
-        ):
+        members = t.group or [t]
+        total = replace(t, size=t.group_size)  # the taker order's fill is the whole trade
+        legs = [(g.maker, g, t.taker.maker_address, ZERO) for g in members]
+        legs.append((t.taker, total, exchange, t.group_fee))
+        for order, fill, counterparty, fee in legs:
             self._log_index += 1
             log = messages.order_filled_log(
-                order, t, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
+                order, fill, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
             )
             self.chain_logs.append(log)
             self.hub.to_rpc(log)
 
     def _notify_trade(self, t: Trade) -> None:
         now_ms = self.now_ms()
-        for o in {t.taker.owner: t.taker, t.maker.owner: t.maker}.values():
+        owners = {t.taker.owner: t.taker} | {g.maker.owner: g.maker for g in t.group or [t]}
+        for o in owners.values():
             if o.is_user:
                 self.hub.to_user(
                     o.owner, t.market.condition_id, partial(messages.user_trade_message, t, o.owner, now_ms)
@@ -415,10 +525,27 @@ class Venue:
                 order.owner, order.market.condition_id, lambda: messages.user_order_message(order, kind, now_ms)
             )
 
+    def on_match(self, group: list[Trade]) -> None:
+        """One public trade (a taker order at one price, N makers): last_trade_price, the user channel
+        and the MATCHED → MINED → CONFIRMED progress are per trade, as on the venue."""
+        head = group[0]
+        self._pending.append(head)
+        self.hub.to_market(
+            [head.taker.token_id],
+            lambda: messages.last_trade_price_message(replace(head, size=head.group_size)),
+        )
+        self._notify_trade(head)
+
     def on_trade(self, trade: Trade) -> None:
-        self._pending.append(trade)
-        self.hub.to_market([trade.taker.token_id], lambda: messages.last_trade_price_message(trade))
-        self._notify_trade(trade)
+        self._traded.add(trade.market.condition_id)
+        for order, is_taker in ((trade.taker, True), (trade.maker, False)):
+            if order.is_user:
+                price = trade.price if is_taker else trade.maker_price
+                w = order.maker_address.lower()
+                sign = 1 if order.side == BUY else -1
+                self._cash[w] = self.cash(w) - sign * (trade.size * price) - (trade.fee if is_taker else ZERO)
+                key = (w, order.token_id)
+                self._shares[key] = self._shares.get(key, ZERO) + sign * trade.size
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             self.fills.append(Fill(order, trade, is_taker))
             self.hub.to_rtds(
@@ -439,6 +566,7 @@ class Venue:
         changes = book.take_changes()
         if not changes:
             return
+        self._follow_tick(m, book.best(BUY), book.best(SELL))
         up, down = m.token_ids
         best_now = book.best(BUY), book.best(SELL)
         if self.hub.market_listeners(m.token_ids):
@@ -468,11 +596,125 @@ class Venue:
                 "event_type": "price_change",
             }
             self.hub.to_market(m.token_ids, lambda: msg)
+            if m.condition_id in self._traded:
+                # The venue follows a trade with a full `book` snapshot per token (market-channel docs:
+                # "emitted when … a trade affects the book"); clients resync their local book from it.
+                for token, snap in zip(m.token_ids, snaps, strict=True):
+                    if snap is not None:
+                        self.hub.to_market([token], partial(snap.ws_dict))
             if self._best.get(m.condition_id) != best_now:
                 for i, token in enumerate(m.token_ids):
                     bb, ba = bests[i]
                     self.hub.to_market([token], partial(_best_bid_ask, m, token, bb, ba, self.now_ms()), custom=True)
+        self._traded.discard(m.condition_id)
         self._best[m.condition_id] = best_now
+
+    # -- balances ------------------------------------------------------------------------------
+    def cash(self, wallet: str) -> Decimal:
+        """pUSD the wallet holds (not net of open orders)."""
+        return self._cash.get(wallet.lower(), DEFAULT_PUSD)
+
+    def shares_of(self, wallet: str, token_id: str) -> Decimal:
+        return self._shares.get((wallet.lower(), token_id), ZERO)
+
+    def held(self, wallet: str, m: SimMarket, index: int) -> Decimal:
+        """Shares of outcome `index` the wallet holds: the balance ledger for user wallets (splits
+        included), the fills for the scenario's own traders."""
+        key = (wallet.lower(), m.token_ids[index])
+        return self._shares[key] if key in self._shares else self.holdings(wallet, m)[index]
+
+    def credit(self, wallet: str, *, pusd: Decimal | None = None, shares: dict[str, Decimal] | None = None) -> None:
+        """Set a wallet's pUSD balance and/or share balances (test and scenario set-up)."""
+        w = wallet.lower()
+        if pusd is not None:
+            self._cash[w] = pusd
+        for token, n in (shares or {}).items():
+            self._shares[(w, token)] = n
+        self._cancel_uncovered(w)
+
+    def _cancel_uncovered(self, wallet: str) -> None:
+        """The venue cancels resting orders the wallet's balance no longer covers (a withdrawal, a
+        transfer), newest first, with status CANCELED_NOT_ENOUGH_BALANCE (SDK KnownUserOrderStatus)."""
+        mine = [o for o in self.engine.live_orders() if o.maker_address.lower() == wallet]
+        for o in sorted(mine, key=lambda x: x.created_at, reverse=True):
+            cash_locked, shares_locked = self._reserved(wallet)
+            short_cash = o.side == BUY and cash_locked > self.cash(wallet)
+            short_shares = o.side == SELL and shares_locked.get(o.token_id, ZERO) > self.shares_of(wallet, o.token_id)
+            if short_cash or short_shares:
+                self.engine.cancel(o, NOT_ENOUGH_BALANCE_CANCEL)
+
+    def split(self, wallet: str, condition_id: str, amount: Decimal) -> None:
+        """CTF splitPosition: `amount` pUSD becomes `amount` shares of every outcome of the market."""
+        m = self.market_by_cid(condition_id)
+        if m is None or amount <= 0 or amount > self.cash(wallet):
+            raise ValueError("split: unknown market or not enough pUSD")
+        w = wallet.lower()
+        self._cash[w] = self.cash(w) - amount
+        for t in m.token_ids:
+            self._shares[(w, t)] = self.shares_of(w, t) + amount
+
+    def _reserved(self, wallet: str) -> tuple[Decimal, dict[str, Decimal]]:
+        """pUSD and shares locked by the wallet's open orders."""
+        w = wallet.lower()
+        cash, shares = ZERO, dict[str, Decimal]()
+        for o in self.engine.live_orders():
+            if o.maker_address.lower() != w:
+                continue
+            if o.side == BUY:
+                cash += o.budget if o.budget is not None else o.remaining * o.price
+            else:
+                shares[o.token_id] = shares.get(o.token_id, ZERO) + o.remaining
+        return cash, shares
+
+    def _check_balance(self, o: Order) -> None:
+        """The venue's balance check at placement: a BUY needs its pUSD (size × price, or the FOK/FAK
+        budget), a SELL its shares, each net of what the wallet's open orders already lock."""
+        cash_locked, shares_locked = self._reserved(o.maker_address)
+        if o.side == BUY:
+            need = o.budget if o.budget is not None else o.original_size * o.price
+            have = self.cash(o.maker_address) - cash_locked
+        else:
+            need = o.original_size
+            have = self.shares_of(o.maker_address, o.token_id) - shares_locked.get(o.token_id, ZERO)
+        if need > have:
+            raise OrderRejectedError(
+                f"{BALANCE_MSG}: the balance is not enough -> balance: {int(max(have, ZERO) * MICRO)}, "
+                f"order amount: {int(need * MICRO)}"
+            )
+
+    def balance_allowance(self, wallet: str, asset_type: str, token_id: str | None) -> dict[str, Any]:
+        """GET /balance-allowance: base units (6 decimals) as strings, allowances per exchange contract
+        (the SDK's BalanceAllowance model; every sim wallet has approved every exchange)."""
+        bal = self.cash(wallet) if asset_type == "COLLATERAL" else self.shares_of(wallet, token_id or "")
+        allowance = str(MAX_UINT256)
+        return {
+            "balance": str(int(bal * MICRO)),
+            "allowances": {EXCHANGE_V2: allowance, NEG_RISK_EXCHANGE_V2: allowance},
+        }
+
+    def _follow_tick(self, m: SimMarket, bid: Decimal | None, ask: Decimal | None) -> None:
+        """The venue's tick rule (market-channel docs, `tick_size_change`): when the book's price goes
+        above 0.96 or below 0.04 the market's tick becomes 0.001; back inside, 0.01 again. Both tokens
+        get a `tick_size_change` (recording ws_market_tick_size_change.json). Up-terms prices suffice:
+        the Down book mirrors them (Up bid > 0.96 is a Down ask < 0.04). One way: no source shows the
+        venue coarsening a tick again (which would put resting orders off the grid), so neither does the
+        sim; a new window starts at its base tick."""
+        extreme = (bid is not None and bid > TICK_HIGH) or (ask is not None and ask < TICK_LOW)
+        if not extreme or m.tick <= FINE_TICK:
+            return
+        want = FINE_TICK
+        old, m.tick = m.tick, want
+        ms = self.now_ms()
+        for token in m.token_ids:
+            msg = {
+                "event_type": "tick_size_change",
+                "asset_id": token,
+                "market": m.condition_id,
+                "old_tick_size": wire.dstr(old),
+                "new_tick_size": wire.dstr(want),
+                "timestamp": str(ms),
+            }
+            self.hub.to_market([token], partial(dict, msg))
 
     # -- profiles / Data API -------------------------------------------------------------------
     def profile(self, wallet: str) -> dict[str, str]:
@@ -484,7 +726,12 @@ class Venue:
         order = _parse_wire_order(body)
         if body.get("owner") != key.key:
             raise OrderRejectedError("the order owner has to be the owner of the API KEY")
-        if str(order["signer"]).lower() != key.address.lower():
+        deposit_wallet = str(order["signatureType"]) == str(POLY_1271)
+        if deposit_wallet:
+            # A deposit wallet signs as itself (ERC-1271); its owner key holds the API key.
+            if str(order["signer"]).lower() != str(order["maker"]).lower():
+                raise OrderRejectedError("a deposit wallet order's signer has to be the wallet (the maker)")
+        elif str(order["signer"]).lower() != key.address.lower():
             raise OrderRejectedError("the order signer address has to be the address of the API KEY")
         m = self._by_token.get(str(order["tokenId"]))
         if m is None:
@@ -493,7 +740,7 @@ class Venue:
             order_id, recovered = recover_order_signer(order, neg_risk=m.neg_risk)
         except SignatureError:
             raise OrderRejectedError("invalid signature") from None
-        if recovered.lower() != str(order["signer"]).lower():
+        if recovered.lower() != (key.address if deposit_wallet else str(order["signer"])).lower():
             raise OrderRejectedError("invalid signature")
         self.received_orders.append(body)
         maker_amt, taker_amt = Decimal(int(order["makerAmount"])), Decimal(int(order["takerAmount"]))
@@ -518,7 +765,16 @@ class Venue:
             budget=maker_amt / MICRO if side == BUY and order_type in ("FOK", "FAK") else None,
             post_only=bool(body.get("postOnly", False)),
         )
-        trades = self.engine.place(o)
+        self._check_balance(o)
+        if order_type in ("FOK", "FAK") and self.faults.take("fak_live"):
+            if o.id in self.engine.orders:
+                raise OrderRejectedError(f"order {o.id} is invalid. Duplicated.")
+            o.remaining = o.original_size
+            self.engine.orders[o.id] = o
+            self._deferred.append(o)
+            trades: list[Trade] = []
+        else:
+            trades = self.engine.place(o)
         if not trades:
             return {
                 "errorMsg": "",
@@ -538,7 +794,7 @@ class Venue:
             "makingAmount": wire.dstr(making),
             "status": "matched",
             "transactionsHashes": sorted({t.tx_hash for t in trades}),
-            "tradeIDs": [t.id for t in trades],
+            "tradeIDs": list(dict.fromkeys(t.public_id for t in trades)),  # one per taker trade, not per maker
             "success": True,
         }
 

@@ -10,6 +10,11 @@ from eth_account.messages import _hash_eip191_message, encode_typed_data
 
 EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
+EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"  # Protocol V2 positions, domain "3"
+# Protocol V2 position ids have bits 40..103 clear (docs: protocol-v2-migration). Written out here
+# rather than imported from pmbot.polymarket so that the sim checks the signer, not itself.
+_V2_RESERVED = ((1 << 64) - 1) << 40
+POLY_1271 = 3  # deposit wallet: ERC-7739 TypedDataSign wrapper + trailer
 CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
 
 _DOMAIN_TYPE = [
@@ -44,42 +49,107 @@ def _bytes32(value: str) -> bytes:
     return raw.rjust(32, b"\0")
 
 
+def exchange_domain(token_id: int, *, neg_risk: bool, chain_id: int = 137) -> dict[str, Any]:
+    """The exchange an order for `token_id` settles on: ExchangeV3 (domain "3") for a V2 position
+    id, else CTFExchangeV2 / NegRisk V2 (domain "2")."""
+    if token_id & _V2_RESERVED == 0:
+        return {
+            "name": "Polymarket CTF Exchange",
+            "version": "3",
+            "chainId": chain_id,
+            "verifyingContract": EXCHANGE_V3,
+        }
+    contract = NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2
+    return {"name": "Polymarket CTF Exchange", "version": "2", "chainId": chain_id, "verifyingContract": contract}
+
+
+def _order_message(order: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "salt": int(order["salt"]),
+        "maker": order["maker"],
+        "signer": order["signer"],
+        "tokenId": int(order["tokenId"]),
+        "makerAmount": int(order["makerAmount"]),
+        "takerAmount": int(order["takerAmount"]),
+        "side": 0 if order["side"] == "BUY" else 1,
+        "signatureType": int(order["signatureType"]),
+        "timestamp": int(order["timestamp"]),
+        "metadata": _bytes32(order.get("metadata") or "0x"),
+        "builder": _bytes32(order.get("builder") or "0x"),
+    }
+
+
 def order_digest(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) -> bytes:
-    """EIP-712 digest of a V2 wire order (= the orderID the CLOB returns)."""
+    """EIP-712 digest of a wire order (= the orderID the CLOB returns), under the id's exchange."""
     typed = {
         "types": {"EIP712Domain": _DOMAIN_TYPE, "Order": _ORDER_TYPE},
         "primaryType": "Order",
-        "domain": {
-            "name": "Polymarket CTF Exchange",
-            "version": "2",
-            "chainId": chain_id,
-            "verifyingContract": NEG_RISK_EXCHANGE_V2 if neg_risk else EXCHANGE_V2,
+        "domain": exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id),
+        "message": _order_message(order),
+    }
+    return _hash_eip191_message(encode_typed_data(full_message=typed))
+
+
+def _deposit_wallet_digest(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) -> bytes:
+    """ERC-7739 TypedDataSign: the owner signs {contents: Order, DepositWallet domain of the wallet}
+    under the exchange's domain (polymarket-client `_internal/actions/orders/typed_data.py`)."""
+    typed = {
+        "types": {
+            "EIP712Domain": _DOMAIN_TYPE,
+            "Order": _ORDER_TYPE,
+            "TypedDataSign": [
+                {"name": "contents", "type": "Order"},
+                {"name": "name", "type": "string"},
+                {"name": "version", "type": "string"},
+                {"name": "chainId", "type": "uint256"},
+                {"name": "verifyingContract", "type": "address"},
+                {"name": "salt", "type": "bytes32"},
+            ],
         },
+        "primaryType": "TypedDataSign",
+        "domain": exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id),
         "message": {
-            "salt": int(order["salt"]),
-            "maker": order["maker"],
-            "signer": order["signer"],
-            "tokenId": int(order["tokenId"]),
-            "makerAmount": int(order["makerAmount"]),
-            "takerAmount": int(order["takerAmount"]),
-            "side": 0 if order["side"] == "BUY" else 1,
-            "signatureType": int(order["signatureType"]),
-            "timestamp": int(order["timestamp"]),
-            "metadata": _bytes32(order.get("metadata") or "0x"),
-            "builder": _bytes32(order.get("builder") or "0x"),
+            "contents": _order_message(order),
+            "name": "DepositWallet",
+            "version": "1",
+            "chainId": chain_id,
+            "verifyingContract": order["signer"],
+            "salt": b"\0" * 32,
         },
     }
     return _hash_eip191_message(encode_typed_data(full_message=typed))
 
 
+def _expected_trailer(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) -> str:
+    """app domain separator ‖ contents (Order struct) hash ‖ Order type string ‖ its length, via
+    eth_account's encoder (the separator and struct hash are the two halves of the order digest)."""
+    from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain, hash_struct
+
+    domain = exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id)
+    types = {"Order": _ORDER_TYPE}
+    contents = hash_struct("Order", types, _order_message(order))
+    type_string = (
+        "Order(" + ",".join(f"{f['type']} {f['name']}" for f in _ORDER_TYPE) + ")"
+    )  # EIP-712 encodeType of Order
+    return hash_domain(domain).hex() + contents.hex() + type_string.encode().hex() + f"{len(type_string):04x}"
+
+
 def recover_order_signer(order: dict[str, Any], *, neg_risk: bool) -> tuple[str, str]:
-    """(order hash 0x…, recovered checksummed address). Raises SignatureError when unrecoverable."""
+    """(order hash 0x…, recovered checksummed address). Raises SignatureError when unrecoverable.
+
+    For a deposit wallet (signatureType 3) the recovered address is the wallet's OWNER key; the
+    trailer must match the order. (The real exchange asks the wallet contract, ERC-1271.)"""
     try:
         digest = order_digest(order, neg_risk=neg_risk)
         sig = str(order["signature"])
-        if len(sig) != 132:  # 65-byte ECDSA only: ERC-7739 wrapped (type 3) signatures are not supported
-            raise SignatureError("signature must be 65 bytes")
-        recovered = Account._recover_hash(digest, signature=sig)
+        if int(order["signatureType"]) == POLY_1271:
+            if len(sig) <= 132 or sig[132:].lower() != _expected_trailer(order, neg_risk=neg_risk):
+                raise SignatureError("deposit wallet signature trailer does not match the order")
+            recovered = Account._recover_hash(_deposit_wallet_digest(order, neg_risk=neg_risk), signature=sig[:132])
+        else:
+            if len(sig) != 132:
+                raise SignatureError("signature must be 65 bytes")
+            recovered = Account._recover_hash(digest, signature=sig)
     except SignatureError:
         raise
     except Exception as e:  # eth_account raises several types for garbage input

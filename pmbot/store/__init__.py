@@ -20,12 +20,12 @@ def sqlite_path(database_url: str) -> Path:
         path = url[len("sqlite:///") :]
     elif "://" in url:
         scheme = url.split("://", 1)[0]
-        if scheme.startswith("postgres"):
-            raise ConfigError(
-                "the PostgreSQL store is not in this version yet",
-                hint="use a sqlite:/// database URL (the default) until `pmbot migrate` lands",
-            )
-        raise ConfigError(f"unsupported database URL scheme {scheme!r}", hint="use sqlite:///path/to/pmbot.db")
+        if is_postgres_url(url):
+            raise ConfigError("this is a PostgreSQL URL, not a SQLite file", hint="open it with open_store()")
+        raise ConfigError(
+            f"unsupported database URL scheme {scheme!r}",
+            hint="use sqlite:///path/to/pmbot.db or postgresql://user:password@host:5432/dbname",
+        )
     else:
         path = url
     if not path or path == ":memory:":
@@ -33,15 +33,30 @@ def sqlite_path(database_url: str) -> Path:
     return Path(path).expanduser()
 
 
+def is_postgres_url(database_url: str) -> bool:
+    return database_url.strip().split("://", 1)[0].lower() in ("postgres", "postgresql")
+
+
 def database_exists(database_url: str) -> bool:
+    """Whether there is a database to read (reports say "no trades yet" instead of creating one).
+
+    A PostgreSQL database is a server's: it is there (or its error is reported) when the store opens."""
+    if is_postgres_url(database_url):
+        return True
     return sqlite_path(database_url).is_file()
 
 
 def open_store(database_url: str, *, redis_url: str | None = None, clock: Clock = time.time) -> Store:
     """Open (creating and migrating if needed) the store; wrap it with the Redis cache if configured."""
-    from pmbot.store.sqlite import SQLiteStore
+    store: Store
+    if is_postgres_url(database_url):
+        from pmbot.store.postgres import PostgresStore
 
-    store: Store = SQLiteStore(sqlite_path(database_url), clock=clock)
+        store = PostgresStore(database_url.strip(), clock=clock)
+    else:
+        from pmbot.store.sqlite import SQLiteStore
+
+        store = SQLiteStore(sqlite_path(database_url), clock=clock)
     if redis_url:
         import redis
 

@@ -6,8 +6,10 @@ add a new one. Money columns are *_micro INTEGERs (6-decimal units), times are e
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
+from typing import Any
 
 from sqlite_utils import Database
 
@@ -228,6 +230,111 @@ def _mode_keys(db: Database) -> None:
         db.execute(f"UPDATE {table} SET {col} = 'dry-run:' || {col} WHERE {where} AND {col} NOT LIKE 'dry-run:%'")
 
 
+def legacy_learning(r: dict[str, Any]) -> dict[str, Any]:
+    """A `learnings` row of 0001 in the seed's columns. Nothing is lost: the old strategy and
+    confidence move into metadata, the content becomes the description (its first line the title)."""
+    meta = _loads(r.get("metadata"))
+    meta.setdefault("strategy", r.get("strategy") or "")
+    if r.get("confidence") is not None:
+        meta.setdefault("confidence", str(r["confidence"]))
+    content = r.get("content") or ""
+    first = content.strip().splitlines()[0] if content.strip() else "(untitled)"
+    return {
+        "id": r["id"],
+        "timestamp": r["created_at"],
+        "phase": "",
+        "category": r.get("category") or "",
+        "title": first if len(first) <= 120 else first[:119] + "…",
+        "description": content,
+        "code_snippet": "",
+        "impact": "",
+        "metadata": json.dumps(meta, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def legacy_reflection(r: dict[str, Any]) -> dict[str, Any]:
+    """A `reflections` row of 0001 in the seed's columns: period -> phase, summary -> what_worked,
+    the old strategy and metadata into metrics."""
+    metrics = _loads(r.get("metadata"))
+    metrics.setdefault("strategy", r.get("strategy") or "")
+    return {
+        "id": r["id"],
+        "timestamp": r["created_at"],
+        "phase": r.get("period") or "",
+        "what_worked": r.get("summary") or "",
+        "what_failed": "",
+        "next_improvements": "",
+        "metrics": json.dumps(metrics, separators=(",", ":"), sort_keys=True),
+    }
+
+
+def _loads(text: str | None) -> dict[str, Any]:
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {"legacy_metadata": text}
+    return value if isinstance(value, dict) else {"legacy_metadata": value}
+
+
+# The seed's journal tables, column for column and in its order (a positional INSERT of the seed's
+# six execution_logs values still works: pmbot's own columns come after, with defaults).
+LEARNING_COLUMNS = (
+    "id", "timestamp", "phase", "category", "title", "description", "code_snippet", "impact", "metadata"
+)  # fmt: skip
+REFLECTION_COLUMNS = ("id", "timestamp", "phase", "what_worked", "what_failed", "next_improvements", "metrics")
+EXECUTION_LOG_COLUMNS = (
+    "id", "timestamp", "level", "strategy", "message", "metadata", "event", "order_key", "latency_us"
+)  # fmt: skip
+
+
+def _seed_journal(db: Database) -> None:
+    # SQLite cannot drop or reorder columns in place: build each table anew, copy, swap.
+    old_learnings = list(db.query("SELECT * FROM learnings ORDER BY id"))
+    old_reflections = list(db.query("SELECT * FROM reflections ORDER BY id"))
+    db.execute("DROP TABLE learnings")
+    db.execute("DROP TABLE reflections")
+    db.execute(
+        "CREATE TABLE learnings (id INTEGER PRIMARY KEY, timestamp INTEGER NOT NULL, phase TEXT NOT NULL DEFAULT '',"
+        " category TEXT NOT NULL DEFAULT '', title TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',"
+        " code_snippet TEXT NOT NULL DEFAULT '', impact TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '{}')"
+    )
+    db.execute(
+        "CREATE TABLE reflections (id INTEGER PRIMARY KEY, timestamp INTEGER NOT NULL, phase TEXT NOT NULL DEFAULT '',"
+        " what_worked TEXT NOT NULL DEFAULT '', what_failed TEXT NOT NULL DEFAULT '',"
+        " next_improvements TEXT NOT NULL DEFAULT '', metrics TEXT NOT NULL DEFAULT '{}')"
+    )
+    _copy(db, "learnings", LEARNING_COLUMNS, [legacy_learning(r) for r in old_learnings])
+    _copy(db, "reflections", REFLECTION_COLUMNS, [legacy_reflection(r) for r in old_reflections])
+    db.execute("CREATE INDEX learnings_timestamp ON learnings (timestamp)")
+    db.execute("CREATE INDEX learnings_phase ON learnings (phase, category)")
+    db.execute("CREATE INDEX reflections_timestamp ON reflections (timestamp)")
+
+    db.execute("ALTER TABLE execution_logs RENAME TO execution_logs_0001")
+    db.execute(
+        "CREATE TABLE execution_logs (id INTEGER PRIMARY KEY, timestamp INTEGER NOT NULL, level TEXT NOT NULL"
+        " DEFAULT 'info', strategy TEXT, message TEXT NOT NULL DEFAULT '', metadata TEXT NOT NULL DEFAULT '{}',"
+        " event TEXT NOT NULL DEFAULT 'log', order_key TEXT, latency_us INTEGER)"
+    )
+    db.execute(
+        "INSERT INTO execution_logs (id, timestamp, level, strategy, message, metadata, event, order_key, latency_us)"
+        " SELECT id, ts, level, strategy, COALESCE(message, ''), COALESCE(metadata, '{}'), event, order_key,"
+        " latency_us FROM execution_logs_0001 ORDER BY id"
+    )
+    db.execute("DROP TABLE execution_logs_0001")  # its indexes go with it
+    db.execute("CREATE INDEX execution_logs_timestamp ON execution_logs (timestamp)")
+    db.execute("CREATE INDEX execution_logs_order_key ON execution_logs (order_key)")
+    # `pmbot stats --history`: the metrics snapshots, newest first, without a scan
+    db.execute("CREATE INDEX execution_logs_event ON execution_logs (event, timestamp)")
+
+
+def _copy(db: Database, table: str, cols: tuple[str, ...], rows: list[dict[str, Any]]) -> None:
+    if rows:
+        db.conn.executemany(
+            f"INSERT INTO {table} ({', '.join(cols)}) VALUES ({', '.join('?' * len(cols))})",
+            [tuple(r[c] for c in cols) for r in rows],
+        )
+
+
 def _decisions_backtests(db: Database) -> None:
     # Every strategy decision (signal, skip with its reason, warning, error), so reports show why it bought
     # or did not. `mode` is live | dry-run | backtest; `run_id` is the process's run (or the backtest's run
@@ -273,7 +380,8 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0004_not_sent", _not_sent),
     ("0005_order_wallet", _order_wallet),
     ("0006_mode_keys", _mode_keys),
-    ("0007_decisions_backtests", _decisions_backtests),
+    ("0007_seed_journal", _seed_journal),
+    ("0008_decisions_backtests", _decisions_backtests),
 ]
 
 
@@ -311,4 +419,4 @@ def migrate(db: Database) -> list[str]:
     return done
 
 
-__all__ = ["MIGRATIONS", "applied", "migrate"]
+__all__ = ["MIGRATIONS", "applied", "legacy_learning", "legacy_reflection", "migrate"]

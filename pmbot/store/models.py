@@ -35,6 +35,9 @@ class OrderStatus(StrEnum):
     # Failed before anything reached the venue (market parameters or the venue unreachable, our own
     # budget, shutting down): final, but its key may be used again; the retry replaces this record.
     NOT_SENT = "not_sent"
+    # Pre-armed (Executor.arm): signed and stored with its order hash before a window opens, not sent yet.
+    # Its record is the write-ahead record of the POST that `fire` sends; never sent, it ends `not_sent`.
+    ARMED = "armed"
 
     @property
     def is_final(self) -> bool:
@@ -195,21 +198,30 @@ class StrategyStats:
 
 @dataclass(frozen=True, slots=True)
 class Learning:
-    strategy: str
-    category: str
-    content: str
-    confidence: Decimal | None = None
-    created_at: int = 0
+    """A lesson learned (the seed's `learnings` table): what was found, where, and what it changed."""
+
+    title: str
+    description: str = ""
+    phase: str = ""  # when it was learned: "phase-1", "snipe tuning", a date …
+    category: str = ""  # e.g. "latency", "risk", "timing"
+    code_snippet: str = ""
+    impact: str = ""  # free text: "high", "-40 % ack latency" …
+    timestamp: int = 0  # epoch ms; 0: the store stamps it
     metadata: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None  # set by the store
 
 
 @dataclass(frozen=True, slots=True)
 class Reflection:
-    strategy: str
-    period: str  # e.g. "2026-11-23" or "session"
-    summary: str
-    created_at: int = 0
-    metadata: dict[str, Any] = field(default_factory=dict)
+    """A look back over a phase (the seed's `reflections` table)."""
+
+    phase: str
+    what_worked: str = ""
+    what_failed: str = ""
+    next_improvements: str = ""
+    metrics: dict[str, Any] = field(default_factory=dict)
+    timestamp: int = 0  # epoch ms; 0: the store stamps it
+    id: int | None = None  # set by the store
 
 
 @dataclass(frozen=True, slots=True)
@@ -220,8 +232,9 @@ class ExecutionLog:
     strategy: str | None = None
     order_key: str | None = None
     latency_ms: Decimal | None = None
-    ts: int = 0
+    ts: int = 0  # epoch ms; stored in the seed's `timestamp` column
     metadata: dict[str, Any] = field(default_factory=dict)
+    id: int | None = None  # set by the store
 
 
 @dataclass(frozen=True, slots=True)

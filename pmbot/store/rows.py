@@ -229,71 +229,84 @@ def position_to_dict(p: Position) -> dict[str, Any]:
 
 
 def learning_to_row(x: Learning, now: int) -> dict[str, Any]:
+    if not x.title.strip():
+        raise InputError("a learning needs a title")
     return {
-        "created_at": x.created_at or now,
-        "strategy": x.strategy,
+        "timestamp": x.timestamp or now,
+        "phase": x.phase,
         "category": x.category,
-        "content": x.content,
-        "confidence": None if x.confidence is None else str(x.confidence),
+        "title": x.title,
+        "description": x.description,
+        "code_snippet": x.code_snippet,
+        "impact": x.impact,
         "metadata": _json(x.metadata),
     }
 
 
 def row_to_learning(r: dict[str, Any]) -> Learning:
     return Learning(
-        strategy=r["strategy"],
-        category=r["category"],
-        content=r["content"],
-        confidence=None if r["confidence"] is None else Decimal(r["confidence"]),
-        created_at=r["created_at"],
+        id=r["id"],
+        timestamp=r["timestamp"],
+        phase=r["phase"] or "",
+        category=r["category"] or "",
+        title=r["title"],
+        description=r["description"] or "",
+        code_snippet=r["code_snippet"] or "",
+        impact=r["impact"] or "",
         metadata=json.loads(r["metadata"] or "{}"),
     )
 
 
 def reflection_to_row(x: Reflection, now: int) -> dict[str, Any]:
+    if not (x.what_worked.strip() or x.what_failed.strip() or x.next_improvements.strip()):
+        raise InputError("a reflection needs what worked, what failed or what to improve next")
     return {
-        "created_at": x.created_at or now,
-        "strategy": x.strategy,
-        "period": x.period,
-        "summary": x.summary,
-        "metadata": _json(x.metadata),
+        "timestamp": x.timestamp or now,
+        "phase": x.phase,
+        "what_worked": x.what_worked,
+        "what_failed": x.what_failed,
+        "next_improvements": x.next_improvements,
+        "metrics": _json(x.metrics),
     }
 
 
 def row_to_reflection(r: dict[str, Any]) -> Reflection:
     return Reflection(
-        strategy=r["strategy"],
-        period=r["period"],
-        summary=r["summary"],
-        created_at=r["created_at"],
-        metadata=json.loads(r["metadata"] or "{}"),
+        id=r["id"],
+        timestamp=r["timestamp"],
+        phase=r["phase"] or "",
+        what_worked=r["what_worked"] or "",
+        what_failed=r["what_failed"] or "",
+        next_improvements=r["next_improvements"] or "",
+        metrics=json.loads(r["metrics"] or "{}"),
     )
 
 
 def log_to_row(x: ExecutionLog, now: int) -> dict[str, Any]:
     latency = None if x.latency_ms is None else int((x.latency_ms * 1000).to_integral_value())
     return {
-        "ts": x.ts or now,
+        "timestamp": x.ts or now,
         "level": x.level,
-        "event": x.event,
         "strategy": x.strategy,
-        "order_key": x.order_key,
         "message": x.message,
-        "latency_us": latency,
         "metadata": _json(x.metadata),
+        "event": x.event,
+        "order_key": x.order_key,
+        "latency_us": latency,
     }
 
 
 def row_to_log(r: dict[str, Any]) -> ExecutionLog:
     latency = None if r["latency_us"] is None else Decimal(r["latency_us"]) / 1000
     return ExecutionLog(
+        id=r["id"],
         event=r["event"],
         message=r["message"] or "",
         level=r["level"],
         strategy=r["strategy"],
         order_key=r["order_key"],
         latency_ms=latency,
-        ts=r["ts"],
+        ts=r["timestamp"],
         metadata=json.loads(r["metadata"] or "{}"),
     )
 

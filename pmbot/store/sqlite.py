@@ -11,6 +11,7 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import sqlite3
@@ -443,10 +444,12 @@ class SQLiteStore:
         with self._write() as conn:  # read the open positions and redeem them under one write lock
             held = [p for p in self._open_in([token_id]) if p.size > 0]
             redemptions = [redemption(p, payout, when, metadata) for p in held]
-            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
-            redemptions = [f for f in redemptions if f.trade_id not in known]
             if not redemptions:
                 return []
+            # A position open here (under the write lock) is unpaid, even when its redeem id is taken: a
+            # fill recorded after the payout (trade history late) re-opened it. That opening gets its own id.
+            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
+            redemptions = [self._next_redeem_id(conn, f) if f.trade_id in known else f for f in redemptions]
             self.record_fills(redemptions)  # joins this transaction
             owed = [
                 (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
@@ -454,13 +457,19 @@ class SQLiteStore:
                 if not f.dry_run and payout > 0
             ]
             conn.executemany(
-                "UPDATE positions SET redeemable_micro = ?, redeemed_at = NULL"
+                "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + ?, redeemed_at = NULL"
                 " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
                 owed,
             )
             ids = [f.trade_id for f in redemptions]
             found = self._query(f"SELECT * FROM trades WHERE trade_id IN ({', '.join('?' * len(ids))})", ids)
         return [rows.row_to_trade(r) for r in found]
+
+    def _next_redeem_id(self, conn: sqlite3.Connection, f: Fill) -> Fill:
+        n = 2
+        while self._existing_trade_ids(conn, [f"{f.trade_id}:{n}"]):
+            n += 1
+        return dataclasses.replace(f, trade_id=f"{f.trade_id}:{n}")
 
     def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
         when = ts if ts is not None else self._now()
@@ -503,24 +512,32 @@ class SQLiteStore:
         assert pk is not None
         return int(pk)
 
-    def _list(self, table: str, ts_col: str, query: Query | None) -> list[dict[str, Any]]:
-        clause, params = rows.where(
-            Query(strategy=(query or Query()).strategy, since=(query or Query()).since), ts_col=ts_col
-        )
+    def _list(
+        self, table: str, query: Query | None, eq: Mapping[str, str | None], *, strategy: bool = False
+    ) -> list[dict[str, Any]]:
+        q = query or Query()
+        clause, params = rows.where(Query(strategy=q.strategy if strategy else None, since=q.since), ts_col="timestamp")
+        for col, value in eq.items():
+            if value is not None:
+                clause += (" AND " if clause else " WHERE ") + f"{col} = ?"
+                params.append(value)
         lim, lparams = rows.limit(query)
-        return self._query(f"SELECT * FROM {table}{clause} ORDER BY {ts_col} DESC, id DESC{lim}", params + lparams)
+        return self._query(f"SELECT * FROM {table}{clause} ORDER BY timestamp DESC, id DESC{lim}", params + lparams)
 
     def add_learning(self, learning: Learning) -> int:
         return self._insert("learnings", rows.learning_to_row(learning, self._now()))
 
-    def list_learnings(self, query: Query | None = None) -> list[Learning]:
-        return [rows.row_to_learning(r) for r in self._list("learnings", "created_at", query)]
+    def list_learnings(
+        self, query: Query | None = None, *, phase: str | None = None, category: str | None = None
+    ) -> list[Learning]:
+        found = self._list("learnings", query, {"phase": phase, "category": category})
+        return [rows.row_to_learning(r) for r in found]
 
     def add_reflection(self, reflection: Reflection) -> int:
         return self._insert("reflections", rows.reflection_to_row(reflection, self._now()))
 
-    def list_reflections(self, query: Query | None = None) -> list[Reflection]:
-        return [rows.row_to_reflection(r) for r in self._list("reflections", "created_at", query)]
+    def list_reflections(self, query: Query | None = None, *, phase: str | None = None) -> list[Reflection]:
+        return [rows.row_to_reflection(r) for r in self._list("reflections", query, {"phase": phase})]
 
     def get_state(self, name: str) -> dict[str, Any] | None:
         found = self._query("SELECT value FROM state WHERE name = ?", (name,))
@@ -549,8 +566,9 @@ class SQLiteStore:
     def log_execution(self, entry: ExecutionLog) -> int:
         return self._insert("execution_logs", rows.log_to_row(entry, self._now()))
 
-    def list_execution_logs(self, query: Query | None = None) -> list[ExecutionLog]:
-        return [rows.row_to_log(r) for r in self._list("execution_logs", "ts", query)]
+    def list_execution_logs(self, query: Query | None = None, *, event: str | None = None) -> list[ExecutionLog]:
+        found = self._list("execution_logs", query, {"event": event}, strategy=True)
+        return [rows.row_to_log(r) for r in found]
 
     # ---------------------------------------------------------------- decisions and backtests
 

@@ -157,6 +157,18 @@ def json_list(value: Any) -> list[Any]:
     return parsed
 
 
+def venue_status(value: Any, prefix: str) -> str:
+    """An order or trade status in its plain upper-case form. REST answers carry the venue's raw
+    constants (`ORDER_STATUS_LIVE`, `TRADE_STATUS_FAILED`), streams the plain values (`LIVE`,
+    `FAILED`); the official SDK (models/clob/account.py `_normalize_trade_status`) strips the prefix
+    the same way. Normalised here so no caller compares against two spellings."""
+    text = str(value or "").strip().upper()
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+ORDER_STATUS_PREFIX, TRADE_STATUS_PREFIX = "ORDER_STATUS_", "TRADE_STATUS_"
+
+
 def side(value: Any) -> Side:
     text = str(value or "").upper()
     if text in ("BUY", "0"):

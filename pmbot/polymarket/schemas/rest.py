@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
-from pmbot.errors import VenueError, scrub_venue_text
+from pmbot.errors import InputError, VenueError, scrub_venue_text
+from pmbot.polymarket import identity
 from pmbot.polymarket.models import (
     Activity,
     BookLevel,
@@ -27,6 +29,8 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.schemas.common import (
     MAX_SHARES,
+    ORDER_STATUS_PREFIX,
+    TRADE_STATUS_PREFIX,
     as_bool,
     dec,
     dec0,
@@ -41,7 +45,9 @@ from pmbot.polymarket.schemas.common import (
     shares,
     side,
     small_int,
+    venue_status,
 )
+from pmbot.polymarket.schemas.refusals import explain_refusal
 
 _MICRO = Decimal(1_000_000)
 
@@ -143,7 +149,15 @@ def _fee_rate(value: Any) -> Decimal:
 
 def gamma_market(raw: Any) -> Market:
     o = _obj(raw, "market")
-    token_ids = [str(t) for t in json_list(o.get("clobTokenIds"))]
+    # Choose the ids by `version`, even when both fields are present (a V1 market may list
+    # positionIds for combos; a V2 market's clobTokenIds, if any, are not what its book trades).
+    position_ids = json_list(o.get("positionIds"))
+    try:
+        protocol = identity.market_protocol(o.get("version"), has_position_ids=bool(position_ids))
+    except ValueError as e:
+        raise VenueError(f"market {str(o.get('slug') or o.get('id') or '')[:80]}: {e}") from None
+    raw_ids = position_ids if protocol is identity.Protocol.V2 else json_list(o.get("clobTokenIds"))
+    token_ids = [_outcome_id(t, protocol) for t in raw_ids]
     names = [str(n) for n in json_list(o.get("outcomes"))]
     prices = [opt_price01(p, "outcome price") for p in json_list(o.get("outcomePrices"))]
     if len(names) < len(token_ids):
@@ -157,7 +171,7 @@ def gamma_market(raw: Any) -> Market:
     series = event.get("series") if isinstance(event.get("series"), list) else []
     series_slug = o.get("seriesSlug") or (series[0].get("slug") if series and isinstance(series[0], Mapping) else None)
     return Market(
-        condition_id=str(req(o, "conditionId", "market")),
+        condition_id=_condition_id(req(o, "conditionId", "market")),
         question=str(o.get("question") or ""),
         slug=str(o.get("slug") or ""),
         outcomes=outcomes,
@@ -165,7 +179,7 @@ def gamma_market(raw: Any) -> Market:
         start_ms=epoch_ms(o.get("eventStartTime") or event.get("startTime")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
-        accepting_orders=as_bool(o.get("acceptingOrders", True)),
+        accepting_orders=_accepting(o, "acceptingOrders", "closed", "enableOrderBook"),
         neg_risk=as_bool(o.get("negRisk", False)),
         tick_size=_tick(o.get("orderPriceMinTickSize"), "market"),
         min_order_size=dec(o.get("orderMinSize")),
@@ -178,6 +192,7 @@ def gamma_market(raw: Any) -> Market:
         description=str(o.get("description") or event.get("description") or ""),
         resolution_source=str(o.get("resolutionSource") or event.get("resolutionSource") or ""),
         price_to_beat=_price_to_beat(event),
+        protocol=protocol,
     )
 
 
@@ -188,6 +203,46 @@ def _price_to_beat(event: Mapping[str, Any]) -> Decimal | None:
         return None
     value = dec(meta.get("priceToBeat"))
     return value if value is not None and value.is_finite() and value > 0 else None
+
+
+def _outcome_id(value: Any, protocol: identity.Protocol) -> str:
+    text = str(value).strip()
+    if not text.isdigit() or len(text) > 78 or int(text) > identity.UINT256_MAX:
+        raise VenueError(f"market outcome id {text[:80]!r} is not a uint256 decimal")
+    if protocol is identity.Protocol.V2 and identity.decode_position_id(text) is None:
+        raise VenueError(f"market outcome id {identity.render_id(text)} is not a V2 position id")
+    return text
+
+
+def _condition_id(value: Any) -> str:
+    """Gamma's 31-byte V2 condition ids become the 32-byte form every other API wants."""
+    try:
+        return identity.condition_id(str(value))
+    except InputError:
+        return str(value)  # recorded samples carry odd ids (e.g. placeholders); keep them as sent
+
+
+def keyset_page(raw: Any, key: str) -> tuple[list[dict[str, Any]], str | None]:
+    """Gamma keyset routes: `{markets|events: [...], next_cursor}`; no (or null) cursor at the end."""
+    o = _obj(raw, f"{key} keyset page")
+    rows = o.get(key)
+    if not isinstance(rows, list):
+        raise VenueError(f"{key} keyset page: expected a {key!r} array")
+    cursor = o.get("next_cursor")
+    if cursor is not None and (not isinstance(cursor, str) or not cursor or len(cursor) > 2000):
+        raise VenueError(f"{key} keyset page: unreadable next_cursor")
+    return [dict(_obj(r, key)) for r in rows], cursor
+
+
+def _accepting(o: Mapping[str, Any], flag: str, closed: str, book: str) -> bool:
+    """Whether the market takes orders. The venue's flag alone is not to be trusted: a closed, resolved
+    market still says `accepting_orders: true` (recordings clob_market_closed_2026.json and
+    gamma_market_closed_resolved.json), the CLOB one with `enable_order_book: false`."""
+    if as_bool(o.get(closed, False)):
+        return False
+    if book in o and o[book] is not None and not as_bool(o[book]):
+        return False
+    return as_bool(o.get(flag, True))
 
 
 def gamma_markets(raw: Any) -> list[Market]:
@@ -201,7 +256,7 @@ def profile(raw: Any) -> Profile:
     o = _obj(raw, "profile")
     return Profile(
         proxy_wallet=str(req(o, "proxyWallet", "profile")).lower(),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
         pseudonym=opt_str(o.get("pseudonym")),
         bio=opt_str(o.get("bio")),
     )
@@ -210,6 +265,16 @@ def profile(raw: Any) -> Profile:
 def search_profiles(raw: Any) -> list[Profile]:
     o = _obj(raw, "public-search")
     return [profile(p) for p in o.get("profiles") or () if isinstance(p, Mapping) and p.get("proxyWallet")]
+
+
+_PLACEHOLDER_NAME = re.compile(r"0x[0-9a-fA-F]{40}-\d{10,16}")
+
+
+def display_name(value: Any) -> str | None:
+    """A Data API `name`, or None for the placeholder the venue gives wallets without a username:
+    `0x<Checksummed address>-<ms>` (recording data_trades.json). It is no name to show or to match."""
+    text = opt_str(value)
+    return None if text is None or _PLACEHOLDER_NAME.fullmatch(text) else text
 
 
 def activity(raw: Any) -> Activity:
@@ -228,7 +293,7 @@ def activity(raw: Any) -> Activity:
         title=opt_str(o.get("title")),
         slug=opt_str(o.get("slug")),
         tx_hash=opt_str(o.get("transactionHash")),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
     )
 
 
@@ -247,7 +312,7 @@ def data_trade(raw: Any, source: TradeSource = TradeSource.DATA_API) -> WalletTr
         condition_id=opt_str(o.get("conditionId")),
         outcome=opt_str(o.get("outcome")),
         slug=opt_str(o.get("slug")),
-        name=opt_str(o.get("name")),
+        name=display_name(o.get("name")),
     )
 
 
@@ -296,7 +361,7 @@ def amount(value: Any, *, fixed: bool = False) -> Decimal | None:
 
 def order_ack(raw: Any) -> OrderAck:
     o = _obj(raw, "order response")
-    error = scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300)
+    error = explain_refusal(scrub_venue_text(str(o.get("errorMsg") or o.get("error") or ""), limit=300))
     order_id = str(o.get("orderID") or o.get("orderId") or "")
     success = as_bool(o.get("success", False))
     # One answer uses one form: if either amount is plainly fixed point, both are.
@@ -330,7 +395,7 @@ def open_order(raw: Any) -> OpenOrder:
     matched = _size(o.get("size_matched"), fixed=_is_fixed(o.get("original_size")))
     return OpenOrder(
         order_id=str(req(o, "id", "order")),
-        status=str(o.get("status") or "").upper(),
+        status=venue_status(o.get("status"), ORDER_STATUS_PREFIX),
         market=str(o.get("market") or ""),
         token_id=str(o.get("asset_id") or ""),
         side=side(o.get("side")),
@@ -358,7 +423,7 @@ def user_trade(raw: Any) -> UserTrade:
         side=side(o.get("side")),
         size=shares(o.get("size"), "trade"),
         price=price01(o.get("price"), "trade"),
-        status=str(o.get("status") or "").upper(),
+        status=venue_status(o.get("status"), TRADE_STATUS_PREFIX),
         match_ms=epoch_ms(o.get("match_time") or o.get("matchtime")),
         trader_side=opt_str(o.get("trader_side")),
         maker_order_ids=tuple(str(m.get("order_id")) for m in makers if isinstance(m, Mapping)),
@@ -429,7 +494,7 @@ def clob_market(raw: Any) -> Market:
         start_ms=epoch_ms(o.get("game_start_time")),
         active=as_bool(o.get("active", True)),
         closed=as_bool(o.get("closed", False)),
-        accepting_orders=as_bool(o.get("accepting_orders", True)),
+        accepting_orders=_accepting(o, "accepting_orders", "closed", "enable_order_book"),
         neg_risk=as_bool(o.get("neg_risk", False)),
         tick_size=_tick(o.get("minimum_tick_size"), "clob market"),
         min_order_size=dec(o.get("minimum_order_size")),

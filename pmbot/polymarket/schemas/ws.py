@@ -14,6 +14,7 @@ from decimal import Decimal
 from typing import Any
 
 from pmbot.errors import VenueError
+from pmbot.polymarket import identity
 from pmbot.polymarket.models import (
     BestBidAsk,
     BookSnapshot,
@@ -21,6 +22,7 @@ from pmbot.polymarket.models import (
     LastTrade,
     LevelChange,
     MarketResolved,
+    NewMarket,
     PriceChange,
     Side,
     TickSizeChange,
@@ -31,6 +33,7 @@ from pmbot.polymarket.models import (
 )
 from pmbot.polymarket.schemas import rest
 from pmbot.polymarket.schemas.common import (
+    dec,
     dec0,
     epoch_ms,
     opt_price01,
@@ -42,7 +45,7 @@ from pmbot.polymarket.schemas.common import (
     small_int,
 )
 
-MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved
+MarketEvent = BookSnapshot | PriceChange | LastTrade | TickSizeChange | BestBidAsk | MarketResolved | NewMarket
 UserEvent = UserOrderEvent | UserTradeEvent
 RtdsEvent = WalletTrade | CryptoPrice
 
@@ -50,6 +53,10 @@ RtdsEvent = WalletTrade | CryptoPrice
 CTF_EXCHANGE_V2 = "0xE111180000d2663C0091e4f400237545B87B996B"
 NEG_RISK_CTF_EXCHANGE_V2 = "0xe2222d279d744050d28e00520010520000310F59"
 EXCHANGES_V2 = (CTF_EXCHANGE_V2, NEG_RISK_CTF_EXCHANGE_V2)
+# Protocol V2 positions (binary, neg-risk and combos) settle on ExchangeV3, which emits the same
+# OrderFilled event, same topic0 (docs: migrate/polymarket-v2/contract-integrations).
+EXCHANGE_V3 = "0xe3333700cA9d93003F00f0F71f8515005F6c00Aa"
+EXCHANGES = (*EXCHANGES_V2, EXCHANGE_V3)
 # keccak("OrderFilled(bytes32,address,address,uint8,uint256,uint256,uint256,uint256,bytes32,bytes32)")
 ORDER_FILLED_TOPIC = "0xd543adfd945773f1a62f74f0ee55a5e3b9b1a28262980ba90b1a89f2ea84d8ee"
 
@@ -121,7 +128,7 @@ def market_event(raw: Any) -> MarketEvent | None:
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
             old_tick_size=dec0(o.get("old_tick_size")),
-            new_tick_size=dec0(req(o, "new_tick_size", kind)),
+            new_tick_size=_new_tick(req(o, "new_tick_size", kind)),
             timestamp_ms=_ts(o),
         )
     if kind == "best_bid_ask":
@@ -140,6 +147,25 @@ def market_event(raw: Any) -> MarketEvent | None:
             timestamp_ms=_ts(o),
             token_ids=tuple(str(t) for t in o.get("assets_ids") or ()),
         )
+    if kind == "new_market":  # docs example docs_examples/ws_market_new_market.json (not recorded)
+        tokens = o.get("assets_ids") or o.get("clob_token_ids") or ()
+        outcomes = o.get("outcomes") or ()
+        tags = o.get("tags") or ()
+        tick = dec(o.get("order_price_min_tick_size"))
+        cid = opt_str(o.get("market") or o.get("condition_id"))
+        if cid is None:
+            return None  # nothing to discover without a condition id
+        return NewMarket(
+            market=cid,
+            token_ids=tuple(str(t) for t in tokens) if isinstance(tokens, list) else (),
+            outcomes=tuple(str(x) for x in outcomes) if isinstance(outcomes, list) else (),
+            timestamp_ms=_ts(o),
+            slug=opt_str(o.get("slug")),
+            question=opt_str(o.get("question")),
+            gamma_id=opt_str(o.get("id")),
+            tick_size=tick if tick is not None and 0 < tick < 1 else None,
+            tags=tuple(str(t) for t in tags) if isinstance(tags, list) else (),
+        )
     return None
 
 
@@ -147,6 +173,14 @@ def market_events(raw: Any) -> list[MarketEvent]:
     """A whole frame (object or array). Strict: the first bad message raises `VenueError`; the stream
     parses frame elements one by one instead so one bad element does not hide the others."""
     return [ev for m in messages(raw) if (ev := market_event(m)) is not None]
+
+
+def _new_tick(value: Any) -> Decimal:
+    """The tick a market changed to: it reaches the signer and the price checks, so it must be sane."""
+    tick = dec(value)
+    if tick is None or not 0 < tick < 1:
+        raise VenueError(f"tick_size_change: tick size {str(value)[:30]!r} is not between 0 and 1")
+    return tick
 
 
 # -------------------------------------------------------------------------------------- user channel
@@ -162,7 +196,7 @@ def user_order(raw: Any) -> UserOrderEvent:
     return UserOrderEvent(
         order_id=str(req(o, "id", "order message")),
         type=str(o.get("type") or "").upper(),
-        status=str(o.get("status") or ""),
+        status=str(o.get("status") or "").removeprefix("ORDER_STATUS_"),
         market=str(o.get("market") or ""),
         token_id=str(req(o, "asset_id", "order message")),
         side=side(o.get("side")),
@@ -339,6 +373,9 @@ def order_filled(log: Mapping[str, Any], wallets: Iterable[str], timestamp_ms: i
     maker = topic_address(topics[2])
     if maker not in {w.lower() for w in wallets}:
         return None
+    position = identity.decode_position_id(token_id)
+    if position is not None and position.module is identity.Module.COMBOS:
+        return None  # a combos leg: not a market pmbot follows or trades
     side_ = Side.BUY if order_side == 0 else Side.SELL
     if side_ is Side.BUY:
         usdc, shares = Decimal(maker_amount) / _MICRO, Decimal(taker_amount) / _MICRO
@@ -355,6 +392,9 @@ def order_filled(log: Mapping[str, Any], wallets: Iterable[str], timestamp_ms: i
         price=usdc / shares,
         timestamp_ms=timestamp_ms,
         tx_hash=hex_str(req(log, "transactionHash", "OrderFilled log"), "transactionHash"),
+        # A V2 position id names its market and outcome; a V1 token id needs a Gamma lookup.
+        condition_id=position.condition_id if position else None,
+        outcome_index=position.outcome_index if position else None,
     )
 
 

@@ -90,7 +90,7 @@ class ChainFillStream(StreamBase[WalletTrade]):
         rpc_ws_url: str,
         wallets: Iterable[str],
         *,
-        exchanges: Iterable[str] = ws.EXCHANGES_V2,
+        exchanges: Iterable[str] = ws.EXCHANGES,
         provider_factory: ProviderFactory | None = None,
         clock: Clock = time.time,
         rng: random.Random | None = None,

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from decimal import Decimal
 from typing import Any
 
 from pmbot.polymarket.book import LocalBook
@@ -41,7 +42,12 @@ class MarketStream(WsStream[MarketEvent]):
         stale_after: float | None = 30.0,
         stale_reconnect_after: float | None = None,
         queue_size: int = 10_000,
+        on_tick_size: Callable[[str, Decimal], None] | None = None,
     ) -> None:
+        """`on_tick_size(token_id, new_tick)` is called on every `tick_size_change`, before the event is
+        queued: the venue changes a market's tick near the extremes (price above 0.96 or below 0.04:
+        0.01 → 0.001), exactly where snipes trade, so the tick cache the signer and the price checks read
+        (MarketParamsCache.set_tick_size) must follow it mid-window."""
         super().__init__(
             clob_ws_url.rstrip("/") + "/market",
             connect=connect,
@@ -55,6 +61,7 @@ class MarketStream(WsStream[MarketEvent]):
         )
         self._tokens: dict[str, None] = dict.fromkeys(str(t) for t in token_ids)  # ordered set
         self.books: dict[str, LocalBook] = {}
+        self._on_tick_size = on_tick_size
 
     @property
     def token_ids(self) -> tuple[str, ...]:
@@ -106,6 +113,8 @@ class MarketStream(WsStream[MarketEvent]):
         elif isinstance(ev, TickSizeChange):
             if (book := self.books.get(ev.token_id)) is not None:
                 book.tick_size = ev.new_tick_size
+            if self._on_tick_size is not None and ev.new_tick_size > 0:
+                self._on_tick_size(ev.token_id, ev.new_tick_size)
         elif isinstance(ev, LastTrade) and (book := self.books.get(ev.token_id)) is not None:
             book.last_trade_price = ev.price
         self._emit(ev)

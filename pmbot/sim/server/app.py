@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from pmbot.sim.server import admin, clob_public, clob_trading, data_api, gamma, rpc, rtds, ws
+from pmbot.sim.server import admin, clob_public, clob_trading, data_api, gamma, paged_v2, relayer, rpc, rtds, ws
 from pmbot.sim.server.common import VENUE, compact
 from pmbot.sim.venue import Venue
 
@@ -41,7 +41,15 @@ async def venue_middleware(request: web.Request, handler: Handler) -> web.Stream
                 {"error": "Too Many Requests"}, status=429, dumps=compact, headers={"Retry-After": str(retry_after)}
             )
         return web.json_response({"error": "Internal Server Error"}, status=status, dumps=compact)
-    return await handler(request)
+    try:
+        return await handler(request)
+    except web.HTTPNotFound as e:
+        if e.content_type == "application/json":
+            raise  # a route's own JSON 404 ("market not found")
+        # An unknown route: the venue answers JSON, not aiohttp's text page (SDK errors read `error`).
+        return web.json_response({"error": "not found"}, status=404, dumps=compact)
+    except web.HTTPMethodNotAllowed:
+        return web.json_response({"error": "method not allowed"}, status=405, dumps=compact)
 
 
 async def _ticker(v: Venue) -> None:
@@ -51,9 +59,10 @@ async def _ticker(v: Venue) -> None:
 
 
 def build_app(v: Venue) -> web.Application:
-    app = web.Application(middlewares=[venue_middleware], client_max_size=4 * 1024 * 1024)
+    app = web.Application(middlewares=[venue_middleware, paged_v2.retire_v1], client_max_size=4 * 1024 * 1024)
     app[VENUE] = v
-    for mod in (admin, clob_trading, gamma, data_api, ws, rtds, rpc, clob_public):
+    # paged_v2 before gamma: /gamma/markets/keyset must not be read as /gamma/markets/{id}.
+    for mod in (admin, clob_trading, paged_v2, gamma, data_api, relayer, ws, rtds, rpc, clob_public):
         app.router.add_routes(mod.routes)
 
     async def ticker_ctx(app: web.Application) -> object:

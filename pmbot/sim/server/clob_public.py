@@ -159,3 +159,100 @@ async def health(request: web.Request) -> web.Response:
 @routes.get("/version")
 async def version(request: web.Request) -> web.Response:
     return ok({"version": 2})
+
+
+# -- batch reads (POST, body `[{"token_id": …, "side"?: …}]`, as the SDK's build_*_request sends) --------
+
+
+async def _batch(request: web.Request, *, with_side: bool = False) -> list[tuple[str, str]]:
+    try:
+        body = await request.json()
+        items = [(str(x["token_id"]), str(x.get("side") or "").upper()) for x in body]
+    except (ValueError, TypeError, KeyError, AttributeError):
+        raise web.HTTPBadRequest(
+            text=json.dumps({"error": "Invalid payload"}), content_type="application/json"
+        ) from None
+    if not items or len(items) > 500:
+        raise web.HTTPBadRequest(text=json.dumps({"error": "Invalid payload"}), content_type="application/json")
+    if with_side and any(s not in ("BUY", "SELL") for _, s in items):
+        raise web.HTTPBadRequest(text=json.dumps({"error": "Invalid side"}), content_type="application/json")
+    return items
+
+
+@routes.post("/prices")
+async def prices(request: web.Request) -> web.Response:
+    """`{token: {"BUY": "0.45"}}`; like /price, BUY is the best bid and SELL the best ask."""
+    v = venue(request)
+    out: dict[str, dict[str, str]] = {}
+    for token, side in await _batch(request, with_side=True):
+        snap = v.book_snapshot(token)
+        p = None if snap is None else (snap.best_bid() if side == "BUY" else snap.best_ask())
+        if p is not None:
+            out.setdefault(token, {})[side] = wire.dstr(p)
+    return ok(out)
+
+
+@routes.post("/midpoints")
+async def midpoints(request: web.Request) -> web.Response:
+    v = venue(request)
+    out: dict[str, str] = {}
+    for token, _ in await _batch(request):
+        snap = v.book_snapshot(token)
+        if snap is not None and (bb := snap.best_bid()) is not None and (ba := snap.best_ask()) is not None:
+            out[token] = wire.dstr((bb + ba) / 2)
+    return ok(out)
+
+
+@routes.post("/spreads")
+async def spreads(request: web.Request) -> web.Response:
+    v = venue(request)
+    out: dict[str, str] = {}
+    for token, _ in await _batch(request):
+        snap = v.book_snapshot(token)
+        if snap is not None and (bb := snap.best_bid()) is not None and (ba := snap.best_ask()) is not None:
+            out[token] = wire.dstr(ba - bb)
+    return ok(out)
+
+
+@routes.post("/last-trades-prices")
+async def last_trades_prices(request: web.Request) -> web.Response:
+    """`[{token_id, price, side}]` (SDK LastTradePriceForToken)."""
+    v = venue(request)
+    out: list[dict[str, str]] = []
+    for token, _ in await _batch(request):
+        m = v.market_by_token(token)
+        if m is not None:
+            p, side = m.last_trade[m.index_of(token)]
+            if side:  # nothing traded yet: no entry (the single route answers side "")
+                out.append({"token_id": token, "price": wire.dstr(p), "side": side})
+    return ok(out)
+
+
+@routes.get("/prices-history")
+async def prices_history(request: web.Request) -> web.Response:
+    """`?market=<token>&startTs=&endTs=&fidelity=<minutes>` (or `interval=1h|6h|1d|1w|max`) →
+    `{"history": [{"t": <int s>, "p": <number>}]}` (recording clob_prices_history.json: p is a number).
+    The sim's history is the scenario's fair price, sampled every `fidelity` minutes."""
+    from pmbot.sim.scenario import p_up
+
+    v, q = venue(request), request.query
+    token = q.get("market") or ""
+    m = v.market_by_token(token)
+    if m is None:
+        return error("market not found", 404)
+    now = int(v.now())
+    spans = {"1h": 3600, "6h": 6 * 3600, "1d": 86400, "1w": 7 * 86400, "max": 30 * 86400, "all": 30 * 86400}
+    try:
+        fidelity = max(int(q.get("fidelity") or 1), 1) * 60
+        end = int(q.get("endTs") or now)
+        start = int(q["startTs"]) if q.get("startTs") else end - spans.get(q.get("interval") or "1d", 86400)
+    except ValueError:
+        return error("invalid query")
+    start, end = max(start, m.start_ts), min(end, m.end_ts, now)
+    history: list[dict[str, object]] = []
+    if v.path is not None and start <= end:
+        i = m.index_of(token)
+        for t in range(start - start % fidelity + (fidelity if start % fidelity else 0), end + 1, fidelity)[:10_000]:
+            up = round(p_up(v.path, m, t), 4)
+            history.append({"t": t, "p": up if i == 0 else round(1 - up, 4)})
+    return ok({"history": history})

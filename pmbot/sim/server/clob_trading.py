@@ -17,6 +17,9 @@ routes = web.RouteTableDef()
 NOT_FOUND_OR_DONE = "Order not found or already canceled"
 
 
+CREATE_FAILED, DERIVE_FAILED = "Could not create api key", "Could not derive api key!"  # the venue's 400s
+
+
 @routes.post("/auth/api-key")
 @routes.get("/auth/derive-api-key")
 async def api_key(request: web.Request) -> web.Response:
@@ -25,7 +28,49 @@ async def api_key(request: web.Request) -> web.Response:
         address, nonce = v.api_keys.check_l1(request.headers)
     except AuthFailedError as e:
         return error(str(e), 401)
+    # Faults: the venue's create / derive can fail with a 400 (no key for that nonce, or a key already made).
+    if request.method == "POST" and v.faults.take("api_key_create_fail"):
+        return error(CREATE_FAILED)
+    if request.method == "GET" and v.faults.take("api_key_derive_fail"):
+        return error(DERIVE_FAILED)
     return ok(v.api_keys.derive(address, nonce).creds())
+
+
+@routes.get("/auth/api-keys")
+async def list_api_keys(request: web.Request) -> web.Response:
+    """The wallet's API keys: `{"apiKeys": ["<uuid>", …]}` (SDK parse_api_keys_response)."""
+    key, _ = await _l2(request)
+    return ok({"apiKeys": venue(request).api_keys.keys_of(key.address)})
+
+
+@routes.delete("/auth/api-key")
+async def delete_api_key(request: web.Request) -> web.Response:
+    """Revoke the key the request is signed with; the venue answers the JSON string "OK"."""
+    key, _ = await _l2(request)
+    venue(request).api_keys.revoke(key.key)
+    return ok("OK")
+
+
+@routes.get("/balance-allowance")
+async def balance_allowance(request: web.Request) -> web.Response:
+    """`?asset_type=COLLATERAL|CONDITIONAL&token_id=&signature_type=`: balance and allowances in base
+    units (SDK models/clob/account.py BalanceAllowance)."""
+    key, _ = await _l2(request)
+    q = request.query
+    asset_type = q.get("asset_type", "")
+    if asset_type not in ("COLLATERAL", "CONDITIONAL"):
+        return error("invalid asset_type")
+    if asset_type == "CONDITIONAL" and not q.get("token_id"):
+        return error("token_id is required for CONDITIONAL")
+    return ok(venue(request).balance_allowance(key.address, asset_type, q.get("token_id")))
+
+
+@routes.get("/balance-allowance/update")
+async def update_balance_allowance(request: web.Request) -> web.Response:
+    """Asks the venue to re-read the chain; the sim's ledger is always current. The venue's body is
+    empty (py-clob-client issue 287: "returns empty"), which the SDK does not read."""
+    await _l2(request)
+    return ok("")
 
 
 async def _l2(request: web.Request) -> tuple[ApiKey, str]:
@@ -176,17 +221,20 @@ async def trades(request: web.Request) -> web.Response:
     v, q = venue(request), request.query
     rows = []
     for t in v.engine.trades.values():
-        if key.key not in (t.taker.owner, t.maker.owner):
+        if t.head is not t:
+            continue  # one row per taker trade; its maker fills are in maker_orders
+        members = t.group or [t]
+        if key.key != t.taker.owner and all(g.maker.owner != key.key for g in members):
             continue
         if q.get("id") and t.id != q["id"]:
             continue
         if q.get("market") and t.market.condition_id != q["market"]:
             continue
-        if q.get("asset_id") and q["asset_id"] not in (t.taker.token_id, t.maker.token_id):
+        if q.get("asset_id") and q["asset_id"] not in {t.taker.token_id} | {g.maker.token_id for g in members}:
             continue
         if q.get("maker_address") and q["maker_address"].lower() not in (
             t.taker.maker_address.lower(),
-            t.maker.maker_address.lower(),
+            *(g.maker.maker_address.lower() for g in members),
         ):
             continue
         if q.get("before") and t.match_time >= int(q["before"]):

@@ -56,51 +56,107 @@ async def activity(request: web.Request) -> web.Response:
     limit = int_param(q.get("limit"), 100, hi=500)
     offset = int_param(q.get("offset"), 0)
     types = {t.strip().upper() for t in (q.get("type") or "").split(",") if t.strip()}
-    if types and "TRADE" not in types:
-        return ok([])  # the sim only knows trades
     fills = [f for f in v.fills if f.order.maker_address.lower() == user]
-    if q.get("market"):
-        cids = {c.lower() for c in q["market"].split(",")}
+    cids = {c.lower() for c in q["market"].split(",")} if q.get("market") else None
+    if cids is not None:
         fills = [f for f in fills if f.order.market.condition_id.lower() in cids]
-    if q.get("start"):
-        fills = [f for f in fills if f.trade.match_time >= int_param(q.get("start"), 0)]
-    if q.get("end"):
-        fills = [f for f in fills if f.trade.match_time <= int_param(q.get("end"), 0)]
     if q.get("side"):
         fills = [f for f in fills if f.order.side == q["side"].upper()]
-    fills = _newest_first(fills)
-    if (q.get("sortDirection") or "DESC").upper() == "ASC":
-        fills.reverse()
-    rows = []
-    for f in fills[offset : offset + limit]:
-        r = _row(v, f)
-        price = f.trade.price if f.is_taker else f.trade.maker_price
-        rows.append(
-            {
-                "proxyWallet": r["proxyWallet"],
-                "timestamp": r["timestamp"],
-                "conditionId": r["conditionId"],
-                "type": "TRADE",
-                "size": r["size"],
-                "usdcSize": wire.wire_number((f.trade.size * price).quantize(Decimal("0.000001"))),
-                "transactionHash": r["transactionHash"],
-                "price": r["price"],
-                "asset": r["asset"],
-                "side": r["side"],
-                "outcomeIndex": r["outcomeIndex"],
-                "title": r["title"],
-                "slug": r["slug"],
-                "icon": r["icon"],
-                "eventSlug": r["eventSlug"],
-                "outcome": r["outcome"],
-                "name": r["name"],
-                "pseudonym": r["pseudonym"],
-                "bio": r["bio"],
-                "profileImage": r["profileImage"],
-                "profileImageOptimized": r["profileImageOptimized"],
-            }
-        )
-    return ok(rows)
+    rows = [_trade_activity(v, f) for f in fills]
+    if not q.get("side"):  # cash rows have side ""
+        rows += [r for r in _cash_activity(v, user) if cids is None or r["conditionId"].lower() in cids]
+    if types:
+        rows = [r for r in rows if r["type"] in types]
+    if q.get("start"):
+        rows = [r for r in rows if r["timestamp"] >= int_param(q.get("start"), 0)]
+    if q.get("end"):
+        rows = [r for r in rows if r["timestamp"] <= int_param(q.get("end"), 0)]
+    asc = (q.get("sortDirection") or "DESC").upper() == "ASC"
+    rows.sort(key=lambda r: r["timestamp"], reverse=not asc)
+    return ok(rows[offset : offset + limit])
+
+
+def _trade_activity(v: Venue, f: Fill) -> dict[str, Any]:
+    r = _row(v, f)
+    price = f.trade.price if f.is_taker else f.trade.maker_price
+    return {
+        "proxyWallet": r["proxyWallet"],
+        "timestamp": r["timestamp"],
+        "conditionId": r["conditionId"],
+        "type": "TRADE",
+        "size": r["size"],
+        "usdcSize": wire.wire_number((f.trade.size * price).quantize(Decimal("0.000001"))),
+        "transactionHash": r["transactionHash"],
+        "price": r["price"],
+        "asset": r["asset"],
+        "side": r["side"],
+        "outcomeIndex": r["outcomeIndex"],
+        "title": r["title"],
+        "slug": r["slug"],
+        "icon": r["icon"],
+        "eventSlug": r["eventSlug"],
+        "outcome": r["outcome"],
+        "name": r["name"],
+        "pseudonym": r["pseudonym"],
+        "bio": r["bio"],
+        "profileImage": r["profileImage"],
+        "profileImageOptimized": r["profileImageOptimized"],
+    }
+
+
+REDEEM_AFTER, REBATE_AFTER = 30, 60  # seconds after a market resolves
+
+
+def _cash_activity(v: Venue, wallet: str) -> list[dict[str, Any]]:
+    """Rows that are not trades (data_activity.json): a REDEEM of the winning shares after a market
+    resolves, and a MAKER_REBATE (the venue pays rebates daily; the sim once per resolved window, so a
+    session of minutes sees them). They carry `price: 0`, `asset: ""`, `side: ""`, `outcome: ""`,
+    `outcomeIndex: 999`, `size == usdcSize`; rebate rows also `conditionId: ""` and `title: ""`."""
+    profile = v.profile(wallet)
+    now = v.now()
+    out: list[dict[str, Any]] = []
+    for m in v.markets:
+        if not m.closed or m.winner is None or m.closed_ts is None:
+            continue
+        mine = [f for f in v.fills if f.order.market is m and f.order.maker_address.lower() == wallet]
+        won = v.held(wallet, m, m.winner)
+        rebate = sum((f.trade.fee * m.rebate_rate for f in mine if not f.is_taker), ZERO)
+        if won > 0 and m.closed_ts + REDEEM_AFTER <= now:
+            out.append(_cash_row(v, wallet, profile, "REDEEM", int(m.closed_ts) + REDEEM_AFTER, won, m))
+        if rebate > 0 and m.closed_ts + REBATE_AFTER <= now:
+            out.append(_cash_row(v, wallet, profile, "MAKER_REBATE", int(m.closed_ts) + REBATE_AFTER, rebate, None))
+    return out
+
+
+def _cash_row(
+    v: Venue, wallet: str, profile: dict[str, str], kind: str, ts: int, amount: Decimal, m: SimMarket | None
+) -> dict[str, Any]:
+    from pmbot.sim import ids
+
+    n = wire.wire_number(amount.quantize(Decimal("0.000001")))
+    return {
+        "proxyWallet": wallet,
+        "timestamp": ts,
+        "conditionId": m.condition_id if m else "",
+        "type": kind,
+        "size": n,
+        "usdcSize": n,
+        "transactionHash": ids.hex32(v.seed, "cash-tx", wallet, kind, ts),
+        "price": 0,
+        "asset": "",
+        "side": "",
+        "outcomeIndex": 999,
+        "title": m.question if m else "",
+        "slug": m.slug if m else "",
+        "icon": ICON if m else "",
+        "eventSlug": m.slug if m else "",
+        "outcome": "",
+        "name": profile.get("name") or messages.placeholder_name(wallet),
+        "pseudonym": profile.get("pseudonym", ""),
+        "bio": profile.get("bio", ""),
+        "profileImage": profile.get("profileImage", ""),
+        "profileImageOptimized": profile.get("profileImage", ""),
+    }
 
 
 def _cur_price(v: Venue, m: SimMarket, index: int) -> Decimal:

@@ -52,7 +52,8 @@ def _filter(request: web.Request, v: Venue, *, implicit_open: bool) -> list[SimM
     if tokens:
         ms = [m for m in ms if set(m.token_ids) & set(tokens)]
     if cids:
-        ms = [m for m in ms if m.condition_id.lower() in cids]
+        # Gamma's own (31-byte for V2) form and the CLOB's 32-byte form both find the market.
+        ms = [m for m in ms if m.condition_id.lower() in cids or m.gamma_condition_id.lower() in cids]
     closed = bool_param(q.get("closed"))
     # /markets lists only open markets when `closed` is omitted (notes §7.1) – unless asked for
     # specific markets, which come back whatever their state.
@@ -129,21 +130,64 @@ async def event_by_id(request: web.Request) -> web.Response:
 
 
 def profile_obj(wallet: str, p: dict[str, str], created: float) -> dict[str, Any]:
-    """Profile shape from third-party typings (no recorded non-empty sample exists; notes §7.2)."""
+    """A /public-search profile as the SDK's model reads it (models/gamma/search.py Profile): `id` is a
+    string and `profileImageOptimized` an image object (ImageOptimization), not a string; no image
+    means no such key. No populated profile was ever recorded (samples README)."""
+    image = p.get("profileImage", "")
+    obj: dict[str, Any] = {
+        "id": str(int(wallet[-6:], 16)),
+        "name": p.get("name", ""),
+        "createdAt": wire.iso_micro(created),
+        "proxyWallet": wallet,
+        "profileImage": image,
+        "displayUsernamePublic": True,
+        "bio": p.get("bio", ""),
+        "pseudonym": p.get("pseudonym", ""),
+        "xUsername": "",
+        "verifiedBadge": False,
+        "walletActivated": True,
+    }
+    if image:
+        obj["profileImageOptimized"] = {
+            "id": str(int(wallet[-8:], 16)),
+            "imageUrlSource": image,
+            "imageUrlOptimized": image,
+            "imageSizeKbSource": 42.0,
+            "imageSizeKbOptimized": 8.5,
+            "imageOptimizedComplete": True,
+            "relID": int(wallet[-6:], 16),
+            "field": "profileImage",
+            "relname": "profiles",
+        }
+    return obj
+
+
+def public_profile_obj(wallet: str, p: dict[str, str], created: float) -> dict[str, Any]:
+    """GET /public-profile?address= (SDK models/gamma/profile.py PublicProfile)."""
     return {
         "createdAt": wire.iso_micro(created),
         "proxyWallet": wallet,
-        "baseAddress": wallet,
         "profileImage": p.get("profileImage", ""),
         "displayUsernamePublic": True,
         "bio": p.get("bio", ""),
         "pseudonym": p.get("pseudonym", ""),
         "name": p.get("name", ""),
-        "users": [{"id": wallet[-6:], "creator": False, "mod": False}],
+        "users": [{"id": str(int(wallet[-6:], 16)), "creator": False, "mod": False}],
         "xUsername": "",
         "verifiedBadge": False,
-        "profileImageOptimized": p.get("profileImage", ""),
     }
+
+
+@routes.get("/gamma/public-profile")
+async def public_profile(request: web.Request) -> web.Response:
+    v = venue(request)
+    address = (request.query.get("address") or "").strip().lower()
+    if not address:
+        return error("address is required", 422)
+    p = v.profiles.get(address)
+    if p is None:
+        return error("profile not found", 404)
+    return ok(public_profile_obj(address, p, v.clock.start - 86400 * 90))
 
 
 @routes.get("/gamma/public-search")
