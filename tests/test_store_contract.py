@@ -367,3 +367,37 @@ def test_batch_lookup_and_status_without_read_back(store: Store) -> None:
     got = store.get_order("b1")
     assert got is not None and got.status is OrderStatus.LIVE and got.venue_order_id == "0xh"
     assert [e.status for e in store.order_events("b1")] == [OrderStatus.PENDING, OrderStatus.LIVE]
+
+
+def test_decisions_backtests_and_an_orders_fills(store: Store) -> None:
+    from pmbot.store.models import BacktestRun, DecisionRow
+
+    rows = [
+        DecisionRow(ts=1, strategy="snipe", kind="skip", reason="too_early", mode="dry-run", run_id="r1",
+                    condition_id="c", detail={"seconds_left": "90"}),
+        DecisionRow(ts=2, strategy="snipe", kind="signal", reason="entry", mode="live", run_id="r2",
+                    intent_key="snipe-k"),
+        DecisionRow(ts=3, strategy="snipe", kind="skip", reason="outside_band", mode="backtest", run_id="bt-1"),
+    ]  # fmt: skip
+    assert store.record_decisions(rows) == 3 and store.record_decisions([]) == 0
+    default = store.list_decisions()
+    assert [d.reason for d in default] == ["entry", "too_early"]  # newest first, never a backtest's
+    assert default[1].detail == {"seconds_left": "90"} and default[0].intent_key == "snipe-k"
+    assert [d.reason for d in store.list_decisions(mode="dry-run")] == ["too_early"]
+    assert [d.mode for d in store.list_decisions(run_id="bt-1")] == ["backtest"]
+    assert [d.ts for d in store.list_decisions(since=2, limit=1)] == [2]
+    doc = {"run_id": "bt-1", "summary": {"pnl": "-9.0684"}, "trades": []}
+    store.save_backtest(BacktestRun("bt-1", 10, "snipe", "file.jsonl", {"shares": "10"}, doc))
+    store.save_backtest(BacktestRun("bt-2", 20, "snipe", "btc-15m", {}, {"run_id": "bt-2"}))
+    got = store.get_backtest("bt-1")
+    assert got is not None and got.result == doc and got.params == {"shares": "10"}
+    assert store.get_backtest("nope") is None
+    assert [r.run_id for r in store.list_backtests()] == ["bt-2", "bt-1"]
+    assert [r.run_id for r in store.list_backtests(1)] == ["bt-2"]
+    from dataclasses import replace
+
+    store.record_fills(
+        [replace(fill(1), order_key="k1"), replace(fill(2), order_key="k1"), replace(fill(3), order_key="k2")]
+    )
+    assert [f.trade_id for f in store.fills_of_order("k1")] == ["t1", "t2"]
+    assert store.fills_of_order("none") == []
