@@ -24,6 +24,7 @@ from rich.console import Console
 from pmbot import __version__
 from pmbot.app import App
 from pmbot.commands import (
+    balance_cmd,
     base,
     config_cmd,
     learn_cmd,
@@ -78,6 +79,7 @@ sim_cmd.register(app)
 market_cmds.register(app)
 record_cmd.register(app)
 order_cmds.register(app)
+balance_cmd.register(app)
 learn_cmd.register(app)
 migrate_cmd.register(app)
 
