@@ -99,6 +99,8 @@ class TradingClient:
             if isinstance(e, AuthError | RateLimitedError) or (e.status or 0) >= 500:
                 raise
             if not create:
+                if isinstance(e, VenueUnavailableError) or not 400 <= (e.status or 0) < 500:
+                    raise  # could not ask (or an odd answer): not "there is no key"
                 raise AuthError(
                     "this wallet has no CLOB API key yet (read-only: none was created)",
                     hint="the first live order creates one",
