@@ -165,7 +165,8 @@ def test_asset_type_and_parsing() -> None:
     assert asset_type_of(str((1 << 255) | (1 << 100))) == CONDITIONAL
     b = parse_balance_allowance({"balance": "1000001", "allowances": {SPENDERS["ExchangeV3"]: "0"}}, COLLATERAL, None)
     assert b.balance == Decimal("1.000001") and "ExchangeV3" in b.missing() and len(b.missing()) == len(SPENDERS)
-    bad_answers = ([], {"balance": "1.5"}, {"balance": "1", "allowances": {"x": "nope"}}, {"balance": "1", "allowances": 3})
+    bad_answers: list[object] = [[], {"balance": "1.5"}, {"balance": "1", "allowances": {"x": "no"}}]
+    bad_answers.append({"balance": "1", "allowances": 3})
     for bad in bad_answers:
         with pytest.raises(VenueError):
             parse_balance_allowance(bad, COLLATERAL, None)
