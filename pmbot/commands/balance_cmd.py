@@ -35,8 +35,8 @@ def balance(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         out.print("no open positions")
         return
     table = Table(box=box.SIMPLE)
-    for col in ("token", "asset type", "outcome", "market", "shares", "CLOB shares", "value"):
-        table.add_column(col, justify="right" if col in ("shares", "CLOB shares", "value") else "left")
+    for col in ("token", "asset type", "outcome", "market", "shares", "CLOB shares", "value pUSD"):
+        table.add_column(col, justify="right" if col in ("shares", "CLOB shares", "value pUSD") else "left")
     for row in b.positions:
         p = row.position
         table.add_row(
