@@ -25,6 +25,7 @@ from pmbot import __version__
 from pmbot.app import App
 from pmbot.commands import (
     backtest_cmd,
+    balance_cmd,
     base,
     config_cmd,
     learn_cmd,
@@ -82,6 +83,7 @@ record_cmd.register(app)
 order_cmds.register(app)
 snipe_cmd.register(app)
 backtest_cmd.register(app)
+balance_cmd.register(app)
 learn_cmd.register(app)
 migrate_cmd.register(app)
 

@@ -19,14 +19,17 @@ class Check:
     warning: bool = False  # not ok, but pmbot still works (e.g. Redis down, no key in dry-run)
 
 
-def run_checks(settings: Settings) -> list[Check]:
-    return [
+def run_checks(settings: Settings, *, live: bool = False) -> list[Check]:
+    checks = [
         Check("settings", True, "all keys valid"),
         _endpoints(settings),
         _database(settings),
         _redis(settings),
         *_wallet(settings),
     ]
+    if live:
+        checks += _live(settings)
+    return checks
 
 
 def _endpoints(settings: Settings) -> Check:
@@ -116,4 +119,48 @@ def _wallet(settings: Settings) -> list[Check]:
     checks = [Check("wallet", True, f"signer {address}, signature type {settings.signature_type}")]
     if settings.signature_type != 0 and not settings.funder:
         checks.append(Check("funder", False, "signature types 1-3 trade from a proxy/safe: set PMBOT_FUNDER"))
+    return checks
+
+
+def _live(settings: Settings) -> list[Check]:
+    """`--live`: which wallet trades and which approvals it lacks, from the venue (read-only GETs: the API
+    key is derived, never created; nothing is signed for the chain)."""
+    if settings.private_key is None:
+        return [Check("live", False, "--live needs PMBOT_PRIVATE_KEY to ask the venue", warning=True)]
+    import asyncio
+
+    from pmbot.polymarket.balances import (
+        COLLATERAL,
+        SIGNATURE_TYPES,
+        SPENDERS,
+        BalanceAllowance,
+        balance_allowance,
+    )
+    from pmbot.polymarket.factory import build_venue
+    from pmbot.polymarket.http import RetryPolicy
+
+    async def read() -> tuple[str, str, int, BalanceAllowance]:
+        async with build_venue(settings, timeout=5.0, retry=RetryPolicy(attempts=2)) as venue:
+            trading = await venue.trading(create_key=False)
+            collateral = await balance_allowance(trading, COLLATERAL)
+            return trading.signer.maker, trading.signer.address, trading.signer.signature_type, collateral
+
+    try:
+        maker, signer, sig_type, collateral = asyncio.run(read())
+    except PmbotError as e:
+        return [Check("venue", False, e.message)]
+    kind = SIGNATURE_TYPES.get(sig_type, "unknown")
+    via = "" if maker.lower() == signer.lower() else f", signed by {signer}"
+    checks = [
+        Check("trading wallet", True, f"signature type {sig_type} ({kind}): {maker}{via}"),
+        Check("pUSD", True, f"{collateral.balance:f} on {settings.clob_url}"),
+    ]
+    missing = set(collateral.missing())
+    for name, address in SPENDERS.items():
+        if name in missing:
+            checks.append(
+                Check(f"allowance {name}", False, f"pUSD not approved for {address}: orders there fail", warning=True)
+            )
+        else:
+            checks.append(Check(f"allowance {name}", True, f"approved ({address})"))
     return checks

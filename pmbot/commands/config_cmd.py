@@ -55,12 +55,18 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
 
 
 @app.command("check")
-def check(ctx: typer.Context, as_json: JsonOpt = False) -> None:
+def check(
+    ctx: typer.Context,
+    as_json: JsonOpt = False,
+    live: Annotated[
+        bool, typer.Option("--live", help="Also ask the venue (read-only): trading wallet, pUSD, allowances.")
+    ] = False,
+) -> None:
     """Validate the settings and test what they point at (database, Redis, wallet key)."""
     from pmbot.health import run_checks
 
     a: App = ctx.obj
-    results = run_checks(a.settings)
+    results = run_checks(a.settings, live=live)
     if as_json:
         render.print_json([asdict(r) for r in results])
     else:

@@ -45,8 +45,9 @@ class Venue:
     # httpx transport (the lean path speaks to real sockets only).
     fast_post: bool = True
 
-    async def trading(self) -> TradingClient:
-        """The signed-order client for the configured wallet, with its API key derived."""
+    async def trading(self, *, create_key: bool = True) -> TradingClient:
+        """The signed-order client for the configured wallet, with its API key derived (and created if
+        there is none, unless `create_key` is False: read-only commands send nothing)."""
         if self._trading is None:
             from pmbot.polymarket.auth import L1Signer
             from pmbot.polymarket.signing import OrderSigner
@@ -67,7 +68,7 @@ class Venue:
             self._trading = TradingClient(
                 self.clob_http, signer=signer, params=self.params, clock=self.clock, l1=l1, poster=poster
             )
-        await self._trading.ensure_creds()
+        await self._trading.ensure_creds(create=create_key)
         return self._trading
 
     # Streams: built here so every caller gets the configured URLs, clock and RNG.

@@ -39,6 +39,7 @@ from pmbot.polymarket.signing import (
 )
 
 if TYPE_CHECKING:
+    from pmbot.polymarket.balances import BalanceAllowance
     from pmbot.polymarket.fastpost import FastPoster
 
 MAX_BATCH = 15  # POST /orders accepts at most 15 orders (docs: trading/orders/create)
@@ -83,8 +84,8 @@ class TradingClient:
 
     # ------------------------------------------------------------------------------------- auth
 
-    async def ensure_creds(self, nonce: int = 0) -> ApiCreds:
-        """Derive the wallet's existing API key; create one only if there is none."""
+    async def ensure_creds(self, nonce: int = 0, *, create: bool = True) -> ApiCreds:
+        """Derive the wallet's existing API key; create one only if there is none (and `create`)."""
         if self.creds is not None:
             return self.creds
         if self._l1 is None:
@@ -97,6 +98,13 @@ class TradingClient:
         except VenueError as e:
             if isinstance(e, AuthError | RateLimitedError) or (e.status or 0) >= 500:
                 raise
+            if not create:
+                if isinstance(e, VenueUnavailableError) or not 400 <= (e.status or 0) < 500:
+                    raise  # could not ask (or an odd answer): not "there is no key"
+                raise AuthError(
+                    "this wallet has no CLOB API key yet (read-only: none was created)",
+                    hint="the first live order creates one",
+                ) from e
             raw = await self.http.request("POST", "/auth/api-key", headers=lambda: l1.headers(nonce))
         self.creds = creds_from(raw)
         return self.creds
@@ -131,6 +139,12 @@ class TradingClient:
             idempotent=idempotent,
             unknown_on_timeout=unknown_on_timeout,
         )
+
+    async def balance_allowance(self, asset_type: str, token_id: str | None = None) -> BalanceAllowance:
+        """GET /balance-allowance for this wallet (see pmbot.polymarket.balances)."""
+        from pmbot.polymarket.balances import balance_allowance
+
+        return await balance_allowance(self, asset_type, token_id)
 
     # ----------------------------------------------------------------------------------- orders
 

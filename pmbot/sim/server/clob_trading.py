@@ -53,14 +53,14 @@ async def delete_api_key(request: web.Request) -> web.Response:
 
 @routes.get("/balance-allowance")
 async def balance_allowance(request: web.Request) -> web.Response:
-    """`?asset_type=COLLATERAL|CONDITIONAL&token_id=&signature_type=`: balance and allowances in base
+    """`?asset_type=COLLATERAL|CONDITIONAL|CONDITIONAL-V2&token_id=&signature_type=`: balance and allowances in base
     units (SDK models/clob/account.py BalanceAllowance)."""
     key, _ = await _l2(request)
     q = request.query
     asset_type = q.get("asset_type", "")
-    if asset_type not in ("COLLATERAL", "CONDITIONAL"):
+    if asset_type not in ("COLLATERAL", "CONDITIONAL", "CONDITIONAL-V2"):  # V2 position ids: -V2
         return error("invalid asset_type")
-    if asset_type == "CONDITIONAL" and not q.get("token_id"):
+    if asset_type != "COLLATERAL" and not q.get("token_id"):
         return error("token_id is required for CONDITIONAL")
     return ok(venue(request).balance_allowance(key.address, asset_type, q.get("token_id")))
 
