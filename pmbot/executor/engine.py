@@ -253,6 +253,13 @@ class Executor:
         self._cancelling: set[str] = set()  # BUYs being cancelled because the kill switch tripped
         self._armed: dict[str, _Armed] = {}  # pre-armed orders of this process, by key (see arm / fire)
         self._started_ms = 0
+        # Order heartbeats (live): the venue cancels the key's open orders 10 s after the last beat, so a
+        # lost beat stops new intents (`heartbeat_lost`) until one succeeds again. Set by the factory.
+        self.heartbeat = False
+        self.heartbeat_every_s = 5.0
+        self.heartbeat_lost = False
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        self._post_only_until = 0.0  # perf-clock end of the venue's post-only window (matching-engine restart)
 
     @property
     def mode(self) -> str:
@@ -273,6 +280,8 @@ class Executor:
             p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
         )
         report = await self.reconcile()
+        if self.heartbeat and not self.dry_run and self._heartbeat_task is None:
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self.run_heartbeat())
         self._started = True
         self._on_kill_switch()  # tripped before this start: BUYs still resting from an earlier run go
         return report
@@ -282,6 +291,10 @@ class Executor:
         self._closing = True
         if self._armed:
             self.retire(list(self._armed), why="executor closed: armed order never sent")
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+            self._heartbeat_task = None
         while self._queue or self._tasks or self._drain_scheduled:
             await asyncio.sleep(0)
             if self._tasks:
@@ -1151,6 +1164,10 @@ class Executor:
         if self.lock_lost():
             self._settle(w, OrderStatus.NOT_SENT, reason="lost the wallet lock: not sent", code="lock_lost")
             return
+        if self.heartbeat_lost:
+            # the venue may cancel our orders any moment now: nothing new until a beat is accepted again
+            self._settle(w, OrderStatus.NOT_SENT, reason="order heartbeat lost: not sent", code="heartbeat_lost")
+            return
         try:
             if w.armed is not None and w.armed.prep is not None:
                 ack = await self.trading.post_prepared(w.armed.prep)  # signed and serialized at arm time
@@ -1325,6 +1342,27 @@ class Executor:
             status = await (self._reconcile_paper(rec) if self.dry_run else self._reconcile_live(rec))
             report[status.value] = report.get(status.value, 0) + 1
         return report
+
+    async def run_heartbeat(self) -> None:
+        """Live: POST /v1/heartbeats every `heartbeat_every_s` from start-up until close. A failed beat
+        (error or timeout) is a health event: logged, counted, and new intents are refused until a beat
+        is accepted again."""
+        assert self.trading is not None
+        beat_id = ""
+        while not self._closing:
+            try:
+                beat_id = await asyncio.wait_for(self.trading.heartbeat(beat_id), timeout=self.heartbeat_every_s)
+            except (PmbotError, TimeoutError) as e:
+                self.metrics.heartbeats_lost += 1
+                if not self.heartbeat_lost:
+                    log.warning("order heartbeat lost (%s): new orders stop until it is back", e)
+                self.heartbeat_lost = True
+            else:
+                self.metrics.heartbeats += 1
+                if self.heartbeat_lost:
+                    log.warning("order heartbeat is back")
+                self.heartbeat_lost = False
+            await asyncio.sleep(self.heartbeat_every_s)
 
     async def run_reconciler(self, every_s: float = 5.0) -> None:
         """Live: while orders are unknown (a lost answer, a match whose trades were not readable yet),

@@ -263,6 +263,16 @@ class TradingClient:
             error=explain_refusal(error.detail or error.message),
         )
 
+    async def heartbeat(self, heartbeat_id: str = "") -> str:
+        """POST /v1/heartbeats once; returns the id to send with the next beat ("" for the first). The
+        venue answers a stale id with 400 {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": expected}
+        (polymarket-client `OrderHeartbeatMismatchError`): that is a VenueError, the caller resyncs."""
+        raw = await self._private("POST", "/v1/heartbeats", body={"heartbeat_id": heartbeat_id})
+        next_id = raw.get("heartbeat_id") if isinstance(raw, dict) else None
+        if not isinstance(next_id, str) or not next_id:
+            raise VenueError("POST /v1/heartbeats: answer has no heartbeat_id")
+        return next_id
+
     # ---------------------------------------------------------------------------------- cancels
 
     async def cancel(self, order_id: str) -> CancelResult:

@@ -190,6 +190,21 @@ async def cancel_market_orders(request: web.Request) -> web.Response:
     return ok(_cancel(request, key, ids))
 
 
+@routes.post("/v1/heartbeats")
+async def heartbeats(request: web.Request) -> web.Response:
+    """Order heartbeat (dead man's switch): `{"heartbeat_id": ""}` first, then the id each answer gives.
+    A stale id: 400 `{"error_msg": "Invalid Heartbeat ID", "heartbeat_id": <expected>}` (the SDK's
+    OrderHeartbeatMismatchResponse); it does not refresh the deadline."""
+    key, body = await _l2(request)
+    payload = _json(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("heartbeat_id", ""), str):
+        return error("Invalid heartbeat payload")
+    accepted, next_id = venue(request).heartbeat(key.key, payload.get("heartbeat_id", ""))
+    if not accepted:
+        return ok({"error_msg": "Invalid Heartbeat ID", "heartbeat_id": next_id}, status=400)
+    return ok({"heartbeat_id": next_id})
+
+
 @routes.get("/data/orders")
 async def open_orders(request: web.Request) -> web.Response:
     key, _ = await _l2(request)
