@@ -49,8 +49,10 @@ async def test_sim_heartbeat_protocol_and_dead_mans_switch(sim: SimServer, tmp_p
         ex = (await rig.executor(dry_run=False)).executor  # heartbeat off: we beat by hand
         res = await ex.submit(intent(sim, 1, price="0.05"))
         assert res.status is OrderStatus.LIVE
+        oid = res.venue_order_id
+        assert oid is not None
         sim.advance(30)  # never beaten: the switch is not armed, the order rests
-        assert sim.call(lambda v: v.engine.orders[res.venue_order_id].status) == "LIVE"
+        assert sim.call(lambda v: v.engine.orders[oid].status) == "LIVE"
         address = ex.wallet
         creds = sim.creds(address)
         first = await beat(sim, creds, address, "")
@@ -64,9 +66,9 @@ async def test_sim_heartbeat_protocol_and_dead_mans_switch(sim: SimServer, tmp_p
         ok = await beat(sim, creds, address, next_id)  # in time: the deadline moves
         assert ok.status_code == 200
         sim.advance(9.5)
-        assert sim.call(lambda v: v.engine.orders[res.venue_order_id].status) == "LIVE"
+        assert sim.call(lambda v: v.engine.orders[oid].status) == "LIVE"
         sim.advance(0.5)  # 10 s since the last accepted beat
-        assert sim.call(lambda v: v.engine.orders[res.venue_order_id].status) == "CANCELED"
+        assert sim.call(lambda v: v.engine.orders[oid].status) == "CANCELED"
         assert creds["apiKey"] not in armed_keys(sim)  # disarmed until the next first beat
     finally:
         await rig.close()

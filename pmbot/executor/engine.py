@@ -57,6 +57,7 @@ from pmbot.errors import (
     InputError,
     OrderStateUnknownError,
     PmbotError,
+    PostOnlyModeError,
     RateLimitedError,
     StoreError,
     VenueError,
@@ -259,7 +260,10 @@ class Executor:
         self.heartbeat_every_s = 5.0
         self.heartbeat_lost = False
         self._heartbeat_task: asyncio.Task[None] | None = None
-        self._post_only_until = 0.0  # perf-clock end of the venue's post-only window (matching-engine restart)
+        # The venue's post-only mode after its weekly matching-engine restart (~2 min): from the first refusal
+        # for it, taker intents are not sent for this long (clock seconds).
+        self.post_only_pause_s = 120.0
+        self._post_only_until = 0.0
 
     @property
     def mode(self) -> str:
@@ -1168,19 +1172,34 @@ class Executor:
             # the venue may cancel our orders any moment now: nothing new until a beat is accepted again
             self._settle(w, OrderStatus.NOT_SENT, reason="order heartbeat lost: not sent", code="heartbeat_lost")
             return
+        post_only = intent.post_only
+        if not post_only and self._clock() < self._post_only_until:
+            # The venue's post-only window after a matching-engine restart: taker orders wait (not_sent, the
+            # same key may be sent again); a resting order goes as post-only, so it can never take.
+            if intent.order_type in (OrderType.FOK, OrderType.FAK):
+                why = "the venue is in post-only mode (matching-engine restart): taker order not sent"
+                self._settle(w, OrderStatus.NOT_SENT, reason=why, code="post_only_mode")
+                return
+            post_only = True
         try:
-            if w.armed is not None and w.armed.prep is not None:
+            if w.armed is not None and w.armed.prep is not None and post_only == intent.post_only:
                 ack = await self.trading.post_prepared(w.armed.prep)  # signed and serialized at arm time
             else:
-                ack = await self.trading.post_order(signed, intent.order_type, post_only=intent.post_only)
+                ack = await self.trading.post_order(signed, intent.order_type, post_only=post_only)
         except OrderStateUnknownError as e:
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             self._settle(w, OrderStatus.UNKNOWN, reason=e.message, code="unknown", submitted=True)
             return
-        except VenueError as e:  # 429, 425, auth, could not connect: the venue did not take it
+        except VenueError as e:  # 429, 425, post-only mode, auth, could not connect: the venue did not take it
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             why = f"{e.message}: not sent"
-            self._settle(w, OrderStatus.NOT_SENT, reason=why, code=f"venue_{e.status or 'unreachable'}")
+            code = f"venue_{e.status or 'unreachable'}"
+            if isinstance(e, PostOnlyModeError):
+                code = "post_only_mode"
+                if self._clock() >= self._post_only_until:
+                    log.warning("the venue is in post-only mode: taker orders pause for %.0f s", self.post_only_pause_s)
+                    self._post_only_until = self._clock() + self.post_only_pause_s
+            self._settle(w, OrderStatus.NOT_SENT, reason=why, code=code)
             return
         except Exception as e:  # a bug after the request may have left: only reconcile can tell
             log.exception("order %s: unexpected error while sending", intent.key)
@@ -1189,6 +1208,11 @@ class Executor:
             return
         self.metrics.ack((self._perf() - w.started) * 1000, ack.accepted)
         if not ack.accepted:
+            if post_only and not intent.post_only and "post-only" in (ack.error or ""):
+                # it would have crossed: refused only because we sent it post-only for the venue's window
+                why = f"the venue is in post-only mode and this order would take ({ack.error}): not sent"
+                self._settle(w, OrderStatus.NOT_SENT, reason=why, code="post_only_mode")
+                return
             self._settle(w, OrderStatus.REJECTED, reason=ack.error, code="venue_rejected", submitted=True)
             return
         filled = _filled_shares(intent, ack.making_amount, ack.taking_amount)

@@ -17,6 +17,7 @@ from pmbot.errors import (
     AuthError,
     NotFoundError,
     OrderStateUnknownError,
+    PostOnlyModeError,
     RateLimitedError,
     VenueError,
     VenueUnavailableError,
@@ -246,7 +247,11 @@ class TradingClient:
     @staticmethod
     def _refusal(error: VenueError, order_hash: str) -> OrderAck:
         status = error.status or 0
-        if isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError) or status == 425:
+        if (
+            isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError | PostOnlyModeError)
+            or status == 425
+        ):
+            # not placed (425: the matching engine is restarting; post-only mode): the caller may send it again
             raise error
         if isinstance(error, VenueUnavailableError) and error.status is None:
             # could not connect (POST timeouts after connecting are OrderStateUnknownError): nothing was sent
