@@ -258,6 +258,8 @@ class Executor:
         # lost beat stops new intents (`heartbeat_lost`) until one succeeds again. Set by the factory.
         self.heartbeat = False
         self.heartbeat_every_s = 5.0
+        self.heartbeat_timeout_s = 3.0
+        self.heartbeat_retry_s = 1.0
         self.heartbeat_lost = False
         self._heartbeat_task: asyncio.Task[None] | None = None
         # The venue's post-only mode after its weekly matching-engine restart (~2 min): from the first refusal
@@ -1369,24 +1371,27 @@ class Executor:
 
     async def run_heartbeat(self) -> None:
         """Live: POST /v1/heartbeats every `heartbeat_every_s` from start-up until close. A failed beat
-        (error or timeout) is a health event: logged, counted, and new intents are refused until a beat
-        is accepted again."""
+        (error, or no answer in `heartbeat_timeout_s`) is a health event: logged, counted, and new intents
+        are refused until a beat is accepted again; a failed beat is retried after `heartbeat_retry_s`, so
+        that one lost request does not run out the venue's 10 s."""
         assert self.trading is not None
         beat_id = ""
         while not self._closing:
+            began = self._perf()
             try:
-                beat_id = await asyncio.wait_for(self.trading.heartbeat(beat_id), timeout=self.heartbeat_every_s)
+                beat_id = await asyncio.wait_for(self.trading.heartbeat(beat_id), timeout=self.heartbeat_timeout_s)
             except (PmbotError, TimeoutError) as e:
                 self.metrics.heartbeats_lost += 1
                 if not self.heartbeat_lost:
-                    log.warning("order heartbeat lost (%s): new orders stop until it is back", e)
+                    log.warning("order heartbeat lost (%s): new orders stop until it is back", str(e) or "timed out")
                 self.heartbeat_lost = True
-            else:
-                self.metrics.heartbeats += 1
-                if self.heartbeat_lost:
-                    log.warning("order heartbeat is back")
-                self.heartbeat_lost = False
-            await asyncio.sleep(self.heartbeat_every_s)
+                await asyncio.sleep(min(self.heartbeat_retry_s, self.heartbeat_every_s))
+                continue
+            self.metrics.heartbeats += 1
+            if self.heartbeat_lost:
+                log.warning("order heartbeat is back")
+            self.heartbeat_lost = False
+            await asyncio.sleep(max(0.0, self.heartbeat_every_s - (self._perf() - began)))  # every 5 s, start to start
 
     async def run_reconciler(self, every_s: float = 5.0) -> None:
         """Live: while orders are unknown (a lost answer, a match whose trades were not readable yet),
