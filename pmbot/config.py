@@ -71,6 +71,10 @@ class ExecutorSettings(_Section):
     rate_limit_safety: Decimal = Field(Decimal("0.8"), gt=0, le=1, description="fraction of venue limits")
     dry_run_balance: Decimal = Field(Decimal("1000"), ge=0, description="starting paper USDC")
     dry_run_fees: bool = True
+    # Order heartbeats (POST /v1/heartbeats, a dead man's switch: 10 s without a beat after the first one
+    # and the venue cancels every open order of the API key). None: on for live long-running commands,
+    # off for one-shot `pmbot order` (whose resting order must outlive the process).
+    heartbeat: bool | None = None
 
 
 class SnipeSettings(_Section):

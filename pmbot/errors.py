@@ -124,6 +124,11 @@ class VenueUnavailableError(VenueError, ServiceUnavailableError):
     """Could not reach the venue, or it kept failing (5xx, timeouts) after the read retries."""
 
 
+class PostOnlyModeError(VenueUnavailableError):
+    """The venue is in post-only mode (after its weekly matching-engine restart): 503 with `code:
+    "post_only_mode"`. Only post-only orders are taken; a refused order was not placed."""
+
+
 class RateLimitedError(VenueError):
     """429 from the venue, or our own bucket would have to wait longer than the caller allows."""
 

@@ -81,7 +81,7 @@ async def _market_labels(venue: Venue, token_id: str) -> dict[str, str]:
 async def _executor(app: App, venue: Venue, *, dry_run: bool) -> AsyncIterator[Executor]:
     """A started executor for one command; closed (state and metrics stored) on the way out."""
     handle = await build_executor(
-        app.settings, app.store, venue, dry_run=dry_run, lock_dir=user_lock_dir(), clock=app.clock
+        app.settings, app.store, venue, dry_run=dry_run, lock_dir=user_lock_dir(), clock=app.clock, one_shot=True
     )
     try:
         await handle.executor.start()

@@ -77,6 +77,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     venue = build_venue(settings, clock=clock, retry=RetryPolicy(attempts=3, base=0.01, cap=0.02), timeout=5.0)
     handle = await build_executor(settings, store, venue, dry_run=False, lock_dir=Path(args.lock_dir), clock=clock)
     ex = handle.executor
+    ex.heartbeat = args.heartbeat  # the burst tests run without the venue's dead man's switch
     loop = asyncio.get_running_loop()
     stopping = asyncio.Event()
     closing: list[asyncio.Task[None]] = []
@@ -104,6 +105,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         results.update(r.status.value for r in first)
         if any(not r.duplicate for r in again):
             raise AssertionError("a concurrent re-submission was executed a second time")
+    if args.hold:  # keep beating with the orders resting, until a signal (the heartbeat test SIGKILLs)
+        print(json.dumps({"holding": submitted, "results": dict(results)}), flush=True)
+        await stopping.wait()
     if not closing:
         closing.append(loop.create_task(handle.close()))
     await closing[0]
@@ -120,6 +124,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=20)
     parser.add_argument("--lock-dir", required=True)
     parser.add_argument("--sim-now", type=float, required=True)
+    parser.add_argument("--heartbeat", action="store_true", help="send order heartbeats (executor.heartbeat)")
+    parser.add_argument("--hold", action="store_true", help="after the burst, stay up (beating) until a signal")
     summary = asyncio.run(run(parser.parse_args(argv)))
     print(json.dumps(summary), flush=True)
     return 0

@@ -35,6 +35,9 @@ def settings_for(sim: SimServer, db_url: str, **extra: str) -> Settings:
         "PMBOT_RISK__MAX_ORDER_NOTIONAL": "100000",
         "PMBOT_RISK__MAX_TOTAL_EXPOSURE": "100000",
         "PMBOT_RISK__MAX_POSITION_PER_MARKET": "100000",
+        # off here: these tests move the sim clock past the venue's 10 s heartbeat deadline on purpose
+        # (tests/test_heartbeats.py turns it on)
+        "PMBOT_EXECUTOR__HEARTBEAT": "false",
         **extra,
     }
     return load_settings(env_file=None, environ=env).settings

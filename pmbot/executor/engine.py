@@ -57,6 +57,7 @@ from pmbot.errors import (
     InputError,
     OrderStateUnknownError,
     PmbotError,
+    PostOnlyModeError,
     RateLimitedError,
     StoreError,
     VenueError,
@@ -253,6 +254,18 @@ class Executor:
         self._cancelling: set[str] = set()  # BUYs being cancelled because the kill switch tripped
         self._armed: dict[str, _Armed] = {}  # pre-armed orders of this process, by key (see arm / fire)
         self._started_ms = 0
+        # Order heartbeats (live): the venue cancels the key's open orders 10 s after the last beat, so a
+        # lost beat stops new intents (`heartbeat_lost`) until one succeeds again. Set by the factory.
+        self.heartbeat = False
+        self.heartbeat_every_s = 5.0
+        self.heartbeat_timeout_s = 3.0
+        self.heartbeat_retry_s = 1.0
+        self.heartbeat_lost = False
+        self._heartbeat_task: asyncio.Task[None] | None = None
+        # The venue's post-only mode after its weekly matching-engine restart (~2 min): from the first refusal
+        # for it, taker intents are not sent for this long (clock seconds).
+        self.post_only_pause_s = 120.0
+        self._post_only_until = 0.0
 
     @property
     def mode(self) -> str:
@@ -273,6 +286,8 @@ class Executor:
             p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
         )
         report = await self.reconcile()
+        if self.heartbeat and not self.dry_run and self._heartbeat_task is None:
+            self._heartbeat_task = asyncio.get_running_loop().create_task(self.run_heartbeat())
         self._started = True
         self._on_kill_switch()  # tripped before this start: BUYs still resting from an earlier run go
         return report
@@ -282,6 +297,10 @@ class Executor:
         self._closing = True
         if self._armed:
             self.retire(list(self._armed), why="executor closed: armed order never sent")
+        if self._heartbeat_task is not None:
+            self._heartbeat_task.cancel()
+            await asyncio.gather(self._heartbeat_task, return_exceptions=True)
+            self._heartbeat_task = None
         while self._queue or self._tasks or self._drain_scheduled:
             await asyncio.sleep(0)
             if self._tasks:
@@ -1151,19 +1170,38 @@ class Executor:
         if self.lock_lost():
             self._settle(w, OrderStatus.NOT_SENT, reason="lost the wallet lock: not sent", code="lock_lost")
             return
+        if self.heartbeat_lost:
+            # the venue may cancel our orders any moment now: nothing new until a beat is accepted again
+            self._settle(w, OrderStatus.NOT_SENT, reason="order heartbeat lost: not sent", code="heartbeat_lost")
+            return
+        post_only = intent.post_only
+        if not post_only and self._clock() < self._post_only_until:
+            # The venue's post-only window after a matching-engine restart: taker orders wait (not_sent, the
+            # same key may be sent again); a resting order goes as post-only, so it can never take.
+            if intent.order_type in (OrderType.FOK, OrderType.FAK):
+                why = "the venue is in post-only mode (matching-engine restart): taker order not sent"
+                self._settle(w, OrderStatus.NOT_SENT, reason=why, code="post_only_mode")
+                return
+            post_only = True
         try:
-            if w.armed is not None and w.armed.prep is not None:
+            if w.armed is not None and w.armed.prep is not None and post_only == intent.post_only:
                 ack = await self.trading.post_prepared(w.armed.prep)  # signed and serialized at arm time
             else:
-                ack = await self.trading.post_order(signed, intent.order_type, post_only=intent.post_only)
+                ack = await self.trading.post_order(signed, intent.order_type, post_only=post_only)
         except OrderStateUnknownError as e:
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             self._settle(w, OrderStatus.UNKNOWN, reason=e.message, code="unknown", submitted=True)
             return
-        except VenueError as e:  # 429, 425, auth, could not connect: the venue did not take it
+        except VenueError as e:  # 429, 425, post-only mode, auth, could not connect: the venue did not take it
             self.metrics.ack((self._perf() - w.started) * 1000, False)
             why = f"{e.message}: not sent"
-            self._settle(w, OrderStatus.NOT_SENT, reason=why, code=f"venue_{e.status or 'unreachable'}")
+            code = f"venue_{e.status or 'unreachable'}"
+            if isinstance(e, PostOnlyModeError):
+                code = "post_only_mode"
+                if self._clock() >= self._post_only_until:
+                    log.warning("the venue is in post-only mode: taker orders pause for %.0f s", self.post_only_pause_s)
+                    self._post_only_until = self._clock() + self.post_only_pause_s
+            self._settle(w, OrderStatus.NOT_SENT, reason=why, code=code)
             return
         except Exception as e:  # a bug after the request may have left: only reconcile can tell
             log.exception("order %s: unexpected error while sending", intent.key)
@@ -1172,6 +1210,11 @@ class Executor:
             return
         self.metrics.ack((self._perf() - w.started) * 1000, ack.accepted)
         if not ack.accepted:
+            if post_only and not intent.post_only and "post-only" in (ack.error or ""):
+                # it would have crossed: refused only because we sent it post-only for the venue's window
+                why = f"the venue is in post-only mode and this order would take ({ack.error}): not sent"
+                self._settle(w, OrderStatus.NOT_SENT, reason=why, code="post_only_mode")
+                return
             self._settle(w, OrderStatus.REJECTED, reason=ack.error, code="venue_rejected", submitted=True)
             return
         filled = _filled_shares(intent, ack.making_amount, ack.taking_amount)
@@ -1325,6 +1368,30 @@ class Executor:
             status = await (self._reconcile_paper(rec) if self.dry_run else self._reconcile_live(rec))
             report[status.value] = report.get(status.value, 0) + 1
         return report
+
+    async def run_heartbeat(self) -> None:
+        """Live: POST /v1/heartbeats every `heartbeat_every_s` from start-up until close. A failed beat
+        (error, or no answer in `heartbeat_timeout_s`) is a health event: logged, counted, and new intents
+        are refused until a beat is accepted again; a failed beat is retried after `heartbeat_retry_s`, so
+        that one lost request does not run out the venue's 10 s."""
+        assert self.trading is not None
+        beat_id = ""
+        while not self._closing:
+            began = self._perf()
+            try:
+                beat_id = await asyncio.wait_for(self.trading.heartbeat(beat_id), timeout=self.heartbeat_timeout_s)
+            except (PmbotError, TimeoutError) as e:
+                self.metrics.heartbeats_lost += 1
+                if not self.heartbeat_lost:
+                    log.warning("order heartbeat lost (%s): new orders stop until it is back", str(e) or "timed out")
+                self.heartbeat_lost = True
+                await asyncio.sleep(min(self.heartbeat_retry_s, self.heartbeat_every_s))
+                continue
+            self.metrics.heartbeats += 1
+            if self.heartbeat_lost:
+                log.warning("order heartbeat is back")
+            self.heartbeat_lost = False
+            await asyncio.sleep(max(0.0, self.heartbeat_every_s - (self._perf() - began)))  # every 5 s, start to start
 
     async def run_reconciler(self, every_s: float = 5.0) -> None:
         """Live: while orders are unknown (a lost answer, a match whose trades were not readable yet),

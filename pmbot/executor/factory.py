@@ -93,7 +93,10 @@ async def build_executor(
     lock_dir: Path,
     clock: Callable[[], float] = time.time,
     books: BookSource | None = None,
+    one_shot: bool = False,
 ) -> ExecutorHandle:
+    """`one_shot`: a command that places or cancels one order and exits (`pmbot order`): no order
+    heartbeats unless `executor.heartbeat` says so (the venue would cancel its resting order 10 s later)."""
     cleanup: list[Callable[[], Any]] = []
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:
@@ -103,7 +106,10 @@ async def build_executor(
         cleanup.append(redis_client.aclose)
 
     try:
-        return await _build(settings, store, venue, dry_run, lock_dir, clock, books, redis_client, cleanup)
+        handle = await _build(settings, store, venue, dry_run, lock_dir, clock, books, redis_client, cleanup)
+        beat = settings.executor.heartbeat
+        handle.executor.heartbeat = (not one_shot) if beat is None else beat
+        return handle
     except BaseException:
         await _run_cleanup(cleanup)
         raise

@@ -31,6 +31,8 @@ class ExecutorMetrics:
         self.sent = 0  # reached the venue (or the paper exchange)
         self.accepted = 0  # the venue took it (live, matched, delayed) or the paper exchange filled/rested it
         self._latency_ms: deque[float] = deque(maxlen=_WINDOW)
+        self.heartbeats = 0  # order heartbeats the venue accepted
+        self.heartbeats_lost = 0  # beats that failed (error or timeout): health events
 
     def intent(self) -> None:
         self.intents += 1
@@ -66,6 +68,8 @@ class ExecutorMetrics:
             "rejects": dict(self.rejects),
             "sent": self.sent,
             "accepted": self.accepted,
+            "heartbeats": self.heartbeats,
+            "heartbeats_lost": self.heartbeats_lost,
             "success_rate": round(self.accepted / self.sent, 4) if self.sent else None,
             "ack_ms": {
                 "p50": _round(percentile(lat, 50)),

@@ -30,6 +30,7 @@ from pmbot.errors import (
     AuthError,
     NotFoundError,
     OrderStateUnknownError,
+    PostOnlyModeError,
     RateLimitedError,
     VenueError,
     VenueUnavailableError,
@@ -332,6 +333,8 @@ def _error_for(resp: httpx.Response, what: str) -> VenueError:
         err = AuthError(text, status=status)
     elif status == 404:
         err = NotFoundError(text, status=status)
+    elif status == 503 and isinstance(body, dict) and body.get("code") == "post_only_mode":
+        err = PostOnlyModeError(text, status=status)  # a definite refusal: nothing was placed
     elif status >= 500 or status == 425:
         err = VenueUnavailableError(text, status=status)
     else:

@@ -17,6 +17,7 @@ from pmbot.errors import (
     AuthError,
     NotFoundError,
     OrderStateUnknownError,
+    PostOnlyModeError,
     RateLimitedError,
     VenueError,
     VenueUnavailableError,
@@ -260,7 +261,11 @@ class TradingClient:
     @staticmethod
     def _refusal(error: VenueError, order_hash: str) -> OrderAck:
         status = error.status or 0
-        if isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError) or status == 425:
+        if (
+            isinstance(error, OrderStateUnknownError | RateLimitedError | AuthError | PostOnlyModeError)
+            or status == 425
+        ):
+            # not placed (425: the matching engine is restarting; post-only mode): the caller may send it again
             raise error
         if isinstance(error, VenueUnavailableError) and error.status is None:
             # could not connect (POST timeouts after connecting are OrderStateUnknownError): nothing was sent
@@ -276,6 +281,16 @@ class TradingClient:
             taking_amount=None,
             error=explain_refusal(error.detail or error.message),
         )
+
+    async def heartbeat(self, heartbeat_id: str = "") -> str:
+        """POST /v1/heartbeats once; returns the id to send with the next beat ("" for the first). The
+        venue answers a stale id with 400 {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": expected}
+        (polymarket-client `OrderHeartbeatMismatchError`): that is a VenueError, the caller resyncs."""
+        raw = await self._private("POST", "/v1/heartbeats", body={"heartbeat_id": heartbeat_id})
+        next_id = raw.get("heartbeat_id") if isinstance(raw, dict) else None
+        if not isinstance(next_id, str) or not next_id:
+            raise VenueError("POST /v1/heartbeats: answer has no heartbeat_id")
+        return next_id
 
     # ---------------------------------------------------------------------------------- cancels
 

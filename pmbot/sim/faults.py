@@ -14,6 +14,12 @@ class Faults:
     server_error: int = 0  # answer the next N HTTP requests with 500
     server_error_path: str | None = None
     latency_ms: int = 0  # added to every HTTP response
+    # The weekly matching-engine restart: ~90 s of HTTP 425 on every request, then ~2 min of post-only mode.
+    restarting: int = 0  # answer the next N HTTP requests with 425 (the SDK's TradingRestriction "restarting")
+    restarting_path: str | None = None
+    # non-zero: the venue is in post-only mode: cancels and post-only orders pass, every other POST /order is
+    # refused with 503 {"error": …, "code": "post_only_mode"} (the SDK's TradingRestriction "post_only")
+    post_only_mode: int = 0
     drop_order_responses: int = 0  # next N POST /order: place the order, then drop the connection
     # next N FOK/FAK orders are answered `status: "live"` with empty amounts and matched (or killed) a
     # second later, as the venue sometimes does (Polymarket/clob-client issue 317)
@@ -59,6 +65,9 @@ class Faults:
         if self.rate_limit > 0 and self._matches(path, self.rate_limit_path):
             self.rate_limit -= 1
             return 429, self.retry_after
+        if self.restarting > 0 and self._matches(path, self.restarting_path):
+            self.restarting -= 1
+            return 425, 0
         if self.server_error > 0 and self._matches(path, self.server_error_path):
             self.server_error -= 1
             return 500, 0

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import random
+import secrets
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -59,6 +60,9 @@ NOT_ENOUGH_BALANCE_CANCEL = "CANCELED_NOT_ENOUGH_BALANCE"
 BALANCE_MSG = "not enough balance / allowance"  # the venue's 400 (py-clob-client issue 290, py-sdk issue 101)
 
 
+HEARTBEAT_TIMEOUT_S = 10.0  # the venue's order-heartbeat deadline (docs: api-reference/trade/send-heartbeat)
+
+
 def block_at(ts: float) -> int:
     return BLOCK_ZERO + int((ts - BLOCK_ZERO_TS) // 2)
 
@@ -86,6 +90,9 @@ class Venue:
         self.faults = faults or Faults()
         self.hub = Hub(self.faults)
         self.api_keys = ApiKeys(seed)
+        # Order heartbeats by API key: (the id the next beat must carry, sim time of the last beat). A key
+        # here is armed: HEARTBEAT_TIMEOUT_S without a beat cancels all its open orders (then it is disarmed).
+        self.heartbeats: dict[str, tuple[str, float]] = {}
         self.mm_owner = ids.uuid(seed, "owner", "market-maker")
         self.mm_address = ids.address(seed, "market-maker")
         self._stepping: float | None = None  # the simulated second being processed, if any
@@ -222,7 +229,29 @@ class Venue:
         self.clock.advance(seconds)
         self.step_to(self.clock.now())
 
+    def heartbeat(self, key: str, heartbeat_id: str) -> tuple[bool, str]:
+        """POST /v1/heartbeats: (accepted, id for the next beat). The first beat (any id) arms the key;
+        later ones must carry the id the previous answer gave, else (False, expected id)."""
+        self.check_heartbeats(self.clock.now())
+        known = self.heartbeats.get(key)
+        if known is not None and heartbeat_id != known[0]:
+            return False, known[0]
+        next_id = secrets.token_hex(16)
+        self.heartbeats[key] = (next_id, self.clock.now())
+        return True, next_id
+
+    def check_heartbeats(self, now: float) -> None:
+        """The dead man's switch: a key whose last beat is HEARTBEAT_TIMEOUT_S old loses its open orders."""
+        for key, (_, last) in list(self.heartbeats.items()):
+            if now - last >= HEARTBEAT_TIMEOUT_S:
+                del self.heartbeats[key]
+                for o in self.engine.live_orders():
+                    if o.owner == key:
+                        self.engine.cancel(o)
+
     def step_to(self, now: float) -> None:
+        if self.heartbeats:
+            self.check_heartbeats(now)
         if self.replay is not None:
             self.replay.step_to(now)
             return

@@ -40,6 +40,8 @@ async def venue_middleware(request: web.Request, handler: Handler) -> web.Stream
             return web.json_response(
                 {"error": "Too Many Requests"}, status=429, dumps=compact, headers={"Retry-After": str(retry_after)}
             )
+        if status == 425:
+            return web.json_response({"error": "the matching engine is restarting"}, status=425, dumps=compact)
         return web.json_response({"error": "Internal Server Error"}, status=status, dumps=compact)
     try:
         return await handler(request)

@@ -15,6 +15,12 @@ from pmbot.sim.venue import MAX_BATCH
 
 routes = web.RouteTableDef()
 NOT_FOUND_OR_DONE = "Order not found or already canceled"
+# Post-only mode after a matching-engine restart: 503 with this code (polymarket-client
+# clients/_transport.py _detect_trading_restriction reads `code == "post_only_mode"`).
+POST_ONLY_MODE = {
+    "error": "the venue is in post-only mode: only post-only orders are accepted",
+    "code": "post_only_mode",
+}
 
 
 CREATE_FAILED, DERIVE_FAILED = "Could not create api key", "Could not derive api key!"  # the venue's 400s
@@ -95,8 +101,11 @@ def _json(body: str) -> Any:
 async def post_order(request: web.Request) -> web.StreamResponse:
     key, body = await _l2(request)
     v = venue(request)
+    payload = _json(body)
+    if v.faults.post_only_mode and not (isinstance(payload, dict) and payload.get("postOnly") is True):
+        return ok(POST_ONLY_MODE, status=503)
     try:
-        resp = v.submit_wire_order(_json(body), key)
+        resp = v.submit_wire_order(payload, key)
     except OrderRejectedError as e:
         return error(e.message, e.status)
     if v.faults.take_order_drop():
@@ -188,6 +197,21 @@ async def cancel_market_orders(request: web.Request) -> web.Response:
         if o.owner == key.key and (not market or o.market.condition_id == market) and (not asset or o.token_id == asset)
     ]
     return ok(_cancel(request, key, ids))
+
+
+@routes.post("/v1/heartbeats")
+async def heartbeats(request: web.Request) -> web.Response:
+    """Order heartbeat (dead man's switch): `{"heartbeat_id": ""}` first, then the id each answer gives.
+    A stale id: 400 `{"error_msg": "Invalid Heartbeat ID", "heartbeat_id": <expected>}` (the SDK's
+    OrderHeartbeatMismatchResponse); it does not refresh the deadline."""
+    key, body = await _l2(request)
+    payload = _json(body)
+    if not isinstance(payload, dict) or not isinstance(payload.get("heartbeat_id", ""), str):
+        return error("Invalid heartbeat payload")
+    accepted, next_id = venue(request).heartbeat(key.key, payload.get("heartbeat_id", ""))
+    if not accepted:
+        return ok({"error_msg": "Invalid Heartbeat ID", "heartbeat_id": next_id}, status=400)
+    return ok({"heartbeat_id": next_id})
 
 
 @routes.get("/data/orders")
