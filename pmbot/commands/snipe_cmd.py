@@ -333,8 +333,8 @@ def _final_table(summary: dict[str, Any]) -> RenderableType:
         str(summary.get("fills", 0)),
         str(summary.get("wins", 0)),
         str(summary.get("losses", 0)),
-        str(summary.get("fees", "0")),
-        str(summary.get("pnl", "0")),
+        render.usdc(Decimal(str(summary.get("fees", "0")))),  # USDC to the cent; --json stays exact
+        render.pnl(Decimal(str(summary.get("pnl", "0")))),
         str(summary.get("signals", 0)),
         skips,
     )
