@@ -34,6 +34,7 @@ from prometheus_client import CollectorRegistry, Counter, Enum, Gauge, Histogram
 from prometheus_client.exposition import start_http_server
 
 from pmbot.errors import InputError, ServiceUnavailableError
+from pmbot.store.models import mode_name
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -132,7 +133,7 @@ class MetricsExporter:
         """Fills and PnL per strategy and mode: pass `store.stats(Query(since=<process start>))`."""
         with self._lock:
             for s in stats:
-                mode = "dry-run" if s.dry_run else "live"
+                mode = mode_name(s.dry_run)
                 self._advance(self.fills, (mode, s.strategy), s.trades)
                 self.pnl.labels(mode, s.strategy, "realized").set(_f(s.realized_pnl))
                 self.pnl.labels(mode, s.strategy, "unrealized").set(_f(s.unrealized_pnl))

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
 from pmbot.errors import StoreError
-from pmbot.store.models import ExecutionLog, Query
+from pmbot.store.models import ExecutionLog, Query, mode_name
 from pmbot.timeutil import Clock
 
 if TYPE_CHECKING:
@@ -93,7 +93,7 @@ def snapshot_metrics(
     pnl: list[dict[str, Any]] = [
         {
             "strategy": s.strategy,
-            "mode": "dry-run" if s.dry_run else "live",
+            "mode": mode_name(s.dry_run),
             "trades": s.trades,
             "volume": str(s.volume),
             "realized": str(s.realized_pnl),

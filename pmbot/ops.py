@@ -23,13 +23,9 @@ from pmbot.money import fmt
 from pmbot.polymarket.factory import Venue
 from pmbot.polymarket.identity import check_orderable_token_id
 from pmbot.store.base import Store
-from pmbot.store.models import OrderRecord, OrderStatus, OrderType, Query, Side
+from pmbot.store.models import OrderRecord, OrderStatus, OrderType, Query, Side, mode_name
 
 MANUAL = "manual"
-
-
-def mode_name(dry_run: bool) -> str:
-    return "dry-run" if dry_run else "live"
 
 
 @dataclass(frozen=True)
@@ -152,11 +148,7 @@ def _with_fills(store: Store, result: SubmitResult) -> SubmitResult:
     rec = store.get_order(result.key)
     if rec is None:
         return result
-    fills = [
-        row.fill
-        for row in store.list_trades(Query(strategy=rec.strategy, dry_run=rec.dry_run))
-        if row.fill.order_key == rec.key
-    ]
+    fills = store.fills_of_order(rec.key)  # one indexed query, not every trade of the strategy
     size = sum((f.size for f in fills), Decimal(0))
     if not size:
         return result

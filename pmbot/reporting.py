@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from pmbot.errors import VenueError
 from pmbot.money import ROUNDING, fmt
-from pmbot.store.models import Position, PositionState, StrategyStats, TradeRow
+from pmbot.store.models import Position, PositionState, StrategyStats, TradeRow, mode_name
 from pmbot.timeutil import ms_to_iso
 
 if TYPE_CHECKING:
@@ -118,16 +118,12 @@ def unrealized_by_mode(positions: Iterable[Position], marks: Mapping[str, Mark])
     return out
 
 
-def _mode(dry_run: bool) -> str:
-    return "dry-run" if dry_run else "live"
-
-
 def position_view(p: Position, mark: Mark | None = None) -> dict[str, Any]:
     """`p` as JSON; pass the position already `marked` and its mark."""
     unreal = p.unrealized_pnl
     return {
         "strategy": p.strategy,
-        "mode": _mode(p.dry_run),
+        "mode": mode_name(p.dry_run),
         "dry_run": p.dry_run,
         "token_id": p.token_id,
         "condition_id": p.condition_id,
@@ -157,7 +153,7 @@ def trade_view(t: TradeRow) -> dict[str, Any]:
         "ts_ms": f.ts,
         "kind": f.kind.value,
         "strategy": f.strategy,
-        "mode": _mode(f.dry_run),
+        "mode": mode_name(f.dry_run),
         "dry_run": f.dry_run,
         "token_id": f.token_id,
         "condition_id": f.condition_id,
@@ -178,7 +174,7 @@ def trade_view(t: TradeRow) -> dict[str, Any]:
 def stats_view(s: StrategyStats, mark_sources: Mapping[str, int] | None = None) -> dict[str, Any]:
     return {
         "strategy": s.strategy,
-        "mode": _mode(s.dry_run),
+        "mode": mode_name(s.dry_run),
         "dry_run": s.dry_run,
         "trades": s.trades,
         "volume": fmt(s.volume),
@@ -198,7 +194,7 @@ def settlement_view(s: Any) -> dict[str, Any]:
     """A pmbot.settle.Settlement as JSON."""
     return {
         "strategy": s.strategy,
-        "mode": _mode(s.dry_run),
+        "mode": mode_name(s.dry_run),
         "dry_run": s.dry_run,
         "token_id": s.token_id,
         "condition_id": s.condition_id,

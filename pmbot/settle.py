@@ -30,7 +30,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING
 
 from pmbot.errors import NotFoundError, VenueError
-from pmbot.store.models import Position, PositionState, Query
+from pmbot.store.models import Position, PositionState, Query, mode_name
 from pmbot.timeutil import Clock, now_ms
 
 if TYPE_CHECKING:
@@ -224,7 +224,7 @@ def count_in_risk_state(
         gate = RiskGate(limits, clock)
         for st in items:
             gate.add_realized(st.realized_pnl, st.ts or None)
-        store.update_state(f"risk:{'dry-run' if dry_run else 'live'}", gate.merge_state)
+        store.update_state(f"risk:{mode_name(dry_run)}", gate.merge_state)
 
 
 async def check_and_settle(

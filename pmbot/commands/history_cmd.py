@@ -10,7 +10,7 @@ from rich.text import Text
 
 from pmbot import render
 from pmbot.app import App
-from pmbot.store.models import Query
+from pmbot.store.models import Query, mode_name
 
 
 def show_history(
@@ -21,7 +21,7 @@ def show_history(
 
     rows = history(a.store, Query(since=since_ms, limit=limit or 50)) if a.database_exists() else []
     if dry_run is not None:
-        rows = [r for r in rows if r.mode == ("dry-run" if dry_run else "live")]
+        rows = [r for r in rows if r.mode == mode_name(dry_run)]
     if as_json:
         return render.print_json([r.view() for r in rows])
     if not rows:

@@ -16,7 +16,7 @@ from pmbot.app import App
 from pmbot.commands import base
 from pmbot.errors import ConfigError, InputError
 from pmbot.money import fmt
-from pmbot.store.models import OrderStatus
+from pmbot.store.models import OrderStatus, mode_name
 
 if TYPE_CHECKING:
     from pmbot.executor.engine import SubmitResult
@@ -120,7 +120,7 @@ def order(
         result = replace(result, reason=unplaced)
     view = {
         "key": result.key,
-        "mode": "dry-run" if result.dry_run else "live",
+        "mode": mode_name(result.dry_run),
         "status": result.status.value,
         "duplicate": result.duplicate,
         "filled": result.filled_size,

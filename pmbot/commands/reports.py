@@ -142,7 +142,7 @@ def refresh(a: App, mark_tokens: list[str]) -> dict[str, Mark]:
             _, found = await asyncio.gather(settle(venue), marks(venue))
             return found
 
-    found = asyncio.run(main())
+    found = base.run(main())  # a second Ctrl-C mid-request exits at once, as in the other venue commands
     consequences = {
         "settle": "resolved markets were not checked (positions on them show as open)",
         "marks": "open positions are marked at their last fill",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -10,6 +9,7 @@ from rich.table import Table
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.money import fmt
 from pmbot.store.models import PositionState, Query
 
@@ -44,7 +44,7 @@ def settle(ctx: typer.Context, offline: OfflineOpt = False, as_json: JsonOpt = F
                 async with a.venue(timeout=5.0, attempts=2) as venue:
                     return await check_and_settle(store, venue, a.clock, risk_limits=a.settings.risk)
 
-            result = asyncio.run(main())  # the venue unreachable: VenueError, one line, exit 2
+            result = base.run(main())  # the venue unreachable: VenueError, one line, exit 2
             open_count = 0
         owed = [p for p in store.list_positions(Query(state=PositionState.CLOSED, dry_run=False)) if p.redeemable]
     else:

@@ -81,7 +81,17 @@ from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas.refusals import status_reason
 from pmbot.polymarket.signing import buy_spend
 from pmbot.store.base import Store
-from pmbot.store.models import ExecutionLog, Fill, OrderRecord, OrderStatus, OrderType, PositionState, Query, Side
+from pmbot.store.models import (
+    ExecutionLog,
+    Fill,
+    OrderRecord,
+    OrderStatus,
+    OrderType,
+    PositionState,
+    Query,
+    Side,
+    mode_name,
+)
 
 if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
@@ -269,7 +279,7 @@ class Executor:
 
     @property
     def mode(self) -> str:
-        return "dry-run" if self.dry_run else "live"
+        return mode_name(self.dry_run)
 
     def _now_ms(self) -> int:
         return int(self._clock() * 1000)
@@ -853,8 +863,8 @@ class Executor:
         `risk_sync_s`: one small read, so a resume or another process's trip reaches a running engine."""
         if self.risk.dirty or self._perf() - self._risk_synced >= self.risk_sync_s:
             try:
-                stored = self.store.get_state(f"risk:{self.mode}")
-                if self.risk.dirty or stored != self._risk_state:
+                # dirty: merge anyway (no read needed); clean: merge only if another process changed the row
+                if self.risk.dirty or self.store.get_state(f"risk:{self.mode}") != self._risk_state:
                     self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
                 self._risk_synced = self._perf()
             except StoreError as e:

@@ -419,14 +419,6 @@ class RiskGate:
         realized PnL is counted by whichever process recorded the payout (`add_realized`), so a payout
         that several processes learn of counts once towards the daily loss."""
         self._roll_day()
-        if not count_realized:
-            realized_micro = 0
-            for (_, token), holding in self._holdings.items():
-                if token == token_id and holding.book.size > 0:
-                    realized_micro += ledger.apply(
-                        holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
-                    )[1]
-            return from_micro(realized_micro)
         realized_micro = 0
         for (_, token), holding in self._holdings.items():
             if token == token_id and holding.book.size > 0:
@@ -434,7 +426,7 @@ class RiskGate:
                     holding.book, Side.SELL, TradeKind.REDEEM, to_micro(payout), holding.book.size, 0
                 )[1]
         realized = from_micro(realized_micro)
-        if realized_micro:
+        if count_realized and realized_micro:
             self._add_realized(realized, ts_ms)
         return realized
 

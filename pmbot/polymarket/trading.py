@@ -13,6 +13,8 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
+import httpx
+
 from pmbot.errors import (
     AuthError,
     NotFoundError,
@@ -23,7 +25,7 @@ from pmbot.errors import (
     VenueUnavailableError,
 )
 from pmbot.polymarket.auth import L1Signer, creds_from, l2_headers
-from pmbot.polymarket.http import HttpClient, check_cursor, compact_json
+from pmbot.polymarket.http import HttpClient, _error_for, check_cursor, compact_json
 from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
@@ -236,10 +238,6 @@ class TradingClient:
                 e.status = answer.status
                 raise
         # The error path only: the same mapping and scrubbing of the venue's words as every other request.
-        import httpx
-
-        from pmbot.polymarket.http import _error_for
-
         resp = httpx.Response(answer.status, headers=answer.headers, content=answer.body)
         raise _error_for(resp, what)
 

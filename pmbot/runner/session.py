@@ -15,6 +15,7 @@ from pmbot.errors import InputError
 from pmbot.runner.core import DecisionLog, Runner
 from pmbot.runner.feed import Translator
 from pmbot.runner.live import LiveFeed, LocalFirstBooks, Targets, discover, resolve_market
+from pmbot.store.models import mode_name
 from pmbot.strategies.base import Output, Strategy
 from pmbot.strategies.memview import MemoryView
 
@@ -61,7 +62,7 @@ async def run_session(
     from pmbot.executor.factory import build_executor
     from pmbot.executor.lock import user_lock_dir
 
-    mode = "dry-run" if dry_run else "live"
+    mode = mode_name(dry_run)
     session = Session(run_id=secrets.token_hex(6), mode=mode)
     async with app.venue() as venue:
         targets = Targets(max_markets=spec.max_markets, horizon_s=spec.horizon_s)

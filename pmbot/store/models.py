@@ -270,3 +270,8 @@ class BacktestRun:
     scenario: str
     params: dict[str, Any]
     result: dict[str, Any]
+
+
+def mode_name(dry_run: bool) -> str:
+    """What a mode is called everywhere (records, reports, the risk-state key `risk:<mode>`)."""
+    return "dry-run" if dry_run else "live"

@@ -121,7 +121,7 @@ def check_url(url: str) -> None:
         _ = u.port  # raises ValueError for a non-numeric port
     except ValueError as e:
         raise StoreError(f"bad PostgreSQL URL: {e}", hint="e.g. postgresql://user:password@host:5432/pmbot") from None
-    if u.scheme.lower() not in ("postgres", "postgresql") or not u.path.strip("/"):
+    if not is_postgres_url(url) or not u.path.strip("/"):
         raise StoreError(
             "bad PostgreSQL URL: it needs a database name", hint="e.g. postgresql://user:password@host:5432/pmbot"
         )
@@ -277,7 +277,6 @@ class PostgresStore:
             conn.autocommit = True
             try:
                 migrate(conn)
-                names = existing_partitions(conn)
                 now = month_of(self._now())
                 create_partitions(conn, [m for m in range(now - 1, now + ahead_months + 1)])  # created ahead
                 names = existing_partitions(conn)

@@ -29,7 +29,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import ROUND_DOWN, ROUND_UP, Decimal
+from decimal import ROUND_UP, Decimal
 from types import MappingProxyType
 from typing import Literal
 
@@ -37,6 +37,7 @@ from pmbot.money import fmt
 from pmbot.polymarket.models import FeeSchedule
 from pmbot.store.models import Side
 from pmbot.strategies.copy import MIN_MARKETABLE_USDC, SHARE_STEP, CopyConfig, SkipReason
+from pmbot.strategies.copy import _shares_down as _down
 
 __all__ = [
     "CopyAnalysis",
@@ -260,10 +261,6 @@ class _Book:
                 total += n * marks.get(token, _ZERO)
                 open_markets.add(self.market_of[token])
         return total, open_markets
-
-
-def _down(v: Decimal) -> Decimal:
-    return v.quantize(SHARE_STEP, rounding=ROUND_DOWN) if v > 0 else _ZERO
 
 
 class _Replayer:
