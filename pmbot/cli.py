@@ -28,6 +28,7 @@ from pmbot.commands import (
     balance_cmd,
     base,
     config_cmd,
+    copy_cmd,
     learn_cmd,
     market_cmds,
     migrate_cmd,
@@ -86,6 +87,7 @@ backtest_cmd.register(app)
 balance_cmd.register(app)
 learn_cmd.register(app)
 migrate_cmd.register(app)
+copy_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:
