@@ -153,6 +153,9 @@ class LiveFeed:
         self.executor = executor
         self.targets = targets
         self.clock = clock
+        # A VenueClock learns from the venue's own message timestamps, and says how fast the venue's time
+        # runs (an accelerated sim): ticks and discovery keep pace with it, not with the wall.
+        self._observe: Callable[[int], None] | None = getattr(clock, "observe", None)
         self.tick_s = tick_s
         self.rediscover_s = rediscover_s
         self.live = live
@@ -278,7 +281,12 @@ class LiveFeed:
 
         paper = self.executor.paper
         async with self.market_stream as stream:
+            observe = self._observe
             async for item in stream:
+                if observe is not None:
+                    ts = item.book.timestamp_ms if isinstance(item, BookSnapshot) else getattr(item, "timestamp_ms", 0)
+                    if ts:
+                        observe(ts)
                 now = self.now_ms()
                 if isinstance(item, StreamStatus):
                     self.status["market"] = item.state.value
@@ -310,10 +318,15 @@ class LiveFeed:
                         self.references.add(e)
                     await self.runner.deliver(e)
 
+    def _pace(self) -> float:
+        """How many venue seconds pass per wall second (1 against Polymarket)."""
+        rate = getattr(self.clock, "rate", 1.0)
+        return rate if isinstance(rate, float) and rate > 1.0 else 1.0
+
     async def _timer_loop(self) -> None:
         last_sync = 0.0
         while True:
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(max(self.tick_s / self._pace(), 0.01))
             await self.runner.tick(self.now_ms())
             if time.monotonic() - last_sync >= 1.0:  # fills the user channel / reconciler recorded since
                 last_sync = time.monotonic()
@@ -321,5 +334,5 @@ class LiveFeed:
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.rediscover_s)
+            await asyncio.sleep(max(self.rediscover_s / self._pace(), 0.5))
             await self.refresh()
