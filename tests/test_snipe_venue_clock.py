@@ -20,6 +20,7 @@ import pytest
 
 from pmbot.store import open_store
 from pmbot.store.models import Query
+from pmbot.strategies.snipe import ARM_LEAD_S
 
 PMBOT = Path(sys.executable).with_name("pmbot")
 WINDOW_S = 900
@@ -94,8 +95,11 @@ def test_snipe_auto_enters_a_market_of_a_10x_sim_within_bounded_wall_time(
         (entry, *_) = [d for d in store.list_decisions(mode="dry-run") if d.kind == "signal"]
         end_s = start + 120
         assert end_s - 60 <= entry.ts / 1000 < end_s - 2, (entry.ts, end_s)
-        orders = store.list_orders(query=Query(dry_run=True))
-        assert [o.key for o in orders] == [f"dry-run:{order['key']}"]
-        assert end_s - 60 <= orders[0].created_at / 1000 < end_s  # the executor stamps venue time too
+        orders = {o.key: o for o in store.list_orders(query=Query(dry_run=True))}
+        filled = orders[f"dry-run:{order['key']}"]
+        # pre-armed ahead of the window (the executor stamps venue time too), fired inside it
+        assert end_s - 60 - ARM_LEAD_S <= filled.created_at / 1000 < entry.ts / 1000
+        assert filled.status.value == "filled"
+        assert {o.status.value for k, o in orders.items() if k != filled.key} <= {"not_sent"}  # the other side
     finally:
         store.close()

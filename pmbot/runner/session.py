@@ -62,11 +62,13 @@ async def run_session(
     tick_s: float = 0.25,
     rediscover_s: float = 30.0,
     clock: Callable[[], float] | None = None,
+    prearm: bool = True,
 ) -> Session:
     """Run `make_strategy(view)` against the venue until `stop`, `duration_s` (wall seconds) or a stream
     failure. Every part of the run (discovery, the view, the executor, the feed) reads `clock`: by default
     a `VenueClock` on the venue's `GET /time` (the wall clock against Polymarket, the sim's accelerated
-    clock against `pmbot sim serve --speed N`), sampled for as long as the run lasts."""
+    clock against `pmbot sim serve --speed N`), sampled for as long as the run lasts. With `prearm` the
+    orders the strategy anticipates are signed and recorded ahead and fired on the tick (Runner)."""
     mode = mode_name(dry_run)
     session = Session(run_id=secrets.token_hex(6), mode=mode)
     async with app.venue() as venue, contextlib.AsyncExitStack() as stack:
@@ -91,6 +93,7 @@ async def run_session(
             on_ready=on_ready,
             tick_s=tick_s,
             rediscover_s=rediscover_s,
+            prearm=prearm,
         )
     return session
 
@@ -116,6 +119,7 @@ async def _run(
     on_ready: Callable[[Session], None] | None,
     tick_s: float,
     rediscover_s: float,
+    prearm: bool,
 ) -> None:
     from pmbot.executor.books import VenueBooks
     from pmbot.executor.factory import build_executor
@@ -150,7 +154,7 @@ async def _run(
         view = MemoryView(clock=lambda: int(clock() * 1000))
         strategy = make_strategy(view)
         decisions = DecisionLog(app.store, mode=session.mode, run_id=session.run_id)
-        runner = Runner(strategy, view, executor, decisions, on_output=on_output, store=app.store)
+        runner = Runner(strategy, view, executor, decisions, on_output=on_output, store=app.store, prearm=prearm)
         feed = LiveFeed(
             venue,
             runner,
