@@ -94,6 +94,18 @@ def test_dry_run_snipe_against_the_sim_buys_once_and_books_the_win(
     assert {d.run_id for d in decisions} == {session.run_id}
     assert store.list_decisions(mode="backtest") == [] and store.list_decisions(mode="live") == []
     store.close()
+    # the fill traced back to the decision that caused it: `pmbot trades --why`
+    code, out = invoke("trades", "--why", "--json")
+    assert code == 0, out
+    rows = json.loads(out)
+    (fill,) = [r for r in rows if r["kind"] == "fill"]
+    assert fill["order_key"] == by_status["filled"].key
+    cause = fill["decision"]
+    assert cause["reason"] == "entry" and cause["kind"] == "signal" and cause["run_id"] == session.run_id
+    assert cause["intent_key"] == fill["order_key"].removeprefix("dry-run:") and cause["detail"] == entry[0].detail
+    assert all(r["decision"] is None for r in rows if r["kind"] != "fill")  # a payout has no decision of its own
+    code, out = invoke("trades", "--why")
+    assert code == 0 and "entry" in out and "why" in out, out
 
 
 def test_unknown_token_or_slug_is_one_line_exit_2_and_nothing_written(sim_env: SimServer, db_url: str) -> None:

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from pmbot.executor.engine import ArmedOrder, SubmitResult
     from pmbot.store.base import Store
 
-__all__ = ["ArmingSink", "DecisionLog", "OrderSink", "Runner", "SentOrder"]
+__all__ = ["ArmingSink", "DecisionLog", "OrderSink", "Runner", "SentOrder", "signals_of_orders"]
 
 log = logging.getLogger("pmbot.runner")
 _ZERO = Decimal(0)
@@ -102,6 +102,42 @@ class DecisionLog:
         pending, self._pending = self._pending, []
         if self.store is not None:
             self.store.record_decisions(pending)
+
+
+def signals_of_orders(
+    store: Store, orders: Iterable[tuple[str, bool]], *, lookback_ms: int = 7 * 86_400_000
+) -> dict[str, DecisionRow]:
+    """The strategy decision that caused each order: `orders` are (stored order key, dry_run) pairs (a
+    fill's `order_key` and `dry_run`); the answer maps each key that has one to its `signal` decision
+    (decisions.intent_key is the strategy's key; a dry-run order is stored under `dry-run:<key>`). A key
+    signalled again after a restart was answered from its record: the first signal is the cause.
+
+    Reads the decisions of the orders' strategies and mode from `lookback_ms` before the oldest order was
+    created (a signal comes after its order was pre-armed, before it was sent; a resting order may fill
+    long after it)."""
+    wanted: dict[tuple[str, str], str] = {}  # (mode, intent key) → stored key
+    strategies: set[tuple[str, str]] = set()
+    oldest: int | None = None
+    for key, dry_run in orders:
+        mode = "dry-run" if dry_run else "live"
+        ref = (mode, key.removeprefix(DRY_RUN_PREFIX))
+        if ref in wanted:
+            continue
+        rec = store.get_order(key)
+        if rec is None:
+            continue
+        wanted[ref] = key
+        strategies.add((mode, rec.strategy))
+        oldest = rec.created_at if oldest is None else min(oldest, rec.created_at)
+    out: dict[str, DecisionRow] = {}
+    if oldest is None:
+        return out
+    for mode, strategy in sorted(strategies):
+        for d in store.list_decisions(mode=mode, strategy=strategy, since=oldest - lookback_ms):  # newest first
+            stored = wanted.get((mode, d.intent_key or ""))
+            if stored is not None and d.kind == "signal":
+                out[stored] = d  # the oldest one wins: it is written last
+    return out
 
 
 @dataclass
