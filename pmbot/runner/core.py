@@ -255,15 +255,23 @@ class Runner:
 
     async def _process(self, out: Output) -> None:
         self.decisions.add(out.decisions)
-        if self.on_output is not None:
-            self.on_output(out)
         if not out.intents:
+            if self.on_output is not None:
+                self.on_output(out)
             if self._depth == 0:
                 self.decisions.flush()
             return
         self._depth += 1
         try:
-            results = await asyncio.gather(*(self._send(i) for i in out.intents))
+            # The hot path: the intents go first; views (on_output) and the decision log after. A single
+            # intent is awaited here (a gather would cost a task and a loop turn before its POST); a
+            # burst goes concurrently, so it shares one write-ahead commit.
+            if len(out.intents) == 1:
+                results = [await self._send(out.intents[0])]
+            else:
+                results = list(await asyncio.gather(*(self._send(i) for i in out.intents)))
+            if self.on_output is not None:
+                self.on_output(out)
             self.decisions.flush()
             for intent, res in zip(out.intents, results, strict=True):
                 if res is None:
@@ -368,6 +376,9 @@ class Runner:
             return 0
         sink = self.orders
         assert isinstance(sink, ArmingSink)
+        refresh = getattr(sink, "refresh", None)
+        if refresh is not None:
+            refresh()  # the shared risk state read here, between ticks: fire() finds it fresh
         now = self.view.now_ms()
         ended = [k for k, e in self.armed.items() if e.retire_at_ms is not None and now >= e.retire_at_ms]
         if ended:

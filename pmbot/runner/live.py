@@ -165,6 +165,7 @@ class LiveFeed:
         self._symbols: set[str] = set()
         self.status: dict[str, str] = {}
         self._prewarmed = False
+        self.arm_every_s = 0.5  # how often anticipated orders are armed (venue seconds at pace 1)
         # reference prices seen, for views (the strategy keeps its own)
         self.references = ReferenceTracker(max_age_ms=10_000)
 
@@ -256,6 +257,8 @@ class LiveFeed:
         ]
         if self.targets.auto or self.armed:
             tasks.append(asyncio.create_task(self._refresh_loop(), name="runner-refresh"))
+        if self.runner.prearm:
+            tasks.append(asyncio.create_task(self._arm_loop(), name="runner-arm"))
         if self.live:
             tasks.append(asyncio.create_task(self.executor.follow_user(self.venue.user_stream()), name="runner-user"))
             tasks.append(asyncio.create_task(self.executor.run_reconciler(), name="runner-reconciler"))
@@ -332,6 +335,12 @@ class LiveFeed:
             except Exception as e:  # a cold connection is slower, not wrong
                 log.warning("could not prewarm the order connection: %s", e)
 
+    async def _arm_loop(self) -> None:
+        """Pre-arm on its own pace (timer ticks may be off): twice a second, faster on an accelerated venue."""
+        while True:
+            await asyncio.sleep(max(self.arm_every_s / self._pace(), 0.02))
+            await self._arm_ahead()
+
     def _pace(self) -> float:
         """How many venue seconds pass per wall second (1 against Polymarket)."""
         rate = getattr(self.clock, "rate", 1.0)
@@ -342,7 +351,6 @@ class LiveFeed:
         while True:
             await asyncio.sleep(max(self.tick_s / self._pace(), 0.01))
             await self.runner.tick(self.now_ms())
-            await self._arm_ahead()
             if time.monotonic() - last_sync >= 1.0:  # fills the user channel / reconciler recorded since
                 last_sync = time.monotonic()
                 await self.runner.sync_orders()
