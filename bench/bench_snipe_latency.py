@@ -28,6 +28,7 @@ from bench.harness import Result, percentile
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # its address (the peer's EOA wallet)
 WINDOWS = int(os.environ.get("BENCH_SNIPE_WINDOWS", "40"))
+PROFILE = os.environ.get("BENCH_SNIPE_PROFILE") == "1"
 
 
 def run() -> list[Result]:
@@ -70,9 +71,12 @@ def run() -> list[Result]:
         }
         old = {k: os.environ.get(k) for k in env}
         os.environ.update(env)
+        stages = _stage_stamps() if PROFILE else {}
         try:
             clock = SimTime(sim)
             samples = asyncio.run(_drive(clock, emits, posts))
+            if PROFILE:
+                _print_stages(stages, emits, posts)
             peer = asyncio.run(_peer(clock, emits, posts))
         finally:
             for k, v in old.items():
@@ -141,7 +145,7 @@ async def _drive(clock: SimTime, emits: list[float], posts: list[float]) -> list
     from pmbot.runner.session import TargetSpec, run_session
     from pmbot.strategies.snipe import SnipeStrategy
 
-    app = App(clock=clock)  # the session's VenueClock follows the sim's GET /time against it
+    app = App(clock=clock)
     stop = asyncio.Event()
     spec = TargetSpec(series=("btc-updown-15m",), max_markets=3, horizon_s=1800)
     task = asyncio.create_task(
@@ -153,6 +157,9 @@ async def _drive(clock: SimTime, emits: list[float], posts: list[float]) -> list
             duration_s=None,
             stop=stop,
             tick_s=3600.0,  # no timer ticks: only a venue message can trigger an entry
+            # the driver owns the manual sim's clock: no VenueClock sampling GET /time (a sample taken
+            # while a step is under way would pair the new sim time with the old one)
+            clock=clock,
             rediscover_s=1.0,  # Gamma refreshes compete with the sim thread: not too often
         )
     )
@@ -231,3 +238,67 @@ async def _peer(clock: SimTime, emits: list[float], posts: list[float]) -> list[
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
         client.close()
+
+
+def _stage_stamps() -> dict[str, list[float]]:
+    """Wrap the hot path's stages to stamp perf_counter() on entry (profiling only: costs a few µs each)."""
+    from pmbot.executor.engine import Executor
+    from pmbot.polymarket import fastpost
+    from pmbot.polymarket.streams.base import WsStream
+    from pmbot.polymarket.trading import TradingClient
+    from pmbot.runner.core import Runner
+    from pmbot.runner.feed import Translator
+    from pmbot.strategies.base import Strategy
+
+    stamps: dict[str, list[float]] = {}
+
+    def wrap(owner: Any, attr: str, name: str, is_async: bool) -> None:
+        f = getattr(owner, attr)
+        if is_async:
+
+            async def aw(*a: Any, **k: Any) -> Any:
+                stamps.setdefault(name, []).append(time.perf_counter())
+                return await f(*a, **k)
+
+            setattr(owner, attr, aw)
+        else:
+
+            def w(*a: Any, **k: Any) -> Any:
+                stamps.setdefault(name, []).append(time.perf_counter())
+                return f(*a, **k)
+
+            setattr(owner, attr, w)
+
+    wrap(WsStream, "_ingest", "1 frame received (websockets → our stream)", False)
+    wrap(Translator, "translate", "2 runner feed has it (stream queue → LiveFeed)", False)
+    wrap(Runner, "deliver", "3 runner.deliver (view, strategy)", True)
+    handle = Strategy.handle
+
+    def decided(self: Any, event: Any) -> Any:
+        out = handle(self, event)
+        if out.intents:
+            stamps.setdefault("4 strategy decided", []).append(time.perf_counter())
+        return out
+
+    Strategy.handle = decided  # type: ignore[method-assign]
+    wrap(Executor, "fire", "5 executor.fire (armed order)", True)
+    wrap(TradingClient, "post_prepared", "6 post_prepared (risk, budget done)", True)
+    wrap(fastpost._Conn, "send", "7 socket write", False)
+    return stamps
+
+
+def _print_stages(stamps: dict[str, list[float]], emits: list[float], posts: list[float]) -> None:
+    rows: dict[str, list[float]] = {}
+    for t_post in posts:
+        before = [e for e in emits if e <= t_post]
+        if not before:
+            continue
+        t0 = before[-1]
+        for name, ts in stamps.items():
+            after = [t for t in ts if t0 <= t <= t_post]
+            if after:
+                rows.setdefault(name, []).append((after[0] - t0) * 1000)
+        rows.setdefault("8 sim received POST /order", []).append((t_post - t0) * 1000)
+    print("snipe tick → order, ms after the trigger's emission (p50 of the first stamp of each stage):")
+    for name in sorted(rows):
+        print(f"  {name:<48} {percentile(rows[name], 50):7.3f}  (n={len(rows[name])})")

@@ -101,7 +101,11 @@ class DecisionLog:
             return
         pending, self._pending = self._pending, []
         if self.store is not None:
-            self.store.record_decisions(pending)
+            try:
+                self.store.record_decisions(pending)
+            except Exception:
+                self._pending = pending + self._pending  # kept for the next flush
+                raise
 
 
 def signals_of_orders(
@@ -204,6 +208,11 @@ class Runner:
         self._delivered: set[str] = set()  # fill ids already given to the strategy
         self.stats = _Stats()
         self._depth = 0
+        # A decision is a report; its store write is a commit (an fsync with synchronous=FULL) that blocks
+        # the loop. With `defer_decisions` the feed writes them between events (`flush_decisions`, about
+        # once a second) instead of after every event, e.g. the burst of skips when a window opens, right
+        # where the entry's trigger is most likely to come. The orders' own records are not affected.
+        self.defer_decisions = False
         self.prearm = prearm and isinstance(orders, ArmingSink)
         self.armed: dict[str, _ArmedEntry] = {}  # by the strategy's own key: armed, not fired yet
         self._arming: asyncio.Future[None] | None = None  # an arm() in flight (submit waits for it)
@@ -258,7 +267,7 @@ class Runner:
         if not out.intents:
             if self.on_output is not None:
                 self.on_output(out)
-            if self._depth == 0:
+            if self._depth == 0 and not self.defer_decisions:
                 self.decisions.flush()
             return
         self._depth += 1
@@ -272,7 +281,8 @@ class Runner:
                 results = list(await asyncio.gather(*(self._send(i) for i in out.intents)))
             if self.on_output is not None:
                 self.on_output(out)
-            self.decisions.flush()
+            if not self.defer_decisions:
+                self.decisions.flush()
             for intent, res in zip(out.intents, results, strict=True):
                 if res is None:
                     continue
@@ -280,8 +290,12 @@ class Runner:
                     await self.deliver(ev)
         finally:
             self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 0 and not self.defer_decisions:
             self.decisions.flush()
+
+    def flush_decisions(self) -> None:
+        """Write the decisions buffered so far (with `defer_decisions`, the feed calls this between events)."""
+        self.decisions.flush()
 
     async def _send(self, intent: OrderIntent) -> SubmitResult | None:
         entry = self.sent.setdefault(intent.key, SentOrder(intent))

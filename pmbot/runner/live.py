@@ -166,6 +166,7 @@ class LiveFeed:
         self.status: dict[str, str] = {}
         self._prewarmed = False
         self.arm_every_s = 0.5  # how often anticipated orders are armed (venue seconds at pace 1)
+        self.flush_every_s = 1.0  # how often the decision log is written (wall seconds)
         # reference prices seen, for views (the strategy keeps its own)
         self.references = ReferenceTracker(max_age_ms=10_000)
 
@@ -259,6 +260,8 @@ class LiveFeed:
             tasks.append(asyncio.create_task(self._refresh_loop(), name="runner-refresh"))
         if self.runner.prearm:
             tasks.append(asyncio.create_task(self._arm_loop(), name="runner-arm"))
+        self.runner.defer_decisions = True
+        tasks.append(asyncio.create_task(self._flush_loop(), name="runner-decisions"))
         if self.live:
             tasks.append(asyncio.create_task(self.executor.follow_user(self.venue.user_stream()), name="runner-user"))
             tasks.append(asyncio.create_task(self.executor.run_reconciler(), name="runner-reconciler"))
@@ -334,6 +337,15 @@ class LiveFeed:
                 await self.executor.prewarm()
             except Exception as e:  # a cold connection is slower, not wrong
                 log.warning("could not prewarm the order connection: %s", e)
+
+    async def _flush_loop(self) -> None:
+        """The decision log, written about once a second (not after every event: see Runner.defer_decisions)."""
+        while True:
+            await asyncio.sleep(self.flush_every_s)
+            try:
+                self.runner.flush_decisions()
+            except Exception as e:  # a report that could not be written must not stop trading; kept for the next
+                log.warning("decisions not stored yet: %s", e)
 
     async def _arm_loop(self) -> None:
         """Pre-arm on its own pace (timer ticks may be off): twice a second, faster on an accelerated venue."""
