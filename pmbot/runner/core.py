@@ -397,10 +397,22 @@ class Runner:
         ended = [k for k, e in self.armed.items() if e.retire_at_ms is not None and now >= e.retire_at_ms]
         if ended:
             sink.retire([self.armed.pop(k).stored_key for k in ended])
+        try:
+            anticipated = list(self.strategy.anticipate(now))
+        except Exception as e:  # a prediction that fails costs speed, never the run: entries are submitted as usual
+            log.error("strategy %s: anticipate() failed: %s", self.strategy.name, e)
+            return 0
         wanted: dict[int | None, list[OrderIntent]] = {}
-        for intent in self.strategy.anticipate(now):
+        for intent in anticipated:
             key = intent.key
-            if key in self.armed or key in self.sent or self.strategy.was_sent(key) or key in self._arming_keys:
+            old = self.armed.get(key)
+            if old is not None and not _same_order(old.intent, intent):
+                # the order it would send changed (the market's fees or tick, the config): arm the new one
+                del self.armed[key]
+                sink.retire([old.stored_key], why="armed order never sent: replaced by a changed order")
+            elif old is not None:
+                continue
+            if key in self.sent or self.strategy.was_sent(key) or key in self._arming_keys:
                 continue
             market = self.view.market(intent.condition_id)
             wanted.setdefault(market.end_ms if market is not None else None, []).append(intent)

@@ -163,19 +163,30 @@ class VenueClock:
 
     def _refit(self) -> None:
         samples = list(self._samples)
-        lo, hi = float("-inf"), float("inf")
-        for s in samples:  # at rate 1: offset in (t − r, t + res − s)
-            lo = max(lo, s.venue - s.received)
-            hi = min(hi, s.venue + s.resolution - s.sent)
-        if lo <= hi:
+        lo, hi = _bounds(samples)
+        if lo > hi and len(samples) >= 3:
+            if _bounds(samples[:-1])[0] <= _bounds(samples[:-1])[1]:
+                # The newest answer alone disagrees with every earlier one: a glitch or a step of the venue's
+                # clock (a restarted sim). Keep the estimate until the next answer tells which.
+                return
+            odd = _odd_one_out(samples)
+            if odd is None:
+                odd_regime = _older_regime(samples)
+                if odd_regime:  # two regimes at rate 1 (a step): the newer one holds
+                    for _ in range(odd_regime):
+                        self._samples.popleft()
+            else:  # one earlier answer disagrees with all the others, before and after it: a glitch
+                del self._samples[odd]
+            samples = list(self._samples)
+            lo, hi = _bounds(samples)
+        if lo <= hi:  # the venue at our pace: offset 0 when the bounds allow it, else their middle
             self.rate, self._anchor, self._base = 1.0, 0.0, 0.0 if lo <= 0.0 <= hi else (lo + hi) / 2
             self._slack = max(0.0, hi - self._base)
             self._lead = 0.0
             return
         rate, anchor, base, spread = _fit(samples)
         if abs(rate - 1.0) <= self.rate_tolerance:
-            # the bounds disagree only by noise at our pace (a clock step, a slow answer): rate 1, the
-            # newest samples decide the offset
+            # the bounds disagree only by noise at our pace (a slow answer): rate 1, the newest sample decides
             newest = samples[-1]
             self.rate, self._anchor = 1.0, 0.0
             self._base = newest.venue + newest.resolution / 2 - (newest.sent + newest.received) / 2
@@ -191,6 +202,35 @@ class VenueClock:
                 self._base = (lo + hi) / 2
                 self._slack = hi - self._base
         self._lead = 0.0
+
+
+def _bounds(samples: list[ClockSample]) -> tuple[float, float]:
+    """At rate 1, the offset venue − wall that every sample allows: (t − received, t + resolution − sent)."""
+    lo = max(s.venue - s.received for s in samples)
+    hi = min(s.venue + s.resolution - s.sent for s in samples)
+    return lo, hi
+
+
+def _agree(samples: list[ClockSample]) -> bool:
+    lo, hi = _bounds(samples)
+    return lo <= hi
+
+
+def _odd_one_out(samples: list[ClockSample]) -> int | None:
+    """The index of the one sample (not the newest) without which all the others agree at rate 1."""
+    for i in range(len(samples) - 1):
+        if _agree(samples[:i] + samples[i + 1 :]):
+            return i
+    return None
+
+
+def _older_regime(samples: list[ClockSample]) -> int:
+    """How many of the oldest samples to drop so that the newer ones (two or more) agree at rate 1, when
+    the dropped ones agree among themselves too (a step between two rate-1 regimes); 0 if that is not it."""
+    for k in range(1, len(samples) - 1):
+        if _agree(samples[k:]) and _agree(samples[:k]):
+            return k
+    return 0
 
 
 def _fit(samples: list[ClockSample]) -> tuple[float, float, float, float]:
