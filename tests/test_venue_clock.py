@@ -169,3 +169,23 @@ def test_a_step_of_a_venue_at_our_pace_is_followed_at_rate_one() -> None:
         stepped.sample(clock)
         wall.t += 5.0
     assert clock.rate == 1.0 and abs(clock() - stepped.true()) < 1.0
+
+
+async def test_start_samples_at_once_then_keeps_sampling_until_cancelled() -> None:
+    import asyncio
+
+    wall = Wall()
+    calls: list[float] = []
+
+    async def fetch() -> float:
+        calls.append(wall.t)
+        return float(int(wall.t) + 3600)
+
+    clock = VenueClock(fetch, wall=wall)
+    task = await clock.start()
+    assert len(calls) == 1 and abs(clock() - (wall.t + 3600)) < 1.0  # read right after start: venue time
+    await asyncio.sleep(0.3)
+    assert len(calls) >= 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

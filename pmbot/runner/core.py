@@ -177,12 +177,14 @@ class Runner:
 
     `on_output(out)` (optional) sees every strategy Output, for live views.
 
-    Pre-armed orders (`prearm=True`, with an executor that can arm: `ArmingSink`): `arm_ahead()` (the feed
-    calls it on every timer tick) asks the strategy what it expects to submit soon (`Strategy.anticipate`)
+    Pre-armed orders (`prearm=True`, with an executor that can arm: `ArmingSink`): `arm_ahead()` (LiveFeed
+    calls it twice a second) asks the strategy what it expects to submit soon (`Strategy.anticipate`)
     and arms it: signed and recorded `armed` ahead, retired at its market's end if never fired. When the
     strategy then submits the same order (same key, token, side, price, size, type), `submit` fires the
     armed one: the hot path is the risk gate and one POST, no signing, no commit before it. A different
-    order under an armed key retires the armed one and is submitted as usual.
+    order under an armed key retires the armed one and is submitted as usual; an anticipated order whose
+    terms changed is re-armed. The armed record keeps the metadata of its arming (the signal's own detail
+    is in its decision: `signals_of_orders`).
     """
 
     def __init__(

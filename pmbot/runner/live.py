@@ -13,6 +13,10 @@ Targets (`Targets`): a fixed list of markets (`--token-id`, `--market`), or seri
 every `rediscover_s` (`--auto`): markets ending within the horizon are armed (view + subscriptions)
 before their window; armed markets are refreshed from Gamma (accepting orders, closed) at the same pace,
 and dropped a while after they ended.
+
+Time is the `clock` given (run_session: a VenueClock, which also learns from the market channel's own
+timestamps here); timer ticks, pre-arming and discovery keep the venue's pace. Pre-arming
+(`Runner.arm_ahead`) runs on its own loop, twice a second; the decision log is written once a second.
 """
 
 from __future__ import annotations
@@ -293,7 +297,7 @@ class LiveFeed:
         async with self.market_stream as stream:
             observe = self._observe
             async for item in stream:
-                if observe is not None:
+                if observe is not None and not isinstance(item, StreamStatus):  # the venue's stamps, not ours
                     ts = item.book.timestamp_ms if isinstance(item, BookSnapshot) else getattr(item, "timestamp_ms", 0)
                     if ts:
                         observe(ts)
@@ -351,7 +355,10 @@ class LiveFeed:
         """Pre-arm on its own pace (timer ticks may be off): twice a second, faster on an accelerated venue."""
         while True:
             await asyncio.sleep(max(self.arm_every_s / self._pace(), 0.02))
-            await self._arm_ahead()
+            try:
+                await self._arm_ahead()
+            except Exception as e:  # e.g. the store refused a retire: entries are still submitted as usual
+                log.warning("pre-arming failed: %s", e)
 
     def _pace(self) -> float:
         """How many venue seconds pass per wall second (1 against Polymarket)."""

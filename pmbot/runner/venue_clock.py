@@ -6,8 +6,8 @@ its view and the executor read `VenueClock` instead of the wall clock, so the sa
 time against both.
 
     clock = VenueClock(venue.clob.server_time)   # fetch: async () -> venue epoch seconds (GET /time)
-    await clock.sync()                           # one sample now (a fresh clock is the wall clock)
-    task = asyncio.create_task(clock.run())      # a sample every `every_s` (faster at first)
+    task = await clock.start()                   # one sample now, then a sample every `every_s` (faster
+                                                 # at first) until task.cancel(); a fresh clock is the wall
     clock()                                      # venue epoch seconds now, a drop-in for time.time
     clock.observe(msg_ts_ms)                     # a market-channel message's own timestamp
 
@@ -149,6 +149,12 @@ class VenueClock:
             return False
         self.add_sample(sent, self._wall(), venue)
         return True
+
+    async def start(self) -> asyncio.Task[None]:
+        """One sample now (so that what follows reads the venue's time), then `run()` as a task: cancel it
+        when done (run_session does both)."""
+        await self.sync()
+        return asyncio.get_running_loop().create_task(self.run(), name="venue-clock")
 
     async def run(self) -> None:
         """Sample until cancelled: four quick samples (rate known within about a second), then every `every_s`."""
