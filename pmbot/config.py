@@ -221,7 +221,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     executor: ExecutorSettings = ExecutorSettings()
     snipe: SnipeSettings = SnipeSettings()
-    copy: CopySettings = CopySettings()
+    copy: CopySettings = CopySettings()  # type: ignore[assignment]  # shadows the deprecated BaseModel.copy
 
     @field_validator("clob_url", "gamma_url", "data_url")
     @classmethod

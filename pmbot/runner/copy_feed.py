@@ -513,8 +513,8 @@ class CopyFeed:
             trade = a.as_trade()
             if trade is None or trade.wallet.lower() != wallet:
                 continue
-            key = "|".join((trade.tx_hash.lower(), trade.token_id, trade.side, str(trade.size), str(trade.price)))
-            key += f"|{a.timestamp_ms}"
+            parts = (wallet, trade.tx_hash.lower(), trade.token_id, trade.side, trade.size, trade.price, a.timestamp_ms)
+            key = "|".join(str(p) for p in parts)
             if key in self._poll_seen:
                 continue
             self._poll_seen[key] = None
