@@ -15,6 +15,10 @@ Sources, each in its own task (one failing never stops the others; each reconnec
 - `data_api`: Data API v2 `/v2/activity?type=TRADE` every `poll_s` (2 s), cursor-paged, ascending from the
   watermark less an overlap; rows already delivered in this run are not delivered again.
 
+Books: the markets the targets trade (and those we hold) are followed on the market channel, so the strategy's
+book guards (moved since the target's fill, spread) see the current book and a market's resolution reaches the
+executor (paper and live positions are settled) and the strategy. A market is followed from its first fill on.
+
 Every sighting's token id is decoded to market and outcome from our own cache (`MarketCache`: Gamma by token
 id, or by the condition id a V2 position id names; never assumed YES); combos positions are skipped. The
 strategy de-duplicates sightings across sources (pmbot.strategies.copy_dedup). After each delivery the feed
@@ -40,8 +44,9 @@ from typing import TYPE_CHECKING, Any
 
 from pmbot.errors import PmbotError
 from pmbot.polymarket import identity
-from pmbot.polymarket.models import StreamState, StreamStatus, WalletTrade
+from pmbot.polymarket.models import BookSnapshot, MarketResolved, PriceChange, StreamState, StreamStatus, WalletTrade
 from pmbot.runner.core import Runner
+from pmbot.runner.feed import Translator
 from pmbot.strategies.base import MarketInfo
 from pmbot.strategies.copy import CopyConfig, CopyStrategy
 from pmbot.strategies.events import TargetFill, TargetSource
@@ -49,7 +54,7 @@ from pmbot.strategies.events import TargetFill, TargetSource
 if TYPE_CHECKING:
     from pmbot.executor.engine import Executor
     from pmbot.polymarket.factory import Venue
-    from pmbot.polymarket.streams import ChainFillStream, RtdsStream
+    from pmbot.polymarket.streams import ChainFillStream, MarketStream, RtdsStream
     from pmbot.store.base import Store
 
 __all__ = [
@@ -322,6 +327,9 @@ class CopyFeed:
         mode: str = "dry-run",
         catch_up_from_ms: Mapping[str, int] | None = None,
         markets: MarketCache | None = None,
+        translator: Translator | None = None,
+        follow_books: bool = True,
+        follow_tokens: Iterable[str] = (),
     ) -> None:
         self.venue = venue
         self.targets = list(targets)
@@ -356,6 +364,12 @@ class CopyFeed:
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self.chain_stream: ChainFillStream | None = None
         self.rtds_stream: RtdsStream | None = None
+        self.translator = translator or Translator()
+        self.follow_books = follow_books
+        self.market_stream: MarketStream | None = None
+        self.market_state = "off"
+        self._followed: set[str] = set()  # condition ids whose tokens the market channel follows
+        self._follow_first = list(follow_tokens)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -377,6 +391,13 @@ class CopyFeed:
         for s in self.sources:
             self.start_source(s, loops[s])
         self._tasks["timer"] = asyncio.create_task(self._timer_loop(), name="copy-timer")
+        if self.follow_books:
+            self.market_stream = self.venue.market_stream(())
+            self._tasks["market"] = asyncio.create_task(self._market_guard(), name="copy-market")
+            for token in self._follow_first:
+                held = self.markets.get(token) or await self.markets.lookup(token)
+                if held is not None:
+                    await self.follow_market(held)
         if self.live:
             self._tasks["user"] = asyncio.create_task(
                 self.executor.follow_user(self.venue.user_stream()), name="copy-user"
@@ -387,12 +408,15 @@ class CopyFeed:
             await asyncio.wait([waiter], timeout=duration_s)
         finally:
             waiter.cancel()
+            self.save_watermarks()  # before the strategies stop: fills still in their window stay above it
             await self._stop_tasks(list(self._tasks))
             if self._wake_handle is not None:
                 self._wake_handle.cancel()
+            if self.market_stream is not None:
+                with contextlib.suppress(Exception):
+                    await self.market_stream.close()
             for r in self.runners.values():
                 await r.stop()
-            self.save_watermarks()
 
     def start_source(self, source: TargetSource | str, loop: Callable[[], Any] | None = None) -> None:
         """Start (or restart) one source's task."""
@@ -526,6 +550,62 @@ class CopyFeed:
         self._poll_from_ms[wallet] = newest
         return delivered
 
+    async def follow_market(self, info: MarketInfo) -> None:
+        """Follow a market's books and resolution on the market channel (once per market)."""
+        if not self.follow_books or info.condition_id in self._followed:
+            return
+        self._followed.add(info.condition_id)
+        self.translator.add_tokens({t: info.condition_id for t in info.token_ids})
+        if self.market_stream is not None:
+            try:
+                await self.market_stream.subscribe(info.token_ids)
+            except PmbotError as e:  # the next connection subscribes every token it has
+                log.warning("copy: market channel subscribe failed: %s", e.one_line())
+
+    async def _market_guard(self) -> None:
+        while True:
+            try:
+                await self._market_loop()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as e:  # books are a guard, not a source: the run goes on without them
+                self.market_state = f"error: {type(e).__name__}: {e}"
+                log.warning("copy: market channel failed: %s", e)
+                await asyncio.sleep(2.0)
+
+    async def _market_loop(self) -> None:
+        from pmbot.settle import resolution_from_event
+
+        assert self.market_stream is not None
+        paper = self.executor.paper
+        async with self.market_stream as stream:
+            async for item in stream:
+                now = self.now_ms()
+                if isinstance(item, StreamStatus):
+                    self.market_state = item.state.value
+                    if item.state is not StreamState.CONNECTED:
+                        for blind in self.translator.blind(now):  # a stale book must not pass a guard
+                            for r in self.runners.values():
+                                await r.deliver(blind)
+                    continue
+                if isinstance(item, MarketResolved):
+                    resolution = resolution_from_event(item)
+                    if resolution is not None:
+                        self.executor.apply_resolution(resolution)
+                events = self.translator.translate(item, now)
+                for e in events:
+                    for r in self.runners.values():
+                        await r.deliver(e)
+                if paper is not None and isinstance(item, BookSnapshot | PriceChange):
+                    for e in events:
+                        token = getattr(e, "token_id", "")
+                        if token and paper.open_orders(token):
+                            book = self.translator.order_book(token)
+                            if book is not None and await self.executor.on_book(book):
+                                for r in self.runners.values():
+                                    await r.sync_orders()
+
     def _status(self, source: TargetSource, st: StreamStatus) -> None:
         h = self.health[source]
         h.state = {StreamState.CONNECTED: "connected", StreamState.STALE: "stale"}.get(st.state, "reconnecting")
@@ -566,6 +646,8 @@ class CopyFeed:
         del recent[:-20]
         await runner.deliver(fill)
         self._schedule_wake(runner)
+        if self.follow_books and info.condition_id not in self._followed:
+            await self.follow_market(info)  # after the decision's delivery: never on the fill's hot path
 
     def _market_added(self, info: MarketInfo) -> None:
         for r in self.runners.values():

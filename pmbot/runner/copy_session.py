@@ -93,6 +93,9 @@ class CopyView(CopyMemoryView):
         self._clock = clock
         self._tags = {k: tuple(v) for k, v in (tags or {}).items()}
 
+    def held_tokens(self) -> list[str]:
+        return [t for t, n in self._positions.items() if n > 0]
+
     def seed_position(self, token_id: str, condition_id: str, size: Decimal, cost: Decimal) -> None:
         """What an earlier run of this strategy left us holding (from the store's positions)."""
         self._positions[token_id] = size
@@ -195,12 +198,15 @@ class CopyDecisionLog(DecisionLog):
             return r
         from dataclasses import replace
 
+        from pmbot.executor.engine import DRY_RUN_PREFIX
+
+        # The executor stores dry-run orders under `dry-run:<key>`; the strategy knows the bare key.
+        stored = r.intent_key if self.mode == "live" else DRY_RUN_PREFIX + r.intent_key
         entry = self.sent.get(r.intent_key)
         result = getattr(entry, "result", None)
         if result is None:
             error = getattr(entry, "error", "")
-            return replace(r, order_status="error" if error else "sending")
-        # The executor stores dry-run orders under `dry-run:<key>`; the strategy knows the bare key.
+            return replace(r, order_key=stored, order_status="error" if error else "sending")
         return replace(r, order_key=result.key, order_status=result.status.value)
 
 
@@ -316,6 +322,8 @@ async def run_copy_session(
     from pmbot.executor.books import VenueBooks
     from pmbot.executor.factory import build_executor
     from pmbot.executor.lock import user_lock_dir
+    from pmbot.runner.feed import Translator
+    from pmbot.runner.live import LocalFirstBooks
 
     clock = clock or app.clock
     mode = mode_name(dry_run)
@@ -339,6 +347,7 @@ async def run_copy_session(
             await markets.preload()
         except PmbotError as e:  # a slow Gamma: markets are then looked up on first sight
             log.warning("copy: market preload failed: %s", e.one_line())
+        translator = Translator()  # the market channel's books: guards, and the paper exchange's first source
         handle = await build_executor(
             app.settings,
             store,
@@ -346,7 +355,7 @@ async def run_copy_session(
             dry_run=dry_run,
             lock_dir=user_lock_dir(),
             clock=clock,
-            books=VenueBooks(venue.clob) if dry_run else None,
+            books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
         )
         try:
             executor = handle.executor
@@ -354,6 +363,7 @@ async def run_copy_session(
             balance = await _balance(venue, executor, app, dry_run)
             now_ms = int(clock() * 1000)
             catch_up: dict[str, int] = {}
+            held: list[str] = []
             for t in resolved:
                 target_positions = await _target_positions(venue, t.wallet)
                 view = CopyView(clock=lambda: int(clock() * 1000), balance=balance, target_positions=target_positions)
@@ -370,6 +380,7 @@ async def run_copy_session(
                     catch_up[t.wallet] = start_ms
                 session.runners[t.wallet] = runner
                 session.logs[t.wallet] = dlog
+                held += [tok for tok in view.held_tokens() if tok not in held]
             feed = CopyFeed(
                 venue,
                 session.runners,
@@ -385,6 +396,8 @@ async def run_copy_session(
                 mode=mode,
                 catch_up_from_ms=catch_up,
                 markets=markets,
+                translator=translator,
+                follow_tokens=held,
             )
             session.feed = feed
             if on_ready is not None:
