@@ -782,6 +782,7 @@ class Venue:
     # -- orders from the API -------------------------------------------------------------------
     def submit_wire_order(self, body: Any, key: ApiKey) -> dict[str, Any]:
         """POST /order: validate the V2 wire body, verify the signature, match. Raises OrderRejectedError."""
+        received_ns = time.perf_counter_ns()  # before the signature check: the stamp is the POST's arrival
         order = _parse_wire_order(body)
         if body.get("owner") != key.key:
             raise OrderRejectedError("the order owner has to be the owner of the API KEY")
@@ -804,7 +805,8 @@ class Venue:
         self.received_orders.append(body)
         self.order_stamps.append(
             {
-                "ns": time.perf_counter_ns(),
+                "ns": received_ns,
+                "order_id": order_id,
                 "token_id": str(order["tokenId"]),
                 "side": order["side"],
                 "sim_ts": self.now(),
