@@ -356,3 +356,103 @@ def test_cli_bad_input_one_line_exit_2_nothing_written(args: tuple[str, ...], si
     errors = [line for line in r.stderr.splitlines() if line.lower().startswith("error")]
     assert len(errors) == 1, r.stderr
     assert not db.exists()
+
+
+def test_two_targets_each_get_their_own_strategy_and_maker_fills_are_flagged(copy_env: SimServer, db_url: str) -> None:
+    sim = copy_env
+    mm = sim.call(lambda v: v.mm_address).lower()
+    app = App(clock=sim.now)
+    session = _session(sim, app, 12, targets=[WHALE, mm])
+    app.close()
+    rows = _rows(db_url)
+    whale = sim.whale_address.lower()
+    assert {r.target for r in rows} == {whale, mm}
+    assert {t.wallet: t.strategy_name for t in session.targets} == {
+        whale: f"copy-{whale[2:10]}",
+        mm: f"copy-{mm[2:10]}",
+    }
+    assert {r.strategy for r in rows if r.target == mm} == {f"copy-{mm[2:10]}"}
+    # the market maker's fills are maker fills (its logs name the whale, not the exchange, as counterparty)
+    # (RTDS and the Data API do not say; the chain's sighting tells the fill group)
+    mm_chain = [r for r in rows if r.target == mm and "chain" in r.seen_ms()]
+    assert mm_chain and all(r.detail["maker"] == "true" for r in mm_chain)
+    whale_chain = [r for r in rows if r.target == whale and "chain" in r.seen_ms()]
+    assert whale_chain and all(r.detail["maker"] == "false" for r in whale_chain)
+
+
+def test_a_first_run_mirrors_from_its_start_not_the_history(copy_env: SimServer, db_url: str) -> None:
+    sim = copy_env
+    sim.advance(25)  # the whale trades before we start: not ours to copy (nothing was missed)
+    started = int(sim.now()) * 1000
+    app = App(clock=sim.now)
+    session = _session(sim, app, 24, sources=("data_api",), settle_s=0.5)
+    app.close()
+    rows = _rows(db_url)
+    assert rows and all(r.target_ts is not None and r.target_ts >= started for r in rows)
+    assert session.feed is not None and session.feed.before_start > 0
+
+
+def test_cli_json_summary_and_log_lines_against_the_sim(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """`pmbot copy` in process: the sim starts at the wall clock's time (the CLI's clock), a thread moves it."""
+    import contextlib
+    import io
+    import json
+    import threading
+    import time
+
+    from pmbot.cli import main
+
+    with SimServer(seed=7, manual=True, start=time.time()) as sim:
+        for k, v in sim.env().items():
+            monkeypatch.setenv(k, v)
+        monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'c.db'}")
+        done = threading.Event()
+
+        def move() -> None:
+            time.sleep(1.0)
+            while not done.is_set():
+                sim.advance(1)
+                time.sleep(0.25)
+
+        mover = threading.Thread(target=move, daemon=True)
+        mover.start()
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["copy", "--target", WHALE, "--duration", "6s", "--json"])
+            out2, err2 = io.StringIO(), io.StringIO()
+            with contextlib.redirect_stdout(out2), contextlib.redirect_stderr(err2):
+                code2 = main(["copy", "-t", WHALE, "--duration", "4s", "--no-live", "--source", "rtds"])
+        finally:
+            done.set()
+            mover.join()
+    assert code == 0, err.getvalue()
+    doc = json.loads(out.getvalue())
+    assert doc["mode"] == "dry-run" and set(doc) >= {"run_id", "targets", "sources", "orders"}
+    (t,) = doc["targets"]
+    assert t["target"] == WHALE and t["copied"] >= 1
+    assert set(doc["sources"]) == {"chain", "rtds", "data_api"}
+    assert all(o["key"].startswith("dry-run:") for o in doc["orders"])
+    assert code2 == 0, err2.getvalue()
+    assert "signal" in err2.getvalue() or "skip" in err2.getvalue()  # one log line per decision on stderr
+    assert "copy dry-run run" in out2.getvalue()
+
+
+def test_live_view_renders_targets_mirrors_and_sources(copy_env: SimServer) -> None:
+    from rich.console import Console
+
+    from pmbot.commands import copy_run_cmd
+
+    sim = copy_env
+    app = App(clock=sim.now)
+    session = _session(sim, app, 10)
+    state = copy_run_cmd._ViewState()
+    state.session = session
+    console = Console(record=True, width=200)
+    console.print(copy_run_cmd._view(state, app))
+    app.close()
+    text = console.export_text()
+    assert WHALE in text and "our mirrors" in text
+    for src in ("chain", "rtds", "data_api"):
+        assert src in text
+    assert "copied" in text

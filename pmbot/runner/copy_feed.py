@@ -354,6 +354,9 @@ class CopyFeed:
         self.health: dict[TargetSource, SourceHealth] = {s: SourceHealth(s) for s in self.sources}
         # Data API: per target, the target time (ms) to read from (the catch-up start), then the newest seen.
         self._poll_from_ms: dict[str, int] = dict(catch_up_from_ms or {})
+        # A first run (no watermark) mirrors what happens from its start on: older rows are history, not missed.
+        self._poll_floor_ms: dict[str, int] = {}
+        self.before_start = 0  # Data API rows older than a first run's start, not delivered
         self._poll_seen: OrderedDict[str, None] = OrderedDict()
         self.last_fills: dict[str, list[TargetFill]] = {t.wallet: [] for t in self.targets}
         self.skipped_combos = 0
@@ -514,7 +517,9 @@ class CopyFeed:
         health = self.health[TargetSource.DATA_API]
         now = self.now_ms()
         for t in self.targets:
-            self._poll_from_ms.setdefault(t.wallet, now)
+            if t.wallet not in self._poll_from_ms:
+                self._poll_from_ms[t.wallet] = now
+                self._poll_floor_ms[t.wallet] = now // 1000 * 1000  # the Data API's times are whole seconds
         while True:
             started = time.monotonic()
             for t in self.targets:
@@ -544,6 +549,9 @@ class CopyFeed:
             self._poll_seen[key] = None
             if len(self._poll_seen) > _SEEN_LIMIT:
                 self._poll_seen.popitem(last=False)
+            if trade.timestamp_ms < self._poll_floor_ms.get(wallet, 0):
+                self.before_start += 1
+                continue
             newest = max(newest, trade.timestamp_ms)
             await self._sighting(TargetSource.DATA_API, trade, now=self.now_ms())
             delivered += 1
