@@ -406,6 +406,9 @@ def test_cli_json_summary_and_log_lines_against_the_sim(tmp_path: Path, monkeypa
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'c.db'}")
+        config = tmp_path / "pmbot.toml"  # the targets from the file: no --target on the first run
+        config.write_text(f'[copy]\nratio = 0.2\n\n[[copy.targets]]\ntarget = "{WHALE}"\nratio = 0.5\n')
+        monkeypatch.setenv("PMBOT_CONFIG", str(config))
         done = threading.Event()
 
         def move() -> None:
@@ -419,7 +422,7 @@ def test_cli_json_summary_and_log_lines_against_the_sim(tmp_path: Path, monkeypa
         out, err = io.StringIO(), io.StringIO()
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main(["copy", "--target", WHALE, "--duration", "6s", "--json"])
+                code = main(["copy", "--duration", "6s", "--json"])
             out2, err2 = io.StringIO(), io.StringIO()
             with contextlib.redirect_stdout(out2), contextlib.redirect_stderr(err2):
                 code2 = main(["copy", "-t", WHALE, "--duration", "4s", "--no-live", "--source", "rtds"])
@@ -433,6 +436,13 @@ def test_cli_json_summary_and_log_lines_against_the_sim(tmp_path: Path, monkeypa
     assert t["target"] == WHALE and t["copied"] >= 1
     assert set(doc["sources"]) == {"chain", "rtds", "data_api"}
     assert all(o["key"].startswith("dry-run:") for o in doc["orders"])
+    store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
+    copied = [r for r in store.list_copy_decisions() if r.copied and r.side == "BUY" and "capped_by" not in r.detail]
+    store.close()
+    assert copied
+    for r in copied:  # the target's own ratio (0.5) over [copy]'s (0.2)
+        assert r.target_size is not None
+        assert r.order_size == (r.target_size * Decimal("0.5")).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
     assert code2 == 0, err2.getvalue()
     assert "signal" in err2.getvalue() or "skip" in err2.getvalue()  # one log line per decision on stderr
     assert "copy dry-run run" in out2.getvalue()
@@ -456,3 +466,21 @@ def test_live_view_renders_targets_mirrors_and_sources(copy_env: SimServer) -> N
     for src in ("chain", "rtds", "data_api"):
         assert src in text
     assert "copied" in text
+
+
+def test_a_toxic_last_analysis_warns_at_start(copy_env: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The call site for `copy analyze`'s stored verdict: `last_verdict(store, target)` (copy_analyze_cmd)."""
+    from pmbot.commands import copy_analyze_cmd
+
+    asked: list[str] = []
+
+    def last_verdict(store: Any, target: str) -> str | None:
+        asked.append(target)
+        return "toxic"
+
+    monkeypatch.setattr(copy_analyze_cmd, "last_verdict", last_verdict, raising=False)
+    app = App(clock=copy_env.now)
+    session = _session(copy_env, app, 1)
+    app.close()
+    assert asked == [copy_env.whale_address.lower()]
+    assert len(session.warnings) == 1 and "toxic" in session.warnings[0] and WHALE in session.warnings[0]
