@@ -484,3 +484,29 @@ def test_a_toxic_last_analysis_warns_at_start(copy_env: SimServer, monkeypatch: 
     app.close()
     assert asked == [copy_env.whale_address.lower()]
     assert len(session.warnings) == 1 and "toxic" in session.warnings[0] and WHALE in session.warnings[0]
+
+
+def test_a_fill_on_a_token_no_market_has_is_recorded_unknown_market_not_dropped(
+    copy_env: SimServer, db_url: str
+) -> None:
+    from pmbot.polymarket.models import TradeSource, WalletTrade
+    from pmbot.strategies.events import TargetSource
+
+    sim = copy_env
+    whale = sim.whale_address.lower()
+    app = App(clock=sim.now)
+
+    async def during(i: int, s: CopySession) -> None:
+        if i == 1 and s.feed is not None:
+            now = int(sim.now() * 1000)
+            trade = WalletTrade(
+                source=TradeSource.RTDS, wallet=whale, token_id="123456789", side=Side.BUY, size=Decimal(50),
+                price=Decimal("0.4"), timestamp_ms=now, tx_hash="0x" + "ee" * 32,
+            )  # fmt: skip
+            await s.feed._sighting(TargetSource.RTDS, trade, now=now)
+
+    session = _session(sim, app, 4, during=during)
+    app.close()
+    rows = [r for r in _rows(db_url) if r.token_id == "123456789"]
+    assert [r.reason for r in rows] == ["unknown_market"] and not rows[0].copied
+    assert session.feed is not None and session.feed.unknown_tokens == 1

@@ -234,6 +234,28 @@ def trade_fill(
     )
 
 
+def unknown_market_fill(
+    trade: WalletTrade, source: TargetSource, seen_ms: int, *, log_index: int | None, maker: bool | None
+) -> TargetFill:
+    """A fill on a token our cache cannot place: the market a V2 position id names (or none), no outcome."""
+    position = identity.decode_position_id(trade.token_id)
+    return TargetFill(
+        target=trade.wallet.lower(),
+        source=source,
+        tx_hash=trade.tx_hash.lower(),
+        log_index=log_index,
+        token_id=trade.token_id,
+        condition_id=position.condition_id if position is not None else "",
+        outcome="",
+        side=trade.side,
+        price=trade.price,
+        size=trade.size,
+        target_ts_ms=trade.timestamp_ms,
+        seen_ts_ms=seen_ms,
+        maker=maker,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- chain
 
 
@@ -277,6 +299,10 @@ def _copy_chain_stream_class() -> type[ChainFillStream]:
     class CopyChainStream(ChainFillStream):
         """ChainFillStream with the maker filter only, yielding ChainSighting (log index, maker flag)."""
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._seen_logs: OrderedDict[tuple[str, str], None] = OrderedDict()
+
         def log_filters(self) -> list[dict[str, Any]]:
             if not self._wallets:
                 return []
@@ -291,6 +317,12 @@ def _copy_chain_stream_class() -> type[ChainFillStream]:
         def _handle_log(self, log_entry: Any) -> None:
             if not isinstance(log_entry, Mapping):
                 raise ValueError(f"chain: expected a log object, got {type(log_entry).__name__}")
+            key = (ws.hex_str(log_entry.get("transactionHash"), "transactionHash"), str(log_entry.get("logIndex")))
+            if key in self._seen_logs:  # delivered twice (two subscriptions overlap while they are replaced)
+                return
+            self._seen_logs[key] = None
+            if len(self._seen_logs) > 4096:
+                self._seen_logs.popitem(last=False)
             sighting = chain_fill(log_entry, self._wallets, now_ms(self.clock))
             if sighting is None:
                 self.counterparty_fills += 1
@@ -637,15 +669,19 @@ class CopyFeed:
         runner = self.runners.get(wallet)
         if runner is None:
             return
-        if is_combos(trade.token_id):
+        if is_combos(trade.token_id):  # a combos leg is no market we can mirror
             self.skipped_combos += 1
+            if self.skipped_combos == 1:
+                log.info("copy: skipping %s's combos fills (not a market pmbot trades)", wallet)
             return
         info = self.markets.get(trade.token_id) or await self.markets.lookup(trade.token_id)
         if info is None:
+            # Not silent: delivered without a market, the strategy records it `unknown_market` (never copied).
             self.unknown_tokens += 1
-            log.warning("copy: %s fill of %s on unknown token %s… not decoded", source, wallet, trade.token_id[:16])
-            return
-        fill = trade_fill(trade, info, source, now, log_index=log_index, maker=maker)
+            log.warning("copy: %s fill of %s on unknown token %s…", source, wallet, trade.token_id[:16])
+            fill: TargetFill | None = unknown_market_fill(trade, source, now, log_index=log_index, maker=maker)
+        else:
+            fill = trade_fill(trade, info, source, now, log_index=log_index, maker=maker)
         if fill is None:
             return
         self.health[source].saw(now, fill.target_ts_ms)
@@ -654,7 +690,7 @@ class CopyFeed:
         del recent[:-20]
         await runner.deliver(fill)
         self._schedule_wake(runner)
-        if self.follow_books and info.condition_id not in self._followed:
+        if self.follow_books and info is not None and info.condition_id not in self._followed:
             await self.follow_market(info)  # after the decision's delivery: never on the fill's hot path
 
     def _market_added(self, info: MarketInfo) -> None:
