@@ -24,6 +24,7 @@ from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
 from pmbot.store.copy_rows import CopyDecisionRow
 from pmbot.store.models import Query, Side
+from pmbot.strategies.events import TargetSource
 
 WHALE = "distinct-baguette"
 REPO = Path(__file__).resolve().parent.parent
@@ -61,7 +62,14 @@ def _session(
             if ready or task.done():
                 break
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.6)  # the streams subscribe
+        for _ in range(100):  # the streams connected and subscribed
+            feed = ready[0].feed if ready else None
+            if feed is not None and all(
+                h.state in ("connected", "polling") for s, h in feed.health.items() if s is not TargetSource.DATA_API
+            ):
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.2)
         for i in range(steps):
             if during is not None and ready:
                 res = during(i, ready[0])
@@ -170,34 +178,42 @@ def test_chain_source_killed_mid_run_rtds_and_data_api_carry_on_nothing_copied_t
     sim = copy_env
     app = App(clock=sim.now)
     outage = range(8, 22)
+    back_at: list[int] = []
 
-    def during(i: int, s: CopySession) -> None:
+    async def during(i: int, s: CopySession) -> None:
+        assert s.feed is not None
+        chain = s.feed.health[TargetSource.CHAIN]
         if i == outage.start:  # the RPC goes away: open sockets closed, reconnects refused
             sim.set_faults(rpc_down=1)
             sim.call(_drop_rpc)
         if i == outage.stop:
             sim.set_faults(rpc_down=0)
+            for _ in range(200):  # the sim's clock waits while the chain source reconnects (backing off)
+                if chain.state == "connected":
+                    break
+                await asyncio.sleep(0.05)
+            back_at.append(int(sim.now() * 1000))
 
     session = _session(sim, app, 36, during=during, settle_s=1.0)
     app.close()
     rows = _rows(db_url)
     start = 1_795_000_000_000
-    in_outage = [
-        r
-        for r in rows
-        if r.copied
-        and r.target_ts is not None
-        and start + (outage.start + 2) * 1000 < r.target_ts < start + outage.stop * 1000
-    ]
+    # fills whose logs were emitted while the RPC was down (a log comes 2 s after the match)
+    lo, hi = start + (outage.start + 1) * 1000, start + (outage.stop - 2) * 1000
+    in_outage = [r for r in rows if r.copied and r.target_ts is not None and lo < r.target_ts < hi]
     assert in_outage, "nothing copied while the chain was down"
     assert all("chain" not in r.seen_ms() for r in in_outage)  # the chain never saw those fills
     per_tx = _orders_per_tx(db_url)
     assert max(per_tx.values()) == 1
     assert session.feed is not None
-    chain = session.feed.health[next(s for s in session.feed.health if str(s) == "chain")]
+    chain = session.feed.health[TargetSource.CHAIN]
     assert chain.errors >= 1 and chain.state == "connected"  # it went down and came back
-    after = [r for r in rows if r.target_ts and r.target_ts > start + (outage.stop + 6) * 1000]
-    assert any("chain" in r.seen_ms() for r in after), "the chain source did not come back"
+    end = int(sim.now() * 1000)
+    after: dict[str, set[str]] = {}
+    for r in rows:  # every fill matched once the chain was back (and mined before the end) was seen on it
+        if r.target_ts and back_at and back_at[0] < r.target_ts < end - 3_000:
+            after.setdefault(r.fill_id, set()).update(r.seen_ms())
+    assert after and all("chain" in seen for seen in after.values()), after
 
 
 def test_restart_mid_stream_no_double_copy_no_silent_gap(copy_env: SimServer, db_url: str) -> None:
@@ -490,7 +506,6 @@ def test_a_fill_on_a_token_no_market_has_is_recorded_unknown_market_not_dropped(
     copy_env: SimServer, db_url: str
 ) -> None:
     from pmbot.polymarket.models import TradeSource, WalletTrade
-    from pmbot.strategies.events import TargetSource
 
     sim = copy_env
     whale = sim.whale_address.lower()
