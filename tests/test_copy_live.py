@@ -351,6 +351,7 @@ def _pmbot(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
 @pytest.mark.parametrize(
     "args",
     [
+        ("copy", "--duration", "1s"),  # no target, none configured
         ("copy", "--target", "0x1234", "--duration", "1s"),  # malformed address
         ("copy", "--target", "0x" + "g" * 40, "--duration", "1s"),
         ("copy", "--target", "has space", "--duration", "1s"),
@@ -525,3 +526,20 @@ def test_a_fill_on_a_token_no_market_has_is_recorded_unknown_market_not_dropped(
     rows = [r for r in _rows(db_url) if r.token_id == "123456789"]
     assert [r.reason for r in rows] == ["unknown_market"] and not rows[0].copied
     assert session.feed is not None and session.feed.unknown_tokens == 1
+
+
+def test_report_without_a_database_is_empty_and_creates_nothing(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import contextlib
+    import io
+    import json
+
+    from pmbot.cli import main
+
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = main(["copy", "report", "--json"])
+    assert code == 0
+    doc = json.loads(out.getvalue())
+    assert doc["targets"] == [] and doc["decisions"] == [] and doc["mode"] == "dry-run"
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()
