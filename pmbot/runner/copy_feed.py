@@ -148,16 +148,22 @@ class MarketCache:
             self.on_new(info)
 
     async def preload(self, limit: int = 200) -> int:
-        """Open markets ending soonest (the ones a 5m / 15m trader trades next): one Gamma page."""
-        from pmbot.runner.live import market_info
-
+        """Open markets ending soonest (the ones a 5m / 15m trader trades next): one Gamma page, no CLOB call
+        (a market Gamma gives without tick size or fees is looked up, with the CLOB, on its first fill)."""
         found = await self.venue.gamma.markets(limit=limit)
         n = 0
         for m in found:
             if m.closed or not m.token_ids or m.module is identity.Module.COMBOS:
                 continue
             with contextlib.suppress(PmbotError):
-                self.add(await market_info(self.venue, m))
+                self.add(
+                    MarketInfo.from_market(
+                        m,
+                        description=m.description,
+                        resolution_source=m.resolution_source,
+                        reference_open=m.price_to_beat,
+                    )
+                )
                 n += 1
         return n
 
