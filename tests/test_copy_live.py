@@ -543,3 +543,26 @@ def test_report_without_a_database_is_empty_and_creates_nothing(db_url: str, mon
     doc = json.loads(out.getvalue())
     assert doc["targets"] == [] and doc["decisions"] == [] and doc["mode"] == "dry-run"
     assert not Path(db_url.removeprefix("sqlite:///")).exists()
+
+
+def test_rtds_open_but_silent_is_noticed_stale_then_reconnected(
+    copy_env: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The data-level watchdog: the socket stays open (pings answered) but no activity comes."""
+    monkeypatch.setenv("PMBOT_COPY__RTDS_SILENCE_S", "0.4")
+    sim = copy_env
+    app = App(clock=sim.now)
+    states: list[str] = []
+
+    async def during(i: int, s: CopySession) -> None:
+        if i == 0 and s.feed is not None:
+            for _ in range(40):  # the sim's clock stands still: no trade, no activity frame
+                states.append(s.feed.health[TargetSource.RTDS].state)
+                await asyncio.sleep(0.05)
+
+    session = _session(sim, app, 3, sources=("rtds",), during=during)
+    app.close()
+    assert session.feed is not None and session.feed.rtds_stream is not None
+    counters = session.feed.rtds_stream.counters
+    assert "stale" in states
+    assert counters.stale >= 1 and counters.reconnects >= 1
