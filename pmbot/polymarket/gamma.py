@@ -91,6 +91,19 @@ class GammaClient:
             raise NotFoundError(f"no market has token id {token_id[:20]}…")
         return found[0]
 
+    async def markets_by_condition(
+        self, condition_ids: list[str], *, chunk: int = 50
+    ) -> list[tuple[Market, int | None]]:
+        """The markets (open or closed) with these condition ids, each with its `closedTime` in epoch ms (None
+        while open): resolutions, fee schedules and outcome prices for `pmbot copy analyze`."""
+        out: list[tuple[Market, int | None]] = []
+        ids = list(dict.fromkeys(condition_ids))
+        for i in range(0, len(ids), chunk):
+            part = ids[i : i + chunk]
+            raw = await self.markets_raw(condition_ids=part, closed=None, active=None, order=None, limit=len(part) * 2)
+            out += [(rest.gamma_market(m), rest.gamma_closed_ms(m)) for m in raw]
+        return out
+
     async def search_profiles(self, query: str, limit: int = 10) -> list[Profile]:
         raw = await self.http.get("/public-search", {"q": query, "search_profiles": True, "limit_per_type": limit})
         return rest.search_profiles(raw)
