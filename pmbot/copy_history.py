@@ -97,6 +97,11 @@ class History:
     source: str = "live"  # "live" or "file"
     notes: tuple[str, ...] = ()  # what the operator should know about this history (truncation, …)
 
+    def is_of(self, target: str) -> bool:
+        """Whether `target` (a username or a 0x address) names this history's target."""
+        t = target.strip().lower().lstrip("@")
+        return t in (self.target.lower().lstrip("@"), self.wallet)
+
     @property
     def name(self) -> str:
         """The username this history was asked for ("" when it was asked for by address)."""
@@ -375,7 +380,8 @@ class _Line:
     def decimal(self, key: str, lo: Decimal, hi: Decimal | None = None) -> Decimal:
         v = self.obj.get(key)
         try:
-            d = v if isinstance(v, Decimal) else Decimal(v) if isinstance(v, str) else None
+            ok = isinstance(v, str | int) and not isinstance(v, bool)
+            d = v if isinstance(v, Decimal) else Decimal(v) if ok else None
         except InvalidOperation:
             d = None
         if d is None or not d.is_finite():
@@ -414,7 +420,7 @@ def read_history(path: str | Path) -> History:
     for n, raw in enumerate(text.splitlines(), 1):
         if not raw.strip():
             continue
-        where = f"{p.name} line {n}"
+        where = f"{p} line {n}"
         try:
             obj = json.loads(raw, parse_float=Decimal, parse_int=int, parse_constant=_reject_constant)
         except ValueError as e:
@@ -481,7 +487,7 @@ def read_history(path: str | Path) -> History:
         else:
             raise line.fail(f"unknown kind {str(kind)[:40]!r} (header, trade, resolution, price, fee, mark)")
     if header is None:
-        raise InputError(f"{p.name}: empty: no header line")
+        raise InputError(f"{p}: empty: no header line")
     return History(
         target=header["target"],
         wallet=header["wallet"],

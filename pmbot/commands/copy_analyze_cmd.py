@@ -98,6 +98,7 @@ def analyze(
     """Replay the target's history under our copy rules, late by --delay: its PnL, the copy's, the share
     kept, the maker share (cannot be copied) and a verdict (copyable, marginal, toxic) with its rule."""
     from pmbot.copy_history import read_history, record_analysis, result_document, run_analysis
+    from pmbot.errors import InputError
     from pmbot.timeutil import now_ms
 
     if from_file is not None and save is not None:
@@ -109,6 +110,11 @@ def analyze(
     rules = rules_from(a)
     if from_file is not None:
         history = read_history(from_file)
+        if not history.is_of(target):
+            raise InputError(
+                f"{from_file} holds the history of {history.target} ({history.wallet}), not of {target!r}",
+                hint=f"pmbot copy analyze {history.target} --from {from_file}",
+            )
         if days is not None:
             history = history.window(days)
     else:
@@ -161,7 +167,7 @@ def print_analysis(doc: dict[str, Any]) -> None:
         f"[dim]{span} · {doc['trades']} fills in {doc['markets']} markets ({doc['resolved_markets']} resolved) · "
         f"delay {doc['delay_ms']} ms · slippage {doc['slippage']} · prices: {doc['price_model']}[/dim]"
     )
-    table = Table(box=box.SIMPLE_HEAD, pad_edge=False, show_header=True)
+    table = Table(box=box.SIMPLE, pad_edge=False, show_header=False)
     table.add_column("", no_wrap=True)
     table.add_column("value", justify="right", no_wrap=True)
     table.add_column("", style="dim")
