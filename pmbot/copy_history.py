@@ -36,6 +36,7 @@ import asyncio
 import json
 import logging
 import os
+import re
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -77,10 +78,12 @@ log = logging.getLogger(__name__)
 FORMAT = "pmbot-copy-history"
 VERSION = 1
 DAY_MS = 86_400_000
+MAX_MS = 10**15  # epoch ms in the year 33658: any larger "time" in a file is an error
 MAX_TRADES = 50_000  # per fetch of the target's fills (a week of a busy 5-minute taker is ~10 000)
 TAPE_PER_MARKET = 1_000  # newest tape rows per market, for the delay model
 TAPE_CONCURRENCY = 4
 _ONE = Decimal(1)
+_ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,6 +366,12 @@ class _Line:
             raise self.fail(f"{key!r} must be a non-empty string")
         return v
 
+    def wallet(self, key: str) -> str:
+        v = self.text(key)
+        if not _ADDRESS.match(v):
+            raise self.fail(f"{key!r} must be a 0x address of 40 hex digits")
+        return v.lower()
+
     def opt_integer(self, key: str) -> int | None:
         return None if self.obj.get(key) is None else self.integer(key)
 
@@ -372,6 +381,8 @@ class _Line:
             v = int(v)
         if not isinstance(v, int) or isinstance(v, bool):
             raise self.fail(f"{key!r} must be an integer")
+        if not 0 <= v < MAX_MS:  # the store's 64-bit columns; a real time in ms is far below
+            raise self.fail(f"{key!r} is out of range (epoch milliseconds, got {str(v)[:24]})")
         return v
 
     def opt_decimal(self, key: str, lo: Decimal, hi: Decimal | None = None) -> Decimal | None:
@@ -438,7 +449,7 @@ def read_history(path: str | Path) -> History:
                 raise line.fail(f"not a {FORMAT} version {VERSION} file")
             header = {
                 "target": line.text("target"),
-                "wallet": line.text("wallet").lower(),
+                "wallet": line.wallet("wallet"),
                 "start_ms": line.opt_integer("start_ms"),
                 "end_ms": line.opt_integer("end_ms"),
             }

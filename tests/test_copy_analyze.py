@@ -230,6 +230,12 @@ BAD_FILES = [
     ([HEADER, '{"kind": "trade", "price": NaN}'], "line 2: not JSON"),
     ([HEADER, trade(A, "BUY", "0.4", "-1", 1)], "line 2: 'size' = -1 is out of range"),
     ([HEADER, trade(A, "BUY", "0.4", "1", "soon")], "line 2: 'ts_ms' must be an integer"),
+    ([HEADER, trade(A, "BUY", "0.4", "1", 1.5)], "line 2: 'ts_ms' must be an integer"),
+    # used to reach the store: a 64-bit column cannot hold it (OverflowError, a traceback)
+    ([HEADER | {"end_ms": 10**30}, trade(A, "BUY", "0.4", "1", 1)], "line 1: 'end_ms' is out of range"),
+    ([HEADER, trade(A, "BUY", "0.4", "1", -5)], "line 2: 'ts_ms' is out of range (epoch milliseconds, got -5)"),
+    ([HEADER, json.dumps(trade(A, "BUY", "0.4", "1", 0)).replace('"ts_ms": 0', '"ts_ms": 1e400')], "'ts_ms' is out of"),
+    ([HEADER | {"wallet": "me"}], "line 1: 'wallet' must be a 0x address"),
     ([HEADER, trade(A, "BUY", "0.4", "1", 1, maker="yes")], "line 2: 'maker' must be true, false or null"),  # type: ignore[arg-type]
     ([HEADER, trade("", "BUY", "0.4", "1", 1)], "line 2: 'token_id' must be a non-empty string"),
     ([HEADER, {"kind": "fee", "condition_id": "0xm1", "rate": "2"}], "line 2: 'rate' = 2 is out of range"),
