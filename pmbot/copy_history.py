@@ -264,6 +264,14 @@ async def fetch_history(
 
         tapes = await asyncio.gather(*(one(c) for c in cids))
         prices = tape_points((t for rows in tapes for t in rows), pairs)
+        # The venue serves a market's newest trades only: a fill before its token's tape begins is priced at
+        # the target's price ± slippage. Say how many.
+        uncovered = sum(1 for t in trades if not prices.get(t.token_id) or prices[t.token_id][0].ts_ms > t.ts_ms)
+        if uncovered:
+            notes.append(
+                f"{uncovered} of {len(trades)} fills come before their market's tape (the newest "
+                f"{tape_per_market} trades per market): those copies are priced at the target's price ± slippage"
+            )
     return History(
         target=target,
         wallet=wallet,
@@ -390,11 +398,14 @@ class _Line:
 
     def decimal(self, key: str, lo: Decimal, hi: Decimal | None = None) -> Decimal:
         v = self.obj.get(key)
-        try:
-            ok = isinstance(v, str | int) and not isinstance(v, bool)
-            d = v if isinstance(v, Decimal) else Decimal(v) if ok else None
-        except InvalidOperation:
-            d = None
+        d: Decimal | None = None
+        if isinstance(v, Decimal):
+            d = v
+        elif isinstance(v, str | int) and not isinstance(v, bool):
+            try:
+                d = Decimal(v)
+            except InvalidOperation:
+                d = None
         if d is None or not d.is_finite():
             raise self.fail(f'{key!r} must be a decimal (a string like "0.52")')
         if d < lo or (hi is not None and d > hi):

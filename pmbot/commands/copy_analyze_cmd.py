@@ -66,7 +66,7 @@ def analyze(
         typer.Argument(
             metavar="TARGET",
             callback=base.not_blank,
-            help="A profile name (e.g. distinct-baguette) or a 0x wallet address (with --from: a label).",
+            help="A profile name (e.g. distinct-baguette) or a 0x wallet (--from: the file's target or wallet).",
         ),
     ],
     days: Annotated[
@@ -76,11 +76,22 @@ def analyze(
         ),
     ] = None,
     delay: Annotated[
-        str, typer.Option("--delay", callback=base.checked(parse_delay), help="How late a copy arrives: 2s, 500ms.")
+        str,
+        typer.Option(
+            "--delay",
+            metavar="DURATION",
+            callback=base.checked(parse_delay),
+            help="How late a copy arrives: 2s, 500ms, 1.5s.",
+        ),
     ] = "2s",
     slippage: Annotated[
         str,
-        typer.Option("--slippage", callback=base.checked(parse_slippage), help="Our limit: the target's price ± this."),
+        typer.Option(
+            "--slippage",
+            metavar="PRICE",
+            callback=base.checked(parse_slippage),
+            help="Our limit: the target's price ± this.",
+        ),
     ] = "0.01",
     from_file: Annotated[
         str | None,

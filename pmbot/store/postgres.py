@@ -929,7 +929,11 @@ class PostgresStore:
         from pmbot.store.sqlite import copy_analyses_query, copy_analysis_row
 
         sql, params = copy_analyses_query(wallet, name, limit, "%s")
-        sql = sql.replace("SELECT *", "SELECT *, result::text AS result", 1)
+        columns = (
+            "id, created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage, trades, copied, target_pnl,"
+            " copy_pnl, share_kept, maker_share, verdict, result::text AS result"
+        )
+        sql = sql.replace("SELECT *", f"SELECT {columns}", 1)
         return [copy_analysis_row(r) for r in self._query(sql, params)]
 
 
