@@ -427,3 +427,64 @@ def read_history_of(lines: list[Any]) -> History:
 
     with tempfile.TemporaryDirectory() as d:
         return read_history(write_lines(Path(d) / "h.jsonl", lines))
+
+
+def fetch_from(sim: SimServer, target: str = "distinct-baguette", shift_ms: int = 0, **kw: Any) -> History:
+    import asyncio
+
+    from pmbot.app import App
+    from pmbot.copy_history import fetch_history
+
+    async def main() -> History:
+        async with App().venue() as v:
+            profile = await v.gamma.resolve_wallet(target)
+            now = await v.clob.server_time()
+            now_ms = now * 1000 + shift_ms
+            return await fetch_history(v.data, v.gamma, target, profile.proxy_wallet, now_ms=now_ms, **kw)
+
+    return asyncio.run(main())
+
+
+def test_fetch_in_process_resolutions_fees_and_what_it_could_not_see(sim_env: SimServer) -> None:
+    sim = sim_env
+    sim.advance(1200)
+    whale = sim.whale_address.lower()
+    fills = sim.call(lambda v: [f for f in v.fills if f.order.maker_address.lower() == whale])
+    full = fetch_from(sim, days=7)
+    assert len(full.trades) == len(fills) and full.notes == ()
+    assert all(t.maker is False for t in full.trades)
+    assert [t.ts_ms for t in full.trades] == sorted(t.ts_ms for t in full.trades)
+    # Each resolution names the sim's winner, after the market's last whale trade; fees from Gamma.
+    index = {"Up": 0, "Down": 1}
+    winners = {m["condition_id"]: m["token_ids"][index[m["winner"]]] for m in sim.markets() if m["closed"]}
+    assert full.resolutions
+    for r in full.resolutions:
+        assert winners[r.condition_id] == r.winning_token_id
+        assert r.ts_ms is not None
+        assert r.ts_ms > max(t.ts_ms for t in full.trades if t.condition_id == r.condition_id)
+    assert set(full.fees) == {t.condition_id for t in full.trades}
+    assert full.marks  # the open market's outcome prices
+    # A short tape and a capped fetch are said, not hidden.
+    short = fetch_from(sim, days=7, tape_per_market=5, max_trades=20)
+    assert len(short.trades) == 20
+    assert any("only the newest 20 fills" in n for n in short.notes)
+    assert any("come before their market's tape" in n for n in short.notes)
+    none = fetch_from(sim, days=7, tape=False)
+    assert none.prices == {} and len(none.trades) == len(fills)
+
+
+def test_fetch_falls_back_to_data_api_v1_and_keeps_the_window(sim_env: SimServer) -> None:
+    sim = sim_env
+    sim.advance(900)
+    v2 = fetch_from(sim, days=7)
+    start_ms = int(sim.now() * 1000) - 300_000
+    recent_v2 = fetch_from(sim, days=1, shift_ms=86_400_000 - 300_000)  # v2 `start` bounds it at the venue
+    assert recent_v2.trades == tuple(t for t in v2.trades if t.ts_ms >= start_ms)
+    sim.call(lambda v: setattr(v, "data_api_versions", ("v1",)))
+    v1 = fetch_from(sim, days=7)
+    assert v1.trades == v2.trades and v1.resolutions == v2.resolutions
+    # A window that starts 300 s before the sim's now (a day ending a day minus 300 s later): v1 has no window
+    # parameter, so the fetch itself keeps the window.
+    recent = fetch_from(sim, days=1, shift_ms=86_400_000 - 300_000)
+    assert recent.trades == tuple(t for t in v2.trades if t.ts_ms >= start_ms)
+    assert 0 < len(recent.trades) < len(v2.trades)
