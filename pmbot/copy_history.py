@@ -427,6 +427,8 @@ def read_history(path: str | Path) -> History:
     """Read a recorded history (the format in the module docstring). InputError naming the file and the
     line on anything unreadable."""
     p = Path(path)
+    if p.exists() and not p.is_file() and not p.is_dir():  # a FIFO or a device could block or never end
+        raise InputError(f"cannot read {p}: not a regular file")
     try:
         text = p.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as e:
@@ -550,6 +552,9 @@ def run_analysis(
 
 def result_document(h: History, a: CopyAnalysis) -> dict[str, Any]:
     """What `--json` prints and the store keeps: the analysis plus which history it ran on."""
+    notes = list(h.notes)
+    if not a.trades:
+        notes.append("no fills in the window: the verdict says nothing about this wallet")
     return {
         "target": h.target,
         "wallet": h.wallet,
@@ -559,7 +564,7 @@ def result_document(h: History, a: CopyAnalysis) -> dict[str, Any]:
         "markets": len({t.condition_id for t in h.trades}),
         "resolved_markets": len(h.resolutions),
         "price_model": "market tape" if h.prices else "target's prices ± slippage (no tape)",
-        "notes": list(h.notes),
+        "notes": notes,
         **a.to_dict(),
     }
 

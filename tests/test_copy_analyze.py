@@ -182,6 +182,16 @@ def test_slippage_and_a_tape_turn_it_toxic_and_the_newest_verdict_wins(home: Pat
         s.close()
 
 
+def test_no_fills_is_marginal_and_says_so(home: Path) -> None:
+    f = write_lines(home / "h.jsonl", [HEADER])
+    doc = json.loads(pmbot(home, "copy", "analyze", "hand-made", "--from", str(f), "--json").stdout)
+    assert (doc["trades"], doc["verdict"], doc["maker_share"], doc["share_kept"]) == (0, "marginal", None, None)
+    assert doc["notes"] == ["no fills in the window: the verdict says nothing about this wallet"]
+    table = pmbot(home, "copy", "analyze", "hand-made", "--from", str(f))
+    assert table.returncode == 0 and "verdict: marginal" in table.stdout
+    assert "no fills in the window" in table.stderr
+
+
 def test_days_keeps_the_end_of_a_file(home: Path) -> None:
     lines = [HEADER | {"end_ms": 3 * 86_400_000}, trade(A, "BUY", "0.40", "100", 1_000)]
     lines.append(trade(A, "BUY", "0.40", "100", 2 * 86_400_000 + 5))
@@ -294,6 +304,8 @@ def test_unreadable_files_are_one_line(home: Path, tmp_path: Path) -> None:
         out = pmbot(home, "copy", "analyze", "hand-made", "--from", str(path))
         assert out.returncode == 2, out
         assert out.stderr == f"error: cannot read {path}: {needle}\n"
+    out = pmbot(home, "copy", "analyze", "hand-made", "--from", "/dev/zero")  # would never end
+    assert out.returncode == 2 and out.stderr == "error: cannot read /dev/zero: not a regular file\n", out
     binary = tmp_path / "b.jsonl"
     binary.write_bytes(b"\xff\xfe\x00")
     out = pmbot(home, "copy", "analyze", "hand-made", "--from", str(binary))
