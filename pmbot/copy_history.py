@@ -67,10 +67,12 @@ __all__ = [
     "FORMAT",
     "History",
     "fetch_history",
+    "last_analysis",
     "last_verdict",
     "read_history",
     "record_analysis",
     "run_analysis",
+    "toxic_warning",
     "write_history",
 ]
 
@@ -593,11 +595,30 @@ def record_analysis(store: Store, h: History, a: CopyAnalysis, *, now_ms: int) -
     )
 
 
-def last_verdict(store: Store, target: str) -> str | None:
-    """The verdict of the newest stored analysis of `target` (a 0x wallet or a username, either matching
-    what the analysis was asked for), or None when it was never analysed."""
-    t = target.strip().lower()
+def last_analysis(store: Store, target: str) -> CopyAnalysisRow | None:
+    """The newest stored analysis of `target` (a 0x wallet or a username: either matches what the analysis
+    was asked for, case-insensitive), or None when it was never analysed."""
+    t = target.strip().lower().lstrip("@")
     if not t:
         return None
     found = store.list_copy_analyses(wallet=t, name=t, limit=1)
-    return found[0].verdict if found else None
+    return found[0] if found else None
+
+
+def last_verdict(store: Store, target: str) -> str | None:
+    """`copyable`, `marginal` or `toxic` from the newest stored analysis of `target`; None if never analysed."""
+    row = last_analysis(store, target)
+    return row.verdict if row else None
+
+
+def toxic_warning(store: Store, target: str) -> str | None:
+    """The line `pmbot copy` prints at start when the last analysis of `target` says toxic, else None."""
+    from pmbot.timeutil import ms_to_iso
+
+    row = last_analysis(store, target)
+    if row is None or row.verdict != "toxic":
+        return None
+    return (
+        f"the last `pmbot copy analyze` of {target} ({ms_to_iso(row.created_at)}) says toxic: a copy "
+        f"{row.delay_ms} ms late would have made {row.copy_pnl} USDC over {row.trades} of its fills"
+    )

@@ -21,6 +21,7 @@ from pmbot.copy_history import (
     record_analysis,
     run_analysis,
     tape_points,
+    toxic_warning,
     write_history,
 )
 from pmbot.polymarket.models import Side as WireSide
@@ -177,6 +178,9 @@ def test_slippage_and_a_tape_turn_it_toxic_and_the_newest_verdict_wins(home: Pat
         assert last_verdict(s, "HAND-MADE") == "toxic"
         assert last_verdict(s, WALLET.upper().replace("0X", "0x")) == "toxic"
         assert last_verdict(s, "someone-else") is None
+        warning = toxic_warning(s, "hand-made")
+        assert warning is not None and "says toxic" in warning and "-2.55 USDC over 3 of its fills" in warning
+        assert toxic_warning(s, "someone-else") is None
         assert [r.verdict for r in s.list_copy_analyses(name="hand-made")] == ["toxic", "toxic", "copyable"]
     finally:
         s.close()
@@ -428,6 +432,8 @@ def test_store_keeps_analyses_in_every_backend(store: Any) -> None:
     assert rows[0].name == "someone" and rows[0].copy_pnl == "1.3" and rows[0].share_kept == r.to_dict()["share_kept"]
     assert rows[0].result["copy_pnl"] == "1.3" and rows[0].result["target"] == "Someone"
     assert last_verdict(store, "SOMEONE") == "copyable"
+    assert last_verdict(store, "@someone") == "copyable"
+    assert toxic_warning(store, "someone") is None  # copyable: nothing to warn about
     assert last_verdict(store, WALLET) == "copyable"
     assert last_verdict(store, "") is None
     assert store.list_copy_analyses(name="nobody", limit=5) == []

@@ -149,7 +149,8 @@ def _fetch(a: App, target: str, days: int, *, tape: bool, save: str | None) -> H
             wallet = profile.proxy_wallet
             return await fetch_history(v.data, v.gamma, target, wallet, days=days, now_ms=now * 1000, tape=tape)
 
-    history = base.run(main())
+    with render.stderr().status(f"fetching {days} days of history…"):  # shown on a terminal only
+        history = base.run(main())
     if save is not None:
         write_history(history, save)
     return history
