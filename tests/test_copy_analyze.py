@@ -287,6 +287,7 @@ def test_a_malformed_file_is_one_line_naming_the_line_and_writes_nothing(
         (["--slippage", "lots"], "slippage must be a decimal number"),
         (["--from", "x.jsonl", "--save", "y.jsonl"], "--save writes a fetched history"),
         (["--save", "no/such/dir/h.jsonl"], "no such directory"),
+        (["--save", "."], "is a directory: name a file"),
         (["--from", ""], "must not be empty"),
     ],
 )

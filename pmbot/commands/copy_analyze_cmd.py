@@ -114,6 +114,8 @@ def analyze(
 
     if from_file is not None and save is not None:
         ctx.fail("--save writes a fetched history: it cannot be used with --from")
+    if save is not None and Path(save).is_dir():
+        ctx.fail(f"--save {save!r} is a directory: name a file")
     if save is not None and not Path(save).parent.is_dir():
         ctx.fail(f"--save {save!r}: no such directory {str(Path(save).parent)!r}")
     a: App = ctx.obj
