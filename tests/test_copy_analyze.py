@@ -507,3 +507,26 @@ def test_fetch_falls_back_to_data_api_v1_and_keeps_the_window(sim_env: SimServer
     recent = fetch_from(sim, days=1, shift_ms=86_400_000 - 300_000)
     assert recent.trades == tuple(t for t in v2.trades if t.ts_ms >= start_ms)
     assert 0 < len(recent.trades) < len(v2.trades)
+
+
+def test_pmbot_migrate_carries_the_analyses_to_postgresql(tmp_path: Path, pg_empty_url: str) -> None:
+    from pmbot.migrate import run_migration
+    from pmbot.store.postgres import PostgresStore
+    from pmbot.store.sqlite import SQLiteStore
+
+    src = SQLiteStore(str(tmp_path / "src.db"))
+    h = read_history_of(HAND)
+    for k, slip in enumerate(("0.01", "0.1")):
+        record_analysis(src, h, run_analysis(h, delay_ms=2000, slippage=D(slip)), now_ms=1_000 + k)
+    want = src.list_copy_analyses()
+    src.close()
+    report = run_migration(f"sqlite:///{tmp_path / 'src.db'}", pg_empty_url)
+    assert report.verified and report.conflict_count == 0
+    pg = PostgresStore(pg_empty_url)
+    try:
+        assert pg.list_copy_analyses() == want
+        assert last_verdict(pg, "hand-made") == "toxic"
+        pg.save_copy_analysis(want[0])  # the identity moved past the copied ids
+        assert len(pg.list_copy_analyses()) == 3
+    finally:
+        pg.close()
