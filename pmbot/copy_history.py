@@ -255,7 +255,9 @@ async def fetch_history(
                 marks[o.token_id] = o.price
     unknown = len(set(cids) - {m.condition_id for m, _ in markets})
     if unknown:
-        notes.append(f"{unknown} market(s) not found on Gamma: valued at their last trade price")
+        notes.append(
+            f"{unknown} market(s) missing or unreadable on Gamma: valued at their last trade price, fees unknown"
+        )
     prices: dict[str, tuple[PricePoint, ...]] = {}
     if tape and cids:
         gate = asyncio.Semaphore(TAPE_CONCURRENCY)

@@ -530,3 +530,19 @@ def test_pmbot_migrate_carries_the_analyses_to_postgresql(tmp_path: Path, pg_emp
         assert len(pg.list_copy_analyses()) == 3
     finally:
         pg.close()
+
+
+def test_an_unreadable_gamma_market_is_left_out_and_said(sim_env: SimServer) -> None:
+    sim = sim_env
+    sim.advance(120)
+    cid = sim.current_market()["condition_id"]
+
+    def spoil(v: Any) -> None:
+        v.market_by_cid(cid).fee_rate = D(5)  # a fee rate of 500 %: the parser refuses the market
+
+    sim.call(spoil)
+    h = fetch_from(sim, days=7)
+    assert h.trades and {t.condition_id for t in h.trades} == {cid}
+    assert cid not in h.fees
+    assert h.notes == ("1 market(s) missing or unreadable on Gamma: valued at their last trade price, fees unknown",)
+    assert run_analysis(h, delay_ms=2000, slippage=D("0.01")).unresolved_markets == 1
