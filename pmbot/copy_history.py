@@ -173,25 +173,42 @@ def mark_makers(every: Sequence[WalletTrade], taker: Sequence[WalletTrade]) -> l
 
 def tape_points(tape: Iterable[WalletTrade], pairs: Mapping[str, str]) -> dict[str, tuple[PricePoint, ...]]:
     """A market's taker fills → each token's best bid / ask over time (last seen, carried forward). `pairs`
-    maps a token to the other outcome of its (binary) market."""
-    events: dict[str, list[tuple[int, Decimal | None, Decimal | None]]] = {}
-    for t in sorted(tape, key=lambda x: x.timestamp_ms):
-        buy = t.side.value == "BUY"
-        events.setdefault(t.token_id, []).append((t.timestamp_ms, None if buy else t.price, t.price if buy else None))
+    maps a token to the other outcome of its (binary) market.
+
+    Fills of one second come in no known order, and a taker sweeping the book fills at several prices in one
+    second: the book after it is at its worst fill. So per second the ask is the highest taker BUY price and
+    the bid the lowest taker SELL price (a copy arriving later meets the book the sweep left)."""
+    asks: dict[tuple[str, int], Decimal] = {}
+    bids: dict[tuple[str, int], Decimal] = {}
+
+    def ask(token: str, ts: int, p: Decimal) -> None:
+        asks[token, ts] = max(p, asks.get((token, ts), p))
+
+    def bid(token: str, ts: int, p: Decimal) -> None:
+        bids[token, ts] = min(p, bids.get((token, ts), p))
+
+    for t in tape:
         other = pairs.get(t.token_id)
-        if other:
-            flip = _ONE - t.price
-            events.setdefault(other, []).append((t.timestamp_ms, flip if buy else None, None if buy else flip))
+        if t.side.value == "BUY":  # the ask was p; buying this outcome at p is selling the other at 1 − p
+            ask(t.token_id, t.timestamp_ms, t.price)
+            if other:
+                bid(other, t.timestamp_ms, _ONE - t.price)
+        else:
+            bid(t.token_id, t.timestamp_ms, t.price)
+            if other:
+                ask(other, t.timestamp_ms, _ONE - t.price)
+    stamps: dict[str, set[int]] = {}
+    for token, ts in (*asks, *bids):
+        stamps.setdefault(token, set()).add(ts)
     out: dict[str, tuple[PricePoint, ...]] = {}
-    for token, evs in events.items():
-        evs.sort(key=lambda e: e[0])
-        bid: Decimal | None = None
-        ask: Decimal | None = None
+    for token, times in stamps.items():
+        last_bid: Decimal | None = None
+        last_ask: Decimal | None = None
         points: list[PricePoint] = []
-        for ts, b, a in evs:
-            bid = b if b is not None else bid
-            ask = a if a is not None else ask
-            points.append(PricePoint(ts, bid, ask))
+        for ts in sorted(times):
+            last_bid = bids.get((token, ts), last_bid)
+            last_ask = asks.get((token, ts), last_ask)
+            points.append(PricePoint(ts, last_bid, last_ask))
         out[token] = tuple(points)
     return out
 

@@ -28,6 +28,7 @@ from pmbot.polymarket.models import Side as WireSide
 from pmbot.polymarket.models import TradeSource, WalletTrade
 from pmbot.sim.testing import SimServer
 from pmbot.store.models import CopyAnalysisRow
+from pmbot.strategies.copy_analysis import PricePoint
 
 PMBOT = Path(sys.executable).with_name("pmbot")
 D = Decimal
@@ -415,6 +416,12 @@ def test_the_tape_sets_the_bid_and_ask_of_both_outcomes() -> None:
     # A taker BUY of A at 0.6: A's ask 0.6, B's bid 0.4; a SELL of A at 0.55: A's bid 0.55, B's ask 0.45.
     assert [(p.ts_ms, p.bid, p.ask) for p in points[A]] == [(1000, None, D("0.6")), (2000, D("0.55"), D("0.6"))]
     assert [(p.ts_ms, p.bid, p.ask) for p in points[B]] == [(1000, D("0.4"), None), (2000, D("0.4"), D("0.45"))]
+    # A sweep: three BUY fills of one second, in any order, leave the ask at the highest (and B's bid at 0.38).
+    sweep = [wt("BUY", p, "1", "0x9", ts=5000) for p in ("0.60", "0.62", "0.61")]
+    swept = tape_points([*tape, *sweep], {A: B, B: A})
+    assert swept[A][-1] == PricePoint(5000, D("0.55"), D("0.62"))
+    assert swept[B][-1] == PricePoint(5000, D("0.38"), D("0.45"))
+    assert tape_points(list(reversed(sweep)), {}) == tape_points(sweep, {})
 
 
 def test_store_keeps_analyses_in_every_backend(store: Any) -> None:
