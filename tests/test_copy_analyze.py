@@ -165,6 +165,8 @@ def test_slippage_and_a_tape_turn_it_toxic_and_the_newest_verdict_wins(home: Pat
         home / "t.jsonl",
         [*HAND, {"kind": "price", "token_id": A, "ts_ms": 2_500, "bid": "0.43", "ask": "0.45"}],
     )
+    untaped = pmbot(home, "copy", "analyze", "hand-made", "--from", str(taped), "--json", "--no-tape")
+    assert json.loads(untaped.stdout)["copy_pnl"] == "1.3"  # --no-tape offline: as if the file had no tape
     out = pmbot(home, "copy", "analyze", "hand-made", "--from", str(taped), "--json", "--delay", "1500ms")
     doc = json.loads(out.stdout)
     assert doc["skipped"] == {"no_position": 1, "slippage": 1}
@@ -182,7 +184,7 @@ def test_slippage_and_a_tape_turn_it_toxic_and_the_newest_verdict_wins(home: Pat
         warning = toxic_warning(s, "hand-made")
         assert warning is not None and "says toxic" in warning and "-2.55 USDC over 3 of its fills" in warning
         assert toxic_warning(s, "someone-else") is None
-        assert [r.verdict for r in s.list_copy_analyses(name="hand-made")] == ["toxic", "toxic", "copyable"]
+        assert [r.verdict for r in s.list_copy_analyses(name="hand-made")] == ["toxic", "copyable", "toxic", "copyable"]
     finally:
         s.close()
 
@@ -320,6 +322,10 @@ def test_unreadable_files_are_one_line(home: Path, tmp_path: Path) -> None:
 
 
 def test_a_file_of_another_target_is_refused(home: Path) -> None:
+    odd = write_lines(home / "odd.jsonl", [HEADER | {"target": "evil\x1b[2J\x07"}])
+    out = pmbot(home, "copy", "analyze", "someone", "--from", str(odd))
+    assert out.returncode == 2 and "\x1b" not in out.stderr and "\x07" not in out.stderr, out.stderr
+    odd.unlink()
     f = write_lines(home / "h.jsonl", HAND)
     out = pmbot(home, "copy", "analyze", "distinct-baguette", "--from", str(f))
     assert out.returncode == 2

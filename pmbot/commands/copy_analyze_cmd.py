@@ -6,6 +6,7 @@ pmbot.strategies.copy_analysis, and the result is stored before it is shown."""
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from decimal import Decimal
 from pathlib import Path
@@ -102,7 +103,11 @@ def analyze(
         typer.Option("--save", metavar="FILE", callback=base.not_blank, help="Also write the fetched history here."),
     ] = None,
     tape: Annotated[
-        bool, typer.Option("--tape/--no-tape", help="Fetch each market's trades to price the delayed copy.")
+        bool,
+        typer.Option(
+            "--tape/--no-tape",
+            help="Price the late copy from each market's trades (--no-tape: at the target's price ± slippage).",
+        ),
     ] = True,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON for scripts (money as exact strings).")] = False,
 ) -> None:
@@ -124,12 +129,15 @@ def analyze(
     if from_file is not None:
         history = read_history(from_file)
         if not history.is_of(target):
+            name = render.clean(history.target)  # the file's text: no control characters to the terminal
             raise InputError(
-                f"{from_file} holds the history of {history.target} ({history.wallet}), not of {target!r}",
-                hint=f"pmbot copy analyze {history.target} --from {from_file}",
+                f"{from_file} holds the history of {name} ({history.wallet}), not of {target!r}",
+                hint=f"pmbot copy analyze {name} --from {from_file}",
             )
         if days is not None:
             history = history.window(days)
+        if not tape:
+            history = dataclasses.replace(history, prices={})
     else:
         history = _fetch(a, target, days or 7, tape=tape, save=save)
     result = run_analysis(history, delay_ms=delay_ms, slippage=slip, rules=rules)
