@@ -13,6 +13,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from pmbot.store.models import (
     BacktestRun,
+    CopyAnalysisRow,
     DecisionRow,
     ExecutionLog,
     Fill,
@@ -188,4 +189,15 @@ class Store(Protocol):
 
     def list_backtests(self, limit: int | None = None) -> list[BacktestRun]:
         """Newest first."""
+        ...
+
+    # Copy analyses (migration 0010_copy_analyses)
+    def save_copy_analysis(self, row: CopyAnalysisRow) -> int:
+        """Store one analysis; returns its id."""
+        ...
+
+    def list_copy_analyses(
+        self, *, wallet: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[CopyAnalysisRow]:
+        """Newest first. `wallet` / `name` (either matches, case-insensitive) keep one target's rows."""
         ...

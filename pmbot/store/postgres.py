@@ -42,6 +42,7 @@ from pmbot.money import mul_micro, to_micro
 from pmbot.store import is_postgres_url, ledger, rows
 from pmbot.store.models import (
     BacktestRun,
+    CopyAnalysisRow,
     DecisionRow,
     ExecutionLog,
     Fill,
@@ -907,6 +908,33 @@ class PostgresStore:
             "SELECT * FROM trades WHERE order_key = %s AND kind = %s ORDER BY ts, id", (order_key, TradeKind.FILL.value)
         )
         return [rows.row_to_trade(r).fill for r in found]
+
+    # ---------------------------------------------------------------- copy analyses (0010)
+
+    def save_copy_analysis(self, row: CopyAnalysisRow) -> int:
+        from pmbot.store.sqlite import copy_analysis_values
+
+        with self._write() as conn:
+            found = conn.execute(
+                b"INSERT INTO copy_analyses (created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage,"
+                b" trades, copied, target_pnl, copy_pnl, share_kept, maker_share, verdict, result)"
+                b" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id",
+                copy_analysis_values(row),
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    def list_copy_analyses(
+        self, *, wallet: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[CopyAnalysisRow]:
+        from pmbot.store.sqlite import copy_analyses_query, copy_analysis_row
+
+        sql, params = copy_analyses_query(wallet, name, limit, "%s")
+        columns = (
+            "id, created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage, trades, copied, target_pnl,"
+            " copy_pnl, share_kept, maker_share, verdict, result::text AS result"
+        )
+        sql = sql.replace("SELECT *", f"SELECT {columns}", 1)
+        return [copy_analysis_row(r) for r in self._query(sql, params)]
 
 
 def _backtest(r: dict[str, Any]) -> BacktestRun:

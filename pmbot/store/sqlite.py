@@ -32,6 +32,7 @@ from pmbot.store import ledger, rows
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
     BacktestRun,
+    CopyAnalysisRow,
     DecisionRow,
     ExecutionLog,
     Fill,
@@ -673,6 +674,24 @@ class SQLiteStore:
             params.append(int(limit))
         return [_backtest(r) for r in self._query(sql, params)]
 
+    # ---------------------------------------------------------------- copy analyses (0010)
+
+    def save_copy_analysis(self, row: CopyAnalysisRow) -> int:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO copy_analyses (created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage,"
+                " trades, copied, target_pnl, copy_pnl, share_kept, maker_share, verdict, result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                copy_analysis_values(row),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_copy_analyses(
+        self, *, wallet: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[CopyAnalysisRow]:
+        sql, params = copy_analyses_query(wallet, name, limit, "?")
+        return [copy_analysis_row(r) for r in self._query(sql, params)]
+
 
 def _backtest(r: dict[str, Any]) -> BacktestRun:
     return BacktestRun(
@@ -778,3 +797,43 @@ def _insert_order_sql(cols: tuple[str, ...]) -> str:
         f" ON CONFLICT(key) DO UPDATE SET {reuse}"
         " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run"
     )
+
+
+def copy_analysis_values(row: CopyAnalysisRow) -> tuple[Any, ...]:
+    """The INSERT values of a copy analysis, in column order (shared with the PostgreSQL store)."""
+    return (
+        row.created_at, row.wallet.lower(), row.name.lower(), row.source, row.start_ms, row.end_ms, row.delay_ms,
+        row.slippage, row.trades, row.copied, row.target_pnl, row.copy_pnl, row.share_kept, row.maker_share,
+        row.verdict, json.dumps(row.result, sort_keys=True, default=str),
+    )  # fmt: skip
+
+
+def copy_analyses_query(wallet: str | None, name: str | None, limit: int | None, mark: str) -> tuple[str, list[Any]]:
+    """SELECT of copy analyses, newest first (`mark`: the driver's placeholder)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if wallet:
+        where.append(f"wallet = {mark}")
+        params.append(wallet.lower())
+    if name:
+        where.append(f"name = {mark}")
+        params.append(name.lower())
+    sql = "SELECT * FROM copy_analyses"
+    if where:
+        sql += " WHERE " + " OR ".join(where)
+    sql += " ORDER BY created_at DESC, id DESC"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(int(limit))
+    return sql, params
+
+
+def copy_analysis_row(r: dict[str, Any]) -> CopyAnalysisRow:
+    result = r["result"]
+    return CopyAnalysisRow(
+        id=r["id"], created_at=r["created_at"], wallet=r["wallet"], name=r["name"] or "", source=r["source"],
+        start_ms=r["start_ms"], end_ms=r["end_ms"], delay_ms=r["delay_ms"], slippage=r["slippage"],
+        trades=r["trades"], copied=r["copied"], target_pnl=r["target_pnl"], copy_pnl=r["copy_pnl"],
+        share_kept=r["share_kept"], maker_share=r["maker_share"], verdict=r["verdict"],
+        result=json.loads(result) if isinstance(result, str) else dict(result),
+    )  # fmt: skip
