@@ -5,9 +5,8 @@
    on the measured path).
 2. live latency: intent → signed POST /order as received by the sim process, sequential resting GTC
    BUYs, the order connection prewarmed; also intent → ack. Peer: the official SDK polymarket-client
-   (`AsyncSecureClient.place_limit_order`), and py-clob-client-v2 (`create_and_post_order`), against
-   the same sim process. Also: a pre-armed order's `fire` → POST received, and the POST alone per
-   transport (the lean path, aiohttp, httpx).
+   (`AsyncSecureClient.place_limit_order`), against the same sim process. Also: a pre-armed order's
+   `fire` → POST received, and the POST alone per transport (the lean path, aiohttp, httpx).
 3. fleet: 4 worker processes on one wallet with a shared redis-server: the global orders/min budget
    and the "0 duplicates" rule of the Redis SET NX claim.
 
@@ -639,36 +638,6 @@ def _post_path_results(paths: dict[str, list[float]]) -> list[Result]:
     ]
 
 
-def _peer(sim: SimProcess) -> dict[str, list[float]]:
-    """py-clob-client-v2 (sync httpx): create_and_post_order for the same kind of order, same sim."""
-    from py_clob_client_v2.client import ClobClient
-    from py_clob_client_v2.clob_types import OrderArgsV2
-
-    token = sim.open_markets()[0]["token_ids"][0]
-    client = ClobClient(sim.url, 137, key=KEY)
-    client.set_api_creds(client.create_or_derive_api_key())
-
-    def one(n: int) -> None:
-        client.create_and_post_order(OrderArgsV2(token_id=token, price=(1 + n % 5) / 100, size=10 + n, side="BUY"))
-
-    for n in range(LIVE_WARMUP // 2):  # tick size, neg-risk and version caches, connection
-        one(n)
-    before = len(sim.receipts())
-    starts, ends = [], []
-    for n in range(PEER_ORDERS):
-        t = time.perf_counter()
-        one(LIVE_WARMUP + n)
-        ends.append(time.perf_counter())
-        starts.append(t)
-    receipts = sim.receipts()[before:]
-    if len(receipts) != len(starts):
-        raise RuntimeError(f"peer run: {len(receipts)} receipts for {len(starts)} orders")
-    return {
-        "recv": [(r[0] - s) * 1000 for s, r in zip(starts, receipts, strict=True)],
-        "ack": [(e - s) * 1000 for s, e in zip(starts, ends, strict=True)],
-    }
-
-
 async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
     """polymarket-client (Polymarket/py-sdk, the official SDK): `AsyncSecureClient.place_limit_order`
     (create, sign and post) for the same kind of order, same sim process. The SDK has no setting for
@@ -714,9 +683,8 @@ def _latency_results(
     piled: dict[str, list[float]],
     peer: dict[str, list[float]],
     armed: dict[str, list[float]],
-    v2: dict[str, list[float]] | None = None,
 ) -> list[Result]:
-    """`peer`: the official SDK (polymarket-client); `v2`: py-clob-client-v2, reported in the note."""
+    """`peer`: the official SDK (polymarket-client)."""
     r50, r95, r99 = _pcts(ours["recv"])
     p50, p95, p99 = _pcts(peer["recv"])
     a50, a95, a99 = _pcts(ours["ack"])
@@ -734,13 +702,6 @@ def _latency_results(
     peer_note = (
         f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders, same sim process"
     )
-    if v2 is not None:
-        v50, _, v99 = _pcts(v2["recv"])
-        w50, _, w99 = _pcts(v2["ack"])
-        peer_note += (
-            f"; py-clob-client-v2 create_and_post_order: POST received p50 {v50:.3f} p99 {v99:.3f},"
-            f" ack p50 {w50:.3f} p99 {w99:.3f} ms"
-        )
     f50, f95, f99 = _pcts(armed["recv"])
     g50, _, g99 = _pcts(armed["ack"])
     h50, _, h99 = _pcts(armed["done"])
@@ -993,7 +954,6 @@ def run() -> list[Result]:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
         ours = asyncio.run(_live(sim, tmp, cancel=True))
-        v2 = _peer(sim)
         peer = asyncio.run(_peer_sdk(sim))
         armed = asyncio.run(_armed(sim, tmp))
         paths = asyncio.run(_post_paths(sim, tmp))
@@ -1003,7 +963,7 @@ def run() -> list[Result]:
         gc.collect()
         results.append(asyncio.run(_throughput(sim, tmp, rest=False)))
         gc.collect()
-        results[:0] = _latency_results(ours, piled, peer, armed, v2) + _post_path_results(paths)
+        results[:0] = _latency_results(ours, piled, peer, armed) + _post_path_results(paths)
         results.extend(_fleet(sim, tmp))
     return results
 
