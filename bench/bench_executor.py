@@ -378,9 +378,10 @@ def _pcts(samples: list[float]) -> tuple[float, float, float]:
     return percentile(samples, 50), percentile(samples, 95), percentile(samples, 99)
 
 
-async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[float]]:
+async def _live(sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "full") -> dict[str, list[float]]:
     """Sequential resting GTC BUYs. `cancel`: each is cancelled right after its measurement (outside the
-    timing), so at most one order is open, as with a realistic max_open_orders; else they pile up."""
+    timing), so at most one order is open, as with a realistic max_open_orders; else they pile up.
+    `durability`: the store's `[store] durability` ("full": synchronous=FULL, "normal": synchronous=NORMAL)."""
     from pmbot.executor.factory import build_executor
     from pmbot.executor.intents import OrderIntent, intent_key
     from pmbot.polymarket.factory import build_venue
@@ -390,8 +391,8 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
     m = sim.open_markets()[0]
     token = m["token_ids"][0]
     tag = "cancel" if cancel else "rest"
-    settings = _settings(sim.env, tmp / f"live-{tag}.db")
-    store = open_store(settings.database_url)
+    settings = _settings(sim.env, tmp / f"live-{tag}-{durability}.db", PMBOT_STORE__DURABILITY=durability)
+    store = open_store(settings.database_url, durability=settings.store.durability)
     venue = build_venue(settings, timeout=10.0)
     handle = await build_executor(settings, store, venue, dry_run=False, lock_dir=tmp / "locks")
     ex = handle.executor
@@ -424,7 +425,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
 
     def intent(n: int) -> OrderIntent:
         return OrderIntent(
-            key=intent_key(f"latency-{tag}", m["condition_id"], n),
+            key=intent_key(f"latency-{tag}-{durability}", m["condition_id"], n),
             strategy="latency",
             token_id=token,
             condition_id=m["condition_id"],
@@ -714,9 +715,9 @@ def _latency_results(
             r50 <= 0.70 and p50 / r50 >= 1.25,
             peer=round(p50, 3),
             note=(
-                f"{what}; {how}; {peer_note}; ratio = peer / ours; of which the write-ahead commit (synchronous=FULL,"
-                f" its fsync) p50 {c50:.3f} p99 {c99:.3f} ms, the rest of the path (per order, POST received − commit)"
-                f" p50 {e50:.3f} p99 {e99:.3f} ms"
+                f"{what}; {how}; {peer_note}; ratio = peer / ours; durability=full (the default); of which the"
+                f" write-ahead commit (synchronous=FULL, its fsync) p50 {c50:.3f} p99 {c99:.3f} ms, the rest of the"
+                f" path (per order, POST received − commit) p50 {e50:.3f} p99 {e99:.3f} ms"
             ),
         ),
         Result("executor: live intent → POST received p95", round(r95, 3), "ms", "(no goal)", None, peer=round(p95, 3)),
@@ -767,6 +768,53 @@ def _latency_results(
                 f"same, but nothing cancelled: {LIVE_WARMUP}→{piled['open'][0]:.0f} open orders;"
                 f" p95 {x95:.3f} p99 {x99:.3f} ms; ack p50 {y50:.3f} p99 {y99:.3f} ms"
             ),
+        ),
+    ]
+
+
+def _durability_results(
+    full: dict[str, list[float]], normal: dict[str, list[float]], peer: dict[str, list[float]]
+) -> list[Result]:
+    """The same live run with `[store] durability = "normal"` (WAL, synchronous=NORMAL: no fsync per
+    commit; survives a crash or SIGKILL of pmbot, not a power loss), beside the default's figures."""
+    r50, _, r99 = _pcts(normal["recv"])
+    f50, _, f99 = _pcts(full["recv"])
+    a50, _, a99 = _pcts(normal["ack"])
+    c50, _, c99 = _pcts(normal["commit"])
+    k50, _, k99 = _pcts(full["commit"])
+    p50, _, p99 = _pcts(peer["recv"])
+    note = (
+        f"as the durability=full rows above, same sim process, {len(normal['recv'])} orders; durability=normal"
+        f" write-ahead commit p50 {c50:.3f} p99 {c99:.3f} ms (durability=full: p50 {k50:.3f} p99 {k99:.3f} ms);"
+        f" intent → POST received durability=full p50 {f50:.3f} p99 {f99:.3f} ms; intent → ack p50 {a50:.3f}"
+        f" p99 {a99:.3f} ms; peer: polymarket-client as above. Not the default: the last commits may be lost on"
+        " a power loss or OS crash"
+    )
+    return [
+        Result(
+            "executor: live intent → POST received p50, durability=normal",
+            round(r50, 3),
+            "ms",
+            "(no goal; opt-in setting, issue 13)",
+            None,
+            peer=round(p50, 3),
+            note=note,
+        ),
+        Result(
+            "executor: live intent → POST received p99, durability=normal",
+            round(r99, 3),
+            "ms",
+            "(no goal; opt-in setting, issue 13)",
+            None,
+            peer=round(p99, 3),
+        ),
+        Result(
+            "executor: write-ahead commit p50, durability=normal",
+            round(c50, 3),
+            "ms",
+            "(no goal)",
+            None,
+            note=f"durability=full: p50 {k50:.3f} p99 {k99:.3f} ms; normal p99 {c99:.3f} ms",
         ),
     ]
 
@@ -954,6 +1002,7 @@ def run() -> list[Result]:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
         ours = asyncio.run(_live(sim, tmp, cancel=True))
+        ours_normal = asyncio.run(_live(sim, tmp, cancel=True, durability="normal"))
         peer = asyncio.run(_peer_sdk(sim))
         armed = asyncio.run(_armed(sim, tmp))
         paths = asyncio.run(_post_paths(sim, tmp))
@@ -963,7 +1012,11 @@ def run() -> list[Result]:
         gc.collect()
         results.append(asyncio.run(_throughput(sim, tmp, rest=False)))
         gc.collect()
-        results[:0] = _latency_results(ours, piled, peer, armed) + _post_path_results(paths)
+        results[:0] = (
+            _latency_results(ours, piled, peer, armed)
+            + _durability_results(ours, ours_normal, peer)
+            + _post_path_results(paths)
+        )
         results.extend(_fleet(sim, tmp))
     return results
 

@@ -1,9 +1,12 @@
 """The SQLite store (sqlite-utils on one connection, WAL mode).
 
-Durability: `synchronous=FULL` in WAL mode fsyncs the WAL on every commit, so a committed
-order intent or fill survives a power cut, not just a crash of pmbot. That matters here more
-than anywhere: a lost write-ahead record can become a duplicate order after a restart. It costs
-~0.2 ms per commit on this class of disk (see bench/), well inside the 1 ms budget.
+Durability: `synchronous=FULL` in WAL mode (the default, `[store] durability = "full"`) fsyncs the
+WAL on every commit, so a committed order intent or fill survives a power cut, not just a crash of
+pmbot. That matters here more than anywhere: a lost write-ahead record can become a duplicate order
+after a restart. It costs ~0.2 ms per commit on this class of disk (see bench/). `durability =
+"normal"` (synchronous=NORMAL) writes the commit to the WAL without an fsync (the WAL is synced at
+checkpoints): it survives a crash or SIGKILL of the process, since the OS holds the pages, but the
+last commits may be lost on a power loss or OS crash. Only by the operator's choice.
 
 Writes use BEGIN IMMEDIATE: several pmbot processes may share one file, and taking the write
 lock up front avoids the deadlock of two readers upgrading at once.
@@ -71,10 +74,14 @@ _INSERT_TRADE = (
     f"INSERT INTO trades ({', '.join(rows.TRADE_COLUMNS)}) VALUES ({', '.join('?' * len(rows.TRADE_COLUMNS))})"
 )
 _INSERT_TRADE_OR_IGNORE = _INSERT_TRADE.replace("INSERT", "INSERT OR IGNORE", 1)
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")  # OFF: backtests' throwaway files only
 
 
 class SQLiteStore:
     def __init__(self, path: str | Path, *, clock: Clock = time.time, synchronous: str = "FULL") -> None:
+        if synchronous not in _SYNCHRONOUS:  # it goes into a PRAGMA verbatim
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        self.synchronous = synchronous
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._clock = clock
