@@ -115,6 +115,10 @@ def _settings(sim_env: dict[str, str], db: Path, **extra: str) -> Settings:
         "PMBOT_RISK__MAX_TOTAL_EXPOSURE": "1000000000",
         "PMBOT_RISK__MAX_POSITION_PER_MARKET": "1000000000",
         "PMBOT_RISK__DAILY_LOSS_LIMIT": "1000000000",
+        # The sim's clock is manual, so a key's heartbeat session never times out there: each later
+        # engine's first beat ("" id) is refused as stale, and the engine (which does not resync the id)
+        # refuses every intent. A beat is a bool check on the order path, so leaving it out measures the same.
+        "PMBOT_EXECUTOR__HEARTBEAT": "false",
         **extra,
     }
     return load_settings(env_file=None, environ=env).settings
