@@ -56,6 +56,7 @@ THROUGHPUT_TAKER = 20_000  # nothing rests
 THROUGHPUT_BATCH = 200
 LIVE_WARMUP = 100
 LIVE_ORDERS = 1_000
+DURABILITY_ROUNDS = 4  # the live latency run, per durability, in this many alternating parts
 PEER_ORDERS = 400
 FLEET_WORKERS = 4
 FLEET_PER_MINUTE = 6_000  # 100 orders/s for the whole fleet
@@ -382,10 +383,13 @@ def _pcts(samples: list[float]) -> tuple[float, float, float]:
     return percentile(samples, 50), percentile(samples, 95), percentile(samples, 99)
 
 
-async def _live(sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "full") -> dict[str, list[float]]:
+async def _live(
+    sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "full", orders: int = LIVE_ORDERS, run: int = 0
+) -> dict[str, list[float]]:
     """Sequential resting GTC BUYs. `cancel`: each is cancelled right after its measurement (outside the
     timing), so at most one order is open, as with a realistic max_open_orders; else they pile up.
-    `durability`: the store's `[store] durability` ("full": synchronous=FULL, "normal": synchronous=NORMAL)."""
+    `durability`: the store's `[store] durability` ("full": synchronous=FULL, "normal": synchronous=NORMAL);
+    `run` numbers the runs of one kind (a fresh database and key space each)."""
     from pmbot.executor.factory import build_executor
     from pmbot.executor.intents import OrderIntent, intent_key
     from pmbot.polymarket.factory import build_venue
@@ -395,7 +399,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "
     m = sim.open_markets()[0]
     token = m["token_ids"][0]
     tag = "cancel" if cancel else "rest"
-    settings = _settings(sim.env, tmp / f"live-{tag}-{durability}.db", PMBOT_STORE__DURABILITY=durability)
+    settings = _settings(sim.env, tmp / f"live-{tag}-{durability}-{run}.db", PMBOT_STORE__DURABILITY=durability)
     store = open_store(settings.database_url, durability=settings.store.durability)
     venue = build_venue(settings, timeout=10.0)
     handle = await build_executor(settings, store, venue, dry_run=False, lock_dir=tmp / "locks")
@@ -429,7 +433,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "
 
     def intent(n: int) -> OrderIntent:
         return OrderIntent(
-            key=intent_key(f"latency-{tag}-{durability}", m["condition_id"], n),
+            key=intent_key(f"latency-{tag}-{durability}-{run}", m["condition_id"], n),
             strategy="latency",
             token_id=token,
             condition_id=m["condition_id"],
@@ -444,7 +448,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "
     starts: list[float] = []
     ends: list[float] = []
     bad = 0
-    for n in range(LIVE_WARMUP + LIVE_ORDERS):
+    for n in range(LIVE_WARMUP + orders):
         i = intent(n)
         t = time.perf_counter()
         res = await ex.submit(i)
@@ -703,7 +707,10 @@ def _latency_results(
     rest = [r - c for r, c in zip(ours["recv"], ours["commit"], strict=False)]
     e50, _, e99 = _pcts(rest)
     what = "submit() → the sim process receives POST /order (CLOCK_MONOTONIC stamp in the sim)"
-    how = f"{n} sequential resting GTC BUYs after {LIVE_WARMUP} warm-up, each cancelled after it was timed"
+    how = (
+        f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts alternating with the durability=normal ones,"
+        f" each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed"
+    )
     peer_note = (
         f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders, same sim process"
     )
@@ -774,6 +781,13 @@ def _latency_results(
             ),
         ),
     ]
+
+
+def _merge(parts: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """One run's samples from several (`open`: the last part's)."""
+    out: dict[str, list[float]] = {k: [x for p in parts for x in p[k]] for k in parts[0] if k != "open"}
+    out["open"] = parts[-1]["open"]
+    return out
 
 
 def _durability_results(
@@ -1005,8 +1019,15 @@ def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="pmbot-bench-") as d, _sim() as sim:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
-        ours = asyncio.run(_live(sim, tmp, cancel=True))
-        ours_normal = asyncio.run(_live(sim, tmp, cancel=True, durability="normal"))
+        # Both durabilities in alternating halves: the disk's fsync time drifts with what else runs here.
+        runs: dict[str, list[dict[str, list[float]]]] = {"full": [], "normal": []}
+        for r in range(DURABILITY_ROUNDS):
+            for durability in ("full", "normal") if r % 2 == 0 else ("normal", "full"):
+                one = _live(
+                    sim, tmp, cancel=True, durability=durability, orders=LIVE_ORDERS // DURABILITY_ROUNDS, run=r
+                )
+                runs[durability].append(asyncio.run(one))
+        ours, ours_normal = _merge(runs["full"]), _merge(runs["normal"])
         peer = asyncio.run(_peer_sdk(sim))
         armed = asyncio.run(_armed(sim, tmp))
         paths = asyncio.run(_post_paths(sim, tmp))
