@@ -24,7 +24,8 @@ from pmbot.polymarket.models import ApiCreds
 
 Clock = Callable[[], float]
 
-# polymarket/_internal/l1_auth.py: the ClobAuth domain has no verifyingContract.
+# polymarket/_internal/l1_auth.py: the ClobAuth domain has no verifyingContract. pmbot/sim/verify.py spells
+# the same struct out on its own, on purpose: the sim checks this code rather than sharing it.
 CLOB_AUTH_MESSAGE = "This message attests that I control the given wallet"
 _CLOB_AUTH_TYPES = {
     "EIP712Domain": [
