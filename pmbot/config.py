@@ -109,6 +109,24 @@ class CopySettings(_Section):
     sources: list[Literal["onchain", "rtds", "data_api"]] = ["onchain", "rtds", "data_api"]
 
 
+Durability = Literal["full", "normal"]
+# What each `[store] durability` keeps, in the words `pmbot config show` and the README use.
+DURABILITY_NOTES: dict[str, str] = {
+    "full": "SQLite synchronous=FULL: each commit (an order's write-ahead record, a fill) is fsynced before"
+    " pmbot goes on; it survives a crash or SIGKILL of pmbot and a power loss or OS crash",
+    "normal": "SQLite WAL with synchronous=NORMAL: a commit survives a crash or SIGKILL of pmbot, but the last"
+    " commits may be lost on a power loss or OS crash (an order sent just before is then unknown to pmbot"
+    " after the restart: check the venue before trading again); faster per order",
+}
+
+
+class StoreSettings(_Section):
+    """`[store]`: how hard the SQLite store holds on to a commit (PostgreSQL follows the server's
+    synchronous_commit and ignores it)."""
+
+    durability: Durability = Field("full", description="full (the default) or normal")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -136,6 +154,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     storage_backend: Literal["sqlite", "postgres"] | None = None
     redis_url: str | None = None
+    store: StoreSettings = StoreSettings()
 
     debug: bool = False
 
@@ -410,6 +429,16 @@ MONEY_KEYS = {
     "snipe.usdc",
     "copy_trading.max_order_usdc",
 }
+
+
+def notes(settings: Settings) -> dict[str, str]:
+    """Settings whose value is a trade-off the operator should read, keyed like describe()'s rows."""
+    note = DURABILITY_NOTES[settings.store.durability]
+    if settings.database_url.strip().lower().startswith("postgres"):
+        note = "not used: the database is PostgreSQL, whose server setting synchronous_commit applies"
+    return {"store.durability": note}
+
+
 URL_KEYS = {"clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url", "database_url", "redis_url"}
 
 
