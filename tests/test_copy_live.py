@@ -485,22 +485,23 @@ def test_live_view_renders_targets_mirrors_and_sources(copy_env: SimServer) -> N
     assert "copied" in text
 
 
-def test_a_toxic_last_analysis_warns_at_start(copy_env: SimServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The call site for `copy analyze`'s stored verdict: `last_verdict(store, target)` (copy_analyze_cmd)."""
-    from pmbot.commands import copy_analyze_cmd
+def test_a_toxic_last_analysis_warns_at_start(copy_env: SimServer, db_url: str) -> None:
+    """`copy analyze`'s stored verdict (pmbot.copy_history.last_verdict / toxic_warning) is read at start."""
+    from pmbot.store.models import CopyAnalysisRow
 
-    asked: list[str] = []
-
-    def last_verdict(store: Any, target: str) -> str | None:
-        asked.append(target)
-        return "toxic"
-
-    monkeypatch.setattr(copy_analyze_cmd, "last_verdict", last_verdict, raising=False)
-    app = App(clock=copy_env.now)
-    session = _session(copy_env, app, 1)
+    sim = copy_env
+    store = open_store(db_url)
+    base: dict[str, Any] = dict(
+        wallet=sim.whale_address.lower(), name=WHALE, source="live", start_ms=None, end_ms=None, delay_ms=2000,
+        slippage="0.01", trades=40, copied=30, target_pnl="120", share_kept=None, maker_share=None, result={},
+    )  # fmt: skip
+    store.save_copy_analysis(CopyAnalysisRow(created_at=1, copy_pnl="5", verdict="copyable", **base))
+    store.save_copy_analysis(CopyAnalysisRow(created_at=2, copy_pnl="-42", verdict="toxic", **base))
+    store.close()
+    app = App(clock=sim.now)
+    session = _session(sim, app, 1)
     app.close()
-    assert asked == [copy_env.whale_address.lower()]
-    assert len(session.warnings) == 1 and "toxic" in session.warnings[0] and WHALE in session.warnings[0]
+    assert len(session.warnings) == 1 and "toxic" in session.warnings[0] and "-42" in session.warnings[0]
 
 
 def test_a_fill_on_a_token_no_market_has_is_recorded_unknown_market_not_dropped(

@@ -293,23 +293,19 @@ def restore_state(
 # ------------------------------------------------------------------------------------- toxic warning
 
 
-def last_verdict_call(store: Store, target: str) -> str | None:
-    """THE CALL SITE for `copy analyze`'s stored verdict (built in pmbot/commands/copy_analyze_cmd.py by
-    another change): `last_verdict(store, target) -> str | None`. Until that function exists this returns
-    None, and `copy` starts without the warning."""
+def last_verdict_call(store: Store, target: CopyTarget) -> str | None:
+    """THE CALL SITE for `copy analyze`'s stored verdict (pmbot.copy_history: `last_verdict(store, target)`,
+    `toxic_warning(store, target)`): the line to warn with at start when the newest analysis of the target (by
+    its wallet, or the name it was analysed under) says `toxic`, else None."""
+    from pmbot import copy_history
+
     try:
-        from pmbot.commands import copy_analyze_cmd
-    except ImportError:  # pragma: no cover - the module exists; its function may not yet
-        return None
-    fn = getattr(copy_analyze_cmd, "last_verdict", None)
-    if fn is None:
-        return None
-    try:
-        verdict = fn(store, target)
+        for name in dict.fromkeys((target.wallet, target.label)):
+            if copy_history.last_verdict(store, name) is not None:  # the newest analysis under this name decides
+                return copy_history.toxic_warning(store, name)
     except PmbotError as e:
-        log.warning("copy: could not read the last analysis of %s: %s", target, e.one_line())
-        return None
-    return str(verdict) if verdict is not None else None
+        log.warning("copy: could not read the last analysis of %s: %s", target.label, e.one_line())
+    return None
 
 
 # --------------------------------------------------------------------------------------------- runners
@@ -399,11 +395,9 @@ async def run_copy_session(
         session.targets = resolved
         store = app.store
         for t in resolved:
-            verdict = last_verdict_call(store, t.wallet)
-            if verdict == "toxic":
-                session.warnings.append(
-                    f"the last `pmbot copy analyze` of {t.label} says toxic: copying it has not paid (see the analysis)"
-                )
+            warning = last_verdict_call(store, t)
+            if warning is not None:
+                session.warnings.append(warning)
         markets = MarketCache(venue, clock=clock)
         try:
             await markets.preload()
