@@ -539,6 +539,13 @@ def notes(settings: Settings) -> dict[str, str]:
 URL_KEYS = {"clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url", "database_url", "redis_url"}
 
 
+def _entry(value: Any) -> str:
+    """A list item for `config show`: a table entry (`[[copy.targets]]`) as its set keys, `{target=x ratio=0.5}`."""
+    if isinstance(value, dict):
+        return "{" + " ".join(f"{k}={v}" for k, v in value.items() if v is not None) + "}"
+    return str(value)
+
+
 def describe(loaded: LoadedSettings) -> list[dict[str, str]]:
     """Rows for `config show`: key, env name, value (secrets masked), unit, source."""
     rows = []
@@ -551,7 +558,7 @@ def describe(loaded: LoadedSettings) -> list[dict[str, str]]:
         elif isinstance(value, bool):
             shown = "true" if value else "false"  # as it is written in TOML and .env, not Python's True
         elif isinstance(value, list):
-            shown = ",".join(str(v) for v in value)
+            shown = ",".join(_entry(v) for v in value)
         else:
             shown = str(value)
         if key in URL_KEYS and value:
