@@ -20,14 +20,16 @@ book guards (moved since the target's fill, spread) see the current book and a m
 executor (paper and live positions are settled) and the strategy. A market is followed from its first fill on.
 
 Every sighting's token id is decoded to market and outcome from our own cache (`MarketCache`: Gamma by token
-id, or by the condition id a V2 position id names; never assumed YES); combos positions are skipped. The
+id, or by the condition id a V2 position id names; never assumed YES); combos positions are skipped; a token
+no lookup places is still delivered (the strategy records it `unknown_market`, never copies it). The
 strategy de-duplicates sightings across sources (pmbot.strategies.copy_dedup). After each delivery the feed
 wakes the strategy at `next_wakeup_ms()` (the end of a fill's aggregation window) with a TimerTick.
 
 Watermarks: every second (and at the end) each target's per-source watermark goes to the store
 (`set_copy_watermarks`); at start the session reads them back, restores the decisions made since, and the
 Data API catch-up starts from the newest watermark less `match_window_ms`, so fills missed while down are
-decided (copied when younger than `max_age_s`, else recorded `stale`) and nothing is copied twice.
+decided (copied when younger than `max_age_s`, else recorded `stale`) and nothing is copied twice. A first
+run (no watermark) mirrors what happens from its start: older Data API rows are history, not missed fills.
 """
 
 from __future__ import annotations
