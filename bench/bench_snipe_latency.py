@@ -28,7 +28,6 @@ from typing import Any
 from bench.harness import Result, percentile
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
-ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # its address (the peer's EOA wallet)
 WINDOWS = int(os.environ.get("BENCH_SNIPE_WINDOWS", "40"))
 PROFILE = os.environ.get("BENCH_SNIPE_PROFILE") == "1"
 
@@ -176,31 +175,22 @@ async def _drive(clock: SimTime, emits: list[float], posts: list[float]) -> list
 
 async def _peer(clock: SimTime, emits: list[float], posts: list[float]) -> list[float]:
     """The shortest script a user would write: websockets on the market channel, the official SDK's
-    create_and_post_order when the leading side's best ask is in the band in the last 60 s (no
-    reference check, no fee check: that only makes it faster)."""
-    import dataclasses
+    (polymarket-client, its async client) place_limit_order when the leading side's best ask is in the band
+    in the last 60 s (no reference check, no fee check: that only makes it faster). The SDK has no URL
+    setting: its production environment is copied with the sim's URLs; wallet = the key's own address."""
     import json
+    from dataclasses import replace as dc_replace
     from decimal import Decimal
 
     import websockets
-    from polymarket import SecureClient
-    from polymarket._internal.environment import PRODUCTION_CONFIG, create_environment
+    from eth_account import Account
+    from polymarket.clients.async_secure import AsyncSecureClient
+    from polymarket.environments import PRODUCTION, _create_environment
 
     sim = clock.sim
-    config = dataclasses.replace(
-        PRODUCTION_CONFIG,
-        clob_url=sim.url,
-        gamma_url=f"{sim.url}/gamma",
-        data_url=f"{sim.url}/data-api",
-        clob_market_ws_url=f"{sim.ws_url}/ws/market",
-        clob_user_ws_url=f"{sim.ws_url}/ws/user",
-        rtds_ws_url=f"{sim.ws_url}/rtds",
-        relayer_url=f"{sim.url}/relayer",
-        rpc_url=f"{sim.url}/rpc",
-    )
-    env = create_environment(name="pmbot-sim", config=config)
-    client = SecureClient.create(private_key=KEY, wallet=ADDRESS, environment=env)
-    client.get_order_book(token_id=sim.current_market()["token_ids"][0])  # connections and API key warm
+    cfg = dc_replace(PRODUCTION._config, clob_url=sim.url, gamma_url=f"{sim.url}/gamma", data_url=f"{sim.url}/data-api")
+    env = _create_environment(name="pmbot-sim", config=cfg)
+    client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
     bought: set[str] = set()
 
     async def trade() -> None:
@@ -227,7 +217,7 @@ async def _peer(clock: SimTime, emits: list[float], posts: list[float]) -> list[
                         left = ends.get(token, 0) - now
                         if 2 < left <= 60 and 0.80 <= ask <= 0.99 and token not in bought:
                             bought.add(token)
-                            client.place_limit_order(
+                            await client.place_limit_order(
                                 asset_id=token, price=Decimal("0.99"), size=Decimal("10.1"), side="BUY"
                             )
 
@@ -239,7 +229,7 @@ async def _peer(clock: SimTime, emits: list[float], posts: list[float]) -> list[
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
-        client.close()
+        await client.close()
 
 
 def _stage_stamps() -> dict[str, list[float]]:

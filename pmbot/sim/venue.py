@@ -13,6 +13,9 @@ import contextlib
 import json
 import random
 import secrets
+import time
+from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -103,6 +106,13 @@ class Venue:
         self.fills: list[Fill] = []
         self.chain_logs: list[dict[str, Any]] = []  # every OrderFilled log emitted
         self.received_orders: list[dict[str, Any]] = []  # raw POST /order bodies, for test assertions
+        # Benchmark stamps (time.perf_counter_ns, one clock for every thread of the process): when a fill of
+        # `stamp_wallet` (the whale by default) was emitted on each source, and when each POST /order was
+        # received. Emission: RTDS `activity` and the Data API row at the match (both are built from the
+        # match; the Data API serves it from then on), the chain's OrderFilled log at block inclusion.
+        self.stamp_wallet: str | None = None
+        self.emit_stamps: deque[dict[str, Any]] = deque(maxlen=20_000)
+        self.order_stamps: deque[dict[str, Any]] = deque(maxlen=20_000)
         self.profiles: dict[str, dict[str, str]] = {}  # lowercase wallet → public profile
         self._pending: list[Trade] = []  # not yet CONFIRMED
         # Balances of user wallets (lowercase address): pUSD and shares per token, moved by every fill of
@@ -117,6 +127,7 @@ class Venue:
         self.replay: Any = None  # replay.Replay when serving a recorded scenario
         self.mm = MarketMaker(self._rng_mm)
         self.whale = Whale(self._rng_whale, seed)
+        self.stamp_wallet = self.whale.address.lower()
         self.whale_owner = ids.uuid(seed, "owner", "whale")
         self.path: PricePath | None = None
         self.t_done = int(clock.now())
@@ -482,7 +493,8 @@ class Venue:
                 order, fill, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
             )
             self.chain_logs.append(log)
-            self.hub.to_rpc(log)
+            stamp = self._stamp("chain", order, fill) if order.maker_address.lower() == self.stamp_wallet else None
+            self.hub.to_rpc(log, on_send=stamp)
 
     def _notify_trade(self, t: Trade) -> None:
         now_ms = self.now_ms()
@@ -577,12 +589,39 @@ class Venue:
                 self._shares[key] = self._shares.get(key, ZERO) + sign * trade.size
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             self.fills.append(Fill(order, trade, is_taker))
+            stamp = None
+            if order.maker_address.lower() == self.stamp_wallet:
+                self._stamp("data_api", order, trade)(sent=False)  # served from the match on: its stamp is the match
+                stamp = self._stamp("rtds", order, trade)
             self.hub.to_rtds(
                 "activity",
                 "trades",
                 partial(_activity_ok, m=order.market),
                 partial(self._activity_envelope, order, trade, is_taker),
+                on_send=stamp,
             )
+
+    def _stamp(self, source: str, order: Order, trade: Trade) -> Callable[..., None]:
+        """Record the emission of a `stamp_wallet` fill on `source`: `queued_ns` now, `ns` when the first
+        frame carrying it leaves on a socket (call the returned function then; `sent=False`: now)."""
+        entry: dict[str, Any] = {
+            "source": source,
+            "ns": None,
+            "queued_ns": time.perf_counter_ns(),
+            "tx_hash": trade.tx_hash,
+            "token_id": order.token_id,
+            "side": order.side,
+            "size": trade.size,
+            "match_time": trade.match_time,
+            "sim_ts": self.now(),
+        }
+        self.emit_stamps.append(entry)
+
+        def sent(sent: bool = True) -> None:
+            if entry["ns"] is None:
+                entry["ns"] = time.perf_counter_ns() if sent else entry["queued_ns"]
+
+        return sent
 
     def _activity_envelope(self, order: Order, trade: Trade, is_taker: bool) -> dict[str, Any]:
         payload = messages.activity_payload(
@@ -752,6 +791,7 @@ class Venue:
     # -- orders from the API -------------------------------------------------------------------
     def submit_wire_order(self, body: Any, key: ApiKey) -> dict[str, Any]:
         """POST /order: validate the V2 wire body, verify the signature, match. Raises OrderRejectedError."""
+        received_ns = time.perf_counter_ns()  # before the signature check: the stamp is the POST's arrival
         order = _parse_wire_order(body)
         if body.get("owner") != key.key:
             raise OrderRejectedError("the order owner has to be the owner of the API KEY")
@@ -772,6 +812,15 @@ class Venue:
         if recovered.lower() != (key.address if deposit_wallet else str(order["signer"])).lower():
             raise OrderRejectedError("invalid signature")
         self.received_orders.append(body)
+        self.order_stamps.append(
+            {
+                "ns": received_ns,
+                "order_id": order_id,
+                "token_id": str(order["tokenId"]),
+                "side": order["side"],
+                "sim_ts": self.now(),
+            }
+        )
         maker_amt, taker_amt = Decimal(int(order["makerAmount"])), Decimal(int(order["takerAmount"]))
         side = order["side"]
         order_type = body["orderType"]
