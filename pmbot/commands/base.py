@@ -24,6 +24,8 @@ import typer
 from typer.core import TyperCommand, TyperGroup
 
 if TYPE_CHECKING:
+    import asyncio
+
     from typer._click import Context, HelpFormatter, Parameter
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -344,3 +346,18 @@ def run(main: Coroutine[Any, Any, T]) -> T:
             # Runner's clean-up (cancel what is left, close the loop) still runs under on_sigint
             runner.close()
             signal.signal(signal.SIGINT, previous)
+
+
+def stop_on_signals() -> asyncio.Event:
+    """An event set by SIGINT or SIGTERM (inside the running loop): a long-running command stops cleanly,
+    flushing its records, instead of being torn down by KeyboardInterrupt mid-write."""
+    import asyncio
+    import contextlib
+    import signal
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):  # not the main thread, or no signals here
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    return stop

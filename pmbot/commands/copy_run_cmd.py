@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
-import signal
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -152,11 +151,7 @@ async def _run(
 ) -> dict[str, Any]:
     from pmbot.runner.copy_session import run_copy_session
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    stop = base.stop_on_signals()
     state = _ViewState()
     err = render.stderr()
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -15,6 +14,7 @@ import typer
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import ConfigError, InputError
 from pmbot.money import fmt
 
@@ -173,11 +173,7 @@ async def _run(
     from pmbot.runner.session import run_session
     from pmbot.strategies.snipe import SnipeStrategy
 
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    with contextlib.suppress(NotImplementedError, RuntimeError):
-        loop.add_signal_handler(signal.SIGINT, stop.set)
-        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    stop = base.stop_on_signals()
     state = _ViewState()
     err = render.stderr()
 
