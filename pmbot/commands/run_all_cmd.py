@@ -194,7 +194,9 @@ async def _main(
     host_addr: str,
     log_format: str,
     console_logs: bool,
+    options: Any = None,
 ) -> dict[str, Any]:
+    """The run itself (also what tests/run_all_worker.py runs, with its own units and `options`)."""
     from pmbot.commands.run_all_view import live_dashboard, log_lines, snapshot
     from pmbot.runner.host import Host
 
@@ -205,7 +207,7 @@ async def _main(
         exporter = MetricsExporter()
         server = serve(exporter, port, host_addr)  # a port in use: one line, exit 2, nothing written
         render.stderr().print(render.plain(f"metrics on {server.url}"))
-    host = Host(app, units, dry_run=dry_run, options=build_options(app.settings), exporter=exporter)
+    host = Host(app, units, dry_run=dry_run, options=options or build_options(app.settings), exporter=exporter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
 

@@ -412,16 +412,27 @@ class Host:
         self.state = "stopped"
 
     async def _cancel_resting(self, ex: Executor) -> None:
+        """Every resting order of this executor's wallet, cancelled (16 at a time: one DELETE and one read
+        of its fills each), so that a burst's resting orders end within the shutdown's deadline."""
         from pmbot.executor.engine import NON_FINAL
 
-        for rec in self.app.store.list_orders(statuses=NON_FINAL):
-            if rec.dry_run != self.dry_run or rec.wallet != ex.wallet or rec.venue_order_id is None:
-                continue
-            try:
-                await ex.cancel(rec.key, why="run-all shut down")
-                self.event("run-all", f"cancelled {rec.key}")
-            except PmbotError as e:
-                log.warning("run-all: %s not cancelled: %s", rec.key, e.message)
+        mine = [
+            r
+            for r in self.app.store.list_orders(statuses=NON_FINAL)
+            if r.dry_run == self.dry_run and r.wallet == ex.wallet and r.venue_order_id
+        ]
+        gate = asyncio.Semaphore(16)
+
+        async def one(key: str) -> None:
+            async with gate:
+                try:
+                    await ex.cancel(key, why="run-all shut down")
+                except PmbotError as e:
+                    log.warning("run-all: %s not cancelled: %s", key, e.message)
+
+        await asyncio.gather(*(one(r.key) for r in mine))
+        if mine:
+            self.event("run-all", f"cancelled {len(mine)} resting orders")
 
     def _final_records(self) -> None:
         from pmbot.monitor import snapshot_metrics
