@@ -44,6 +44,17 @@ async def drive(sim: SimServer, host: Host, until: float, *, step: float = 1.0) 
         await asyncio.sleep(0.01)
 
 
+@pytest.fixture
+def wall_sim(monkeypatch: pytest.MonkeyPatch) -> Any:
+    """The sim on the wall clock (a `pmbot run-all` subcommand reads the wall clock), env pointed at it."""
+    import time
+
+    with SimServer(seed=7, start=time.time(), manual=False) as server:
+        for key, value in server.env().items():
+            monkeypatch.setenv(key, value)
+        yield server
+
+
 def snipe(name: str, token: str) -> SnipeUnit:
     return SnipeUnit(name, SnipeStrategy.validate_config({}), token_ids=(token,))
 
@@ -84,3 +95,275 @@ def test_two_snipers_share_one_executor_and_one_market_connection(
     logs = store.list_execution_logs(event="metrics_snapshot")
     assert any((e.metadata or {}).get("kind") == "final" for e in logs)
     app.close()
+
+
+# ------------------------------------------------------------------------------------- supervision
+
+
+class FakeUnit:
+    """A unit that raises `fail` times (then runs until stopped), counting its runs and pauses."""
+
+    kind = "fake"
+
+    def __init__(self, name: str, fail: int = 0) -> None:
+        self.name, self.fail, self.runs, self.paused = name, fail, 0, False
+        self.heartbeat_ms: int | None = None
+
+    async def run(self, ctx: Any, stop: asyncio.Event) -> None:
+        self.runs += 1
+        if self.runs <= self.fail:
+            raise RuntimeError(f"boom {self.runs}")
+        await stop.wait()
+
+    def pause(self, reason: str) -> None:
+        self.paused = True
+
+    def resume(self) -> None:
+        self.paused = False
+
+    def metrics(self) -> dict[str, Any]:
+        return {}
+
+
+def test_a_crashing_unit_is_restarted_with_backoff_then_stopped_and_the_others_run_on() -> None:
+    from pmbot.control import Command
+    from pmbot.runner.supervisor import Supervisor
+
+    flaky, bad, good = FakeUnit("flaky", fail=2), FakeUnit("bad", fail=99), FakeUnit("good")
+    events: list[tuple[str, str]] = []
+
+    async def go() -> Supervisor:
+        sup = Supervisor([flaky, bad, good], None, policy=SupervisorPolicy(max_crashes=3, window_s=60,
+                         backoff_s=0.01, backoff_max_s=0.05), on_event=lambda n, t: events.append((n, t)))  # fmt: skip
+        sup.start()
+        for _ in range(500):
+            if sup.units["bad"].state == "crashed" and sup.units["flaky"].state == "running":
+                break
+            await asyncio.sleep(0.01)
+        sup.apply([Command("pause", "good")])
+        assert good.paused and sup.units["good"].state == "paused"
+        sup.apply([Command("resume", "good")])
+        assert not good.paused and sup.units["good"].state == "running"
+        await sup.stop(timeout_s=2)
+        return sup
+
+    sup = asyncio.run(go())
+    assert flaky.runs == 3 and sup.units["flaky"].restarts == 2  # two crashes, then it ran until stopped
+    assert bad.runs == 3 and sup.units["bad"].state == "crashed"  # the third crash in the window: stopped
+    assert "3 crashes" in sup.units["bad"].detail and "boom 3" in sup.units["bad"].detail
+    assert good.runs == 1  # never restarted by the others' crashes
+    assert sup.units["good"].state == sup.units["flaky"].state == "stopped"
+    assert ("bad", sup.units["bad"].detail) in events
+
+
+def test_a_strategy_error_is_a_crash_of_its_unit() -> None:
+    from pmbot.runner.core import DecisionLog
+    from pmbot.runner.units import StrategyCrashed, SupervisedRunner
+    from pmbot.strategies.base import Strategy, StrategyConfig
+    from pmbot.strategies.events import TimerTick
+    from pmbot.strategies.memview import MemoryView
+
+    class Broken(Strategy[StrategyConfig]):
+        name = "broken"
+
+        def on_event(self, event: Any) -> None:
+            raise ZeroDivisionError("x")
+
+    view = MemoryView(clock=lambda: 1)
+    runner = SupervisedRunner(Broken(view, {}), view, None, DecisionLog(None, mode="dry-run", run_id="r"),  # type: ignore[arg-type]
+                              beat=lambda: None)  # fmt: skip
+
+    async def go() -> None:
+        await runner.start()
+        with pytest.raises(StrategyCrashed, match="ZeroDivisionError"):
+            await runner.deliver(TimerTick(ts_ms=1))
+
+    asyncio.run(go())
+
+
+# ------------------------------------------------------------------------- control, status, streams
+
+
+def test_pause_resume_and_status_from_another_terminal(
+    sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    sim = sim_env
+    cur = sim.current_market()
+    app = App(clock=sim.now)
+    units = [snipe("snipe-a", cur["token_ids"][0]), snipe("snipe-b", cur["token_ids"][0])]
+    # one instance per connection: the market's two tokens take two shards of the hub
+    host = Host(app, units, dry_run=True, options=opts(per_connection=1))
+    seen: dict[str, Any] = {}
+
+    async def eventually(cond: Any, what: str) -> None:
+        for _ in range(500):
+            if cond():
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(what)
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(host.run(stop=stop))
+        await asyncio.wait_for(host.ready.wait(), 10)
+        await eventually(lambda: units[0].runner is not None and units[0].runner.view.book(cur["token_ids"][1]),
+                         "books on the second shard")  # fmt: skip
+        code, out, err = await asyncio.to_thread(invoke, "pause", "snipe-a")
+        assert code == 0, err
+        await eventually(lambda: units[0].runner is not None and units[0].runner.strategy.paused, "the pause")
+        assert not units[1].runner.strategy.paused  # type: ignore[union-attr]
+        await asyncio.sleep(0.5)  # a status round
+        code, out, err = await asyncio.to_thread(invoke, "status", "--json")
+        assert code == 0, err
+        seen["status"] = json.loads(out)
+        code, out, err = await asyncio.to_thread(invoke, "status")
+        seen["status_text"] = out
+        code, out, err = await asyncio.to_thread(invoke, "pause", "nobody")
+        seen["bad_pause"] = (code, err)
+        code, _, err = await asyncio.to_thread(invoke, "resume", "snipe-a")
+        assert code == 0, err
+        await eventually(lambda: not units[0].runner.strategy.paused, "the resume")  # type: ignore[union-attr]
+        await drive(sim, host, cur["end"] + 3)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+    asyncio.run(go())
+    assert host.hub is not None and len(host.hub.shards) == 2
+    procs = [p for p in seen["status"]["processes"] if p["alive"]]
+    assert len(procs) == 1
+    p = procs[0]
+    assert p["command"] == "run-all" and p["mode"] == "dry-run" and p["uptime_s"] >= 0
+    assert p["strategies"]["snipe-a"]["state"] == "paused" and p["strategies"]["snipe-b"]["state"] == "running"
+    assert p["strategies"]["snipe-b"]["heartbeat_age_s"] is not None
+    assert set(p["streams"]) == {"market-0", "market-1"} and all(s["age_s"] is not None for s in p["streams"].values())
+    assert p["kill_switch"]["tripped"] is False and p["open_orders"] == 0
+    assert "snipe-a" in seen["status_text"] and "paused" in seen["status_text"] and "market-1" in seen["status_text"]
+    code, err = seen["bad_pause"]
+    assert code == 2 and "no running strategy named 'nobody'" in err
+    # paused for a while, then resumed before the window: it still entered once
+    assert units[0].totals().signals == 1 and units[1].totals().signals == 1
+    app.close()
+
+
+def test_prometheus_metrics_are_scraped_over_http(sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from pmbot.metrics_http import MetricsExporter, serve
+
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    sim = sim_env
+    cur = sim.current_market()
+    app = App(clock=sim.now)
+    exporter = MetricsExporter()
+    server = serve(exporter, 0)
+    host = Host(app, [snipe("snipe-a", cur["token_ids"][0])], dry_run=True, options=opts(metrics_interval_s=0.1),
+                exporter=exporter)  # fmt: skip
+    scraped: dict[str, Any] = {}
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(host.run(stop=stop))
+        await asyncio.wait_for(host.ready.wait(), 10)
+        await drive(sim, host, cur["end"] + 3)
+        await asyncio.sleep(0.3)
+        body = (await asyncio.to_thread(httpx.get, server.url)).text
+        scraped["families"] = {f.name: f for f in text_string_to_metric_families(body)}
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+    try:
+        asyncio.run(go())
+    finally:
+        server.close()
+        app.close()
+    fams = scraped["families"]
+    assert server.host == "127.0.0.1"
+    intents = [s for s in fams["pmbot_intents"].samples if s.name == "pmbot_intents_total"]
+    assert intents and intents[0].value == 1 and intents[0].labels == {"mode": "dry-run"}
+    states = {(s.labels["strategy"], s.labels["pmbot_strategy_state"]): s.value for s in fams["pmbot_strategy_state"].samples}
+    assert states[("snipe-a", "running")] == 1
+    assert any(s.labels.get("stream") == "market-0" for s in fams["pmbot_stream_lag_seconds"].samples)
+    assert any(s.name == "pmbot_intent_ack_seconds_count" and s.value == 1 for s in fams["pmbot_intent_ack_seconds"].samples)
+
+
+# ----------------------------------------------------------------------------------- the command
+
+
+def test_a_second_run_all_of_the_same_mode_refuses_with_one_line(
+    wall_sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from pmbot.config import load_settings
+    from pmbot.executor.lock import user_lock_dir
+    from pmbot.runner.host import RunAllLock
+
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    settings = load_settings(env_file=None).settings
+    held = RunAllLock(user_lock_dir(), "dry-run", "paper", settings.database_url)
+    held.acquire()
+    try:
+        code, out, err = invoke("run-all", "--strategies", "snipe", "--no-dashboard", "--duration", "5s")
+    finally:
+        held.release()
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "another pmbot run-all (dry-run) is running (pid" in lines[0], err
+    assert "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--strategies", "bogus"), "no strategy kind or instance named bogus"),
+        (("--log-format", "xml"), "--log-format must be text or json"),
+        (("--duration", "0s"), "--duration must be longer than 0s"),
+        (("--metrics-port", "70000"), "--metrics-port must be 0-65535"),
+        (("--metrics-host", "0.0.0.0"), "--metrics-host needs --metrics-port"),
+        (("--strategies", ","), "--strategies needs at least one"),
+    ],
+)
+def test_bad_input_is_one_line_exit_2_and_writes_nothing(
+    args: tuple[str, ...], message: str, sim_env: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "data" / "pmbot.db"
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{db}")
+    code, out, err = invoke("run-all", "--no-dashboard", *args)
+    assert code == 2, err
+    assert message in err and len(err.strip().splitlines()) == 1, err
+    assert not db.parent.exists()  # no database, no logs/
+
+
+def test_unknown_series_and_bad_instances_are_refused_before_anything_is_written(
+    wall_sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "data" / "pmbot.db"
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{db}")
+    cfg = tmp_path / "c.toml"
+    cfg.write_text('[[strategies]]\nkind = "snipe"\nname = "eth"\nseries = ["eth-updown-1h"]\n')
+    code, _, err = invoke("-c", str(cfg), "run-all", "--no-dashboard", "--duration", "3s")
+    assert code == 2 and "strategy eth: unknown series eth-updown-1h" in err, err
+    assert not db.parent.exists()
+    cfg.write_text('[[strategies]]\nkind = "snipe"\nname = "a"\n[[strategies]]\nkind = "snipe"\nname = "a"\n')
+    code, _, err = invoke("-c", str(cfg), "run-all", "--no-dashboard")
+    assert code == 2 and "two instances named 'a'" in err, err
+    cfg.write_text('[[strategies]]\nkind = "snipe"\nname = "a"\nwindow_s = 0\n')
+    code, _, err = invoke("-c", str(cfg), "run-all", "--no-dashboard")
+    assert code == 2 and "strategies[0] (a).window_s" in err, err
+    cfg.write_text('[[strategies]]\nkind = "grid"\nname = "a"\n')
+    code, _, err = invoke("-c", str(cfg), "run-all", "--no-dashboard")
+    assert code == 2 and "strategies.0.kind" in err, err
+    assert not db.parent.exists()
+
+
+def test_strategies_flag_takes_kinds_names_and_the_seed_aliases() -> None:
+    from pmbot.commands.run_all_cmd import select
+    from pmbot.config import SnipeSettings, StrategyEntry
+
+    entries: list[Any] = [(StrategyEntry(kind="snipe", name="fast"), SnipeSettings()),
+                          (StrategyEntry(kind="copy", name="whale"), None)]  # fmt: skip
+    assert [e.name for e, _ in select(entries, "sniper")] == ["fast"]
+    assert [e.name for e, _ in select(entries, "copy_trader")] == ["whale"]
+    assert [e.name for e, _ in select(entries, "snipe,copy")] == ["fast", "whale"]
+    assert [e.name for e, _ in select(entries, "whale")] == ["whale"]
+    assert len(select(entries, None)) == 2

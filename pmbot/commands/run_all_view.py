@@ -69,7 +69,7 @@ def snapshot(host: Host) -> dict[str, Any]:
         "mode": host.mode,
         "run_id": host.run_id,
         "state": host.state,
-        "uptime_s": None if host.started_ms is None else round((now - host.started_ms) / 1000, 1),
+        "uptime_s": None if host.started_wall_ms is None else round((now - host.started_wall_ms) / 1000, 1),
         "kill_switch": host.kill_switch(),
         "open_orders": host.open_orders(),
         "strategies": units,

@@ -108,13 +108,15 @@ class HostContext:
     rediscover_s: float
     events: deque[tuple[int, str, str]]
     measure: bool = False
+    wall: Callable[[], float] = time.time  # health time: heartbeats, events
+
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
 
     def event(self, name: str, text: str) -> None:
         """A line for the dashboard's last events (and the log)."""
-        self.events.append((self.now_ms(), name, text))
+        self.events.append((int(self.wall() * 1000), name, text))
 
 
 class Host:
@@ -142,7 +144,9 @@ class Host:
         self.handle: ExecutorHandle | None = None
         self.control: ControlChannel | None = None
         self.hub: MarketHub | None = None
-        self.started_ms: int | None = None
+        self.started_ms: int | None = None  # the trading clock's (stats since then)
+        self.started_wall_ms: int | None = None
+        self.wall: Callable[[], float] = time.time
         self.ready = asyncio.Event()  # set once every unit is started (the dashboard waits for it)
         self.state = "starting"
         self.shutdown_s: float | None = None
@@ -152,7 +156,9 @@ class Host:
         self.on_prepared: Callable[[], None] | None = None  # after the checks, before anything is written
 
     def _now_ms(self) -> int:
-        return int(self.app.clock() * 1000)
+        """Health time (heartbeats, stream ages, uptime, events): the wall clock, whatever the venue's
+        clock says, because `pmbot status` in another terminal compares it with its own."""
+        return int(self.wall() * 1000)
 
     def event(self, name: str, text: str) -> None:
         self.events.append((self._now_ms(), name, text))
@@ -181,13 +187,13 @@ class Host:
 
                 assert settings.private_key is not None
                 wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
+            for u in self.units:  # bad targets: one line, exit 2, nothing written (venue reads only)
+                prepare = getattr(u, "prepare", None)
+                if prepare is not None:
+                    await prepare(_PrepareContext(app, shared, self.mode))
             lock = RunAllLock(lock_dir, self.mode, wallet, settings.database_url)
             lock.acquire()
             try:
-                for u in self.units:  # bad targets: one line, exit 2, nothing written
-                    prepare = getattr(u, "prepare", None)
-                    if prepare is not None:
-                        await prepare(_PrepareContext(app, shared, self.mode))
                 if self.on_prepared is not None:
                     self.on_prepared()
                 self.handle = await build_executor(
@@ -215,16 +221,17 @@ class Host:
         app, opts = self.app, self.options
         executor = self.handle.executor
         await executor.start()
-        self.started_ms = self._now_ms()
+        self.started_ms = int(app.clock() * 1000)
+        self.started_wall_ms = self._now_ms()
         ctx = self.ctx = HostContext(
             app=app, venue=shared, executor=executor, hub=hub, store=app.store, mode=self.mode,
             run_id=self.run_id, clock=app.clock, tick_s=opts.tick_s, rediscover_s=opts.rediscover_s,
-            events=self.events, measure=opts.measure,
+            events=self.events, measure=opts.measure, wall=self.wall,
         )  # fmt: skip
         sup = self.supervisor = Supervisor(self.units, ctx, policy=opts.policy, now_ms=self._now_ms,
                                            on_event=self.event)  # fmt: skip
         control = self.control = control_cls(app.store, [u.name for u in self.units], mode=self.mode,
-                                             clock=app.clock, command="run-all")  # fmt: skip
+                                             clock=self.wall, command="run-all")  # fmt: skip
         with contextlib.suppress(StoreError):
             sup.apply(control.poll())  # a pause that outlived the last process holds from the first event
         self.state = "running"

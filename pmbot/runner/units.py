@@ -128,7 +128,6 @@ class _UnitBase:
         self._beat_ms: int | None = None
         self._past = UnitMetrics()  # finished runs (before a restart)
         self.runner: SupervisedRunner | None = None
-        self._clock: Callable[[], float] = time.time
 
     # the Unit protocol -----------------------------------------------------------------------
 
@@ -137,7 +136,7 @@ class _UnitBase:
         return self._beat_ms
 
     def _beat(self) -> None:
-        self._beat_ms = int(self._clock() * 1000)
+        self._beat_ms = int(time.time() * 1000)  # health time (see Host._now_ms)
 
     def pause(self, reason: str) -> None:
         self._paused = reason
@@ -163,7 +162,6 @@ class _UnitBase:
     def _runner(self, ctx: HostContext, strategy: Strategy[Any], view: Any) -> SupervisedRunner:
         if self._paused is not None:
             strategy.pause(self._paused)
-        self._clock = ctx.clock
         decisions = DecisionLog(ctx.store, mode=ctx.mode, run_id=ctx.run_id)
 
         def on_output(out: Output) -> None:
