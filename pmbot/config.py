@@ -213,7 +213,10 @@ class Settings(BaseSettings):
     def strategy_instances(self) -> list[tuple[StrategyEntry, BaseModel]]:
         """Each enabled `[[strategies]]` entry with its section merged and validated (ConfigError, one
         line per bad key, naming the instance). No entry: the seed's two, `snipe` and `copy`."""
-        entries = self.strategies or [StrategyEntry(kind="snipe", name="snipe"), StrategyEntry(kind="copy", name="copy")]
+        entries = self.strategies or [
+            StrategyEntry(kind="snipe", name="snipe"),
+            StrategyEntry(kind="copy", name="copy"),
+        ]
         out: list[tuple[StrategyEntry, BaseModel]] = []
         for i, e in enumerate(entries):
             if not e.enabled:
@@ -223,8 +226,7 @@ class Settings(BaseSettings):
                 section = type(base).model_validate({**base.model_dump(), **e.overrides()})
             except ValidationError as err:
                 lines = [
-                    f"strategies[{i}] ({e.name}).{'.'.join(str(p) for p in x['loc'])}: {x['msg']}"
-                    for x in err.errors()
+                    f"strategies[{i}] ({e.name}).{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in err.errors()
                 ]
                 raise ConfigError("\n".join(lines), hint=_FIX_HINT) from None
             out.append((e, section))

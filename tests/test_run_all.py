@@ -8,7 +8,6 @@ import asyncio
 import contextlib
 import io
 import json
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -31,9 +30,14 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 
 def opts(**kw: Any) -> HostOptions:
-    base: dict[str, Any] = dict(tick_s=0.02, rediscover_s=0.5, status_interval_s=0.2, snapshot_interval_s=3600,
-                                settle_every_s=3600,
-                                policy=SupervisorPolicy(max_crashes=3, window_s=60, backoff_s=0.05, backoff_max_s=0.2))
+    base: dict[str, Any] = dict(
+        tick_s=0.02,
+        rediscover_s=0.5,
+        status_interval_s=0.2,
+        snapshot_interval_s=3600,
+        settle_every_s=3600,
+        policy=SupervisorPolicy(max_crashes=3, window_s=60, backoff_s=0.05, backoff_max_s=0.2),
+    )
     base.update(kw)
     return HostOptions(**base)
 
@@ -158,7 +162,7 @@ def test_a_crashing_unit_is_restarted_with_backoff_then_stopped_and_the_others_r
 
 def test_a_strategy_error_is_a_crash_of_its_unit() -> None:
     from pmbot.runner.core import DecisionLog
-    from pmbot.runner.units import StrategyCrashed, SupervisedRunner
+    from pmbot.runner.units import StrategyCrashedError, SupervisedRunner
     from pmbot.strategies.base import Strategy, StrategyConfig
     from pmbot.strategies.events import TimerTick
     from pmbot.strategies.memview import MemoryView
@@ -175,7 +179,7 @@ def test_a_strategy_error_is_a_crash_of_its_unit() -> None:
 
     async def go() -> None:
         await runner.start()
-        with pytest.raises(StrategyCrashed, match="ZeroDivisionError"):
+        with pytest.raises(StrategyCrashedError, match="ZeroDivisionError"):
             await runner.deliver(TimerTick(ts_ms=1))
 
     asyncio.run(go())
@@ -246,7 +250,9 @@ def test_pause_resume_and_status_from_another_terminal(
     app.close()
 
 
-def test_prometheus_metrics_are_scraped_over_http(sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_prometheus_metrics_are_scraped_over_http(
+    sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import httpx
     from prometheus_client.parser import text_string_to_metric_families
 
@@ -282,10 +288,14 @@ def test_prometheus_metrics_are_scraped_over_http(sim_env: SimServer, db_url: st
     assert server.host == "127.0.0.1"
     intents = [s for s in fams["pmbot_intents"].samples if s.name == "pmbot_intents_total"]
     assert intents and intents[0].value == 1 and intents[0].labels == {"mode": "dry-run"}
-    states = {(s.labels["strategy"], s.labels["pmbot_strategy_state"]): s.value for s in fams["pmbot_strategy_state"].samples}
+    states = {
+        (s.labels["strategy"], s.labels["pmbot_strategy_state"]): s.value for s in fams["pmbot_strategy_state"].samples
+    }
     assert states[("snipe-a", "running")] == 1
     assert any(s.labels.get("stream") == "market-0" for s in fams["pmbot_stream_lag_seconds"].samples)
-    assert any(s.name == "pmbot_intent_ack_seconds_count" and s.value == 1 for s in fams["pmbot_intent_ack_seconds"].samples)
+    assert any(
+        s.name == "pmbot_intent_ack_seconds_count" and s.value == 1 for s in fams["pmbot_intent_ack_seconds"].samples
+    )
 
 
 # ----------------------------------------------------------------------------------- the command
@@ -303,7 +313,7 @@ def test_a_second_run_all_of_the_same_mode_refuses_with_one_line(
     held = RunAllLock(user_lock_dir(), "dry-run", "paper", settings.database_url)
     held.acquire()
     try:
-        code, out, err = invoke("run-all", "--strategies", "snipe", "--no-dashboard", "--duration", "5s")
+        code, _out, err = invoke("run-all", "--strategies", "snipe", "--no-dashboard", "--duration", "5s")
     finally:
         held.release()
     assert code == 2
@@ -319,7 +329,7 @@ def test_a_second_run_all_of_the_same_mode_refuses_with_one_line(
         (("--log-format", "xml"), "--log-format must be text or json"),
         (("--duration", "0s"), "--duration must be longer than 0s"),
         (("--metrics-port", "70000"), "--metrics-port must be 0-65535"),
-        (("--metrics-host", "0.0.0.0"), "--metrics-host needs --metrics-port"),
+        (("--metrics-host", "::1"), "--metrics-host needs --metrics-port"),
         (("--strategies", ","), "--strategies needs at least one"),
     ],
 )
@@ -328,7 +338,7 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(
 ) -> None:
     db = tmp_path / "data" / "pmbot.db"
     monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{db}")
-    code, out, err = invoke("run-all", "--no-dashboard", *args)
+    code, _out, err = invoke("run-all", "--no-dashboard", *args)
     assert code == 2, err
     assert message in err and len(err.strip().splitlines()) == 1, err
     assert not db.parent.exists()  # no database, no logs/
@@ -367,3 +377,57 @@ def test_strategies_flag_takes_kinds_names_and_the_seed_aliases() -> None:
     assert [e.name for e, _ in select(entries, "snipe,copy")] == ["fast", "whale"]
     assert [e.name for e, _ in select(entries, "whale")] == ["whale"]
     assert len(select(entries, None)) == 2
+
+
+def _files_under(root: Path) -> list[Path]:
+    return [p for p in root.rglob("*") if p.is_file()]
+
+
+def test_the_command_end_to_end_logs_per_strategy_and_stores_final_metrics(
+    wall_sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    data = tmp_path / "data"
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{data / 'pmbot.db'}")
+    code, out, err = invoke("--debug", "run-all", "--strategies", "sniper", "--no-dashboard", "--duration", "2s",
+                            "--log-format", "json", "--metrics-port", "0")  # fmt: skip
+    assert code == 0, err
+    assert "run-all dry-run run" in out and "snipe" in out
+    logs = data / "logs"
+    assert (logs / "orchestrator.log").is_file() and (logs / "sniper.log").is_file()
+    assert oct(logs.stat().st_mode & 0o777) == "0o700"
+    lines = [json.loads(x) for x in (logs / "orchestrator.log").read_text().splitlines()]
+    assert any("strategies started" in x["message"] for x in lines)
+    code, out, err = invoke("stats", "--history", "--json")
+    assert code == 0, err
+    history = json.loads(out)
+    rows = history if isinstance(history, list) else history.get("history", [])
+    assert any(r.get("kind") == "final" and r.get("mode") == "dry-run" for r in rows), out
+
+
+def test_secrets_never_reach_a_log_the_database_or_stderr(
+    wall_sim: SimServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.test_executor import KEY
+
+    data = tmp_path / "data"
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{data / 'pmbot.db'}")
+    monkeypatch.setenv("PMBOT_PRIVATE_KEY", KEY)
+    monkeypatch.setenv("PMBOT_EXECUTOR__HEARTBEAT", "true")
+    code, out, err = invoke("--debug", "run-all", "--live", "--yes", "--strategies", "snipe", "--no-dashboard",
+                            "--duration", "3s", "--metrics-port", "0")  # fmt: skip
+    assert code == 0, err
+    assert (data / "logs" / "orchestrator.log").stat().st_size > 0
+    code, status, _ = invoke("status", "--json")
+    procs = json.loads(status)["processes"]
+    assert procs and procs[0]["mode"] == "live" and procs[0]["state"] == "stopped"  # it really ran live
+    creds = wall_sim.creds(__import__("pmbot.polymarket.signing", fromlist=["OrderSigner"]).OrderSigner(KEY).address)
+    bare = KEY.removeprefix("0x")
+    needles = {bare.lower(), bare.upper(), str(int(bare, 16)), creds["secret"], creds["passphrase"]}
+    haystacks = {"stdout": out.encode(), "stderr": err.encode()}
+    for p in _files_under(data) + _files_under(tmp_path / "home"):
+        haystacks[str(p)] = p.read_bytes()
+    assert len(haystacks) > 4
+    for where, blob in haystacks.items():
+        low = blob.lower()
+        for needle in needles:
+            assert needle.lower().encode() not in low, f"a secret in {where}"

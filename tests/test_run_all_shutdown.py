@@ -129,7 +129,7 @@ async def test_sigkill_mid_burst_then_the_restart_reconciles(sim: SimServer, db_
     left = orders(db_url)
     received = hashes_by_key(sim)
     again = spawn(sim, db_url, tmp_path, "--duration", "8")  # past the executor's 5 s grace for lost answers
-    code, out, err = await finish(again)
+    code, _out, err = await finish(again)
     assert code == 0, err
     after = orders(db_url)
     assert_restart_resends_nothing(sim, left, after, received)

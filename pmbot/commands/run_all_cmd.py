@@ -24,7 +24,6 @@ if TYPE_CHECKING:
     from pydantic import BaseModel
 
     from pmbot.config import Settings, StrategyEntry
-    from pmbot.runner.host import Host
     from pmbot.runner.supervisor import Unit
 
 log = logging.getLogger("pmbot.runner")

@@ -64,7 +64,10 @@ def snapshot(host: Host) -> dict[str, Any]:
     streams = {}
     states = host.hub.states() if host.hub is not None else {}
     for name, last in host.streams().items():
-        streams[name] = {"state": states.get(name, ""), "age_s": None if last is None else round((now - last) / 1000, 1)}
+        streams[name] = {
+            "state": states.get(name, ""),
+            "age_s": None if last is None else round((now - last) / 1000, 1),
+        }
     return {
         "mode": host.mode,
         "run_id": host.run_id,
@@ -99,12 +102,16 @@ def dashboard(host: Host) -> RenderableType:
     if s["uptime_s"] is not None:
         head.append(f"  up {s['uptime_s']:.0f}s")
     head.append("  kill switch ")
-    head.append("TRIPPED" if ks and ks.get("tripped") else "ok", style="bold red" if ks and ks.get("tripped") else "green")
+    head.append(
+        "TRIPPED" if ks and ks.get("tripped") else "ok", style="bold red" if ks and ks.get("tripped") else "green"
+    )
     head.append(f"  open orders {s['open_orders'] if s['open_orders'] is not None else '–'}")
 
     strat = Table(title="Strategies", title_justify="left", expand=False)
     for col in ("name", "kind", "state", "signals", "skips", "intents", "fills", "PnL", "restarts", "beat"):
-        strat.add_column(col, justify="right" if col in ("signals", "skips", "intents", "fills", "restarts") else "left")
+        strat.add_column(
+            col, justify="right" if col in ("signals", "skips", "intents", "fills", "restarts") else "left"
+        )
     for u in s["strategies"]:
         strat.add_row(
             render.plain(u["name"]),
@@ -132,7 +139,9 @@ def dashboard(host: Host) -> RenderableType:
     for col in ("stream", "state", "last message"):
         streams.add_column(col)
     for name, st in s["streams"].items():
-        streams.add_row(render.plain(name), st["state"], _age(st["age_s"]) + (" ago" if st["age_s"] is not None else ""))
+        streams.add_row(
+            render.plain(name), st["state"], _age(st["age_s"]) + (" ago" if st["age_s"] is not None else "")
+        )
     events = Table(title="Last events", title_justify="left", expand=False, show_header=False)
     events.add_column("when")
     events.add_column("who")
@@ -176,5 +185,8 @@ def log_lines(host: Host) -> list[str]:
         )
     e = s["executor"]
     if e:
-        out.append(f"executor: intents={e['intents']} sent={e['sent']} ack_p50_ms={e['ack_p50_ms']} ack_p99_ms={e['ack_p99_ms']}")
+        out.append(
+            f"executor: intents={e['intents']} sent={e['sent']} "
+            f"ack_p50_ms={e['ack_p50_ms']} ack_p99_ms={e['ack_p99_ms']}"
+        )
     return out

@@ -26,7 +26,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from pmbot.errors import ConfigError, PmbotError, StoreError, VenueError
 from pmbot.runner.hub import HubBooks, MarketHub, SharedVenue
@@ -40,9 +40,11 @@ if TYPE_CHECKING:
     from pmbot.executor.engine import Executor
     from pmbot.executor.factory import ExecutorHandle
     from pmbot.metrics_http import MetricsExporter
+    from pmbot.polymarket.factory import Venue
+    from pmbot.polymarket.streams import MarketStream, UserStream
     from pmbot.store.base import Store
 
-__all__ = ["Host", "HostContext", "HostOptions", "RunAllLockedError", "RunAllLock"]
+__all__ = ["Host", "HostContext", "HostOptions", "RunAllLock", "RunAllLockedError"]
 
 log = logging.getLogger("pmbot.runner")
 
@@ -97,7 +99,7 @@ class HostContext:
     """What a unit gets: the shared parts of the process."""
 
     app: App
-    venue: SharedVenue
+    venue: Venue  # a SharedVenue: the real adapter, with the hub's market channel
     executor: Executor
     hub: MarketHub
     store: Store
@@ -109,7 +111,6 @@ class HostContext:
     events: deque[tuple[int, str, str]]
     measure: bool = False
     wall: Callable[[], float] = time.time  # health time: heartbeats, events
-
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -190,7 +191,7 @@ class Host:
             for u in self.units:  # bad targets: one line, exit 2, nothing written (venue reads only)
                 prepare = getattr(u, "prepare", None)
                 if prepare is not None:
-                    await prepare(_PrepareContext(app, shared, self.mode))
+                    await prepare(_PrepareContext(app, cast("Venue", shared), self.mode))
             lock = RunAllLock(lock_dir, self.mode, wallet, settings.database_url)
             lock.acquire()
             try:
@@ -224,7 +225,7 @@ class Host:
         self.started_ms = int(app.clock() * 1000)
         self.started_wall_ms = self._now_ms()
         ctx = self.ctx = HostContext(
-            app=app, venue=shared, executor=executor, hub=hub, store=app.store, mode=self.mode,
+            app=app, venue=cast("Venue", shared), executor=executor, hub=hub, store=app.store, mode=self.mode,
             run_id=self.run_id, clock=app.clock, tick_s=opts.tick_s, rediscover_s=opts.rediscover_s,
             events=self.events, measure=opts.measure, wall=self.wall,
         )  # fmt: skip
@@ -239,10 +240,12 @@ class Host:
             asyncio.create_task(control.watch(sup.apply, stop=stop), name="run-all-control"),
             asyncio.create_task(self._status_loop(stop), name="run-all-status"),
             asyncio.create_task(self._snapshot_loop(stop), name="run-all-snapshots"),
-            asyncio.create_task(self._guard(executor.follow_books(hub.consumer(every_token=True)), "books"),
-                                name="run-all-books"),  # fmt: skip
-            asyncio.create_task(self._guard(executor.run_settler(venue, opts.settle_every_s), "settler"),
-                                name="run-all-settler"),  # fmt: skip
+            asyncio.create_task(
+                self._guard(executor.follow_books(_as_stream(hub.consumer(every_token=True))), "books"), name="run-all-books"
+            ),
+            asyncio.create_task(
+                self._guard(executor.run_settler(venue, opts.settle_every_s), "settler"), name="run-all-settler"
+            ),
         ]
         if self.exporter is not None:
             background.append(asyncio.create_task(self._metrics_loop(stop), name="run-all-metrics"))
@@ -289,10 +292,11 @@ class Host:
                 return
 
     def _restart(self, name: str) -> Any:
-        assert self.handle is not None and self.hub is not None
+        assert self.handle is not None
+        assert self.hub is not None
         ex = self.handle.executor
         if name == "books":
-            return ex.follow_books(self.hub.consumer(every_token=True))
+            return ex.follow_books(_as_stream(self.hub.consumer(every_token=True)))
         if name == "reconciler":
             return ex.run_reconciler()
         return None
@@ -303,7 +307,7 @@ class Host:
         while True:
             stream = venue.user_stream()
             try:
-                await ex.follow_user(_Stamped(stream, self))
+                await ex.follow_user(cast("UserStream", _Stamped(stream, self)))
             finally:
                 with contextlib.suppress(Exception):
                     await stream.close()
@@ -353,7 +357,8 @@ class Host:
     async def _snapshot_loop(self, stop: asyncio.Event) -> None:
         from pmbot.monitor import snapshot_loop
 
-        assert self.handle is not None and self.supervisor is not None
+        assert self.handle is not None
+        assert self.supervisor is not None
         ex, sup = self.handle.executor, self.supervisor
         await snapshot_loop(self.app.store, lambda: [ex], sup.statuses, stop=stop,
                             interval_s=self.options.snapshot_interval_s, started_ms=self.started_ms,
@@ -396,7 +401,8 @@ class Host:
         self.state = "stopping"
         began = time.monotonic()
         sup = self.supervisor
-        assert sup is not None and self.handle is not None
+        assert sup is not None
+        assert self.handle is not None
         budget = self.options.shutdown_timeout_s
         sup.pause_all("shutting down")
         with contextlib.suppress(Exception):
@@ -444,7 +450,8 @@ class Host:
     def _final_records(self) -> None:
         from pmbot.monitor import snapshot_metrics
 
-        assert self.handle is not None and self.supervisor is not None
+        assert self.handle is not None
+        assert self.supervisor is not None
         for u in self.units:
             runner = getattr(u, "runner", None)
             if runner is not None:
@@ -479,12 +486,17 @@ class Host:
         os._exit(130)
 
 
+def _as_stream(consumer: Any) -> MarketStream:
+    # A HubConsumer has every part of MarketStream a consumer uses (iteration, books, subscribe, close).
+    return cast("MarketStream", consumer)
+
+
 @dataclass
 class _PrepareContext:
     """What `prepare` sees: the venue and the clock, no executor yet (nothing may be written)."""
 
     app: App
-    venue: SharedVenue
+    venue: Venue
     mode: str
 
     @property

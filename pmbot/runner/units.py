@@ -8,7 +8,7 @@
 A unit is rebuilt from its config at every (re)start: a fresh strategy, whose intent keys are the same as
 before the crash (deterministic), so the executor answers "duplicate" for anything already sent. The
 strategy's own guard (`on_error` pauses a strategy whose code raised) is turned into a crash here
-(`StrategyCrashed`), so the supervisor restarts it on a clean state, with backoff, and stops it if it
+(`StrategyCrashedError`), so the supervisor restarts it on a clean state, with backoff, and stops it if it
 keeps failing.
 """
 
@@ -32,13 +32,13 @@ if TYPE_CHECKING:
     from pmbot.strategies.base import Strategy
     from pmbot.strategies.events import Event
 
-__all__ = ["CopyUnit", "SnipeUnit", "StrategyCrashed", "SupervisedRunner", "UnitMetrics"]
+__all__ = ["CopyUnit", "SnipeUnit", "StrategyCrashedError", "SupervisedRunner", "UnitMetrics"]
 
 log = logging.getLogger("pmbot.runner")
 _ZERO = Decimal(0)
 
 
-class StrategyCrashed(PmbotError):
+class StrategyCrashedError(PmbotError):
     """The strategy's code raised (its base class paused it): the supervisor restarts the unit."""
 
 
@@ -67,7 +67,7 @@ class SupervisedRunner(Runner):
         errors = self.strategy.metrics.errors
         if errors > self._errors_seen and self._depth == 0:
             self._errors_seen = errors
-            raise StrategyCrashed(f"strategy {self.strategy.name}: {self.strategy.health().last_error}")
+            raise StrategyCrashedError(f"strategy {self.strategy.name}: {self.strategy.health().last_error}")
 
 
 @dataclass
