@@ -14,6 +14,7 @@ from bench import (
     bench_backtest,
     bench_cli,
     bench_copy_analysis,
+    bench_copy_latency,
     bench_executor,
     bench_pg,
     bench_signing,
@@ -31,6 +32,7 @@ SUITES = [
     bench_copy_analysis.run,
     bench_backtest.run,
     bench_snipe_latency.run,
+    bench_copy_latency.run,
 ]
 
 

@@ -11,6 +11,7 @@ import logging
 import os
 import re
 import tomllib
+import warnings
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -110,21 +111,99 @@ class SnipeSettings(_Section):
         return self.model_dump(exclude={"series", "max_markets"})
 
 
-class CopySettings(_Section):
-    target: str = "distinct-baguette"
-    size_ratio: Decimal = Field(Decimal("0.1"), gt=0)
-    max_order_usdc: Decimal = Field(Decimal("25"), gt=0)
-    max_slippage: Decimal = Field(Decimal("0.02"), ge=0, lt=1)
-    sources: list[Literal["onchain", "rtds", "data_api"]] = ["onchain", "rtds", "data_api"]
+class CopyRules(_Section):
+    """The sizing, guards and filters of pmbot.strategies.copy.CopyConfig (validated again, with its
+    cross-field rules, when a copy starts). `[copy]` sets them for every target; a `[[copy.targets]]`
+    entry overrides any of them for its target."""
+
+    mode: Literal["ratio", "fixed", "percent"] = "ratio"
+    ratio: Decimal = Field(Decimal("0.1"), gt=0, description="mode ratio: our shares = target's x ratio")
+    fixed_usdc: Decimal = Field(Decimal(10), gt=0, description="mode fixed: USDC per copied buy")
+    percent: Decimal = Field(Decimal(1), gt=0, le=100, description="mode percent: % of our balance per buy")
+    max_per_trade_usdc: Decimal | None = Field(Decimal(25), ge=0)
+    max_per_market_usdc: Decimal | None = Field(Decimal(100), ge=0)
+    max_total_usdc: Decimal | None = Field(Decimal(500), ge=0)
+    max_slippage: Decimal | None = Field(None, ge=0, lt=1, description="default: one tick")
+    max_book_move: Decimal | None = Field(None, ge=0, lt=1)
+    max_spread: Decimal | None = Field(Decimal("0.05"), ge=0, lt=1)
+    require_book: bool = False
+    max_age_s: Decimal = Field(Decimal(30), gt=0, description="older target fills are skipped as stale")
+    order_type: Literal["FAK", "FOK", "GTC"] = "FAK"
+    round_up_to_min: bool = False
+    markets: list[str] = []
+    tags: list[str] = []
+    min_target_usdc: Decimal = Field(Decimal(0), ge=0)
+    buys_only: bool = False
+    copy_maker_fills: bool = True
+    aggregate_ms: int = Field(2, ge=0, le=1000)
+    match_window_ms: int = Field(10_000, gt=0)
+
+    def strategy_config(self) -> dict[str, object]:
+        """The CopyConfig fields (all of them: this model holds nothing else)."""
+        return {k: getattr(self, k) for k in CopyRules.model_fields}
 
 
-STRATEGY_KINDS = {"snipe": "snipe", "copy": "copy_trading"}  # kind -> the Settings section it starts from
+class CopyTargetSettings(_Section):
+    """One `[[copy.targets]]` entry: a username or 0x address, and the rules it overrides (unset: `[copy]`'s)."""
+
+    target: str
+    mode: Literal["ratio", "fixed", "percent"] | None = None
+    ratio: Decimal | None = Field(None, gt=0)
+    fixed_usdc: Decimal | None = Field(None, gt=0)
+    percent: Decimal | None = Field(None, gt=0, le=100)
+    max_per_trade_usdc: Decimal | None = Field(None, ge=0)
+    max_per_market_usdc: Decimal | None = Field(None, ge=0)
+    max_total_usdc: Decimal | None = Field(None, ge=0)
+    max_slippage: Decimal | None = Field(None, ge=0, lt=1)
+    max_book_move: Decimal | None = Field(None, ge=0, lt=1)
+    max_spread: Decimal | None = Field(None, ge=0, lt=1)
+    require_book: bool | None = None
+    max_age_s: Decimal | None = Field(None, gt=0)
+    order_type: Literal["FAK", "FOK", "GTC"] | None = None
+    round_up_to_min: bool | None = None
+    markets: list[str] | None = None
+    tags: list[str] | None = None
+    min_target_usdc: Decimal | None = Field(None, ge=0)
+    buys_only: bool | None = None
+    copy_maker_fills: bool | None = None
+    aggregate_ms: int | None = Field(None, ge=0, le=1000)
+    match_window_ms: int | None = Field(None, gt=0)
+
+    def overrides(self) -> dict[str, object]:
+        return {k: v for k, v in self.model_dump(exclude={"target"}).items() if v is not None}
+
+
+class CopySettings(CopyRules):
+    """`[copy]`: the default rules, the targets (`[[copy.targets]]`; `--target` on the command line replaces
+    them) and how the target's fills are detected."""
+
+    targets: list[CopyTargetSettings] = []
+    sources: list[Literal["chain", "rtds", "data_api"]] = ["chain", "rtds", "data_api"]
+    poll_s: Decimal = Field(Decimal(2), gt=0, description="Data API polling interval, seconds")
+    rtds_silence_s: Decimal = Field(
+        Decimal(30), gt=0, description="RTDS activity silent this long: marked stale, then reconnected at 2x"
+    )
+
+    def rules_for(self, target: CopyTargetSettings | None) -> dict[str, object]:
+        """The CopyConfig fields for a target: `[copy]`'s, with the target entry's overrides on top."""
+        raw = self.strategy_config()
+        if target is not None:
+            raw.update(target.overrides())
+        return raw
+
+
+# The `copy` field shadows BaseModel.copy (deprecated since pydantic 2; model_copy() replaces it, and pmbot
+# never calls it): pydantic warns about exactly that when Settings is defined.
+warnings.filterwarnings("ignore", message='Field name "copy" in "Settings" shadows', category=UserWarning)
+
+
+STRATEGY_KINDS = {"snipe": "snipe", "copy": "copy"}  # kind -> the Settings section it starts from
 _INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
 
 
 class StrategyEntry(BaseModel):
     """One `[[strategies]]` entry of `pmbot run-all`: `kind` (snipe | copy), a unique `name`, and any key
-    of that kind's section (`[snipe]` / `[copy_trading]`), which it overrides for this instance."""
+    of that kind's section (`[snipe]` / `[copy]`), which it overrides for this instance."""
 
     model_config = ConfigDict(extra="allow", frozen=True)
     kind: Literal["snipe", "copy"]
@@ -197,7 +276,7 @@ class Settings(BaseSettings):
     risk: RiskSettings = RiskSettings()
     executor: ExecutorSettings = ExecutorSettings()
     snipe: SnipeSettings = SnipeSettings()
-    copy_trading: CopySettings = CopySettings()
+    copy: CopySettings = CopySettings()  # type: ignore[assignment]  # shadows the deprecated BaseModel.copy
     strategies: list[StrategyEntry] = []
     run_all: RunAllSettings = RunAllSettings()
 
@@ -496,7 +575,11 @@ MONEY_KEYS = {
     "risk.daily_loss_limit",
     "executor.dry_run_balance",
     "snipe.usdc",
-    "copy_trading.max_order_usdc",
+    "copy.fixed_usdc",
+    "copy.max_per_trade_usdc",
+    "copy.max_per_market_usdc",
+    "copy.max_total_usdc",
+    "copy.min_target_usdc",
 }
 URL_KEYS = {"clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url", "database_url", "redis_url"}
 

@@ -31,6 +31,7 @@ class Faults:
     # OrderFilled logs, balances restored; the venue's matches can revert (SDK TradeStatus "FAILED")
     trade_fail: int = 0
     api_key_derive_fail: int = 0
+    rpc_down: int = 0  # non-zero: /rpc refuses new connections with 503 (the Polygon RPC is down)
     ws_drop_every: float = 0.0  # close every WebSocket after this many (real) seconds
     ws_malformed_every: int = 0  # every Nth WS frame is preceded by a non-JSON frame
 

@@ -13,6 +13,8 @@ import contextlib
 import json
 import random
 import secrets
+import time
+from collections import deque
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -103,6 +105,13 @@ class Venue:
         self.fills: list[Fill] = []
         self.chain_logs: list[dict[str, Any]] = []  # every OrderFilled log emitted
         self.received_orders: list[dict[str, Any]] = []  # raw POST /order bodies, for test assertions
+        # Benchmark stamps (time.perf_counter_ns, one clock for every thread of the process): when a fill of
+        # `stamp_wallet` (the whale by default) was emitted on each source, and when each POST /order was
+        # received. Emission: RTDS `activity` and the Data API row at the match (both are built from the
+        # match; the Data API serves it from then on), the chain's OrderFilled log at block inclusion.
+        self.stamp_wallet: str | None = None
+        self.emit_stamps: deque[dict[str, Any]] = deque(maxlen=20_000)
+        self.order_stamps: deque[dict[str, Any]] = deque(maxlen=20_000)
         self.profiles: dict[str, dict[str, str]] = {}  # lowercase wallet → public profile
         self._pending: list[Trade] = []  # not yet CONFIRMED
         # Balances of user wallets (lowercase address): pUSD and shares per token, moved by every fill of
@@ -117,6 +126,7 @@ class Venue:
         self.replay: Any = None  # replay.Replay when serving a recorded scenario
         self.mm = MarketMaker(self._rng_mm)
         self.whale = Whale(self._rng_whale, seed)
+        self.stamp_wallet = self.whale.address.lower()
         self.whale_owner = ids.uuid(seed, "owner", "whale")
         self.path: PricePath | None = None
         self.t_done = int(clock.now())
@@ -483,6 +493,8 @@ class Venue:
             )
             self.chain_logs.append(log)
             self.hub.to_rpc(log)
+            if order.maker_address.lower() == self.stamp_wallet:
+                self._stamp("chain", order, fill)
 
     def _notify_trade(self, t: Trade) -> None:
         now_ms = self.now_ms()
@@ -577,12 +589,30 @@ class Venue:
                 self._shares[key] = self._shares.get(key, ZERO) + sign * trade.size
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             self.fills.append(Fill(order, trade, is_taker))
+            if order.maker_address.lower() == self.stamp_wallet:
+                self._stamp("data_api", order, trade)
             self.hub.to_rtds(
                 "activity",
                 "trades",
                 partial(_activity_ok, m=order.market),
                 partial(self._activity_envelope, order, trade, is_taker),
             )
+            if order.maker_address.lower() == self.stamp_wallet:
+                self._stamp("rtds", order, trade)
+
+    def _stamp(self, source: str, order: Order, trade: Trade) -> None:
+        self.emit_stamps.append(
+            {
+                "source": source,
+                "ns": time.perf_counter_ns(),
+                "tx_hash": trade.tx_hash,
+                "token_id": order.token_id,
+                "side": order.side,
+                "size": trade.size,
+                "match_time": trade.match_time,
+                "sim_ts": self.now(),
+            }
+        )
 
     def _activity_envelope(self, order: Order, trade: Trade, is_taker: bool) -> dict[str, Any]:
         payload = messages.activity_payload(
@@ -752,6 +782,7 @@ class Venue:
     # -- orders from the API -------------------------------------------------------------------
     def submit_wire_order(self, body: Any, key: ApiKey) -> dict[str, Any]:
         """POST /order: validate the V2 wire body, verify the signature, match. Raises OrderRejectedError."""
+        received_ns = time.perf_counter_ns()  # before the signature check: the stamp is the POST's arrival
         order = _parse_wire_order(body)
         if body.get("owner") != key.key:
             raise OrderRejectedError("the order owner has to be the owner of the API KEY")
@@ -772,6 +803,15 @@ class Venue:
         if recovered.lower() != (key.address if deposit_wallet else str(order["signer"])).lower():
             raise OrderRejectedError("invalid signature")
         self.received_orders.append(body)
+        self.order_stamps.append(
+            {
+                "ns": received_ns,
+                "order_id": order_id,
+                "token_id": str(order["tokenId"]),
+                "side": order["side"],
+                "sim_ts": self.now(),
+            }
+        )
         maker_amt, taker_amt = Decimal(int(order["makerAmount"])), Decimal(int(order["takerAmount"]))
         side = order["side"]
         order_type = body["orderType"]

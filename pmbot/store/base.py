@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from decimal import Decimal
 from typing import Any, Protocol, runtime_checkable
 
+from pmbot.store.copy_rows import CopyDecisionRow
 from pmbot.store.models import (
     BacktestRun,
     DecisionRow,
@@ -188,4 +189,28 @@ class Store(Protocol):
 
     def list_backtests(self, limit: int | None = None) -> list[BacktestRun]:
         """Newest first."""
+        ...
+
+    # Copy trading (migration 0009_copy): decisions about a target's fills, and per-source watermarks.
+    def record_copy_decisions(self, decisions: Iterable[CopyDecisionRow]) -> int:
+        """Append copy decisions in one transaction. Returns how many were stored."""
+        ...
+
+    def list_copy_decisions(
+        self,
+        *,
+        mode: str | None = None,
+        target: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[CopyDecisionRow]:
+        """Newest first; `target` is a wallet (any case); `since` on the decision time."""
+        ...
+
+    def set_copy_watermarks(self, mode: str, marks: Mapping[tuple[str, str], int]) -> None:
+        """Store (target, source) → target time watermarks; a stored watermark never moves back."""
+        ...
+
+    def copy_watermarks(self, mode: str, target: str | None = None) -> dict[tuple[str, str], int]:
+        """(target, source) → watermark (epoch ms) for `mode`, for one target or all."""
         ...

@@ -373,6 +373,30 @@ def _decisions_backtests(db: Database) -> None:
     db.table("trades").create_index(["order_key"], index_name="trades_order_key")
 
 
+def _copy_tables(db: Database) -> None:
+    # `pmbot copy`: every decision about a target's fill (copied with our order's key, or skipped with its
+    # reason), naming the fill (tx hash, log index), its time, each source's arrival and our order's time.
+    db.execute(
+        "CREATE TABLE copy_decisions (id INTEGER PRIMARY KEY, ts INTEGER NOT NULL, mode TEXT NOT NULL,"
+        " dry_run INTEGER NOT NULL, run_id TEXT NOT NULL, strategy TEXT NOT NULL, target TEXT NOT NULL,"
+        " target_label TEXT NOT NULL DEFAULT '', decision TEXT NOT NULL, reason TEXT NOT NULL,"
+        " fill_id TEXT NOT NULL, tx_hash TEXT NOT NULL DEFAULT '', log_index INTEGER,"
+        " condition_id TEXT NOT NULL DEFAULT '', token_id TEXT NOT NULL DEFAULT '', outcome TEXT NOT NULL DEFAULT '',"
+        " side TEXT NOT NULL DEFAULT '', target_price_micro INTEGER, target_size_micro INTEGER, target_ts INTEGER,"
+        " seen_chain_ms INTEGER, seen_rtds_ms INTEGER, seen_data_api_ms INTEGER, intent_key TEXT, order_key TEXT,"
+        " order_ts INTEGER, order_price_micro INTEGER, order_size_micro INTEGER,"
+        " order_status TEXT NOT NULL DEFAULT '', detail TEXT NOT NULL DEFAULT '{}')"
+    )
+    db.execute("CREATE INDEX copy_decisions_target_ts ON copy_decisions (mode, target, ts)")
+    db.execute("CREATE INDEX copy_decisions_ts ON copy_decisions (ts)")
+    db.execute("CREATE INDEX copy_decisions_tx ON copy_decisions (tx_hash)")
+    # Per mode, target and source: the target time up to which that source's fills were all decided.
+    db.execute(
+        "CREATE TABLE copy_watermarks (mode TEXT NOT NULL, target TEXT NOT NULL, source TEXT NOT NULL,"
+        " ts INTEGER NOT NULL, updated_at INTEGER NOT NULL, PRIMARY KEY (mode, target, source))"
+    )
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
@@ -382,6 +406,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0006_mode_keys", _mode_keys),
     ("0007_seed_journal", _seed_journal),
     ("0008_decisions_backtests", _decisions_backtests),
+    ("0009_copy", _copy_tables),
 ]
 
 

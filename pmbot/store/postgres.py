@@ -40,6 +40,12 @@ from psycopg_pool import ConnectionPool, PoolTimeout
 from pmbot.errors import InputError, ServiceUnavailableError, StoreError, register_secret
 from pmbot.money import mul_micro, to_micro
 from pmbot.store import is_postgres_url, ledger, rows
+from pmbot.store.copy_rows import (
+    COPY_DECISION_COLUMNS,
+    CopyDecisionRow,
+    copy_decision_from_row,
+    copy_decision_values,
+)
 from pmbot.store.models import (
     BacktestRun,
     DecisionRow,
@@ -907,6 +913,60 @@ class PostgresStore:
             "SELECT * FROM trades WHERE order_key = %s AND kind = %s ORDER BY ts, id", (order_key, TradeKind.FILL.value)
         )
         return [rows.row_to_trade(r).fill for r in found]
+
+
+    # ---------------------------------------------------------------- copy trading (0009_copy)
+
+    def record_copy_decisions(self, decisions: Iterable[CopyDecisionRow]) -> int:
+        data = [copy_decision_values(d) for d in decisions]
+        if not data:
+            return 0
+        cols = ", ".join(COPY_DECISION_COLUMNS)
+        marks = ", ".join("%s::jsonb" if c == "detail" else "%s" for c in COPY_DECISION_COLUMNS)
+        with self._write() as conn, conn.cursor() as cur:
+            cur.executemany(f"INSERT INTO copy_decisions ({cols}) VALUES ({marks})".encode(), data)
+        return len(data)
+
+    def list_copy_decisions(
+        self,
+        *,
+        mode: str | None = None,
+        target: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[CopyDecisionRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        for col, value, op in (("mode", mode, "="), ("target", target and target.lower(), "="), ("ts", since, ">=")):
+            if value is not None:
+                where.append(f"{col} {op} %s")
+                params.append(value)
+        sql = "SELECT *, detail::text AS detail_text FROM copy_decisions"
+        sql += (" WHERE " + " AND ".join(where) if where else "") + " ORDER BY ts DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT %s"
+            params.append(int(limit))
+        return [copy_decision_from_row(r) for r in self._query(sql, params)]
+
+    def set_copy_watermarks(self, mode: str, marks: Mapping[tuple[str, str], int]) -> None:
+        if not marks:
+            return
+        now = self._now()
+        with self._write() as conn, conn.cursor() as cur:
+            cur.executemany(
+                b"INSERT INTO copy_watermarks (mode, target, source, ts, updated_at) VALUES (%s, %s, %s, %s, %s)"
+                b" ON CONFLICT (mode, target, source) DO UPDATE SET ts = GREATEST(copy_watermarks.ts, EXCLUDED.ts),"
+                b" updated_at = EXCLUDED.updated_at",
+                [(mode, t.lower(), s, int(ts), now) for (t, s), ts in marks.items()],
+            )
+
+    def copy_watermarks(self, mode: str, target: str | None = None) -> dict[tuple[str, str], int]:
+        sql = "SELECT target, source, ts FROM copy_watermarks WHERE mode = %s"
+        params: list[Any] = [mode]
+        if target is not None:
+            sql += " AND target = %s"
+            params.append(target.lower())
+        return {(r["target"], r["source"]): int(r["ts"]) for r in self._query(sql, params)}
 
 
 def _backtest(r: dict[str, Any]) -> BacktestRun:

@@ -29,6 +29,12 @@ from pmbot.errors import InputError, StoreError
 from pmbot.money import mul_micro, to_micro
 from pmbot.private_files import touch_private
 from pmbot.store import ledger, rows
+from pmbot.store.copy_rows import (
+    COPY_DECISION_COLUMNS,
+    CopyDecisionRow,
+    copy_decision_from_row,
+    copy_decision_values,
+)
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
     BacktestRun,
@@ -672,6 +678,60 @@ class SQLiteStore:
             sql += " LIMIT ?"
             params.append(int(limit))
         return [_backtest(r) for r in self._query(sql, params)]
+
+
+    # ---------------------------------------------------------------- copy trading (0009_copy)
+
+    def record_copy_decisions(self, decisions: Iterable[CopyDecisionRow]) -> int:
+        data = [copy_decision_values(d) for d in decisions]
+        if not data:
+            return 0
+        cols = ", ".join(COPY_DECISION_COLUMNS)
+        marks = ", ".join("?" * len(COPY_DECISION_COLUMNS))
+        with self._write() as conn:
+            conn.executemany(f"INSERT INTO copy_decisions ({cols}) VALUES ({marks})", data)
+        return len(data)
+
+    def list_copy_decisions(
+        self,
+        *,
+        mode: str | None = None,
+        target: str | None = None,
+        since: int | None = None,
+        limit: int | None = None,
+    ) -> list[CopyDecisionRow]:
+        where: list[str] = []
+        params: list[Any] = []
+        for col, value, op in (("mode", mode, "="), ("target", target and target.lower(), "="), ("ts", since, ">=")):
+            if value is not None:
+                where.append(f"{col} {op} ?")
+                params.append(value)
+        sql = "SELECT * FROM copy_decisions" + (" WHERE " + " AND ".join(where) if where else "")
+        sql += " ORDER BY ts DESC, id DESC"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(int(limit))
+        return [copy_decision_from_row(r) for r in self._query(sql, params)]
+
+    def set_copy_watermarks(self, mode: str, marks: Mapping[tuple[str, str], int]) -> None:
+        if not marks:
+            return
+        now = self._now()
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT INTO copy_watermarks (mode, target, source, ts, updated_at) VALUES (?, ?, ?, ?, ?)"
+                " ON CONFLICT (mode, target, source) DO UPDATE SET ts = max(ts, excluded.ts),"
+                " updated_at = excluded.updated_at",
+                [(mode, t.lower(), s, int(ts), now) for (t, s), ts in marks.items()],
+            )
+
+    def copy_watermarks(self, mode: str, target: str | None = None) -> dict[tuple[str, str], int]:
+        sql = "SELECT target, source, ts FROM copy_watermarks WHERE mode = ?"
+        params: list[Any] = [mode]
+        if target is not None:
+            sql += " AND target = ?"
+            params.append(target.lower())
+        return {(r["target"], r["source"]): int(r["ts"]) for r in self._query(sql, params)}
 
 
 def _backtest(r: dict[str, Any]) -> BacktestRun:

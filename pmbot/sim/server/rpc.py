@@ -18,6 +18,8 @@ routes = web.RouteTableDef()
 @routes.get("/rpc")
 async def rpc(request: web.Request) -> web.WebSocketResponse:
     v = venue(request)
+    if v.faults.rpc_down:
+        return web.json_response({"error": "rpc unavailable"}, status=503)  # type: ignore[return-value]
     conn = RpcConn(kind="rpc")
 
     def answer(req: Any) -> dict[str, Any] | None:
