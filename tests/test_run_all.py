@@ -431,3 +431,42 @@ def test_secrets_never_reach_a_log_the_database_or_stderr(
         low = blob.lower()
         for needle in needles:
             assert needle.lower().encode() not in low, f"a secret in {where}"
+
+
+def test_snipe_and_copy_in_one_process_share_the_executor_and_the_market_channel(
+    sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pmbot.commands.run_all_cmd import build_units
+
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    sim = sim_env
+    cur = sim.current_market()
+    app = App(clock=sim.now)
+    copy = build_units(app, "copy")[0]  # the default copy instance: the seed's whale, dry-run
+    units = [snipe("snipe", cur["token_ids"][0]), copy]
+    host = Host(app, units, dry_run=True, options=opts(tick_s=0.05))
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(host.run(stop=stop))
+        await asyncio.wait_for(host.ready.wait(), 15)
+        await asyncio.sleep(0.8)  # the streams subscribe
+        while sim.now() < cur["end"] + 5:
+            await asyncio.to_thread(sim.advance, 1)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+    asyncio.run(go())
+    s, c = units[0].totals(), units[1].totals()
+    # the sniper entered once (its FOK may find the depth taken by a copy: one paper book for both)
+    assert s.signals == 1 and s.intents == 1
+    assert c.signals > 0 and c.intents > 0  # the whale's fills were mirrored
+    orders = app.store.list_orders()
+    wallets = {o.wallet for o in orders}
+    assert len(wallets) == 1  # one executor for both
+    assert "snipe" in {o.strategy for o in orders} and any(o.strategy.startswith("copy") for o in orders)
+    assert host.hub is not None and len(host.hub.shards) == 1  # the copy feed's markets ride the same connection
+    assert app.store.list_copy_decisions(mode="dry-run")
+    app.close()

@@ -63,31 +63,34 @@ def snipe_unit(entry: StrategyEntry, section: Any) -> Unit:
                      horizon_s=max(20 * 60, config.window_s * 2))  # fmt: skip
 
 
-def copy_unit(app: App, entry: StrategyEntry, section: Any) -> Unit | None:
-    """The copy unit over the copy runtime (pmbot.runner.copy_*); None when this build has none."""
-    try:
-        from pmbot.runner import copy_host  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    unit: Unit = copy_host.copy_unit(app, entry, section)
-    return unit
+DEFAULT_COPY_TARGET = "distinct-baguette"  # the seed's whale: the default copy instance's target, dry-run only
 
 
-def build_units(app: App, wanted: str | None) -> list[Unit]:
+def copy_unit(entry: StrategyEntry, section: Any, *, dry_run: bool) -> Unit:
+    """The copy unit over the copy runtime (pmbot.runner.copy_*). Its targets are `[[copy.targets]]` (or
+    the entry's own `targets`); with none, a dry-run copies the seed's whale and a live run refuses (never
+    trade real money on a target nobody named)."""
+    from pmbot.runner.copy_session import TargetRequest
+    from pmbot.runner.units import CopyUnit
+
+    requests = [TargetRequest(t.target, t) for t in section.targets]
+    if not requests:
+        if not dry_run:
+            raise ConfigError(
+                f"strategy {entry.name}: live copy trading needs a target",
+                hint="add [[copy.targets]] target = NAME|0x… to the config file",
+            )
+        requests = [TargetRequest(DEFAULT_COPY_TARGET)]
+    return CopyUnit(entry.name, section, requests)
+
+
+def build_units(app: App, wanted: str | None, *, dry_run: bool = True) -> list[Unit]:
     settings: Settings = app.settings
     chosen = select(settings.strategy_instances(), wanted)
-    units: list[Unit] = []
-    for entry, section in chosen:
-        if entry.kind == "snipe":
-            units.append(snipe_unit(entry, section))
-            continue
-        unit = copy_unit(app, entry, section)
-        if unit is None:
-            if settings.strategies:  # configured explicitly: say so instead of silently running less
-                raise ConfigError(f"strategy {entry.name}: this build has no copy runtime", hint="remove it")
-            log.warning("copy trading is not available in this build: run-all runs without it")
-            continue
-        units.append(unit)
+    units: list[Unit] = [
+        snipe_unit(entry, section) if entry.kind == "snipe" else copy_unit(entry, section, dry_run=dry_run)
+        for entry, section in chosen
+    ]
     if not units:
         raise InputError("no strategy to run", hint="configure [[strategies]] or pick some with --strategies")
     return units
@@ -140,7 +143,7 @@ def run_all(
         raise InputError(f"--metrics-port must be 0-65535, got {port}")
     if metrics_host is not None and port is None:
         raise InputError("--metrics-host needs --metrics-port")
-    units = build_units(app, strategies)
+    units = build_units(app, strategies, dry_run=dry_run)
     if not dry_run:
         _confirm_live(app, units, yes=yes)
     summary = asyncio.run(

@@ -241,7 +241,8 @@ class Host:
             asyncio.create_task(self._status_loop(stop), name="run-all-status"),
             asyncio.create_task(self._snapshot_loop(stop), name="run-all-snapshots"),
             asyncio.create_task(
-                self._guard(executor.follow_books(_as_stream(hub.consumer(every_token=True))), "books"), name="run-all-books"
+                self._guard(executor.follow_books(_as_stream(hub.consumer(every_token=True))), "books"),
+                name="run-all-books",
             ),
             asyncio.create_task(
                 self._guard(executor.run_settler(venue, opts.settle_every_s), "settler"), name="run-all-settler"

@@ -15,6 +15,7 @@ keeps failing.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
@@ -51,6 +52,7 @@ class SupervisedRunner(Runner):
         self._errors_seen = 0
         self.decide_ns: list[int] = []  # event -> decision latency samples (bench), when enabled
         self.measure = False
+        self.crashed = ""  # set when the strategy's code raised (the unit restarts it)
 
     async def deliver(self, event: Event) -> None:
         self._beat()
@@ -67,7 +69,8 @@ class SupervisedRunner(Runner):
         errors = self.strategy.metrics.errors
         if errors > self._errors_seen and self._depth == 0:
             self._errors_seen = errors
-            raise StrategyCrashedError(f"strategy {self.strategy.name}: {self.strategy.health().last_error}")
+            self.crashed = f"strategy {self.strategy.name}: {self.strategy.health().last_error}"
+            raise StrategyCrashedError(self.crashed)
 
 
 @dataclass
@@ -127,7 +130,11 @@ class _UnitBase:
         self._paused: str | None = None
         self._beat_ms: int | None = None
         self._past = UnitMetrics()  # finished runs (before a restart)
-        self.runner: SupervisedRunner | None = None
+        self.runners: list[SupervisedRunner] = []
+
+    @property
+    def runner(self) -> SupervisedRunner | None:
+        return self.runners[0] if self.runners else None
 
     # the Unit protocol -----------------------------------------------------------------------
 
@@ -140,45 +147,47 @@ class _UnitBase:
 
     def pause(self, reason: str) -> None:
         self._paused = reason
-        if self.runner is not None:
-            self.runner.strategy.pause(reason)
+        for r in self.runners:
+            r.strategy.pause(reason)
 
     def resume(self) -> None:
         self._paused = None
-        if self.runner is not None:
-            self.runner.strategy.resume()
+        for r in self.runners:
+            r.strategy.resume()
 
     def metrics(self) -> dict[str, Any]:
-        total = self._past
-        if self.runner is not None:
-            total = total.add(self.runner.strategy.metrics)
-        return total.view()
+        return self.totals().view()
 
     def totals(self) -> UnitMetrics:
-        return self._past if self.runner is None else self._past.add(self.runner.strategy.metrics)
+        total = self._past
+        for r in self.runners:
+            total = total.add(r.strategy.metrics)
+        return total
 
     # helpers ---------------------------------------------------------------------------------
 
-    def _runner(self, ctx: HostContext, strategy: Strategy[Any], view: Any) -> SupervisedRunner:
+    def _runner(
+        self, ctx: HostContext, strategy: Strategy[Any], view: Any, decisions: DecisionLog | None = None
+    ) -> SupervisedRunner:
         if self._paused is not None:
             strategy.pause(self._paused)
-        decisions = DecisionLog(ctx.store, mode=ctx.mode, run_id=ctx.run_id)
+        log_ = decisions or DecisionLog(ctx.store, mode=ctx.mode, run_id=ctx.run_id)
 
         def on_output(out: Output) -> None:
             for d in out.decisions:
                 if d.kind is not DecisionKind.SKIP:
                     ctx.event(self.name, f"{d.kind.value} {d.reason} {d.condition_id[:12]}")
 
-        runner = SupervisedRunner(strategy, view, ctx.executor, decisions, on_output=on_output, store=ctx.store,
+        runner = SupervisedRunner(strategy, view, ctx.executor, log_, on_output=on_output, store=ctx.store,
                                   beat=self._beat)  # fmt: skip
         runner.measure = ctx.measure
-        self.runner = runner
+        self.runners.append(runner)
         return runner
 
     def _finished(self) -> None:
-        if self.runner is not None:
-            self._past = self._past.add(self.runner.strategy.metrics)
-            self.runner = None
+        for r in self.runners:
+            self._past = self._past.add(r.strategy.metrics)
+        self.runners = []
 
 
 class SnipeUnit(_UnitBase):
@@ -249,37 +258,92 @@ class SnipeUnit(_UnitBase):
 
 
 class CopyUnit(_UnitBase):
-    """One copy-trading instance over the copy runtime's feed: `make_feed(venue, runner, executor,
-    targets, clock)` with `async run(duration_s, stop)`; `make_strategy(view)` and `targets` come from
-    the copy runtime's config (see pmbot.commands.run_all_cmd)."""
+    """One copy-trading instance (`kind = "copy"`): the copy runtime's `CopyFeed` (pmbot.runner.copy_feed)
+    over the host's venue (its market channel is a hub consumer) and executor, one CopyStrategy + Runner
+    per target, restored from the store at every (re)start as `run_copy_session` does. The feed's own
+    user channel and reconciler are off (`live=False`): the host runs one of each for every unit.
+
+    The feed guards its sources (a source that fails is restarted inside the feed), so a strategy error
+    does not surface as an exception: the unit watches its runners and crashes itself when one failed."""
 
     kind = "copy"
 
-    def __init__(
-        self,
-        name: str,
-        *,
-        make_strategy: Callable[[Any], Strategy[Any]],
-        make_view: Callable[[HostContext], Any],
-        make_feed: Callable[..., Any],
-        targets: Any,
-    ) -> None:
+    def __init__(self, name: str, settings: Any, requests: list[Any], *, sources: Any = None) -> None:
         super().__init__(name)
-        self.make_strategy = make_strategy
-        self.make_view = make_view
-        self.make_feed = make_feed
-        self.targets = targets
+        self.settings = settings
+        self.requests = requests
+        self.sources = sources
+        self.resolved: list[Any] | None = None
         self.feed: Any = None
 
-    async def prepare(self, ctx: HostContext) -> None:
-        return None
+    async def prepare(self, ctx: Any) -> None:
+        """Targets resolved (a username through Gamma) and their rules validated, before anything is written."""
+        from pmbot.runner.copy_session import resolve_targets
+
+        self.resolved = await resolve_targets(ctx.venue, self.requests, self.settings)
 
     async def run(self, ctx: HostContext, stop: asyncio.Event) -> None:
-        view = self.make_view(ctx)
-        runner = self._runner(ctx, self.make_strategy(view), view)
-        self.feed = self.make_feed(ctx.venue, runner, ctx.executor, self.targets, ctx.clock)
+        from pmbot.runner import copy_session as cs
+        from pmbot.runner.copy_feed import ALL_SOURCES, CopyFeed, MarketCache
+        from pmbot.strategies.copy import CopyStrategy
+        from pmbot.strategies.events import TargetSource
+
+        cfg = self.settings
+        resolved = self.resolved
+        if resolved is None:
+            resolved = await cs.resolve_targets(ctx.venue, self.requests, cfg)
+        markets = MarketCache(ctx.venue, clock=ctx.clock)
         try:
-            await self.feed.run(duration_s=None, stop=stop)
+            await markets.preload()
+        except PmbotError as e:
+            log.warning("copy: market preload failed: %s", e.one_line())
+        balance = await cs._balance(ctx.venue, ctx.executor, ctx.app, ctx.mode != "live")
+        now_ms = ctx.now_ms()
+        runners: dict[str, Runner] = {}
+        catch_up: dict[str, int] = {}
+        held: list[str] = []
+        try:
+            for t in resolved:
+                positions = await cs._target_positions(ctx.venue, t.wallet)
+                view = cs.CopyView(clock=ctx.now_ms, balance=balance, target_positions=positions)
+                strategy = CopyStrategy(view, t.config, name=t.strategy_name)
+                dlog = cs.CopyDecisionLog(ctx.store, mode=ctx.mode, run_id=ctx.run_id, target=t)
+                runner = self._runner(ctx, strategy, view, dlog)
+                dlog.sent = runner.sent
+                for info in markets.markets():
+                    view.set_market(info)
+                await runner.start()
+                _, start_ms = cs.restore_state(ctx.store, ctx.mode, t, strategy, view, now_ms)
+                if start_ms is not None:
+                    catch_up[t.wallet] = start_ms
+                runners[t.wallet] = runner
+                held += [tok for tok in view.held_tokens() if tok not in held]
+            chosen = tuple(TargetSource(str(s).replace("onchain", "chain")) for s in (self.sources or cfg.sources))
+            self.feed = CopyFeed(
+                ctx.venue, runners, ctx.executor, resolved, clock=ctx.clock, sources=chosen or ALL_SOURCES,
+                poll_s=float(cfg.poll_s), rtds_silence_s=float(cfg.rtds_silence_s), tick_s=ctx.tick_s, live=False,
+                store=ctx.store, mode=ctx.mode, catch_up_from_ms=catch_up, markets=markets, follow_tokens=held,
+            )  # fmt: skip
+            inner = asyncio.Event()
+            task = asyncio.create_task(self.feed.run(stop=inner), name=f"copy-feed-{self.name}")
+            try:
+                while not task.done():
+                    crashed = next((r.crashed for r in self.runners if r.crashed), None)
+                    if stop.is_set() or crashed:
+                        inner.set()
+                        await task
+                        if crashed and not stop.is_set():
+                            raise StrategyCrashedError(crashed)
+                        break
+                    await asyncio.wait([task], timeout=0.2)
+                    self._beat()
+                task.result()
+            finally:
+                inner.set()
+                if not task.done():
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
         finally:
             self._finished()
 
