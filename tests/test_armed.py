@@ -197,6 +197,35 @@ async def test_dry_run_arm_and_fire_fill_on_paper(rig: Rig) -> None:
     assert rig.sim.received_orders() == []
 
 
+async def test_a_dry_run_fire_that_could_not_execute_stays_armed(rig: Rig) -> None:
+    """Regression: a paper fire that could not execute (no book) ended `not_sent`; as live, it stays armed
+    (record untouched, nothing reserved) and can be fired again or retired."""
+    from pmbot.errors import VenueError
+
+    h = await rig.executor(dry_run=True)
+    ex = h.executor
+    ask = best_ask(rig.sim)
+    (a,) = await ex.arm([intent(rig.sim, "nobook", price=str(ask), order_type=OrderType.FOK, size="5")])
+    assert ex.books is not None
+    real = ex.books
+
+    class NoBook:
+        async def book(self, token_id: str) -> object:
+            raise VenueError("book unavailable", detail="sim unreachable")
+
+    ex.books = NoBook()  # type: ignore[assignment]
+    res = await ex.fire(a.key)
+    assert res.status is OrderStatus.ARMED and res.code == "no_book"
+    rec = rig.store.get_order(a.key)
+    assert rec is not None and rec.status is OrderStatus.ARMED and a.key in ex.armed()
+    assert not ex.risk.open_keys()
+    ex.books = real
+    res = await ex.fire(a.key)
+    assert res.status is OrderStatus.FILLED and res.filled_size == 5 and ex.armed() == []
+    again = await ex.fire(a.key)
+    assert again.duplicate and again.status is OrderStatus.FILLED  # fired once, answered from then on
+
+
 # ------------------------------------------------------------------------------- SIGKILL and restart
 
 

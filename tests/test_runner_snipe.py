@@ -81,13 +81,31 @@ def test_dry_run_snipe_against_the_sim_buys_once_and_books_the_win(
     assert sim.received_orders() == []  # dry-run: nothing reached the venue
     store = open_store(db_url)
     orders = store.list_orders(query=Query(dry_run=True))
-    assert [o.strategy for o in orders] == ["snipe"] and orders[0].key.startswith("dry-run:")
+    # both sides were pre-armed before the window; the entry fired one, the other was retired unsent
+    assert [o.strategy for o in orders] == ["snipe", "snipe"] and all(o.key.startswith("dry-run:") for o in orders)
+    by_status = {o.status.value: o for o in orders}
+    assert set(by_status) == {"filled", "not_sent"}, by_status
+    assert by_status["not_sent"].error is not None and "armed order never sent" in by_status["not_sent"].error
+    (fired,) = session.runner.sent.values()
+    assert fired.result is not None and fired.result.key == by_status["filled"].key
     decisions = store.list_decisions(mode="dry-run")
     entry = [d for d in decisions if d.kind == "signal"]
     assert len(entry) == 1 and entry[0].reason == "entry" and entry[0].detail["rule"] == "chainlink btc/usd spot"
     assert {d.run_id for d in decisions} == {session.run_id}
     assert store.list_decisions(mode="backtest") == [] and store.list_decisions(mode="live") == []
     store.close()
+    # the fill traced back to the decision that caused it: `pmbot trades --why`
+    code, out = invoke("trades", "--why", "--json")
+    assert code == 0, out
+    rows = json.loads(out)
+    (fill,) = [r for r in rows if r["kind"] == "fill"]
+    assert fill["order_key"] == by_status["filled"].key
+    cause = fill["decision"]
+    assert cause["reason"] == "entry" and cause["kind"] == "signal" and cause["run_id"] == session.run_id
+    assert cause["intent_key"] == fill["order_key"].removeprefix("dry-run:") and cause["detail"] == entry[0].detail
+    assert all(r["decision"] is None for r in rows if r["kind"] != "fill")  # a payout has no decision of its own
+    code, out = invoke("trades", "--why")
+    assert code == 0 and "entry" in out and "why" in out, out
 
 
 def test_unknown_token_or_slug_is_one_line_exit_2_and_nothing_written(sim_env: SimServer, db_url: str) -> None:
@@ -411,7 +429,9 @@ def test_live_snipe_on_the_sim_posts_once_even_across_a_restart(
     assert sent.result is not None and sent.result.duplicate and not sent.result.dry_run
     assert len(sim.received_orders()) == 1  # nothing sent twice
     store = open_store(db_url)
-    assert len(store.list_orders(query=Query(dry_run=False))) == 1
+    orders = store.list_orders(query=Query(dry_run=False))
+    # the entry, and the other side: pre-armed (signed, recorded) and retired unsent
+    assert sorted(o.status.value for o in orders) == ["filled", "not_sent"], orders
     assert {d.mode for d in store.list_decisions()} == {"live"}
     store.close()
 

@@ -292,6 +292,9 @@ def trades(
     backtest: Annotated[
         str | None, typer.Option("--backtest", help="A backtest run's trades (never mixed with dry-run/live).")
     ] = None,
+    why: Annotated[
+        bool, typer.Option("--why", help="Show the strategy decision that caused each fill (its signal).")
+    ] = False,
 ) -> None:
     """Fills (and resolution payouts), newest first. --open/--closed filters by the position's state."""
     a: App = ctx.obj
@@ -302,8 +305,18 @@ def trades(
         return _empty(as_json, "trades")
     store = a.store
     rows = store.list_trades(q)
+    causes: dict[str, Any] = {}
+    if why:
+        from pmbot.runner.core import signals_of_orders
+
+        causes = signals_of_orders(store, ((t.fill.order_key, t.fill.dry_run) for t in rows if t.fill.order_key))
     if as_json:
-        return render.print_json([trade_view(t) for t in rows])
+        views = [trade_view(t) for t in rows]
+        if why:
+            for v, t in zip(views, rows, strict=True):
+                d = causes.get(t.fill.order_key or "")
+                v["decision"] = None if d is None else _decision_view(d)
+        return render.print_json(views)
     if not rows:
         return _empty(False, "trades", q=q, total=store.count_trades(Query()))
     columns = [
@@ -319,6 +332,8 @@ def trades(
         ("fee", "right"),
         ("realized", "right"),
     ]
+    if why:
+        columns.append(("why", "left"))
     cells: list[list[Any]] = []
     for t in rows:
         f = t.fill
@@ -339,7 +354,22 @@ def trades(
                 render.pnl(t.realized_pnl) if f.side.value == "SELL" else "",
             ]
         )
+        if why:
+            d = causes.get(f.order_key or "")
+            detail = "" if d is None else " ".join(f"{k}={v}" for k, v in sorted(d.detail.items()))
+            cells[-1].append(render.plain(f"{d.reason} {detail}".strip()) if d is not None else render.DASH)
     _print_table("Trades", columns, cells)
+
+
+def _decision_view(d: Any) -> dict[str, Any]:
+    return {
+        "kind": d.kind,
+        "reason": d.reason,
+        "ts_ms": d.ts,
+        "run_id": d.run_id,
+        "intent_key": d.intent_key,
+        "detail": d.detail,
+    }
 
 
 def _backtest_trades(a: App, run_id: str, *, as_json: bool, local: bool) -> None:

@@ -244,7 +244,7 @@ def _view(state: _ViewState, app: App) -> RenderableType:
     if session is None or session.feed is None or session.runner is None:
         return table
     feed, runner = session.feed, session.runner
-    now = int(app.clock() * 1000)
+    now = int((session.clock or app.clock)() * 1000)  # the venue's time: an accelerated sim's, too
     for info in list(feed.armed.values()):
         sides = []
         for token in info.token_ids[:2]:

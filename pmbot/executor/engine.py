@@ -525,7 +525,6 @@ class Executor:
             reason = decision.reason or "rejected by the risk gate"
             code = decision.code or "risk"
             self.store.set_order_status(key, OrderStatus.REJECTED, error=reason, detail=reason)
-            self._armed_done(a)
             self.metrics.final(OrderStatus.REJECTED, code)
             self._save_risk_state()
             return self._finish(key, OrderStatus.REJECTED, reason=reason, code=code)
@@ -547,13 +546,9 @@ class Executor:
             raise
         finally:
             self._save_risk_state()
-        result = future.result()
-        if result.status is not OrderStatus.ARMED:
-            self._armed_done(a)
-        return result
-
-    def _armed_done(self, a: _Armed) -> None:
-        self._armed.pop(a.intent.key, None)
+        # popped above: a result other than ARMED (sent, or final) leaves it out of `_armed`; ARMED means
+        # nothing was sent and `_settle` / `_execute_paper` put it back, to be fired again or retired
+        return future.result()
 
     def retire(self, keys: list[str], *, why: str = "armed order never sent: window ended") -> list[str]:
         """Armed orders of this process that were never sent end `not_sent` (their keys may be used again:
@@ -934,6 +929,13 @@ class Executor:
             self.metrics.ack((self._perf() - w.started) * 1000, res.status is not OrderStatus.REJECTED)
             outcomes.append((w, res.status, res.reason, res.code, list(res.fills), res.order_id))
 
+        # A fired armed order that was not executed (budget, no book) stays armed, as live (`_settle`): its
+        # record is untouched, it may be fired again or retired.
+        rearmed = [o for o in outcomes if o[0].armed is not None and o[1] is OrderStatus.NOT_SENT]
+        for w, _status, reason, code, _f, _oid in rearmed:
+            self._rearm(w, reason, code)
+        if rearmed:
+            outcomes = [o for o in outcomes if not (o[0].armed is not None and o[1] is OrderStatus.NOT_SENT)]
         fills: list[Fill] = []
         with self.store.transaction():
             for w, _status, _reason, _code, pfills, _oid in outcomes:
@@ -1272,14 +1274,7 @@ class Executor:
     ) -> None:
         intent = w.intent
         if w.armed is not None and status is OrderStatus.NOT_SENT:
-            # Nothing left this process: the armed order (its record untouched) can be fired again or retired.
-            self.risk.on_order_closed(intent.key)
-            self._armed[intent.key] = w.armed
-            self._inflight.pop(intent.key, None)
-            if not w.future.done():
-                w.future.set_result(
-                    SubmitResult(intent.key, OrderStatus.ARMED, reason=reason, code=code, dry_run=self.dry_run)
-                )
+            self._rearm(w, reason, code)
             return
         fills = fills or []
         with self.store.transaction():
@@ -1313,6 +1308,17 @@ class Executor:
             fees=fees,
             future=w.future,
         )
+
+    def _rearm(self, w: _Work, reason: str | None, code: str | None) -> None:
+        """A fired armed order of which nothing left this process: armed again (its record untouched), its
+        reservation released; the caller hears ARMED and may fire it again or retire it."""
+        assert w.armed is not None
+        key = w.intent.key
+        self.risk.on_order_closed(key)
+        self._armed[key] = w.armed
+        self._inflight.pop(key, None)
+        if not w.future.done():
+            w.future.set_result(SubmitResult(key, OrderStatus.ARMED, reason=reason, code=code, dry_run=self.dry_run))
 
     def _record_new(self, fills: list[Fill]) -> list[Fill]:
         """Store fills (inside the caller's transaction); return those not stored before. The store's

@@ -14,6 +14,11 @@ Modules
 - `session`: `run_session(app, make_strategy, TargetSpec, dry_run=…, duration_s=…, stop=…)`, what
   `pmbot snipe` calls: resolves targets (bad input fails before anything is written), builds the
   executor, the view, the runner and the feed, and runs until `stop`, the duration, or a stream failure.
+  Everything in a session reads the venue's clock (`session.clock`), not the wall clock.
+- `venue_clock`: `VenueClock(fetch)`, the venue's time from `GET /time` samples and market-channel
+  timestamps, extrapolated (offset and rate): the wall clock against Polymarket, the sim's clock against
+  `pmbot sim serve --speed N`. `clock = VenueClock(venue.clob.server_time); await clock.sync();
+  asyncio.create_task(clock.run()); clock()` → epoch seconds.
 - `backtest`: `run_backtest(scenario, make_strategy, settings, run_id=…, params=…, decisions=…)` and
   `prepare(scenario)`; the real dry-run executor on a throw-away store, the scenario's clock.
 
@@ -32,6 +37,10 @@ A feed for other event sources (TargetFill from the chain / RTDS activity / Data
 the same way; `LiveFeed` is the template. Fills are read back from the executor's store per trade id
 (`Runner(store=…)`), and `await runner.sync_orders()` tells the strategy of fills recorded after the
 answer (a resting paper order crossed by a later book, the user channel, the reconciler): `LiveFeed`
-calls it after a paper fill and every second, the backtest after a paper fill. The pre-armed order
-seam is `Runner.submit` (see its comment).
+calls it after a paper fill and every second, the backtest after a paper fill.
+
+Pre-armed orders: with `Runner(prearm=True)` (run_session's default) `runner.arm_ahead()` (LiveFeed: every
+tick) arms what `strategy.anticipate(now_ms)` predicts (signed and recorded `armed` ahead, with the market's
+end as retire time), `Runner.submit` fires the armed order when the strategy submits the same order, and
+unfired ones are retired at the market's end (and when the run ends). The backtest does not pre-arm.
 """

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from pmbot.executor.engine import DRY_RUN_PREFIX
 from pmbot.executor.intents import OrderIntent
@@ -29,10 +29,10 @@ from pmbot.strategies.events import Event, OrderFilled, OrderResult, TimerTick
 from pmbot.strategies.memview import MemoryView
 
 if TYPE_CHECKING:
-    from pmbot.executor.engine import SubmitResult
+    from pmbot.executor.engine import ArmedOrder, SubmitResult
     from pmbot.store.base import Store
 
-__all__ = ["DecisionLog", "OrderSink", "Runner", "SentOrder"]
+__all__ = ["ArmingSink", "DecisionLog", "OrderSink", "Runner", "SentOrder", "signals_of_orders"]
 
 log = logging.getLogger("pmbot.runner")
 _ZERO = Decimal(0)
@@ -42,6 +42,24 @@ class OrderSink(Protocol):
     """What the runner needs from the executor (pmbot.executor.engine.Executor satisfies it)."""
 
     async def submit(self, intent: OrderIntent) -> SubmitResult: ...
+
+
+@runtime_checkable
+class ArmingSink(Protocol):
+    """An executor that can pre-arm orders (pmbot.executor.engine.Executor): the runner's `prearm` uses it."""
+
+    async def arm(self, intents: list[OrderIntent], *, retire_at_ms: int | None = None) -> list[ArmedOrder]: ...
+
+    async def fire(self, key: str) -> SubmitResult: ...
+
+    def retire(self, keys: list[str], *, why: str = ...) -> list[str]: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _ArmedEntry:
+    intent: OrderIntent  # as anticipated (and armed)
+    stored_key: str  # the executor's key (dry-run: prefixed)
+    retire_at_ms: int | None
 
 
 class DecisionLog:
@@ -86,6 +104,42 @@ class DecisionLog:
             self.store.record_decisions(pending)
 
 
+def signals_of_orders(
+    store: Store, orders: Iterable[tuple[str, bool]], *, lookback_ms: int = 7 * 86_400_000
+) -> dict[str, DecisionRow]:
+    """The strategy decision that caused each order: `orders` are (stored order key, dry_run) pairs (a
+    fill's `order_key` and `dry_run`); the answer maps each key that has one to its `signal` decision
+    (decisions.intent_key is the strategy's key; a dry-run order is stored under `dry-run:<key>`). A key
+    signalled again after a restart was answered from its record: the first signal is the cause.
+
+    Reads the decisions of the orders' strategies and mode from `lookback_ms` before the oldest order was
+    created (a signal comes after its order was pre-armed, before it was sent; a resting order may fill
+    long after it)."""
+    wanted: dict[tuple[str, str], str] = {}  # (mode, intent key) → stored key
+    strategies: set[tuple[str, str]] = set()
+    oldest: int | None = None
+    for key, dry_run in orders:
+        mode = "dry-run" if dry_run else "live"
+        ref = (mode, key.removeprefix(DRY_RUN_PREFIX))
+        if ref in wanted:
+            continue
+        rec = store.get_order(key)
+        if rec is None:
+            continue
+        wanted[ref] = key
+        strategies.add((mode, rec.strategy))
+        oldest = rec.created_at if oldest is None else min(oldest, rec.created_at)
+    out: dict[str, DecisionRow] = {}
+    if oldest is None:
+        return out
+    for mode, strategy in sorted(strategies):
+        for d in store.list_decisions(mode=mode, strategy=strategy, since=oldest - lookback_ms):  # newest first
+            stored = wanted.get((mode, d.intent_key or ""))
+            if stored is not None and d.kind == "signal":
+                out[stored] = d  # the oldest one wins: it is written last
+    return out
+
+
 @dataclass
 class SentOrder:
     """One intent the runner gave the executor and what became of it (for live views and summaries)."""
@@ -117,8 +171,14 @@ class Runner:
         await runner.deliver(event)  # … for each event from the feed
         await runner.stop()
 
-    `on_output(out)` (optional) sees every strategy Output, for live views. `submit` is the seam where
-    pre-armed orders plug in: replace it (or subclass) to fire an armed order instead of `orders.submit`.
+    `on_output(out)` (optional) sees every strategy Output, for live views.
+
+    Pre-armed orders (`prearm=True`, with an executor that can arm: `ArmingSink`): `arm_ahead()` (the feed
+    calls it on every timer tick) asks the strategy what it expects to submit soon (`Strategy.anticipate`)
+    and arms it: signed and recorded `armed` ahead, retired at its market's end if never fired. When the
+    strategy then submits the same order (same key, token, side, price, size, type), `submit` fires the
+    armed one: the hot path is the risk gate and one POST, no signing, no commit before it. A different
+    order under an armed key retires the armed one and is submitted as usual.
     """
 
     def __init__(
@@ -130,6 +190,7 @@ class Runner:
         *,
         on_output: Callable[[Output], None] | None = None,
         store: Store | None = None,
+        prearm: bool = False,
     ) -> None:
         self.strategy = strategy
         self.view = view
@@ -143,6 +204,10 @@ class Runner:
         self._delivered: set[str] = set()  # fill ids already given to the strategy
         self.stats = _Stats()
         self._depth = 0
+        self.prearm = prearm and isinstance(orders, ArmingSink)
+        self.armed: dict[str, _ArmedEntry] = {}  # by the strategy's own key: armed, not fired yet
+        self._arming: asyncio.Future[None] | None = None  # an arm() in flight (submit waits for it)
+        self._arming_keys: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -275,10 +340,91 @@ class Runner:
         return changed
 
     async def submit(self, intent: OrderIntent) -> SubmitResult:
-        # SEAM (pre-armed orders, issue 14 / H13): when the executor offers arm/fire/retire, an intent
-        # whose order was armed before its window is fired here instead (`executor.fire(armed_key)`), and
-        # the runner retires unfired armed orders at the window's end. Until then: a plain submit.
-        return await self.orders.submit(intent)
+        """One intent to the executor: its armed order fired when one was armed for it, else a submit."""
+        if self._arming is not None and intent.key in self._arming_keys:
+            await asyncio.shield(self._arming)  # being armed right now: fire it once recorded, never race it
+        entry = self.armed.pop(intent.key, None)
+        if entry is None:
+            return await self.orders.submit(intent)
+        sink = self.orders
+        assert isinstance(sink, ArmingSink)
+        if not _same_order(entry.intent, intent):
+            sink.retire([entry.stored_key], why="armed order not sent: the strategy sent a different order")
+            return await self.orders.submit(intent)
+        res = await sink.fire(entry.stored_key)
+        if res.status is OrderStatus.ARMED:
+            # Nothing was sent (our budget, the venue unreachable or refusing): as a submit would, it ends
+            # not_sent; the strategy decides whether to try again (under the same key, executed anew).
+            sink.retire([entry.stored_key], why=f"armed order not sent: {res.reason or 'not sent'}")
+            return replace(res, status=OrderStatus.NOT_SENT)
+        return res
+
+    # ------------------------------------------------------------------ pre-armed orders
+
+    async def arm_ahead(self) -> int:
+        """Arm what the strategy anticipates (and has not armed or sent yet); retire armed orders whose
+        market ended. Returns how many were armed now. A no-op unless `prearm`."""
+        if not self.prearm or self._arming is not None:
+            return 0
+        sink = self.orders
+        assert isinstance(sink, ArmingSink)
+        now = self.view.now_ms()
+        ended = [k for k, e in self.armed.items() if e.retire_at_ms is not None and now >= e.retire_at_ms]
+        if ended:
+            sink.retire([self.armed.pop(k).stored_key for k in ended])
+        wanted: dict[int | None, list[OrderIntent]] = {}
+        for intent in self.strategy.anticipate(now):
+            key = intent.key
+            if key in self.armed or key in self.sent or self.strategy.was_sent(key) or key in self._arming_keys:
+                continue
+            market = self.view.market(intent.condition_id)
+            wanted.setdefault(market.end_ms if market is not None else None, []).append(intent)
+        if not wanted:
+            return 0
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._arming = done
+        self._arming_keys = {i.key for group in wanted.values() for i in group}
+        count = 0
+        try:
+            for retire_at, intents in wanted.items():
+                try:
+                    armed = await sink.arm(intents, retire_at_ms=retire_at)
+                except Exception as e:  # arming is an optimisation: on failure the intent is submitted as usual
+                    log.warning("could not pre-arm %d order(s): %s", len(intents), e)
+                    continue
+                by_key = {a.key.removeprefix(DRY_RUN_PREFIX): a for a in armed}
+                for intent in intents:
+                    a = by_key.get(intent.key)
+                    if a is not None and a.status is OrderStatus.ARMED and not a.duplicate:
+                        self.armed[intent.key] = _ArmedEntry(intent, a.key, retire_at)
+                        count += 1
+        finally:
+            self._arming, self._arming_keys = None, set()
+            done.set_result(None)
+        return count
+
+    def retire_armed(self, why: str = "armed order never sent: the run ended") -> list[str]:
+        """Retire every order armed and not fired (the feed calls it when the run ends)."""
+        if not self.armed:
+            return []
+        sink = self.orders
+        assert isinstance(sink, ArmingSink)
+        keys = [e.stored_key for e in self.armed.values()]
+        self.armed.clear()
+        return sink.retire(keys, why=why)
+
+
+def _same_order(armed: OrderIntent, intent: OrderIntent) -> bool:
+    """Would firing `armed` send what `intent` asks for? (The key matched already; meta may differ.)"""
+    return (
+        armed.token_id == intent.token_id
+        and armed.side is intent.side
+        and armed.price == intent.price
+        and armed.size == intent.size
+        and armed.order_type is intent.order_type
+        and armed.post_only == intent.post_only
+        and armed.expiration_s == intent.expiration_s
+    )
 
 
 def _order_result(intent: OrderIntent, res: SubmitResult, now_ms: int) -> OrderResult:

@@ -153,6 +153,9 @@ class LiveFeed:
         self.executor = executor
         self.targets = targets
         self.clock = clock
+        # A VenueClock learns from the venue's own message timestamps, and says how fast the venue's time
+        # runs (an accelerated sim): ticks and discovery keep pace with it, not with the wall.
+        self._observe: Callable[[int], None] | None = getattr(clock, "observe", None)
         self.tick_s = tick_s
         self.rediscover_s = rediscover_s
         self.live = live
@@ -161,6 +164,7 @@ class LiveFeed:
         self.armed: dict[str, MarketInfo] = {}
         self._symbols: set[str] = set()
         self.status: dict[str, str] = {}
+        self._prewarmed = False
         # reference prices seen, for views (the strategy keeps its own)
         self.references = ReferenceTracker(max_age_ms=10_000)
 
@@ -244,6 +248,7 @@ class LiveFeed:
         self._symbols |= symbols or {"btc/usd"}
         await self.arm(infos)
         await self.runner.start()
+        await self._arm_ahead()
         tasks = [
             asyncio.create_task(self._market_loop(), name="runner-market"),
             asyncio.create_task(self._rtds_loop(), name="runner-rtds"),
@@ -270,6 +275,8 @@ class LiveFeed:
                 if s is not None:
                     with contextlib.suppress(Exception):
                         await s.close()
+            with contextlib.suppress(Exception):
+                self.runner.retire_armed()
             await self.runner.stop()
 
     async def _market_loop(self) -> None:
@@ -278,7 +285,12 @@ class LiveFeed:
 
         paper = self.executor.paper
         async with self.market_stream as stream:
+            observe = self._observe
             async for item in stream:
+                if observe is not None:
+                    ts = item.book.timestamp_ms if isinstance(item, BookSnapshot) else getattr(item, "timestamp_ms", 0)
+                    if ts:
+                        observe(ts)
                 now = self.now_ms()
                 if isinstance(item, StreamStatus):
                     self.status["market"] = item.state.value
@@ -310,16 +322,32 @@ class LiveFeed:
                         self.references.add(e)
                     await self.runner.deliver(e)
 
+    async def _arm_ahead(self) -> None:
+        """Pre-arm what the strategy anticipates (Runner.arm_ahead); live, the order path's connection is
+        opened and kept warm from the first armed order on."""
+        if await self.runner.arm_ahead() and self.live and not self._prewarmed:
+            self._prewarmed = True
+            try:
+                await self.executor.prewarm()
+            except Exception as e:  # a cold connection is slower, not wrong
+                log.warning("could not prewarm the order connection: %s", e)
+
+    def _pace(self) -> float:
+        """How many venue seconds pass per wall second (1 against Polymarket)."""
+        rate = getattr(self.clock, "rate", 1.0)
+        return rate if isinstance(rate, float) and rate > 1.0 else 1.0
+
     async def _timer_loop(self) -> None:
         last_sync = 0.0
         while True:
-            await asyncio.sleep(self.tick_s)
+            await asyncio.sleep(max(self.tick_s / self._pace(), 0.01))
             await self.runner.tick(self.now_ms())
+            await self._arm_ahead()
             if time.monotonic() - last_sync >= 1.0:  # fills the user channel / reconciler recorded since
                 last_sync = time.monotonic()
                 await self.runner.sync_orders()
 
     async def _refresh_loop(self) -> None:
         while True:
-            await asyncio.sleep(self.rediscover_s)
+            await asyncio.sleep(max(self.rediscover_s / self._pace(), 0.5))
             await self.refresh()

@@ -424,6 +424,13 @@ class Strategy(Generic[C]):
     def on_stop(self) -> None:
         """Last call; the strategy may record final decisions."""
 
+    def anticipate(self, now_ms: int) -> Sequence[OrderIntent]:
+        """The intents this strategy expects it may submit soon, each exactly as it would (key, token, side,
+        price, size, type), so the runner can pre-arm them: signed and recorded ahead, fired on the tick.
+        Only a prediction: nothing is sent unless `submit()` later asks for the same order. Pure, like
+        the hooks (no output recorded). Default: nothing predictable."""
+        return ()
+
     def on_error(self, exc: Exception, event: Event) -> None:
         """Default: record the error and pause. A strategy whose code failed must not keep trading on a
         state it may have half-updated; the operator resumes after reading the error."""

@@ -20,6 +20,10 @@ this order; the first that fails is recorded as a skip with a stable reason (`Sk
 Then one FOK (or FAK) BUY at the limit: the band ceiling on tick, lowered when needed so that even a fill
 at the limit keeps `min_edge` after fees. A skip is recorded when a market's reason changes, not on every
 event, so the decision log reads like a trader's notes.
+
+That order depends on the band, the fees, the tick and the size, never on the book: `anticipate()` predicts
+both sides' orders from `ARM_LEAD_S` before the window, so the runner pre-arms (signs and records) them and
+the tick costs only the checks and one POST.
 """
 
 from __future__ import annotations
@@ -55,6 +59,7 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _SHARE_STEP = Decimal("0.01")  # the venue takes share amounts to 2 decimals
 DEFAULT_USDC = Decimal(10)
+ARM_LEAD_S = 30  # orders are pre-armed this long before the entry window opens (venue seconds)
 
 
 class SkipReason(StrEnum):
@@ -307,6 +312,43 @@ class SnipeStrategy(Strategy[SnipeConfig]):
         self._entered.add((m.condition_id, token))
         st.last_decision = ("entry", token)
         self.signal("entry", ts_ms=now, condition_id=m.condition_id, token_id=token, intent_key=key, detail=detail)
+
+    def anticipate(self, now_ms: int) -> list[OrderIntent]:
+        """Both sides of each market whose entry window opens within `ARM_LEAD_S` (or is open), at the limit
+        `_evaluate` would use: the order does not depend on the book, only on the band, the fees and the
+        tick, so it can be signed and recorded before the window (the runner pre-arms it)."""
+        cfg = self.config
+        out: list[OrderIntent] = []
+        if self.paused:
+            return out
+        for m in self.view.markets():
+            st = self._markets.get(m.condition_id)
+            if m.end_ms is None or m.closed or not m.accepting_orders or (st is not None and st.resolved):
+                continue
+            left_ms = m.end_ms - now_ms
+            if not cfg.stop_s * 1000 < left_ms <= (cfg.window_s + ARM_LEAD_S) * 1000:
+                continue
+            limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, self._shares)
+            if limit is None:
+                continue
+            for token in m.token_ids:
+                if (m.condition_id, token) in self._entered:
+                    continue
+                out.append(
+                    OrderIntent(
+                        key=intent_key(self.name, m.condition_id, m.end_ms, token),
+                        strategy=self.name,
+                        token_id=token,
+                        condition_id=m.condition_id,
+                        side=Side.BUY,
+                        price=limit,
+                        size=self._shares(limit),
+                        order_type=OrderType(cfg.order_type),
+                        signal_ms=now_ms,
+                        meta={"outcome": m.outcome_of(token) or "", "armed": "ahead of the window"},
+                    )
+                )
+        return out
 
     def _leading(self, m: MarketInfo) -> tuple[str | None, Sequence[BookLevel]]:
         """The market's favourite: the token whose best ask (else best bid) is highest; ties to the first
