@@ -92,6 +92,9 @@ class HostOptions:
     policy: SupervisorPolicy = field(default_factory=SupervisorPolicy)
     per_connection: int = 500
     measure: bool = False  # bench: sample event -> decision latency
+    # Trade on the venue's clock (pmbot.runner.venue_clock: GET /time, the wall clock against Polymarket,
+    # the sim's accelerated clock against `pmbot sim serve --speed N`); off: the App's clock (tests).
+    venue_clock: bool = True
 
 
 @dataclass
@@ -148,6 +151,7 @@ class Host:
         self.started_ms: int | None = None  # the trading clock's (stats since then)
         self.started_wall_ms: int | None = None
         self.wall: Callable[[], float] = time.time
+        self.clock: Callable[[], float] = app.clock  # the trading clock (the venue's, once synced)
         self.ready = asyncio.Event()  # set once every unit is started (the dashboard waits for it)
         self.state = "starting"
         self.shutdown_s: float | None = None
@@ -177,8 +181,10 @@ class Host:
         lock_dir = self.lock_dir or user_lock_dir()
         if not self.dry_run and settings.private_key is None:
             raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
-        async with app.venue() as venue:
+        async with app.venue() as venue, contextlib.AsyncExitStack() as stack:
             self._venue = venue
+            if self.options.venue_clock:
+                await self._sync_clock(venue, stack)
             hub = self.hub = MarketHub(venue.market_stream, per_connection=self.options.per_connection,
                                        now_ms=self._now_ms)  # fmt: skip
             shared = SharedVenue(venue, hub)
@@ -191,14 +197,14 @@ class Host:
             for u in self.units:  # bad targets: one line, exit 2, nothing written (venue reads only)
                 prepare = getattr(u, "prepare", None)
                 if prepare is not None:
-                    await prepare(_PrepareContext(app, cast("Venue", shared), self.mode))
+                    await prepare(_PrepareContext(app, cast("Venue", shared), self.mode, self.clock))
             lock = RunAllLock(lock_dir, self.mode, wallet, settings.database_url)
             lock.acquire()
             try:
                 if self.on_prepared is not None:
                     self.on_prepared()
                 self.handle = await build_executor(
-                    settings, app.store, venue, dry_run=self.dry_run, lock_dir=lock_dir, clock=app.clock,
+                    settings, app.store, venue, dry_run=self.dry_run, lock_dir=lock_dir, clock=self.clock,
                     books=HubBooks(hub, VenueBooks(venue.clob)) if self.dry_run else None,
                 )  # fmt: skip
                 try:
@@ -208,6 +214,23 @@ class Host:
                     await hub.close()
             finally:
                 lock.release()
+
+    async def _sync_clock(self, venue: Any, stack: contextlib.AsyncExitStack) -> None:
+        try:
+            from pmbot.runner.venue_clock import VenueClock
+        except ImportError:  # a build without it: the App's clock
+            return
+        vc = VenueClock(venue.clob.server_time, wall=self.app.clock)
+        await vc.sync()  # before discovery: "ending soon" is the venue's soon
+        sampler = asyncio.create_task(vc.run(), name="venue-clock")
+
+        async def cancel() -> None:
+            sampler.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sampler
+
+        stack.push_async_callback(cancel)
+        self.clock = vc
 
     async def _run(
         self,
@@ -222,11 +245,11 @@ class Host:
         app, opts = self.app, self.options
         executor = self.handle.executor
         await executor.start()
-        self.started_ms = int(app.clock() * 1000)
+        self.started_ms = int(self.clock() * 1000)
         self.started_wall_ms = self._now_ms()
         ctx = self.ctx = HostContext(
             app=app, venue=cast("Venue", shared), executor=executor, hub=hub, store=app.store, mode=self.mode,
-            run_id=self.run_id, clock=app.clock, tick_s=opts.tick_s, rediscover_s=opts.rediscover_s,
+            run_id=self.run_id, clock=self.clock, tick_s=opts.tick_s, rediscover_s=opts.rediscover_s,
             events=self.events, measure=opts.measure, wall=self.wall,
         )  # fmt: skip
         sup = self.supervisor = Supervisor(self.units, ctx, policy=opts.policy, now_ms=self._now_ms,
@@ -363,7 +386,7 @@ class Host:
         ex, sup = self.handle.executor, self.supervisor
         await snapshot_loop(self.app.store, lambda: [ex], sup.statuses, stop=stop,
                             interval_s=self.options.snapshot_interval_s, started_ms=self.started_ms,
-                            streams=self.streams, clock=self.app.clock)  # fmt: skip
+                            streams=self.streams, clock=self.clock)  # fmt: skip
 
     def update_metrics(self) -> None:
         if self.exporter is None or self.handle is None or self.supervisor is None:
@@ -461,7 +484,7 @@ class Host:
         try:
             snapshot_metrics(self.app.store, [self.handle.executor], self.supervisor.statuses(),
                              started_ms=self.started_ms, streams=self.streams(), kind="final",
-                             clock=self.app.clock)  # fmt: skip
+                             clock=self.clock)  # fmt: skip
         except StoreError as e:
             log.warning("run-all: final metrics not stored: %s", e.message)
         with contextlib.suppress(Exception):
@@ -499,13 +522,10 @@ class _PrepareContext:
     app: App
     venue: Venue
     mode: str
-
-    @property
-    def clock(self) -> Callable[[], float]:
-        return self.app.clock
+    clock: Callable[[], float]
 
     def now_ms(self) -> int:
-        return int(self.app.clock() * 1000)
+        return int(self.clock() * 1000)
 
 
 class _Stamped:

@@ -167,7 +167,13 @@ class _UnitBase:
     # helpers ---------------------------------------------------------------------------------
 
     def _runner(
-        self, ctx: HostContext, strategy: Strategy[Any], view: Any, decisions: DecisionLog | None = None
+        self,
+        ctx: HostContext,
+        strategy: Strategy[Any],
+        view: Any,
+        decisions: DecisionLog | None = None,
+        *,
+        prearm: bool = False,
     ) -> SupervisedRunner:
         if self._paused is not None:
             strategy.pause(self._paused)
@@ -179,7 +185,7 @@ class _UnitBase:
                     ctx.event(self.name, f"{d.kind.value} {d.reason} {d.condition_id[:12]}")
 
         runner = SupervisedRunner(strategy, view, ctx.executor, log_, on_output=on_output, store=ctx.store,
-                                  beat=self._beat)  # fmt: skip
+                                  prearm=prearm, beat=self._beat)  # fmt: skip
         runner.measure = ctx.measure
         self.runners.append(runner)
         return runner
@@ -247,7 +253,8 @@ class SnipeUnit(_UnitBase):
 
         targets = await self._targets(ctx, check=False)
         view = MemoryView(clock=ctx.now_ms)
-        runner = self._runner(ctx, SnipeStrategy(view, self.config, name=self.name), view)
+        # pre-armed entries (signed and recorded before the window, fired on the tick), as `pmbot snipe`
+        runner = self._runner(ctx, SnipeStrategy(view, self.config, name=self.name), view, prearm=True)
         # live=False: the user channel and the reconciler are the host's (one for every unit)
         self.feed = LiveFeed(ctx.venue, runner, Translator(), ctx.executor, targets, clock=ctx.clock,
                              tick_s=ctx.tick_s, rediscover_s=ctx.rediscover_s, live=False)  # fmt: skip
