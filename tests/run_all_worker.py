@@ -84,6 +84,8 @@ def burst_unit(args: argparse.Namespace) -> Any:
                     await runner.tick(ctx.now_ms())
                     await asyncio.sleep(0.005)
             finally:
+                if args.slow_stop:  # a unit slow to stop: a second signal lands during the shutdown
+                    await asyncio.sleep(args.slow_stop)
                 await runner.stop()
                 self._finished()
 
@@ -118,6 +120,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--live", action="store_true")
     parser.add_argument("--leave", action="store_true", help="leave resting orders at shutdown")
     parser.add_argument("--duration", type=float, default=None)
+    parser.add_argument("--slow-stop", type=float, default=0.0, help="the unit takes this long to stop")
     summary = asyncio.run(run(parser.parse_args(argv)))
     print(json.dumps(summary, default=str), flush=True)
     return 0

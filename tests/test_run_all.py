@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import json
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -474,3 +475,86 @@ def test_snipe_and_copy_in_one_process_share_the_executor_and_the_market_channel
     assert host.hub is not None and len(host.hub.shards) == 1  # the copy feed's markets ride the same connection
     assert app.store.list_copy_decisions(mode="dry-run")
     app.close()
+
+
+# --------------------------------------------------------------------------------------- market hub
+
+
+class FakeMarketStream:
+    """A MarketStream stand-in: records subscriptions; the test pushes events into it."""
+
+    made: list[FakeMarketStream] = []
+
+    def __init__(self, tokens: list[str]) -> None:
+        self.tokens = list(tokens)
+        self.subscribed: list[list[str]] = [list(tokens)]
+        self.unsubscribed: list[list[str]] = []
+        self.books: dict[str, Any] = {}
+        self.queue: asyncio.Queue[Any] = asyncio.Queue()
+        self.closed = False
+        FakeMarketStream.made.append(self)
+
+    async def subscribe(self, tokens: list[str]) -> None:
+        self.tokens += tokens
+        self.subscribed.append(list(tokens))
+
+    async def unsubscribe(self, tokens: list[str]) -> None:
+        self.tokens = [t for t in self.tokens if t not in tokens]
+        self.unsubscribed.append(list(tokens))
+
+    async def __aenter__(self) -> FakeMarketStream:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.closed = True
+
+    def __aiter__(self) -> FakeMarketStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        item = await self.queue.get()
+        if item is None:
+            raise StopAsyncIteration
+        return item
+
+    async def close(self) -> None:
+        self.closed = True
+        self.queue.put_nowait(None)
+
+
+def test_the_market_hub_shards_counts_references_and_routes_by_token() -> None:
+    from pmbot.polymarket.models import LastTrade
+    from pmbot.runner.hub import MarketHub
+    from pmbot.store.models import Side
+
+    FakeMarketStream.made = []
+
+    def trade(token: str) -> LastTrade:
+        return LastTrade(market="m", token_id=token, price=Decimal("0.5"), size=Decimal(1), side=Side.BUY,
+                         timestamp_ms=1)  # fmt: skip
+
+    async def go() -> dict[str, Any]:
+        hub = MarketHub(FakeMarketStream, per_connection=2)  # type: ignore[arg-type]
+        a = hub.consumer(["t1", "t2", "t3"])
+        b = hub.consumer(["t3", "t4"])
+        await a.__aenter__()
+        await b.__aenter__()
+        shards = [s.tokens for s in FakeMarketStream.made]
+        for t in ("t1", "t3", "t4"):
+            shard = hub._token_shard[t]
+            shard.stream.queue.put_nowait(trade(t))
+        got_a, got_b = [], []
+        for _ in range(2):
+            got_a.append((await asyncio.wait_for(a.__anext__(), 2)).token_id)
+        for _ in range(2):
+            got_b.append((await asyncio.wait_for(b.__anext__(), 2)).token_id)
+        await a.close()  # t1, t2 unsubscribed; t3 stays (b follows it)
+        unsub = [u for s in FakeMarketStream.made for u in s.unsubscribed]
+        await hub.close()
+        return {"shards": shards, "a": got_a, "b": got_b, "unsub": unsub, "left": hub.token_ids}
+
+    r = asyncio.run(go())
+    assert r["shards"] == [["t1", "t2"], ["t3", "t4"]]  # 2 per connection: two connections for 4 tokens
+    assert sorted(r["a"]) == ["t1", "t3"] and sorted(r["b"]) == ["t3", "t4"]  # t3 fanned out to both
+    assert sorted(t for u in r["unsub"] for t in u) == ["t1", "t2"]
+    assert set(r["left"]) == {"t3", "t4"}

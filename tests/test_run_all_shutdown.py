@@ -135,3 +135,29 @@ async def test_sigkill_mid_burst_then_the_restart_reconciles(sim: SimServer, db_
     assert_restart_resends_nothing(sim, left, after, received)
     assert all(r.status.is_final for r in after.values()), final_states(after)  # reconciled, then cancelled
     assert not [o for o in sim.open_orders() if o.get("status") == "LIVE"]
+
+
+async def test_a_second_signal_exits_at_once_and_loses_no_record(sim: SimServer, db_url: str, tmp_path: Path) -> None:
+    sim.set_faults(latency_ms=10)
+    proc = spawn(sim, db_url, tmp_path, "--slow-stop", "30")
+    await eventually(lambda: len(sim.received_orders()) >= 100 or proc.poll() is not None, "the burst", 60)
+    assert proc.poll() is None, proc.communicate()
+    proc.send_signal(signal.SIGTERM)
+    await asyncio.sleep(0.5)  # in the graceful shutdown (the unit takes 30 s to stop)
+    assert proc.poll() is None
+    proc.send_signal(signal.SIGTERM)
+    code, _, err = await finish(proc)
+    assert code == 130, err  # left at once, not through the graceful path
+    assert "Traceback" not in err, err
+    sim.clear_faults()
+    left = orders(db_url)
+    received = hashes_by_key(sim)
+    # every POST the venue received is a stored order (written ahead): nothing sent was lost
+    by_hash = {r.venue_order_id for r in left.values() if r.venue_order_id}
+    assert set(received) <= by_hash
+    again = spawn(sim, db_url, tmp_path, "--duration", "8")
+    code, _, err = await finish(again)
+    assert code == 0, err
+    after = orders(db_url)
+    assert_restart_resends_nothing(sim, left, after, received)
+    assert all(r.status.is_final for r in after.values()), final_states(after)

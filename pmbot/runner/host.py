@@ -95,6 +95,7 @@ class HostOptions:
     # Trade on the venue's clock (pmbot.runner.venue_clock: GET /time, the wall clock against Polymarket,
     # the sim's accelerated clock against `pmbot sim serve --speed N`); off: the App's clock (tests).
     venue_clock: bool = True
+    follow_books: bool = True  # the executor's follow_books on every token of the hub (paper fills, resolutions)
 
 
 @dataclass
@@ -264,13 +265,12 @@ class Host:
             asyncio.create_task(self._status_loop(stop), name="run-all-status"),
             asyncio.create_task(self._snapshot_loop(stop), name="run-all-snapshots"),
             asyncio.create_task(
-                self._guard(executor.follow_books(_as_stream(hub.consumer(every_token=True))), "books"),
-                name="run-all-books",
-            ),
-            asyncio.create_task(
                 self._guard(executor.run_settler(venue, opts.settle_every_s), "settler"), name="run-all-settler"
             ),
         ]
+        if opts.follow_books:
+            books = executor.follow_books(_as_stream(hub.consumer(every_token=True)))
+            background.append(asyncio.create_task(self._guard(books, "books"), name="run-all-books"))
         if self.exporter is not None:
             background.append(asyncio.create_task(self._metrics_loop(stop), name="run-all-metrics"))
         if not self.dry_run:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, Self
@@ -246,7 +247,8 @@ class HubConsumer:
         self._initial = tokens
         self.every_token = every_token
         self.label = name
-        self._queue: deque[Any] = deque()
+        self._queue: deque[tuple[float, Any]] = deque()
+        self.current_arrival: float | None = None  # perf_counter() when the item last returned reached the hub
         self._ready = asyncio.Event()
         self._started = False
         self._closed = False
@@ -291,7 +293,7 @@ class HubConsumer:
     def _put(self, item: Any) -> None:
         if self._closed:
             return
-        self._queue.append(item)
+        self._queue.append((time.perf_counter(), item))
         self._ready.set()
 
     async def __aenter__(self) -> Self:
@@ -312,7 +314,7 @@ class HubConsumer:
                 raise StopAsyncIteration
             self._ready.clear()
             await self._ready.wait()
-        item = self._queue.popleft()
+        self.current_arrival, item = self._queue.popleft()
         if item is _CLOSED:
             self._closed = True
             raise StopAsyncIteration

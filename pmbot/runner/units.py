@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 from pmbot.errors import InputError, PmbotError
 from pmbot.runner.core import DecisionLog, Runner
 from pmbot.strategies.base import DecisionKind, MetricsSnapshot, Output
+from pmbot.strategies.events import BookChanged, TradePrinted
 
 if TYPE_CHECKING:
     from pmbot.runner.host import HostContext
@@ -50,18 +51,25 @@ class SupervisedRunner(Runner):
         super().__init__(*args, **kw)
         self._beat = beat
         self._errors_seen = 0
-        self.decide_ns: list[int] = []  # event -> decision latency samples (bench), when enabled
+        # bench (`measure`): market event's arrival in the hub -> the strategy's decision, in ns
+        self.decide_ns: list[int] = []
+        self.handle_ns: list[int] = []  # the decision alone: view updated, strategy run
         self.measure = False
+        self.arrival: Callable[[], float | None] = lambda: None
         self.crashed = ""  # set when the strategy's code raised (the unit restarts it)
 
     async def deliver(self, event: Event) -> None:
         self._beat()
-        if self.measure and self._depth == 0:
-            t0 = time.perf_counter_ns()
+        if self.measure and self._depth == 0 and isinstance(event, BookChanged | TradePrinted):
+            arrived = self.arrival()
+            t0 = time.perf_counter()
             self.view.apply(event)
             self.stats.events += 1
             out = self.strategy.handle(event)
-            self.decide_ns.append(time.perf_counter_ns() - t0)
+            t1 = time.perf_counter()
+            self.handle_ns.append(int((t1 - t0) * 1e9))
+            if arrived is not None:
+                self.decide_ns.append(int((t1 - arrived) * 1e9))
             if out:
                 await self._process(out)
         else:
@@ -256,8 +264,9 @@ class SnipeUnit(_UnitBase):
         # pre-armed entries (signed and recorded before the window, fired on the tick), as `pmbot snipe`
         runner = self._runner(ctx, SnipeStrategy(view, self.config, name=self.name), view, prearm=True)
         # live=False: the user channel and the reconciler are the host's (one for every unit)
-        self.feed = LiveFeed(ctx.venue, runner, Translator(), ctx.executor, targets, clock=ctx.clock,
-                             tick_s=ctx.tick_s, rediscover_s=ctx.rediscover_s, live=False)  # fmt: skip
+        self.feed = feed = LiveFeed(ctx.venue, runner, Translator(), ctx.executor, targets, clock=ctx.clock,
+                                    tick_s=ctx.tick_s, rediscover_s=ctx.rediscover_s, live=False)  # fmt: skip
+        runner.arrival = lambda: getattr(feed.market_stream, "current_arrival", None)
         try:
             await self.feed.run(stop=stop)
         finally:
@@ -331,6 +340,9 @@ class CopyUnit(_UnitBase):
                 poll_s=float(cfg.poll_s), rtds_silence_s=float(cfg.rtds_silence_s), tick_s=ctx.tick_s, live=False,
                 store=ctx.store, mode=ctx.mode, catch_up_from_ms=catch_up, markets=markets, follow_tokens=held,
             )  # fmt: skip
+            feed = self.feed
+            for r in self.runners:
+                r.arrival = lambda: getattr(feed.market_stream, "current_arrival", None)
             inner = asyncio.Event()
             task = asyncio.create_task(self.feed.run(stop=inner), name=f"copy-feed-{self.name}")
             try:

@@ -914,7 +914,6 @@ class PostgresStore:
         )
         return [rows.row_to_trade(r).fill for r in found]
 
-
     # ---------------------------------------------------------------- copy trading (0009_copy)
 
     def record_copy_decisions(self, decisions: Iterable[CopyDecisionRow]) -> int:

@@ -679,7 +679,6 @@ class SQLiteStore:
             params.append(int(limit))
         return [_backtest(r) for r in self._query(sql, params)]
 
-
     # ---------------------------------------------------------------- copy trading (0009_copy)
 
     def record_copy_decisions(self, decisions: Iterable[CopyDecisionRow]) -> int:
