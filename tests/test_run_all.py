@@ -10,7 +10,7 @@ import io
 import json
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -483,7 +483,7 @@ def test_snipe_and_copy_in_one_process_share_the_executor_and_the_market_channel
 class FakeMarketStream:
     """A MarketStream stand-in: records subscriptions; the test pushes events into it."""
 
-    made: list[FakeMarketStream] = []
+    made: ClassVar[list[FakeMarketStream]] = []
 
     def __init__(self, tokens: list[str]) -> None:
         self.tokens = list(tokens)
