@@ -208,7 +208,6 @@ async def _main(
 
         exporter = MetricsExporter()
         server = serve(exporter, port, host_addr)  # a port in use: one line, exit 2, nothing written
-        render.stderr().print(render.plain(f"metrics on {server.url}"))
     host = Host(app, units, dry_run=dry_run, options=options or build_options(app.settings), exporter=exporter)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -234,6 +233,8 @@ async def _main(
 
     async def show() -> None:
         await host.ready.wait()
+        if server is not None:
+            render.stderr().print(render.plain(f"metrics on {server.url}"))
         if dashboard:
             await live_dashboard(host)
         else:

@@ -345,6 +345,15 @@ class Host:
             out.update(self.hub.health())
         if not self.dry_run:
             out["user"] = self._user_last_ms
+        # the copy feeds' sources (chain, rtds, data_api): their last target fill, in the venue's time
+        venue_now, wall_now = int(self.clock() * 1000), self._now_ms()
+        for u in self.units:
+            health = getattr(getattr(u, "feed", None), "health", None)
+            if not isinstance(health, dict):
+                continue
+            for source, h in health.items():
+                last = getattr(h, "last_event_ms", None)
+                out[f"{u.name}:{source}"] = None if last is None else wall_now - max(0, venue_now - int(last))
         return out
 
     def kill_switch(self) -> dict[str, Any] | None:
@@ -432,6 +441,11 @@ class Host:
         with contextlib.suppress(Exception):
             self.publish_status()
         left = lambda: max(0.5, budget - (time.monotonic() - began) - 1.0)  # noqa: E731
+        # Intents made before the pause reach the executor before any unit is stopped: a unit cancelled
+        # between its strategy's decision and the executor's write-ahead would lose them.
+        settle_by = time.monotonic() + min(3.0, left())
+        while self._sending() and time.monotonic() < settle_by:
+            await asyncio.sleep(0.005)
         await sup.stop(timeout_s=min(4.0, left()))
         for t in background:
             t.cancel()
@@ -447,6 +461,9 @@ class Host:
         self._final_records()
         self.shutdown_s = time.monotonic() - began
         self.state = "stopped"
+
+    def _sending(self) -> bool:
+        return any(getattr(r, "busy", False) for u in self.units for r in getattr(u, "runners", ()))
 
     async def _cancel_resting(self, ex: Executor) -> None:
         """Every resting order of this executor's wallet, cancelled (16 at a time: one DELETE and one read

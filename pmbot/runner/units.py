@@ -58,6 +58,11 @@ class SupervisedRunner(Runner):
         self.arrival: Callable[[], float | None] = lambda: None
         self.crashed = ""  # set when the strategy's code raised (the unit restarts it)
 
+    @property
+    def busy(self) -> bool:
+        """Inside an Output's sends: intents the strategy made that the executor may not hold yet."""
+        return self._depth > 0
+
     async def deliver(self, event: Event) -> None:
         self._beat()
         if self.measure and self._depth == 0 and isinstance(event, BookChanged | TradePrinted):
