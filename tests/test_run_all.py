@@ -103,6 +103,18 @@ def test_two_snipers_share_one_executor_and_one_market_connection(
     assert procs and procs[0]["state"] == "stopped"
     logs = store.list_execution_logs(event="metrics_snapshot")
     assert any((e.metadata or {}).get("kind") == "final" for e in logs)
+    # the dashboard and the summary render what the host exposes
+    from rich.console import Console
+
+    from pmbot.commands.run_all_view import dashboard, final_table, log_lines, snapshot
+
+    console = Console(file=io.StringIO(), width=140)
+    console.print(dashboard(host))
+    console.print(final_table(snapshot(host)))
+    shown = console.file.getvalue()  # type: ignore[attr-defined]
+    for text in ("Strategies", "snipe-a", "snipe-b", "Executor", "ack p99", "Streams", "market-0", "Last events"):
+        assert text in shown, text
+    assert any(line.startswith("snipe-a (snipe) stopped: signals=1") for line in log_lines(host))
     app.close()
 
 
