@@ -5,11 +5,13 @@ Live mode through the real copy feed, CopyStrategy, Runner and executor (signing
 that source on: the chain's OrderFilled logs, RTDS `activity`, and the Data API polled every 2 s.
 
 Method: the sim's clock is manual and steps one second at a time with a short pause (the whale trades every
-3–8 sim seconds). The sim stamps `perf_counter_ns()` when it emits a whale fill on each source (RTDS and the
-Data API row at the match, the chain log when the trade is mined, `MINED_AFTER` = 2 sim seconds later: the
-modelled block delay, reported apart and not counted) and when each POST /order arrives (before its
-signature check). A POST is paired with the whale fill it copies through our stored decision (tx hash →
-order key → venue order id = the sim's order id). Between steps pmbot's clock runs on from the sim's time
+3–8 sim seconds). The sim stamps `perf_counter_ns()` when it emits a whale fill on each source: the RTDS
+`activity` frame and the chain's OrderFilled log when their first frame leaves the socket (the sim's own work
+for the rest of that simulated second is not ours to count), the Data API row at the match (it is served from
+then on); the log comes `MINED_AFTER` = 2 sim seconds after the match: the modelled block delay, reported apart
+and not counted. It stamps each POST /order when it arrives (before its signature check). A POST is paired
+with the whale fill it copies through our stored decision (tx hash → order key → venue order id = the sim's
+order id). Between steps pmbot's clock runs on from the sim's time
 (sim time at the last step + wall time since), as time does in production, so a fill's 2 ms aggregation
 window closes on time. Goals: event paths p50 ≤ 5 ms and p99 ≤ 20 ms; the event paths ≥ 50x faster at p50
 than polling."""
@@ -152,7 +154,7 @@ async def _one_path(sim: Any, path: str, fills: int) -> tuple[list[float], list[
     chain_sim: dict[str, float] = {}
     match_sim: dict[str, float] = {}
     for s in emits:
-        if s["source"] == path:
+        if s["source"] == path and s["ns"] is not None:
             first_emit.setdefault(s["tx_hash"], s["ns"])
         if s["source"] == "data_api":
             match_sim.setdefault(s["tx_hash"], s["sim_ts"])

@@ -5,9 +5,8 @@
    on the measured path).
 2. live latency: intent → signed POST /order as received by the sim process, sequential resting GTC
    BUYs, the order connection prewarmed; also intent → ack. Peer: the official SDK polymarket-client
-   (`AsyncSecureClient.place_limit_order`), and py-clob-client-v2 (`create_and_post_order`), against
-   the same sim process. Also: a pre-armed order's `fire` → POST received, and the POST alone per
-   transport (the lean path, aiohttp, httpx).
+   (`AsyncSecureClient.place_limit_order`), against the same sim process. Also: a pre-armed order's
+   `fire` → POST received, and the POST alone per transport (the lean path, aiohttp, httpx).
 3. fleet: 4 worker processes on one wallet with a shared redis-server: the global orders/min budget
    and the "0 duplicates" rule of the Redis SET NX claim.
 
@@ -57,6 +56,7 @@ THROUGHPUT_TAKER = 20_000  # nothing rests
 THROUGHPUT_BATCH = 200
 LIVE_WARMUP = 100
 LIVE_ORDERS = 1_000
+DURABILITY_ROUNDS = 4  # the live latency run, per durability, in this many alternating parts
 PEER_ORDERS = 400
 FLEET_WORKERS = 4
 FLEET_PER_MINUTE = 6_000  # 100 orders/s for the whole fleet
@@ -116,6 +116,10 @@ def _settings(sim_env: dict[str, str], db: Path, **extra: str) -> Settings:
         "PMBOT_RISK__MAX_TOTAL_EXPOSURE": "1000000000",
         "PMBOT_RISK__MAX_POSITION_PER_MARKET": "1000000000",
         "PMBOT_RISK__DAILY_LOSS_LIMIT": "1000000000",
+        # The sim's clock is manual, so a key's heartbeat session never times out there: each later
+        # engine's first beat ("" id) is refused as stale, and the engine (which does not resync the id)
+        # refuses every intent. A beat is a bool check on the order path, so leaving it out measures the same.
+        "PMBOT_EXECUTOR__HEARTBEAT": "false",
         **extra,
     }
     return load_settings(env_file=None, environ=env).settings
@@ -379,9 +383,13 @@ def _pcts(samples: list[float]) -> tuple[float, float, float]:
     return percentile(samples, 50), percentile(samples, 95), percentile(samples, 99)
 
 
-async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[float]]:
+async def _live(
+    sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "full", orders: int = LIVE_ORDERS, run: int = 0
+) -> dict[str, list[float]]:
     """Sequential resting GTC BUYs. `cancel`: each is cancelled right after its measurement (outside the
-    timing), so at most one order is open, as with a realistic max_open_orders; else they pile up."""
+    timing), so at most one order is open, as with a realistic max_open_orders; else they pile up.
+    `durability`: the store's `[store] durability` ("full": synchronous=FULL, "normal": synchronous=NORMAL);
+    `run` numbers the runs of one kind (a fresh database and key space each)."""
     from pmbot.executor.factory import build_executor
     from pmbot.executor.intents import OrderIntent, intent_key
     from pmbot.polymarket.factory import build_venue
@@ -391,8 +399,8 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
     m = sim.open_markets()[0]
     token = m["token_ids"][0]
     tag = "cancel" if cancel else "rest"
-    settings = _settings(sim.env, tmp / f"live-{tag}.db")
-    store = open_store(settings.database_url)
+    settings = _settings(sim.env, tmp / f"live-{tag}-{durability}-{run}.db", PMBOT_STORE__DURABILITY=durability)
+    store = open_store(settings.database_url, durability=settings.store.durability)
     venue = build_venue(settings, timeout=10.0)
     handle = await build_executor(settings, store, venue, dry_run=False, lock_dir=tmp / "locks")
     ex = handle.executor
@@ -425,7 +433,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
 
     def intent(n: int) -> OrderIntent:
         return OrderIntent(
-            key=intent_key(f"latency-{tag}", m["condition_id"], n),
+            key=intent_key(f"latency-{tag}-{durability}-{run}", m["condition_id"], n),
             strategy="latency",
             token_id=token,
             condition_id=m["condition_id"],
@@ -440,7 +448,7 @@ async def _live(sim: SimProcess, tmp: Path, *, cancel: bool) -> dict[str, list[f
     starts: list[float] = []
     ends: list[float] = []
     bad = 0
-    for n in range(LIVE_WARMUP + LIVE_ORDERS):
+    for n in range(LIVE_WARMUP + orders):
         i = intent(n)
         t = time.perf_counter()
         res = await ex.submit(i)
@@ -639,36 +647,6 @@ def _post_path_results(paths: dict[str, list[float]]) -> list[Result]:
     ]
 
 
-def _peer(sim: SimProcess) -> dict[str, list[float]]:
-    """py-clob-client-v2 (sync httpx): create_and_post_order for the same kind of order, same sim."""
-    from py_clob_client_v2.client import ClobClient
-    from py_clob_client_v2.clob_types import OrderArgsV2
-
-    token = sim.open_markets()[0]["token_ids"][0]
-    client = ClobClient(sim.url, 137, key=KEY)
-    client.set_api_creds(client.create_or_derive_api_key())
-
-    def one(n: int) -> None:
-        client.create_and_post_order(OrderArgsV2(token_id=token, price=(1 + n % 5) / 100, size=10 + n, side="BUY"))
-
-    for n in range(LIVE_WARMUP // 2):  # tick size, neg-risk and version caches, connection
-        one(n)
-    before = len(sim.receipts())
-    starts, ends = [], []
-    for n in range(PEER_ORDERS):
-        t = time.perf_counter()
-        one(LIVE_WARMUP + n)
-        ends.append(time.perf_counter())
-        starts.append(t)
-    receipts = sim.receipts()[before:]
-    if len(receipts) != len(starts):
-        raise RuntimeError(f"peer run: {len(receipts)} receipts for {len(starts)} orders")
-    return {
-        "recv": [(r[0] - s) * 1000 for s, r in zip(starts, receipts, strict=True)],
-        "ack": [(e - s) * 1000 for s, e in zip(starts, ends, strict=True)],
-    }
-
-
 async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
     """polymarket-client (Polymarket/py-sdk, the official SDK): `AsyncSecureClient.place_limit_order`
     (create, sign and post) for the same kind of order, same sim process. The SDK has no setting for
@@ -714,9 +692,8 @@ def _latency_results(
     piled: dict[str, list[float]],
     peer: dict[str, list[float]],
     armed: dict[str, list[float]],
-    v2: dict[str, list[float]] | None = None,
 ) -> list[Result]:
-    """`peer`: the official SDK (polymarket-client); `v2`: py-clob-client-v2, reported in the note."""
+    """`peer`: the official SDK (polymarket-client)."""
     r50, r95, r99 = _pcts(ours["recv"])
     p50, p95, p99 = _pcts(peer["recv"])
     a50, a95, a99 = _pcts(ours["ack"])
@@ -730,17 +707,13 @@ def _latency_results(
     rest = [r - c for r, c in zip(ours["recv"], ours["commit"], strict=False)]
     e50, _, e99 = _pcts(rest)
     what = "submit() → the sim process receives POST /order (CLOCK_MONOTONIC stamp in the sim)"
-    how = f"{n} sequential resting GTC BUYs after {LIVE_WARMUP} warm-up, each cancelled after it was timed"
+    how = (
+        f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts alternating with the durability=normal ones,"
+        f" each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed"
+    )
     peer_note = (
         f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders, same sim process"
     )
-    if v2 is not None:
-        v50, _, v99 = _pcts(v2["recv"])
-        w50, _, w99 = _pcts(v2["ack"])
-        peer_note += (
-            f"; py-clob-client-v2 create_and_post_order: POST received p50 {v50:.3f} p99 {v99:.3f},"
-            f" ack p50 {w50:.3f} p99 {w99:.3f} ms"
-        )
     f50, f95, f99 = _pcts(armed["recv"])
     g50, _, g99 = _pcts(armed["ack"])
     h50, _, h99 = _pcts(armed["done"])
@@ -753,9 +726,9 @@ def _latency_results(
             r50 <= 0.70 and p50 / r50 >= 1.25,
             peer=round(p50, 3),
             note=(
-                f"{what}; {how}; {peer_note}; ratio = peer / ours; of which the write-ahead commit (synchronous=FULL,"
-                f" its fsync) p50 {c50:.3f} p99 {c99:.3f} ms, the rest of the path (per order, POST received − commit)"
-                f" p50 {e50:.3f} p99 {e99:.3f} ms"
+                f"{what}; {how}; {peer_note}; ratio = peer / ours; durability=full (the default); of which the"
+                f" write-ahead commit (synchronous=FULL, its fsync) p50 {c50:.3f} p99 {c99:.3f} ms, the rest of the"
+                f" path (per order, POST received − commit) p50 {e50:.3f} p99 {e99:.3f} ms"
             ),
         ),
         Result("executor: live intent → POST received p95", round(r95, 3), "ms", "(no goal)", None, peer=round(p95, 3)),
@@ -806,6 +779,60 @@ def _latency_results(
                 f"same, but nothing cancelled: {LIVE_WARMUP}→{piled['open'][0]:.0f} open orders;"
                 f" p95 {x95:.3f} p99 {x99:.3f} ms; ack p50 {y50:.3f} p99 {y99:.3f} ms"
             ),
+        ),
+    ]
+
+
+def _merge(parts: list[dict[str, list[float]]]) -> dict[str, list[float]]:
+    """One run's samples from several (`open`: the last part's)."""
+    out: dict[str, list[float]] = {k: [x for p in parts for x in p[k]] for k in parts[0] if k != "open"}
+    out["open"] = parts[-1]["open"]
+    return out
+
+
+def _durability_results(
+    full: dict[str, list[float]], normal: dict[str, list[float]], peer: dict[str, list[float]]
+) -> list[Result]:
+    """The same live run with `[store] durability = "normal"` (WAL, synchronous=NORMAL: no fsync per
+    commit; survives a crash or SIGKILL of pmbot, not a power loss), beside the default's figures."""
+    r50, _, r99 = _pcts(normal["recv"])
+    f50, _, f99 = _pcts(full["recv"])
+    a50, _, a99 = _pcts(normal["ack"])
+    c50, _, c99 = _pcts(normal["commit"])
+    k50, _, k99 = _pcts(full["commit"])
+    p50, _, p99 = _pcts(peer["recv"])
+    note = (
+        f"as the durability=full rows above, same sim process, {len(normal['recv'])} orders; durability=normal"
+        f" write-ahead commit p50 {c50:.3f} p99 {c99:.3f} ms (durability=full: p50 {k50:.3f} p99 {k99:.3f} ms);"
+        f" intent → POST received durability=full p50 {f50:.3f} p99 {f99:.3f} ms; intent → ack p50 {a50:.3f}"
+        f" p99 {a99:.3f} ms; peer: polymarket-client as above. Not the default: the last commits may be lost on"
+        " a power loss or OS crash"
+    )
+    return [
+        Result(
+            "executor: live intent → POST received p50, durability=normal",
+            round(r50, 3),
+            "ms",
+            "(no goal; opt-in setting, issue 13)",
+            None,
+            peer=round(p50, 3),
+            note=note,
+        ),
+        Result(
+            "executor: live intent → POST received p99, durability=normal",
+            round(r99, 3),
+            "ms",
+            "(no goal; opt-in setting, issue 13)",
+            None,
+            peer=round(p99, 3),
+        ),
+        Result(
+            "executor: write-ahead commit p50, durability=normal",
+            round(c50, 3),
+            "ms",
+            "(no goal)",
+            None,
+            note=f"durability=full: p50 {k50:.3f} p99 {k99:.3f} ms; normal p99 {c99:.3f} ms",
         ),
     ]
 
@@ -992,8 +1019,15 @@ def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="pmbot-bench-") as d, _sim() as sim:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
-        ours = asyncio.run(_live(sim, tmp, cancel=True))
-        v2 = _peer(sim)
+        # Both durabilities in alternating halves: the disk's fsync time drifts with what else runs here.
+        runs: dict[str, list[dict[str, list[float]]]] = {"full": [], "normal": []}
+        for r in range(DURABILITY_ROUNDS):
+            for durability in ("full", "normal") if r % 2 == 0 else ("normal", "full"):
+                one = _live(
+                    sim, tmp, cancel=True, durability=durability, orders=LIVE_ORDERS // DURABILITY_ROUNDS, run=r
+                )
+                runs[durability].append(asyncio.run(one))
+        ours, ours_normal = _merge(runs["full"]), _merge(runs["normal"])
         peer = asyncio.run(_peer_sdk(sim))
         armed = asyncio.run(_armed(sim, tmp))
         paths = asyncio.run(_post_paths(sim, tmp))
@@ -1003,7 +1037,11 @@ def run() -> list[Result]:
         gc.collect()
         results.append(asyncio.run(_throughput(sim, tmp, rest=False)))
         gc.collect()
-        results[:0] = _latency_results(ours, piled, peer, armed, v2) + _post_path_results(paths)
+        results[:0] = (
+            _latency_results(ours, piled, peer, armed)
+            + _durability_results(ours, ours_normal, peer)
+            + _post_path_results(paths)
+        )
         results.extend(_fleet(sim, tmp))
     return results
 

@@ -1,7 +1,6 @@
 """Order signing: pmbot's fast path vs the official clients' build-and-sign, same process.
 
-Peers: py-clob-client-v2's OrderBuilder.build_order (the spring reference, V1 tokens, EOA) and
-polymarket-client 0.14's own build-and-sign (amounts, unsigned order, typed data, eth_account
+Peer: polymarket-client 0.14's own build-and-sign (amounts, unsigned order, typed data, eth_account
 sign_typed_data, deposit-wallet trailer) for both protocols (V1 tokens → CTFExchangeV2 domain "2",
 V2 positions → ExchangeV3 domain "3") and every signature type 0–3."""
 
@@ -31,39 +30,7 @@ def _time_per_call(fn, n: int) -> float:  # type: ignore[no-untyped-def]
 
 
 def run() -> list[Result]:
-    from py_clob_client_v2.clob_types import CreateOrderOptions, OrderArgsV2
-    from py_clob_client_v2.order_builder.builder import OrderBuilder
-    from py_clob_client_v2.signer import Signer
-
-    from pmbot.polymarket.signing import SIDE_BUY, OrderSigner, limit_amounts
-
-    lib = OrderBuilder(Signer(KEY, 137))
-    args, opts = OrderArgsV2(token_id=TOKEN, price=0.97, size=10, side="BUY"), CreateOrderOptions("0.01", False)
-    ours = OrderSigner(KEY)
-    ts = int(time.time() * 1000)
-
-    def fast() -> None:
-        ours.sign(TOKEN, SIDE_BUY, limit_amounts(SIDE_BUY, D("0.97"), D("10"), "0.01"), timestamp_ms=ts)
-
-    for _ in range(200):
-        fast()
-        lib.build_order(args, opts, version=2)
-    ours_ms = _time_per_call(fast, 2000)
-    lib_ms = _time_per_call(lambda: lib.build_order(args, opts, version=2), 300)
-    ratio = lib_ms / ours_ms
-    return [*_unified_sdk_rows(), _spring_row(ours_ms, lib_ms, ratio)]
-
-
-def _spring_row(ours_ms: float, lib_ms: float, ratio: float) -> Result:
-    return Result(
-        "signing: V2 order build+sign",
-        round(ours_ms, 4),
-        "ms",
-        "<= 0.15 ms and >= 5x py-clob-client-v2",
-        ours_ms <= 0.15 and ratio >= 5,
-        peer=round(lib_ms, 4),
-        note="peer: py-clob-client-v2 OrderBuilder.build_order (coincurve installed)",
-    )
+    return _unified_sdk_rows()
 
 
 def _unified_sdk_rows() -> list[Result]:

@@ -1,7 +1,7 @@
 """Tick → order: the sim emits the message (market channel or RTDS) that makes the sniper's rules agree
 → the sim receives the `POST /order`. Live mode through the real runner, sniper and executor (signing on
 the hot path: plain `executor.submit`, pre-armed orders are not in yet), against `pmbot sim` in process
-(peer: websockets + py-clob-client-v2 `create_and_post_order` on the same trigger, same method)
+(peer: websockets + polymarket-client `place_limit_order` on the same trigger, same method)
 (its own thread and event loop, real sockets on 127.0.0.1).
 
 Method: the sim's clock is manual. Each 15-minute window is advanced in one step to 65 s before its end,
@@ -143,16 +143,21 @@ async def _drive(sim: Any, emits: list[float], posts: list[float]) -> list[float
 
 async def _peer(sim: Any, emits: list[float], posts: list[float]) -> list[float]:
     """The shortest script a user would write: websockets on the market channel, the official SDK's
-    create_and_post_order when the leading side's best ask is in the band in the last 60 s (no
-    reference check, no fee check: that only makes it faster)."""
+    (polymarket-client) place_limit_order when the leading side's best ask is in the band in the last
+    60 s (no reference check, no fee check: that only makes it faster). The SDK has no URL setting:
+    its production environment is copied with the sim's URLs; wallet = the key's own address (EOA)."""
     import json
+    from dataclasses import replace as dc_replace
+    from decimal import Decimal
 
     import websockets
-    from py_clob_client_v2.client import ClobClient
-    from py_clob_client_v2.clob_types import OrderArgsV2
+    from eth_account import Account
+    from polymarket.clients.async_secure import AsyncSecureClient
+    from polymarket.environments import PRODUCTION, _create_environment
 
-    client = ClobClient(sim.url, 137, key=KEY)
-    client.set_api_creds(client.create_or_derive_api_key())
+    cfg = dc_replace(PRODUCTION._config, clob_url=sim.url, gamma_url=f"{sim.url}/gamma", data_url=f"{sim.url}/data-api")
+    env = _create_environment(name="pmbot-sim", config=cfg)
+    client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
     bought: set[str] = set()
 
     async def trade() -> None:
@@ -179,7 +184,9 @@ async def _peer(sim: Any, emits: list[float], posts: list[float]) -> list[float]
                         left = ends.get(token, 0) - now
                         if 2 < left <= 60 and 0.80 <= ask <= 0.99 and token not in bought:
                             bought.add(token)
-                            client.create_and_post_order(OrderArgsV2(token_id=token, price=0.99, size=10.1, side="BUY"))
+                            await client.place_limit_order(
+                                asset_id=token, price=Decimal("0.99"), size=Decimal("10.1"), side="BUY"
+                            )
 
     task = asyncio.create_task(trade())
     await asyncio.sleep(1.0)
@@ -189,3 +196,4 @@ async def _peer(sim: Any, emits: list[float], posts: list[float]) -> list[float]
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await task
+        await client.close()

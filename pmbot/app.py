@@ -57,7 +57,9 @@ class App:
             problem = None if is_postgres_url(url) else database_path_problem(sqlite_path(url))
             if problem is not None:
                 raise ConfigError(f"database: {problem[0]}", hint=problem[1])
-            self._store = open_store(self.settings.database_url, redis_url=self.settings.redis_url, clock=self.clock)
+            self._store = open_store(
+                url, redis_url=self.settings.redis_url, clock=self.clock, durability=self.settings.store.durability
+            )
         return self._store
 
     def close(self) -> None:

@@ -1,7 +1,7 @@
 """The `pmbot` command. Thin: it parses, asks the App for dependencies, calls one core function, renders.
 
 Keep this module's imports light: `pmbot --help` must not pay for web3, eth_account or
-py_clob_client_v2 (about a second each). Commands import heavy parts inside their bodies.
+polymarket-client (about a second each). Commands import heavy parts inside their bodies.
 """
 
 from __future__ import annotations

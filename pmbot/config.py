@@ -111,7 +111,7 @@ class SnipeSettings(_Section):
         return self.model_dump(exclude={"series", "max_markets"})
 
 
-class CopyRules(_Section):
+class CopyRuleSettings(_Section):
     """The sizing, guards and filters of pmbot.strategies.copy.CopyConfig (validated again, with its
     cross-field rules, when a copy starts). `[copy]` sets them for every target; a `[[copy.targets]]`
     entry overrides any of them for its target."""
@@ -140,7 +140,7 @@ class CopyRules(_Section):
 
     def strategy_config(self) -> dict[str, object]:
         """The CopyConfig fields (all of them: this model holds nothing else)."""
-        return {k: getattr(self, k) for k in CopyRules.model_fields}
+        return {k: getattr(self, k) for k in CopyRuleSettings.model_fields}
 
 
 class CopyTargetSettings(_Section):
@@ -173,7 +173,7 @@ class CopyTargetSettings(_Section):
         return {k: v for k, v in self.model_dump(exclude={"target"}).items() if v is not None}
 
 
-class CopySettings(CopyRules):
+class CopySettings(CopyRuleSettings):
     """`[copy]`: the default rules, the targets (`[[copy.targets]]`; `--target` on the command line replaces
     them) and how the target's fills are detected."""
 
@@ -183,6 +183,15 @@ class CopySettings(CopyRules):
     rtds_silence_s: Decimal = Field(
         Decimal(30), gt=0, description="RTDS activity silent this long: marked stale, then reconnected at 2x"
     )
+
+    # The names `[copy_trading]` had (read by `copy analyze`'s rules_from): the same values under [copy].
+    @property
+    def size_ratio(self) -> Decimal:
+        return self.ratio
+
+    @property
+    def max_order_usdc(self) -> Decimal | None:
+        return self.max_per_trade_usdc
 
     def rules_for(self, target: CopyTargetSettings | None) -> dict[str, object]:
         """The CopyConfig fields for a target: `[copy]`'s, with the target entry's overrides on top."""
@@ -243,6 +252,24 @@ class RunAllSettings(_Section):
     metrics_host: str = "127.0.0.1"
 
 
+Durability = Literal["full", "normal"]
+# What each `[store] durability` keeps, in the words `pmbot config show` and the README use.
+DURABILITY_NOTES: dict[str, str] = {
+    "full": "SQLite synchronous=FULL: each commit (an order's write-ahead record, a fill) is fsynced before"
+    " pmbot goes on; it survives a crash or SIGKILL of pmbot and a power loss or OS crash",
+    "normal": "SQLite WAL with synchronous=NORMAL: a commit survives a crash or SIGKILL of pmbot, but the last"
+    " commits may be lost on a power loss or OS crash (an order sent just before is then unknown to pmbot"
+    " after the restart: check the venue before trading again); faster per order",
+}
+
+
+class StoreSettings(_Section):
+    """`[store]`: how hard the SQLite store holds on to a commit (PostgreSQL follows the server's
+    synchronous_commit and ignores it)."""
+
+    durability: Durability = Field("full", description="full (the default) or normal")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX,
@@ -270,6 +297,7 @@ class Settings(BaseSettings):
     database_url: str = Field(default_factory=default_database_url)
     storage_backend: Literal["sqlite", "postgres"] | None = None
     redis_url: str | None = None
+    store: StoreSettings = StoreSettings()
 
     debug: bool = False
 
@@ -310,6 +338,11 @@ class Settings(BaseSettings):
                 raise ConfigError("\n".join(lines), hint=_FIX_HINT) from None
             out.append((e, section))
         return out
+
+    @property
+    def copy_trading(self) -> CopySettings:
+        """The old name of `[copy]` (still read by `copy analyze`)."""
+        return self.copy
 
     @field_validator("clob_url", "gamma_url", "data_url")
     @classmethod
@@ -581,7 +614,24 @@ MONEY_KEYS = {
     "copy.max_total_usdc",
     "copy.min_target_usdc",
 }
+
+
+def notes(settings: Settings) -> dict[str, str]:
+    """Settings whose value is a trade-off the operator should read, keyed like describe()'s rows."""
+    note = DURABILITY_NOTES[settings.store.durability]
+    if settings.database_url.strip().lower().startswith("postgres"):
+        note = "not used: the database is PostgreSQL, whose server setting synchronous_commit applies"
+    return {"store.durability": note}
+
+
 URL_KEYS = {"clob_url", "gamma_url", "data_url", "clob_ws_url", "rtds_url", "rpc_ws_url", "database_url", "redis_url"}
+
+
+def _entry(value: Any) -> str:
+    """A list item for `config show`: a table entry (`[[copy.targets]]`) as its set keys, `{target=x ratio=0.5}`."""
+    if isinstance(value, dict):
+        return "{" + " ".join(f"{k}={v}" for k, v in value.items() if v is not None) + "}"
+    return str(value)
 
 
 def describe(loaded: LoadedSettings) -> list[dict[str, str]]:
@@ -596,7 +646,7 @@ def describe(loaded: LoadedSettings) -> list[dict[str, str]]:
         elif isinstance(value, bool):
             shown = "true" if value else "false"  # as it is written in TOML and .env, not Python's True
         elif isinstance(value, list):
-            shown = ",".join(str(v) for v in value)
+            shown = ",".join(_entry(v) for v in value)
         else:
             shown = str(value)
         if key in URL_KEYS and value:

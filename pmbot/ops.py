@@ -301,6 +301,19 @@ def resume(app: App, modes: list[bool]) -> list[dict[str, Any]]:
     return out
 
 
+def kill_switches(app: App) -> list[dict[str, Any]]:
+    """Each mode's kill switch as stored, read only (nothing is created or reset)."""
+    out = []
+    for dry_run in (True, False):
+        gate = RiskGate(app.settings.risk, app.clock)
+        current = app.store.get_state(f"risk:{mode_name(dry_run)}") if app.database_exists() else None
+        if current:
+            gate.import_state(current)
+        ks = gate.kill_switch
+        out.append({"mode": mode_name(dry_run), "tripped": ks.tripped, "reason": ks.reason})
+    return out
+
+
 def pause_strategies(app: App, name: str | None) -> dict[str, Any]:
     """`pmbot pause [NAME]`: pause one strategy (None: all) in every running run-all, within 1 s."""
     return _control(app, name, pause=True)

@@ -111,6 +111,10 @@ def test_risk_rejection_is_shown_and_resume_resets_the_kill_switch(
     assert code == 3 and "kill_switch" in out
     code, out = invoke("status")
     assert "TRIPPED" in out
+    code, out = invoke("resume")  # bare resume un-pauses strategies: a risk stop stays until --mode resets it
+    assert code == 0 and "dry-run: kill switch still TRIPPED (test stop)" in out and "live: not tripped" in out
+    code, out = invoke("order", "buy", token, "-p", "0.02", "-s", "5")
+    assert code == 3 and "kill_switch" in out
     code, out = invoke("resume", "--mode", "dry-run")
     assert code == 0 and "reset" in out
     code, out = invoke("order", "buy", token, "-p", "0.02", "-s", "5", "--json")
@@ -119,4 +123,4 @@ def test_risk_rejection_is_shown_and_resume_resets_the_kill_switch(
     statuses = sorted(o.status.value for o in store.list_orders())
     store.close()
     # the resting paper order ended with the command that placed it
-    assert statuses == sorted([OrderStatus.REJECTED.value, OrderStatus.REJECTED.value, OrderStatus.CANCELLED.value])
+    assert statuses == sorted([OrderStatus.REJECTED.value] * 3 + [OrderStatus.CANCELLED.value])

@@ -8,8 +8,9 @@ from decimal import Decimal as D
 
 import httpx
 import pytest
-from py_clob_client_v2.headers.headers import create_level_1_headers
-from py_clob_client_v2.signer import Signer
+from eth_account import Account
+from polymarket._internal.actions.auth import build_l1_auth_headers
+from polymarket._internal.l1_auth import sign_api_key_auth
 
 from pmbot.sim.testing import HARDHAT_KEYS, SimServer, SimTrader
 
@@ -49,23 +50,29 @@ def size_at(sim: SimServer, token: str, side: str, price: D) -> D:
 
 
 # -- L1 / L2 auth -------------------------------------------------------------------------------
+def l1_headers(key: str, *, nonce: int, timestamp: int) -> dict[str, str]:
+    """L1 headers as polymarket-client (the official SDK) builds them."""
+    return build_l1_auth_headers(
+        sign_api_key_auth(Account.from_key(key), chain_id=137, timestamp=timestamp, nonce=nonce)
+    )
+
+
 def test_l1_create_and_derive_give_the_same_deterministic_creds(sim: SimServer) -> None:
-    signer = Signer(HARDHAT_KEYS[0], 137)
-    headers = create_level_1_headers(signer, nonce=0, timestamp=int(sim.now()))
+    headers = l1_headers(HARDHAT_KEYS[0], nonce=0, timestamp=int(sim.now()))
     created = httpx.post(f"{sim.url}/auth/api-key", headers=headers).json()
     derived = httpx.get(f"{sim.url}/auth/derive-api-key", headers=headers).json()
     assert created == derived and set(created) == {"apiKey", "secret", "passphrase"}
     assert len(base64.urlsafe_b64decode(created["secret"])) == 32
-    assert created == sim.creds(signer.address(), 0)
+    assert created == sim.creds(Account.from_key(HARDHAT_KEYS[0]).address, 0)
     other_nonce = httpx.get(
-        f"{sim.url}/auth/derive-api-key", headers=create_level_1_headers(signer, nonce=1, timestamp=1)
+        f"{sim.url}/auth/derive-api-key", headers=l1_headers(HARDHAT_KEYS[0], nonce=1, timestamp=1)
     ).json()
     assert other_nonce["apiKey"] != created["apiKey"]
 
 
 def test_l1_rejects_a_signature_from_another_wallet_and_missing_headers(sim: SimServer) -> None:
-    headers = create_level_1_headers(Signer(HARDHAT_KEYS[1], 137), nonce=0, timestamp=1)
-    headers["POLY_ADDRESS"] = Signer(HARDHAT_KEYS[0], 137).address()  # claims alice, signed by bob
+    headers = l1_headers(HARDHAT_KEYS[1], nonce=0, timestamp=1)
+    headers["POLY_ADDRESS"] = Account.from_key(HARDHAT_KEYS[0]).address  # claims alice, signed by bob
     r = httpx.post(f"{sim.url}/auth/api-key", headers=headers)
     assert r.status_code == 401 and r.json() == {"error": "Invalid L1 Request headers"}
     assert httpx.post(f"{sim.url}/auth/api-key").status_code == 401
@@ -82,27 +89,11 @@ def test_l2_accepts_a_valid_hmac_and_rejects_tampering(sim: SimServer, alice: Si
         headers = {**alice.l2_headers("GET", "/data/orders"), **breaker}
         r = alice.http.get("/data/orders", headers=headers)
         assert r.status_code == 401 and r.json() == {"error": "Unauthorized/Invalid api key"}
-    # The HMAC covers the path without the query, as py-clob-client-v2 signs it.
+    # The HMAC covers the path without the query, as polymarket-client signs it.
     assert alice.get("/data/orders", market="0x00").status_code == 200
 
 
-def test_the_official_client_trades_against_the_sim(sim: SimServer) -> None:
-    from py_clob_client_v2.client import ClobClient
-    from py_clob_client_v2.clob_types import OrderArgsV2, OrderPayload, OrderType, PartialCreateOrderOptions
-
-    up, _ = tokens(sim)
-    client = ClobClient(host=sim.url, chain_id=137, key=HARDHAT_KEYS[2])
-    client.set_api_creds(client.create_or_derive_api_key())
-    assert client.get_order_book(up)["asset_id"] == up
-    bid, _ = best(sim, up)
-    order = client.create_order(
-        OrderArgsV2(token_id=up, price=float(bid - D("0.05")), size=10, side="BUY"),
-        PartialCreateOrderOptions(tick_size="0.01", neg_risk=False, version=3),  # V2 series: ExchangeV3
-    )
-    resp = client.post_order(order, OrderType.GTC, defer_exec=True)
-    assert resp["success"] is True and resp["status"] == "live"
-    assert [o["id"] for o in client.get_open_orders()] == [resp["orderID"]]
-    assert client.cancel_order(OrderPayload(orderID=resp["orderID"]))["canceled"] == [resp["orderID"]]
+# The official SDK (polymarket-client) trading on the sim: tests/test_protocol_v2_sdk_sim.py.
 
 
 # -- signature and order validation ------------------------------------------------------------

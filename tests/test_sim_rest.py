@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -48,23 +49,17 @@ def test_book_matches_the_recorded_shape_and_is_best_last(sim: SimServer, http: 
     ]
 
 
-def test_book_hash_is_the_sha1_py_clob_client_v2_checks(sim: SimServer, http: httpx.Client) -> None:
-    from py_clob_client_v2.clob_types import OrderBookSummary, OrderSummary
-    from py_clob_client_v2.utilities import generate_orderbook_summary_hash
-
+def test_book_hash_is_the_venues_sha1(sim: SimServer, http: httpx.Client) -> None:
+    """The venue's book `hash`: SHA1 of the compact JSON summary in this key order with `hash` set
+    to "" (py-clob-client-v2 1.2.1 `utilities.generate_orderbook_summary_hash`, which checked it;
+    polymarket-client does not read it). Restated here so the check outlives that package."""
     book = http.get("/book", params={"token_id": sim.current_market()["token_ids"][0]}).json()
-    summary = OrderBookSummary(
-        market=book["market"],
-        asset_id=book["asset_id"],
-        timestamp=book["timestamp"],
-        bids=[OrderSummary(**x) for x in book["bids"]],
-        asks=[OrderSummary(**x) for x in book["asks"]],
-        min_order_size=book["min_order_size"],
-        tick_size=book["tick_size"],
-        neg_risk=book["neg_risk"],
-        last_trade_price=book["last_trade_price"],
-    )
-    assert generate_orderbook_summary_hash(summary) == book["hash"]
+    keys = ("market", "asset_id", "timestamp", "hash", "bids", "asks", "min_order_size", "tick_size", "neg_risk")
+    payload = {k: "" if k == "hash" else book[k] for k in (*keys, "last_trade_price")}
+    payload["bids"] = [{"price": o["price"], "size": o["size"]} for o in book["bids"]]
+    payload["asks"] = [{"price": o["price"], "size": o["size"]} for o in book["asks"]]
+    serialized = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    assert hashlib.sha1(serialized.encode(), usedforsecurity=False).hexdigest() == book["hash"]
 
 
 def test_books_price_midpoint_and_market_parameters(sim: SimServer, http: httpx.Client) -> None:

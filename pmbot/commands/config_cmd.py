@@ -21,11 +21,12 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")
 @app.command("show")
 def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
     """Every setting, its value (secrets masked) and where it came from."""
-    from pmbot.config import describe
+    from pmbot.config import describe, notes
 
     a: App = ctx.obj
     loaded = a.loaded
     rows = describe(loaded)
+    trade_offs = notes(loaded.settings)
     # .env is a candidate path: name it only when there is such a file (it was then read).
     env_file = loaded.env_file if loaded.env_file and loaded.env_file.is_file() else None
     if as_json:
@@ -34,6 +35,7 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
                 "config_file": str(loaded.config_file) if loaded.config_file else None,
                 "env_file": str(env_file) if env_file else None,
                 "settings": rows,
+                "notes": trade_offs,
             }
         )
         return
@@ -48,6 +50,8 @@ def show(ctx: typer.Context, as_json: JsonOpt = False) -> None:
         table.add_row(r["key"], Text(value), r["source"], r["env"], style=style)
     out = render.stdout()
     out.print(table)
+    for key, note in trade_offs.items():
+        out.print(Text(f"{key}: {note}"), soft_wrap=False)
     src = [f"config file: {loaded.config_file or '(none)'}"]
     if env_file is not None:
         src.append(f".env: {env_file}")

@@ -228,10 +228,11 @@ def resume(
         ),
     ] = None,
 ) -> None:
-    """Resume: `resume NAME` a paused strategy; `resume --mode M` resets M's kill switch after a daily-loss
-    stop; bare `resume` does both for everything (every paused strategy, both kill switches)."""
+    """Resume: `resume NAME` a paused strategy (bare `resume`: every paused strategy); `resume --mode M`
+    resets M's kill switch after a daily-loss stop. A tripped kill switch is a risk stop, not a pause: only
+    `--mode` resets it, so un-pausing never re-enables trading past the daily loss limit by accident."""
+    from pmbot.ops import kill_switches, resume_strategies
     from pmbot.ops import resume as do_resume
-    from pmbot.ops import resume_strategies
 
     if name is not None and mode is not None:
         raise InputError(
@@ -246,6 +247,16 @@ def resume(
         out.print(_control_line(done))
         if name is not None:
             return
+        for ks in kill_switches(ctx.obj):
+            if ks["tripped"]:
+                out.print(
+                    f"{ks['mode']}: kill switch still TRIPPED ({ks['reason']}); "
+                    f"`pmbot resume --mode {ks['mode']}` resets it",
+                    style="yellow",
+                )
+            else:
+                out.print(f"{ks['mode']}: not tripped")
+        return
     for r in do_resume(ctx.obj, wanted):
         if r["was_tripped"]:
             out.print(f"{r['mode']}: kill switch reset (was tripped: {r['reason']})")

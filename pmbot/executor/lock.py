@@ -53,16 +53,22 @@ def user_lock_dir() -> Path:
     return Path.home() / ".local" / "state" / "pmbot" / "locks"
 
 
-def database_lock_path(database_url: str, wallet: str) -> Path | None:
-    """Beside a SQLite database (`<db>.live-<hash>.lock`): engines that share the database share the
-    lock, whoever runs them and whatever their data directory."""
+def beside_database(database_url: str, suffix: str) -> Path | None:
+    """`<db>.<suffix>` beside a SQLite database, or None when the URL is not a file database (the Redis
+    lease covers those): engines that share the database share the lock, whoever runs them and
+    whatever their data directory."""
     from pmbot.store import sqlite_path
 
     try:
         db = sqlite_path(database_url)
     except PmbotError:
-        return None  # not a file database: the Redis lease is what covers it
-    return db.with_name(f"{db.name}.live-{wallet_tag(wallet)}.lock")
+        return None
+    return db.with_name(f"{db.name}.{suffix}")
+
+
+def database_lock_path(database_url: str, wallet: str) -> Path | None:
+    """The live lock beside a SQLite database: `<db>.live-<hash>.lock`."""
+    return beside_database(database_url, f"live-{wallet_tag(wallet)}.lock")
 
 
 class FileWalletLock:
@@ -113,16 +119,9 @@ class FileWalletLock:
 def _paper_lock_paths(directory: Path, run_id: str, database_url: str | None) -> list[Path]:
     """In the user's lock directory and, like the live lock, beside a SQLite database: a dry-run process
     of another user (or another HOME) on the same database must see this one running too."""
-    from pmbot.store import sqlite_path
-
     paths = [directory / f"paper-{run_id}.lock"]
-    if database_url:
-        try:
-            db = sqlite_path(database_url)
-        except PmbotError:
-            return paths  # not a file database
-        paths.append(db.with_name(f"{db.name}.paper-{run_id}.lock"))
-    return paths
+    beside = beside_database(database_url, f"paper-{run_id}.lock") if database_url else None
+    return paths + ([beside] if beside is not None else [])
 
 
 class PaperRunLock(FileWalletLock):

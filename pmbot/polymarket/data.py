@@ -91,13 +91,18 @@ class DataClient:
         side: Side | None = None,
         taker_only: bool = True,
         limit: int = 100,
+        start_s: int | None = None,
+        end_s: int | None = None,
     ) -> list[WalletTrade]:
+        """Newest first. `start_s` / `end_s` (epoch seconds, inclusive) bound the window on the user shape
+        only (the venue ignores them with `condition_ids` alone); v1 has no window: the caller filters."""
         conditions = _conditions(condition_ids)
         common = {"user": user, "side": side.value if side else None}
+        window = {"start": start_s, "end": end_s} if user else {}
         # Both generations default to taker-only: a whale's maker fills are missing unless asked.
         return await self._collect(
             "/v2/trades",
-            {**common, "condition_id": conditions, "taker_only": taker_only},
+            {**common, **window, "condition_id": conditions, "taker_only": taker_only},
             "/trades",
             {**common, "market": conditions, "takerOnly": taker_only},
             limit,

@@ -36,7 +36,7 @@ from urllib.parse import urlsplit
 
 from pmbot.config import is_loopback_host
 from pmbot.errors import ConfigError, OrderStateUnknownError, VenueUnavailableError
-from pmbot.polymarket.ratelimit import RateLimiter
+from pmbot.polymarket.ratelimit import RateLimiter, parse_retry_after
 
 log = logging.getLogger("pmbot.polymarket.fastpost")
 
@@ -431,12 +431,8 @@ class FastPoster:
         else:
             conn.close()
         if answer.status == 429 and self.limiter is not None:
-            retry = answer.headers.get("retry-after", "")
-            try:
-                pause = max(0.0, float(retry)) if retry else 1.0
-            except ValueError:
-                pause = 1.0
-            self.limiter.pause(self.api, "POST", path, pause if pause == pause else 1.0)
+            pause = parse_retry_after(answer.headers.get("retry-after"))
+            self.limiter.pause(self.api, "POST", path, 1.0 if pause is None else pause)
         return answer
 
 

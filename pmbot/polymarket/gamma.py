@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any
 
-from pmbot.errors import InputError, NotFoundError
+from pmbot.errors import InputError, NotFoundError, VenueError
 from pmbot.polymarket.http import HttpClient
 from pmbot.polymarket.models import Market, Profile
 from pmbot.polymarket.schemas import rest
 from pmbot.timeutil import ms_to_iso
 
 _ADDRESS = re.compile(r"^0x[0-9a-fA-F]{40}$")
+log = logging.getLogger(__name__)
 
 
 KEYSET_PAGE = 500  # rows per /markets/keyset request
@@ -90,6 +92,23 @@ class GammaClient:
         if not found:
             raise NotFoundError(f"no market has token id {token_id[:20]}…")
         return found[0]
+
+    async def markets_by_condition(
+        self, condition_ids: list[str], *, chunk: int = 50
+    ) -> list[tuple[Market, int | None]]:
+        """The markets (open or closed) with these condition ids, each with its `closedTime` in epoch ms (None
+        while open): resolutions, fee schedules and outcome prices for `pmbot copy analyze`."""
+        out: list[tuple[Market, int | None]] = []
+        ids = list(dict.fromkeys(condition_ids))
+        for i in range(0, len(ids), chunk):
+            part = ids[i : i + chunk]
+            raw = await self.markets_raw(condition_ids=part, closed=None, active=None, order=None, limit=len(part) * 2)
+            for m in raw:
+                try:
+                    out.append((rest.gamma_market(m), rest.gamma_closed_ms(m)))
+                except VenueError as e:  # one odd market must not sink the others: the caller sees it missing
+                    log.warning("skipped an unreadable Gamma market: %s", e)
+        return out
 
     async def search_profiles(self, query: str, limit: int = 10) -> list[Profile]:
         raw = await self.http.get("/public-search", {"q": query, "search_profiles": True, "limit_per_type": limit})

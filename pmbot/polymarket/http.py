@@ -36,7 +36,7 @@ from pmbot.errors import (
     VenueUnavailableError,
     scrub_venue_text,
 )
-from pmbot.polymarket.ratelimit import RateLimiter
+from pmbot.polymarket.ratelimit import RateLimiter, parse_retry_after
 from pmbot.polymarket.schemas.common import loads_venue
 
 log = logging.getLogger("pmbot.polymarket.http")
@@ -304,13 +304,7 @@ def _retry_after(resp: httpx.Response) -> float | None:
     if raw is None:
         body = _body(resp)
         raw = body.get("retry_after_seconds") if isinstance(body, dict) else None
-    try:
-        value = float(raw) if raw is not None else None
-    except (ValueError, TypeError, OverflowError):
-        return None
-    if value is None or value != value:  # NaN
-        return None
-    return max(0.0, value)
+    return parse_retry_after(raw)
 
 
 def _error_for(resp: httpx.Response, what: str) -> VenueError:

@@ -197,3 +197,15 @@ class RateLimiter:
         until = self._clock() + max(0.0, seconds)
         for name in self.buckets_for(api, method, path)[-1:]:
             self._paused_until[name] = max(self._paused_until.get(name, 0.0), until)
+
+
+def parse_retry_after(raw: object) -> float | None:
+    """Retry-After (or the body's retry_after_seconds) as seconds ≥ 0; None when absent or unreadable
+    (an HTTP date, NaN, garbage): the caller then uses its own pause."""
+    try:
+        value = float(raw) if isinstance(raw, str | int | float) and raw != "" else None
+    except (ValueError, OverflowError):
+        return None
+    if value is None or value != value:  # NaN
+        return None
+    return max(0.0, value)

@@ -1,6 +1,7 @@
-"""Fast CLOB V2 order signing, byte-identical to py-clob-client-v2's (tests/test_signing.py proves it).
+"""Fast CLOB V2 order signing, byte-identical to polymarket-client's, the official SDK
+(tests/test_protocol_v2_signing.py proves it).
 
-py-clob-client-v2 builds a typed-data dict and runs eth_account's generic EIP-712 encoder for every
+The SDK builds a typed-data dict and runs eth_account's generic EIP-712 encoder for every
 order (~1-4 ms). The V2 Order struct is fixed, so its hash is just one keccak over eleven 32-byte
 words with precomputed type hash and domain separators, and the signature one recoverable ECDSA
 sign (libsecp256k1 via coincurve, RFC 6979 nonces and low-s, exactly what eth_account produces).

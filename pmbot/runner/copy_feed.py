@@ -20,14 +20,16 @@ book guards (moved since the target's fill, spread) see the current book and a m
 executor (paper and live positions are settled) and the strategy. A market is followed from its first fill on.
 
 Every sighting's token id is decoded to market and outcome from our own cache (`MarketCache`: Gamma by token
-id, or by the condition id a V2 position id names; never assumed YES); combos positions are skipped. The
+id, or by the condition id a V2 position id names; never assumed YES); combos positions are skipped; a token
+no lookup places is still delivered (the strategy records it `unknown_market`, never copies it). The
 strategy de-duplicates sightings across sources (pmbot.strategies.copy_dedup). After each delivery the feed
 wakes the strategy at `next_wakeup_ms()` (the end of a fill's aggregation window) with a TimerTick.
 
 Watermarks: every second (and at the end) each target's per-source watermark goes to the store
 (`set_copy_watermarks`); at start the session reads them back, restores the decisions made since, and the
 Data API catch-up starts from the newest watermark less `match_window_ms`, so fills missed while down are
-decided (copied when younger than `max_age_s`, else recorded `stale`) and nothing is copied twice.
+decided (copied when younger than `max_age_s`, else recorded `stale`) and nothing is copied twice. A first
+run (no watermark) mirrors what happens from its start: older Data API rows are history, not missed fills.
 """
 
 from __future__ import annotations
@@ -148,16 +150,22 @@ class MarketCache:
             self.on_new(info)
 
     async def preload(self, limit: int = 200) -> int:
-        """Open markets ending soonest (the ones a 5m / 15m trader trades next): one Gamma page."""
-        from pmbot.runner.live import market_info
-
+        """Open markets ending soonest (the ones a 5m / 15m trader trades next): one Gamma page, no CLOB call
+        (a market Gamma gives without tick size or fees is looked up, with the CLOB, on its first fill)."""
         found = await self.venue.gamma.markets(limit=limit)
         n = 0
         for m in found:
             if m.closed or not m.token_ids or m.module is identity.Module.COMBOS:
                 continue
             with contextlib.suppress(PmbotError):
-                self.add(await market_info(self.venue, m))
+                self.add(
+                    MarketInfo.from_market(
+                        m,
+                        description=m.description,
+                        resolution_source=m.resolution_source,
+                        reference_open=m.price_to_beat,
+                    )
+                )
                 n += 1
         return n
 
@@ -234,6 +242,28 @@ def trade_fill(
     )
 
 
+def unknown_market_fill(
+    trade: WalletTrade, source: TargetSource, seen_ms: int, *, log_index: int | None, maker: bool | None
+) -> TargetFill:
+    """A fill on a token our cache cannot place: the market a V2 position id names (or none), no outcome."""
+    position = identity.decode_position_id(trade.token_id)
+    return TargetFill(
+        target=trade.wallet.lower(),
+        source=source,
+        tx_hash=trade.tx_hash.lower(),
+        log_index=log_index,
+        token_id=trade.token_id,
+        condition_id=position.condition_id if position is not None else "",
+        outcome="",
+        side=trade.side,
+        price=trade.price,
+        size=trade.size,
+        target_ts_ms=trade.timestamp_ms,
+        seen_ts_ms=seen_ms,
+        maker=maker,
+    )
+
+
 # ---------------------------------------------------------------------------------------------- chain
 
 
@@ -277,6 +307,10 @@ def _copy_chain_stream_class() -> type[ChainFillStream]:
     class CopyChainStream(ChainFillStream):
         """ChainFillStream with the maker filter only, yielding ChainSighting (log index, maker flag)."""
 
+        def __init__(self, *args: Any, **kwargs: Any) -> None:
+            super().__init__(*args, **kwargs)
+            self._seen_logs: OrderedDict[tuple[str, str], None] = OrderedDict()
+
         def log_filters(self) -> list[dict[str, Any]]:
             if not self._wallets:
                 return []
@@ -291,6 +325,12 @@ def _copy_chain_stream_class() -> type[ChainFillStream]:
         def _handle_log(self, log_entry: Any) -> None:
             if not isinstance(log_entry, Mapping):
                 raise ValueError(f"chain: expected a log object, got {type(log_entry).__name__}")
+            key = (ws.hex_str(log_entry.get("transactionHash"), "transactionHash"), str(log_entry.get("logIndex")))
+            if key in self._seen_logs:  # delivered twice (two subscriptions overlap while they are replaced)
+                return
+            self._seen_logs[key] = None
+            if len(self._seen_logs) > 4096:
+                self._seen_logs.popitem(last=False)
             sighting = chain_fill(log_entry, self._wallets, now_ms(self.clock))
             if sighting is None:
                 self.counterparty_fills += 1
@@ -354,6 +394,9 @@ class CopyFeed:
         self.health: dict[TargetSource, SourceHealth] = {s: SourceHealth(s) for s in self.sources}
         # Data API: per target, the target time (ms) to read from (the catch-up start), then the newest seen.
         self._poll_from_ms: dict[str, int] = dict(catch_up_from_ms or {})
+        # A first run (no watermark) mirrors what happens from its start on: older rows are history, not missed.
+        self._poll_floor_ms: dict[str, int] = {}
+        self.before_start = 0  # Data API rows older than a first run's start, not delivered
         self._poll_seen: OrderedDict[str, None] = OrderedDict()
         self.last_fills: dict[str, list[TargetFill]] = {t.wallet: [] for t in self.targets}
         self.skipped_combos = 0
@@ -514,7 +557,9 @@ class CopyFeed:
         health = self.health[TargetSource.DATA_API]
         now = self.now_ms()
         for t in self.targets:
-            self._poll_from_ms.setdefault(t.wallet, now)
+            if t.wallet not in self._poll_from_ms:
+                self._poll_from_ms[t.wallet] = now
+                self._poll_floor_ms[t.wallet] = now // 1000 * 1000  # the Data API's times are whole seconds
         while True:
             started = time.monotonic()
             for t in self.targets:
@@ -544,6 +589,9 @@ class CopyFeed:
             self._poll_seen[key] = None
             if len(self._poll_seen) > _SEEN_LIMIT:
                 self._poll_seen.popitem(last=False)
+            if trade.timestamp_ms < self._poll_floor_ms.get(wallet, 0):
+                self.before_start += 1
+                continue
             newest = max(newest, trade.timestamp_ms)
             await self._sighting(TargetSource.DATA_API, trade, now=self.now_ms())
             delivered += 1
@@ -629,15 +677,19 @@ class CopyFeed:
         runner = self.runners.get(wallet)
         if runner is None:
             return
-        if is_combos(trade.token_id):
+        if is_combos(trade.token_id):  # a combos leg is no market we can mirror
             self.skipped_combos += 1
+            if self.skipped_combos == 1:
+                log.info("copy: skipping %s's combos fills (not a market pmbot trades)", wallet)
             return
         info = self.markets.get(trade.token_id) or await self.markets.lookup(trade.token_id)
         if info is None:
+            # Not silent: delivered without a market, the strategy records it `unknown_market` (never copied).
             self.unknown_tokens += 1
-            log.warning("copy: %s fill of %s on unknown token %s… not decoded", source, wallet, trade.token_id[:16])
-            return
-        fill = trade_fill(trade, info, source, now, log_index=log_index, maker=maker)
+            log.warning("copy: %s fill of %s on unknown token %s…", source, wallet, trade.token_id[:16])
+            fill: TargetFill | None = unknown_market_fill(trade, source, now, log_index=log_index, maker=maker)
+        else:
+            fill = trade_fill(trade, info, source, now, log_index=log_index, maker=maker)
         if fill is None:
             return
         self.health[source].saw(now, fill.target_ts_ms)
@@ -646,7 +698,7 @@ class CopyFeed:
         del recent[:-20]
         await runner.deliver(fill)
         self._schedule_wake(runner)
-        if self.follow_books and info.condition_id not in self._followed:
+        if self.follow_books and info is not None and info.condition_id not in self._followed:
             await self.follow_market(info)  # after the decision's delivery: never on the fill's hot path
 
     def _market_added(self, info: MarketInfo) -> None:

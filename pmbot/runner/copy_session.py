@@ -10,6 +10,14 @@ index), its time, every source's arrival and our order's time and key; the strat
 decisions made since (less the strategy's retention) are restored into the strategy, our own positions are
 read back from the store (a target's sell after a restart is mirrored against what we hold), and the Data API
 catch-up starts at the newest watermark less `match_window_ms`.
+
+Pieces for a process that runs copying next to other strategies (`pmbot run-all`), on its own executor:
+
+    targets = await resolve_targets(venue, [TargetRequest("distinct-baguette")], settings.copy)
+    built = await build_copy_runners(venue, store, executor, targets, mode=…, run_id=…, clock=…, balance=…)
+    feed = CopyFeed(venue, built.runners, executor, targets, clock=…, store=store, mode=…,
+                    catch_up_from_ms=built.catch_up_from_ms, follow_tokens=built.follow_tokens)
+    await feed.run(duration_s=…, stop=…)
 """
 
 from __future__ import annotations
@@ -39,9 +47,11 @@ if TYPE_CHECKING:
 
 __all__ = [
     "CopyDecisionLog",
+    "CopyRunners",
     "CopySession",
     "CopyView",
     "TargetRequest",
+    "build_copy_runners",
     "last_verdict_call",
     "resolve_targets",
     "restore_state",
@@ -283,23 +293,71 @@ def restore_state(
 # ------------------------------------------------------------------------------------- toxic warning
 
 
-def last_verdict_call(store: Store, target: str) -> str | None:
-    """THE CALL SITE for `copy analyze`'s stored verdict (built in pmbot/commands/copy_analyze_cmd.py by
-    another change): `last_verdict(store, target) -> str | None`. Until that function exists this returns
-    None, and `copy` starts without the warning."""
+def last_verdict_call(store: Store, target: CopyTarget) -> str | None:
+    """THE CALL SITE for `copy analyze`'s stored verdict (pmbot.copy_history: `last_verdict(store, target)`,
+    `toxic_warning(store, target)`): the line to warn with at start when the newest analysis of the target (by
+    its wallet, or the name it was analysed under) says `toxic`, else None."""
+    from pmbot import copy_history
+
     try:
-        from pmbot.commands import copy_analyze_cmd
-    except ImportError:  # pragma: no cover - the module exists; its function may not yet
-        return None
-    fn = getattr(copy_analyze_cmd, "last_verdict", None)
-    if fn is None:
-        return None
-    try:
-        verdict = fn(store, target)
+        for name in dict.fromkeys((target.wallet, target.label)):
+            if copy_history.last_verdict(store, name) is not None:  # the newest analysis under this name decides
+                return copy_history.toxic_warning(store, name)
     except PmbotError as e:
-        log.warning("copy: could not read the last analysis of %s: %s", target, e.one_line())
-        return None
-    return str(verdict) if verdict is not None else None
+        log.warning("copy: could not read the last analysis of %s: %s", target.label, e.one_line())
+    return None
+
+
+# --------------------------------------------------------------------------------------------- runners
+
+
+@dataclass
+class CopyRunners:
+    """One started CopyStrategy + Runner per target (wallet → …), restored from the store, ready for a CopyFeed:
+    `CopyFeed(venue, r.runners, executor, targets, catch_up_from_ms=r.catch_up_from_ms, follow_tokens=…)`."""
+
+    runners: dict[str, Runner] = field(default_factory=dict)
+    logs: dict[str, CopyDecisionLog] = field(default_factory=dict)
+    catch_up_from_ms: dict[str, int] = field(default_factory=dict)
+    follow_tokens: list[str] = field(default_factory=list)
+    restored: dict[str, int] = field(default_factory=dict)
+
+
+async def build_copy_runners(
+    venue: Venue,
+    store: Store,
+    executor: Any,
+    targets: Sequence[CopyTarget],
+    *,
+    mode: str,
+    run_id: str,
+    clock: Callable[[], float],
+    balance: Decimal,
+    markets: MarketCache | None = None,
+    on_output: Callable[[Output], None] | None = None,
+) -> CopyRunners:
+    """The copy strategies of `targets` on one shared executor (what `run_copy_session` and `run-all` use):
+    each started, its decided fills and our positions restored, its target's holdings read from the Data API."""
+    out = CopyRunners()
+    now_ms = int(clock() * 1000)
+    for t in targets:
+        target_positions = await _target_positions(venue, t.wallet)
+        view = CopyView(clock=lambda: int(clock() * 1000), balance=balance, target_positions=target_positions)
+        strategy = CopyStrategy(view, t.config, name=t.strategy_name)
+        dlog = CopyDecisionLog(store, mode=mode, run_id=run_id, target=t)
+        runner = Runner(strategy, view, executor, dlog, on_output=on_output, store=store)
+        dlog.sent = runner.sent
+        for info in markets.markets() if markets is not None else ():
+            view.set_market(info)
+        await runner.start()
+        restored, start_ms = restore_state(store, mode, t, strategy, view, now_ms)
+        out.restored[t.wallet] = restored
+        if start_ms is not None:
+            out.catch_up_from_ms[t.wallet] = start_ms
+        out.runners[t.wallet] = runner
+        out.logs[t.wallet] = dlog
+        out.follow_tokens += [tok for tok in view.held_tokens() if tok not in out.follow_tokens]
+    return out
 
 
 # --------------------------------------------------------------------------------------------- session
@@ -337,11 +395,9 @@ async def run_copy_session(
         session.targets = resolved
         store = app.store
         for t in resolved:
-            verdict = last_verdict_call(store, t.wallet)
-            if verdict == "toxic":
-                session.warnings.append(
-                    f"the last `pmbot copy analyze` of {t.label} says toxic: copying it has not paid (see the analysis)"
-                )
+            warning = last_verdict_call(store, t)
+            if warning is not None:
+                session.warnings.append(warning)
         markets = MarketCache(venue, clock=clock)
         try:
             await markets.preload()
@@ -361,29 +417,14 @@ async def run_copy_session(
             executor = handle.executor
             await executor.start()
             balance = await _balance(venue, executor, app, dry_run)
-            now_ms = int(clock() * 1000)
-            catch_up: dict[str, int] = {}
-            held: list[str] = []
-            for t in resolved:
-                target_positions = await _target_positions(venue, t.wallet)
-                view = CopyView(clock=lambda: int(clock() * 1000), balance=balance, target_positions=target_positions)
-                strategy = CopyStrategy(view, t.config, name=t.strategy_name)
-                dlog = CopyDecisionLog(store, mode=mode, run_id=session.run_id, target=t)
-                runner = Runner(strategy, view, executor, dlog, on_output=on_output, store=store)
-                dlog.sent = runner.sent
-                for info in markets.markets():
-                    view.set_market(info)
-                await runner.start()
-                restored, start_ms = restore_state(store, mode, t, strategy, view, now_ms)
-                session.restored[t.wallet] = restored
-                if start_ms is not None:
-                    catch_up[t.wallet] = start_ms
-                session.runners[t.wallet] = runner
-                session.logs[t.wallet] = dlog
-                held += [tok for tok in view.held_tokens() if tok not in held]
+            built = await build_copy_runners(
+                venue, store, executor, resolved, mode=mode, run_id=session.run_id, clock=clock, balance=balance,
+                markets=markets, on_output=on_output,
+            )  # fmt: skip
+            session.runners, session.logs, session.restored = built.runners, built.logs, built.restored
             feed = CopyFeed(
                 venue,
-                session.runners,
+                built.runners,
                 executor,
                 resolved,
                 clock=clock,
@@ -394,10 +435,10 @@ async def run_copy_session(
                 live=not dry_run,
                 store=store,
                 mode=mode,
-                catch_up_from_ms=catch_up,
+                catch_up_from_ms=built.catch_up_from_ms,
                 markets=markets,
                 translator=translator,
-                follow_tokens=held,
+                follow_tokens=built.follow_tokens,
             )
             session.feed = feed
             if on_ready is not None:

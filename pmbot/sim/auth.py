@@ -2,24 +2,34 @@
 
 Creds are deterministic per (address, nonce) so a test can derive them without a round trip, and
 `derive-api-key` works even before `api-key` was called (a fresh sim has no history to derive from).
+The checks are the sim's own (eth_account for L1 in pmbot.sim.verify, stdlib hmac for L2), never
+pmbot.polymarket.auth: a wrong header from pmbot's client fails here instead of agreeing with itself.
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 from eth_hash.auto import keccak
 from eth_utils import is_address, to_checksum_address
-from py_clob_client_v2.signing.hmac import build_hmac_signature
 
 from pmbot.sim import ids
 from pmbot.sim.verify import SignatureError, recover_clob_auth
 
 L1_HEADERS = ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_NONCE")
 L2_HEADERS = ("POLY_ADDRESS", "POLY_SIGNATURE", "POLY_TIMESTAMP", "POLY_API_KEY", "POLY_PASSPHRASE")
+
+
+def expected_hmac(secret: str, timestamp: str, method: str, path: str, body: str) -> str:
+    """What the venue computes (polymarket-client's _internal/hmac.py): URL-safe base64 of
+    HMAC-SHA256(b64decode(secret), timestamp + METHOD + path + body), the body as sent."""
+    raw = base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
+    message = f"{timestamp}{method}{path}{body}".encode()
+    return base64.urlsafe_b64encode(hmac.new(raw, message, hashlib.sha256).digest()).decode("ascii")
 
 
 class AuthFailedError(Exception):
@@ -95,7 +105,7 @@ class ApiKeys:
             raise AuthFailedError("Unauthorized/Invalid api key")
         if headers["POLY_ADDRESS"].lower() != key.address.lower():
             raise AuthFailedError("Unauthorized/Invalid api key")
-        expected = build_hmac_signature(key.secret, headers["POLY_TIMESTAMP"], method.upper(), path, body or None)
+        expected = expected_hmac(key.secret, headers["POLY_TIMESTAMP"], method.upper(), path, body)
         if not hmac.compare_digest(expected, headers["POLY_SIGNATURE"]):
             raise AuthFailedError("Unauthorized/Invalid api key")
         return key

@@ -15,6 +15,20 @@ from pmbot.sim.wire import dumps
 MALFORMED_FRAME = '{"event_type": "book", "asset_id": '  # truncated JSON, like a cut-off frame
 
 
+class StampedText(str):
+    """A frame that calls `on_send()` once it has gone out on a socket (the benchmarks' emission stamp)."""
+
+    on_send: Callable[[], None] | None = None
+
+
+def _stamped(text: str, on_send: Callable[[], None] | None) -> str:
+    if on_send is None:
+        return text
+    out = StampedText(text)
+    out.on_send = on_send
+    return out
+
+
 @dataclass(eq=False)
 class Conn:
     kind: str
@@ -109,16 +123,24 @@ class Hub:
             c.push(text)
 
     # -- RTDS ----------------------------------------------------------------------------------
-    def to_rtds(self, topic: str, type_: str, accept: Callable[[RtdsSub], bool], envelope: Callable[[], dict]) -> None:
+    def to_rtds(
+        self,
+        topic: str,
+        type_: str,
+        accept: Callable[[RtdsSub], bool],
+        envelope: Callable[[], dict],
+        on_send: Callable[[], None] | None = None,
+    ) -> None:
         """Send to every connection with a subscription on `topic` (type `type_` or "*") that `accept`s.
 
-        The envelope carries the connection's id, so it is serialised per connection."""
+        The envelope carries the connection's id, so it is serialised per connection. `on_send()` runs when
+        a frame of it has gone out (once per connection)."""
         body: dict[str, Any] | None = None
         for c in self.rtds:
             if any(s.topic == topic and s.type in (type_, "*") and accept(s) for s in c.subs):
                 if body is None:
                     body = envelope()
-                c.push(dumps({**body, "connection_id": c.connection_id}))
+                c.push(_stamped(dumps({**body, "connection_id": c.connection_id}), on_send))
 
     def to_rtds_raw(self, topic: str, type_: str, msg: Any) -> None:
         """Re-broadcast a recorded envelope unchanged (replay)."""
@@ -128,19 +150,16 @@ class Hub:
                 c.push(text)
 
     # -- JSON-RPC ------------------------------------------------------------------------------
-    def to_rpc(self, log: dict[str, Any]) -> None:
+    def to_rpc(self, log: dict[str, Any], on_send: Callable[[], None] | None = None) -> None:
         for c in self.rpc:
             for sub_id, flt in c.subs.items():
                 if log_matches(flt, log):
-                    c.push(
-                        dumps(
-                            {
-                                "jsonrpc": "2.0",
-                                "method": "eth_subscription",
-                                "params": {"subscription": sub_id, "result": log},
-                            }
-                        )
-                    )
+                    msg = {
+                        "jsonrpc": "2.0",
+                        "method": "eth_subscription",
+                        "params": {"subscription": sub_id, "result": log},
+                    }
+                    c.push(_stamped(dumps(msg), on_send))
 
 
 def log_matches(flt: dict[str, Any], log: dict[str, Any]) -> bool:

@@ -252,7 +252,7 @@ HARDHAT_KEYS = (
 class SimTrader:
     """A wallet trading on a SimServer over real HTTP, for tests: signs orders with
     pmbot.polymarket.signing (which the sim verifies independently) and L2 headers with
-    py-clob-client-v2's HMAC.
+    polymarket-client's HMAC (the official SDK, a dev dependency: tests only).
 
         t = SimTrader(sim, HARDHAT_KEYS[0])
         resp = t.post_order(token, "BUY", Decimal("0.55"), Decimal("10"))          # GTC limit
@@ -273,13 +273,16 @@ class SimTrader:
         self._ts = 1_700_000_000_000
 
     def l2_headers(self, method: str, path: str, body: str = "") -> dict[str, str]:
-        from py_clob_client_v2.signing.hmac import build_hmac_signature
+        from polymarket._internal.hmac import build_hmac_signature
 
-        ts = str(int(self.sim.now()))
+        ts = int(self.sim.now())
+        sig = build_hmac_signature(
+            secret=self.creds["secret"], timestamp=ts, method=method, path=path, body=body or None
+        )
         return {
             "POLY_ADDRESS": self.address,
-            "POLY_SIGNATURE": build_hmac_signature(self.creds["secret"], ts, method, path, body or None),
-            "POLY_TIMESTAMP": ts,
+            "POLY_SIGNATURE": sig,
+            "POLY_TIMESTAMP": str(ts),
             "POLY_API_KEY": self.creds["apiKey"],
             "POLY_PASSPHRASE": self.creds["passphrase"],
             "Content-Type": "application/json",

@@ -15,6 +15,7 @@ import random
 import secrets
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from functools import partial
@@ -492,9 +493,8 @@ class Venue:
                 order, fill, counterparty=counterparty, fee=fee, exchange=exchange, log_index=self._log_index
             )
             self.chain_logs.append(log)
-            self.hub.to_rpc(log)
-            if order.maker_address.lower() == self.stamp_wallet:
-                self._stamp("chain", order, fill)
+            stamp = self._stamp("chain", order, fill) if order.maker_address.lower() == self.stamp_wallet else None
+            self.hub.to_rpc(log, on_send=stamp)
 
     def _notify_trade(self, t: Trade) -> None:
         now_ms = self.now_ms()
@@ -589,30 +589,39 @@ class Venue:
                 self._shares[key] = self._shares.get(key, ZERO) + sign * trade.size
         for order, is_taker in ((trade.taker, True), (trade.maker, False)):
             self.fills.append(Fill(order, trade, is_taker))
+            stamp = None
             if order.maker_address.lower() == self.stamp_wallet:
-                self._stamp("data_api", order, trade)
+                self._stamp("data_api", order, trade)(sent=False)  # served from the match on: its stamp is the match
+                stamp = self._stamp("rtds", order, trade)
             self.hub.to_rtds(
                 "activity",
                 "trades",
                 partial(_activity_ok, m=order.market),
                 partial(self._activity_envelope, order, trade, is_taker),
+                on_send=stamp,
             )
-            if order.maker_address.lower() == self.stamp_wallet:
-                self._stamp("rtds", order, trade)
 
-    def _stamp(self, source: str, order: Order, trade: Trade) -> None:
-        self.emit_stamps.append(
-            {
-                "source": source,
-                "ns": time.perf_counter_ns(),
-                "tx_hash": trade.tx_hash,
-                "token_id": order.token_id,
-                "side": order.side,
-                "size": trade.size,
-                "match_time": trade.match_time,
-                "sim_ts": self.now(),
-            }
-        )
+    def _stamp(self, source: str, order: Order, trade: Trade) -> Callable[..., None]:
+        """Record the emission of a `stamp_wallet` fill on `source`: `queued_ns` now, `ns` when the first
+        frame carrying it leaves on a socket (call the returned function then; `sent=False`: now)."""
+        entry: dict[str, Any] = {
+            "source": source,
+            "ns": None,
+            "queued_ns": time.perf_counter_ns(),
+            "tx_hash": trade.tx_hash,
+            "token_id": order.token_id,
+            "side": order.side,
+            "size": trade.size,
+            "match_time": trade.match_time,
+            "sim_ts": self.now(),
+        }
+        self.emit_stamps.append(entry)
+
+        def sent(sent: bool = True) -> None:
+            if entry["ns"] is None:
+                entry["ns"] = time.perf_counter_ns() if sent else entry["queued_ns"]
+
+        return sent
 
     def _activity_envelope(self, order: Order, trade: Trade, is_taker: bool) -> dict[str, Any]:
         payload = messages.activity_payload(

@@ -46,8 +46,17 @@ def database_exists(database_url: str) -> bool:
     return sqlite_path(database_url).is_file()
 
 
-def open_store(database_url: str, *, redis_url: str | None = None, clock: Clock = time.time) -> Store:
-    """Open (creating and migrating if needed) the store; wrap it with the Redis cache if configured."""
+# `[store] durability` → SQLite's synchronous pragma (WAL mode either way); see pmbot.config.DURABILITY_NOTES.
+SQLITE_SYNCHRONOUS = {"full": "FULL", "normal": "NORMAL"}
+
+
+def open_store(
+    database_url: str, *, redis_url: str | None = None, clock: Clock = time.time, durability: str = "full"
+) -> Store:
+    """Open (creating and migrating if needed) the store; wrap it with the Redis cache if configured.
+    `durability` ("full" | "normal") applies to SQLite; PostgreSQL keeps the server's synchronous_commit."""
+    if durability not in SQLITE_SYNCHRONOUS:
+        raise ConfigError(f"store.durability must be full or normal, not {durability!r}")
     store: Store
     if is_postgres_url(database_url):
         from pmbot.store.postgres import PostgresStore
@@ -56,7 +65,7 @@ def open_store(database_url: str, *, redis_url: str | None = None, clock: Clock 
     else:
         from pmbot.store.sqlite import SQLiteStore
 
-        store = SQLiteStore(sqlite_path(database_url), clock=clock)
+        store = SQLiteStore(sqlite_path(database_url), clock=clock, synchronous=SQLITE_SYNCHRONOUS[durability])
     if redis_url:
         import redis
 

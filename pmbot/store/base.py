@@ -14,6 +14,7 @@ from typing import Any, Protocol, runtime_checkable
 from pmbot.store.copy_rows import CopyDecisionRow
 from pmbot.store.models import (
     BacktestRun,
+    CopyAnalysisRow,
     DecisionRow,
     ExecutionLog,
     Fill,
@@ -213,4 +214,15 @@ class Store(Protocol):
 
     def copy_watermarks(self, mode: str, target: str | None = None) -> dict[tuple[str, str], int]:
         """(target, source) → watermark (epoch ms) for `mode`, for one target or all."""
+        ...
+
+    # Copy analyses (migration 0010_copy_analyses)
+    def save_copy_analysis(self, row: CopyAnalysisRow) -> int:
+        """Store one analysis; returns its id."""
+        ...
+
+    def list_copy_analyses(
+        self, *, wallet: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[CopyAnalysisRow]:
+        """Newest first. `wallet` / `name` (either matches, case-insensitive) keep one target's rows."""
         ...

@@ -7,14 +7,24 @@ SELL of everything left at the payout price (1 won, 0 lost) and leaves the posit
 Shares sold beyond what the ledger holds (bought outside pmbot, or split from collateral) have
 no known cost: they realize their full proceeds. The position never goes negative: binary
 outcome tokens cannot be shorted on Polymarket.
+
+Recording fills (`book_fills`: positions, marks, trade rows) and settling a resolved token
+(`redemption`, `unpaid_redemptions`, `redeemable_owed`) are here too, once for every backend: the
+SQLite and PostgreSQL stores only read the books, take their locks and write the rows.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
 
-from pmbot.money import div_round, mul_micro
-from pmbot.store.models import PositionState, Side, TradeKind
+from pmbot.errors import InputError
+from pmbot.money import div_round, mul_micro, to_micro
+from pmbot.store import rows
+from pmbot.store.models import Fill, Position, PositionState, Side, TradeKind
 
 
 @dataclass(slots=True)
@@ -28,6 +38,7 @@ class Book:
 
 
 _BUY, _REDEEM = Side.BUY.value, TradeKind.REDEEM.value  # plain str: Enum attribute lookups are slow in 3.11
+_FILL = TradeKind.FILL.value
 _OPEN, _CLOSED, _RESOLVED = PositionState.OPEN, PositionState.CLOSED, PositionState.RESOLVED
 
 
@@ -56,3 +67,163 @@ def apply(book: Book, side: Side, kind: TradeKind, price: int, size: int, fee: i
     elif book.size == 0:
         book.state = _CLOSED
     return notional, realized
+
+
+# ------------------------------------------------------------------------------------ recording fills
+
+BookKey = tuple[str, str, bool]  # (strategy, token_id, dry_run): one position
+Meta = dict[str, Any]  # a position's other columns: condition_id, market, outcome, opened_at, updated_at, mark
+
+
+def load_books(
+    found: Iterable[Sequence[Any]], keys: Collection[BookKey] | None = None
+) -> tuple[dict[BookKey, Book], dict[BookKey, Meta]]:
+    """Position rows (columns as rows.BOOK_COLUMNS) as books and their other columns; only `keys` when given."""
+    books: dict[BookKey, Book] = {}
+    meta: dict[BookKey, Meta] = {}
+    for r in found:
+        k = (r[0], r[1], bool(r[2]))
+        if keys is not None and k not in keys:
+            continue
+        books[k] = Book(size=r[3], cost=r[4], realized=r[5], state=PositionState(r[6]))
+        meta[k] = {
+            "condition_id": r[7],
+            "market": r[8],
+            "outcome": r[9],
+            "opened_at": r[10],
+            "updated_at": r[11],
+            "mark": r[12],
+        }
+    return books, meta
+
+
+def book_fills(
+    batch: Sequence[Fill],
+    micros: Sequence[tuple[int, int, int]],
+    books: dict[BookKey, Book],
+    meta: dict[BookKey, Meta],
+    existing: set[str] | None = None,
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Apply fills (with their validated (price, size, fee) micros, rows.fill_micros) to their books, in
+    place: the trade rows (rows.TRADE_COLUMNS) and the position rows (rows.POSITION_COLUMNS) to write.
+
+    `books`/`meta` hold the batch's positions as stored (load_books); a position not there starts empty.
+    Every book passed in gets a position row, changed or not. `existing`: trade ids to skip, updated with
+    the batch's own (a trade id twice in a batch counts once); None when the caller has deduplicated.
+    An impossible trade (ledger.apply refuses it) raises InputError naming the fill."""
+    trade_rows: list[tuple[Any, ...]] = []
+    append, to_row = trade_rows.append, rows.fill_to_row  # hot loop: local names
+    for f, (price, size, fee) in zip(batch, micros, strict=True):
+        if existing is not None:
+            if f.trade_id in existing:
+                continue
+            existing.add(f.trade_id)
+        k = (f.strategy, f.token_id, f.dry_run)
+        book = books.get(k)
+        if book is None:
+            book = books[k] = Book()
+            m = meta[k] = {
+                "opened_at": f.ts,
+                "updated_at": f.ts,
+                "condition_id": "",
+                "market": "",
+                "outcome": "",
+                "mark": None,
+            }
+        else:
+            m = meta[k]
+        if book.size == 0 and f.side == _BUY:
+            m["opened_at"] = f.ts  # (re)opened
+        if f.condition_id:
+            m["condition_id"] = f.condition_id
+        if f.market:
+            m["market"] = f.market
+        if f.outcome:
+            m["outcome"] = f.outcome
+        if f.ts > m["updated_at"]:
+            m["updated_at"] = f.ts
+        if f.kind == _FILL:
+            m["mark"] = price  # a redemption's payout is not a market price
+        try:
+            notional, realized = apply(book, f.side, f.kind, price, size, fee)
+        except ValueError as e:
+            raise InputError(f"fill {f.trade_id}: {e}") from None
+        append(to_row(f, price, size, fee, notional, realized))
+    return trade_rows, position_rows(books, meta)
+
+
+def position_rows(books: Mapping[BookKey, Book], meta: Mapping[BookKey, Meta]) -> list[tuple[Any, ...]]:
+    """One row per book, columns as rows.POSITION_COLUMNS."""
+    return [
+        (
+            k[0],
+            k[1],
+            int(k[2]),
+            meta[k]["condition_id"],
+            meta[k]["market"],
+            meta[k]["outcome"],
+            b.size,
+            b.cost,
+            b.realized,
+            b.state.value,
+            meta[k]["mark"],
+            meta[k]["opened_at"],
+            meta[k]["updated_at"],
+        )
+        for k, b in books.items()
+    ]
+
+
+# ------------------------------------------------------------------------------------- settling
+
+
+def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any] | None = None) -> Fill:
+    """The `redeem` trade for a position whose market resolved: every share held at `payout`.
+
+    Its trade id is deterministic (strategy, token, mode), so every path that learns of a resolution
+    (`pmbot settle`, a report, the executor) records the payout once, whichever comes first."""
+    meta = dict(metadata or {})
+    if not p.dry_run and payout > 0:
+        meta["redeemable"] = True  # cash arrives with the on-chain redemption, not now
+    return Fill(
+        trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
+        kind=TradeKind.REDEEM,
+        strategy=p.strategy,
+        token_id=p.token_id,
+        condition_id=p.condition_id,
+        market=p.market,
+        outcome=p.outcome,
+        side=Side.SELL,
+        price=payout,
+        size=p.size,
+        dry_run=p.dry_run,
+        ts=ts,
+        liquidity="redeem",
+        metadata=meta,
+    )
+
+
+def unpaid_redemptions(redemptions: Iterable[Fill], taken: Callable[[list[str]], set[str]]) -> list[Fill]:
+    """Redemptions of positions still open (so unpaid), each under a free trade id. A redeem id already
+    taken means a fill recorded after that payout (trade history late) re-opened the position: this
+    opening is paid under `<id>:2`, `<id>:3`, ... `taken(ids)` returns the ids of `ids` already recorded."""
+    batch = list(redemptions)
+    known = taken([f.trade_id for f in batch])
+    out = []
+    for f in batch:
+        if f.trade_id in known:
+            n = 2
+            while taken([f"{f.trade_id}:{n}"]):
+                n += 1
+            f = dataclasses.replace(f, trade_id=f"{f.trade_id}:{n}")
+        out.append(f)
+    return out
+
+
+def redeemable_owed(redemptions: Iterable[Fill], payout: Decimal) -> list[tuple[int, str, str]]:
+    """(micro-USDC owed, strategy, token_id) per live redemption that pays: the trade's notional, which
+    arrives with the on-chain redemption (positions.redeemable_micro)."""
+    if payout <= 0:
+        return []
+    pay = to_micro(payout)
+    return [(mul_micro(pay, to_micro(f.size)), f.strategy, f.token_id) for f in redemptions if not f.dry_run]

@@ -397,6 +397,51 @@ def _copy_tables(db: Database) -> None:
     )
 
 
+def _copy_analyses(db: Database) -> None:
+    # `pmbot copy analyze`: one row per analysis of a target, so `pmbot copy` can warn at start when the last
+    # verdict on its target was toxic. Money is exact decimal text (a replay's PnL has more than 6 places);
+    # `result` is the analysis exactly as `--json` prints it.
+    db.table("copy_analyses").create(
+        {
+            "id": int,
+            "created_at": int,
+            "wallet": str,
+            "name": str,
+            "source": str,
+            "start_ms": int,
+            "end_ms": int,
+            "delay_ms": int,
+            "slippage": str,
+            "trades": int,
+            "copied": int,
+            "target_pnl": str,
+            "copy_pnl": str,
+            "share_kept": str,
+            "maker_share": str,
+            "verdict": str,
+            "result": str,
+        },
+        pk="id",
+        not_null={
+            "created_at",
+            "wallet",
+            "name",
+            "source",
+            "delay_ms",
+            "slippage",
+            "trades",
+            "copied",
+            "target_pnl",
+            "copy_pnl",
+            "verdict",
+            "result",
+        },
+        defaults={"name": ""},
+    )
+    db.table("copy_analyses").create_index(["wallet", "created_at"])
+    db.table("copy_analyses").create_index(["name", "created_at"])
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
@@ -407,6 +452,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0007_seed_journal", _seed_journal),
     ("0008_decisions_backtests", _decisions_backtests),
     ("0009_copy", _copy_tables),
+    ("0010_copy_analyses", _copy_analyses),
 ]
 
 

@@ -275,3 +275,27 @@ class BacktestRun:
 def mode_name(dry_run: bool) -> str:
     """What a mode is called everywhere (records, reports, the risk-state key `risk:<mode>`)."""
     return "dry-run" if dry_run else "live"
+
+
+@dataclass(frozen=True, slots=True)
+class CopyAnalysisRow:
+    """One stored `pmbot copy analyze` (migration 0010_copy_analyses). Money as exact decimal text;
+    `result` is the analysis exactly as `--json` prints it."""
+
+    created_at: int  # epoch ms (wall clock)
+    wallet: str  # lowercase proxy wallet
+    name: str  # lowercase profile name ("" when analysed by address alone)
+    source: str  # "live" (fetched from the venue) or "file" (--from)
+    start_ms: int | None
+    end_ms: int | None
+    delay_ms: int
+    slippage: str
+    trades: int
+    copied: int
+    target_pnl: str
+    copy_pnl: str
+    share_kept: str | None
+    maker_share: str | None
+    verdict: str
+    result: dict[str, Any]
+    id: int | None = None

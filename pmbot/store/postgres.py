@@ -21,7 +21,6 @@ transaction. Inside `transaction()` every call on the same thread joins that one
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import threading
@@ -38,7 +37,7 @@ from psycopg.types.string import TextLoader
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from pmbot.errors import InputError, ServiceUnavailableError, StoreError, register_secret
-from pmbot.money import mul_micro, to_micro
+from pmbot.money import to_micro
 from pmbot.store import is_postgres_url, ledger, rows
 from pmbot.store.copy_rows import (
     COPY_DECISION_COLUMNS,
@@ -48,6 +47,7 @@ from pmbot.store.copy_rows import (
 )
 from pmbot.store.models import (
     BacktestRun,
+    CopyAnalysisRow,
     DecisionRow,
     ExecutionLog,
     Fill,
@@ -56,7 +56,6 @@ from pmbot.store.models import (
     OrderRecord,
     OrderStatus,
     Position,
-    PositionState,
     Query,
     Reflection,
     Side,
@@ -75,17 +74,12 @@ from pmbot.store.pg_migrations import (
 from pmbot.timeutil import Clock
 
 Conn = psycopg.Connection[Any]
-BookKey = tuple[str, str, bool]
+BookKey = ledger.BookKey
+Meta = ledger.Meta
 
-_BOOK_COLUMNS = (
-    "strategy, token_id, dry_run, size_micro, cost_micro, realized_pnl_micro, state, condition_id, market, outcome,"
-    " opened_at, updated_at, mark_price_micro"
-)
+_BOOK_COLUMNS = rows.BOOK_COLUMNS
 _BOOK_ONE = f"SELECT {_BOOK_COLUMNS} FROM positions WHERE strategy = %s AND token_id = %s AND dry_run = %s".encode()
-_POSITION_COLUMNS = (
-    "strategy, token_id, dry_run, condition_id, market, outcome, size_micro, cost_micro, realized_pnl_micro,"
-    " state, mark_price_micro, opened_at, updated_at"
-)
+_POSITION_COLUMNS = rows.POSITION_COLUMNS
 _UPSERT_TAIL = (
     " ON CONFLICT (strategy, token_id, dry_run) DO UPDATE SET"
     " condition_id = excluded.condition_id, market = excluded.market, outcome = excluded.outcome,"
@@ -186,89 +180,6 @@ def _configure(conn: Conn) -> None:
 def _lock_id(strategy: str, token_id: str, dry_run: bool) -> int:
     digest = hashlib.blake2b(f"{strategy}\x00{token_id}\x00{int(dry_run)}".encode(), digest_size=8).digest()
     return int.from_bytes(digest, "big", signed=True)
-
-
-Meta = dict[str, Any]
-
-
-def _books(found: list[tuple[Any, ...]]) -> tuple[dict[BookKey, ledger.Book], dict[BookKey, Meta]]:
-    books: dict[BookKey, ledger.Book] = {}
-    meta: dict[BookKey, Meta] = {}
-    for r in found:
-        k = (r[0], r[1], bool(r[2]))
-        books[k] = ledger.Book(size=r[3], cost=r[4], realized=r[5], state=PositionState(r[6]))
-        meta[k] = {
-            "condition_id": r[7],
-            "market": r[8],
-            "outcome": r[9],
-            "opened_at": r[10],
-            "updated_at": r[11],
-            "mark": r[12],
-        }
-    return books, meta
-
-
-def _book_fills(
-    batch: list[Fill],
-    micros: list[tuple[int, int, int]],
-    books: dict[BookKey, ledger.Book],
-    meta: dict[BookKey, Meta],
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Apply fills to their books (pmbot.store.ledger): the trade rows and the position rows to write.
-    The same bookkeeping as SQLiteStore._apply, statement for statement (the contract suite holds both)."""
-    trade_rows: list[tuple[Any, ...]] = []
-    append, apply, to_row = trade_rows.append, ledger.apply, rows.fill_to_row  # hot loop: local names
-    for f, (price, size, fee) in zip(batch, micros, strict=True):
-        k = (f.strategy, f.token_id, f.dry_run)
-        book = books.get(k)
-        if book is None:
-            book = books[k] = ledger.Book()
-            m = meta[k] = {
-                "opened_at": f.ts,
-                "updated_at": f.ts,
-                "condition_id": "",
-                "market": "",
-                "outcome": "",
-                "mark": None,
-            }
-        else:
-            m = meta[k]
-        if book.size == 0 and f.side == _BUY:
-            m["opened_at"] = f.ts  # (re)opened
-        if f.condition_id:
-            m["condition_id"] = f.condition_id
-        if f.market:
-            m["market"] = f.market
-        if f.outcome:
-            m["outcome"] = f.outcome
-        if f.ts > m["updated_at"]:
-            m["updated_at"] = f.ts
-        if f.kind == _FILL:
-            m["mark"] = price
-        try:
-            notional, realized = apply(book, f.side, f.kind, price, size, fee)
-        except ValueError as e:
-            raise InputError(f"fill {f.trade_id}: {e}") from None
-        append(to_row(f, price, size, fee, notional, realized))
-    positions = [
-        (
-            k[0],
-            k[1],
-            int(k[2]),
-            meta[k]["condition_id"],
-            meta[k]["market"],
-            meta[k]["outcome"],
-            books[k].size,
-            books[k].cost,
-            books[k].realized,
-            books[k].state.value,
-            meta[k]["mark"],
-            meta[k]["opened_at"],
-            meta[k]["updated_at"],
-        )
-        for k in books
-    ]
-    return trade_rows, positions
 
 
 class PostgresStore:
@@ -540,8 +451,8 @@ class PostgresStore:
                     if claimed.fetchone() is None:
                         conn.execute(b"COMMIT")
                         return False  # already recorded: nothing written
-                    books, meta = _books(found.fetchall())
-                    trade_rows, positions = _book_fills([f], [micros], books, meta)
+                    books, meta = ledger.load_books(found.fetchall())
+                    trade_rows, positions = ledger.book_fills([f], [micros], books, meta)
                     conn.execute(_INSERT_TRADE, trade_rows[0])
                     conn.execute(_UPSERT_ONE, positions[0])
                     conn.execute(b"COMMIT")
@@ -573,7 +484,7 @@ class PostgresStore:
     def _apply(self, conn: Conn, batch: list[Fill], micros: list[tuple[int, int, int]]) -> int:
         """Apply new fills to their (locked) positions and write trades + positions."""
         books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
-        trade_rows, positions = _book_fills(batch, micros, books, meta)
+        trade_rows, positions = ledger.book_fills(batch, micros, books, meta)
         if len(trade_rows) == 1:
             conn.execute(_INSERT_TRADE, trade_rows[0])
         else:
@@ -598,7 +509,7 @@ class PostgresStore:
                 " (SELECT * FROM unnest(%b::text[], %b::text[], %b::smallint[]))".encode(),
                 ([k[0] for k in ks], [k[1] for k in ks], [int(k[2]) for k in ks]),
             ).fetchall()
-        return _books(found)
+        return ledger.load_books(found)
 
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts", ph="%s")
@@ -647,8 +558,6 @@ class PostgresStore:
     def settle_token(
         self, token_id: str, payout: Decimal, *, ts: int | None = None, metadata: Mapping[str, Any] | None = None
     ) -> list[TradeRow]:
-        from pmbot.store.sqlite import redemption
-
         if payout < 0 or payout > 1:
             raise InputError(f"payout must be between 0 and 1, got {payout}")
         when = ts if ts is not None else self._now()
@@ -672,28 +581,15 @@ class PostgresStore:
             conn.execute("SELECT pg_advisory_xact_lock(x) FROM unnest(%b::bigint[]) AS x", (locks,))
             with conn.cursor(row_factory=dict_row) as cur:
                 held = [p for p in (rows.row_to_position(r) for r in cur.execute(sql_open, (token_id,))) if p.size > 0]
-            redemptions = [redemption(p, payout, when, metadata) for p in held]
-            if not redemptions:
+            if not held:
                 return []
-            # A position open here (under the locks) is unpaid, even when its redeem id is taken: a fill
-            # recorded after the payout (trade history late) re-opened it. That opening gets its own id,
-            # `<id>:2`, `<id>:3`, ... exactly as the SQLite store does.
-            known = self._taken_trade_ids(conn, [f.trade_id for f in redemptions])
-            fresh = []
-            for f in redemptions:
-                if f.trade_id in known:
-                    n = 2
-                    while self._taken_trade_ids(conn, [f"{f.trade_id}:{n}"]):
-                        n += 1
-                    f = dataclasses.replace(f, trade_id=f"{f.trade_id}:{n}")
-                fresh.append(f)
-            redemptions = fresh
+            # A position open here (under the locks) is unpaid, even when its redeem id is taken.
+            redemptions = ledger.unpaid_redemptions(
+                (ledger.redemption(p, payout, when, metadata) for p in held),
+                lambda ids: self._taken_trade_ids(conn, ids),
+            )
             self.record_fills(redemptions)  # joins this transaction (and its locks)
-            owed = [
-                (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
-                for f in redemptions
-                if not f.dry_run and payout > 0
-            ]
+            owed = ledger.redeemable_owed(redemptions, payout)
             if owed:
                 conn.cursor().executemany(
                     "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + %s, redeemed_at = NULL"
@@ -966,6 +862,33 @@ class PostgresStore:
             sql += " AND target = %s"
             params.append(target.lower())
         return {(r["target"], r["source"]): int(r["ts"]) for r in self._query(sql, params)}
+
+    # ---------------------------------------------------------------- copy analyses (0010)
+
+    def save_copy_analysis(self, row: CopyAnalysisRow) -> int:
+        from pmbot.store.sqlite import copy_analysis_values
+
+        with self._write() as conn:
+            found = conn.execute(
+                b"INSERT INTO copy_analyses (created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage,"
+                b" trades, copied, target_pnl, copy_pnl, share_kept, maker_share, verdict, result)"
+                b" VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s::jsonb) RETURNING id",
+                copy_analysis_values(row),
+            ).fetchone()
+        return int(found[0]) if found else 0
+
+    def list_copy_analyses(
+        self, *, wallet: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[CopyAnalysisRow]:
+        from pmbot.store.sqlite import copy_analyses_query, copy_analysis_row
+
+        sql, params = copy_analyses_query(wallet, name, limit, "%s")
+        columns = (
+            "id, created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage, trades, copied, target_pnl,"
+            " copy_pnl, share_kept, maker_share, verdict, result::text AS result"
+        )
+        sql = sql.replace("SELECT *", f"SELECT {columns}", 1)
+        return [copy_analysis_row(r) for r in self._query(sql, params)]
 
 
 def _backtest(r: dict[str, Any]) -> BacktestRun:

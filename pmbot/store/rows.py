@@ -138,6 +138,16 @@ def fill_to_row(f: Fill, price: int, size: int, fee: int, notional: int, realize
     )
 
 
+# positions as pmbot.store.ledger reads them (load_books) and writes them (position_rows).
+BOOK_COLUMNS = (
+    "strategy, token_id, dry_run, size_micro, cost_micro, realized_pnl_micro, state, condition_id, market, outcome,"
+    " opened_at, updated_at, mark_price_micro"
+)
+POSITION_COLUMNS = (
+    "strategy, token_id, dry_run, condition_id, market, outcome, size_micro, cost_micro, realized_pnl_micro,"
+    " state, mark_price_micro, opened_at, updated_at"
+)
+
 TRADE_COLUMNS = (
     "trade_id",
     "kind",

@@ -1,9 +1,12 @@
 """The SQLite store (sqlite-utils on one connection, WAL mode).
 
-Durability: `synchronous=FULL` in WAL mode fsyncs the WAL on every commit, so a committed
-order intent or fill survives a power cut, not just a crash of pmbot. That matters here more
-than anywhere: a lost write-ahead record can become a duplicate order after a restart. It costs
-~0.2 ms per commit on this class of disk (see bench/), well inside the 1 ms budget.
+Durability: `synchronous=FULL` in WAL mode (the default, `[store] durability = "full"`) fsyncs the
+WAL on every commit, so a committed order intent or fill survives a power cut, not just a crash of
+pmbot. That matters here more than anywhere: a lost write-ahead record can become a duplicate order
+after a restart. It costs ~0.2 ms per commit on this class of disk (see bench/). `durability =
+"normal"` (synchronous=NORMAL) writes the commit to the WAL without an fsync (the WAL is synced at
+checkpoints): it survives a crash or SIGKILL of the process, since the OS holds the pages, but the
+last commits may be lost on a power loss or OS crash. Only by the operator's choice.
 
 Writes use BEGIN IMMEDIATE: several pmbot processes may share one file, and taking the write
 lock up front avoids the deadlock of two readers upgrading at once.
@@ -11,7 +14,6 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import json
 import sqlite3
@@ -26,7 +28,7 @@ from typing import Any
 from sqlite_utils import Database
 
 from pmbot.errors import InputError, StoreError
-from pmbot.money import mul_micro, to_micro
+from pmbot.money import to_micro
 from pmbot.private_files import touch_private
 from pmbot.store import ledger, rows
 from pmbot.store.copy_rows import (
@@ -38,6 +40,7 @@ from pmbot.store.copy_rows import (
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
     BacktestRun,
+    CopyAnalysisRow,
     DecisionRow,
     ExecutionLog,
     Fill,
@@ -57,14 +60,9 @@ from pmbot.store.models import (
 from pmbot.timeutil import Clock
 
 _CHUNK = 500  # bound on SQL variables per statement
-_BOOK_COLUMNS = (
-    "strategy, token_id, dry_run, size_micro, cost_micro, realized_pnl_micro, state, condition_id, market, outcome,"
-    " opened_at, updated_at, mark_price_micro"
-)
+_BOOK_COLUMNS = rows.BOOK_COLUMNS
 _UPSERT_POSITION = (
-    "INSERT INTO positions (strategy, token_id, dry_run, condition_id, market, outcome, size_micro,"
-    " cost_micro, realized_pnl_micro, state, mark_price_micro, opened_at, updated_at)"
-    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f"INSERT INTO positions ({rows.POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
     " ON CONFLICT (strategy, token_id, dry_run) DO UPDATE SET"
     " condition_id = excluded.condition_id, market = excluded.market, outcome = excluded.outcome,"
     " size_micro = excluded.size_micro, cost_micro = excluded.cost_micro,"
@@ -77,10 +75,14 @@ _INSERT_TRADE = (
     f"INSERT INTO trades ({', '.join(rows.TRADE_COLUMNS)}) VALUES ({', '.join('?' * len(rows.TRADE_COLUMNS))})"
 )
 _INSERT_TRADE_OR_IGNORE = _INSERT_TRADE.replace("INSERT", "INSERT OR IGNORE", 1)
+_SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")  # OFF: backtests' throwaway files only
 
 
 class SQLiteStore:
     def __init__(self, path: str | Path, *, clock: Clock = time.time, synchronous: str = "FULL") -> None:
+        if synchronous not in _SYNCHRONOUS:  # it goes into a PRAGMA verbatim
+            raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
+        self.synchronous = synchronous
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self._clock = clock
@@ -275,44 +277,7 @@ class SQLiteStore:
         the UNIQUE index catch duplicates.
         """
         books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
-        trade_rows: list[tuple[Any, ...]] = []
-        append, apply, to_row = trade_rows.append, ledger.apply, rows.fill_to_row  # hot loop: local names
-        for f, (price, size, fee) in zip(batch, micros, strict=True):
-            if existing is not None:
-                if f.trade_id in existing:
-                    continue
-                existing.add(f.trade_id)
-            k = (f.strategy, f.token_id, f.dry_run)
-            book = books.get(k)
-            if book is None:
-                book = books[k] = ledger.Book()
-                m = meta[k] = {
-                    "opened_at": f.ts,
-                    "updated_at": f.ts,
-                    "condition_id": "",
-                    "market": "",
-                    "outcome": "",
-                    "mark": None,
-                }
-            else:
-                m = meta[k]
-            if book.size == 0 and f.side == _BUY:
-                m["opened_at"] = f.ts  # (re)opened
-            if f.condition_id:
-                m["condition_id"] = f.condition_id
-            if f.market:
-                m["market"] = f.market
-            if f.outcome:
-                m["outcome"] = f.outcome
-            if f.ts > m["updated_at"]:
-                m["updated_at"] = f.ts
-            if f.kind == _FILL:
-                m["mark"] = price
-            try:
-                notional, realized = apply(book, f.side, f.kind, price, size, fee)
-            except ValueError as e:
-                raise InputError(f"fill {f.trade_id}: {e}") from None
-            append(to_row(f, price, size, fee, notional, realized))
+        trade_rows, positions = ledger.book_fills(batch, micros, books, meta, existing)
         if not trade_rows:
             return 0
         if or_ignore:
@@ -320,27 +285,8 @@ class SQLiteStore:
                 return 0  # already recorded: nothing was written
         else:
             conn.executemany(_INSERT_TRADE, trade_rows)
-        conn.executemany(
-            _UPSERT_POSITION,
-            [
-                (
-                    k[0],
-                    k[1],
-                    int(k[2]),
-                    meta[k]["condition_id"],
-                    meta[k]["market"],
-                    meta[k]["outcome"],
-                    books[k].size,
-                    books[k].cost,
-                    books[k].realized,
-                    books[k].state.value,
-                    meta[k]["mark"],
-                    meta[k]["opened_at"],
-                    meta[k]["updated_at"],
-                )
-                for k in books  # every loaded book is a key of this batch; unchanged ones rewrite as-is
-            ],
-        )
+        # Every loaded book is a key of this batch; unchanged ones rewrite as-is.
+        conn.executemany(_UPSERT_POSITION, positions)
         return len(trade_rows)
 
     def _existing_trade_ids(self, conn: sqlite3.Connection, ids: list[str]) -> set[str]:
@@ -353,10 +299,8 @@ class SQLiteStore:
         return found
 
     def _load_books(
-        self, conn: sqlite3.Connection, keys: set[tuple[str, str, bool]]
-    ) -> tuple[dict[tuple[str, str, bool], ledger.Book], dict[tuple[str, str, bool], dict[str, Any]]]:
-        books: dict[tuple[str, str, bool], ledger.Book] = {}
-        meta: dict[tuple[str, str, bool], dict[str, Any]] = {}
+        self, conn: sqlite3.Connection, keys: set[ledger.BookKey]
+    ) -> tuple[dict[ledger.BookKey, ledger.Book], dict[ledger.BookKey, ledger.Meta]]:
         if len(keys) == 1:  # the live path: a primary-key lookup
             (k,) = keys
             found = conn.execute(
@@ -371,19 +315,7 @@ class SQLiteStore:
                 found += conn.execute(
                     f"SELECT {_BOOK_COLUMNS} FROM positions WHERE token_id IN ({', '.join('?' * len(chunk))})", chunk
                 ).fetchall()
-        for r in found:
-            k = (r[0], r[1], bool(r[2]))
-            if k in keys:
-                books[k] = ledger.Book(size=r[3], cost=r[4], realized=r[5], state=PositionState(r[6]))
-                meta[k] = {
-                    "condition_id": r[7],
-                    "market": r[8],
-                    "outcome": r[9],
-                    "opened_at": r[10],
-                    "updated_at": r[11],
-                    "mark": r[12],
-                }
-        return books, meta
+        return ledger.load_books(found, keys)
 
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts")
@@ -449,19 +381,15 @@ class SQLiteStore:
         when = ts if ts is not None else self._now()
         with self._write() as conn:  # read the open positions and redeem them under one write lock
             held = [p for p in self._open_in([token_id]) if p.size > 0]
-            redemptions = [redemption(p, payout, when, metadata) for p in held]
-            if not redemptions:
+            if not held:
                 return []
-            # A position open here (under the write lock) is unpaid, even when its redeem id is taken: a
-            # fill recorded after the payout (trade history late) re-opened it. That opening gets its own id.
-            known = self._existing_trade_ids(conn, [f.trade_id for f in redemptions])
-            redemptions = [self._next_redeem_id(conn, f) if f.trade_id in known else f for f in redemptions]
+            # A position open here (under the write lock) is unpaid, even when its redeem id is taken.
+            redemptions = ledger.unpaid_redemptions(
+                (ledger.redemption(p, payout, when, metadata) for p in held),
+                lambda ids: self._existing_trade_ids(conn, ids),
+            )
             self.record_fills(redemptions)  # joins this transaction
-            owed = [
-                (mul_micro(to_micro(payout), to_micro(f.size)), f.strategy, f.token_id)  # the trade's notional
-                for f in redemptions
-                if not f.dry_run and payout > 0
-            ]
+            owed = ledger.redeemable_owed(redemptions, payout)
             conn.executemany(
                 "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + ?, redeemed_at = NULL"
                 " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
@@ -470,12 +398,6 @@ class SQLiteStore:
             ids = [f.trade_id for f in redemptions]
             found = self._query(f"SELECT * FROM trades WHERE trade_id IN ({', '.join('?' * len(ids))})", ids)
         return [rows.row_to_trade(r) for r in found]
-
-    def _next_redeem_id(self, conn: sqlite3.Connection, f: Fill) -> Fill:
-        n = 2
-        while self._existing_trade_ids(conn, [f"{f.trade_id}:{n}"]):
-            n += 1
-        return dataclasses.replace(f, trade_id=f"{f.trade_id}:{n}")
 
     def mark_redeemed(self, token_id: str, *, ts: int | None = None) -> int:
         when = ts if ts is not None else self._now()
@@ -732,6 +654,24 @@ class SQLiteStore:
             params.append(target.lower())
         return {(r["target"], r["source"]): int(r["ts"]) for r in self._query(sql, params)}
 
+    # ---------------------------------------------------------------- copy analyses (0010)
+
+    def save_copy_analysis(self, row: CopyAnalysisRow) -> int:
+        with self._write() as conn:
+            cur = conn.execute(
+                "INSERT INTO copy_analyses (created_at, wallet, name, source, start_ms, end_ms, delay_ms, slippage,"
+                " trades, copied, target_pnl, copy_pnl, share_kept, maker_share, verdict, result)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                copy_analysis_values(row),
+            )
+            return int(cur.lastrowid or 0)
+
+    def list_copy_analyses(
+        self, *, wallet: str | None = None, name: str | None = None, limit: int | None = None
+    ) -> list[CopyAnalysisRow]:
+        sql, params = copy_analyses_query(wallet, name, limit, "?")
+        return [copy_analysis_row(r) for r in self._query(sql, params)]
+
 
 def _backtest(r: dict[str, Any]) -> BacktestRun:
     return BacktestRun(
@@ -800,32 +740,6 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
     ]
 
 
-def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any] | None = None) -> Fill:
-    """The `redeem` trade for a position whose market resolved: every share held at `payout`.
-
-    Its trade id is deterministic (strategy, token, mode), so every path that learns of a resolution
-    (`pmbot settle`, a report, the executor) records the payout once, whichever comes first."""
-    meta = dict(metadata or {})
-    if not p.dry_run and payout > 0:
-        meta["redeemable"] = True  # cash arrives with the on-chain redemption, not now
-    return Fill(
-        trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
-        kind=TradeKind.REDEEM,
-        strategy=p.strategy,
-        token_id=p.token_id,
-        condition_id=p.condition_id,
-        market=p.market,
-        outcome=p.outcome,
-        side=Side.SELL,
-        price=payout,
-        size=p.size,
-        dry_run=p.dry_run,
-        ts=ts,
-        liquidity="redeem",
-        metadata=meta,
-    )
-
-
 @functools.cache
 def _insert_order_sql(cols: tuple[str, ...]) -> str:
     """INSERT of an order row. A key recorded `not_sent` (nothing of it reached the venue) is taken over
@@ -837,3 +751,43 @@ def _insert_order_sql(cols: tuple[str, ...]) -> str:
         f" ON CONFLICT(key) DO UPDATE SET {reuse}"
         " WHERE orders.status = 'not_sent' AND orders.dry_run = excluded.dry_run"
     )
+
+
+def copy_analysis_values(row: CopyAnalysisRow) -> tuple[Any, ...]:
+    """The INSERT values of a copy analysis, in column order (shared with the PostgreSQL store)."""
+    return (
+        row.created_at, row.wallet.lower(), row.name.lower(), row.source, row.start_ms, row.end_ms, row.delay_ms,
+        row.slippage, row.trades, row.copied, row.target_pnl, row.copy_pnl, row.share_kept, row.maker_share,
+        row.verdict, json.dumps(row.result, sort_keys=True, default=str),
+    )  # fmt: skip
+
+
+def copy_analyses_query(wallet: str | None, name: str | None, limit: int | None, mark: str) -> tuple[str, list[Any]]:
+    """SELECT of copy analyses, newest first (`mark`: the driver's placeholder)."""
+    where: list[str] = []
+    params: list[Any] = []
+    if wallet:
+        where.append(f"wallet = {mark}")
+        params.append(wallet.lower())
+    if name:
+        where.append(f"name = {mark}")
+        params.append(name.lower())
+    sql = "SELECT * FROM copy_analyses"
+    if where:
+        sql += " WHERE " + " OR ".join(where)
+    sql += " ORDER BY created_at DESC, id DESC"
+    if limit is not None:
+        sql += f" LIMIT {mark}"
+        params.append(int(limit))
+    return sql, params
+
+
+def copy_analysis_row(r: dict[str, Any]) -> CopyAnalysisRow:
+    result = r["result"]
+    return CopyAnalysisRow(
+        id=r["id"], created_at=r["created_at"], wallet=r["wallet"], name=r["name"] or "", source=r["source"],
+        start_ms=r["start_ms"], end_ms=r["end_ms"], delay_ms=r["delay_ms"], slippage=r["slippage"],
+        trades=r["trades"], copied=r["copied"], target_pnl=r["target_pnl"], copy_pnl=r["copy_pnl"],
+        share_kept=r["share_kept"], maker_share=r["maker_share"], verdict=r["verdict"],
+        result=json.loads(result) if isinstance(result, str) else dict(result),
+    )  # fmt: skip

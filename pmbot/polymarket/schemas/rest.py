@@ -196,6 +196,11 @@ def gamma_market(raw: Any) -> Market:
     )
 
 
+def gamma_closed_ms(raw: Any) -> int | None:
+    """A Gamma market's `closedTime` ("2026-05-09 02:07:01+00", not ISO T) in epoch ms; None while open."""
+    return epoch_ms(_obj(raw, "market").get("closedTime"))
+
+
 def _price_to_beat(event: Mapping[str, Any]) -> Decimal | None:
     """`eventMetadata.priceToBeat` of an Up/Down event (absent before the window opens)."""
     meta = event.get("eventMetadata")

@@ -44,6 +44,11 @@ async def trades(request: web.Request) -> web.Response:
         fills = [f for f in fills if f.order.market.condition_id.lower() in cids]
     if q.get("side"):
         fills = [f for f in fills if f.order.side == q["side"].upper()]
+    if q.get("user"):  # the window (epoch seconds, inclusive) binds the user shape only, as on the venue
+        if q.get("start"):
+            fills = [f for f in fills if f.trade.match_time >= int_param(q.get("start"), 0)]
+        if q.get("end"):
+            fills = [f for f in fills if f.trade.match_time <= int_param(q.get("end"), 0)]
     return ok([_row(v, f) for f in _newest_first(fills)[offset : offset + limit]])
 
 

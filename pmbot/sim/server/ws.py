@@ -28,6 +28,9 @@ async def _pump(ws: web.WebSocketResponse, conn: Conn, faults: Faults) -> None:
         if every and conn.sent % every == 0:
             await ws.send_str(MALFORMED_FRAME)
         await ws.send_str(text)
+        on_send = getattr(text, "on_send", None)  # a stamped frame (hub.StampedText): it is out now
+        if on_send is not None:
+            on_send()
 
 
 async def _drop_later(ws: web.WebSocketResponse, seconds: float) -> None:

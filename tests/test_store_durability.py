@@ -1,0 +1,167 @@
+"""`[store] durability`: "full" (the default, synchronous=FULL) or "normal" (WAL + synchronous=NORMAL).
+
+With "normal" a commit is in the WAL file (the OS's page cache) when it returns, so it survives the
+process dying at any point after it: a child that commits an order row and is SIGKILLed right after
+leaves the row there for the next open, on a real file. (What "normal" gives up, a power loss or OS
+crash, cannot be staged here: that is what the setting's note says.)"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import signal
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from pmbot.app import App
+from pmbot.cli import main
+from pmbot.config import DURABILITY_NOTES, load_settings
+from pmbot.errors import ConfigError
+from pmbot.store import open_store
+from pmbot.store.sqlite import SQLiteStore
+
+CHILD = """
+import os, signal, sys
+from decimal import Decimal
+from pmbot.store import open_store
+from pmbot.store.models import OrderRecord, OrderType, Side
+
+store = open_store(sys.argv[1], durability=sys.argv[2])
+n = int(sys.argv[3])  # rows; then SIGKILL itself right after the last commit, or wait for the parent's
+for i in range(n if n > 0 else 10**9):
+    order = OrderRecord(key=f"k{i}", strategy="snipe", token_id="tok", side=Side.BUY, price=Decimal("0.97"),
+                        size=Decimal("10"), order_type=OrderType.FOK, dry_run=False, condition_id="0xc")
+    assert store.insert_order(order)
+    print(f"k{i}", flush=True)  # only once insert_order has returned: the commit is done
+    if i == n - 1:
+        os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def invoke(*args: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(list(args))
+    return code, out.getvalue(), err.getvalue()
+
+
+def pragma(store: SQLiteStore, name: str) -> object:
+    return store.db.conn.execute(f"PRAGMA {name}").fetchone()[0]
+
+
+def test_default_is_full_and_normal_is_wal_with_synchronous_normal(tmp_path: Path) -> None:
+    assert load_settings(environ={}).settings.store.durability == "full"
+    full = open_store(f"sqlite:///{tmp_path / 'full.db'}")
+    normal = open_store(f"sqlite:///{tmp_path / 'normal.db'}", durability="normal")
+    try:
+        assert isinstance(full, SQLiteStore) and isinstance(normal, SQLiteStore)
+        assert (pragma(full, "journal_mode"), pragma(full, "synchronous")) == ("wal", 2)  # FULL
+        assert (pragma(normal, "journal_mode"), pragma(normal, "synchronous")) == ("wal", 1)  # NORMAL
+    finally:
+        full.close()
+        normal.close()
+
+
+def test_the_setting_reaches_the_store_from_toml_and_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    cfg = tmp_path / "pmbot.toml"
+    cfg.write_text('[store]\ndurability = "normal"\n')
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{tmp_path / 'a.db'}")
+    app = App(config_file=cfg)
+    try:
+        assert isinstance(app.store, SQLiteStore) and app.store.synchronous == "NORMAL"
+    finally:
+        app.close()
+    monkeypatch.setenv("PMBOT_STORE__DURABILITY", "full")  # the environment beats the file
+    app = App(config_file=cfg)
+    try:
+        assert isinstance(app.store, SQLiteStore) and app.store.synchronous == "FULL"
+    finally:
+        app.close()
+
+
+@pytest.mark.parametrize("value", ["fast", "FULL", "off", "", "extra"])
+def test_a_bad_value_is_one_line_exit_2_and_writes_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    db = tmp_path / "never.db"
+    monkeypatch.setenv("PMBOT_DATABASE_URL", f"sqlite:///{db}")
+    monkeypatch.setenv("PMBOT_STORE__DURABILITY", value)
+    code, out, err = invoke("trades")
+    assert code == 2 and out == ""
+    lines = err.strip().splitlines()
+    assert len([ln for ln in lines if ln.strip()]) <= 2  # the error line and its hint, no traceback
+    assert "store.durability (PMBOT_STORE__DURABILITY, from environment)" in lines[0], err
+    assert "Traceback" not in err and not db.exists()
+    with pytest.raises(ConfigError):
+        load_settings(environ={"PMBOT_STORE__DURABILITY": value})
+    with pytest.raises(ConfigError):
+        open_store(f"sqlite:///{db}", durability=value)
+    assert not db.exists()
+
+
+def test_config_show_states_the_trade_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    code, out, _ = invoke("config", "show")
+    assert code == 0 and DURABILITY_NOTES["full"].split(":")[0] in out
+    row = next(ln for ln in out.splitlines() if ln.startswith("store.durability") or " store.durability " in ln)
+    assert "full" in row
+    monkeypatch.setenv("PMBOT_STORE__DURABILITY", "normal")
+    code, out, _ = invoke("config", "show", "--json")
+    view = json.loads(out)
+    assert view["notes"]["store.durability"] == DURABILITY_NOTES["normal"]
+    assert "power loss" in view["notes"]["store.durability"]
+    assert next(r for r in view["settings"] if r["key"] == "store.durability")["source"] == "environment"
+    monkeypatch.setenv("PMBOT_DATABASE_URL", "postgresql://u@127.0.0.1:1/x")
+    code, out, _ = invoke("config", "show", "--json")
+    assert "PostgreSQL" in json.loads(out)["notes"]["store.durability"]
+
+
+def _child(db: Path, durability: str, n: int) -> subprocess.Popen[str]:
+    return subprocess.Popen(
+        [sys.executable, "-c", CHILD, f"sqlite:///{db}", durability, str(n)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_a_commit_survives_sigkill_right_after_it(tmp_path: Path, durability: str) -> None:
+    db = tmp_path / "kill.db"
+    child = _child(db, durability, 3)
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL, err
+    assert out.split() == ["k0", "k1", "k2"]
+    store = open_store(f"sqlite:///{db}", durability=durability)  # the restart
+    try:
+        assert [k for k in ("k0", "k1", "k2") if store.get_order(k) is not None] == ["k0", "k1", "k2"]
+        got = store.get_order("k2")
+        assert got is not None and got.dry_run is False and got.price == Decimal("0.97")
+    finally:
+        store.close()
+
+
+def test_every_acknowledged_commit_survives_a_sigkill_from_outside(tmp_path: Path) -> None:
+    """The parent kills a child that commits in a loop, at an arbitrary point (maybe mid-commit):
+    every row the child reported committed is there after the restart, and the file opens clean."""
+    db = tmp_path / "loop.db"
+    child = _child(db, "normal", 0)
+    assert child.stdout is not None
+    seen = [child.stdout.readline().strip() for _ in range(200)]
+    child.send_signal(signal.SIGKILL)
+    rest, _ = child.communicate(timeout=60)
+    seen += rest.split()
+    assert child.returncode == -signal.SIGKILL and len(seen) >= 200
+    store = open_store(f"sqlite:///{db}", durability="normal")
+    try:
+        missing = [k for k in seen if store.get_order(k) is None]
+        assert missing == []
+        assert store.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()
