@@ -184,15 +184,6 @@ class CopySettings(CopyRuleSettings):
         Decimal(30), gt=0, description="RTDS activity silent this long: marked stale, then reconnected at 2x"
     )
 
-    # The names `[copy_trading]` had (read by `copy analyze`'s rules_from): the same values under [copy].
-    @property
-    def size_ratio(self) -> Decimal:
-        return self.ratio
-
-    @property
-    def max_order_usdc(self) -> Decimal | None:
-        return self.max_per_trade_usdc
-
     def rules_for(self, target: CopyTargetSettings | None) -> dict[str, object]:
         """The CopyConfig fields for a target: `[copy]`'s, with the target entry's overrides on top."""
         raw = self.strategy_config()
@@ -338,11 +329,6 @@ class Settings(BaseSettings):
                 raise ConfigError("\n".join(lines), hint=_FIX_HINT) from None
             out.append((e, section))
         return out
-
-    @property
-    def copy_trading(self) -> CopySettings:
-        """The old name of `[copy]` (still read by `copy analyze`)."""
-        return self.copy
 
     @field_validator("clob_url", "gamma_url", "data_url")
     @classmethod

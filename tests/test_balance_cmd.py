@@ -6,7 +6,6 @@ import contextlib
 import io
 import json
 import socket
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -24,6 +23,7 @@ from pmbot.polymarket.balances import (
 )
 from pmbot.polymarket.identity import is_v2_position_id
 from pmbot.sim.testing import HARDHAT_KEYS, SimServer, SimTrader
+from tests.sim_start import mid_window
 
 KEY = HARDHAT_KEYS[0]
 ADDRESS = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # HARDHAT_KEYS[0]
@@ -32,7 +32,7 @@ SAFE = "0x" + "5a" * 20
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

@@ -22,6 +22,7 @@ from pathlib import Path
 import pytest
 
 from pmbot.sim.testing import SimServer
+from tests.sim_start import mid_window
 
 PMBOT = Path(sys.executable).with_name("pmbot")
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
@@ -387,7 +388,7 @@ def test_ctrl_c_stops_sim_serve_as_documented(home: Path) -> None:
 
 @pytest.fixture
 def sim(home: Path) -> Iterator[tuple[SimServer, dict[str, str]]]:
-    with SimServer(seed=5, start=time.time(), manual=True) as server:
+    with SimServer(seed=5, start=mid_window(), manual=True) as server:
         yield server, child_env(home, **server.env())
 
 

@@ -39,7 +39,14 @@ def test_a_target_entry_overrides_the_section(tmp_path: Path) -> None:
         rows["copy.targets"]
         == "{target=distinct-baguette ratio=0.5 markets=['btc-updown-15m-1']},{target=" + WALLET + "}"
     )
-    assert Settings().copy_trading.size_ratio == Decimal("0.1")  # the old names copy analyze reads
+    # `copy analyze` sizes a target as `pmbot copy` would: [copy] with that target's entry on top
+    from pmbot.app import App
+    from pmbot.commands.copy_analyze_cmd import rules_from
+
+    app = App(config_file=cfg)
+    assert rules_from(app, "Distinct-Baguette").ratio == Decimal("0.5")
+    assert rules_from(app, WALLET).ratio == Decimal("0.2")
+    assert rules_from(app, "someone-else").ratio == Decimal("0.2")
 
 
 @pytest.mark.parametrize(

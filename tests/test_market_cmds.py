@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 
@@ -13,13 +12,14 @@ import pytest
 
 from pmbot.cli import main
 from pmbot.sim.testing import SimServer
+from tests.sim_start import now_with_time_left
 from tests.test_cli import run
 
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
     """A sim whose clock starts at the real now, so the CLI's "time left" matches the sim's markets."""
-    with SimServer(seed=11, start=time.time(), manual=True) as sim:
+    with SimServer(seed=11, start=now_with_time_left(), manual=True) as sim:
         for key, value in sim.env().items():
             monkeypatch.setenv(key, value)
         yield sim

@@ -17,6 +17,7 @@ from rich.console import Console
 from pmbot.cli import main
 from pmbot.commands.market_cmds import print_markets
 from pmbot.sim.testing import SimServer
+from tests.sim_start import mid_window
 
 
 def invoke(*args: str) -> tuple[int, str, str]:
@@ -28,7 +29,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=11, start=time.time(), manual=True) as sim:
+    with SimServer(seed=11, start=mid_window(), manual=True) as sim:
         for key, value in sim.env().items():
             monkeypatch.setenv(key, value)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
@@ -521,7 +522,7 @@ def test_record_that_loses_the_venue_until_the_end_fails_but_keeps_what_it_got(
     import pmbot.recorder
 
     monkeypatch.setattr(pmbot.recorder, "LOST_AFTER_S", 1.0)
-    sim = SimServer(seed=11, start=time.time(), manual=True).start()
+    sim = SimServer(seed=11, start=mid_window(), manual=True).start()
     for key, value in sim.env().items():
         monkeypatch.setenv(key, value)
     token = sim.current_market()["token_ids"][0]

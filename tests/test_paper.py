@@ -479,3 +479,16 @@ def test_balance_never_negative_and_cash_is_conserved(
     for (snap_ts, book_side, price), size in model.taken.items():
         levels = snapshots[snap_ts].asks if book_side == "ask" else snapshots[snap_ts].bids
         assert size <= next(lv.size for lv in levels if lv.price == price)
+
+
+def test_marketable_orders_need_one_dollar_not_five_shares(ex: PaperExchange) -> None:
+    """The venue's minimums: $1 for FOK/FAK, the market's minimum shares only for an order that can rest.
+    A copy of a small whale fill (3.46 shares at 0.991, $3.42) was refused here as < 5 shares."""
+    r = ex.submit(order(Side.BUY, "0.50", "3", OrderType.FAK), book(ASKS), PARAMS)
+    assert (r.status, r.filled_size) == (OrderStatus.FILLED, D(3))
+    r = ex.submit(order(Side.BUY, "0.50", "1.9", OrderType.FAK), book(ASKS), PARAMS)  # spends $0.95
+    assert (r.code, r.reason) == ("min_size", "min_size: FAK BUY of 0.95 USDC < minimum 1 USDC for a marketable order")
+    r = ex.submit(order(Side.SELL, "0.48", "2", OrderType.FOK), book(ASKS, BIDS), PARAMS)  # $0.96
+    assert r.code == "min_size" and "FOK SELL of 0.96 USDC" in (r.reason or "")
+    r = ex.submit(order(Side.BUY, "0.49", "4", OrderType.GTC), book(ASKS), PARAMS)  # would rest: shares rule
+    assert (r.code, r.reason) == ("min_size", "min_size: 4 shares < minimum 5")

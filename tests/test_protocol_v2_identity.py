@@ -9,7 +9,6 @@ import contextlib
 import copy
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from pmbot.polymarket.schemas import rest
 from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
 from pmbot.store.models import Query
+from tests.sim_start import now_with_time_left
 
 SAMPLES = Path("/work/shared/polymarket-samples")
 # From gamma_markets_list_2026-09.json (a neg-risk V1 market that also lists its V2 position ids).
@@ -140,7 +140,7 @@ def test_v2_outcome_ids_must_be_position_ids() -> None:
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=12, start=time.time(), manual=True) as sim:
+    with SimServer(seed=12, start=now_with_time_left(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

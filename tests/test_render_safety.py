@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -17,6 +16,7 @@ from pmbot import render
 from pmbot.cli import main
 from pmbot.commands.market_cmds import print_markets, print_whois
 from pmbot.sim.testing import SimServer
+from tests.sim_start import mid_window
 
 HOSTILE = "Will [/dim] close [bold]x[/] [link=https://evil.example]here[/link] \x1b[2J\x1b]0;title\x07\x9b31m\u202eend"
 
@@ -94,7 +94,7 @@ def test_whois_profile_name_with_markup_renders() -> None:
 
 @pytest.fixture
 def hostile_sim(monkeypatch: pytest.MonkeyPatch) -> Iterator[SimServer]:
-    with SimServer(seed=11, start=time.time(), manual=True) as sim:
+    with SimServer(seed=11, start=mid_window(), manual=True) as sim:
         for key, value in sim.env().items():
             monkeypatch.setenv(key, value)
 

@@ -165,3 +165,43 @@ async def test_a_paused_strategy_anticipates_nothing(rig: Rig) -> None:
     rig.at(60)
     assert await rig.runner.arm_ahead() == 0 and rig.store.list_orders() == []
     await asyncio.sleep(0)
+
+
+async def test_an_armed_order_whose_terms_changed_is_rearmed_with_the_new_ones(rig: Rig) -> None:
+    from dataclasses import replace as dc_replace
+
+    from pmbot.polymarket.models import FeeSchedule
+
+    up, _ = rig.info.token_ids
+    rig.at(60)
+    assert await rig.runner.arm_ahead() == 2
+    old = next(e for e in rig.runner.armed.values() if e.intent.token_id == up)
+    assert old.intent.price == D("0.99")
+    # the market's fee schedule changed (a refresh from the venue): the sniper's limit is lower now
+    steep = dc_replace(rig.info, fees=FeeSchedule(rate=D(1)))
+    rig.view.set_market(steep)
+    rig.info = steep
+    assert await rig.runner.arm_ahead() == 2
+    new = next(e for e in rig.runner.armed.values() if e.intent.token_id == up)
+    assert new.intent.price < old.intent.price and new.stored_key == old.stored_key
+    rec = rig.store.get_order(new.stored_key)
+    assert rec is not None and rec.status is OrderStatus.ARMED and rec.price == new.intent.price
+    await rig.book(up, str(new.intent.price))  # in band, at the new limit: fires the re-armed order
+    (sent,) = rig.runner.sent.values()
+    assert sent.result is not None and sent.result.status is OrderStatus.FILLED
+    assert sent.intent.price == new.intent.price
+
+
+async def test_a_failing_anticipate_costs_the_pre_arming_never_the_entry(rig: Rig) -> None:
+    up, down = rig.info.token_ids
+
+    def broken(now_ms: int) -> list[object]:
+        raise ValueError("bug in a prediction")
+
+    rig.runner.strategy.anticipate = broken  # type: ignore[method-assign,assignment]
+    rig.at(45)
+    assert await rig.runner.arm_ahead() == 0
+    await rig.book(down, "0.06")
+    await rig.book(up, "0.95")
+    (sent,) = rig.runner.sent.values()
+    assert sent.result is not None and sent.result.status is OrderStatus.FILLED  # submitted as usual

@@ -27,6 +27,7 @@ from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
 from pmbot.store.models import OrderStatus
 from tests.hostile import Forward, HostileVenue
+from tests.sim_start import mid_window
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 NO_RETRY = RetryPolicy(attempts=1)
@@ -132,7 +133,7 @@ async def test_waiting_for_a_pooled_connection_is_not_the_deadline(evil: Hostile
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

@@ -11,7 +11,6 @@ import contextlib
 import io
 import os
 import stat
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +19,7 @@ import pytest
 from pmbot.cli import main
 from pmbot.executor.lock import FileWalletLock, RedisWalletLock, WalletLockedError, user_lock_dir, wallet_tag
 from pmbot.sim.testing import SimServer
+from tests.sim_start import mid_window
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 WALLET = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # KEY's address (an EOA: signer = maker)
@@ -27,7 +27,7 @@ WALLET = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"  # KEY's address (an EOA: 
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

@@ -13,7 +13,6 @@ import contextlib
 import io
 import logging
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from pmbot.config import SECP256K1_N, load_settings
 from pmbot.errors import ConfigError, RedactingFilter, redact, register_secret, scrub_venue_text
 from pmbot.sim.testing import SimServer
 from tests.hostile import Forward, HostileVenue
+from tests.sim_start import mid_window
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 WALLET = "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266"
@@ -142,7 +142,7 @@ def test_cli_log_handler_has_the_filter() -> None:
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

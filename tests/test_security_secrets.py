@@ -13,7 +13,6 @@ import base64
 import contextlib
 import io
 import sqlite3
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from aiohttp import web
 from pmbot.cli import main
 from pmbot.sim.testing import SimServer
 from tests.hostile import Forward, HostileVenue
+from tests.sim_start import mid_window
 
 KEY = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d"  # hardhat #1
 WALLET = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8"
@@ -48,7 +48,7 @@ def secret_forms(creds: dict[str, str]) -> dict[str, set[str]]:
 
 @pytest.fixture
 def session(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, redis_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         (tmp_path / "data").mkdir(mode=0o700, exist_ok=True)  # only the default data directory is created

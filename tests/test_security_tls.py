@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from pmbot.errors import ConfigError
 from pmbot.polymarket.factory import build_venue
 from pmbot.sim.testing import SimServer
 from tests.hostile import HostileVenue
+from tests.sim_start import mid_window
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 
@@ -37,7 +37,7 @@ def invoke(*args: str) -> tuple[int, str, str]:
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import time
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Any
@@ -29,6 +28,7 @@ from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
 from pmbot.store.models import Fill, OrderStatus, OrderType, Query, Side
 from tests.hostile import Forward, HostileVenue
+from tests.sim_start import mid_window
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"
 TOKEN = "71321045679252212594626385532706912750332728571942532289631379312455583992563"
@@ -251,7 +251,7 @@ def test_fill_bounds() -> None:
 
 @pytest.fixture
 def live_sim(monkeypatch: pytest.MonkeyPatch, db_url: str) -> Iterator[SimServer]:
-    with SimServer(seed=5, start=time.time(), manual=True) as sim:
+    with SimServer(seed=5, start=mid_window(), manual=True) as sim:
         for k, v in sim.env().items():
             monkeypatch.setenv(k, v)
         monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)

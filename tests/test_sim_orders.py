@@ -194,6 +194,15 @@ def test_fok_fills_completely_or_not_at_all(sim: SimServer, bob: SimTrader) -> N
     assert bob.get(f"/data/order/{r['orderID']}").json()["status"] == "ORDER_STATUS_MATCHED"
 
 
+def test_marketable_orders_have_a_dollar_minimum_not_the_share_minimum(sim: SimServer, bob: SimTrader) -> None:
+    """As the venue: a FOK/FAK needs $1 (a BUY's signed USDC), only an order that can rest needs 5 shares."""
+    token, ask = max(((t, best(sim, t)[1]) for t in tokens(sim)), key=lambda ta: ta[1])  # ask >= ~0.5
+    r = bob.post_order(token, "BUY", ask, amount=D("1.20"), order_type="FAK").json()
+    assert r["status"] == "matched" and D(r["takingAmount"]) < 5
+    r = bob.post_order(token, "BUY", ask, amount=D("0.99"), order_type="FAK")
+    assert r.status_code == 400 and "lower than the minimum: 1" in r.json()["error"]
+
+
 def test_fak_takes_what_is_there_and_fails_when_nothing_crosses(sim: SimServer, bob: SimTrader) -> None:
     up, _ = tokens(sim)
     bid, ask = best(sim, up)

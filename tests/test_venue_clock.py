@@ -138,3 +138,54 @@ async def test_sync_survives_a_venue_that_does_not_answer() -> None:
 
     clock = VenueClock(up, wall=wall)
     assert await clock.sync() is True and abs(clock() - (wall.t - 500)) < 1.0
+
+
+def test_one_wild_answer_is_ignored_not_fitted() -> None:
+    """A sample paired with the wrong instant (a manual sim stepped mid-request, a glitch): held back, then
+    dropped once the next answers agree with the earlier ones. The clock never takes a wild rate."""
+    wall = Wall()
+    venue = FakeVenue(wall, start=wall.t, rate=1.0)
+    clock = VenueClock(wall=wall)
+    for _ in range(5):
+        venue.sample(clock)
+        wall.t += 5.0
+    clock.add_sample(wall.t, wall.t + 0.001, math.floor(wall.t) + 835.0)  # 835 s off
+    assert clock.rate == 1.0 and clock() == wall.t
+    for _ in range(2):
+        wall.t += 5.0
+        venue.sample(clock)
+        assert clock.rate == 1.0 and clock() == wall.t
+
+
+def test_a_step_of_a_venue_at_our_pace_is_followed_at_rate_one() -> None:
+    wall = Wall()
+    venue = FakeVenue(wall, start=wall.t, rate=1.0)
+    clock = VenueClock(wall=wall)
+    for _ in range(5):
+        venue.sample(clock)
+        wall.t += 5.0
+    stepped = FakeVenue(wall, start=wall.t + 600.0, rate=1.0)  # e.g. a sim restarted 10 minutes later
+    for _ in range(3):
+        stepped.sample(clock)
+        wall.t += 5.0
+    assert clock.rate == 1.0 and abs(clock() - stepped.true()) < 1.0
+
+
+async def test_start_samples_at_once_then_keeps_sampling_until_cancelled() -> None:
+    import asyncio
+
+    wall = Wall()
+    calls: list[float] = []
+
+    async def fetch() -> float:
+        calls.append(wall.t)
+        return float(int(wall.t) + 3600)
+
+    clock = VenueClock(fetch, wall=wall)
+    task = await clock.start()
+    assert len(calls) == 1 and abs(clock() - (wall.t + 3600)) < 1.0  # read right after start: venue time
+    await asyncio.sleep(0.3)
+    assert len(calls) >= 2
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task

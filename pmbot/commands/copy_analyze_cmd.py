@@ -52,12 +52,17 @@ def parse_slippage(text: str) -> Decimal:
     return Decimal(value)
 
 
-def rules_from(a: App) -> CopyRules:
-    """Our sizing: the copy strategy's defaults with the configured ratio and per-trade cap."""
+def rules_from(a: App, target: str) -> CopyRules:
+    """Our sizing as `pmbot copy` would use it for `target`: `[copy]`, with the matching
+    `[[copy.targets]]` entry's overrides (by name or wallet, any case) on top."""
+    from pmbot.strategies.copy import CopyStrategy
     from pmbot.strategies.copy_analysis import CopyRules
 
-    section = a.settings.copy_trading
-    return CopyRules(ratio=section.size_ratio, max_per_trade_usdc=section.max_order_usdc)
+    section = a.settings.copy
+    entry = next((t for t in section.targets if t.target.strip().lower() == target.strip().lower()), None)
+    # validated as `pmbot copy` validates it; the rules do not depend on the wallet, so any address will do
+    raw = {"target": "0x" + "0" * 40, **section.rules_for(entry)}
+    return CopyRules.from_config(CopyStrategy.validate_config(raw))
 
 
 def analyze(
@@ -125,7 +130,7 @@ def analyze(
         ctx.fail(f"--save {save!r}: no such directory {str(Path(save).parent)!r}")
     a: App = ctx.obj
     delay_ms, slip = parse_delay(delay), parse_slippage(slippage)
-    rules = rules_from(a)
+    rules = rules_from(a, target)
     if from_file is not None:
         history = read_history(from_file)
         if not history.is_of(target):

@@ -167,7 +167,7 @@ async def _run(
             det = d.detail
             line = (
                 f"{render.when(d.ts_ms)} {d.kind.value:<7} {d.reason:<14} {det.get('side', ''):<4} "
-                f"{det.get('outcome', '')[:10]:<10} target {det.get('target_size', '')}@{det.get('target_price', '')}"
+                f"{det.get('outcome', '')[:10]:<10} target {det.get('target_size', '')}@{_avg(det.get('target_price'))}"
             )
             if det.get("size"):
                 line += f" -> ours {det['size']}@{det.get('limit', '')}"
@@ -259,7 +259,7 @@ def _view(state: _ViewState, app: App) -> RenderableType:
             r.reason,
             r.side,
             render.plain(r.outcome),
-            f"{fmt(r.target_size)}@{fmt(r.target_price)}",
+            f"{fmt(r.target_size)}@{render.mean_price(r.target_price)}",
             render.plain(ours),
             r.order_status,
         )
@@ -542,7 +542,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             r["reason"],
             r["side"],
             render.plain(r["outcome"]),
-            f"{r['target_size']}@{r['target_price']}",
+            f"{r['target_size']}@{_avg(r['target_price'])}",
             render.plain(ours),
             (r["tx_hash"] or "")[:12],
         )
@@ -553,3 +553,13 @@ def register(app: typer.Typer) -> None:
     """Adds the group's callback (the run) and `report` to the `copy` group."""
     app.callback(invoke_without_command=True, no_args_is_help=False)(copy_run)
     app.command("report")(copy_report)
+
+
+def _avg(text: str | None) -> str:
+    """A target fill's price as stored (text): an average over its matches, so rounded like one."""
+    from decimal import Decimal, InvalidOperation
+
+    try:
+        return render.mean_price(Decimal(text)) if text else ""
+    except InvalidOperation:
+        return render.clean(text)

@@ -141,7 +141,7 @@ def order(
         line.append("  (already known: not sent again)", style="yellow")
     out.print(line)
     if result.filled_size:
-        fill = f"filled {fmt(result.filled_size)} @ {render.price(result.avg_price)}"
+        fill = f"filled {fmt(result.filled_size)} @ {render.mean_price(result.avg_price)} avg"
         out.print(f"{fill}, fees {render.usdc(result.fees)} USDC")  # exact in --json
     if result.reason:
         out.print(render.plain(f"reason: {result.reason}"))

@@ -483,6 +483,12 @@ class Executor:
                     self._by_venue_id[armed.signed.order_hash] = key
         return list(out.values())
 
+    def refresh(self) -> None:
+        """Re-read the mode's shared risk state (kill switch, today's PnL, `pmbot resume`) now, when it is
+        older than `risk_sync_s`: a runner calls it between ticks so that `fire` and `submit` find it fresh
+        and read nothing from the store before their POST (at half the age, so the next check finds it fresh)."""
+        self._sync_risk_state(max_age_s=self.risk_sync_s / 2)
+
     def armed(self) -> list[str]:
         """Keys armed in this process and not fired or retired yet."""
         return list(self._armed)
@@ -853,10 +859,11 @@ class Executor:
             self._risk_synced = self._perf()
         self._on_kill_switch()
 
-    def _sync_risk_state(self) -> None:
+    def _sync_risk_state(self, *, max_age_s: float | None = None) -> None:
         """Adopt what other processes (or `pmbot resume`) changed in the shared risk state, at most every
         `risk_sync_s`: one small read, so a resume or another process's trip reaches a running engine."""
-        if self.risk.dirty or self._perf() - self._risk_synced >= self.risk_sync_s:
+        max_age = self.risk_sync_s if max_age_s is None else max_age_s
+        if self.risk.dirty or self._perf() - self._risk_synced >= max_age:
             try:
                 # dirty: merge anyway (no read needed); clean: merge only if another process changed the row
                 if self.risk.dirty or self.store.get_state(f"risk:{self.mode}") != self._risk_state:

@@ -14,8 +14,11 @@ from pmbot.errors import InputError
 from pmbot.money import fmt
 from pmbot.store.models import OrderType, Side
 
-__all__ = ["OrderIntent", "intent_key", "off_tick", "validate_intent"]
+__all__ = ["MIN_MARKETABLE_USDC", "OrderIntent", "intent_key", "off_tick", "validate_intent"]
 
+# The venue's minimum for a marketable (FOK/FAK) order, in USDC; an order that can rest (GTC/GTD) needs
+# the market's minimum shares instead (its book's `min_order_size`, usually 5).
+MIN_MARKETABLE_USDC = Decimal(1)
 _EMPTY: Mapping[str, str] = MappingProxyType({})
 _UNSAFE = re.compile(r"[^a-z0-9_.-]+")
 _MICRO = Decimal(1_000_000)

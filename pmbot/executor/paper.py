@@ -26,7 +26,7 @@ from enum import StrEnum
 from typing import Any
 
 from pmbot.errors import InputError
-from pmbot.executor.intents import OrderIntent, off_tick, validate_intent
+from pmbot.executor.intents import MIN_MARKETABLE_USDC, OrderIntent, off_tick, validate_intent
 from pmbot.money import fmt
 from pmbot.polymarket.models import BookLevel, MarketParams, OrderBook
 from pmbot.polymarket.signing import buy_spend
@@ -313,17 +313,18 @@ class PaperExchange:
         price, size, side = intent.price, intent.size, intent.side
         if off_tick(price, params.tick_size):
             return reject(PaperCode.TICK, f"price {fmt(price)} is not on the {fmt(params.tick_size)} tick")
-        if size < params.min_order_size:
-            return reject(PaperCode.MIN_SIZE, f"{fmt(size)} shares < minimum {fmt(params.min_order_size)}")
-        if side is Side.BUY and intent.order_type in (OrderType.FOK, OrderType.FAK):
-            # the venue sizes a marketable BUY by its signed amounts: spend / price, to 4 places
-            signed = (buy_spend(size, price) / price).quantize(Decimal("0.0001"), rounding=ROUND_DOWN)
-            if signed < params.min_order_size:
+        if intent.order_type in (OrderType.FOK, OrderType.FAK):
+            # The venue's minimums: $1 for a marketable order, the market's minimum shares for one that can
+            # rest. A marketable BUY spends its signed USDC (signing.buy_spend); a SELL offers shares.
+            notional = buy_spend(size, price) if side is Side.BUY else size * price
+            if notional < MIN_MARKETABLE_USDC:
                 return reject(
                     PaperCode.MIN_SIZE,
-                    f"{fmt(buy_spend(size, price), 2)} USDC at {fmt(price)} is {fmt(signed)} shares"
-                    f" < minimum {fmt(params.min_order_size)}",
+                    f"{intent.order_type.value} {side.value} of {fmt(notional, 2)} USDC"
+                    f" < minimum {fmt(MIN_MARKETABLE_USDC)} USDC for a marketable order",
                 )
+        elif size < params.min_order_size:
+            return reject(PaperCode.MIN_SIZE, f"{fmt(size)} shares < minimum {fmt(params.min_order_size)}")
         now = self._clock()
         if _expired(intent, now):
             return reject(PaperCode.EXPIRED, f"expiration {intent.expiration_s} is not in the future")

@@ -17,8 +17,8 @@ Modules
   Everything in a session reads the venue's clock (`session.clock`), not the wall clock.
 - `venue_clock`: `VenueClock(fetch)`, the venue's time from `GET /time` samples and market-channel
   timestamps, extrapolated (offset and rate): the wall clock against Polymarket, the sim's clock against
-  `pmbot sim serve --speed N`. `clock = VenueClock(venue.clob.server_time); await clock.sync();
-  asyncio.create_task(clock.run()); clock()` → epoch seconds.
+  `pmbot sim serve --speed N`. `clock = VenueClock(venue.clob.server_time); task = await clock.start();
+  clock()` → epoch seconds; `task.cancel()` when done.
 - `backtest`: `run_backtest(scenario, make_strategy, settings, run_id=…, params=…, decisions=…)` and
   `prepare(scenario)`; the real dry-run executor on a throw-away store, the scenario's clock.
 

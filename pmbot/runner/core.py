@@ -101,7 +101,11 @@ class DecisionLog:
             return
         pending, self._pending = self._pending, []
         if self.store is not None:
-            self.store.record_decisions(pending)
+            try:
+                self.store.record_decisions(pending)
+            except Exception:
+                self._pending = pending + self._pending  # kept for the next flush
+                raise
 
 
 def signals_of_orders(
@@ -173,12 +177,14 @@ class Runner:
 
     `on_output(out)` (optional) sees every strategy Output, for live views.
 
-    Pre-armed orders (`prearm=True`, with an executor that can arm: `ArmingSink`): `arm_ahead()` (the feed
-    calls it on every timer tick) asks the strategy what it expects to submit soon (`Strategy.anticipate`)
+    Pre-armed orders (`prearm=True`, with an executor that can arm: `ArmingSink`): `arm_ahead()` (LiveFeed
+    calls it twice a second) asks the strategy what it expects to submit soon (`Strategy.anticipate`)
     and arms it: signed and recorded `armed` ahead, retired at its market's end if never fired. When the
     strategy then submits the same order (same key, token, side, price, size, type), `submit` fires the
     armed one: the hot path is the risk gate and one POST, no signing, no commit before it. A different
-    order under an armed key retires the armed one and is submitted as usual.
+    order under an armed key retires the armed one and is submitted as usual; an anticipated order whose
+    terms changed is re-armed. The armed record keeps the metadata of its arming (the signal's own detail
+    is in its decision: `signals_of_orders`).
     """
 
     def __init__(
@@ -204,6 +210,11 @@ class Runner:
         self._delivered: set[str] = set()  # fill ids already given to the strategy
         self.stats = _Stats()
         self._depth = 0
+        # A decision is a report; its store write is a commit (an fsync with synchronous=FULL) that blocks
+        # the loop. With `defer_decisions` the feed writes them between events (`flush_decisions`, about
+        # once a second) instead of after every event, e.g. the burst of skips when a window opens, right
+        # where the entry's trigger is most likely to come. The orders' own records are not affected.
+        self.defer_decisions = False
         self.prearm = prearm and isinstance(orders, ArmingSink)
         self.armed: dict[str, _ArmedEntry] = {}  # by the strategy's own key: armed, not fired yet
         self._arming: asyncio.Future[None] | None = None  # an arm() in flight (submit waits for it)
@@ -255,16 +266,25 @@ class Runner:
 
     async def _process(self, out: Output) -> None:
         self.decisions.add(out.decisions)
-        if self.on_output is not None:
-            self.on_output(out)
         if not out.intents:
-            if self._depth == 0:
+            if self.on_output is not None:
+                self.on_output(out)
+            if self._depth == 0 and not self.defer_decisions:
                 self.decisions.flush()
             return
         self._depth += 1
         try:
-            results = await asyncio.gather(*(self._send(i) for i in out.intents))
-            self.decisions.flush()
+            # The hot path: the intents go first; views (on_output) and the decision log after. A single
+            # intent is awaited here (a gather would cost a task and a loop turn before its POST); a
+            # burst goes concurrently, so it shares one write-ahead commit.
+            if len(out.intents) == 1:
+                results = [await self._send(out.intents[0])]
+            else:
+                results = list(await asyncio.gather(*(self._send(i) for i in out.intents)))
+            if self.on_output is not None:
+                self.on_output(out)
+            if not self.defer_decisions:
+                self.decisions.flush()
             for intent, res in zip(out.intents, results, strict=True):
                 if res is None:
                     continue
@@ -272,8 +292,12 @@ class Runner:
                     await self.deliver(ev)
         finally:
             self._depth -= 1
-        if self._depth == 0:
+        if self._depth == 0 and not self.defer_decisions:
             self.decisions.flush()
+
+    def flush_decisions(self) -> None:
+        """Write the decisions buffered so far (with `defer_decisions`, the feed calls this between events)."""
+        self.decisions.flush()
 
     async def _send(self, intent: OrderIntent) -> SubmitResult | None:
         entry = self.sent.setdefault(intent.key, SentOrder(intent))
@@ -368,14 +392,29 @@ class Runner:
             return 0
         sink = self.orders
         assert isinstance(sink, ArmingSink)
+        refresh = getattr(sink, "refresh", None)
+        if refresh is not None:
+            refresh()  # the shared risk state read here, between ticks: fire() finds it fresh
         now = self.view.now_ms()
         ended = [k for k, e in self.armed.items() if e.retire_at_ms is not None and now >= e.retire_at_ms]
         if ended:
             sink.retire([self.armed.pop(k).stored_key for k in ended])
+        try:
+            anticipated = list(self.strategy.anticipate(now))
+        except Exception as e:  # a prediction that fails costs speed, never the run: entries are submitted as usual
+            log.error("strategy %s: anticipate() failed: %s", self.strategy.name, e)
+            return 0
         wanted: dict[int | None, list[OrderIntent]] = {}
-        for intent in self.strategy.anticipate(now):
+        for intent in anticipated:
             key = intent.key
-            if key in self.armed or key in self.sent or self.strategy.was_sent(key) or key in self._arming_keys:
+            old = self.armed.get(key)
+            if old is not None and not _same_order(old.intent, intent):
+                # the order it would send changed (the market's fees or tick, the config): arm the new one
+                del self.armed[key]
+                sink.retire([old.stored_key], why="armed order never sent: replaced by a changed order")
+            elif old is not None:
+                continue
+            if key in self.sent or self.strategy.was_sent(key) or key in self._arming_keys:
                 continue
             market = self.view.market(intent.condition_id)
             wanted.setdefault(market.end_ms if market is not None else None, []).append(intent)

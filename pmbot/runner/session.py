@@ -74,8 +74,7 @@ async def run_session(
     async with app.venue() as venue, contextlib.AsyncExitStack() as stack:
         if clock is None:
             venue_clock = VenueClock(venue.clob.server_time, wall=app.clock)
-            await venue_clock.sync()  # before discovery: "ending soon" is the venue's soon
-            sampler = asyncio.create_task(venue_clock.run(), name="venue-clock")
+            sampler = await venue_clock.start()  # before discovery: "ending soon" is the venue's soon
             stack.push_async_callback(_cancel, sampler)
             clock = venue_clock
         session.clock = clock

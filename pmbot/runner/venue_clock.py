@@ -6,8 +6,8 @@ its view and the executor read `VenueClock` instead of the wall clock, so the sa
 time against both.
 
     clock = VenueClock(venue.clob.server_time)   # fetch: async () -> venue epoch seconds (GET /time)
-    await clock.sync()                           # one sample now (a fresh clock is the wall clock)
-    task = asyncio.create_task(clock.run())      # a sample every `every_s` (faster at first)
+    task = await clock.start()                   # one sample now, then a sample every `every_s` (faster
+                                                 # at first) until task.cancel(); a fresh clock is the wall
     clock()                                      # venue epoch seconds now, a drop-in for time.time
     clock.observe(msg_ts_ms)                     # a market-channel message's own timestamp
 
@@ -150,6 +150,12 @@ class VenueClock:
         self.add_sample(sent, self._wall(), venue)
         return True
 
+    async def start(self) -> asyncio.Task[None]:
+        """One sample now (so that what follows reads the venue's time), then `run()` as a task: cancel it
+        when done (run_session does both)."""
+        await self.sync()
+        return asyncio.get_running_loop().create_task(self.run(), name="venue-clock")
+
     async def run(self) -> None:
         """Sample until cancelled: four quick samples (rate known within about a second), then every `every_s`."""
         for pause in (0.25, 0.25, 0.5):
@@ -163,19 +169,30 @@ class VenueClock:
 
     def _refit(self) -> None:
         samples = list(self._samples)
-        lo, hi = float("-inf"), float("inf")
-        for s in samples:  # at rate 1: offset in (t − r, t + res − s)
-            lo = max(lo, s.venue - s.received)
-            hi = min(hi, s.venue + s.resolution - s.sent)
-        if lo <= hi:
+        lo, hi = _bounds(samples)
+        if lo > hi and len(samples) >= 3:
+            if _bounds(samples[:-1])[0] <= _bounds(samples[:-1])[1]:
+                # The newest answer alone disagrees with every earlier one: a glitch or a step of the venue's
+                # clock (a restarted sim). Keep the estimate until the next answer tells which.
+                return
+            odd = _odd_one_out(samples)
+            if odd is None:
+                odd_regime = _older_regime(samples)
+                if odd_regime:  # two regimes at rate 1 (a step): the newer one holds
+                    for _ in range(odd_regime):
+                        self._samples.popleft()
+            else:  # one earlier answer disagrees with all the others, before and after it: a glitch
+                del self._samples[odd]
+            samples = list(self._samples)
+            lo, hi = _bounds(samples)
+        if lo <= hi:  # the venue at our pace: offset 0 when the bounds allow it, else their middle
             self.rate, self._anchor, self._base = 1.0, 0.0, 0.0 if lo <= 0.0 <= hi else (lo + hi) / 2
             self._slack = max(0.0, hi - self._base)
             self._lead = 0.0
             return
         rate, anchor, base, spread = _fit(samples)
         if abs(rate - 1.0) <= self.rate_tolerance:
-            # the bounds disagree only by noise at our pace (a clock step, a slow answer): rate 1, the
-            # newest samples decide the offset
+            # the bounds disagree only by noise at our pace (a slow answer): rate 1, the newest sample decides
             newest = samples[-1]
             self.rate, self._anchor = 1.0, 0.0
             self._base = newest.venue + newest.resolution / 2 - (newest.sent + newest.received) / 2
@@ -191,6 +208,35 @@ class VenueClock:
                 self._base = (lo + hi) / 2
                 self._slack = hi - self._base
         self._lead = 0.0
+
+
+def _bounds(samples: list[ClockSample]) -> tuple[float, float]:
+    """At rate 1, the offset venue − wall that every sample allows: (t − received, t + resolution − sent)."""
+    lo = max(s.venue - s.received for s in samples)
+    hi = min(s.venue + s.resolution - s.sent for s in samples)
+    return lo, hi
+
+
+def _agree(samples: list[ClockSample]) -> bool:
+    lo, hi = _bounds(samples)
+    return lo <= hi
+
+
+def _odd_one_out(samples: list[ClockSample]) -> int | None:
+    """The index of the one sample (not the newest) without which all the others agree at rate 1."""
+    for i in range(len(samples) - 1):
+        if _agree(samples[:i] + samples[i + 1 :]):
+            return i
+    return None
+
+
+def _older_regime(samples: list[ClockSample]) -> int:
+    """How many of the oldest samples to drop so that the newer ones (two or more) agree at rate 1, when
+    the dropped ones agree among themselves too (a step between two rate-1 regimes); 0 if that is not it."""
+    for k in range(1, len(samples) - 1):
+        if _agree(samples[k:]) and _agree(samples[:k]):
+            return k
+    return 0
 
 
 def _fit(samples: list[ClockSample]) -> tuple[float, float, float, float]:

@@ -29,6 +29,10 @@ POST_ONLY_MSG = "invalid post-only order: order crosses book"
 LIVE, MATCHED, CANCELED, RESOLVED_CANCEL = "LIVE", "MATCHED", "CANCELED", "CANCELED_MARKET_RESOLVED"
 
 
+# The venue's minimum for a marketable order, in USDC (the sim models the venue apart from pmbot's own rules).
+MIN_MARKETABLE_USDC = Decimal(1)
+
+
 class OrderRejectedError(Exception):
     def __init__(self, message: str, status: int = 400) -> None:
         super().__init__(message)
@@ -181,7 +185,15 @@ class Engine:
                 )
         elif order.post_only:
             raise OrderRejectedError("invalid post-only order: post only is not supported for FOK/FAK orders")
-        if order.original_size < m.min_size:
+        if order.order_type in ("FOK", "FAK"):
+            # marketable: $1 minimum (a BUY's signed USDC, a SELL's shares at its limit), not the share minimum
+            notional = order.budget if order.budget is not None else order.original_size * order.price
+            if notional < MIN_MARKETABLE_USDC:
+                raise OrderRejectedError(
+                    f"order {order.id} is invalid. Amount ({notional.normalize():f}) lower than the minimum: "
+                    f"{MIN_MARKETABLE_USDC:f}"
+                )
+        elif order.original_size < m.min_size:
             raise OrderRejectedError(
                 f"order {order.id} is invalid. Size ({order.original_size.normalize():f}) lower than the minimum: "
                 f"{m.min_size.normalize():f}"

@@ -38,7 +38,7 @@ from typing import ClassVar, Literal, Protocol
 
 from pydantic import Field, field_validator, model_validator
 
-from pmbot.executor.intents import OrderIntent, intent_key
+from pmbot.executor.intents import MIN_MARKETABLE_USDC, OrderIntent, intent_key
 from pmbot.money import fmt
 from pmbot.store.models import OrderType, Side
 from pmbot.strategies.base import PAUSED, Decision, DecisionKind, MarketInfo, Strategy, StrategyConfig, StrategyView
@@ -70,7 +70,6 @@ _ZERO = Decimal(0)
 _ONE = Decimal(1)
 _HUNDRED = Decimal(100)
 SHARE_STEP = Decimal("0.01")  # the venue takes share amounts to 2 decimals
-MIN_MARKETABLE_USDC = Decimal(1)  # the venue's minimum for FOK/FAK orders
 COPIED = "copied"
 """The reason of a signal decision (an intent went to the executor)."""
 
