@@ -570,3 +570,46 @@ def test_the_market_hub_shards_counts_references_and_routes_by_token() -> None:
     assert sorted(r["a"]) == ["t1", "t3"] and sorted(r["b"]) == ["t3", "t4"]  # t3 fanned out to both
     assert sorted(t for u in r["unsub"] for t in u) == ["t1", "t2"]
     assert set(r["left"]) == {"t3", "t4"}
+
+
+def test_a_copy_strategy_whose_code_raises_is_restarted_then_stopped_and_the_sniper_runs_on(
+    sim_env: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pmbot.commands.run_all_cmd import build_units
+    from pmbot.strategies.copy import CopyStrategy
+    from pmbot.strategies.events import TargetFill
+
+    def broken(self: Any, event: Any) -> None:
+        if isinstance(event, TargetFill):
+            raise RuntimeError("copy bug")
+
+    monkeypatch.setattr(CopyStrategy, "on_event", broken)
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    sim = sim_env
+    cur = sim.current_market()
+    app = App(clock=sim.now)
+    units = [snipe("snipe", cur["token_ids"][0]), build_units(app, "copy")[0]]
+    host = Host(app, units, dry_run=True, options=opts(tick_s=0.05, policy=SupervisorPolicy(
+        max_crashes=2, window_s=600, backoff_s=0.05, backoff_max_s=0.1)))  # fmt: skip
+
+    async def go() -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(host.run(stop=stop))
+        await asyncio.wait_for(host.ready.wait(), 15)
+        await asyncio.sleep(0.8)
+        assert host.supervisor is not None
+        while sim.now() < cur["end"] + 5:
+            await asyncio.to_thread(sim.advance, 1)
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)
+        stop.set()
+        await asyncio.wait_for(task, 15)
+
+    asyncio.run(go())
+    assert host.supervisor is not None
+    st = host.supervisor.units["copy"]
+    assert st.state == "crashed" and st.restarts == 1, (st.state, st.restarts, st.detail)
+    assert "2 crashes" in st.detail and "copy bug" in st.detail
+    assert host.supervisor.units["snipe"].restarts == 0
+    assert units[0].totals().signals == 1  # the sniper entered as if nothing happened
+    app.close()
