@@ -120,6 +120,16 @@ class VenueError(PmbotError):
         self.detail = detail if detail is not None else message  # the venue's own words, for records
 
 
+class HeartbeatMismatchError(VenueError):
+    """POST /v1/heartbeats with a stale id: 400 {"error_msg": "Invalid Heartbeat ID", "heartbeat_id":
+    expected} (polymarket-client `OrderHeartbeatMismatchError`). Retry with `expected_id`, which may be
+    empty; the refused beat did not refresh the venue's deadline."""
+
+    def __init__(self, message: str, *, expected_id: str, status: int | None = 400) -> None:
+        super().__init__(message, status=status)
+        self.expected_id = expected_id
+
+
 class VenueUnavailableError(VenueError, ServiceUnavailableError):
     """Could not reach the venue, or it kept failing (5xx, timeouts) after the read retries."""
 

@@ -101,6 +101,28 @@ async def test_live_engine_beats_from_start_and_a_lost_beat_stops_new_intents(
     assert rig.handles[0].executor._heartbeat_task is None  # close() stopped the beater
 
 
+async def test_an_engine_restarted_within_10s_resyncs_the_heartbeat_id(
+    sim: SimServer, tmp_path: Path, db_url: str
+) -> None:
+    """The previous process beat 2 s ago: the venue refuses our first "" with the id it expects. pmbot
+    beats again at once with that id instead of refusing every intent until the old session runs out
+    (and the venue cancels the resting orders when it does)."""
+    rig = Rig(sim, tmp_path, settings_for(sim, db_url))
+    try:
+        ex = (await rig.executor(dry_run=False)).executor  # heartbeat off: the "previous process" beats by hand
+        creds = sim.creds(ex.wallet)
+        first = await beat(sim, creds, ex.wallet, "")
+        assert first.status_code == 200
+        sim.advance(2)
+        assert ex.trading is not None
+        next_id = await ex.trading.heartbeat("")  # a fresh process knows no id
+        assert isinstance(next_id, str) and next_id and next_id != first.json()["heartbeat_id"]
+        again = await beat(sim, creds, ex.wallet, next_id)  # the id we kept is the venue's current one
+        assert again.status_code == 200
+    finally:
+        await rig.close()
+
+
 async def test_one_shot_executors_do_not_beat_by_default(sim: SimServer, tmp_path: Path, db_url: str) -> None:
     from pmbot.executor.factory import build_executor
 

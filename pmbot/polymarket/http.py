@@ -28,6 +28,7 @@ from tenacity import AsyncRetrying, RetryCallState, retry_if_exception, stop_aft
 
 from pmbot.errors import (
     AuthError,
+    HeartbeatMismatchError,
     NotFoundError,
     OrderStateUnknownError,
     PostOnlyModeError,
@@ -311,7 +312,9 @@ def _error_for(resp: httpx.Response, what: str) -> VenueError:
     message = resp.reason_phrase or "error"
     body = _body(resp)
     if isinstance(body, dict):
-        message = str(body.get("error") or body.get("errorMsg") or body.get("message") or message)
+        message = str(
+            body.get("error") or body.get("errorMsg") or body.get("error_msg") or body.get("message") or message
+        )
     elif isinstance(body, str):
         message = body
     elif body is None and resp.content:
@@ -327,6 +330,8 @@ def _error_for(resp: httpx.Response, what: str) -> VenueError:
         err = AuthError(text, status=status)
     elif status == 404:
         err = NotFoundError(text, status=status)
+    elif status == 400 and isinstance(body, dict) and isinstance(body.get("heartbeat_id"), str):
+        err = HeartbeatMismatchError(text, expected_id=scrub_venue_text(body["heartbeat_id"], limit=200))
     elif status == 503 and isinstance(body, dict) and body.get("code") == "post_only_mode":
         err = PostOnlyModeError(text, status=status)  # a definite refusal: nothing was placed
     elif status >= 500 or status == 425:

@@ -17,6 +17,7 @@ import httpx
 
 from pmbot.errors import (
     AuthError,
+    HeartbeatMismatchError,
     NotFoundError,
     OrderStateUnknownError,
     PostOnlyModeError,
@@ -283,8 +284,12 @@ class TradingClient:
     async def heartbeat(self, heartbeat_id: str = "") -> str:
         """POST /v1/heartbeats once; returns the id to send with the next beat ("" for the first). The
         venue answers a stale id with 400 {"error_msg": "Invalid Heartbeat ID", "heartbeat_id": expected}
-        (polymarket-client `OrderHeartbeatMismatchError`): that is a VenueError, the caller resyncs."""
-        raw = await self._private("POST", "/v1/heartbeats", body={"heartbeat_id": heartbeat_id})
+        (polymarket-client `OrderHeartbeatMismatchError`): the beat is sent again at once with that id
+        (e.g. after a restart within 10 s of the previous process's last beat); a second refusal raises."""
+        try:
+            raw = await self._private("POST", "/v1/heartbeats", body={"heartbeat_id": heartbeat_id})
+        except HeartbeatMismatchError as e:
+            raw = await self._private("POST", "/v1/heartbeats", body={"heartbeat_id": e.expected_id})
         next_id = raw.get("heartbeat_id") if isinstance(raw, dict) else None
         if not isinstance(next_id, str) or not next_id:
             raise VenueError("POST /v1/heartbeats: answer has no heartbeat_id")
