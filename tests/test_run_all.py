@@ -549,8 +549,10 @@ def test_the_market_hub_shards_counts_references_and_routes_by_token() -> None:
         hub = MarketHub(FakeMarketStream, per_connection=2)  # type: ignore[arg-type]
         a = hub.consumer(["t1", "t2", "t3"])
         b = hub.consumer(["t3", "t4"])
+        picky = hub.consumer(every_token=True, accept=lambda item, tokens: "t4" in tokens)
         await a.__aenter__()
         await b.__aenter__()
+        await picky.__aenter__()
         shards = [s.tokens for s in FakeMarketStream.made]
         for t in ("t1", "t3", "t4"):
             shard = hub._token_shard[t]
@@ -560,16 +562,19 @@ def test_the_market_hub_shards_counts_references_and_routes_by_token() -> None:
             got_a.append((await asyncio.wait_for(a.__anext__(), 2)).token_id)
         for _ in range(2):
             got_b.append((await asyncio.wait_for(b.__anext__(), 2)).token_id)
+        got_picky = (await asyncio.wait_for(picky.__anext__(), 2)).token_id
+        assert not picky._queue  # only what it accepts was queued for it
         await a.close()  # t1, t2 unsubscribed; t3 stays (b follows it)
         unsub = [u for s in FakeMarketStream.made for u in s.unsubscribed]
         await hub.close()
-        return {"shards": shards, "a": got_a, "b": got_b, "unsub": unsub, "left": hub.token_ids}
+        return {"shards": shards, "a": got_a, "b": got_b, "unsub": unsub, "left": hub.token_ids, "picky": got_picky}
 
     r = asyncio.run(go())
     assert r["shards"] == [["t1", "t2"], ["t3", "t4"]]  # 2 per connection: two connections for 4 tokens
     assert sorted(r["a"]) == ["t1", "t3"] and sorted(r["b"]) == ["t3", "t4"]  # t3 fanned out to both
     assert sorted(t for u in r["unsub"] for t in u) == ["t1", "t2"]
     assert set(r["left"]) == {"t3", "t4"}
+    assert r["picky"] == "t4"
 
 
 def test_a_copy_strategy_whose_code_raises_is_restarted_then_stopped_and_the_sniper_runs_on(

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from pmbot.errors import ConfigError, PmbotError, StoreError, VenueError
+from pmbot.polymarket.models import MarketResolved
 from pmbot.runner.hub import HubBooks, MarketHub, SharedVenue
 from pmbot.runner.supervisor import Supervisor, SupervisorPolicy, Unit
 from pmbot.runner.units import new_run_id
@@ -269,7 +270,7 @@ class Host:
             ),
         ]
         if opts.follow_books:
-            books = executor.follow_books(_as_stream(hub.consumer(every_token=True)))
+            books = executor.follow_books(_as_stream(self._books_consumer()))
             background.append(asyncio.create_task(self._guard(books, "books"), name="run-all-books"))
         if self.exporter is not None:
             background.append(asyncio.create_task(self._metrics_loop(stop), name="run-all-metrics"))
@@ -315,12 +316,26 @@ class Host:
             if work is None:
                 return
 
+    def _books_consumer(self) -> Any:
+        """The executor's follow_books sees resolutions, and (dry-run) the books of tokens it rests paper
+        orders in: not every event of the process (the feeds handle those), so it queues almost nothing."""
+        assert self.hub is not None
+        assert self.handle is not None
+        paper = self.handle.executor.paper
+
+        def accept(item: Any, tokens: tuple[str, ...]) -> bool:
+            if isinstance(item, MarketResolved):
+                return True
+            return paper is not None and any(paper.open_orders(t) for t in tokens)
+
+        return self.hub.consumer(every_token=True, accept=accept, name="follow_books")
+
     def _restart(self, name: str) -> Any:
         assert self.handle is not None
         assert self.hub is not None
         ex = self.handle.executor
         if name == "books":
-            return ex.follow_books(_as_stream(self.hub.consumer(every_token=True)))
+            return ex.follow_books(_as_stream(self._books_consumer()))
         if name == "reconciler":
             return ex.run_reconciler()
         return None

@@ -119,10 +119,19 @@ class MarketHub:
 
     # ------------------------------------------------------------------------------ consumers
 
-    def consumer(self, token_ids: Iterable[str] = (), *, every_token: bool = False, name: str = "") -> HubConsumer:
+    def consumer(
+        self,
+        token_ids: Iterable[str] = (),
+        *,
+        every_token: bool = False,
+        name: str = "",
+        accept: Callable[[Any, tuple[str, ...]], bool] | None = None,
+    ) -> HubConsumer:
         """A MarketStream-like view. `every_token`: sees every token of the hub (the executor's
-        follow_books), without adding any."""
+        follow_books), without adding any; `accept(item, tokens)`, if given, picks which of those events
+        it gets (so a consumer that needs few of them does not queue every one)."""
         c = HubConsumer(self, list(dict.fromkeys(map(str, token_ids))), every_token=every_token, name=name)
+        c.accept = accept
         self._consumers.append(c)
         return c
 
@@ -206,7 +215,10 @@ class MarketHub:
                     self.events += 1
                     tokens = tokens_of(item)
                     for c in list(self._consumers):
-                        if c.every_token or any(t in c.tokens for t in tokens):
+                        if c.every_token:
+                            if c.accept is None or c.accept(item, tokens):
+                                c._put(item)
+                        elif any(t in c.tokens for t in tokens):
                             c._put(item)
         except asyncio.CancelledError:
             raise
@@ -252,7 +264,7 @@ class HubConsumer:
         self._ready = asyncio.Event()
         self._started = False
         self._closed = False
-        self.counters_dropped = 0
+        self.accept: Callable[[Any, tuple[str, ...]], bool] | None = None
 
     @property
     def books(self) -> Mapping[str, LocalBook]:
