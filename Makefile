@@ -22,9 +22,10 @@ export UV_COMPILE_BYTECODE := 1
 export UV_SYSTEM_CERTS := 1
 UV_SYNC := $(UV) sync --quiet --locked --extra dev --python $(PYTHON)
 
-.PHONY: install test lint bench services lock upgrade check-lock clean help
+.PHONY: install test lint bench demo services lock upgrade check-lock clean help
 
 help:
+	@echo "make demo      install, then run-all (snipe + copy, dry-run) against pmbot sim at 10x for ~2 min"
 	@echo "make install   create .venv with exactly the versions in uv.lock (pmbot editable + dev tools)"
 	@echo "make test      install if needed, make sure redis-server and PostgreSQL exist, run the test suite"
 	@echo "make lint      ruff + mypy"
@@ -87,6 +88,10 @@ lint: install
 	$(BIN)/ruff check pmbot tests bench
 	$(BIN)/ruff format --check pmbot tests bench || true
 	$(BIN)/mypy
+
+# The README's first command: a fresh machine, offline. See scripts/demo.py for the steps.
+demo: install
+	@$(BIN)/python scripts/demo.py
 
 bench: install services
 	$(BIN)/python -m bench

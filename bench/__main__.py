@@ -17,6 +17,7 @@ from bench import (
     bench_copy_latency,
     bench_executor,
     bench_pg,
+    bench_run_all,
     bench_signing,
     bench_snipe_latency,
     bench_store,
@@ -33,6 +34,7 @@ SUITES = [
     bench_backtest.run,
     bench_snipe_latency.run,
     bench_copy_latency.run,
+    bench_run_all.run,
 ]
 
 

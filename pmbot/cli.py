@@ -35,6 +35,7 @@ from pmbot.commands import (
     order_cmds,
     record_cmd,
     reports,
+    run_all_cmd,
     settle_cmd,
     sim_cmd,
     snipe_cmd,
@@ -88,6 +89,7 @@ balance_cmd.register(app)
 learn_cmd.register(app)
 migrate_cmd.register(app)
 copy_cmd.register(app)
+run_all_cmd.register(app)
 
 
 def _setup_logging(debug: bool) -> None:

@@ -17,7 +17,16 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     DotEnvSettingsSource,
@@ -188,6 +197,52 @@ class CopySettings(CopyRuleSettings):
 warnings.filterwarnings("ignore", message='Field name "copy" in "Settings" shadows', category=UserWarning)
 
 
+STRATEGY_KINDS = {"snipe": "snipe", "copy": "copy"}  # kind -> the Settings section it starts from
+_INSTANCE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+
+
+class StrategyEntry(BaseModel):
+    """One `[[strategies]]` entry of `pmbot run-all`: `kind` (snipe | copy), a unique `name`, and any key
+    of that kind's section (`[snipe]` / `[copy]`), which it overrides for this instance."""
+
+    model_config = ConfigDict(extra="allow", frozen=True)
+    kind: Literal["snipe", "copy"]
+    name: str
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not _INSTANCE_NAME.match(v) or v == "orchestrator":
+            raise ValueError("must be 1-64 letters, digits, _ . : - (not 'orchestrator')")
+        return v
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> StrategyEntry:
+        section = SnipeSettings if self.kind == "snipe" else CopySettings
+        unknown = sorted(set(self.model_extra or {}) - set(section.model_fields))
+        if unknown:
+            raise ValueError(f"unknown key{'s' if len(unknown) > 1 else ''} for kind {self.kind}: {', '.join(unknown)}")
+        return self
+
+    def overrides(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class RunAllSettings(_Section):
+    """`[run_all]`: how `pmbot run-all` supervises, reports and stops."""
+
+    on_shutdown: Literal["cancel", "leave"] = "cancel"  # resting live orders at SIGINT / SIGTERM
+    snapshot_interval_s: float = Field(300.0, gt=0, description="metrics snapshot into execution_logs")
+    max_crashes: int = Field(3, gt=0, description="a strategy crashing this often ...")
+    crash_window_s: float = Field(600.0, gt=0, description="... within this long is stopped")
+    restart_backoff_s: float = Field(1.0, ge=0, description="first restart delay, doubled per crash")
+    restart_backoff_max_s: float = Field(30.0, ge=0)
+    shutdown_timeout_s: float = Field(10.0, gt=0, le=60)
+    metrics_port: int | None = Field(None, ge=0, le=65535, description="Prometheus exporter port (off: none)")
+    metrics_host: str = "127.0.0.1"
+
+
 Durability = Literal["full", "normal"]
 # What each `[store] durability` keeps, in the words `pmbot config show` and the README use.
 DURABILITY_NOTES: dict[str, str] = {
@@ -241,6 +296,39 @@ class Settings(BaseSettings):
     executor: ExecutorSettings = ExecutorSettings()
     snipe: SnipeSettings = SnipeSettings()
     copy: CopySettings = CopySettings()  # type: ignore[assignment]  # shadows the deprecated BaseModel.copy
+    strategies: list[StrategyEntry] = []
+    run_all: RunAllSettings = RunAllSettings()
+
+    @model_validator(mode="after")
+    def _unique_instances(self) -> Settings:
+        seen: set[str] = set()
+        for e in self.strategies:
+            if e.name in seen:
+                raise ValueError(f"strategies: two instances named {e.name!r}")
+            seen.add(e.name)
+        return self
+
+    def strategy_instances(self) -> list[tuple[StrategyEntry, BaseModel]]:
+        """Each enabled `[[strategies]]` entry with its section merged and validated (ConfigError, one
+        line per bad key, naming the instance). No entry: the seed's two, `snipe` and `copy`."""
+        entries = self.strategies or [
+            StrategyEntry(kind="snipe", name="snipe"),
+            StrategyEntry(kind="copy", name="copy"),
+        ]
+        out: list[tuple[StrategyEntry, BaseModel]] = []
+        for i, e in enumerate(entries):
+            if not e.enabled:
+                continue
+            base = getattr(self, STRATEGY_KINDS[e.kind])
+            try:
+                section = type(base).model_validate({**base.model_dump(), **e.overrides()})
+            except ValidationError as err:
+                lines = [
+                    f"strategies[{i}] ({e.name}).{'.'.join(str(p) for p in x['loc'])}: {x['msg']}" for x in err.errors()
+                ]
+                raise ConfigError("\n".join(lines), hint=_FIX_HINT) from None
+            out.append((e, section))
+        return out
 
     @field_validator("clob_url", "gamma_url", "data_url")
     @classmethod

@@ -1,0 +1,119 @@
+"""`pmbot run-all` at scale: one process following 200 markets (400 tokens) of `pmbot sim` at its full event
+rate (speed 1, every book requoted every second), with both strategies on (a sniper armed on all 200, the
+copier of the sim's whale), dry-run.
+
+The sim runs here (its own thread and loop, real sockets); the host runs in a child process
+(bench/run_all_child.py) so that its RSS is its own. Measured there:
+- event → decision: a market-channel event's arrival in the process's market hub → the strategy's
+  decision on it (translated, the view updated, the strategy run), p50 / p99 over every such event;
+- peak RSS; process start → first subscription sent; SIGTERM-equivalent stop → the host returned.
+Goals (issue 16): p99 ≤ 5 ms, RSS ≤ 250 MB, first subscription ≤ 2 s, shutdown ≤ 10 s."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from bench.harness import Result, percentile
+
+MARKETS = int(os.environ.get("BENCH_RUN_ALL_MARKETS", "200"))
+DURATION_S = float(os.environ.get("BENCH_RUN_ALL_S", "20"))
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _add_markets(sim: object, n: int) -> None:
+    from pmbot.sim.scenario import make_market, window_start
+
+    def add(v: object) -> None:
+        now = int(v.clock.now())  # type: ignore[attr-defined]
+        ws = window_start(now)
+        for i in range(n):
+            m = make_market(10_000 + i, ws, "v2")
+            m.open_price = v.path.chainlink_at(m.start_ts)  # type: ignore[attr-defined]
+            v.add_market(m)  # type: ignore[attr-defined]
+
+    sim.call(add)  # type: ignore[attr-defined]
+
+
+def run() -> list[Result]:
+    from pmbot.sim.scenario import window_start
+    from pmbot.sim.testing import SimServer
+
+    start = window_start(time.time()) + 60.0  # the current window has 14 min left: no roll during the run
+    with (
+        tempfile.TemporaryDirectory(prefix="pmbot-bench-run-all-") as tmp,
+        SimServer(seed=7, start=start, manual=False) as sim,
+    ):
+        _add_markets(sim, MARKETS - 1)  # the series' own current market is the 200th
+        env = {k: v for k, v in os.environ.items() if not k.startswith("PMBOT_")}
+        env.update(sim.env())
+        env.update(
+            {
+                "PMBOT_DATABASE_URL": f"sqlite:///{tmp}/pmbot.db",
+                "HOME": f"{tmp}/home",
+                "XDG_DATA_HOME": f"{tmp}/xdg",
+                "PYTHONPATH": str(REPO),
+                "PMBOT_RISK__MAX_OPEN_ORDERS": "500",
+            }
+        )
+        proc = subprocess.run(
+            [sys.executable, "-m", "bench.run_all_child", "--duration", str(DURATION_S)],
+            cwd=REPO,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=DURATION_S + 120,
+        )
+    if proc.returncode != 0:
+        raise RuntimeError(f"run-all child failed: {proc.stderr[-2000:]}")
+    data = json.loads(proc.stdout.strip().splitlines()[-1])
+    ms = [n / 1e6 for n in data["decide_ns"]]
+    p50, p99 = percentile(ms, 50), percentile(ms, 99)
+    # after the start-up burst (every token's first snapshot and quote at once): the steady rate
+    steady = ms[2 * MARKETS * 2 :]
+    s99 = percentile(steady, 99)
+    alone = [n / 1e6 for n in data["handle_ns"]]
+    note = (
+        f"{data['tokens']} tokens on {data['shards']} connection(s), {data['snipe_markets']} markets armed, "
+        f"{len(ms)} events decided in {DURATION_S:.0f} s; copy: {data['copy']['intents']} intents"
+    )
+    first = data["first_subscription_s"]
+    return [
+        Result("run-all event -> decision p50", round(p50, 3), "ms", "", None, note=note),
+        Result("run-all event -> decision p99", round(p99, 3), "ms", "<= 5 ms", p99 <= 5.0, note=note),
+        Result(
+            "run-all event -> decision p99, steady",
+            round(s99, 3),
+            "ms",
+            "<= 5 ms",
+            s99 <= 5.0,
+            note="without the start-up burst",
+        ),
+        Result(
+            "run-all decision alone p99",
+            round(percentile(alone, 99), 4),
+            "ms",
+            "",
+            None,
+            note="view updated + strategy run, no queueing",
+        ),
+        Result("run-all peak RSS", round(data["rss_mb"], 1), "MB", "<= 250 MB", data["rss_mb"] <= 250),
+        Result(
+            "run-all start -> first subscription",
+            round(first, 3) if first is not None else float("nan"),
+            "s",
+            "<= 2 s",
+            first is not None and first <= 2.0,
+        ),
+        Result("run-all shutdown", round(data["shutdown_s"], 3), "s", "<= 10 s", data["shutdown_s"] <= 10.0),
+    ]
+
+
+if __name__ == "__main__":
+    for r in run():
+        print(r)

@@ -1,0 +1,375 @@
+"""One set of market-channel connections for a whole process (`pmbot run-all`), shared by every feed.
+
+`MarketHub` owns the market channel: the tokens of every consumer, counted by reference, sharded over as
+many `MarketStream` connections as the venue's per-connection limit needs (`PER_CONNECTION` = 500
+instruments). A consumer (`hub.consumer(tokens)`) looks like a `MarketStream` to its feed (`subscribe`,
+`unsubscribe`, `books`, `async with` / `async for`, `close`), so `LiveFeed` and the copy feed run on it
+unchanged: the host hands them a `SharedVenue`, whose `market_stream()` returns a consumer instead of a new
+socket. Each event goes to the consumers that follow one of its tokens, in the order the shard received it;
+a shard's `StreamStatus` goes to every consumer of that shard (a drop makes their books blind).
+
+Why not one `MarketStream` per feed: N strategy instances on the same markets would open N sockets and
+decode every frame N times, and the venue caps instruments per connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Self
+
+from pmbot.polymarket.models import (
+    BestBidAsk,
+    BookSnapshot,
+    LastTrade,
+    MarketResolved,
+    PriceChange,
+    StreamStatus,
+    TickSizeChange,
+)
+
+if TYPE_CHECKING:
+    from pmbot.polymarket.book import LocalBook
+    from pmbot.polymarket.factory import Venue
+    from pmbot.polymarket.models import OrderBook
+    from pmbot.polymarket.streams import MarketStream
+
+__all__ = ["PER_CONNECTION", "HubBooks", "HubConsumer", "MarketHub", "SharedVenue", "tokens_of"]
+
+log = logging.getLogger("pmbot.runner")
+PER_CONNECTION = 500  # the venue's instruments per market-channel connection
+_CLOSED = object()
+
+
+def tokens_of(item: Any) -> tuple[str, ...]:
+    """The tokens a market-channel event is about (empty: not routable by token)."""
+    if isinstance(item, BookSnapshot):
+        return (item.book.token_id,)
+    if isinstance(item, PriceChange):
+        return tuple(dict.fromkeys(c.token_id for c in item.changes))
+    if isinstance(item, LastTrade | TickSizeChange | BestBidAsk):
+        return (item.token_id,)
+    if isinstance(item, MarketResolved):
+        return item.token_ids or (item.winning_token_id,)
+    return ()
+
+
+class _Shard:
+    def __init__(self, index: int, stream: MarketStream) -> None:
+        self.index = index
+        self.stream = stream
+        self.tokens: set[str] = set()
+        self.task: asyncio.Task[None] | None = None
+        self.last_message_ms: int | None = None
+        self.state = "connecting"
+
+    @property
+    def name(self) -> str:
+        return f"market-{self.index}"
+
+
+class _MergedBooks(Mapping[str, "LocalBook"]):
+    """Every shard's `books`, read as one mapping (what `MarketStream.books` is for one connection)."""
+
+    def __init__(self, hub: MarketHub) -> None:
+        self._hub = hub
+
+    def __getitem__(self, token: str) -> LocalBook:
+        shard = self._hub._token_shard.get(token)
+        if shard is None:
+            raise KeyError(token)
+        return shard.stream.books[token]
+
+    def __iter__(self) -> Iterator[str]:
+        for shard in self._hub.shards:
+            yield from shard.stream.books
+
+    def __len__(self) -> int:
+        return sum(len(s.stream.books) for s in self._hub.shards)
+
+
+class MarketHub:
+    """`make_stream(tokens)` opens one connection (`venue.market_stream`); `now_ms` stamps stream health."""
+
+    def __init__(
+        self,
+        make_stream: Callable[[list[str]], MarketStream],
+        *,
+        per_connection: int = PER_CONNECTION,
+        now_ms: Callable[[], int] | None = None,
+    ) -> None:
+        if per_connection < 1:
+            raise ValueError("per_connection must be at least 1")
+        self._make = make_stream
+        self.per_connection = per_connection
+        self._now_ms = now_ms or (lambda: 0)
+        self.shards: list[_Shard] = []
+        self._refs: dict[str, int] = {}
+        self._token_shard: dict[str, _Shard] = {}
+        self._consumers: list[HubConsumer] = []
+        self._lock = asyncio.Lock()
+        self._closed = False
+        self.books: Mapping[str, LocalBook] = _MergedBooks(self)
+        self.first_subscription_ms: int | None = None
+        self.events = 0
+
+    # ------------------------------------------------------------------------------ consumers
+
+    def consumer(
+        self,
+        token_ids: Iterable[str] = (),
+        *,
+        every_token: bool = False,
+        name: str = "",
+        accept: Callable[[Any, tuple[str, ...]], bool] | None = None,
+    ) -> HubConsumer:
+        """A MarketStream-like view. `every_token`: sees every token of the hub (the executor's
+        follow_books), without adding any; `accept(item, tokens)`, if given, picks which of those events
+        it gets (so a consumer that needs few of them does not queue every one)."""
+        c = HubConsumer(self, list(dict.fromkeys(map(str, token_ids))), every_token=every_token, name=name)
+        c.accept = accept
+        self._consumers.append(c)
+        return c
+
+    def _detach(self, c: HubConsumer) -> None:
+        with contextlib.suppress(ValueError):
+            self._consumers.remove(c)
+
+    @property
+    def token_ids(self) -> tuple[str, ...]:
+        return tuple(self._refs)
+
+    # ----------------------------------------------------------------------------- subscriptions
+
+    async def add(self, tokens: Iterable[str]) -> None:
+        async with self._lock:
+            if self._closed:
+                return
+            new = []
+            for t in tokens:
+                n = self._refs.get(t, 0)
+                self._refs[t] = n + 1
+                if n == 0:
+                    new.append(t)
+            if not new:
+                return
+            # fill the open shards first, then open new connections of at most per_connection tokens
+            by_shard: dict[int, list[str]] = {}
+            fresh: list[list[str]] = []
+            for t in new:
+                shard = next((s for s in self.shards if len(s.tokens) < self.per_connection), None)
+                if shard is not None:
+                    shard.tokens.add(t)
+                    self._token_shard[t] = shard
+                    by_shard.setdefault(shard.index, []).append(t)
+                    continue
+                if not fresh or len(fresh[-1]) >= self.per_connection:
+                    fresh.append([])
+                fresh[-1].append(t)
+            for index, ts in by_shard.items():
+                await self.shards[index].stream.subscribe(ts)
+            for ts in fresh:
+                shard = _Shard(len(self.shards), self._make(ts))
+                shard.tokens.update(ts)
+                for t in ts:
+                    self._token_shard[t] = shard
+                self.shards.append(shard)
+                shard.task = asyncio.get_running_loop().create_task(self._pump(shard), name=f"pmbot-{shard.name}")
+            if self.first_subscription_ms is None:
+                self.first_subscription_ms = self._now_ms()
+
+    async def remove(self, tokens: Iterable[str]) -> None:
+        async with self._lock:
+            gone: dict[int, list[str]] = {}
+            for t in tokens:
+                n = self._refs.get(t, 0)
+                if n <= 1:
+                    self._refs.pop(t, None)
+                    shard = self._token_shard.pop(t, None)
+                    if shard is not None and n == 1:
+                        shard.tokens.discard(t)
+                        gone.setdefault(shard.index, []).append(t)
+                else:
+                    self._refs[t] = n - 1
+            for index, ts in gone.items():
+                if not self._closed:
+                    await self.shards[index].stream.unsubscribe(ts)
+
+    # ------------------------------------------------------------------------------------ pump
+
+    async def _pump(self, shard: _Shard) -> None:
+        try:
+            async with shard.stream as stream:
+                async for item in stream:
+                    if isinstance(item, StreamStatus):
+                        shard.state = item.state.value
+                        for c in list(self._consumers):
+                            if c.every_token or c.tokens & shard.tokens or not c.tokens:
+                                c._put(item)
+                        continue
+                    shard.last_message_ms = self._now_ms()
+                    self.events += 1
+                    tokens = tokens_of(item)
+                    for c in list(self._consumers):
+                        if c.every_token:
+                            if c.accept is None or c.accept(item, tokens):
+                                c._put(item)
+                        elif any(t in c.tokens for t in tokens):
+                            c._put(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception as e:  # a stream bug: every consumer of this shard must hear of it
+            log.error("%s: stream task died: %r", shard.name, e)
+            for c in list(self._consumers):
+                c._put(e)
+
+    def health(self) -> dict[str, int | None]:
+        """Stream name -> epoch ms of its last data message (None: nothing yet)."""
+        return {s.name: s.last_message_ms for s in self.shards}
+
+    def states(self) -> dict[str, str]:
+        return {s.name: s.state for s in self.shards}
+
+    async def close(self) -> None:
+        self._closed = True
+        for s in self.shards:
+            with contextlib.suppress(Exception):
+                await s.stream.close()
+        for s in self.shards:
+            if s.task is not None:
+                s.task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await s.task
+        for c in list(self._consumers):
+            c._put(_CLOSED)
+
+
+class HubConsumer:
+    """What a feed sees in place of its own MarketStream (see the module docstring)."""
+
+    name = "market"
+
+    def __init__(self, hub: MarketHub, tokens: list[str], *, every_token: bool, name: str) -> None:
+        self._hub = hub
+        self.tokens: set[str] = set()
+        self._initial = tokens
+        self.every_token = every_token
+        self.label = name
+        self._queue: deque[tuple[float, Any]] = deque()
+        self.current_arrival: float | None = None  # perf_counter() when the item last returned reached the hub
+        self._ready = asyncio.Event()
+        self._started = False
+        self._closed = False
+        self.accept: Callable[[Any, tuple[str, ...]], bool] | None = None
+
+    @property
+    def books(self) -> Mapping[str, LocalBook]:
+        return self._hub.books
+
+    @property
+    def token_ids(self) -> tuple[str, ...]:
+        return tuple(self.tokens)
+
+    async def _start(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        initial, self._initial = self._initial, []
+        await self.subscribe(initial)
+
+    async def subscribe(self, token_ids: Iterable[str]) -> None:
+        if not self._started:
+            self._initial += [t for t in map(str, token_ids) if t not in self._initial]
+            return
+        new = [t for t in dict.fromkeys(map(str, token_ids)) if t not in self.tokens]
+        if not new:
+            return
+        self.tokens.update(new)
+        await self._hub.add(new)
+        # a token another consumer follows already has its snapshot: replay it, as a connect would
+        for t in new:
+            book = self._hub.books.get(t)
+            if book is not None and book.synced:
+                self._put(BookSnapshot(book=book.snapshot()))
+
+    async def unsubscribe(self, token_ids: Iterable[str]) -> None:
+        gone = [t for t in dict.fromkeys(map(str, token_ids)) if t in self.tokens]
+        self.tokens.difference_update(gone)
+        if gone:
+            await self._hub.remove(gone)
+
+    def _put(self, item: Any) -> None:
+        if self._closed:
+            return
+        self._queue.append((time.perf_counter(), item))
+        self._ready.set()
+
+    async def __aenter__(self) -> Self:
+        await self._start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    def __aiter__(self) -> Self:
+        return self
+
+    async def __anext__(self) -> Any:
+        if not self._started:
+            await self._start()
+        while not self._queue:
+            if self._closed:
+                raise StopAsyncIteration
+            self._ready.clear()
+            await self._ready.wait()
+        self.current_arrival, item = self._queue.popleft()
+        if item is _CLOSED:
+            self._closed = True
+            raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    async def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._hub._detach(self)
+        tokens, self.tokens = list(self.tokens), set()
+        with contextlib.suppress(Exception):
+            await self._hub.remove(tokens)
+        self._ready.set()
+
+
+class HubBooks:
+    """The paper exchange's BookSource: the hub's local book when synced, else REST (`fallback`)."""
+
+    def __init__(self, hub: MarketHub, fallback: Any) -> None:
+        self._hub = hub
+        self._fallback = fallback
+
+    async def book(self, token_id: str) -> OrderBook:
+        local = self._hub.books.get(token_id)
+        if local is not None and local.synced:
+            return local.snapshot()
+        result: OrderBook = await self._fallback.book(token_id)
+        return result
+
+
+class SharedVenue:
+    """The venue as a feed sees it inside run-all: everything delegates to the real adapter, except
+    `market_stream`, which is a consumer of the process's one `MarketHub`."""
+
+    def __init__(self, venue: Venue, hub: MarketHub) -> None:
+        self._venue = venue
+        self.hub = hub
+
+    def market_stream(self, token_ids: Iterable[str] = ()) -> HubConsumer:
+        return self.hub.consumer(token_ids)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._venue, name)
