@@ -85,8 +85,8 @@ test: install services
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 lint: install
-	$(BIN)/ruff check pmbot tests bench
-	$(BIN)/ruff format --check pmbot tests bench || true
+	$(BIN)/ruff check pmbot tests bench scripts
+	$(BIN)/ruff format --check pmbot tests bench scripts || true
 	$(BIN)/mypy
 
 # The README's first command: a fresh machine, offline. See scripts/demo.py for the steps.
