@@ -78,6 +78,9 @@ class RiskSettings(_Section):
 
 class ExecutorSettings(_Section):
     orders_per_minute: int = Field(50, gt=0, description="our own ceiling, on top of the venue's limits")
+    marketable_max_wait_s: Decimal = Field(
+        Decimal(2), ge=0, le=60, description="a FOK/FAK waiting longer for the orders/min budget is not sent"
+    )
     rate_limit_safety: Decimal = Field(Decimal("0.8"), gt=0, le=1, description="fraction of venue limits")
     dry_run_balance: Decimal = Field(Decimal("1000"), ge=0, description="starting paper USDC")
     dry_run_fees: bool = True
@@ -127,7 +130,7 @@ class CopyRuleSettings(_Section):
     max_book_move: Decimal | None = Field(None, ge=0, lt=1)
     max_spread: Decimal | None = Field(Decimal("0.05"), ge=0, lt=1)
     require_book: bool = False
-    max_age_s: Decimal = Field(Decimal(30), gt=0, description="older target fills are skipped as stale")
+    max_age_s: Decimal = Field(Decimal(30), gt=0, le=3600, description="older target fills are skipped as stale")
     order_type: Literal["FAK", "FOK", "GTC"] = "FAK"
     round_up_to_min: bool = False
     markets: list[str] = []
@@ -158,7 +161,7 @@ class CopyTargetSettings(_Section):
     max_book_move: Decimal | None = Field(None, ge=0, lt=1)
     max_spread: Decimal | None = Field(None, ge=0, lt=1)
     require_book: bool | None = None
-    max_age_s: Decimal | None = Field(None, gt=0)
+    max_age_s: Decimal | None = Field(None, gt=0, le=3600)
     order_type: Literal["FAK", "FOK", "GTC"] | None = None
     round_up_to_min: bool | None = None
     markets: list[str] | None = None

@@ -338,6 +338,17 @@ def test_report_json_names_each_decision_and_latency_per_source(copy_env: SimSer
     d = next(x for x in doc["decisions"] if x["decision"] == "copied")
     assert d["tx_hash"].startswith("0x") and d["target_ts_ms"] and d["order_ts_ms"] and d["seen_ms"]
     assert d["order_key"].startswith("dry-run:")
+    # the orders' statuses as they are now (review: rows said `sending` for orders long filled)
+    from pmbot.store import open_store
+
+    store = open_store(db_url)
+    try:
+        now = {k: o.status.value for k, o in store.get_orders([x["order_key"] for x in doc["decisions"]]).items()}
+    finally:
+        store.close()
+    copied = [x for x in doc["decisions"] if x["decision"] == "copied"]
+    assert all(x["order_status"] == now[x["order_key"]] for x in copied)
+    assert sum(t["orders"].values()) == t["copied"] and not {"sending", "pending"} & set(t["orders"])
 
 
 # ------------------------------------------------------------------------------------- the real executable

@@ -408,3 +408,24 @@ async def test_background_reconciler_settles_unknown_orders(rig: Rig) -> None:
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
+
+
+async def test_a_marketable_order_is_not_sent_rather_than_held_seconds_for_the_budget(
+    sim: SimServer, tmp_path: Path, db_url: str
+) -> None:
+    """Review: with the orders/min budget exhausted, copies' FAKs waited 2–26 s and then filled against a
+    book (even a market) that had moved on. A FOK/FAK now waits at most `marketable_max_wait_s`."""
+    settings = settings_for(sim, db_url, PMBOT_EXECUTOR__ORDERS_PER_MINUTE="5")  # burst 1, then one per 12 s
+    r = Rig(sim, tmp_path, settings)
+    try:
+        ex = (await r.executor(dry_run=True)).executor
+        assert ex.marketable_max_wait_s == 2.0
+        first = await ex.submit(intent(sim, 1, price="0.99", size="5", order_type=OrderType.FAK))
+        assert first.status is OrderStatus.FILLED
+        second = await ex.submit(intent(sim, 2, price="0.99", size="5", order_type=OrderType.FAK))
+        assert (second.status, second.code) == (OrderStatus.NOT_SENT, "budget")
+        assert "budget" in (second.reason or "") and "not executed" in (second.reason or "")
+        [rec] = [o for o in r.store.list_orders() if o.key == second.key]
+        assert rec.status is OrderStatus.NOT_SENT and rec.filled_size == 0
+    finally:
+        await r.close()

@@ -420,6 +420,23 @@ def test_stale_fill_is_skipped() -> None:
     assert len(d.intents) == 1
 
 
+def test_a_fill_dated_beyond_max_age_in_the_future_is_stale() -> None:
+    """Review: Data API rows dated minutes ahead of our clock were copied at a price the book had left."""
+    d = decide(copier(), target_fill(ts=T0 + 31_000, seen=T0))
+    assert d.intents == [] and skip_of(d).reason == SkipReason.STALE
+    assert "in the future" in skip_of(d).detail["why"]
+    d = decide(copier(), target_fill(ts=T0 + 2_000, seen=T0))  # a little clock skew still copies
+    assert len(d.intents) == 1
+
+
+def test_max_age_has_a_ceiling() -> None:
+    from pmbot.errors import ConfigError
+    from pmbot.strategies.copy import CopyStrategy
+
+    with pytest.raises(ConfigError):
+        CopyStrategy.validate_config({"target": "0x" + "ab" * 20, "max_age_s": "1e9"})
+
+
 def test_max_age_is_configurable() -> None:
     d = decide(copier(max_age_s="5"), target_fill(ts=T0, seen=T0 + 6000))
     assert skip_of(d).reason == SkipReason.STALE

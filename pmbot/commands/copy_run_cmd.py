@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import re
+from collections import Counter
 from decimal import Decimal
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -388,10 +389,20 @@ def build_report(app: App, *, mode: str, target: str | None, since_ms: int, limi
         if target is not None:
             wallet = target.lower() if target.lower().startswith("0x") else _wallet_of_label(store, mode, target)
         rows = store.list_copy_decisions(mode=mode, target=wallet, since=since_ms) if wallet != "" else []
+        rows = _with_order_status(store, rows)
         from pmbot.store.models import Query
 
         positions = [p for p in store.list_positions(Query(dry_run=mode != "live")) if p.strategy.startswith("copy-")]
     return report_doc(rows, positions, mode=mode, since_ms=since_ms, limit=limit)
+
+
+def _with_order_status(store: Any, rows: list[CopyDecisionRow]) -> list[CopyDecisionRow]:
+    """A decision stores its order's status when it was handed over (`sending`, `pending`, …); the order
+    moved on since (filled, rejected, not_sent): report what the order is now, not what it was."""
+    from dataclasses import replace
+
+    orders = store.get_orders({r.order_key for r in rows if r.order_key})
+    return [replace(r, order_status=orders[r.order_key].status.value) if r.order_key in orders else r for r in rows]
 
 
 def _wallet_of_label(store: Any, mode: str, label: str) -> str:
@@ -454,6 +465,8 @@ def report_doc(
                 "decisions": len(rs),
                 "fills": len(first),
                 "copied": len(copied),
+                # what became of the copies' orders: a copy decision is not a fill
+                "orders": dict(sorted(Counter(r.order_status or "unknown" for r in copied).items())),
                 "skipped": dict(sorted(skipped.items())),
                 "pnl": {
                     "realized": fmt(realized),
@@ -497,7 +510,7 @@ def _print_report(doc: dict[str, Any]) -> None:
 
     out = render.stdout()
     t = Table(title=f"copy report ({doc['mode']}, since {render.when(doc['since_ms'])})")
-    for col in ("target", "fills", "copied", "skipped", "realized", "unrealized", "open"):
+    for col in ("target", "fills", "copied", "their orders", "skipped", "realized", "unrealized", "open"):
         t.add_column(col)
     for r in doc["targets"]:
         p = r["pnl"]
@@ -505,6 +518,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             render.plain(r["target"]),
             str(r["fills"]),
             str(r["copied"]),
+            ", ".join(f"{k} {v}" for k, v in r["orders"].items()),
             ", ".join(f"{k} {v}" for k, v in r["skipped"].items()),
             render.pnl(Decimal(p["realized"])),
             render.pnl(Decimal(p["unrealized"])),

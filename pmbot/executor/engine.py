@@ -213,6 +213,7 @@ class Executor:
         unknown_grace_s: float = 5.0,
         wallet: str | None = None,
         owner_gone: Callable[[str], bool] | None = None,
+        marketable_max_wait_s: float = 2.0,
     ) -> None:
         if dry_run and (paper is None or books is None):
             raise ValueError("a dry-run executor needs a paper exchange and a book source")
@@ -228,6 +229,10 @@ class Executor:
         self.trading = trading
         self.fleet = fleet
         self.metrics = ExecutorMetrics()
+        # A FOK/FAK is a decision about the book as it is now: one that would wait longer than this for our
+        # orders/min budget is not sent (not_sent, code "budget") rather than executed seconds later
+        # against a book, or a market, that has moved on. Resting orders wait up to a minute.
+        self.marketable_max_wait_s = marketable_max_wait_s
         self._clock = clock
         self._perf = perf
         self._meta = strategy_meta or {}
@@ -918,7 +923,7 @@ class Executor:
         for w in batch:  # every await first (budget, books) ...
             intent = w.intent
             try:
-                await self._acquire_budget()
+                await self._acquire_budget(self._budget_wait(intent))
             except RateLimitedError as e:
                 outcomes.append((w, OrderStatus.NOT_SENT, f"{e.message}: not executed", "budget", [], ""))
                 continue
@@ -978,13 +983,17 @@ class Executor:
                 future=w.future,
             )
 
-    async def _acquire_budget(self) -> None:
+    def _budget_wait(self, intent: OrderIntent) -> float:
+        marketable = intent.order_type in (OrderType.FOK, OrderType.FAK)
+        return self.marketable_max_wait_s if marketable else 60.0
+
+    async def _acquire_budget(self, max_wait: float = 60.0) -> None:
         """Our orders/min ceiling. If the fleet budget's Redis fails, this process falls back to its own
         local bucket (and says so once) rather than failing the order, as the store's cache does, and
         tries Redis again after `_BUDGET_RETRY_S` (not on every order: each try may wait a timeout)."""
         if self._local_budget is None or time.monotonic() >= self._budget_retry_at:
             try:
-                await self.budget.acquire()
+                await self.budget.acquire(max_wait)
                 return
             except RateLimitedError:
                 raise
@@ -994,7 +1003,7 @@ class Executor:
                     log.warning("orders/min budget unavailable (%s); using this process's own budget", why)
                     self._local_budget = LocalBudget(self.budget.per_minute, clock=time.monotonic)
                 self._budget_retry_at = time.monotonic() + _BUDGET_RETRY_S
-        await self._local_budget.acquire()
+        await self._local_budget.acquire(max_wait)
 
     def _expire_paper(self) -> None:
         """GTD paper orders past their expiration leave the paper book, the store and the gate."""
@@ -1182,7 +1191,7 @@ class Executor:
         assert w.signed is not None
         intent, signed = w.intent, w.signed
         try:
-            await self._acquire_budget()
+            await self._acquire_budget(self._budget_wait(intent))
         except RateLimitedError as e:  # nothing was sent
             self._settle(w, OrderStatus.NOT_SENT, reason=f"{e.message}: not sent", code="budget")
             return

@@ -174,6 +174,7 @@ async def _build(
         fleet=RedisFleetKeys(redis_client) if redis_client is not None else None,
         clock=clock,
         wallet=order_wallet or wallet,
+        marketable_max_wait_s=float(settings.executor.marketable_max_wait_s),
         owner_gone=lambda w: (
             w.startswith("paper:")
             and not paper_run_alive(lock_dir, w.removeprefix("paper:"), database_url=settings.database_url)

@@ -10,7 +10,7 @@ when its `aggregate_ms` window closes (the runner wakes the strategy with a `Tim
 `next_wakeup_ms()`), checking in this order; the first that fails is the recorded skip reason (`SkipReason`):
 
 1. filters: market / tag list, minimum target notional, buys only, maker fills  → filtered
-2. age of the target's fill > `max_age_s`                                         → stale
+2. age of the target's fill > `max_age_s` (or dated more than that ahead)          → stale
 3. the market is in the view / accepting orders                                   → unknown_market / not_accepting
 4. SELL: we hold the token (the strategy's own shares)                            → no_position
 5. book: best price moved past the threshold since the target's fill, or the
@@ -128,7 +128,9 @@ class CopyConfig(StrategyConfig):
     )
     max_spread: Decimal | None = Field(Decimal("0.05"), description="skip when the spread is wider")
     require_book: bool = Field(False, description="skip when the runner has no book for the token yet")
-    max_age_s: Decimal = Field(Decimal(30), gt=0, description="older target fills are skipped as stale")
+    max_age_s: Decimal = Field(
+        Decimal(30), gt=0, le=3600, description="older target fills (or dated this far ahead) are skipped as stale"
+    )
     order_type: Literal["FAK", "FOK", "GTC"] = "FAK"
     round_up_to_min: bool = Field(False, description="raise a too-small order to the venue minimum")
     markets: tuple[str, ...] = Field((), description="only these condition ids or slugs (empty: all)")
@@ -480,6 +482,10 @@ class CopyStrategy(Strategy[CopyConfig]):
         age = now - g.target_ts_ms
         if age > cfg.max_age_ms:
             raise _SkipError(SkipReason.STALE, f"the target's fill is {fmt(Decimal(age) / 1000)} s old")
+        if -age > cfg.max_age_ms:  # a source's clock (or row) we cannot trust: its price is no guide either
+            raise _SkipError(
+                SkipReason.STALE, f"the target's fill is dated {fmt(Decimal(-age) / 1000)} s in the future"
+            )
         m = self.view.market(g.condition_id)
         if m is None:
             raise _SkipError(SkipReason.UNKNOWN_MARKET, "no market info (tick size, minimum) for this token")
