@@ -578,3 +578,33 @@ def test_rtds_open_but_silent_is_noticed_stale_then_reconnected(
     counters = session.feed.rtds_stream.counters
     assert "stale" in states
     assert counters.stale >= 1 and counters.reconnects >= 1
+
+
+def test_a_second_copier_of_the_same_target_on_one_database_refuses(sim: SimServer, tmp_path: Path) -> None:
+    """Review: two dry-run `pmbot copy` processes on one database both copied every fill (115 fills with two
+    `copied` rows), and each one's caps ignored the other's orders. The second now refuses to start."""
+    import time
+
+    db = tmp_path / "two.db"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMBOT_")}
+    env.update(sim.env(), PMBOT_DATABASE_URL=f"sqlite:///{db}", HOME=str(tmp_path / "home"))
+    exe = Path(sys.executable).parent / "pmbot"
+    first = subprocess.Popen(
+        [str(exe), "copy", "--target", WHALE, "--duration", "30s", "--no-live"],
+        env=env, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 20
+        while not list(tmp_path.glob("two.db.copy-dry-run-*.lock")) and time.monotonic() < deadline:
+            assert first.poll() is None, first.stderr.read() if first.stderr else ""
+            time.sleep(0.1)
+        assert list(tmp_path.glob("two.db.copy-dry-run-*.lock")), "the first copier never took its lock"
+        second = _pmbot("copy", "--target", WHALE, "--duration", "2s", "--no-live", env=env)
+        assert second.returncode == 2, (second.stdout, second.stderr)
+        errors = [line for line in second.stderr.splitlines() if line.lower().startswith("error")]
+        assert len(errors) == 1 and "already mirroring this target" in errors[0], second.stderr
+        other = _pmbot("copy", "--target", sim.call(lambda v: v.mm_address), "--duration", "1s", "--no-live", env=env)
+        assert other.returncode == 0, other.stderr  # another target is another copier's to mirror
+    finally:
+        first.terminate()
+        first.wait(timeout=20)

@@ -140,6 +140,34 @@ class PaperRunLock(FileWalletLock):
                 path.unlink()
 
 
+class CopyTargetLock(FileWalletLock):
+    """Held by a copier (`pmbot copy`, run-all's copy) for every target it mirrors, per mode: two copiers of
+    one target on one database would both copy each of its fills (a dry-run process's own lock is per
+    run, so nothing else stops the second), and each one's caps would ignore the other's orders."""
+
+    def __init__(self, directory: Path, mode: str, targets: list[str], *, database_url: str | None = None) -> None:
+        super().__init__(directory, "")
+        self.paths = []
+        for target in sorted({t.lower() for t in targets}):
+            name = f"copy-{mode}-{wallet_tag(target)}.lock"
+            beside = beside_database(database_url, name) if database_url else None
+            self.paths += [directory / name] + ([beside] if beside is not None else [])
+        self.path = self.paths[0] if self.paths else directory / "copy.lock"
+        self.mode = mode
+
+    def acquire(self) -> None:
+        try:
+            super().acquire()
+        except WalletLockedError as e:
+            pid = e.message.partition("(pid ")[2].partition(")")[0] or "?"
+            if pid == "?" or "cannot open" in e.message:
+                raise
+            raise WalletLockedError(
+                f"another pmbot copy (pid {pid}) is already mirroring this target ({self.mode}) here",
+                hint="stop it first, or copy another target",
+            ) from None
+
+
 def paper_run_alive(directory: Path, run_id: str, *, database_url: str | None = None) -> bool:
     """Is the dry-run process of `run_id` still running (holding its lock)? No lock file means gone."""
     return any(_held(path) for path in _paper_lock_paths(directory, run_id, database_url))

@@ -379,7 +379,7 @@ async def run_copy_session(
 ) -> CopySession:
     from pmbot.executor.books import VenueBooks
     from pmbot.executor.factory import build_executor
-    from pmbot.executor.lock import user_lock_dir
+    from pmbot.executor.lock import CopyTargetLock, user_lock_dir
     from pmbot.runner.feed import Translator
     from pmbot.runner.live import LocalFirstBooks
 
@@ -404,15 +404,23 @@ async def run_copy_session(
         except PmbotError as e:  # a slow Gamma: markets are then looked up on first sight
             log.warning("copy: market preload failed: %s", e.one_line())
         translator = Translator()  # the market channel's books: guards, and the paper exchange's first source
-        handle = await build_executor(
-            app.settings,
-            store,
-            venue,
-            dry_run=dry_run,
-            lock_dir=user_lock_dir(),
-            clock=clock,
-            books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
+        target_lock = CopyTargetLock(
+            user_lock_dir(), mode, [t.wallet for t in resolved], database_url=app.settings.database_url
         )
+        target_lock.acquire()  # one copier per target and mode on this database, before anything is written
+        try:
+            handle = await build_executor(
+                app.settings,
+                store,
+                venue,
+                dry_run=dry_run,
+                lock_dir=user_lock_dir(),
+                clock=clock,
+                books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
+            )
+        except BaseException:
+            target_lock.release()
+            raise
         try:
             executor = handle.executor
             await executor.start()
@@ -446,6 +454,7 @@ async def run_copy_session(
             await feed.run(duration_s=duration_s, stop=stop)
         finally:
             await handle.close()
+            target_lock.release()
     return session
 
 

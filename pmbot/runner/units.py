@@ -304,6 +304,7 @@ class CopyUnit(_UnitBase):
         self.resolved = await resolve_targets(ctx.venue, self.requests, self.settings)
 
     async def run(self, ctx: HostContext, stop: asyncio.Event) -> None:
+        from pmbot.executor.lock import CopyTargetLock, user_lock_dir
         from pmbot.runner import copy_session as cs
         from pmbot.runner.copy_feed import ALL_SOURCES, CopyFeed, MarketCache
         from pmbot.strategies.copy import CopyStrategy
@@ -323,7 +324,11 @@ class CopyUnit(_UnitBase):
         runners: dict[str, Runner] = {}
         catch_up: dict[str, int] = {}
         held: list[str] = []
+        target_lock = CopyTargetLock(
+            user_lock_dir(), ctx.mode, [t.wallet for t in resolved], database_url=ctx.app.settings.database_url
+        )
         try:
+            target_lock.acquire()  # one copier per target and mode on this database (`pmbot copy` takes it too)
             for t in resolved:
                 positions = await cs._target_positions(ctx.venue, t.wallet)
                 view = cs.CopyView(clock=ctx.now_ms, balance=balance, target_positions=positions)
@@ -369,6 +374,7 @@ class CopyUnit(_UnitBase):
                     with contextlib.suppress(asyncio.CancelledError, Exception):
                         await task
         finally:
+            target_lock.release()
             self._finished()
 
 
