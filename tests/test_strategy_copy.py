@@ -271,6 +271,18 @@ def test_per_trade_cap_shrinks_the_order() -> None:
     assert d.signals()[0].detail["capped_by"] == "max_per_trade_usdc"
 
 
+def test_caps_count_the_taker_fee() -> None:
+    """Review: two buys of 1.99 and 1.95 at a 4 USDC market cap cost 4.05 with fees. At 0.50 with rate 0.25 a
+    share costs 0.50 + 0.0625 fee: 5 USDC buys 8.88 shares, not 10."""
+    from pmbot.polymarket.models import FeeSchedule
+
+    m = copy_market(fees=FeeSchedule(rate=D("0.25")))
+    d = decide(copier(m, max_per_trade_usdc="5"), target_fill(price="0.49", size="1000"))
+    (intent,) = d.intents
+    assert intent.size == D("8.88") and intent.size * D("0.5625") <= 5
+    assert d.signals()[0].detail["capped_by"] == "max_per_trade_usdc"
+
+
 def test_per_market_cap_counts_held_cost_and_open_buys() -> None:
     d = decide(copier(max_per_market_usdc="30", mode="fixed", fixed_usdc="20"), target_fill(tx="0xa", price="0.49"))
     first = d.intents[0]

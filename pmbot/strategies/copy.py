@@ -596,9 +596,12 @@ class CopyStrategy(Strategy[CopyConfig]):
         if cfg.max_total_usdc is not None:
             used = self.view.exposure(None) + self._open_buy_usdc(None)
             rooms.append(("max_total_usdc", cfg.max_total_usdc - used))
+        # What a share costs against the caps: the limit plus the market's taker fee on it (positions are
+        # booked fees included, so a cap sized at the limit alone was passed by the fee).
+        unit = limit + m.fees.fee(_HUNDRED, limit) / _HUNDRED
         shares, capped = want, ""
         for cap_name, room in rooms:
-            fit = _shares_down(room / limit)
+            fit = _shares_down(room / unit)
             if fit < shares:
                 shares, capped = fit, cap_name
         minimum = self._min_shares(m, limit)
@@ -613,7 +616,7 @@ class CopyStrategy(Strategy[CopyConfig]):
                 SkipReason.MIN_SIZE, f"{fmt(shares)} shares at {fmt(limit)} is under the venue minimum {fmt(minimum)}"
             )
         for cap_name, room in rooms:
-            if minimum * limit > room:
+            if minimum * unit > room:
                 raise _SkipError(
                     SkipReason.CAP, f"rounding up to the minimum {fmt(minimum)} shares would pass {cap_name}"
                 )
