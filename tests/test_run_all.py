@@ -606,7 +606,11 @@ def test_a_copy_strategy_whose_code_raises_is_restarted_then_stopped_and_the_sni
         while sim.now() < cur["end"] + 5:
             await asyncio.to_thread(sim.advance, 1)
             await asyncio.sleep(0.05)
-        await asyncio.sleep(0.5)
+        # A crashed copy unit stops its feed before it is restarted, and a loaded machine may take a while
+        # to close the feed's sources: wait for the supervisor's verdict, not a fixed time.
+        deadline = asyncio.get_running_loop().time() + 30
+        while host.supervisor.units["copy"].state != "crashed" and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.1)
         stop.set()
         await asyncio.wait_for(task, 15)
 
