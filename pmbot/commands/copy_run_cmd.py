@@ -566,7 +566,7 @@ def register(app: typer.Typer) -> None:
 
 def _avg(text: str | None) -> str:
     """A target fill's price as stored (text): an average over its matches, so rounded like one."""
-    from decimal import Decimal, InvalidOperation
+    from decimal import InvalidOperation
 
     try:
         return render.mean_price(Decimal(text)) if text else ""

@@ -181,7 +181,7 @@ def log_lines(host: Host) -> list[str]:
     for u in s["strategies"]:
         out.append(
             f"{u['name']} ({u['kind']}) {u['state']}: signals={u['signals']} skips={u['skips']} "
-            f"intents={u['intents']} fills={u['fills']} pnl={render.pnl(_dec(u['pnl'])).plain}"
+            f"intents={u['intents']} fills={u['fills']} pnl={render.pnl(Decimal(u['pnl'])).plain}"
         )
     e = s["executor"]
     if e:
@@ -190,7 +190,3 @@ def log_lines(host: Host) -> list[str]:
             f"ack_p50_ms={e['ack_p50_ms']} ack_p99_ms={e['ack_p99_ms']}"
         )
     return out
-
-
-def _dec(value: object) -> Decimal | None:
-    return value if isinstance(value, Decimal) else (Decimal(str(value)) if value is not None else None)

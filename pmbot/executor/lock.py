@@ -89,8 +89,11 @@ class FileWalletLock:
             self.release()
             raise
 
-    @staticmethod
-    def _lock(path: Path) -> int:
+    # what a refusal says: {pid} is the holder's
+    held_message = "another live engine (pid {pid}) is trading this wallet"
+    held_hint: str | None = None
+
+    def _lock(self, path: Path) -> int:
         try:
             fd = open_private(path)
         except OSError as e:
@@ -102,7 +105,7 @@ class FileWalletLock:
         except BlockingIOError:
             holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
             os.close(fd)
-            raise WalletLockedError(f"another live engine (pid {holder}) is trading this wallet") from None
+            raise WalletLockedError(self.held_message.format(pid=holder), hint=self.held_hint) from None
         os.ftruncate(fd, 0)
         os.pwrite(fd, str(os.getpid()).encode(), 0)
         return fd
@@ -153,19 +156,8 @@ class CopyTargetLock(FileWalletLock):
             beside = beside_database(database_url, name) if database_url else None
             self.paths += [directory / name] + ([beside] if beside is not None else [])
         self.path = self.paths[0] if self.paths else directory / "copy.lock"
-        self.mode = mode
-
-    def acquire(self) -> None:
-        try:
-            super().acquire()
-        except WalletLockedError as e:
-            pid = e.message.partition("(pid ")[2].partition(")")[0] or "?"
-            if pid == "?" or "cannot open" in e.message:
-                raise
-            raise WalletLockedError(
-                f"another pmbot copy (pid {pid}) is already mirroring this target ({self.mode}) here",
-                hint="stop it first, or copy another target",
-            ) from None
+        self.held_message = f"another pmbot copy (pid {{pid}}) is already mirroring this target ({mode}) here"
+        self.held_hint = "stop it first, or copy another target"
 
 
 def paper_run_alive(directory: Path, run_id: str, *, database_url: str | None = None) -> bool:
