@@ -329,6 +329,17 @@ def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
 
     target = control.ALL if name is None else control.check_strategy_name(name)
     action = "pause" if pause else "resume"
+    if pause and target != control.ALL:
+        # With no run-all up, a name is checked against the config's instances: a typo ("snip") would
+        # otherwise be stored as paused while the real `snipe` starts and trades. (`resume` of any name is
+        # allowed: it can only clear a pause.)
+        configured = [e.name for e, _ in app.settings.strategy_instances()]
+        known = set(configured) | {e.name for e in app.settings.strategies}  # disabled ones too
+        if target not in known and not _running_names(app):
+            raise InputError(
+                f"no strategy named {target!r} in the config (configured: {', '.join(configured) or 'none'})",
+                hint="names come from [[strategies]] (default: snipe, copy); `pmbot config show` shows them",
+            )
     if not pause and not app.database_exists():  # nothing was ever paused: create nothing
         return {"action": action, "strategy": None if target == control.ALL else target, "processes": [], "paused": {}}
     store = app.store
@@ -352,6 +363,16 @@ def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
         "processes": [p["process"] for p in live],
         "paused": {n: state.is_paused(n) for n in names},
     }
+
+
+def _running_names(app: App) -> set[str]:
+    """The strategies of every live run-all (none without a database)."""
+    if not app.database_exists():
+        return set()
+    from pmbot import control
+
+    now = int(app.clock() * 1000)
+    return {s for p in control.processes(app.store, now_ms=now) if p["alive"] for s in p.get("strategies") or {}}
 
 
 def status(app: App) -> dict[str, Any]:

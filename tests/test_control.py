@@ -203,3 +203,23 @@ def test_resume_on_a_fresh_machine_creates_nothing(db_url: str) -> None:
         res = _cli(*args, env=env)
         assert res.returncode == 0 and "resumed (no run-all is running)" in res.stdout, res.stderr
     assert not Path(db_url.removeprefix("sqlite:///")).exists()
+
+
+def test_pause_of_a_name_not_in_the_config_is_refused_when_nothing_runs(db_url: str, tmp_path: Path) -> None:
+    """A typo must not be stored as paused while the real strategy starts and trades; a configured
+    instance (also a disabled one) is accepted."""
+    cfg = tmp_path / "pmbot.toml"
+    cfg.write_text(
+        '[[strategies]]\nkind = "snipe"\nname = "btc-sniper"\n\n'
+        '[[strategies]]\nkind = "copy"\nname = "whale"\nenabled = false\n'
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PMBOT_")}
+    env.update(PMBOT_DATABASE_URL=db_url, PMBOT_CONFIG=str(cfg))
+    res = _cli("pause", "btc-snipr", env=env)
+    assert res.returncode == 2 and res.stderr.count("\n") == 1, res.stderr
+    assert "no strategy named 'btc-snipr' in the config (configured: btc-sniper)" in res.stderr
+    assert not Path(db_url.removeprefix("sqlite:///")).exists()  # bad input writes nothing
+    for name in ("btc-sniper", "whale"):
+        res = _cli("pause", name, env=env)
+        assert res.returncode == 0 and f"{name}: paused" in res.stdout, res.stderr
+    assert _cli("resume", "anything-old", env=env).returncode == 0  # resume only clears
