@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import json
+import re
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, ClassVar
@@ -112,6 +113,7 @@ def test_two_snipers_share_one_executor_and_one_market_connection(
     console.print(dashboard(host))
     console.print(final_table(snapshot(host)))
     shown = console.file.getvalue()  # type: ignore[attr-defined]
+    assert re.search(r"ran [0-9.]+s, shut down in [0-9.]+s", shown)  # not "stopped in" the shutdown time
     for text in ("Strategies", "snipe-a", "snipe-b", "Executor", "ack p99", "Streams", "market-0", "Last events"):
         assert text in shown, text
     assert any(line.startswith("snipe-a (snipe) stopped: signals=1") for line in log_lines(host))

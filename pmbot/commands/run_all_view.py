@@ -163,7 +163,8 @@ async def live_dashboard(host: Host, refresh_s: float = 0.5) -> None:
 def final_table(s: dict[str, Any]) -> RenderableType:
     from rich.table import Table
 
-    t = Table(title=f"run-all {s['mode']} run {s['run_id']}: stopped in {s['shutdown_s']}s")
+    ran = "" if s.get("uptime_s") is None else f"ran {s['uptime_s']}s, "
+    t = Table(title=f"run-all {s['mode']} run {s['run_id']}: {ran}shut down in {s['shutdown_s']}s")
     for col in ("strategy", "kind", "state", "signals", "skips", "intents", "fills", "fees", "PnL"):
         t.add_column(col)
     for u in s["strategies"]:
