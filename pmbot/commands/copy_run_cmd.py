@@ -340,7 +340,7 @@ def _final_table(summary: dict[str, Any]) -> RenderableType:
         t.add_row(
             render.plain(row["target"]),
             str(row["copied"]),
-            ", ".join(f"{k} {v}" for k, v in row["skipped"].items()),
+            ", ".join(f"{k} {v}" for k, v in row["skipped"].items()) or "0",
             str(row["fills"]),
             render.usdc(Decimal(row["fees"])),
             render.pnl(Decimal(row["realized_pnl"])),
@@ -519,7 +519,7 @@ def _print_report(doc: dict[str, Any]) -> None:
             str(r["fills"]),
             str(r["copied"]),
             ", ".join(f"{k} {v}" for k, v in r["orders"].items()),
-            ", ".join(f"{k} {v}" for k, v in r["skipped"].items()),
+            ", ".join(f"{k} {v}" for k, v in r["skipped"].items()) or "0",
             render.pnl(Decimal(p["realized"])),
             render.pnl(Decimal(p["unrealized"])),
             str(p["open_positions"]),
