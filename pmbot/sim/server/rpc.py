@@ -44,7 +44,9 @@ async def rpc(request: web.Request) -> web.WebSocketResponse:
                     "error": {"code": -32602, "message": "only logs subscriptions are supported"},
                 }
             v.hub.opened["rpc_subscribe"] = v.hub.opened.get("rpc_subscribe", 0) + 1
-            sub_id = "0x" + ids.hex32(v.seed, "sub", id(conn), len(conn.subs))[2:34]
+            # numbered by the count of subscribes, not len(conn.subs): after an unsubscribe, a new id equal to a
+            # live one would replace that subscription (and unsubscribing the old would end the new)
+            sub_id = "0x" + ids.hex32(v.seed, "sub", id(conn), v.hub.opened["rpc_subscribe"])[2:34]
             conn.subs[sub_id] = params[1] if len(params) > 1 and isinstance(params[1], dict) else {}
             result = sub_id
         elif method == "eth_unsubscribe":
