@@ -37,6 +37,11 @@ def _rpc_subs(sim: SimServer) -> int:
     return sim.call(lambda v: sum(len(c.subs) for c in v.hub.rpc))
 
 
+def _drop_rtds(v: Any) -> None:
+    for c in list(v.hub.rtds):
+        c.close()  # the sim closes the socket (going away)
+
+
 def _opened(sim: SimServer) -> dict[str, int]:
     return sim.call(lambda v: dict(v.hub.opened))
 
@@ -76,7 +81,8 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
     copy_settings = app.settings.copy
     copy_whale = CopyUnit("copy-whale", copy_settings, [TargetRequest(whale)])
     copy_other = CopyUnit("copy-other", copy_settings, [TargetRequest(other)])
-    units = [snipe("snipe-a", cur["token_ids"][0]), snipe("snipe-b", cur["token_ids"][1]), copy_whale, copy_other]
+    units: list[Any] = [snipe("snipe-a", cur["token_ids"][0]), snipe("snipe-b", cur["token_ids"][1]), copy_whale,
+                        copy_other]  # fmt: skip
     host = Host(app, units, dry_run=True, options=opts(tick_s=0.05))
     seen: dict[str, Any] = {}
 
@@ -106,7 +112,7 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
         seen["health"] = host.streams()
         # the sim drops the RTDS connection: every consumer hears of it, and the one reconnect serves them all
         marks = {k: len(v) for k, v in got.items()}
-        sim.call(lambda v: [c.close() for c in list(v.hub.rtds)])
+        sim.call(_drop_rtds)
         await eventually(lambda: rtds.state == "reconnecting", "the drop")
         await eventually(lambda: rtds.state == "connected", "the reconnect")
         await advance(8)
@@ -134,10 +140,10 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
         assert ("price", "crypto_prices_chainlink") in got[k] and "trade" not in kinds
     for w, k in copiers.items():
         traded = {e[1] for e in got[k] if e[0] == "trade"}
-        assert traded == set(w), (w, traded)  # its target's trades, no one else's, and no prices
+        assert w is not None and traded == set(w), (w, traded)  # its target's trades, no one else's, and no prices
         assert not any(e[0] == "price" for e in got[k])
     # the drop reached every consumer, and each resumed on the one new connection
-    for k, after in seen["after"].items():
+    for after in seen["after"].values():
         states = [e[1] for e in after if e[0] == "status"]
         assert StreamState.RECONNECTING in states and states[-1] is StreamState.CONNECTED, states
     for k in snipers:
@@ -147,9 +153,7 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
     fills_other = copy_other.feed.last_fills.get(other, [])
     assert fills_whale <= {whale} and whale not in copy_other.feed.runners
     assert {f.target for f in fills_other} == {other}
-    sources = {f.source for f in fills_other} | {
-        s for s, h in copy_other.feed.health.items() if h.events
-    }
+    sources = {f.source for f in fills_other} | {s for s, h in copy_other.feed.health.items() if h.events}
     assert {TargetSource.CHAIN, TargetSource.RTDS} <= sources, sources
     assert copy_whale.feed.health[TargetSource.CHAIN].events > 0  # the whale trades every few seconds
     app.close()
@@ -159,13 +163,13 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
 
 
 def test_a_target_added_later_is_followed_on_the_same_subscription_and_no_log_is_lost(sim: SimServer) -> None:
-    from pmbot.runner.copy_feed import ChainSighting, _copy_chain_stream_class
+    from pmbot.runner.copy_feed import ChainSighting, copy_chain_stream_class
 
     whale = sim.whale_address.lower()
     late = SimTrader(sim, HARDHAT_KEYS[1])
     sim.fund(late.address, pusd=500)
     rpc = sim.env()["PMBOT_RPC_WS_URL"]
-    cls = _copy_chain_stream_class()
+    cls = copy_chain_stream_class()
     hub = ChainHub(lambda wallets: cls(rpc, wallets, clock=sim.now))
     cur = sim.current_market()
 
@@ -267,10 +271,41 @@ class FakeRtds:
         item = await self.queue.get()
         if item is None:
             raise StopAsyncIteration
+        if isinstance(item, BaseException):
+            raise item
         return item
 
     async def close(self) -> None:
         self.queue.put_nowait(None)
+
+
+def test_a_shared_stream_that_dies_is_reopened_for_the_feeds_that_restart() -> None:
+    """A stream bug ends the hub's connection: its consumers hear the error (their feeds restart the source)
+    and the restarted consumers get a new connection, not the dead one."""
+    FakeRtds.made = []
+    btc = RtdsSubscription.chainlink("btc/usd")
+
+    async def go() -> tuple[str, int, Any]:
+        hub = RtdsHub(FakeRtds)  # type: ignore[arg-type]
+        first = hub.consumer([btc])
+        await first.__aenter__()
+        FakeRtds.made[0].queue.put_nowait(RuntimeError("stream bug"))
+        try:
+            await asyncio.wait_for(first.__anext__(), 2)
+            error = ""
+        except RuntimeError as e:
+            error = str(e)
+        await first.close()
+        again = hub.consumer([btc])
+        await again.__aenter__()
+        FakeRtds.made[-1].queue.put_nowait(_price(btc.topic, "btc/usd"))
+        item = await asyncio.wait_for(again.__anext__(), 2)
+        await hub.close()
+        return error, len(FakeRtds.made), item
+
+    error, made, item = asyncio.run(go())
+    assert error == "stream bug" and made == 2
+    assert isinstance(item, CryptoPrice)
 
 
 def _price(topic: str, symbol: str) -> CryptoPrice:
@@ -301,7 +336,8 @@ def test_the_rtds_hub_merges_counts_and_routes_subscriptions_by_topic_symbol_and
             await c.__aenter__()
         await s2.subscribe([eth])  # a sniper arms an ETH market
         stream = FakeRtds.made[0]
-        out: dict[str, Any] = {"made": len(FakeRtds.made), "first": stream.initial, "all": list(stream.subs), "wallets": set(stream.wallets or ())}
+        out: dict[str, Any] = {"made": len(FakeRtds.made), "first": stream.initial, "all": list(stream.subs)}
+        out["wallets"] = set(stream.wallets or ())
         for item in (_price(btc.topic, "btc/usd"), _price(eth.topic, "eth/usd"), _price(twap.topic, "btc/usd"),
                      _price("crypto_prices", "btcusdt"), _trade("0xaa"), _trade("0xbb"), _trade("0xcc")):  # fmt: skip
             stream.queue.put_nowait(item)

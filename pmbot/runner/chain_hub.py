@@ -128,14 +128,24 @@ class ChainHub:
             raise
         except Exception as e:  # a stream bug: every consumer must hear of it
             log.error("chain: stream task died: %r", e)
+            self._dead(stream)
             for c in list(self._consumers):
                 c._put(e)
+            return
+        self._dead(stream)
+
+    def _dead(self, stream: Any) -> None:
+        """The stream ended (closed, or its task died): the next subscription opens a new one, rather than
+        joining a connection that will never deliver again (the copy feeds restart their chain source)."""
+        if self.stream is stream:
+            self.stream = None
+            self.state = "off" if self._closed else "ended"
 
     def health(self) -> dict[str, int | None]:
-        return {} if self.stream is None else {"chain": self.last_message_ms}
+        return {} if self.state == "off" else {"chain": self.last_message_ms}
 
     def states(self) -> dict[str, str]:
-        return {} if self.stream is None else {"chain": self.state}
+        return {} if self.state == "off" else {"chain": self.state}
 
     async def close(self) -> None:
         self._closed = True

@@ -70,6 +70,7 @@ __all__ = [
     "MarketCache",
     "SourceHealth",
     "chain_fill",
+    "copy_chain_stream_class",
     "trade_fill",
 ]
 
@@ -302,7 +303,7 @@ def chain_fill(log_entry: Mapping[str, Any], wallets: Iterable[str], now_ms: int
     return ChainSighting(trade=trade, log_index=index, maker=counterparty not in exchanges)
 
 
-def _copy_chain_stream_class() -> type[ChainFillStream]:
+def copy_chain_stream_class() -> type[ChainFillStream]:
     from pmbot.polymarket.schemas import ws
     from pmbot.polymarket.streams import ChainFillStream
     from pmbot.polymarket.streams.chain import _checksum
@@ -555,7 +556,7 @@ class CopyFeed:
         if self.open_chain is not None:
             stream = self.open_chain(set(self.wallets))
         else:
-            stream = _copy_chain_stream_class()(rpc, self.wallets, clock=self.clock, rng=self.venue.rng)
+            stream = copy_chain_stream_class()(rpc, self.wallets, clock=self.clock, rng=self.venue.rng)
         self.chain_stream = stream
         async with stream:
             async for item in stream:

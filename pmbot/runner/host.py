@@ -153,9 +153,9 @@ def copy_chain_hub(venue: Venue, clock: Callable[[], float], now_ms: Callable[[]
     rpc = venue.settings.rpc_ws_url
     if not rpc:
         return None
-    from pmbot.runner.copy_feed import _copy_chain_stream_class
+    from pmbot.runner.copy_feed import copy_chain_stream_class
 
-    cls = _copy_chain_stream_class()
+    cls = copy_chain_stream_class()
     return ChainHub(lambda wallets: cls(rpc, wallets, clock=clock, rng=venue.rng), now_ms=now_ms)
 
 
@@ -414,6 +414,14 @@ class Host:
             for source, h in health.items():
                 last = getattr(h, "last_event_ms", None)
                 out[f"{u.name}:{source}"] = None if last is None else wall_now - max(0, venue_now - int(last))
+        return out
+
+    def stream_states(self) -> dict[str, str]:
+        """Stream name -> its connection state (connected, reconnecting, stale): the market shards, RTDS, chain."""
+        out: dict[str, str] = {}
+        for shared in (self.hub, self.rtds_hub, self.chain_hub):
+            if shared is not None:
+                out.update(shared.states())
         return out
 
     def kill_switch(self) -> dict[str, Any] | None:

@@ -169,7 +169,8 @@ class RtdsHub:
         self.state = "connecting"
         loop = asyncio.get_running_loop()
         self._task = loop.create_task(self._pump(stream), name="pmbot-rtds-hub")
-        self._watch = loop.create_task(self._watchdog(), name="pmbot-rtds-watch")
+        if self._watch is None:
+            self._watch = loop.create_task(self._watchdog(), name="pmbot-rtds-watch")
 
     # ------------------------------------------------------------------------------------ pump
 
@@ -194,8 +195,18 @@ class RtdsHub:
             raise
         except Exception as e:  # a stream bug: every consumer must hear of it
             log.error("rtds: stream task died: %r", e)
+            self._dead(stream)
             for c in list(self._consumers):
                 c._put(e)
+            return
+        self._dead(stream)
+
+    def _dead(self, stream: RtdsStream) -> None:
+        """The stream ended (closed, or its task died): the next subscription opens a new one, rather than
+        joining a connection that will never deliver again (the feeds restart their sources)."""
+        if self.stream is stream:
+            self.stream = None
+            self.state = "off" if self._closed else "ended"
 
     async def _watchdog(self) -> None:
         """Silence per consumer, over its own topics (see the module docstring)."""
@@ -232,17 +243,18 @@ class RtdsHub:
 
     def health(self) -> dict[str, int | None]:
         """Stream name -> epoch ms of its last data message: the connection, then each topic."""
-        if self.stream is None:
+        if self.stream is None and self.state == "off":
             return {}
         out: dict[str, int | None] = {"rtds": self.last_message_ms}
-        seen, mono, wall = self.stream.topic_seen, self._mono(), self._now_ms()
+        seen = self.stream.topic_seen if self.stream is not None else {}
+        mono, wall = self._mono(), self._now_ms()
         for topic in sorted({s.topic for s in self._refs} | set(seen)):
             at = seen.get(topic)
             out[f"rtds:{topic}"] = None if at is None else wall - int((mono - at) * 1000)
         return out
 
     def states(self) -> dict[str, str]:
-        return {} if self.stream is None else {"rtds": self.state}
+        return {} if self.state == "off" else {"rtds": self.state}
 
     async def close(self) -> None:
         self._closed = True
