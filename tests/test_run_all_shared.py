@@ -59,6 +59,9 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
     trader = SimTrader(sim, HARDHAT_KEYS[0])
     sim.fund(trader.address, pusd=500)
     other = trader.address.lower()
+    late = SimTrader(sim, HARDHAT_KEYS[1])
+    sim.fund(late.address, pusd=500)
+    third = late.address.lower()
     # what each RTDS consumer of the hub was handed: (its topics, event kind, wallet or symbol)
     got: dict[int, list[tuple[Any, ...]]] = defaultdict(list)
     topics: dict[int, frozenset[str]] = {}
@@ -67,7 +70,7 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
 
     def record(self: RtdsConsumer, item: Any) -> None:
         topics[id(self)] = frozenset(s.topic for s in self.subs)
-        wallets[id(self)] = None if self.wallets is None else frozenset(self.wallets)
+        wallets.setdefault(id(self), None if self.wallets is None else frozenset(self.wallets))  # as it started
         if isinstance(item, WalletTrade):
             got[id(self)].append(("trade", item.wallet))
         elif isinstance(item, CryptoPrice):
@@ -118,6 +121,30 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
         await advance(8)
         seen["after"] = {k: v[marks.get(k, 0) :] for k, v in got.items()}
         seen["after_drop"] = _opened(sim)
+        # a target added to a running copy feed is followed on the same connections
+        from pmbot.runner import copy_session as cs
+
+        ctx = host.ctx
+        assert ctx is not None
+        added = await cs.resolve_targets(ctx.venue, [TargetRequest(third)], copy_settings)
+        built = await cs.build_copy_runners(
+            ctx.venue, ctx.store, ctx.executor, added, mode=ctx.mode, run_id=ctx.run_id, clock=ctx.clock,
+            balance=Decimal(1000), make_runner=lambda st, view, dlog: copy_other._runner(ctx, st, view, dlog),
+        )  # fmt: skip
+        await copy_other.feed.add_target(added[0], built.runners[third])
+        await eventually(lambda: third in chain.wallets and _rpc_subs(sim) == 1, "the late target subscribed")
+        resp = await asyncio.to_thread(
+            late.post_order, cur["token_ids"][1], "BUY", Decimal("0.99"), amount=Decimal("5"), order_type="FOK"
+        )
+        assert resp.status_code == 200, resp.text
+        await advance(6)
+        await eventually(
+            lambda: (
+                {f.source for f in copy_other.feed.last_fills.get(third, [])} >= {TargetSource.CHAIN, TargetSource.RTDS}
+            ),
+            "the late target's fill on chain and RTDS",
+        )
+        seen["late"] = _opened(sim), _rpc_subs(sim)
         stop.set()
         await asyncio.wait_for(task, 20)
 
@@ -125,6 +152,7 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
         asyncio.run(go())
     finally:
         trader.close()
+        late.close()
     # one RTDS connection and one chain connection for four feeds; one live log subscription for both targets
     assert seen["before_drop"]["rtds"] == 1 and seen["before_drop"]["rpc"] == 1, seen["before_drop"]
     assert seen["subs"] == 1 and seen["rtds_conns"] == 1
@@ -140,7 +168,8 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
         assert ("price", "crypto_prices_chainlink") in got[k] and "trade" not in kinds
     for w, k in copiers.items():
         traded = {e[1] for e in got[k] if e[0] == "trade"}
-        assert w is not None and traded == set(w), (w, traded)  # its target's trades, no one else's, and no prices
+        assert w is not None  # its targets' trades (the late one's too), no one else's, and no prices
+        assert traded == (set(w) | {third} if other in w else set(w)), (w, traded)
         assert not any(e[0] == "price" for e in got[k])
     # the drop reached every consumer, and each resumed on the one new connection
     for after in seen["after"].values():
@@ -156,6 +185,11 @@ def test_run_all_opens_one_rtds_connection_and_one_chain_subscription_for_two_sn
     sources = {f.source for f in fills_other} | {s for s, h in copy_other.feed.health.items() if h.events}
     assert {TargetSource.CHAIN, TargetSource.RTDS} <= sources, sources
     assert copy_whale.feed.health[TargetSource.CHAIN].events > 0  # the whale trades every few seconds
+    # the late target: still one RTDS connection (plus the drop's reconnect), one RPC connection, one filter
+    opened, subs = seen["late"]
+    assert (opened["rtds"], opened["rpc"], subs) == (2, 1, 1), seen["late"]
+    assert {f.target for f in copy_other.feed.last_fills[third]} == {third}
+    assert third not in copy_whale.feed.last_fills
     app.close()
 
 
