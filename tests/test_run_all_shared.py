@@ -467,3 +467,33 @@ def test_a_silent_topic_marks_its_consumer_stale_and_reconnects_the_shared_conne
     assert StreamState.STALE in states  # its own topic went silent, though the connection was busy
     assert not any(isinstance(g, CryptoPrice) for g in got)
     assert reconnects >= 1
+
+
+def test_a_subscription_made_while_the_consumer_is_joining_is_counted_once() -> None:
+    """A sniper arms a market while its consumer waits for the hub: the subscription must not be counted both
+    by the join and by itself (it would outlive the consumer: subscribed for good)."""
+    FakeRtds.made = []
+    btc, eth = RtdsSubscription.chainlink("btc/usd"), RtdsSubscription.chainlink("eth/usd")
+
+    async def go() -> tuple[tuple[RtdsSubscription, ...], tuple[RtdsSubscription, ...]]:
+        hub = RtdsHub(FakeRtds)  # type: ignore[arg-type]
+        keep = hub.consumer([btc])
+        await keep.__aenter__()
+        c = hub.consumer([btc])
+        await hub._lock.acquire()  # the hub is busy with another consumer
+        joining = asyncio.create_task(c.__aenter__())
+        await asyncio.sleep(0)
+        arming = asyncio.create_task(c.subscribe([eth]))
+        await asyncio.sleep(0)
+        hub._lock.release()
+        await joining
+        await arming
+        during = hub.subscriptions
+        await c.close()
+        left = hub.subscriptions
+        await hub.close()
+        return during, left
+
+    during, left = asyncio.run(go())
+    assert set(during) == {btc, eth}
+    assert left == (btc,)  # eth/usd went with the consumer; btc/usd stays for the other one

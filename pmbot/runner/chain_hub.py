@@ -59,12 +59,13 @@ class ChainHub:
     def consumers(self) -> tuple[ChainConsumer, ...]:
         return tuple(self._consumers)
 
-    async def _attach(self, c: ChainConsumer) -> None:
+    async def _attach(self, c: ChainConsumer, wallets: list[str]) -> None:
+        """`wallets`: the consumer's when it started (any later one comes through `_add`)."""
         async with self._lock:
             if self._closed:
                 return
             self._consumers.append(c)
-            await self._add_locked(c.wallets)
+            await self._add_locked(wallets)
 
     async def _detach(self, c: ChainConsumer) -> None:
         async with self._lock:
@@ -202,7 +203,7 @@ class ChainConsumer:
         if self._started:
             return
         self._started = True
-        await self._hub._attach(self)
+        await self._hub._attach(self, sorted(self._wallets))  # taken now: a follow from here on is counted by itself
         if self._hub.state in (StreamState.CONNECTED.value, StreamState.STALE.value):
             # joined a connection that is up already: it will not say CONNECTED again
             self._put(StreamStatus(stream="chain", state=StreamState.CONNECTED, timestamp_ms=self._hub._now_ms(),

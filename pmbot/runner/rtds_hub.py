@@ -107,12 +107,13 @@ class RtdsHub:
             out |= c.wallets
         return out
 
-    async def _attach(self, c: RtdsConsumer) -> None:
+    async def _attach(self, c: RtdsConsumer, subs: list[RtdsSubscription]) -> None:
+        """`subs`: the consumer's subscriptions when it started (any later one comes through `_add`)."""
         async with self._lock:
             if self._closed:
                 return
             self._consumers.append(c)
-            await self._add_locked(c.subs)
+            await self._add_locked(subs)
 
     async def _detach(self, c: RtdsConsumer) -> None:
         async with self._lock:
@@ -353,7 +354,7 @@ class RtdsConsumer:
             return
         self._started = True
         self.started_at = self._hub._mono()
-        await self._hub._attach(self)
+        await self._hub._attach(self, list(self.subs))  # taken now: a subscribe from here on is counted by itself
         state = self._hub.state
         if self._hub.stream is not None and state in (StreamState.CONNECTED.value, StreamState.STALE.value):
             # joined a connection that is up already: it will not say CONNECTED again
