@@ -11,13 +11,19 @@ decisions made since (less the strategy's retention) are restored into the strat
 read back from the store (a target's sell after a restart is mirrored against what we hold), and the Data API
 catch-up starts at the newest watermark less `match_window_ms`.
 
-Pieces for a process that runs copying next to other strategies (`pmbot run-all`), on its own executor:
+Pieces for a process that runs copying next to other strategies (`pmbot run-all`: pmbot.runner.units.CopyUnit),
+on a shared executor:
 
     targets = await resolve_targets(venue, [TargetRequest("distinct-baguette")], settings.copy)
-    built = await build_copy_runners(venue, store, executor, targets, mode=…, run_id=…, clock=…, balance=…)
+    balance = await copy_balance(venue, executor, app, dry_run)
+    built = await build_copy_runners(venue, store, executor, targets, mode=…, run_id=…, clock=…, balance=balance,
+                                     make_runner=…)  # e.g. run-all's supervised runner
     feed = CopyFeed(venue, built.runners, executor, targets, clock=…, store=store, mode=…,
-                    catch_up_from_ms=built.catch_up_from_ms, follow_tokens=built.follow_tokens)
+                    catch_up_from_ms=built.catch_up_from_ms, follow_tokens=built.follow_tokens,
+                    open_chain=…, open_rtds=…)  # run-all: consumers of the process's one chain / RTDS connection
     await feed.run(duration_s=…, stop=…)
+
+The executor of `pmbot copy` is built as `pmbot snipe`'s is (pmbot.runner.session.open_executor).
 """
 
 from __future__ import annotations
