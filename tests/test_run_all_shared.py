@@ -497,3 +497,38 @@ def test_a_subscription_made_while_the_consumer_is_joining_is_counted_once() -> 
     during, left = asyncio.run(go())
     assert set(during) == {btc, eth}
     assert left == (btc,)  # eth/usd went with the consumer; btc/usd stays for the other one
+
+
+def test_the_rtds_hub_subscribes_and_unsubscribes_topics_on_the_live_sim_connection(sim: SimServer) -> None:
+    from pmbot.polymarket.streams import RtdsStream
+    from pmbot.polymarket.streams.base import Backoff
+
+    url = sim.env()["PMBOT_RTDS_URL"]
+    hub = RtdsHub(lambda subs: RtdsStream(url, subs, backoff=Backoff(base=0.05, cap=0.2), stale_after=None))
+    spot, binance = RtdsSubscription.chainlink("btc/usd"), RtdsSubscription.crypto_prices("btcusdt")
+
+    def subs_at_sim() -> list[tuple[str, str]]:
+        return sim.call(lambda v: sorted((s.topic, s.filters) for c in v.hub.rtds for s in c.subs))
+
+    async def go() -> dict[str, Any]:
+        a = hub.consumer([spot], name="sniper")
+        await a.__aenter__()
+        await eventually(lambda: subs_at_sim() == [(spot.topic, spot.filters)], "the first subscription")
+        b = hub.consumer([binance], name="other")
+        await b.__aenter__()  # joins the live connection: subscribed on it, no new socket
+        await eventually(lambda: len(subs_at_sim()) == 2, "the second topic on the same connection")
+        await asyncio.to_thread(sim.advance, 3)
+        got_a = [await asyncio.wait_for(a.__anext__(), 5) for _ in range(4)]
+        got_b = [await asyncio.wait_for(b.__anext__(), 5) for _ in range(4)]
+        await a.close()
+        await eventually(lambda: subs_at_sim() == [(binance.topic, binance.filters)], "unsubscribed at the sim")
+        opened = _opened(sim)
+        await b.close()
+        await hub.close()
+        return {"a": got_a, "b": got_b, "opened": opened}
+
+    r = asyncio.run(go())
+    assert r["opened"]["rtds"] == 1
+    assert {p.topic for p in r["a"] if isinstance(p, CryptoPrice)} == {spot.topic}
+    assert {p.topic for p in r["b"] if isinstance(p, CryptoPrice)} == {binance.topic}
+    assert any(isinstance(x, StreamStatus) and x.state is StreamState.CONNECTED for x in r["b"])  # told it joined
