@@ -259,7 +259,9 @@ def test_pause_resume_and_status_from_another_terminal(
     assert p["command"] == "run-all" and p["mode"] == "dry-run" and p["uptime_s"] >= 0
     assert p["strategies"]["snipe-a"]["state"] == "paused" and p["strategies"]["snipe-b"]["state"] == "running"
     assert p["strategies"]["snipe-b"]["heartbeat_age_s"] is not None
-    assert set(p["streams"]) == {"market-0", "market-1"} and all(s["age_s"] is not None for s in p["streams"].values())
+    # the market shards, and the one RTDS connection both snipers' reference prices share (with its topic)
+    assert set(p["streams"]) == {"market-0", "market-1", "rtds", "rtds:crypto_prices_chainlink"}
+    assert all(p["streams"][s]["age_s"] is not None for s in ("market-0", "market-1"))
     assert p["kill_switch"]["tripped"] is False and p["open_orders"] == 0
     assert "snipe-a" in seen["status_text"] and "paused" in seen["status_text"] and "market-1" in seen["status_text"]
     code, err = seen["bad_pause"]

@@ -62,7 +62,7 @@ def snapshot(host: Host) -> dict[str, Any]:
             "headroom": budget_headroom(ex.budget),
         }
     streams = {}
-    states = host.hub.states() if host.hub is not None else {}
+    states = host.stream_states()
     for name, last in host.streams().items():
         streams[name] = {
             "state": states.get(name, ""),

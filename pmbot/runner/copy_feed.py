@@ -12,6 +12,10 @@ Sources, each in its own task (one failing never stops the others; each reconnec
 - `rtds`: RTDS `activity/trades` on a connection of its own, filtered by `proxyWallet`, with a data-level
   watchdog (silent for `rtds_silence_s`: marked stale; for twice that: reconnected), so an open socket that
   stopped sending is noticed even though its pings still answer.
+
+In `pmbot run-all` the chain and RTDS sources are consumers of the process's one connection of each
+(`open_chain` / `open_rtds`: pmbot.runner.chain_hub, pmbot.runner.rtds_hub), which look like the streams
+above; `pmbot copy` opens its own.
 - `data_api`: Data API v2 `/v2/activity?type=TRADE` every `poll_s` (2 s), cursor-paged, ascending from the
   watermark less an overlap; rows already delivered in this run are not delivered again.
 
@@ -66,6 +70,7 @@ __all__ = [
     "MarketCache",
     "SourceHealth",
     "chain_fill",
+    "copy_chain_stream_class",
     "trade_fill",
 ]
 
@@ -298,7 +303,7 @@ def chain_fill(log_entry: Mapping[str, Any], wallets: Iterable[str], now_ms: int
     return ChainSighting(trade=trade, log_index=index, maker=counterparty not in exchanges)
 
 
-def _copy_chain_stream_class() -> type[ChainFillStream]:
+def copy_chain_stream_class() -> type[ChainFillStream]:
     from pmbot.polymarket.schemas import ws
     from pmbot.polymarket.streams import ChainFillStream
     from pmbot.polymarket.streams.chain import _checksum
@@ -370,6 +375,8 @@ class CopyFeed:
         translator: Translator | None = None,
         follow_books: bool = True,
         follow_tokens: Iterable[str] = (),
+        open_chain: Callable[[set[str]], Any] | None = None,
+        open_rtds: Callable[[set[str], float], Any] | None = None,
     ) -> None:
         self.venue = venue
         self.targets = list(targets)
@@ -405,8 +412,12 @@ class CopyFeed:
         self._wake_at: float | None = None
         self._wake_handle: asyncio.TimerHandle | None = None
         self._tasks: dict[str, asyncio.Task[None]] = {}
-        self.chain_stream: ChainFillStream | None = None
-        self.rtds_stream: RtdsStream | None = None
+        self.chain_stream: ChainFillStream | Any = None
+        self.rtds_stream: RtdsStream | Any = None
+        # (wallets) -> a chain stream of ChainSighting; (wallets, silence_s) -> an RTDS activity stream.
+        # None: a connection of this feed's own (see the module docstring).
+        self.open_chain = open_chain
+        self.open_rtds = open_rtds
         self.translator = translator or Translator()
         self.follow_books = follow_books
         self.market_stream: MarketStream | None = None
@@ -478,6 +489,29 @@ class CopyFeed:
         await self._stop_tasks([str(TargetSource(source))])
         self.health[TargetSource(source)].state = "stopped"
 
+    async def add_target(self, target: CopyTarget, runner: Runner) -> None:
+        """Follow one more target while running: its runner (started, restored), the live sources' filters
+        (the chain subscription is replaced without a gap) and the Data API poll, from now on."""
+        wallet = target.wallet.lower()
+        if wallet in self.runners:
+            return
+        if runner.strategy.state.value == "new":
+            await runner.start()
+        for info in self.markets.markets():
+            if runner.view.market(info.condition_id) is None:
+                runner.view.set_market(info)
+        self.targets.append(target)
+        self.wallets.add(wallet)
+        self.runners[wallet] = runner
+        self.last_fills.setdefault(wallet, [])
+        now = self.now_ms()
+        self._poll_from_ms.setdefault(wallet, now)
+        self._poll_floor_ms.setdefault(wallet, now // 1000 * 1000)
+        if self.rtds_stream is not None:
+            self.rtds_stream.follow([wallet])
+        if self.chain_stream is not None:
+            await self.chain_stream.follow([wallet])
+
     async def _stop_tasks(self, names: Sequence[str]) -> None:
         tasks = [self._tasks.pop(n) for n in names if n in self._tasks]
         for t in tasks:
@@ -519,7 +553,10 @@ class CopyFeed:
             health.state, health.detail = "unavailable", "no PMBOT_RPC_WS_URL"
             log.warning("copy: chain source off: set PMBOT_RPC_WS_URL (a Polygon WebSocket RPC) to follow logs")
             return
-        stream = _copy_chain_stream_class()(rpc, self.wallets, clock=self.clock, rng=self.venue.rng)
+        if self.open_chain is not None:
+            stream = self.open_chain(set(self.wallets))
+        else:
+            stream = copy_chain_stream_class()(rpc, self.wallets, clock=self.clock, rng=self.venue.rng)
         self.chain_stream = stream
         async with stream:
             async for item in stream:
@@ -535,15 +572,19 @@ class CopyFeed:
         from pmbot.polymarket.streams import RtdsStream, RtdsSubscription
 
         silence = self.rtds_silence_s
-        stream = RtdsStream(
-            self.venue.settings.rtds_url,
-            [RtdsSubscription.activity()],
-            wallets=self.wallets,
-            clock=self.clock,
-            rng=self.venue.rng,
-            stale_after=silence,
-            stale_reconnect_after=silence * 2,
-        )
+        stream: Any
+        if self.open_rtds is not None:
+            stream = self.open_rtds(set(self.wallets), silence)
+        else:
+            stream = RtdsStream(
+                self.venue.settings.rtds_url,
+                [RtdsSubscription.activity()],
+                wallets=self.wallets,
+                clock=self.clock,
+                rng=self.venue.rng,
+                stale_after=silence,
+                stale_reconnect_after=silence * 2,
+            )
         self.rtds_stream = stream
         async with stream:
             async for item in stream:

@@ -11,13 +11,19 @@ decisions made since (less the strategy's retention) are restored into the strat
 read back from the store (a target's sell after a restart is mirrored against what we hold), and the Data API
 catch-up starts at the newest watermark less `match_window_ms`.
 
-Pieces for a process that runs copying next to other strategies (`pmbot run-all`), on its own executor:
+Pieces for a process that runs copying next to other strategies (`pmbot run-all`: pmbot.runner.units.CopyUnit),
+on a shared executor:
 
     targets = await resolve_targets(venue, [TargetRequest("distinct-baguette")], settings.copy)
-    built = await build_copy_runners(venue, store, executor, targets, mode=…, run_id=…, clock=…, balance=…)
+    balance = await copy_balance(venue, executor, app, dry_run)
+    built = await build_copy_runners(venue, store, executor, targets, mode=…, run_id=…, clock=…, balance=balance,
+                                     make_runner=…)  # e.g. run-all's supervised runner
     feed = CopyFeed(venue, built.runners, executor, targets, clock=…, store=store, mode=…,
-                    catch_up_from_ms=built.catch_up_from_ms, follow_tokens=built.follow_tokens)
+                    catch_up_from_ms=built.catch_up_from_ms, follow_tokens=built.follow_tokens,
+                    open_chain=…, open_rtds=…)  # run-all: consumers of the process's one chain / RTDS connection
     await feed.run(duration_s=…, stop=…)
+
+The executor of `pmbot copy` is built as `pmbot snipe`'s is (pmbot.runner.session.open_executor).
 """
 
 from __future__ import annotations
@@ -50,12 +56,15 @@ __all__ = [
     "CopyRunners",
     "CopySession",
     "CopyView",
+    "RunnerFactory",
     "TargetRequest",
     "build_copy_runners",
+    "copy_balance",
     "last_verdict_call",
     "resolve_targets",
     "restore_state",
     "run_copy_session",
+    "target_positions_of",
 ]
 
 log = logging.getLogger("pmbot.runner.copy")
@@ -311,6 +320,9 @@ def last_verdict_call(store: Store, target: CopyTarget) -> str | None:
 # --------------------------------------------------------------------------------------------- runners
 
 
+RunnerFactory = Callable[[CopyStrategy, "CopyView", "CopyDecisionLog"], Runner]
+
+
 @dataclass
 class CopyRunners:
     """One started CopyStrategy + Runner per target (wallet → …), restored from the store, ready for a CopyFeed:
@@ -335,17 +347,25 @@ async def build_copy_runners(
     balance: Decimal,
     markets: MarketCache | None = None,
     on_output: Callable[[Output], None] | None = None,
+    make_runner: RunnerFactory | None = None,
 ) -> CopyRunners:
     """The copy strategies of `targets` on one shared executor (what `run_copy_session` and `run-all` use):
-    each started, its decided fills and our positions restored, its target's holdings read from the Data API."""
+    each started, its decided fills and our positions restored, its target's holdings read from the Data API.
+    `make_runner(strategy, view, decisions)` builds each Runner (run-all's supervised one); by default a
+    plain `Runner` on `executor` with `on_output`."""
     out = CopyRunners()
     now_ms = int(clock() * 1000)
+
+    def plain(strategy: CopyStrategy, view: CopyView, dlog: CopyDecisionLog) -> Runner:
+        return Runner(strategy, view, executor, dlog, on_output=on_output, store=store)
+
+    build = make_runner or plain
     for t in targets:
-        target_positions = await _target_positions(venue, t.wallet)
+        target_positions = await target_positions_of(venue, t.wallet)
         view = CopyView(clock=lambda: int(clock() * 1000), balance=balance, target_positions=target_positions)
         strategy = CopyStrategy(view, t.config, name=t.strategy_name)
         dlog = CopyDecisionLog(store, mode=mode, run_id=run_id, target=t)
-        runner = Runner(strategy, view, executor, dlog, on_output=on_output, store=store)
+        runner = build(strategy, view, dlog)
         dlog.sent = runner.sent
         for info in markets.markets() if markets is not None else ():
             view.set_market(info)
@@ -377,11 +397,9 @@ async def run_copy_session(
     sources: Iterable[TargetSource | str] | None = None,
     tick_s: float = 0.25,
 ) -> CopySession:
-    from pmbot.executor.books import VenueBooks
-    from pmbot.executor.factory import build_executor
     from pmbot.executor.lock import CopyTargetLock, user_lock_dir
     from pmbot.runner.feed import Translator
-    from pmbot.runner.live import LocalFirstBooks
+    from pmbot.runner.session import open_executor
 
     clock = clock or app.clock
     mode = mode_name(dry_run)
@@ -409,22 +427,13 @@ async def run_copy_session(
         )
         target_lock.acquire()  # one copier per target and mode on this database, before anything is written
         try:
-            handle = await build_executor(
-                app.settings,
-                store,
-                venue,
-                dry_run=dry_run,
-                lock_dir=user_lock_dir(),
-                clock=clock,
-                books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
-            )
+            handle = await open_executor(app, venue, dry_run=dry_run, clock=clock, translator=translator)
         except BaseException:
             target_lock.release()
             raise
         try:
             executor = handle.executor
-            await executor.start()
-            balance = await _balance(venue, executor, app, dry_run)
+            balance = await copy_balance(venue, executor, app, dry_run)
             built = await build_copy_runners(
                 venue, store, executor, resolved, mode=mode, run_id=session.run_id, clock=clock, balance=balance,
                 markets=markets, on_output=on_output,
@@ -458,7 +467,8 @@ async def run_copy_session(
     return session
 
 
-async def _balance(venue: Venue, executor: Any, app: App, dry_run: bool) -> Decimal:
+async def copy_balance(venue: Venue, executor: Any, app: App, dry_run: bool) -> Decimal:
+    """The balance percent sizes are taken of: the paper exchange's, dry-run's configured one, or live pUSD."""
     paper = getattr(executor, "paper", None)
     if paper is not None:
         return Decimal(paper.balance)
@@ -473,7 +483,7 @@ async def _balance(venue: Venue, executor: Any, app: App, dry_run: bool) -> Deci
         return _ZERO
 
 
-async def _target_positions(venue: Venue, wallet: str) -> dict[str, Decimal]:
+async def target_positions_of(venue: Venue, wallet: str) -> dict[str, Decimal]:
     """The target's holdings before its first fill we see (sells are mirrored in proportion to them)."""
     try:
         rows = await venue.data.positions(wallet, limit=500)

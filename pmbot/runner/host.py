@@ -1,6 +1,10 @@
 """The `pmbot run-all` host: every strategy unit in one process, on one event loop, sharing one executor
 (of the chosen mode), one set of venue connections (`MarketHub`: one market channel for all tokens,
-sharded at the venue's 500 instruments per connection; one user channel in live) and the store.
+sharded at the venue's 500 instruments per connection; `RtdsHub`: one RTDS connection for every sniper's
+reference prices and every copy feed's activity; `ChainHub`: one log subscription for every copy target;
+one user channel in live) and the store. The units reach them through `HostVenue` (`market_stream` and
+`rtds_stream` hand out hub consumers) and the context's `chain_hub` / `rtds_hub`; `pmbot snipe` and
+`pmbot copy` keep streams of their own.
 
     host = Host(app, units, dry_run=True, settings=RunAllSettings(...))
     await host.run(stop=stop_event, duration_s=None)
@@ -30,7 +34,9 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pmbot.errors import ConfigError, PmbotError, StoreError, VenueError
 from pmbot.polymarket.models import MarketResolved
+from pmbot.runner.chain_hub import ChainHub
 from pmbot.runner.hub import HubBooks, MarketHub, SharedVenue
+from pmbot.runner.rtds_hub import RtdsConsumer, RtdsHub
 from pmbot.runner.supervisor import Supervisor, SupervisorPolicy, Unit
 from pmbot.runner.units import new_run_id
 from pmbot.store.models import mode_name
@@ -42,10 +48,10 @@ if TYPE_CHECKING:
     from pmbot.executor.factory import ExecutorHandle
     from pmbot.metrics_http import MetricsExporter
     from pmbot.polymarket.factory import Venue
-    from pmbot.polymarket.streams import MarketStream, UserStream
+    from pmbot.polymarket.streams import MarketStream, RtdsSubscription, UserStream
     from pmbot.store.base import Store
 
-__all__ = ["Host", "HostContext", "HostOptions", "RunAllLock", "RunAllLockedError"]
+__all__ = ["Host", "HostContext", "HostOptions", "HostVenue", "RunAllLock", "RunAllLockedError"]
 
 log = logging.getLogger("pmbot.runner")
 
@@ -116,6 +122,8 @@ class HostContext:
     events: deque[tuple[int, str, str]]
     measure: bool = False
     wall: Callable[[], float] = time.time  # health time: heartbeats, events
+    rtds_hub: RtdsHub | None = None  # the one RTDS connection (the venue's rtds_stream hands out its consumers)
+    chain_hub: ChainHub | None = None  # the one chain log subscription (None: no PMBOT_RPC_WS_URL)
 
     def now_ms(self) -> int:
         return int(self.clock() * 1000)
@@ -123,6 +131,32 @@ class HostContext:
     def event(self, name: str, text: str) -> None:
         """A line for the dashboard's last events (and the log)."""
         self.events.append((int(self.wall() * 1000), name, text))
+
+
+class HostVenue(SharedVenue):
+    """SharedVenue with the process's one RTDS connection too: `rtds_stream()` (what `LiveFeed` opens for
+    its reference prices) is a consumer of the host's `RtdsHub`."""
+
+    def __init__(self, venue: Venue, hub: MarketHub, rtds: RtdsHub) -> None:
+        super().__init__(venue, hub)
+        self.rtds_hub = rtds
+
+    def rtds_stream(
+        self, subscriptions: Sequence[RtdsSubscription] = (), wallets: Sequence[str] | None = None
+    ) -> RtdsConsumer:
+        return self.rtds_hub.consumer(subscriptions, wallets=wallets)
+
+
+def copy_chain_hub(venue: Venue, clock: Callable[[], float], now_ms: Callable[[], int]) -> ChainHub | None:
+    """The chain hub on the copy feed's maker-only stream, or None without a Polygon RPC (the feeds then
+    report their chain source unavailable, as `pmbot copy` does)."""
+    rpc = venue.settings.rpc_ws_url
+    if not rpc:
+        return None
+    from pmbot.runner.copy_feed import copy_chain_stream_class
+
+    cls = copy_chain_stream_class()
+    return ChainHub(lambda wallets: cls(rpc, wallets, clock=clock, rng=venue.rng), now_ms=now_ms)
 
 
 class Host:
@@ -150,6 +184,8 @@ class Host:
         self.handle: ExecutorHandle | None = None
         self.control: ControlChannel | None = None
         self.hub: MarketHub | None = None
+        self.rtds_hub: RtdsHub | None = None
+        self.chain_hub: ChainHub | None = None
         self.started_ms: int | None = None  # the trading clock's (stats since then)
         self.started_wall_ms: int | None = None
         self.wall: Callable[[], float] = time.time
@@ -189,7 +225,9 @@ class Host:
                 await self._sync_clock(venue, stack)
             hub = self.hub = MarketHub(venue.market_stream, per_connection=self.options.per_connection,
                                        now_ms=self._now_ms)  # fmt: skip
-            shared = SharedVenue(venue, hub)
+            rtds = self.rtds_hub = RtdsHub(venue.rtds_stream, now_ms=self._now_ms)
+            self.chain_hub = copy_chain_hub(venue, self.clock, self._now_ms)
+            shared = HostVenue(venue, hub, rtds)
             wallet = "paper"
             if not self.dry_run:
                 from pmbot.polymarket.signing import OrderSigner
@@ -214,6 +252,9 @@ class Host:
                 finally:
                     await self.handle.close()  # drains what was taken, stores the executor's metrics
                     await hub.close()
+                    await rtds.close()
+                    if self.chain_hub is not None:
+                        await self.chain_hub.close()
             finally:
                 lock.release()
 
@@ -252,7 +293,8 @@ class Host:
         ctx = self.ctx = HostContext(
             app=app, venue=cast("Venue", shared), executor=executor, hub=hub, store=app.store, mode=self.mode,
             run_id=self.run_id, clock=self.clock, tick_s=opts.tick_s, rediscover_s=opts.rediscover_s,
-            events=self.events, measure=opts.measure, wall=self.wall,
+            events=self.events, measure=opts.measure, wall=self.wall, rtds_hub=self.rtds_hub,
+            chain_hub=self.chain_hub,
         )  # fmt: skip
         sup = self.supervisor = Supervisor(self.units, ctx, policy=opts.policy, now_ms=self._now_ms,
                                            on_event=self.event)  # fmt: skip
@@ -358,6 +400,9 @@ class Host:
         out: dict[str, int | None] = {}
         if self.hub is not None:
             out.update(self.hub.health())
+        for shared in (self.rtds_hub, self.chain_hub):  # the one RTDS connection (and its topics), the log subscription
+            if shared is not None:
+                out.update(shared.health())
         if not self.dry_run:
             out["user"] = self._user_last_ms
         # the copy feeds' sources (chain, rtds, data_api): their last target fill, in the venue's time
@@ -369,6 +414,14 @@ class Host:
             for source, h in health.items():
                 last = getattr(h, "last_event_ms", None)
                 out[f"{u.name}:{source}"] = None if last is None else wall_now - max(0, venue_now - int(last))
+        return out
+
+    def stream_states(self) -> dict[str, str]:
+        """Stream name -> its connection state (connected, reconnecting, stale): the market shards, RTDS, chain."""
+        out: dict[str, str] = {}
+        for shared in (self.hub, self.rtds_hub, self.chain_hub):
+            if shared is not None:
+                out.update(shared.states())
         return out
 
     def kill_switch(self) -> dict[str, Any] | None:

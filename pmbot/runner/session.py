@@ -23,9 +23,10 @@ from pmbot.strategies.memview import MemoryView
 
 if TYPE_CHECKING:
     from pmbot.app import App
+    from pmbot.executor.factory import ExecutorHandle
     from pmbot.polymarket.factory import Venue
 
-__all__ = ["Session", "TargetSpec", "run_session"]
+__all__ = ["Session", "TargetSpec", "open_executor", "run_session"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,33 @@ async def run_session(
     return session
 
 
+async def open_executor(
+    app: App, venue: Venue, *, dry_run: bool, clock: Callable[[], float], translator: Translator
+) -> ExecutorHandle:
+    """The executor of a single-strategy command (`pmbot snipe`, `pmbot copy`), started: the wallet lock
+    in the user's lock directory, the command's clock, and in dry-run a paper exchange that reads the
+    feed's own books first (`translator`, REST when it has none). The caller closes the handle."""
+    from pmbot.executor.books import VenueBooks
+    from pmbot.executor.factory import build_executor
+    from pmbot.executor.lock import user_lock_dir
+
+    handle = await build_executor(
+        app.settings,
+        app.store,
+        venue,
+        dry_run=dry_run,
+        lock_dir=user_lock_dir(),
+        clock=clock,
+        books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
+    )
+    try:
+        await handle.executor.start()
+    except BaseException:
+        await handle.close()
+        raise
+    return handle
+
+
 async def _cancel(task: asyncio.Task[None]) -> None:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
@@ -120,10 +148,6 @@ async def _run(
     rediscover_s: float,
     prearm: bool,
 ) -> None:
-    from pmbot.executor.books import VenueBooks
-    from pmbot.executor.factory import build_executor
-    from pmbot.executor.lock import user_lock_dir
-
     targets = Targets(max_markets=spec.max_markets, horizon_s=spec.horizon_s)
     if spec.token_id is not None or spec.slug is not None:
         targets.markets.append(await resolve_market(venue, token_id=spec.token_id, slug=spec.slug))
@@ -138,18 +162,9 @@ async def _run(
         targets.series = list(spec.series)
         targets.markets += due
     translator = Translator()
-    handle = await build_executor(
-        app.settings,
-        app.store,
-        venue,
-        dry_run=dry_run,
-        lock_dir=user_lock_dir(),
-        clock=clock,
-        books=LocalFirstBooks(translator, VenueBooks(venue.clob)) if dry_run else None,
-    )
+    handle = await open_executor(app, venue, dry_run=dry_run, clock=clock, translator=translator)
     try:
         executor = handle.executor
-        await executor.start()
         view = MemoryView(clock=lambda: int(clock() * 1000))
         strategy = make_strategy(view)
         decisions = DecisionLog(app.store, mode=session.mode, run_id=session.run_id)

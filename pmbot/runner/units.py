@@ -303,11 +303,30 @@ class CopyUnit(_UnitBase):
 
         self.resolved = await resolve_targets(ctx.venue, self.requests, self.settings)
 
+    def _open_chain(self, ctx: HostContext) -> Callable[[set[str]], Any] | None:
+        """The feed's chain source: a consumer of the host's one log subscription (None: its own)."""
+        hub = getattr(ctx, "chain_hub", None)
+        if hub is None:
+            return None
+        return lambda wallets: hub.consumer(wallets, name=self.name)
+
+    def _open_rtds(self, ctx: HostContext) -> Callable[[set[str], float], Any] | None:
+        """The feed's RTDS source: a consumer of the host's one RTDS connection (None: its own)."""
+        hub = getattr(ctx, "rtds_hub", None)
+        if hub is None:
+            return None
+        from pmbot.polymarket.streams import RtdsSubscription
+
+        def open_(wallets: set[str], silence: float) -> Any:
+            return hub.consumer([RtdsSubscription.activity()], wallets=wallets, name=self.name,
+                                stale_after=silence, stale_reconnect_after=silence * 2)  # fmt: skip
+
+        return open_
+
     async def run(self, ctx: HostContext, stop: asyncio.Event) -> None:
         from pmbot.executor.lock import CopyTargetLock, user_lock_dir
         from pmbot.runner import copy_session as cs
         from pmbot.runner.copy_feed import ALL_SOURCES, CopyFeed, MarketCache
-        from pmbot.strategies.copy import CopyStrategy
         from pmbot.strategies.events import TargetSource
 
         cfg = self.settings
@@ -319,36 +338,23 @@ class CopyUnit(_UnitBase):
             await markets.preload()
         except PmbotError as e:
             log.warning("copy: market preload failed: %s", e.one_line())
-        balance = await cs._balance(ctx.venue, ctx.executor, ctx.app, ctx.mode != "live")
-        now_ms = ctx.now_ms()
-        runners: dict[str, Runner] = {}
-        catch_up: dict[str, int] = {}
-        held: list[str] = []
+        balance = await cs.copy_balance(ctx.venue, ctx.executor, ctx.app, ctx.mode != "live")
         target_lock = CopyTargetLock(
             user_lock_dir(), ctx.mode, [t.wallet for t in resolved], database_url=ctx.app.settings.database_url
         )
         try:
             target_lock.acquire()  # one copier per target and mode on this database (`pmbot copy` takes it too)
-            for t in resolved:
-                positions = await cs._target_positions(ctx.venue, t.wallet)
-                view = cs.CopyView(clock=ctx.now_ms, balance=balance, target_positions=positions)
-                strategy = CopyStrategy(view, t.config, name=t.strategy_name)
-                dlog = cs.CopyDecisionLog(ctx.store, mode=ctx.mode, run_id=ctx.run_id, target=t)
-                runner = self._runner(ctx, strategy, view, dlog)
-                dlog.sent = runner.sent
-                for info in markets.markets():
-                    view.set_market(info)
-                await runner.start()
-                _, start_ms = cs.restore_state(ctx.store, ctx.mode, t, strategy, view, now_ms)
-                if start_ms is not None:
-                    catch_up[t.wallet] = start_ms
-                runners[t.wallet] = runner
-                held += [tok for tok in view.held_tokens() if tok not in held]
+            built = await cs.build_copy_runners(
+                ctx.venue, ctx.store, ctx.executor, resolved, mode=ctx.mode, run_id=ctx.run_id, clock=ctx.clock,
+                balance=balance, markets=markets, make_runner=lambda strategy, view, dlog: self._runner(
+                    ctx, strategy, view, dlog),
+            )  # fmt: skip
             chosen = tuple(TargetSource(str(s).replace("onchain", "chain")) for s in (self.sources or cfg.sources))
             self.feed = CopyFeed(
-                ctx.venue, runners, ctx.executor, resolved, clock=ctx.clock, sources=chosen or ALL_SOURCES,
+                ctx.venue, built.runners, ctx.executor, resolved, clock=ctx.clock, sources=chosen or ALL_SOURCES,
                 poll_s=float(cfg.poll_s), rtds_silence_s=float(cfg.rtds_silence_s), tick_s=ctx.tick_s, live=False,
-                store=ctx.store, mode=ctx.mode, catch_up_from_ms=catch_up, markets=markets, follow_tokens=held,
+                store=ctx.store, mode=ctx.mode, catch_up_from_ms=built.catch_up_from_ms, markets=markets,
+                follow_tokens=built.follow_tokens, open_chain=self._open_chain(ctx), open_rtds=self._open_rtds(ctx),
             )  # fmt: skip
             feed = self.feed
             for r in self.runners:

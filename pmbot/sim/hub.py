@@ -79,6 +79,9 @@ class Hub:
         self.user: set[UserConn] = set()
         self.rtds: set[RtdsConn] = set()
         self.rpc: set[RpcConn] = set()
+        # Since start: connections opened per channel ("rtds", "rpc") and eth_subscribe calls ("rpc_subscribe"),
+        # so a test can count what a client opened (not only what is open now).
+        self.opened: dict[str, int] = {}
 
     def all(self) -> list[Conn]:
         return [*self.market, *self.user, *self.rtds, *self.rpc]

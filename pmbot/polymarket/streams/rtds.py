@@ -3,6 +3,8 @@ reference prices (`crypto_prices` from Binance, `crypto_prices_chainlink`)."""
 
 from __future__ import annotations
 
+import contextlib
+import json
 import random
 import time
 from collections.abc import Iterable
@@ -22,6 +24,41 @@ class RtdsSubscription:
     topic: str
     type: str
     filters: str | None = None
+
+    def symbols(self) -> frozenset[str] | None:
+        """The lowercase symbols the filter names (None: every symbol; activity: None)."""
+        if not self.filters or self.topic == "activity":
+            return None
+        text = self.filters.strip()
+        if text.startswith("{"):
+            try:
+                symbol = json.loads(text).get("symbol")
+            except (ValueError, AttributeError):
+                return None
+            return None if not isinstance(symbol, str) else frozenset({symbol.lower()})
+        return frozenset(p.strip().lower() for p in text.split(",") if p.strip())
+
+    def matches(self, event: Any) -> bool:
+        """Whether `event` (a CryptoPrice or an activity WalletTrade) is one this subscription asked for.
+        An activity `event_slug` filter cannot be checked on a trade (it names its market only): passed."""
+        from pmbot.polymarket.models import CryptoPrice, WalletTrade
+
+        if isinstance(event, WalletTrade):
+            if self.topic != "activity":
+                return False
+            if self.filters and event.slug:
+                try:
+                    market = json.loads(self.filters).get("market_slug")
+                except (ValueError, AttributeError):
+                    return True
+                return market is None or market == event.slug
+            return True
+        if isinstance(event, CryptoPrice):
+            if event.topic != self.topic:
+                return False
+            symbols = self.symbols()
+            return symbols is None or event.symbol.lower() in symbols
+        return False
 
     def wire(self) -> dict[str, Any]:
         out: dict[str, Any] = {"topic": self.topic, "type": self.type}
@@ -89,6 +126,9 @@ class RtdsStream(WsStream[RtdsEvent]):
         )
         self._subs: dict[RtdsSubscription, None] = dict.fromkeys(subscriptions)
         self._wallets: set[str] | None = None if wallets is None else {w.lower() for w in wallets}
+        # time.monotonic() of each topic's last message, filtered or not (a shared connection's watchdog
+        # tells a silent topic from a silent socket: pmbot.runner.rtds_hub)
+        self.topic_seen: dict[str, float] = {}
 
     @property
     def subscriptions(self) -> tuple[RtdsSubscription, ...]:
@@ -106,6 +146,18 @@ class RtdsStream(WsStream[RtdsEvent]):
         if self._wallets is not None:
             self._wallets -= {w.lower() for w in wallets}
 
+    def set_wallets(self, wallets: Iterable[str] | None) -> None:
+        """Replace the client-side activity filter (None: every trader's trades)."""
+        self._wallets = None if wallets is None else {w.lower() for w in wallets}
+
+    async def reconnect(self) -> None:
+        """Drop the current connection (the loop reconnects and subscribes again): for a feed whose topic
+        went silent while the socket still answers pings."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     async def subscribe(self, subscriptions: Iterable[RtdsSubscription]) -> None:
         async with self._send_lock:
             new = [s for s in subscriptions if s not in self._subs]
@@ -115,13 +167,21 @@ class RtdsStream(WsStream[RtdsEvent]):
             await self._send_control({"action": "subscribe", "subscriptions": [s.wire() for s in new]})
 
     async def unsubscribe(self, subscriptions: Iterable[RtdsSubscription]) -> None:
+        """Forget `subscriptions` (the next connection does not ask for them) and unsubscribe on the wire
+        those whose topic and type no remaining subscription shares: RTDS's unsubscribe may end every
+        subscription of a topic and type whatever its filters (the sim's does), so `btc/usd` must not go
+        when only `eth/usd` was dropped. A forgotten filtered one may keep sending until the next
+        connection: a consumer filters what it did not ask for (`matches`)."""
         async with self._send_lock:
             gone = [s for s in subscriptions if s in self._subs]
             if not gone:
                 return
             for s in gone:
                 del self._subs[s]
-            await self._send_control({"action": "unsubscribe", "subscriptions": [s.wire() for s in gone]})
+            kept = {(s.topic, s.type) for s in self._subs}
+            wire = [s.wire() for s in gone if (s.topic, s.type) not in kept]
+            if wire:
+                await self._send_control({"action": "unsubscribe", "subscriptions": wire})
 
     def _subscribe_messages(self) -> list[dict[str, Any]]:
         if not self._subs:
@@ -129,6 +189,9 @@ class RtdsStream(WsStream[RtdsEvent]):
         return [{"action": "subscribe", "subscriptions": [s.wire() for s in self._subs]}]
 
     def _handle_one(self, item: Any) -> None:
+        topic = item.get("topic") if isinstance(item, dict) else None
+        if isinstance(topic, str):
+            self.topic_seen[topic] = time.monotonic()
         events = ws.rtds_events(item, self._wallets)
         if not events:
             self.counters.ignored += 1
