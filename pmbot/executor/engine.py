@@ -1075,11 +1075,7 @@ class Executor:
         (`apply_resolution`). Runs until the stream closes."""
         async for event in stream:
             if isinstance(event, MarketResolved):
-                from pmbot.settle import resolution_from_event
-
-                resolution = resolution_from_event(event)
-                if resolution is not None:
-                    self.apply_resolution(resolution)
+                self._apply_resolution_event(event)
                 continue
             if isinstance(event, BookSnapshot):
                 tokens = {event.book.token_id}
@@ -1093,6 +1089,22 @@ class Executor:
                     await self.on_book(local.snapshot())
 
     # ---------------------------------------------------------------------------- resolutions
+
+    def _apply_resolution_event(self, event: MarketResolved) -> None:
+        """One `market_resolved` of the market channel, applied at once. A failure (the store busy or
+        down, a bad event) is logged in one line and counted, never raised: it must not end the book
+        following that resting paper orders and later resolutions depend on. Nothing is lost by it:
+        `run_settler` / `pmbot settle` find the resolution again from Gamma, and recording is idempotent."""
+        from pmbot.settle import resolution_from_event
+
+        try:
+            resolution = resolution_from_event(event)
+            if resolution is not None:
+                self.apply_resolution(resolution)
+        except Exception as e:
+            self.metrics.resolution_errors += 1
+            why = e.one_line() if isinstance(e, PmbotError) else f"{type(e).__name__}: {e}"
+            log.error("market_resolved of %s not applied (settled later from Gamma): %s", event.market, why)
 
     def apply_resolution(self, resolution: Resolution) -> list[Settlement]:
         """A market resolved: its payouts reach the store, the risk gate and the paper wallet at once.
