@@ -36,9 +36,12 @@ idempotency keys are separate spaces too: a dry-run order is stored under `dry-r
 rehearsed in dry-run is still executed when it comes again live (and is never answered "duplicate" by
 the other mode's record).
 
-Every order carries its wallet (live: the maker address; dry-run: `paper:<run id>`, each process's own
-paper wallet). An executor settles only its own wallet's orders: another wallet's live orders, or a
-running dry-run process's resting paper orders, are never touched (a dead dry-run process's are).
+Every order carries its wallet (live: the maker address; dry-run: `paper:<name>`, the process's paper
+wallet, settings `executor.paper_wallet`, held by one process at a time). An executor settles only its
+own wallet's orders: another wallet's live orders, or a running dry-run process's resting paper orders,
+are never touched (a dead dry-run process's are). Dry-run fills and positions are the paper wallet's
+too: a dry-run executor's gate (and the factory's paper exchange) starts from its own wallet's
+positions only, so two dry-run processes never both sell the same paper shares.
 """
 
 from __future__ import annotations
@@ -297,9 +300,9 @@ class Executor:
         self._started_ms = self._now_ms()
         self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
         self._risk_synced = self._perf()
-        self.risk.load_positions(
-            p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
-        )
+        # dry-run: this paper wallet's positions only (another dry-run process's are not ours to sell)
+        mine = Query(dry_run=self.dry_run, wallet=self.wallet if self.dry_run else None)
+        self.risk.load_positions(p for p in self.store.list_positions(mine) if p.state is PositionState.OPEN)
         report = await self.reconcile()
         if self.heartbeat and not self.dry_run and self._heartbeat_task is None:
             self._heartbeat_task = asyncio.get_running_loop().create_task(self.run_heartbeat())
@@ -1021,9 +1024,10 @@ class Executor:
             self._recent.pop(o.intent_key, None)
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
-        return _fill(
+        fill = _fill(
             intent, f"paper:{f.trade_id}", f.token_id, f.price, f.size, f.fee, f.ts_ms, f.order_id, f.liquidity, True
         )
+        return replace(fill, wallet=self.wallet)  # the paper wallet's position
 
     def _apply_fill_to_risk(
         self, intent: OrderIntent, side: Side, size: Decimal, price: Decimal, fee: Decimal, ts_ms: int

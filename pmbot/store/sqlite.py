@@ -62,8 +62,8 @@ from pmbot.timeutil import Clock
 _CHUNK = 500  # bound on SQL variables per statement
 _BOOK_COLUMNS = rows.BOOK_COLUMNS
 _UPSERT_POSITION = (
-    f"INSERT INTO positions ({rows.POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (strategy, token_id, dry_run) DO UPDATE SET"
+    f"INSERT INTO positions ({rows.POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f" ON CONFLICT ({rows.POSITION_KEY}) DO UPDATE SET"
     " condition_id = excluded.condition_id, market = excluded.market, outcome = excluded.outcome,"
     " size_micro = excluded.size_micro, cost_micro = excluded.cost_micro,"
     " realized_pnl_micro = excluded.realized_pnl_micro, state = excluded.state,"
@@ -276,7 +276,7 @@ class SQLiteStore:
         `existing`: trade ids to skip (and duplicates within the batch), or None when the caller lets
         the UNIQUE index catch duplicates.
         """
-        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
+        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run, f.wallet) for f in batch})
         trade_rows, positions = ledger.book_fills(batch, micros, books, meta, existing)
         if not trade_rows:
             return 0
@@ -304,8 +304,9 @@ class SQLiteStore:
         if len(keys) == 1:  # the live path: a primary-key lookup
             (k,) = keys
             found = conn.execute(
-                f"SELECT {_BOOK_COLUMNS} FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ?",
-                (k[0], k[1], int(k[2])),
+                f"SELECT {_BOOK_COLUMNS} FROM positions"
+                " WHERE strategy = ? AND token_id = ? AND dry_run = ? AND wallet = ?",
+                (k[0], k[1], int(k[2]), k[3]),
             ).fetchall()
         else:  # batches: by token id (indexed), keeping only the wanted keys
             tokens = list({k[1] for k in keys})
@@ -323,7 +324,7 @@ class SQLiteStore:
             # Trades of positions in that state (--open / --closed).
             sub, sparams = rows.where(Query(state=query.state), ts_col=None, state=True)
             clause += (" AND " if clause else " WHERE ") + (
-                f"(strategy, token_id, dry_run) IN (SELECT strategy, token_id, dry_run FROM positions{sub})"
+                f"({rows.POSITION_KEY}) IN (SELECT {rows.POSITION_KEY} FROM positions{sub})"
             )
             params += sparams
         lim, lparams = rows.limit(query)
@@ -336,10 +337,10 @@ class SQLiteStore:
         )
         return [rows.row_to_trade(r).fill for r in found]
 
-    def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None:
+    def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:
         found = self._query(
-            "SELECT * FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ?",
-            (strategy, token_id, int(dry_run)),
+            "SELECT * FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ? AND wallet = ?",
+            (strategy, token_id, int(dry_run), rows.position_wallet(dry_run, wallet)),
         )
         return rows.row_to_position(found[0]) if found else None
 
@@ -392,7 +393,7 @@ class SQLiteStore:
             owed = ledger.redeemable_owed(redemptions, payout)
             conn.executemany(
                 "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + ?, redeemed_at = NULL"
-                " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
+                " WHERE strategy = ? AND token_id = ? AND dry_run = 0 AND wallet = ''",
                 owed,
             )
             ids = [f.trade_id for f in redemptions]
