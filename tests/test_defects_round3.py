@@ -23,6 +23,7 @@ from pmbot.executor.intents import OrderIntent, intent_key
 from pmbot.sim.testing import SimServer
 from pmbot.store.models import OrderStatus, OrderType, PositionState, Query, Side
 from tests.test_executor import Rig, best_ask, intent, settings_for
+from tests.test_money_safety_b import best_bid
 
 D = Decimal
 
@@ -115,3 +116,173 @@ async def test_a_resolution_that_fails_to_apply_does_not_stop_book_following(
     assert m1["condition_id"] not in ex.risk.exposure().per_market
     held = {p.token_id: p.state for p in rig.store.list_positions(Query(dry_run=True))}
     assert held == {m1["token_ids"][0]: PositionState.RESOLVED, up2: PositionState.OPEN}
+
+
+# ------------------------------------------------------------ 1. positions per paper wallet
+
+
+async def test_a_restart_of_the_same_paper_wallet_sees_its_shares_another_wallet_does_not(rig: Rig) -> None:
+    """The same database + dry-run + paper wallet name is the same paper wallet across restarts: its
+    shares (paper exchange and gate) and its cash come back. Another name is another, empty wallet."""
+    sim = rig.sim
+    first = await rig.executor(dry_run=True)
+    ask = best_ask(sim)
+    bought = await first.executor.submit(intent(sim, "b", price=str(ask), size="10", order_type=OrderType.FOK))
+    assert bought.status is OrderStatus.FILLED
+    assert first.executor.paper is not None
+    cash = first.executor.paper.balance
+    token = sim.current_market()["token_ids"][0]
+    await first.close()
+    rig.handles.remove(first)
+
+    other = (await rig.executor(dry_run=True, paper_wallet="other")).executor
+    assert other.wallet == "paper:other" and other.paper is not None
+    assert other.paper.shares(token) == 0 and other.risk.held(token) == 0
+    assert other.paper.balance == rig.settings.executor.dry_run_balance
+    bid = best_bid(sim)
+    refused = await other.submit(intent(sim, "o", side=Side.SELL, price=str(bid), size="10", order_type=OrderType.FAK))
+    assert refused.status is OrderStatus.REJECTED and refused.code == "no_position"
+
+    again = (await rig.executor(dry_run=True)).executor  # the same set-up restarted (beside "other")
+    assert again.wallet == "paper:default" and again.paper is not None
+    assert again.paper.shares(token) == 10 and again.risk.held(token, "test") == 10
+    assert again.paper.balance == cash
+    sold = await again.submit(intent(sim, "s", side=Side.SELL, price=str(bid), size="10", order_type=OrderType.FAK))
+    assert sold.status is OrderStatus.FILLED and sold.filled_size == 10
+    pos = rig.store.get_position("test", token, dry_run=True)  # the default paper wallet's
+    assert pos is not None and pos.size == 0 and pos.wallet == "paper:default"
+    assert rig.store.get_position("test", token, dry_run=True, wallet="paper:other") is None
+    trades = rig.store.list_trades(Query(dry_run=True))
+    assert {t.fill.wallet for t in trades} == {"paper:default"}
+
+
+async def test_two_paper_wallets_positions_are_kept_apart_and_both_paid(rig: Rig) -> None:
+    """Two dry-run processes (two paper wallets) buy the same token for the same strategy: two positions,
+    each its own process's to sell; a resolution pays each once (the default wallet's redeem id unchanged)."""
+    sim = rig.sim
+    a = (await rig.executor(dry_run=True)).executor
+    b = (await rig.executor(dry_run=True, paper_wallet="b")).executor
+    ask = best_ask(sim)
+    for ex, n, size in ((a, "a", "10"), (b, "b", "6")):
+        res = await ex.submit(intent(sim, n, price=str(ask), size=size, order_type=OrderType.FOK))
+        assert res.status is OrderStatus.FILLED
+    m = sim.current_market()
+    token = m["token_ids"][0]
+    held = {p.wallet: p.size for p in rig.store.list_positions(Query(dry_run=True))}
+    assert held == {"paper:default": 10, "paper:b": 6}
+    assert {p.wallet: p.size for p in rig.store.list_positions(Query(dry_run=True, wallet="paper:b"))} == {"paper:b": 6}
+    (st,) = rig.store.stats(Query(dry_run=True))  # the reports sum a strategy's wallets
+    assert st.open_positions == 2 and st.trades == 2
+    settled = a.apply_resolution(pmbot.settle.Resolution(m["condition_id"], token, tuple(m["token_ids"]), "test"))
+    ids = sorted(s.trade_id for s in settled)
+    assert ids == sorted([f"redeem:test:{token}:1", f"redeem:test:{token}:1:paper:b"])
+    assert a.apply_resolution(pmbot.settle.Resolution(m["condition_id"], token, tuple(m["token_ids"]), "t")) == []
+    assert {p.wallet: p.state for p in rig.store.list_positions(Query(dry_run=True))} == {
+        "paper:default": PositionState.RESOLVED,
+        "paper:b": PositionState.RESOLVED,
+    }
+
+
+def _old_sqlite(path: Path) -> None:
+    """A SQLite database as it was before 0011_paper_wallets: a dry-run and a live position of one token."""
+    import sqlite3
+
+    from sqlite_utils import Database
+
+    from pmbot.store import migrations
+
+    db = Database(sqlite3.connect(str(path), isolation_level=None))
+    db.conn.execute("CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at INTEGER NOT NULL)")
+    for name, fn in migrations.MIGRATIONS:
+        if name == "0011_paper_wallets":
+            break
+        fn(db)
+        db.conn.execute("INSERT INTO schema_migrations VALUES (?, 0)", (name,))
+    db.close()
+
+
+def _old_pg(url: str) -> None:
+    import psycopg
+
+    from pmbot.store import pg_migrations
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(b"CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at BIGINT NOT NULL)")
+        for name, step in pg_migrations.MIGRATIONS:
+            if name == "0011_paper_wallets":
+                break
+            if callable(step):
+                step(conn)
+            elif step.strip():
+                conn.execute(step.encode())
+            conn.execute("INSERT INTO schema_migrations VALUES (%s, 0)", (name,))
+
+
+def _old_rows(url: str) -> None:
+    """Two positions and their trades written the way the old code wrote them (no wallet columns)."""
+    cols = (
+        "strategy, token_id, dry_run, condition_id, market, outcome, size_micro, cost_micro, realized_pnl_micro,"
+        " state, mark_price_micro, opened_at, updated_at"
+    )
+    tcols = (
+        "trade_id, kind, strategy, token_id, side, price_micro, size_micro, notional_micro, fee_micro,"
+        " realized_pnl_micro, dry_run, ts"
+    )
+    pos = [("s", "tok", d, "c", "", "", 10_000_000, 5_000_000, 0, "open", 500_000, 1, 1) for d in (1, 0)]
+    trades = [(f"t{d}", "fill", "s", "tok", "BUY", 500_000, 10_000_000, 5_000_000, 0, 0, d, 1) for d in (1, 0)]
+    if url.startswith("sqlite"):
+        import sqlite3
+
+        c = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+        c.executemany(f"INSERT INTO positions ({cols}) VALUES ({', '.join('?' * 13)})", pos)
+        c.executemany(f"INSERT INTO trades ({tcols}) VALUES ({', '.join('?' * 12)})", trades)
+        c.close()
+        return
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn, conn.cursor() as cur:
+        cur.execute(
+            b"CREATE TABLE IF NOT EXISTS trades_y1970m01 PARTITION OF trades FOR VALUES FROM (0) TO (2678400000)"
+        )
+        cur.executemany(f"INSERT INTO positions ({cols}) VALUES ({', '.join(['%s'] * 13)})".encode(), pos)
+        cur.executemany(f"INSERT INTO trades ({tcols}) VALUES ({', '.join(['%s'] * 12)})".encode(), trades)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
+def test_migration_0011_gives_old_dry_run_positions_to_the_default_paper_wallet(
+    backend: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """After the upgrade, a dry-run set-up with the default paper wallet sees its positions (and is paid
+    once under the payout ids of before); live positions stay wallet ''; another wallet's fills are a
+    position of their own."""
+    from pmbot.executor.factory import paper_balance
+    from pmbot.store import open_store
+    from pmbot.store.models import Fill
+
+    if backend == "sqlite":
+        url = f"sqlite:///{tmp_path / 'old.db'}"
+        _old_sqlite(tmp_path / "old.db")
+    else:
+        url = request.getfixturevalue("pg_empty_url")
+        _old_pg(url)
+    _old_rows(url)
+    store = open_store(url)
+    try:
+        dry = store.get_position("s", "tok", dry_run=True)
+        live = store.get_position("s", "tok", dry_run=False)
+        assert dry is not None and dry.wallet == "paper:default" and dry.size == 10
+        assert live is not None and live.wallet == "" and live.size == 10
+        assert {t.fill.wallet for t in store.list_trades(Query(dry_run=True))} == {"paper:default"}
+        assert {t.fill.wallet for t in store.list_trades(Query(dry_run=False))} == {""}
+        assert paper_balance(store, D(100), "paper:default") == (D(95), {"tok": D(10)})
+        assert paper_balance(store, D(100), "paper:b") == (D(100), {})
+        fill = Fill("tb", "s", "tok", Side.BUY, D("0.5"), D(4), dry_run=True, ts=2, wallet="paper:b")
+        assert store.record_fill(fill) and not store.record_fill(fill)
+        b = store.get_position("s", "tok", dry_run=True, wallet="paper:b")
+        assert b is not None and b.size == 4
+        assert store.get_position("s", "tok", dry_run=True).size == 10  # type: ignore[union-attr]
+        paid = store.settle_token("tok", D(1), ts=3)
+        assert sorted(t.fill.trade_id for t in paid) == ["redeem:s:tok:0", "redeem:s:tok:1", "redeem:s:tok:1:paper:b"]
+        assert store.settle_token("tok", D(1), ts=4) == []
+    finally:
+        store.close()
