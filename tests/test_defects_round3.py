@@ -234,8 +234,8 @@ def _old_rows(url: str) -> None:
         import sqlite3
 
         c = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
-        c.executemany(f"INSERT INTO positions ({cols}) VALUES ({', '.join('?' * 13)})", pos)
-        c.executemany(f"INSERT INTO trades ({tcols}) VALUES ({', '.join('?' * 12)})", trades)
+        c.executemany(f"INSERT INTO positions ({cols}) VALUES ({', '.join('?' * 13)})", pos)  # noqa: S608
+        c.executemany(f"INSERT INTO trades ({tcols}) VALUES ({', '.join('?' * 12)})", trades)  # noqa: S608
         c.close()
         return
     import psycopg
@@ -244,8 +244,8 @@ def _old_rows(url: str) -> None:
         cur.execute(
             b"CREATE TABLE IF NOT EXISTS trades_y1970m01 PARTITION OF trades FOR VALUES FROM (0) TO (2678400000)"
         )
-        cur.executemany(f"INSERT INTO positions ({cols}) VALUES ({', '.join(['%s'] * 13)})".encode(), pos)
-        cur.executemany(f"INSERT INTO trades ({tcols}) VALUES ({', '.join(['%s'] * 12)})".encode(), trades)
+        cur.executemany(f"INSERT INTO positions ({cols}) VALUES ({', '.join(['%s'] * 13)})".encode(), pos)  # noqa: S608
+        cur.executemany(f"INSERT INTO trades ({tcols}) VALUES ({', '.join(['%s'] * 12)})".encode(), trades)  # noqa: S608
 
 
 @pytest.mark.parametrize("backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.services)])
