@@ -286,3 +286,47 @@ def test_migration_0011_gives_old_dry_run_positions_to_the_default_paper_wallet(
         assert store.settle_token("tok", D(1), ts=4) == []
     finally:
         store.close()
+
+
+# ------------------------------------------------ 3. a fill whose trade FAILED at the venue is taken back
+
+
+def test_a_reversed_buy_leaves_the_position_as_before_once(store: Any) -> None:
+    """Every backend: a BUY reversed leaves no shares, no cost, no PnL, in the stats too; twice is once."""
+    from tests.test_store_contract import fill
+
+    assert store.record_fill(fill(1, Side.BUY, "0.40", "10", fee="0.1", dry_run=False))
+    assert store.record_fill(fill(2, Side.BUY, "0.60", "10", fee="0.2", dry_run=False))
+    rev = store.reverse_fill("t2", ts=1_795_000_100_000, reason="trade FAILED at the venue")
+    assert rev is not None and rev.fill.kind.value == "reversal" and rev.fill.trade_id == "revert:t2"
+    assert rev.notional == D(-6) and rev.fill.fee == D("-0.2") and rev.realized_pnl == 0
+    assert rev.fill.metadata == {"reverses": "t2", "reason": "trade FAILED at the venue"}
+    pos = store.get_position("snipe", "tok-up", False)
+    assert pos is not None and (pos.size, pos.cost, pos.realized_pnl) == (D(10), D("4.1"), D(0))
+    assert store.reverse_fill("t2", ts=1_795_000_200_000) is None  # FAILED seen again: nothing more
+    assert store.reverse_fill("nope", ts=1_795_000_200_000) is None
+    (st,) = store.stats(Query(dry_run=False))
+    assert (st.trades, st.volume, st.fees, st.realized_pnl) == (1, D(4), D("0.1"), D(0))
+    assert store.reverse_fill("t1", ts=1_795_000_300_000) is not None
+    pos = store.get_position("snipe", "tok-up", False)
+    assert pos is not None and (pos.size, pos.cost, pos.state) == (D(0), D(0), PositionState.CLOSED)
+    kinds = [t.fill.kind.value for t in store.list_trades(Query(dry_run=False))]
+    assert sorted(kinds) == ["fill", "fill", "reversal", "reversal"]
+
+
+def test_a_reversed_sell_gives_the_shares_and_their_cost_back_and_undoes_its_pnl(store: Any) -> None:
+    from tests.test_store_contract import fill
+
+    assert store.record_fill(fill(1, Side.BUY, "0.50", "10", dry_run=False))
+    assert store.record_fill(fill(2, Side.SELL, "0.70", "4", fee="0.05", dry_run=False))
+    pos = store.get_position("snipe", "tok-up", False)
+    assert pos is not None and pos.size == 6 and pos.realized_pnl == D("0.75")
+    rev = store.reverse_fill("t2", ts=1_795_000_100_000)
+    assert rev is not None and rev.realized_pnl == D("-0.75")
+    pos = store.get_position("snipe", "tok-up", False)
+    assert pos is not None and (pos.size, pos.cost, pos.realized_pnl, pos.state) == (
+        D(10),
+        D(5),
+        D(0),
+        PositionState.OPEN,
+    )

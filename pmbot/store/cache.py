@@ -162,6 +162,12 @@ class CachedStore:
         finally:
             self._invalidate(f.token_id for f in batch)
 
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        row = self.inner.reverse_fill(trade_id, ts=ts, reason=reason)
+        if row is not None:
+            self._invalidate([row.fill.token_id])
+        return row
+
     def set_marks(self, prices: Mapping[str, Decimal]) -> int:
         try:
             return self.inner.set_marks(prices)

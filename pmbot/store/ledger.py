@@ -69,6 +69,60 @@ def apply(book: Book, side: Side, kind: TradeKind, price: int, size: int, fee: i
     return notional, realized
 
 
+def reverse(book: Book, side: Side, size: int, notional: int, fee: int, realized: int) -> int:
+    """Take one recorded fill back out of `book`, in place: its trade FAILED at the venue, so its shares
+    never moved and its cash never changed hands. Returns the realized PnL of the reversal (the fill's
+    own realized PnL, negated).
+
+    A BUY's shares and cost (notional + fee) leave the position; a SELL's shares come back with the cost
+    basis it released, and its realized PnL is undone. Exact when the position did not trade since the
+    fill; otherwise a BUY's shares are taken back as far as the position still holds them."""
+    if size <= 0:
+        raise ValueError("trade size must be positive")
+    if side == _BUY:
+        took = min(size, book.size)
+        book.size -= took
+        book.cost = 0 if book.size == 0 else max(0, book.cost - (notional + fee))
+        undone = 0
+    else:
+        released = notional - fee - realized  # the cost basis the SELL took out of the position
+        book.size += size
+        book.cost += max(0, released)
+        book.realized -= realized
+        undone = -realized
+    if book.state is not _RESOLVED:
+        book.state = _OPEN if book.size > 0 else _CLOSED
+    return undone
+
+
+def reversal_row(orig: Mapping[str, Any], ts: int, realized: int, metadata: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The trade row (rows.TRADE_COLUMNS) of the reversal of stored fill `orig` (a trades row)."""
+    import json
+
+    return (
+        f"revert:{orig['trade_id']}",
+        TradeKind.REVERSAL.value,
+        orig["strategy"],
+        orig["token_id"],
+        orig["condition_id"] or "",
+        orig["market"] or "",
+        orig["outcome"] or "",
+        orig["side"],
+        orig["price_micro"],
+        orig["size_micro"],
+        -orig["notional_micro"],
+        -orig["fee_micro"],
+        realized,
+        int(orig["dry_run"]),
+        orig["liquidity"] or "",
+        orig["order_key"],
+        orig["venue_order_id"],
+        ts,
+        json.dumps(dict(metadata), sort_keys=True, separators=(",", ":")),
+        orig.get("wallet") or "",
+    )
+
+
 # ------------------------------------------------------------------------------------ recording fills
 
 BookKey = tuple[str, str, bool, str]  # (strategy, token_id, dry_run, wallet): one position

@@ -58,6 +58,10 @@ class PositionState(StrEnum):
 class TradeKind(StrEnum):
     FILL = "fill"  # a match on the venue (or a paper fill in dry-run)
     REDEEM = "redeem"  # a resolution payout: the remaining shares at 1 (won) or 0 (lost)
+    # a fill taken back: its trade FAILED at the venue (reverted on chain, never settled). Trade id
+    # "revert:<fill's trade id>", same side, price and size; notional and fee negated, realized PnL the
+    # fill's negated: the position is as if the fill never happened (Store.reverse_fill).
+    REVERSAL = "reversal"
 
 
 @dataclass(frozen=True, slots=True)

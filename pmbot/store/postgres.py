@@ -515,6 +515,44 @@ class PostgresStore:
             ).fetchall()
         return ledger.load_books(found)
 
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        joined = getattr(self._tls, "conn", None)
+        if joined is None:
+            self._ensure_months([ts])
+        with self._write() as conn:
+            if joined is not None:
+                self._ensure_months([ts], conn)
+            with conn.cursor(row_factory=dict_row) as cur:  # by its ts (trade_keys): one partition, not all
+                found = cur.execute(
+                    "SELECT t.* FROM trade_keys k JOIN trades t ON t.ts = k.ts AND t.trade_id = k.trade_id"
+                    " WHERE k.trade_id = %s AND t.kind = %s",
+                    (trade_id, _FILL),
+                ).fetchall()
+            if not found:
+                return None  # not recorded here, or not a fill
+            orig = found[0]
+            k = (orig["strategy"], orig["token_id"], bool(orig["dry_run"]), orig["wallet"] or "")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(k[0], k[1], k[2]),))  # as record_fills
+            rev_id = f"revert:{trade_id}"
+            if conn.execute(_CLAIM_ONE, (rev_id, ts)).fetchone() is None:
+                return None  # reversed before
+            books, meta = self._load_books(conn, {k})
+            book = books.get(k)
+            if book is None:  # a fill's position always exists; never invent one
+                raise StoreError(f"fill {trade_id} has no position to reverse")
+            realized = ledger.reverse(
+                book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
+                orig["realized_pnl_micro"],
+            )  # fmt: skip
+            meta[k]["updated_at"] = max(meta[k]["updated_at"], ts)
+            conn.execute(
+                _INSERT_TRADE, ledger.reversal_row(orig, ts, realized, {"reverses": trade_id, "reason": reason})
+            )
+            conn.execute(_UPSERT_ONE, ledger.position_rows(books, meta)[0])
+            with conn.cursor(row_factory=dict_row) as cur:
+                found = cur.execute("SELECT * FROM trades WHERE ts = %s AND trade_id = %s", (ts, rev_id)).fetchall()
+        return rows.row_to_trade(found[0])
+
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts", ph="%s")
         if query is not None and query.state is not None:
@@ -635,8 +673,10 @@ class PostgresStore:
 
         clause, params = rows.where(query, ts_col="ts", ph="%s")
         trade_sums = self._query(
-            "SELECT strategy, dry_run, count(*) FILTER (WHERE kind = 'fill') AS n,"
-            " sum(notional_micro) FILTER (WHERE kind = 'fill') AS volume, sum(fee_micro) AS fees,"
+            # a reversal (a fill whose trade FAILED at the venue) takes its fill back out of the counts
+            "SELECT strategy, dry_run,"
+            " count(*) FILTER (WHERE kind = 'fill') - count(*) FILTER (WHERE kind = 'reversal') AS n,"
+            " sum(notional_micro) FILTER (WHERE kind IN ('fill', 'reversal')) AS volume, sum(fee_micro) AS fees,"
             f" sum(realized_pnl_micro) AS realized FROM trades{clause} GROUP BY strategy, dry_run",
             params,
         )

@@ -318,6 +318,29 @@ class SQLiteStore:
                 ).fetchall()
         return ledger.load_books(found, keys)
 
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        with self._write() as conn:  # read the fill and its position, write the reversal, under one lock
+            found = self._query("SELECT * FROM trades WHERE trade_id = ? AND kind = ?", (trade_id, _FILL))
+            rev_id = f"revert:{trade_id}"
+            if not found or conn.execute("SELECT 1 FROM trades WHERE trade_id = ?", (rev_id,)).fetchone():
+                return None  # not recorded here, not a fill, or reversed already
+            orig = found[0]
+            k = (orig["strategy"], orig["token_id"], bool(orig["dry_run"]), orig["wallet"] or "")
+            books, meta = self._load_books(conn, {k})
+            book = books.get(k)
+            if book is None:  # a fill's position always exists; never invent one
+                return None
+            realized = ledger.reverse(
+                book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
+                orig["realized_pnl_micro"],
+            )  # fmt: skip
+            meta[k]["updated_at"] = max(meta[k]["updated_at"], ts)
+            row = ledger.reversal_row(orig, ts, realized, {"reverses": trade_id, "reason": reason})
+            conn.execute(_INSERT_TRADE, row)
+            conn.executemany(_UPSERT_POSITION, ledger.position_rows(books, meta))
+            found = self._query("SELECT * FROM trades WHERE trade_id = ?", (rev_id,))
+        return rows.row_to_trade(found[0])
+
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts")
         if query is not None and query.state is not None:
@@ -421,8 +444,10 @@ class SQLiteStore:
     def stats(self, query: Query | None = None) -> list[StrategyStats]:
         clause, params = rows.where(query, ts_col="ts")
         trade_sums = self._query(
-            "SELECT strategy, dry_run, SUM(kind = 'fill') AS n, SUM(CASE WHEN kind = 'fill' THEN notional_micro"
-            " ELSE 0 END) AS volume, SUM(fee_micro) AS fees, SUM(realized_pnl_micro) AS realized"
+            # a reversal (a fill whose trade FAILED at the venue) takes its fill back out of the counts
+            "SELECT strategy, dry_run, SUM(kind = 'fill') - SUM(kind = 'reversal') AS n,"
+            " SUM(CASE WHEN kind IN ('fill', 'reversal') THEN notional_micro ELSE 0 END) AS volume,"
+            " SUM(fee_micro) AS fees, SUM(realized_pnl_micro) AS realized"
             f" FROM trades{clause} GROUP BY strategy, dry_run",
             params,
         )
