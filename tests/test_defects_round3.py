@@ -330,3 +330,81 @@ def test_a_reversed_sell_gives_the_shares_and_their_cost_back_and_undoes_its_pnl
         D(0),
         PositionState.OPEN,
     )
+
+
+async def _live_buy_that_fails(rig: Rig, ex: Any, n: str = "fail") -> Any:
+    """A live FOK BUY the venue matches (the fill is recorded at once) and whose trade then FAILS on
+    chain (fault trade_fail: reverted when it would be mined, 2 s after the match)."""
+    rig.sim.set_faults(trade_fail=1)
+    res = await ex.submit(intent(rig.sim, n, price=str(best_ask(rig.sim)), size="10", order_type=OrderType.FOK))
+    assert res.status is OrderStatus.FILLED and res.filled_size > 0, res
+    return res
+
+
+def _venue_trade_statuses(rig: Rig) -> list[str]:
+    return [str(t["status"]).removeprefix("TRADE_STATUS_") for t in rig.sim.trades()]
+
+
+async def test_a_trade_that_fails_after_its_fill_was_recorded_is_taken_back_from_the_user_channel(rig: Rig) -> None:
+    """Was: the fill stayed (its order final, every later trade status ignored): the position and the gate
+    kept 10 shares that never arrived, their cost counted as exposure."""
+    sim = rig.sim
+    ex = (await rig.executor(dry_run=False)).executor
+    token = sim.current_market()["token_ids"][0]
+    stream = rig.venue.user_stream()
+    pump = asyncio.create_task(ex.follow_user(stream))
+    try:
+        async with asyncio.timeout(10):
+            while not stream.connected:
+                await asyncio.sleep(0.01)
+        res = await _live_buy_that_fails(rig, ex)
+        size = res.filled_size
+        assert ex.risk.held(token) == size and ex.risk.exposure().positions > 0
+        sim.advance(3)  # the trade is FAILED at the venue now, and the user channel says so
+        assert "FAILED" in _venue_trade_statuses(rig)
+        for _ in range(200):
+            await asyncio.sleep(0.02)
+            if ex.metrics.fills_reverted:
+                break
+        assert ex.metrics.fills_reverted == 1
+    finally:
+        await stream.close()
+        pump.cancel()
+        await asyncio.gather(pump, return_exceptions=True)
+    pos = rig.store.get_position("test", token, dry_run=False)
+    assert pos is not None and pos.size == 0 and pos.cost == 0 and pos.realized_pnl == 0
+    assert ex.risk.held(token) == 0 and ex.risk.exposure().positions == 0
+    rec = rig.store.get_order(res.key)
+    assert rec is not None and rec.filled_size == 0
+    assert any("FAILED at the venue" in e.detail for e in rig.store.order_events(res.key))
+    kinds = sorted(t.fill.kind.value for t in rig.store.list_trades(Query(dry_run=False)))
+    assert kinds == ["fill", "reversal"]
+    (st,) = rig.store.stats(Query(dry_run=False))
+    assert st.trades == 0 and st.volume == 0 and st.fees == 0 and st.realized_pnl == 0
+    assert [e.event for e in rig.store.list_execution_logs(event="reversal")] == ["reversal"]
+    # FAILED seen again (the channel repeats it, then the history check): taken back once
+    assert await ex.check_failed_trades() == 0
+    assert ex.metrics.fills_reverted == 1 and ex.risk.held(token) == 0
+
+
+async def test_a_trade_that_failed_while_the_engine_was_down_is_taken_back_at_start_once(rig: Rig) -> None:
+    sim = rig.sim
+    first = await rig.executor(dry_run=False)
+    token = sim.current_market()["token_ids"][0]
+    res = await _live_buy_that_fails(rig, first.executor)
+    await first.close()
+    rig.handles.remove(first)
+    sim.advance(3)  # FAILED while nothing listens
+    assert "FAILED" in _venue_trade_statuses(rig)
+    pos = rig.store.get_position("test", token, dry_run=False)
+    assert pos is not None and pos.size == res.filled_size  # not known yet
+    second = await rig.executor(dry_run=False)  # start() reads the trade history of its recent fills
+    assert second.executor.metrics.fills_reverted == 1
+    assert second.executor.risk.held(token) == 0 and second.executor.risk.exposure().positions == 0
+    pos = rig.store.get_position("test", token, dry_run=False)
+    assert pos is not None and pos.size == 0 and pos.cost == 0
+    await second.close()
+    rig.handles.remove(second)
+    third = (await rig.executor(dry_run=False)).executor  # and again after another restart: nothing more
+    assert third.metrics.fills_reverted == 0 and third.risk.held(token) == 0
+    assert sorted(t.fill.kind.value for t in rig.store.list_trades(Query(dry_run=False))) == ["fill", "reversal"]
