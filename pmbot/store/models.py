@@ -82,7 +82,8 @@ class OrderRecord:
     created_at: int = 0  # epoch ms
     updated_at: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
-    # live: the maker address (lower case); dry-run: "paper:<run id>"; "" for rows stored before wallets
+    # live: the maker address (lower case); dry-run: "paper:<name>" (settings executor.paper_wallet; older
+    # rows "paper:<run id>"); "" for rows stored before wallets
     wallet: str = ""
 
     @property
