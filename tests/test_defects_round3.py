@@ -408,3 +408,36 @@ async def test_a_trade_that_failed_while_the_engine_was_down_is_taken_back_at_st
     third = (await rig.executor(dry_run=False)).executor  # and again after another restart: nothing more
     assert third.metrics.fills_reverted == 0 and third.risk.held(token) == 0
     assert sorted(t.fill.kind.value for t in rig.store.list_trades(Query(dry_run=False))) == ["fill", "reversal"]
+
+
+async def test_the_reconciler_takes_back_a_failed_trade_the_user_channel_did_not_deliver(rig: Rig) -> None:
+    """No user channel (dropped, say): the background reconciler reads the trade history of markets with
+    recent fills and takes the FAILED one back; RETRYING (may still be mined) is left alone."""
+    from pmbot.polymarket.models import UserTrade
+
+    sim = rig.sim
+    ex = (await rig.executor(dry_run=False)).executor
+    token = sim.current_market()["token_ids"][0]
+    res = await _live_buy_that_fails(rig, ex)
+    rec = rig.store.get_order(res.key)
+    assert rec is not None and rec.venue_order_id
+    (fill,) = rig.store.fills_of_order(res.key)
+    retrying = UserTrade(fill.trade_id, rec.venue_order_id, "", token, Side.BUY, fill.size, fill.price, "RETRYING",
+                         None, "TAKER")  # fmt: skip
+    assert ex.reverse_failed(retrying) == 0 and ex.risk.held(token) == fill.size
+    sim.advance(3)
+    ex.failed_check_every_s = 0
+    task = asyncio.create_task(ex.run_reconciler(every_s=0.01))
+    try:
+        for _ in range(300):
+            await asyncio.sleep(0.01)
+            if ex.metrics.fills_reverted:
+                break
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert ex.metrics.fills_reverted == 1 and ex.risk.held(token) == 0
+    pos = rig.store.get_position("test", token, dry_run=False)
+    assert pos is not None and pos.size == 0
+    failed = replace(retrying, status="FAILED")
+    assert ex.reverse_failed(failed) == 0  # and the channel's late FAILED changes nothing

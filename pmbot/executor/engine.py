@@ -286,10 +286,12 @@ class Executor:
         # for it, taker intents are not sent for this long (clock seconds).
         self.post_only_pause_s = 120.0
         self._post_only_until = 0.0
-        # Trades that FAILED at the venue (check_failed_trades): how far back `start` looks, and how often
-        # (real seconds) the reconciler looks again, for what the user channel did not report.
+        # Trades that FAILED at the venue (check_failed_trades): how far back `start` looks; how often (real
+        # seconds) and how far back the reconciler looks again, for what the user channel did not deliver
+        # (a trade fails within minutes of its match; one request per market with fills in that span).
         self.failed_lookback_s = 24 * 3600.0
-        self.failed_check_every_s = 60.0
+        self.failed_check_every_s = 300.0
+        self.failed_recheck_lookback_s = 3600.0
         self._failed_checked = float("-inf")
 
     @property
@@ -1326,9 +1328,9 @@ class Executor:
                     done += self._reverse_fills(hit, t.trade_id, t.match_ms)
         return done
 
-    async def _check_failed_guarded(self) -> None:
+    async def _check_failed_guarded(self, since_ms: int | None = None) -> None:
         try:
-            await self.check_failed_trades()
+            await self.check_failed_trades(since_ms)
         except PmbotError as e:
             log.warning("failed trades not checked: %s", e.message)
         except Exception:
@@ -1598,7 +1600,7 @@ class Executor:
                 await self._reconcile_guarded(rec)
             if self._perf() - self._failed_checked >= self.failed_check_every_s:
                 self._failed_checked = self._perf()
-                await self._check_failed_guarded()
+                await self._check_failed_guarded(self._now_ms() - int(self.failed_recheck_lookback_s * 1000))
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
         if rec.status in (OrderStatus.PENDING, OrderStatus.ARMED):
