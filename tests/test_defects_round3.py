@@ -441,3 +441,22 @@ async def test_the_reconciler_takes_back_a_failed_trade_the_user_channel_did_not
     assert pos is not None and pos.size == 0
     failed = replace(retrying, status="FAILED")
     assert ex.reverse_failed(failed) == 0  # and the channel's late FAILED changes nothing
+
+
+async def test_a_command_may_name_its_own_paper_wallet(rig: Rig) -> None:
+    """build_executor(paper_wallet=…): a command with a name of its own (e.g. per copy target) runs beside
+    the default paper wallet's process; the name is validated as the setting is."""
+    from pmbot.executor.factory import build_executor
+
+    a = (await rig.executor(dry_run=True)).executor
+    h = await build_executor(
+        rig.settings, rig.store, rig.venue, dry_run=True, lock_dir=rig.tmp / "locks", clock=rig.sim.now,
+        paper_wallet="copy-x",
+    )  # fmt: skip
+    rig.handles.append(h)
+    assert a.wallet == "paper:default" and h.executor.wallet == "paper:copy-x"
+    with pytest.raises(ValueError, match="paper_wallet"):
+        await build_executor(
+            rig.settings, rig.store, rig.venue, dry_run=True, lock_dir=rig.tmp / "locks", clock=rig.sim.now,
+            paper_wallet="../etc",
+        )  # fmt: skip

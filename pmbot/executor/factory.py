@@ -10,7 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pmbot.config import Settings
+from pmbot.config import ExecutorSettings, Settings
 from pmbot.executor.books import VenueBooks
 from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget, redis_window
 from pmbot.executor.engine import BookSource, Executor
@@ -102,9 +102,15 @@ async def build_executor(
     clock: Callable[[], float] = time.time,
     books: BookSource | None = None,
     one_shot: bool = False,
+    paper_wallet: str | None = None,
 ) -> ExecutorHandle:
     """`one_shot`: a command that places or cancels one order and exits (`pmbot order`): no order
-    heartbeats unless `executor.heartbeat` says so (the venue would cancel its resting order 10 s later)."""
+    heartbeats unless `executor.heartbeat` says so (the venue would cancel its resting order 10 s later).
+    `paper_wallet`: dry-run, the paper wallet's name when not settings `executor.paper_wallet`'s (a
+    command with a name of its own, e.g. per copy target); one process at a time holds a paper wallet."""
+    if paper_wallet is not None:
+        executor = settings.executor.model_copy(update={"paper_wallet": paper_wallet})
+        settings = settings.model_copy(update={"executor": ExecutorSettings.model_validate(executor.model_dump())})
     cleanup: list[Callable[[], Any]] = []
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:
