@@ -295,14 +295,15 @@ def test_a_reversed_buy_leaves_the_position_as_before_once(store: Any) -> None:
     """Every backend: a BUY reversed leaves no shares, no cost, no PnL, in the stats too; twice is once."""
     from tests.test_store_contract import fill
 
-    assert store.record_fill(fill(1, Side.BUY, "0.40", "10", fee="0.1", dry_run=False))
-    assert store.record_fill(fill(2, Side.BUY, "0.60", "10", fee="0.2", dry_run=False))
+    assert store.record_fill(replace(fill(1, Side.BUY, "0.40", "10", fee="0.1", dry_run=False), order_key="k"))
+    assert store.record_fill(replace(fill(2, Side.BUY, "0.60", "10", fee="0.2", dry_run=False), order_key="k"))
     rev = store.reverse_fill("t2", ts=1_795_000_100_000, reason="trade FAILED at the venue")
     assert rev is not None and rev.fill.kind.value == "reversal" and rev.fill.trade_id == "revert:t2"
     assert rev.notional == D(-6) and rev.fill.fee == D("-0.2") and rev.realized_pnl == 0
     assert rev.fill.metadata == {"reverses": "t2", "reason": "trade FAILED at the venue"}
     pos = store.get_position("snipe", "tok-up", False)
     assert pos is not None and (pos.size, pos.cost, pos.realized_pnl) == (D(10), D("4.1"), D(0))
+    assert [f.trade_id for f in store.fills_of_order("k")] == ["t1"]  # what the order filled, after all
     assert store.reverse_fill("t2", ts=1_795_000_200_000) is None  # FAILED seen again: nothing more
     assert store.reverse_fill("nope", ts=1_795_000_200_000) is None
     (st,) = store.stats(Query(dry_run=False))
@@ -312,6 +313,7 @@ def test_a_reversed_buy_leaves_the_position_as_before_once(store: Any) -> None:
     assert pos is not None and (pos.size, pos.cost, pos.state) == (D(0), D(0), PositionState.CLOSED)
     kinds = [t.fill.kind.value for t in store.list_trades(Query(dry_run=False))]
     assert sorted(kinds) == ["fill", "fill", "reversal", "reversal"]
+    assert store.fills_of_order("k") == []
 
 
 def test_a_reversed_sell_gives_the_shares_and_their_cost_back_and_undoes_its_pnl(store: Any) -> None:
@@ -379,6 +381,7 @@ async def test_a_trade_that_fails_after_its_fill_was_recorded_is_taken_back_from
     assert any("FAILED at the venue" in e.detail for e in rig.store.order_events(res.key))
     kinds = sorted(t.fill.kind.value for t in rig.store.list_trades(Query(dry_run=False)))
     assert kinds == ["fill", "reversal"]
+    assert rig.store.fills_of_order(res.key) == []  # what the order filled: nothing, after all
     (st,) = rig.store.stats(Query(dry_run=False))
     assert st.trades == 0 and st.volume == 0 and st.fees == 0 and st.realized_pnl == 0
     assert [e.event for e in rig.store.list_execution_logs(event="reversal")] == ["reversal"]

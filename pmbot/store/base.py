@@ -114,7 +114,7 @@ class Store(Protocol):
     def list_trades(self, query: Query | None = None) -> list[TradeRow]: ...
 
     def fills_of_order(self, order_key: str) -> list[Fill]:
-        """The fills (not payouts) recorded for one order, oldest first."""
+        """The fills (not payouts) recorded for one order, oldest first; not those taken back (reverse_fill)."""
         ...
 
     def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:

@@ -850,9 +850,10 @@ class PostgresStore:
 
     def fills_of_order(self, order_key: str) -> list[Fill]:
         found = self._query(
-            "SELECT * FROM trades WHERE order_key = %s AND kind = %s ORDER BY ts, id", (order_key, TradeKind.FILL.value)
+            "SELECT * FROM trades WHERE order_key = %s AND kind IN (%s, %s) ORDER BY ts, id",
+            (order_key, TradeKind.FILL.value, TradeKind.REVERSAL.value),
         )
-        return [rows.row_to_trade(r).fill for r in found]
+        return rows.unreversed_fills(found)
 
     # ---------------------------------------------------------------- copy trading (0009_copy)
 

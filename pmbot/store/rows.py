@@ -209,6 +209,13 @@ def row_to_trade(r: dict[str, Any]) -> TradeRow:
     )
 
 
+def unreversed_fills(found: list[dict[str, Any]]) -> list[Fill]:
+    """The fills among trade rows (fills and reversals), without those a reversal took back."""
+    trades = [row_to_trade(r).fill for r in found]
+    taken_back = {f.trade_id.removeprefix("revert:") for f in trades if f.kind is TradeKind.REVERSAL}
+    return [f for f in trades if f.kind is TradeKind.FILL and f.trade_id not in taken_back]
+
+
 def row_to_position(r: dict[str, Any]) -> Position:
     mark = r["mark_price_micro"]
     return Position(

@@ -356,9 +356,10 @@ class SQLiteStore:
 
     def fills_of_order(self, order_key: str) -> list[Fill]:
         found = self._query(
-            "SELECT * FROM trades WHERE order_key = ? AND kind = ? ORDER BY ts, id", (order_key, TradeKind.FILL.value)
+            "SELECT * FROM trades WHERE order_key = ? AND kind IN (?, ?) ORDER BY ts, id",
+            (order_key, TradeKind.FILL.value, TradeKind.REVERSAL.value),
         )
-        return [rows.row_to_trade(r).fill for r in found]
+        return rows.unreversed_fills(found)
 
     def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:
         found = self._query(
