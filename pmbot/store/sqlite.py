@@ -329,7 +329,7 @@ class SQLiteStore:
             books, meta = self._load_books(conn, {k})
             book = books.get(k)
             if book is None:  # a fill's position always exists; never invent one
-                return None
+                raise StoreError(f"fill {trade_id} has no position to reverse")
             realized = ledger.reverse(
                 book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
                 orig["realized_pnl_micro"],
