@@ -463,3 +463,37 @@ async def test_a_command_may_name_its_own_paper_wallet(rig: Rig) -> None:
             rig.settings, rig.store, rig.venue, dry_run=True, lock_dir=rig.tmp / "locks", clock=rig.sim.now,
             paper_wallet="../etc",
         )  # fmt: skip
+
+
+def test_positions_report_shows_each_paper_wallet_and_stats_sum_them(
+    sim: SimServer, db_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`pmbot positions`: one row per paper wallet (a non-default one named in the mode column, `wallet`
+    in --json), live rows apart; `pmbot stats` sums a strategy's wallets per mode."""
+    import json
+
+    from tests.test_settle_reports import buy, invoke, record
+
+    for k, v in sim.env().items():
+        monkeypatch.setenv(k, v)
+    monkeypatch.setenv("PMBOT_DATABASE_URL", db_url)
+    monkeypatch.setenv("COLUMNS", "200")
+    token = sim.current_market()["token_ids"][0]
+    record(
+        db_url,
+        buy(token, "0.50", "10", n=1),
+        replace(buy(token, "0.50", "4", n=2), wallet="paper:b"),
+        buy(token, "0.50", "3", n=3, dry_run=False),
+    )
+    code, out, err = invoke("positions", "--offline", "--json")
+    assert code == 0, err
+    got = sorted((p["mode"], p["wallet"], p["size"]) for p in json.loads(out))
+    assert got == [("dry-run", "paper:b", "4"), ("dry-run", "paper:default", "10"), ("live", "", "3")]
+    code, out, err = invoke("positions", "--offline")
+    assert code == 0, err
+    rows = [line for line in out.splitlines() if "snipe" in line]
+    assert len(rows) == 3 and sum("dry-run b" in r for r in rows) == 1 and sum("LIVE" in r for r in rows) == 1
+    code, out, err = invoke("stats", "--offline", "--json")
+    assert code == 0, err
+    by_mode = {s["mode"]: s for s in json.loads(out)}
+    assert by_mode["dry-run"]["open_positions"] == 2 and by_mode["live"]["open_positions"] == 1
