@@ -84,6 +84,13 @@ class ExecutorSettings(_Section):
     rate_limit_safety: Decimal = Field(Decimal("0.8"), gt=0, le=1, description="fraction of venue limits")
     dry_run_balance: Decimal = Field(Decimal("1000"), ge=0, description="starting paper USDC")
     dry_run_fees: bool = True
+    # The paper wallet a dry-run process trades ("paper:<name>"): its positions are its own, it is seeded
+    # from them at start (a restart with the same name sees them), and one process at a time holds it.
+    paper_wallet: str = Field(
+        "default",
+        pattern=r"^[a-z0-9][a-z0-9_.-]{0,39}$",
+        description="dry-run: this process's paper wallet; run a second dry-run process with another name",
+    )
     # Order heartbeats (POST /v1/heartbeats, a dead man's switch: 10 s without a beat after the first one
     # and the venue cancels every open order of the API key). None: on for live long-running commands,
     # off for one-shot `pmbot order` (whose resting order must outlive the process).

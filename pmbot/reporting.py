@@ -125,6 +125,7 @@ def position_view(p: Position, mark: Mark | None = None) -> dict[str, Any]:
         "strategy": p.strategy,
         "mode": mode_name(p.dry_run),
         "dry_run": p.dry_run,
+        "wallet": p.wallet,  # dry-run: its paper wallet ("paper:<name>"); live: ""
         "token_id": p.token_id,
         "condition_id": p.condition_id,
         "market": p.market,

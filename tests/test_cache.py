@@ -28,7 +28,7 @@ def test_second_read_is_a_hit_with_ttl(db_url: str, redis_url: str, clock) -> No
     s.get_position("snipe", "tok-up", True)
     s.get_position("snipe", "tok-up", True)
     assert (s.hits, s.misses) == (1, 1)
-    ttl = redis.Redis.from_url(redis_url).ttl("pmbot:pos:tok-up")
+    ttl = redis.Redis.from_url(redis_url).ttl("pmbot:pos2:tok-up")
     assert 0 < ttl <= 60
 
 

@@ -603,8 +603,13 @@ def test_a_second_copier_of_the_same_target_on_one_database_refuses(sim: SimServ
         assert second.returncode == 2, (second.stdout, second.stderr)
         errors = [line for line in second.stderr.splitlines() if line.lower().startswith("error")]
         assert len(errors) == 1 and "already mirroring this target" in errors[0], second.stderr
-        other = _pmbot("copy", "--target", sim.call(lambda v: v.mm_address), "--duration", "1s", "--no-live", env=env)
-        assert other.returncode == 0, other.stderr  # another target is another copier's to mirror
+        # another target is another copier's to mirror (on a paper wallet of its own: one dry-run process
+        # per paper wallet, tests/test_review_round2.py)
+        env_other = {**env, "PMBOT_EXECUTOR__PAPER_WALLET": "copy-mm"}
+        other = _pmbot(
+            "copy", "--target", sim.call(lambda v: v.mm_address), "--duration", "1s", "--no-live", env=env_other
+        )
+        assert other.returncode == 0, other.stderr
     finally:
         first.terminate()
         first.wait(timeout=20)

@@ -52,9 +52,15 @@ class Rig:
         self.venue: Venue = build_venue(settings, clock=sim.now, retry=FAST, timeout=2.0)
         self.handles: list[ExecutorHandle] = []
 
-    async def executor(self, *, dry_run: bool) -> ExecutorHandle:
+    async def executor(self, *, dry_run: bool, paper_wallet: str | None = None) -> ExecutorHandle:
+        """`paper_wallet`: a dry-run process with a paper wallet of its own (settings executor.paper_wallet);
+        two dry-run processes cannot hold one paper wallet at once."""
+        settings = self.settings
+        if paper_wallet is not None:
+            update = {"paper_wallet": paper_wallet}
+            settings = settings.model_copy(update={"executor": settings.executor.model_copy(update=update)})
         h = await build_executor(
-            self.settings, self.store, self.venue, dry_run=dry_run, lock_dir=self.tmp / "locks", clock=self.sim.now
+            settings, self.store, self.venue, dry_run=dry_run, lock_dir=self.tmp / "locks", clock=self.sim.now
         )
         await h.executor.start()
         self.handles.append(h)

@@ -311,7 +311,7 @@ async def test_a_never_sent_record_is_taken_over_by_one_retry_only(rig: Rig) -> 
     """Two executors (processes) on one database retry the same never-sent key at once: one executes it.
 
     Dry-run: two live engines of one wallet cannot run at once (the per-wallet lock), but any number of
-    dry-run processes may share a database."""
+    dry-run processes may share a database, each with its own paper wallet."""
     ex1 = (await rig.executor(dry_run=True)).executor
     it = intent(rig.sim, "race", price="0.02", token=1)
     rig.sim.set_faults(server_error=50, server_error_path="/book")
@@ -319,7 +319,7 @@ async def test_a_never_sent_record_is_taken_over_by_one_retry_only(rig: Rig) -> 
     rig.sim.clear_faults()
     other = Rig(rig.sim, rig.tmp / "b", rig.settings)  # its own venue client and store connection
     try:
-        ex2 = (await other.executor(dry_run=True)).executor
+        ex2 = (await other.executor(dry_run=True, paper_wallet="b")).executor
         a, b = await asyncio.gather(ex1.submit(it), ex2.submit(it))
         assert sorted([a.duplicate, b.duplicate]) == [False, True]
         events = [e.status for e in rig.store.order_events(sk(it.key, True))]

@@ -54,12 +54,28 @@ def best_bid(sim: SimServer, token: int = 0) -> Decimal:
     return Decimal(book["bids"][-1]["price"])
 
 
+def with_paper_wallet(settings: Any, name: str) -> Any:
+    """`settings` with another paper wallet (settings `executor.paper_wallet`): another dry-run process."""
+    return settings.model_copy(update={"executor": settings.executor.model_copy(update={"paper_wallet": name})})
+
+
 async def handle(
-    r: Rig, *, dry_run: bool, settings: Any = None, venue: Any = None, store: Any = None, grace: float = 5.0
+    r: Rig,
+    *,
+    dry_run: bool,
+    settings: Any = None,
+    venue: Any = None,
+    store: Any = None,
+    grace: float = 5.0,
+    paper_wallet: str | None = None,
 ) -> Executor:
-    """A started executor like Rig.executor(), optionally on other settings (another wallet)."""
+    """A started executor like Rig.executor(), optionally on other settings (another wallet), or with a
+    paper wallet of its own (a second dry-run process running beside the first)."""
+    settings = settings or r.settings
+    if paper_wallet is not None:
+        settings = with_paper_wallet(settings, paper_wallet)
     h = await build_executor(
-        settings or r.settings,
+        settings,
         store or r.store,
         venue or r.venue,
         dry_run=dry_run,
@@ -141,13 +157,13 @@ async def test_a_closing_process_never_resets_another_ones_tripped_kill_switch(
 ) -> None:
     r = Rig(sim, tmp_path, settings_for(sim, db_url, PMBOT_RISK__DAILY_LOSS_LIMIT="0.01"))
     try:
-        b = await handle(r, dry_run=True)  # started before A trips, closes after
+        b = await handle(r, dry_run=True, paper_wallet="b")  # started before A trips, closes after
         a = await handle(r, dry_run=True)
         await _trip_by_loss(sim, a, "a")
         await stop(r, a)
         await stop(r, b)  # was: wrote its own copy, tripped: false
         assert (r.store.get_state("risk:dry-run") or {}).get("tripped") is True
-        c = await handle(r, dry_run=True)
+        c = await handle(r, dry_run=True, paper_wallet="c")
         res = await c.submit(intent(sim, "c-buy", price="0.05", size="10"))
         assert res.status is OrderStatus.REJECTED and res.code == "daily_loss_limit", res
     finally:
@@ -255,7 +271,7 @@ async def test_another_processes_trip_stops_our_resting_buys_before_they_fill(
     try:
         a = await handle(r, dry_run=True)
         resting = await a.submit(intent(sim, "rest", price="0.05", size="10"))
-        b = await handle(r, dry_run=True)
+        b = await handle(r, dry_run=True, paper_wallet="b")
         await _trip_by_loss(sim, b, "b")
         a.risk_sync_s = 0
         token = sim.current_market()["token_ids"][0]
@@ -327,7 +343,8 @@ async def test_a_sell_reduces_only_its_own_strategys_position(rig: Rig) -> None:
     snipe = rig.store.get_position("snipe", token, dry_run=True)
     assert snipe is not None and snipe.size == 0 and snipe.state.value == "closed"
     # After a restart the gate's positions are the store's, per strategy: the shares cannot sell again.
-    again = (await rig.executor(dry_run=True)).executor
+    await stop(rig, ex)
+    again = await handle(rig, dry_run=True)
     assert again.risk.held(token, "snipe") == 0 and again.risk.held(token) == 0
 
 
@@ -341,7 +358,7 @@ async def test_a_second_dry_run_process_leaves_the_first_ones_paper_orders(rig: 
     assert resting.status is OrderStatus.LIVE
     store_b = open_store(db_url, clock=sim.now)
     try:
-        b = await handle(rig, dry_run=True, store=store_b)
+        b = await handle(rig, dry_run=True, store=store_b, paper_wallet="b")
         rec = rig.store.get_order(resting.key)
         assert rec is not None and rec.status is OrderStatus.LIVE, rec  # was: cancelled by B's start
         with pytest.raises(Exception, match="belongs to dry-run process"):
@@ -354,14 +371,17 @@ async def test_a_second_dry_run_process_leaves_the_first_ones_paper_orders(rig: 
     assert await a.on_book(crossing_book(sim, token, Decimal("0.05"), Decimal(10), ts)) == 1  # was: StoreError
     rec = rig.store.get_order(resting.key)
     assert rec is not None and rec.status is OrderStatus.FILLED
-    # A process that dies leaves its resting orders to the next one to start.
+    # A process that dies leaves its resting orders to the next one to start: another paper wallet's
+    # process, or the same wallet's next run.
     more = await a.submit(intent(sim, "rest2", price="0.05", size="10"))
     for release in next(h for h in rig.handles if h.executor is a)._cleanup:  # a crash: the OS drops its locks
         release()
-    c = await handle(rig, dry_run=True)
-    assert c.wallet != a.wallet
+    c = await handle(rig, dry_run=True, paper_wallet="c")
+    assert c.wallet == "paper:c" != a.wallet
     rec = rig.store.get_order(more.key)
     assert rec is not None and rec.status is OrderStatus.CANCELLED
+    a_again = await handle(rig, dry_run=True)
+    assert a_again.wallet == a.wallet == "paper:default"
 
 
 async def test_gtd_paper_orders_expire(rig: Rig) -> None:

@@ -62,8 +62,8 @@ async def test_a_losing_resolution_realizes_the_loss_frees_exposure_and_trips_th
     (pos,) = rig.store.list_positions(Query(dry_run=True))
     assert pos.state is PositionState.RESOLVED and pos.size == 0
     assert ex.paper is not None and ex.paper.balance == balance  # nothing paid for a loser
-    # the trip is in the shared state: a new process starts tripped
-    again = (await rig.executor(dry_run=True)).executor
+    # the trip is in the shared state: a new process (another paper wallet's) starts tripped
+    again = (await rig.executor(dry_run=True, paper_wallet="other")).executor
     assert again.risk.kill_switch.tripped and again.risk.exposure().realized_today == loss
 
 

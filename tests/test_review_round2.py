@@ -15,6 +15,7 @@ import pytest
 from pmbot.config import RiskSettings
 from pmbot.errors import StoreError
 from pmbot.executor.factory import build_executor
+from pmbot.executor.lock import WalletLockedError
 from pmbot.executor.risk import RiskGate
 from pmbot.settle import check_and_settle
 from pmbot.sim.testing import SimServer
@@ -22,7 +23,7 @@ from pmbot.store import open_store
 from pmbot.store.models import Fill, OrderStatus, OrderType, PositionState, Query, Side
 from tests.conftest import FakeClock
 from tests.test_executor import Rig, best_ask, intent, settings_for
-from tests.test_money_safety_b import best_bid, cli_env, handle, invoke, stop
+from tests.test_money_safety_b import best_bid, cli_env, handle, invoke, stop, with_paper_wallet
 
 D = Decimal
 __all__ = ["cli_env"]  # a fixture, used by name
@@ -35,28 +36,36 @@ async def rig(sim: SimServer, tmp_path: Path, db_url: str) -> AsyncIterator[Rig]
     await r.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="paper wallet and gate of a new dry-run process are seeded with the shares a running one holds",
-)
 async def test_two_dry_run_processes_cannot_sell_the_same_shares(rig: Rig, db_url: str) -> None:
-    """Paper wallet per process: B's paper wallet and gate are seeded from the store's positions, which
-    include the shares A (still running) holds in its own wallet. Both sell them: 20 shares sold of 10."""
+    """Was: B's paper wallet and gate were seeded from every dry-run position of the store, including the
+    shares A (still running) holds in its own wallet: both sold them, 20 shares sold of 10. Now positions
+    are per paper wallet and one process at a time holds a paper wallet: B on A's wallet is refused, B on
+    a wallet of its own holds nothing to sell."""
     sim = rig.sim
     a = await handle(rig, dry_run=True)
     bought = await a.submit(intent(sim, "b", price=str(best_ask(sim)), size="10", order_type=OrderType.FOK))
     assert bought.status is OrderStatus.FILLED
     store_b = open_store(db_url, clock=sim.now)
     try:
-        b = await handle(rig, dry_run=True, store=store_b)
+        with pytest.raises(WalletLockedError, match="paper wallet 'default'") as refused:
+            await handle(rig, dry_run=True, store=store_b)
+        assert "PMBOT_EXECUTOR__PAPER_WALLET" in (refused.value.hint or "")
+        b = await handle(rig, dry_run=True, store=store_b, paper_wallet="b")
+        assert b.paper is not None and b.paper.shares(bought_token(sim)) == 0 and b.risk.held(bought_token(sim)) == 0
         bid = best_bid(sim)
         sold_b = await b.submit(intent(sim, "sb", side=Side.SELL, price=str(bid), size="10", order_type=OrderType.FAK))
         sold_a = await a.submit(intent(sim, "sa", side=Side.SELL, price=str(bid), size="10", order_type=OrderType.FAK))
         sold = [r for r in (sold_a, sold_b) if r.filled_size > 0]
         await stop(rig, b)
         assert len(sold) <= 1, f"both processes sold the same 10 shares: {sold_a.status}, {sold_b.status}"
+        assert sold_b.status is OrderStatus.REJECTED and sold_b.code == "no_position", sold_b
+        assert sold_a.status is OrderStatus.FILLED and sold_a.filled_size == 10, sold_a
     finally:
         store_b.close()
+
+
+def bought_token(sim: SimServer) -> str:
+    return str(sim.current_market()["token_ids"][0])
 
 
 async def test_a_payout_recorded_when_the_risk_state_write_fails_still_counts(
@@ -148,18 +157,21 @@ def test_an_order_that_was_not_placed_exits_3(sim: SimServer, cli_env: None) -> 
 
 
 async def test_a_dry_run_process_with_another_lock_directory_leaves_running_paper_orders(rig: Rig, db_url: str) -> None:
-    """Paper orders per process rest on the run lock `paper-<run id>.lock` in the user's lock directory
-    only (the live wallet lock is also beside the database, so that other users / data directories of one
-    database meet). A second dry-run process of another user (another HOME) on the same database finds
-    no lock file, takes the running process for dead and cancels its resting paper orders."""
+    """Was: paper orders per process rested on a run lock in the user's lock directory only; a second
+    dry-run process of another user (another HOME) on the same database found no lock file, took the
+    running process for dead and cancelled its resting paper orders. The paper wallet lock is also beside
+    the database: that process is refused A's wallet, and on a wallet of its own leaves A's orders."""
     sim = rig.sim
     a = await handle(rig, dry_run=True)
     resting = await a.submit(intent(sim, "rest", price="0.05", size="10"))
     assert resting.status is OrderStatus.LIVE
     store_b = open_store(db_url, clock=sim.now)
     try:
+        other_home = rig.tmp / "other-home-locks"
+        with pytest.raises(WalletLockedError, match="paper wallet 'default'"):
+            await build_executor(rig.settings, store_b, rig.venue, dry_run=True, lock_dir=other_home, clock=sim.now)
         hb = await build_executor(
-            rig.settings, store_b, rig.venue, dry_run=True, lock_dir=rig.tmp / "other-home-locks", clock=sim.now
+            with_paper_wallet(rig.settings, "b"), store_b, rig.venue, dry_run=True, lock_dir=other_home, clock=sim.now
         )
         try:
             await hb.executor.start()

@@ -20,7 +20,7 @@ from pmbot.app import App
 from pmbot.commands import base
 from pmbot.errors import InputError, VenueError
 from pmbot.reporting import Mark, marked, position_view, stats_view, trade_view, unrealized_by_mode
-from pmbot.store.models import Position, PositionState, Query
+from pmbot.store.models import DEFAULT_PAPER_WALLET, Position, PositionState, Query
 from pmbot.timeutil import parse_since
 
 if TYPE_CHECKING:
@@ -263,7 +263,7 @@ def positions(
         cells.append(
             [
                 p.strategy,
-                render.mode(p.dry_run),
+                _mode_of(p),
                 render.plain(p.market or render.short(p.token_id)),  # venue text: never markup
                 render.plain(p.outcome),
                 p.state.value,
@@ -278,6 +278,14 @@ def positions(
             ]
         )
     _print_table("Positions", columns, cells)
+
+
+def _mode_of(p: Position) -> Text:
+    """dry-run, with the paper wallet's name when it is not the default one (positions are per wallet)."""
+    shown = render.mode(p.dry_run)
+    if p.dry_run and p.wallet not in ("", DEFAULT_PAPER_WALLET):
+        shown.append(" " + render.clean(p.wallet.removeprefix("paper:")), style="dim")
+    return shown
 
 
 def trades(

@@ -36,9 +36,12 @@ idempotency keys are separate spaces too: a dry-run order is stored under `dry-r
 rehearsed in dry-run is still executed when it comes again live (and is never answered "duplicate" by
 the other mode's record).
 
-Every order carries its wallet (live: the maker address; dry-run: `paper:<run id>`, each process's own
-paper wallet). An executor settles only its own wallet's orders: another wallet's live orders, or a
-running dry-run process's resting paper orders, are never touched (a dead dry-run process's are).
+Every order carries its wallet (live: the maker address; dry-run: `paper:<name>`, the process's paper
+wallet, settings `executor.paper_wallet`, held by one process at a time). An executor settles only its
+own wallet's orders: another wallet's live orders, or a running dry-run process's resting paper orders,
+are never touched (a dead dry-run process's are). Dry-run fills and positions are the paper wallet's
+too: a dry-run executor's gate (and the factory's paper exchange) starts from its own wallet's
+positions only, so two dry-run processes never both sell the same paper shares.
 """
 
 from __future__ import annotations
@@ -70,11 +73,13 @@ from pmbot.executor.paper import PaperExchange, PaperFill
 from pmbot.executor.risk import RiskGate, max_taker_fee
 from pmbot.polymarket.models import (
     BookSnapshot,
+    MakerOrderFill,
     MarketParams,
     MarketResolved,
     OrderBook,
     PriceChange,
     UserOrderEvent,
+    UserTrade,
     UserTradeEvent,
 )
 from pmbot.polymarket.params import MarketParamsCache
@@ -281,6 +286,13 @@ class Executor:
         # for it, taker intents are not sent for this long (clock seconds).
         self.post_only_pause_s = 120.0
         self._post_only_until = 0.0
+        # Trades that FAILED at the venue (check_failed_trades): how far back `start` looks; how often (real
+        # seconds) and how far back the reconciler looks again, for what the user channel did not deliver
+        # (a trade fails within minutes of its match; one request per market with fills in that span).
+        self.failed_lookback_s = 24 * 3600.0
+        self.failed_check_every_s = 300.0
+        self.failed_recheck_lookback_s = 3600.0
+        self._failed_checked = float("-inf")
 
     @property
     def mode(self) -> str:
@@ -297,10 +309,13 @@ class Executor:
         self._started_ms = self._now_ms()
         self._risk_state = self.store.update_state(f"risk:{self.mode}", self.risk.merge_state)
         self._risk_synced = self._perf()
-        self.risk.load_positions(
-            p for p in self.store.list_positions(Query(dry_run=self.dry_run)) if p.state is PositionState.OPEN
-        )
+        # dry-run: this paper wallet's positions only (another dry-run process's are not ours to sell)
+        mine = Query(dry_run=self.dry_run, wallet=self.wallet if self.dry_run else None)
+        self.risk.load_positions(p for p in self.store.list_positions(mine) if p.state is PositionState.OPEN)
         report = await self.reconcile()
+        if not self.dry_run:
+            await self._check_failed_guarded()  # fills of trades that FAILED while we were not running
+            self._failed_checked = self._perf()
         if self.heartbeat and not self.dry_run and self._heartbeat_task is None:
             self._heartbeat_task = asyncio.get_running_loop().create_task(self.run_heartbeat())
         self._started = True
@@ -1021,9 +1036,10 @@ class Executor:
             self._recent.pop(o.intent_key, None)
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
-        return _fill(
+        fill = _fill(
             intent, f"paper:{f.trade_id}", f.token_id, f.price, f.size, f.fee, f.ts_ms, f.order_id, f.liquidity, True
         )
+        return replace(fill, wallet=self.wallet)  # the paper wallet's position
 
     def _apply_fill_to_risk(
         self, intent: OrderIntent, side: Side, size: Decimal, price: Decimal, fee: Decimal, ts_ms: int
@@ -1075,11 +1091,7 @@ class Executor:
         (`apply_resolution`). Runs until the stream closes."""
         async for event in stream:
             if isinstance(event, MarketResolved):
-                from pmbot.settle import resolution_from_event
-
-                resolution = resolution_from_event(event)
-                if resolution is not None:
-                    self.apply_resolution(resolution)
+                self._apply_resolution_event(event)
                 continue
             if isinstance(event, BookSnapshot):
                 tokens = {event.book.token_id}
@@ -1093,6 +1105,22 @@ class Executor:
                     await self.on_book(local.snapshot())
 
     # ---------------------------------------------------------------------------- resolutions
+
+    def _apply_resolution_event(self, event: MarketResolved) -> None:
+        """One `market_resolved` of the market channel, applied at once. A failure (the store busy or
+        down, a bad event) is logged in one line and counted, never raised: it must not end the book
+        following that resting paper orders and later resolutions depend on. Nothing is lost by it:
+        `run_settler` / `pmbot settle` find the resolution again from Gamma, and recording is idempotent."""
+        from pmbot.settle import resolution_from_event
+
+        try:
+            resolution = resolution_from_event(event)
+            if resolution is not None:
+                self.apply_resolution(resolution)
+        except Exception as e:
+            self.metrics.resolution_errors += 1
+            why = e.one_line() if isinstance(e, PmbotError) else f"{type(e).__name__}: {e}"
+            log.error("market_resolved of %s not applied (settled later from Gamma): %s", event.market, why)
 
     def apply_resolution(self, resolution: Resolution) -> list[Settlement]:
         """A market resolved: its payouts reach the store, the risk gate and the paper wallet at once.
@@ -1163,9 +1191,12 @@ class Executor:
     async def follow_user(self, stream: UserStream) -> None:
         """Live: the user channel says one of our orders traded or changed; settle it from the venue
         (order state and trade history, de-duplicated by trade id). Resting orders filled later are
-        recorded this way, within a round trip of the venue's message. Runs until the stream closes."""
+        recorded this way, within a round trip of the venue's message. A trade of ours that FAILED
+        (reverted on chain) takes its recorded fills back (`reverse_failed`). Runs until the stream closes."""
         async for event in stream:
             if isinstance(event, UserTradeEvent):
+                if event.trade.status.upper() == "FAILED":
+                    self._reverse_failed_guarded(event.trade, event.maker_orders)
                 ids = {event.trade.taker_order_id, *event.trade.maker_order_ids}
             elif isinstance(event, UserOrderEvent):
                 ids = {event.order_id}
@@ -1183,6 +1214,127 @@ class Executor:
             for rec in records.values():
                 if not rec.status.is_final:
                     await self._reconcile_guarded(rec)
+
+    # --------------------------------------------------------------------------- failed trades
+    #
+    # A trade is MATCHED by the venue's engine, then MINED and CONFIRMED on chain; one whose transaction
+    # fails is RETRYING (it may still be mined) and, given up, FAILED (terminal): its shares and USDC
+    # never moved, the balances are as before the match. We record a fill at MATCHED (the venue's answer,
+    # its trade history), so a FAILED trade's fills are taken back: `Store.reverse_fill` records a
+    # `reversal` trade once per fill (idempotent by its trade id, whoever sees the FAILED first, however
+    # often), and the gate's holdings, exposure and today's PnL follow. The user channel reports it while
+    # we run; `check_failed_trades` reads the trade history for fills recorded before a restart.
+
+    def _our_fill_ids(self, trade: UserTrade, makers: tuple[MakerOrderFill, ...] = ()) -> dict[str, str]:
+        """Trade id -> order key of the fills our orders (known to this process) have in `trade`: as
+        `_venue_fills` names them (the taker's under the trade id, a maker's under `<id>:<order hash>`)."""
+        out: dict[str, str] = {}
+        key = self._by_venue_id.get(trade.taker_order_id)
+        if key is not None:
+            out[trade.trade_id] = key
+        for oid in {*trade.maker_order_ids, *(m.order_id for m in (*trade.maker_orders, *makers))}:
+            key = self._by_venue_id.get(oid)
+            if key is not None:
+                out[f"{trade.trade_id}:{oid[:18]}"] = key
+        return out
+
+    def _reverse_failed_guarded(self, trade: UserTrade, makers: tuple[MakerOrderFill, ...] = ()) -> None:
+        try:
+            self.reverse_failed(trade, makers)
+        except Exception as e:  # the store busy: the next check_failed_trades finds it again
+            log.error("trade %s FAILED at the venue; fills not taken back yet: %s", trade.trade_id, e)
+
+    def reverse_failed(self, trade: UserTrade, makers: tuple[MakerOrderFill, ...] = ()) -> int:
+        """`trade` FAILED at the venue: take back the fills our orders recorded of it. Returns how many
+        were taken back now (0 when there were none, or when they were taken back before)."""
+        if trade.status.upper() != "FAILED":
+            return 0
+        ids = self._our_fill_ids(trade, makers)
+        return self._reverse_fills(ids, trade.trade_id, trade.match_ms)
+
+    def _reverse_fills(self, ids: dict[str, str], venue_trade: str, fill_ms: int | None) -> int:
+        why = f"trade {venue_trade} FAILED at the venue: fill taken back"
+        done = 0
+        now = self._now_ms()
+        for trade_id, key in ids.items():
+            with self.store.transaction():  # the reversal and its order event, together
+                rev = self.store.reverse_fill(trade_id, ts=now, reason=why)
+                if rev is None:
+                    continue
+                rec = self.store.get_order(key)
+                if rec is not None:
+                    left = max(_ZERO, rec.filled_size - rev.fill.size)
+                    self.store.set_order_status(key, rec.status, filled_size=left, detail=why)
+            f = rev.fill
+            self.risk.on_fill_reverted(
+                token_id=f.token_id,
+                strategy=f.strategy,
+                side=f.side,
+                size=f.size,
+                notional=-rev.notional,
+                fee=-f.fee,
+                realized=-rev.realized_pnl,
+                ts_ms=fill_ms,
+            )
+            self._recent.pop(key, None)
+            self.metrics.fills_reverted += 1
+            done += 1
+            log.warning("order %s: trade %s FAILED at the venue; its fill of %s shares was taken back", key,
+                        venue_trade, f.size)  # fmt: skip
+            try:
+                self.store.log_execution(
+                    ExecutionLog(
+                        event="reversal", level="warning", message=why, strategy=f.strategy, order_key=key, ts=now,
+                        metadata={"trade_id": trade_id, "size": str(f.size), "side": f.side.value},
+                    )
+                )  # fmt: skip
+            except StoreError as e:
+                log.warning("reversal of %s not logged: %s", trade_id, e.message)
+        if done:
+            self._save_risk_state()
+        return done
+
+    async def check_failed_trades(self, since_ms: int | None = None) -> int:
+        """Live: read the venue's trade history of the markets where this wallet recorded fills since
+        `since_ms` (default: the last `failed_lookback_s`) and take back the fills of trades that FAILED,
+        the ones the user channel did not report (a restart, a dropped channel). One request per market.
+        Returns how many fills were taken back. Raises VenueError when the history cannot be read."""
+        if self.dry_run or self.trading is None:
+            return 0
+        since = since_ms if since_ms is not None else self._now_ms() - int(self.failed_lookback_s * 1000)
+        rows = self.store.list_trades(Query(dry_run=False, since=since))
+        reversed_ids = {r.fill.trade_id.removeprefix("revert:") for r in rows if r.fill.trade_id.startswith("revert:")}
+        fills = [r.fill for r in rows if r.fill.kind.value == "fill" and r.fill.trade_id not in reversed_ids]
+        orders = self.store.get_orders({f.order_key for f in fills if f.order_key})
+        mine = [f for f in fills if f.order_key in orders and self._settles(orders[f.order_key])]
+        if not mine:
+            return 0
+        by_id = {f.trade_id: f for f in mine}
+        markets = sorted({f.condition_id or f.token_id for f in mine})
+        done = 0
+        for market in markets:
+            in_market = [f for f in mine if (f.condition_id or f.token_id) == market]
+            if in_market[0].condition_id:
+                trades = await self.trading.trades(market=market)
+            else:
+                trades = await self.trading.trades(token_id=market)
+            for t in trades:
+                if t.status.upper() != "FAILED":
+                    continue
+                ids = {t.trade_id} | {f"{t.trade_id}:{m.order_id[:18]}" for m in t.maker_orders}
+                ids |= {f"{t.trade_id}:{oid[:18]}" for oid in t.maker_order_ids}
+                hit = {i: by_id[i].order_key or "" for i in ids if i in by_id}
+                if hit:
+                    done += self._reverse_fills(hit, t.trade_id, t.match_ms)
+        return done
+
+    async def _check_failed_guarded(self, since_ms: int | None = None) -> None:
+        try:
+            await self.check_failed_trades(since_ms)
+        except PmbotError as e:
+            log.warning("failed trades not checked: %s", e.message)
+        except Exception:
+            log.exception("failed trades not checked")
 
     # ------------------------------------------------------------------------------------- live
 
@@ -1446,6 +1598,9 @@ class Executor:
                 continue
             for rec in stuck:
                 await self._reconcile_guarded(rec)
+            if self._perf() - self._failed_checked >= self.failed_check_every_s:
+                self._failed_checked = self._perf()
+                await self._check_failed_guarded(self._now_ms() - int(self.failed_recheck_lookback_s * 1000))
 
     async def _reconcile_paper(self, rec: OrderRecord) -> OrderStatus:
         if rec.status in (OrderStatus.PENDING, OrderStatus.ARMED):

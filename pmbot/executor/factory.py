@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -11,11 +10,11 @@ from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pmbot.config import Settings
+from pmbot.config import ExecutorSettings, Settings
 from pmbot.executor.books import VenueBooks
 from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget, redis_window
 from pmbot.executor.engine import BookSource, Executor
-from pmbot.executor.lock import FileWalletLock, PaperRunLock, RedisWalletLock, paper_run_alive
+from pmbot.executor.lock import FileWalletLock, PaperWalletLock, RedisWalletLock, paper_wallet_alive
 from pmbot.executor.paper import PaperExchange
 from pmbot.executor.risk import RiskGate
 from pmbot.polymarket.factory import Venue
@@ -48,10 +47,19 @@ class RedisFleetKeys:
             return True
 
 
-def paper_balance(store: Store, start: Decimal) -> tuple[Decimal, dict[str, Decimal]]:
-    """The paper wallet after what is already recorded: cash = start + realized − cost still held
-    (the ledger's identity), and the shares held per token."""
-    positions = store.list_positions(Query(dry_run=True))
+def paper_wallet_id(name: str) -> str:
+    """The paper wallet a dry-run process trades, from settings `executor.paper_wallet`: "paper:<name>".
+
+    Per database (positions live in it) and per name: a restart with the same database and name is the
+    same paper wallet and sees its positions; another name is another wallet, empty at first."""
+    return f"paper:{name.lower()}"
+
+
+def paper_balance(store: Store, start: Decimal, wallet: str) -> tuple[Decimal, dict[str, Decimal]]:
+    """Paper wallet `wallet` after what is already recorded: cash = start + realized − cost still held
+    (the ledger's identity), and the shares held per token. Only its own positions: another paper
+    wallet's shares (another dry-run process's) are never this one's to sell."""
+    positions = store.list_positions(Query(dry_run=True, wallet=wallet))
     realized = sum((p.realized_pnl for p in positions), Decimal(0))
     held_cost = sum((p.cost for p in positions if p.state is PositionState.OPEN), Decimal(0))
     shares: dict[str, Decimal] = {}
@@ -94,9 +102,15 @@ async def build_executor(
     clock: Callable[[], float] = time.time,
     books: BookSource | None = None,
     one_shot: bool = False,
+    paper_wallet: str | None = None,
 ) -> ExecutorHandle:
     """`one_shot`: a command that places or cancels one order and exits (`pmbot order`): no order
-    heartbeats unless `executor.heartbeat` says so (the venue would cancel its resting order 10 s later)."""
+    heartbeats unless `executor.heartbeat` says so (the venue would cancel its resting order 10 s later).
+    `paper_wallet`: dry-run, the paper wallet's name when not settings `executor.paper_wallet`'s (a
+    command with a name of its own, e.g. per copy target); one process at a time holds a paper wallet."""
+    if paper_wallet is not None:
+        executor = settings.executor.model_copy(update={"paper_wallet": paper_wallet})
+        settings = settings.model_copy(update={"executor": ExecutorSettings.model_validate(executor.model_dump())})
     cleanup: list[Callable[[], Any]] = []
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:
@@ -134,15 +148,15 @@ async def _build(
     order_wallet: str | None = None
     lock_lost: Callable[[], bool] = _never
     if dry_run:
-        balance, shares = paper_balance(store, settings.executor.dry_run_balance)
+        # This process's paper wallet: one process at a time (the lock), seeded from its own positions
+        # only after the lock is held, so no other process can be trading them meanwhile.
+        order_wallet = paper_wallet_id(settings.executor.paper_wallet)
+        wallet_lock = PaperWalletLock(lock_dir, order_wallet, database_url=settings.database_url)
+        wallet_lock.acquire()
+        cleanup.append(wallet_lock.release)
+        balance, shares = paper_balance(store, settings.executor.dry_run_balance, order_wallet)
         paper = PaperExchange(balance, fees=settings.executor.dry_run_fees, clock=clock, positions=shares)
         books = books or VenueBooks(venue.clob)
-        # This process's paper wallet: its resting paper orders are its own while this lock is held.
-        run_id = secrets.token_hex(6)
-        run_lock = PaperRunLock(lock_dir, run_id, database_url=settings.database_url)
-        run_lock.acquire()
-        cleanup.append(run_lock.release)
-        order_wallet = f"paper:{run_id}"
     else:
         trading = await venue.trading()
         wallet = trading.signer.maker
@@ -176,8 +190,7 @@ async def _build(
         wallet=order_wallet or wallet,
         marketable_max_wait_s=float(settings.executor.marketable_max_wait_s),
         owner_gone=lambda w: (
-            w.startswith("paper:")
-            and not paper_run_alive(lock_dir, w.removeprefix("paper:"), database_url=settings.database_url)
+            w.startswith("paper:") and not paper_wallet_alive(lock_dir, w, database_url=settings.database_url)
         ),
     )
     executor.lock_lost = lock_lost

@@ -7,9 +7,10 @@ still meet. With Redis configured a lease `pmbot:live:<wallet>` covers a fleet (
 share one Redis database). Both are released by the OS / TTL if the process dies, so a crash never
 needs manual cleanup. Lock files are 0600 and name the wallet by a hash.
 
-A dry-run process holds a file lock on its own paper wallet (`paper-<run id>.lock`) for the same reason
-the other way round: while it is held, no other process closes that paper wallet's resting orders; once
-the process is gone, the next one to start may.
+A dry-run process holds a file lock on its paper wallet (`paper:<name>`, settings `executor.paper_wallet`),
+per database: one process at a time trades a paper wallet, since each is seeded with that wallet's
+positions (two holding one wallet could both sell its shares). While it is held, no other process closes
+that paper wallet's resting orders either; once the process is gone, the next one to start may.
 """
 
 from __future__ import annotations
@@ -119,34 +120,50 @@ class FileWalletLock:
         self._fds.clear()
 
 
-def _paper_lock_paths(directory: Path, run_id: str, database_url: str | None) -> list[Path]:
-    """In the user's lock directory and, like the live lock, beside a SQLite database: a dry-run process
-    of another user (or another HOME) on the same database must see this one running too."""
-    paths = [directory / f"paper-{run_id}.lock"]
-    beside = beside_database(database_url, f"paper-{run_id}.lock") if database_url else None
+def _database_tag(database_url: str | None) -> str:
+    """Which database a paper wallet lives in, for the user lock directory: a SQLite file by its resolved
+    path (however the URL spells it), any other database by its URL (hashed, never written out)."""
+    from pmbot.store import sqlite_path
+
+    if not database_url:
+        return ""
+    try:
+        return str(sqlite_path(database_url).resolve())
+    except PmbotError:
+        return database_url
+
+
+def _paper_lock_paths(directory: Path, wallet: str, database_url: str | None) -> list[Path]:
+    """In the user's lock directory, per database (paper wallets of two databases are two wallets) and,
+    like the live lock, beside a SQLite database: a dry-run process of another user (or another HOME) on
+    the same database must see this one running too."""
+    tag = wallet_tag(f"{_database_tag(database_url)}\x00{wallet}")
+    paths = [directory / f"paper-{tag}.lock"]
+    beside = beside_database(database_url, f"paper-{wallet_tag(wallet)}.lock") if database_url else None
     return paths + ([beside] if beside is not None else [])
 
 
-class PaperRunLock(FileWalletLock):
-    """Held by a dry-run process for its paper wallet `paper:<run id>` while it runs."""
+class PaperWalletLock(FileWalletLock):
+    """Held by the dry-run process trading paper wallet `wallet` ("paper:<name>") on a database. The files
+    stay when released: removing a lock file another process may be about to lock would let two hold it."""
 
-    def __init__(self, directory: Path, run_id: str, *, database_url: str | None = None) -> None:
-        super().__init__(directory, run_id)
-        # only these: not the per-wallet live locks the base class would take for `run_id`
-        self.paths = _paper_lock_paths(directory, run_id, database_url)
+    def __init__(self, directory: Path, wallet: str, *, database_url: str | None = None) -> None:
+        super().__init__(directory, wallet)
+        # only these: not the per-wallet live locks the base class would take
+        self.paths = _paper_lock_paths(directory, wallet, database_url)
         self.path = self.paths[0]
-
-    def release(self) -> None:
-        super().release()
-        for path in self.paths:
-            with contextlib.suppress(OSError):
-                path.unlink()
+        name = wallet.removeprefix("paper:")
+        self.held_message = f"another dry-run process (pid {{pid}}) is trading paper wallet {name!r} on this database"
+        self.held_hint = (
+            "stop it first, or give this process a paper wallet of its own:"
+            " PMBOT_EXECUTOR__PAPER_WALLET=<name> (or [executor] paper_wallet in the config file)"
+        )
 
 
 class CopyTargetLock(FileWalletLock):
     """Held by a copier (`pmbot copy`, run-all's copy) for every target it mirrors, per mode: two copiers of
-    one target on one database would both copy each of its fills (a dry-run process's own lock is per
-    run, so nothing else stops the second), and each one's caps would ignore the other's orders."""
+    one target on one database would both copy each of its fills (two dry-run copiers on two paper
+    wallets pass the paper wallet lock), and each one's caps would ignore the other's orders."""
 
     def __init__(self, directory: Path, mode: str, targets: list[str], *, database_url: str | None = None) -> None:
         super().__init__(directory, "")
@@ -160,9 +177,9 @@ class CopyTargetLock(FileWalletLock):
         self.held_hint = "stop it first, or copy another target"
 
 
-def paper_run_alive(directory: Path, run_id: str, *, database_url: str | None = None) -> bool:
-    """Is the dry-run process of `run_id` still running (holding its lock)? No lock file means gone."""
-    return any(_held(path) for path in _paper_lock_paths(directory, run_id, database_url))
+def paper_wallet_alive(directory: Path, wallet: str, *, database_url: str | None = None) -> bool:
+    """Is a dry-run process trading paper wallet `wallet` here (holding its lock)? No lock file means gone."""
+    return any(_held(path) for path in _paper_lock_paths(directory, wallet, database_url))
 
 
 def _held(path: Path) -> bool:

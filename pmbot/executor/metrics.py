@@ -33,6 +33,8 @@ class ExecutorMetrics:
         self._latency_ms: deque[float] = deque(maxlen=_WINDOW)
         self.heartbeats = 0  # order heartbeats the venue accepted
         self.heartbeats_lost = 0  # beats that failed (error or timeout): health events
+        self.resolution_errors = 0  # market_resolved events that could not be applied (settled later)
+        self.fills_reverted = 0  # fills taken back: their trade FAILED at the venue
 
     def intent(self) -> None:
         self.intents += 1
@@ -70,6 +72,8 @@ class ExecutorMetrics:
             "accepted": self.accepted,
             "heartbeats": self.heartbeats,
             "heartbeats_lost": self.heartbeats_lost,
+            "resolution_errors": self.resolution_errors,
+            "fills_reverted": self.fills_reverted,
             "success_rate": round(self.accepted / self.sent, 4) if self.sent else None,
             "ack_ms": {
                 "p50": _round(percentile(lat, 50)),

@@ -410,6 +410,32 @@ class RiskGate:
         self._add_realized(realized, ts_ms)
         return realized
 
+    def on_fill_reverted(
+        self,
+        *,
+        token_id: str,
+        strategy: str,
+        side: Side,
+        size: Decimal,
+        notional: Decimal,
+        fee: Decimal,
+        realized: Decimal,
+        ts_ms: int | None = None,
+    ) -> Decimal:
+        """A fill this gate counted was taken back (its trade FAILED at the venue, Store.reverse_fill): its
+        shares and cost leave the holding (a BUY) or come back (a SELL), and its realized PnL is undone in
+        today's PnL when the fill was today's (`ts_ms`, the fill's time). Returns the PnL undone."""
+        self._roll_day()
+        holding = self._holdings.get((strategy, token_id))
+        if holding is None:
+            return _ZERO  # not held here (loaded positions are per strategy, like the store's)
+        micros = to_micro(size), to_micro(notional), to_micro(fee), to_micro(realized)
+        undone = ledger.reverse(holding.book, side, *micros)
+        result = from_micro(undone)
+        if undone:
+            self._add_realized(result, ts_ms)
+        return result
+
     def on_resolution(
         self, token_id: str, payout: Decimal, *, ts_ms: int | None = None, count_realized: bool = True
     ) -> Decimal:

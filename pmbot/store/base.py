@@ -105,13 +105,22 @@ class Store(Protocol):
         """Batch version of record_fill: one transaction. Returns how many were new."""
         ...
 
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        """Take a recorded fill back: its trade FAILED at the venue. Records the `reversal` trade
+        ("revert:<trade_id>") and undoes the fill's effect on its position (ledger.reverse) in one
+        transaction; None, and nothing written, when there is no such fill or it was reversed before."""
+        ...
+
     def list_trades(self, query: Query | None = None) -> list[TradeRow]: ...
 
     def fills_of_order(self, order_key: str) -> list[Fill]:
-        """The fills (not payouts) recorded for one order, oldest first."""
+        """The fills (not payouts) recorded for one order, oldest first; not those taken back (reverse_fill)."""
         ...
 
-    def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None: ...
+    def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:
+        """One position. A dry-run one belongs to a paper wallet ("paper:<name>"; None: the default one,
+        "paper:default"), a live one to "" (None)."""
+        ...
 
     def list_positions(self, query: Query | None = None) -> list[Position]: ...
 

@@ -31,7 +31,7 @@ log = logging.getLogger("pmbot.store.cache")
 
 POSITION_TTL_S = 60
 RETRY_AFTER_S = 5.0
-_PREFIX = "pmbot:pos:"
+_PREFIX = "pmbot:pos2:"  # 2: positions per paper wallet (0011_paper_wallets); older entries are never read
 _VERSION = "pmbot:posv:"
 # Fill the cache only if no invalidation happened since the reader looked at the version:
 # otherwise a read that raced a write could park a stale position for a whole TTL.
@@ -120,8 +120,8 @@ class CachedStore:
 
     # ------------------------------------------------------------- positions
 
-    def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None:
-        field = f"{strategy}|{int(dry_run)}"
+    def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:
+        field = f"{strategy}|{int(dry_run)}|{rows.position_wallet(dry_run, wallet)}"
         version: bytes | None = None
         if self._available():
             try:
@@ -137,7 +137,7 @@ class CachedStore:
                     data = json.loads(raw)
                     return None if data is None else rows.row_to_position(data)
         self.misses += 1
-        pos = self.inner.get_position(strategy, token_id, dry_run)
+        pos = self.inner.get_position(strategy, token_id, dry_run, wallet)
         if self._down_until == 0.0:
             try:
                 value = json.dumps(None if pos is None else rows.position_to_dict(pos))
@@ -161,6 +161,12 @@ class CachedStore:
             return self.inner.record_fills(batch)
         finally:
             self._invalidate(f.token_id for f in batch)
+
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        row = self.inner.reverse_fill(trade_id, ts=ts, reason=reason)
+        if row is not None:
+            self._invalidate([row.fill.token_id])
+        return row
 
     def set_marks(self, prices: Mapping[str, Decimal]) -> int:
         try:

@@ -24,7 +24,7 @@ from typing import Any
 from pmbot.errors import InputError
 from pmbot.money import div_round, mul_micro, to_micro
 from pmbot.store import rows
-from pmbot.store.models import Fill, Position, PositionState, Side, TradeKind
+from pmbot.store.models import DEFAULT_PAPER_WALLET, Fill, Position, PositionState, Side, TradeKind
 
 
 @dataclass(slots=True)
@@ -69,9 +69,63 @@ def apply(book: Book, side: Side, kind: TradeKind, price: int, size: int, fee: i
     return notional, realized
 
 
+def reverse(book: Book, side: Side, size: int, notional: int, fee: int, realized: int) -> int:
+    """Take one recorded fill back out of `book`, in place: its trade FAILED at the venue, so its shares
+    never moved and its cash never changed hands. Returns the realized PnL of the reversal (the fill's
+    own realized PnL, negated).
+
+    A BUY's shares and cost (notional + fee) leave the position; a SELL's shares come back with the cost
+    basis it released, and its realized PnL is undone. Exact when the position did not trade since the
+    fill; otherwise a BUY's shares are taken back as far as the position still holds them."""
+    if size <= 0:
+        raise ValueError("trade size must be positive")
+    if side == _BUY:
+        took = min(size, book.size)
+        book.size -= took
+        book.cost = 0 if book.size == 0 else max(0, book.cost - (notional + fee))
+        undone = 0
+    else:
+        released = notional - fee - realized  # the cost basis the SELL took out of the position
+        book.size += size
+        book.cost += max(0, released)
+        book.realized -= realized
+        undone = -realized
+    if book.state is not _RESOLVED:
+        book.state = _OPEN if book.size > 0 else _CLOSED
+    return undone
+
+
+def reversal_row(orig: Mapping[str, Any], ts: int, realized: int, metadata: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The trade row (rows.TRADE_COLUMNS) of the reversal of stored fill `orig` (a trades row)."""
+    import json
+
+    return (
+        f"revert:{orig['trade_id']}",
+        TradeKind.REVERSAL.value,
+        orig["strategy"],
+        orig["token_id"],
+        orig["condition_id"] or "",
+        orig["market"] or "",
+        orig["outcome"] or "",
+        orig["side"],
+        orig["price_micro"],
+        orig["size_micro"],
+        -orig["notional_micro"],
+        -orig["fee_micro"],
+        realized,
+        int(orig["dry_run"]),
+        orig["liquidity"] or "",
+        orig["order_key"],
+        orig["venue_order_id"],
+        ts,
+        json.dumps(dict(metadata), sort_keys=True, separators=(",", ":")),
+        orig.get("wallet") or "",
+    )
+
+
 # ------------------------------------------------------------------------------------ recording fills
 
-BookKey = tuple[str, str, bool]  # (strategy, token_id, dry_run): one position
+BookKey = tuple[str, str, bool, str]  # (strategy, token_id, dry_run, wallet): one position
 Meta = dict[str, Any]  # a position's other columns: condition_id, market, outcome, opened_at, updated_at, mark
 
 
@@ -82,7 +136,7 @@ def load_books(
     books: dict[BookKey, Book] = {}
     meta: dict[BookKey, Meta] = {}
     for r in found:
-        k = (r[0], r[1], bool(r[2]))
+        k = (r[0], r[1], bool(r[2]), r[13] or "")
         if keys is not None and k not in keys:
             continue
         books[k] = Book(size=r[3], cost=r[4], realized=r[5], state=PositionState(r[6]))
@@ -118,7 +172,7 @@ def book_fills(
             if f.trade_id in existing:
                 continue
             existing.add(f.trade_id)
-        k = (f.strategy, f.token_id, f.dry_run)
+        k = (f.strategy, f.token_id, f.dry_run, f.wallet)
         book = books.get(k)
         if book is None:
             book = books[k] = Book()
@@ -169,6 +223,7 @@ def position_rows(books: Mapping[BookKey, Book], meta: Mapping[BookKey, Meta]) -
             meta[k]["mark"],
             meta[k]["opened_at"],
             meta[k]["updated_at"],
+            k[3],
         )
         for k, b in books.items()
     ]
@@ -180,13 +235,17 @@ def position_rows(books: Mapping[BookKey, Book], meta: Mapping[BookKey, Meta]) -
 def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any] | None = None) -> Fill:
     """The `redeem` trade for a position whose market resolved: every share held at `payout`.
 
-    Its trade id is deterministic (strategy, token, mode), so every path that learns of a resolution
-    (`pmbot settle`, a report, the executor) records the payout once, whichever comes first."""
+    Its trade id is deterministic (strategy, token, mode, and a paper position's wallet), so every path
+    that learns of a resolution (`pmbot settle`, a report, the executor) records the payout once,
+    whichever comes first."""
     meta = dict(metadata or {})
     if not p.dry_run and payout > 0:
         meta["redeemable"] = True  # cash arrives with the on-chain redemption, not now
+    # the default paper wallet (and live) keep the ids of before paper wallets: a payout recorded before
+    # migration 0011 is found again under its id, never paid twice
+    wallet = f":{p.wallet}" if p.wallet not in ("", DEFAULT_PAPER_WALLET) else ""
     return Fill(
-        trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}",
+        trade_id=f"redeem:{p.strategy}:{p.token_id}:{int(p.dry_run)}{wallet}",
         kind=TradeKind.REDEEM,
         strategy=p.strategy,
         token_id=p.token_id,
@@ -200,6 +259,7 @@ def redemption(p: Position, payout: Decimal, ts: int, metadata: Mapping[str, Any
         ts=ts,
         liquidity="redeem",
         metadata=meta,
+        wallet=p.wallet,
     )
 
 

@@ -442,6 +442,54 @@ def _copy_analyses(db: Database) -> None:
     db.table("copy_analyses").create_index(["name", "created_at"])
 
 
+# The paper wallet that existing dry-run positions and trades belong to: the default one (settings
+# `executor.paper_wallet` = "default"), so that a dry-run set-up restarted after the upgrade sees them.
+DEFAULT_PAPER_WALLET = "paper:default"  # = pmbot.store.rows.DEFAULT_PAPER_WALLET (a released migration's own copy)
+
+
+def _paper_wallets(db: Database) -> None:
+    # Positions per paper wallet: a dry-run process's paper wallet (and its risk gate) is seeded from its
+    # own wallet's positions only, so two dry-run processes can never both sell the same paper shares.
+    # Live positions and trades keep wallet ''. SQLite cannot change a primary key: the table is rebuilt.
+    db.execute("ALTER TABLE trades ADD COLUMN wallet TEXT NOT NULL DEFAULT ''")
+    db.execute("UPDATE trades SET wallet = ? WHERE dry_run = 1", [DEFAULT_PAPER_WALLET])
+    db.execute(
+        """CREATE TABLE positions_new (
+            strategy TEXT NOT NULL,
+            token_id TEXT NOT NULL,
+            dry_run INTEGER NOT NULL,
+            wallet TEXT NOT NULL DEFAULT '',
+            condition_id TEXT DEFAULT '',
+            market TEXT DEFAULT '',
+            outcome TEXT DEFAULT '',
+            size_micro INTEGER NOT NULL,
+            cost_micro INTEGER NOT NULL,
+            realized_pnl_micro INTEGER NOT NULL,
+            state TEXT NOT NULL,
+            mark_price_micro INTEGER,
+            opened_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            redeemable_micro INTEGER NOT NULL DEFAULT 0,
+            redeemed_at INTEGER,
+            PRIMARY KEY (strategy, token_id, dry_run, wallet)
+        )"""
+    )
+    cols = (
+        "strategy, token_id, dry_run, condition_id, market, outcome, size_micro, cost_micro, realized_pnl_micro,"
+        " state, mark_price_micro, opened_at, updated_at, redeemable_micro, redeemed_at"
+    )
+    db.execute(
+        f"INSERT INTO positions_new ({cols}, wallet)"
+        f" SELECT {cols}, CASE WHEN dry_run = 1 THEN ? ELSE '' END FROM positions",
+        [DEFAULT_PAPER_WALLET],
+    )
+    db.execute("DROP TABLE positions")
+    db.execute("ALTER TABLE positions_new RENAME TO positions")
+    db.execute("CREATE INDEX idx_positions_state ON positions (state)")
+    db.execute("CREATE INDEX idx_positions_token_id ON positions (token_id)")
+    db.execute("CREATE INDEX idx_positions_wallet ON positions (dry_run, wallet)")
+
+
 MIGRATIONS: list[tuple[str, Migration]] = [
     ("0001_initial", _initial),
     ("0002_state", _state),
@@ -453,6 +501,7 @@ MIGRATIONS: list[tuple[str, Migration]] = [
     ("0008_decisions_backtests", _decisions_backtests),
     ("0009_copy", _copy_tables),
     ("0010_copy_analyses", _copy_analyses),
+    ("0011_paper_wallets", _paper_wallets),
 ]
 
 

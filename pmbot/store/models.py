@@ -58,6 +58,10 @@ class PositionState(StrEnum):
 class TradeKind(StrEnum):
     FILL = "fill"  # a match on the venue (or a paper fill in dry-run)
     REDEEM = "redeem"  # a resolution payout: the remaining shares at 1 (won) or 0 (lost)
+    # a fill taken back: its trade FAILED at the venue (reverted on chain, never settled). Trade id
+    # "revert:<fill's trade id>", same side, price and size; notional and fee negated, realized PnL the
+    # fill's negated: the position is as if the fill never happened (Store.reverse_fill).
+    REVERSAL = "reversal"
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,7 +82,8 @@ class OrderRecord:
     created_at: int = 0  # epoch ms
     updated_at: int = 0
     metadata: dict[str, Any] = field(default_factory=dict)
-    # live: the maker address (lower case); dry-run: "paper:<run id>"; "" for rows stored before wallets
+    # live: the maker address (lower case); dry-run: "paper:<name>" (settings executor.paper_wallet; older
+    # rows "paper:<run id>"); "" for rows stored before wallets
     wallet: str = ""
 
     @property
@@ -115,6 +120,17 @@ class Fill:
     market: str = ""  # question or slug, for people
     outcome: str = ""  # Up / Down / Yes / No
     metadata: dict[str, Any] = field(default_factory=dict)
+    # dry-run: the paper wallet ("paper:<name>") whose position the fill moves (given none: the default
+    # one, "paper:default", as migration 0011 made of older rows); live: "" (the database's one live
+    # account). Positions are per (strategy, token, mode, wallet).
+    wallet: str = ""
+
+    def __post_init__(self) -> None:
+        if self.dry_run and not self.wallet:
+            object.__setattr__(self, "wallet", DEFAULT_PAPER_WALLET)
+
+
+DEFAULT_PAPER_WALLET = "paper:default"  # settings executor.paper_wallet = "default"
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +161,7 @@ class Position:
     # for losers, and for dry-run, whose paper payout is cash at once). Realized PnL already counts it.
     redeemable: Decimal = Decimal(0)
     redeemed_at: int | None = None
+    wallet: str = ""  # dry-run: its paper wallet ("paper:<name>"); live: ""
 
     @property
     def avg_price(self) -> Decimal:
@@ -173,6 +190,7 @@ class Query:
     limit: int | None = None
     state: PositionState | None = None  # None: all; CLOSED also matches RESOLVED in reports
     dry_run: bool | None = None  # None: both
+    wallet: str | None = None  # one paper wallet's positions and trades ("paper:<name>"); None: every wallet
 
 
 @dataclass(frozen=True, slots=True)

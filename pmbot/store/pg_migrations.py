@@ -392,6 +392,18 @@ CREATE INDEX copy_analyses_name_created ON copy_analyses (name, created_at);
 """
 
 
+# As SQLite's 0011: positions per paper wallet (dry-run: "paper:<name>", live: ''); existing dry-run rows
+# belong to the default paper wallet, so a dry-run set-up restarted after the upgrade sees them.
+_PAPER_WALLETS = """
+ALTER TABLE trades ADD COLUMN wallet TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE trades SET wallet = 'paper:default' WHERE dry_run = 1;
+ALTER TABLE positions ADD COLUMN wallet TEXT COLLATE "C" NOT NULL DEFAULT '';
+UPDATE positions SET wallet = 'paper:default' WHERE dry_run = 1;
+ALTER TABLE positions DROP CONSTRAINT positions_pkey;
+ALTER TABLE positions ADD PRIMARY KEY (strategy, token_id, dry_run, wallet);
+CREATE INDEX idx_positions_wallet ON positions (dry_run, wallet);
+"""
+
 # Same names, same order as pmbot.store.migrations.MIGRATIONS. Append only; never edit a released one.
 MIGRATIONS: list[tuple[str, PgMigration]] = [
     ("0001_initial", _INITIAL),
@@ -404,6 +416,7 @@ MIGRATIONS: list[tuple[str, PgMigration]] = [
     ("0008_decisions_backtests", _DECISIONS_BACKTESTS),
     ("0009_copy", _COPY),
     ("0010_copy_analyses", _COPY_ANALYSES),
+    ("0011_paper_wallets", _PAPER_WALLETS),
 ]
 
 # Tables whose rows `pmbot migrate` copies, with the key that identifies a row (what "already there" and
@@ -412,7 +425,7 @@ NATURAL_KEYS: dict[str, tuple[str, ...]] = {
     "orders": ("key",),
     "order_events": ("id",),
     "trades": ("trade_id",),
-    "positions": ("strategy", "token_id", "dry_run"),
+    "positions": ("strategy", "token_id", "dry_run", "wallet"),
     "learnings": ("id",),
     "reflections": ("id",),
     "execution_logs": ("id",),

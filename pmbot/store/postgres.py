@@ -78,26 +78,29 @@ BookKey = ledger.BookKey
 Meta = ledger.Meta
 
 _BOOK_COLUMNS = rows.BOOK_COLUMNS
-_BOOK_ONE = f"SELECT {_BOOK_COLUMNS} FROM positions WHERE strategy = %s AND token_id = %s AND dry_run = %s".encode()
+_BOOK_ONE = (
+    f"SELECT {_BOOK_COLUMNS} FROM positions WHERE strategy = %s AND token_id = %s AND dry_run = %s AND wallet = %s"
+).encode()
 _POSITION_COLUMNS = rows.POSITION_COLUMNS
 _UPSERT_TAIL = (
-    " ON CONFLICT (strategy, token_id, dry_run) DO UPDATE SET"
+    f" ON CONFLICT ({rows.POSITION_KEY}) DO UPDATE SET"
     " condition_id = excluded.condition_id, market = excluded.market, outcome = excluded.outcome,"
     " size_micro = excluded.size_micro, cost_micro = excluded.cost_micro,"
     " realized_pnl_micro = excluded.realized_pnl_micro, state = excluded.state,"
     " mark_price_micro = COALESCE(excluded.mark_price_micro, positions.mark_price_micro),"
     " opened_at = excluded.opened_at, updated_at = excluded.updated_at"
 )
-_UPSERT_ONE = f"INSERT INTO positions ({_POSITION_COLUMNS}) VALUES ({', '.join(['%s'] * 13)})" + _UPSERT_TAIL
+_UPSERT_ONE = f"INSERT INTO positions ({_POSITION_COLUMNS}) VALUES ({', '.join(['%s'] * 14)})" + _UPSERT_TAIL
 # %b: arrays go in binary (in text, every element is quoted through a regex: a third of a batch's time).
 _UPSERT_MANY = (
     f"INSERT INTO positions ({_POSITION_COLUMNS}) SELECT * FROM unnest(%b::text[], %b::text[], %b::smallint[],"
     " %b::text[], %b::text[], %b::text[], %b::bigint[], %b::bigint[], %b::bigint[], %b::text[], %b::bigint[],"
-    " %b::bigint[], %b::bigint[])" + _UPSERT_TAIL
+    " %b::bigint[], %b::bigint[], %b::text[])" + _UPSERT_TAIL
 )
 _TRADE_COLS = ", ".join(rows.TRADE_COLUMNS)
 _INSERT_TRADE = (
-    f"INSERT INTO trades ({_TRADE_COLS}) VALUES ({', '.join(['%s'] * (len(rows.TRADE_COLUMNS) - 1))}, %s::jsonb)"
+    f"INSERT INTO trades ({_TRADE_COLS})"
+    f" VALUES ({', '.join('%s::jsonb' if c == 'metadata' else '%s' for c in rows.TRADE_COLUMNS)})"
 )
 _COPY_TRADES = f"COPY trades ({_TRADE_COLS}) FROM STDIN"
 _JSON_COLUMNS = frozenset({"metadata", "metrics"})  # JSONB in the journal tables (reflections: metrics)
@@ -413,6 +416,7 @@ class PostgresStore:
         with self._write() as conn:
             if joined is not None:
                 self._ensure_months({f.ts for f in batch}, conn)
+            # one lock per (strategy, token, mode), whatever the wallet: coarser than a position, as before
             keys = {(f.strategy, f.token_id, f.dry_run) for f in batch}
             locks = sorted({_lock_id(*k) for k in keys})
             if len(locks) == 1:
@@ -439,14 +443,14 @@ class PostgresStore:
         """The live path, one fill in two round trips (pipeline mode) plus the commit's WAL flush:
         [BEGIN, lock, claim the trade id, read the position] then [write trade, write position, COMMIT].
         The position is read by a statement that starts after the lock is granted, so it is current."""
-        k = (f.strategy, f.token_id, f.dry_run)
+        k = (f.strategy, f.token_id, f.dry_run, f.wallet)
         with self._conn() as conn:
             try:
                 with conn.pipeline() as pipe:
                     conn.execute(b"BEGIN")
-                    conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (_lock_id(*k),))
+                    conn.execute(b"SELECT pg_advisory_xact_lock(%s)", (_lock_id(k[0], k[1], k[2]),))
                     claimed = conn.execute(_CLAIM_ONE, (f.trade_id, f.ts))
-                    found = conn.execute(_BOOK_ONE, (k[0], k[1], int(k[2])))
+                    found = conn.execute(_BOOK_ONE, (k[0], k[1], int(k[2]), k[3]))
                     pipe.sync()
                     if claimed.fetchone() is None:
                         conn.execute(b"COMMIT")
@@ -483,7 +487,7 @@ class PostgresStore:
 
     def _apply(self, conn: Conn, batch: list[Fill], micros: list[tuple[int, int, int]]) -> int:
         """Apply new fills to their (locked) positions and write trades + positions."""
-        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
+        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run, f.wallet) for f in batch})
         trade_rows, positions = ledger.book_fills(batch, micros, books, meta)
         if len(trade_rows) == 1:
             conn.execute(_INSERT_TRADE, trade_rows[0])
@@ -501,32 +505,70 @@ class PostgresStore:
     def _load_books(self, conn: Conn, keys: set[BookKey]) -> tuple[dict[BookKey, ledger.Book], dict[BookKey, Meta]]:
         if len(keys) == 1:
             (k,) = keys
-            found = conn.execute(_BOOK_ONE, (k[0], k[1], int(k[2]))).fetchall()
+            found = conn.execute(_BOOK_ONE, (k[0], k[1], int(k[2]), k[3])).fetchall()
         else:
             ks = list(keys)
             found = conn.execute(
-                f"SELECT {_BOOK_COLUMNS} FROM positions WHERE (strategy, token_id, dry_run) IN"
-                " (SELECT * FROM unnest(%b::text[], %b::text[], %b::smallint[]))".encode(),
-                ([k[0] for k in ks], [k[1] for k in ks], [int(k[2]) for k in ks]),
+                f"SELECT {_BOOK_COLUMNS} FROM positions WHERE (strategy, token_id, dry_run, wallet) IN"
+                " (SELECT * FROM unnest(%b::text[], %b::text[], %b::smallint[], %b::text[]))".encode(),
+                ([k[0] for k in ks], [k[1] for k in ks], [int(k[2]) for k in ks], [k[3] for k in ks]),
             ).fetchall()
         return ledger.load_books(found)
+
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        joined = getattr(self._tls, "conn", None)
+        if joined is None:
+            self._ensure_months([ts])
+        with self._write() as conn:
+            if joined is not None:
+                self._ensure_months([ts], conn)
+            with conn.cursor(row_factory=dict_row) as cur:  # by its ts (trade_keys): one partition, not all
+                found = cur.execute(
+                    "SELECT t.* FROM trade_keys k JOIN trades t ON t.ts = k.ts AND t.trade_id = k.trade_id"
+                    " WHERE k.trade_id = %s AND t.kind = %s",
+                    (trade_id, _FILL),
+                ).fetchall()
+            if not found:
+                return None  # not recorded here, or not a fill
+            orig = found[0]
+            k = (orig["strategy"], orig["token_id"], bool(orig["dry_run"]), orig["wallet"] or "")
+            conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(k[0], k[1], k[2]),))  # as record_fills
+            rev_id = f"revert:{trade_id}"
+            if conn.execute(_CLAIM_ONE, (rev_id, ts)).fetchone() is None:
+                return None  # reversed before
+            books, meta = self._load_books(conn, {k})
+            book = books.get(k)
+            if book is None:  # a fill's position always exists; never invent one
+                raise StoreError(f"fill {trade_id} has no position to reverse")
+            realized = ledger.reverse(
+                book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
+                orig["realized_pnl_micro"],
+            )  # fmt: skip
+            meta[k]["updated_at"] = max(meta[k]["updated_at"], ts)
+            conn.execute(
+                _INSERT_TRADE, ledger.reversal_row(orig, ts, realized, {"reverses": trade_id, "reason": reason})
+            )
+            conn.execute(_UPSERT_ONE, ledger.position_rows(books, meta)[0])
+            with conn.cursor(row_factory=dict_row) as cur:
+                found = cur.execute("SELECT * FROM trades WHERE ts = %s AND trade_id = %s", (ts, rev_id)).fetchall()
+        return rows.row_to_trade(found[0])
 
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts", ph="%s")
         if query is not None and query.state is not None:
             sub, sparams = rows.where(Query(state=query.state), ts_col=None, state=True, ph="%s")
             clause += (" AND " if clause else " WHERE ") + (
-                f"(strategy, token_id, dry_run) IN (SELECT strategy, token_id, dry_run FROM positions{sub})"
+                f"({rows.POSITION_KEY}) IN (SELECT {rows.POSITION_KEY} FROM positions{sub})"
             )
             params += sparams
         lim, lparams = rows.limit(query, ph="%s")
         found = self._query(f"SELECT * FROM trades{clause} ORDER BY ts DESC, id DESC{lim}", params + lparams)
         return [rows.row_to_trade(r) for r in found]
 
-    def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None:
+    def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:
         found = self._query(
-            "SELECT * FROM positions WHERE strategy = %s AND token_id = %s AND dry_run = %s",
-            (strategy, token_id, int(dry_run)),
+            "SELECT * FROM positions WHERE strategy = %s AND token_id = %s AND dry_run = %s AND wallet = %s",
+            (strategy, token_id, int(dry_run), rows.position_wallet(dry_run, wallet)),
         )
         return rows.row_to_position(found[0]) if found else None
 
@@ -593,7 +635,7 @@ class PostgresStore:
             if owed:
                 conn.cursor().executemany(
                     "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + %s, redeemed_at = NULL"
-                    " WHERE strategy = %s AND token_id = %s AND dry_run = 0",
+                    " WHERE strategy = %s AND token_id = %s AND dry_run = 0 AND wallet = ''",
                     owed,
                 )
             with conn.cursor(row_factory=dict_row) as cur:
@@ -631,8 +673,10 @@ class PostgresStore:
 
         clause, params = rows.where(query, ts_col="ts", ph="%s")
         trade_sums = self._query(
-            "SELECT strategy, dry_run, count(*) FILTER (WHERE kind = 'fill') AS n,"
-            " sum(notional_micro) FILTER (WHERE kind = 'fill') AS volume, sum(fee_micro) AS fees,"
+            # a reversal (a fill whose trade FAILED at the venue) takes its fill back out of the counts
+            "SELECT strategy, dry_run,"
+            " count(*) FILTER (WHERE kind = 'fill') - count(*) FILTER (WHERE kind = 'reversal') AS n,"
+            " sum(notional_micro) FILTER (WHERE kind IN ('fill', 'reversal')) AS volume, sum(fee_micro) AS fees,"
             f" sum(realized_pnl_micro) AS realized FROM trades{clause} GROUP BY strategy, dry_run",
             params,
         )
@@ -806,9 +850,10 @@ class PostgresStore:
 
     def fills_of_order(self, order_key: str) -> list[Fill]:
         found = self._query(
-            "SELECT * FROM trades WHERE order_key = %s AND kind = %s ORDER BY ts, id", (order_key, TradeKind.FILL.value)
+            "SELECT * FROM trades WHERE order_key = %s AND kind IN (%s, %s) ORDER BY ts, id",
+            (order_key, TradeKind.FILL.value, TradeKind.REVERSAL.value),
         )
-        return [rows.row_to_trade(r).fill for r in found]
+        return rows.unreversed_fills(found)
 
     # ---------------------------------------------------------------- copy trading (0009_copy)
 

@@ -9,6 +9,7 @@ from typing import Any
 from pmbot.errors import InputError
 from pmbot.money import from_micro, to_micro
 from pmbot.store.models import (
+    DEFAULT_PAPER_WALLET,
     ExecutionLog,
     Fill,
     Learning,
@@ -135,18 +136,28 @@ def fill_to_row(f: Fill, price: int, size: int, fee: int, notional: int, realize
         f.venue_order_id,
         f.ts,
         _json(f.metadata),
+        f.wallet,
     )
 
 
 # positions as pmbot.store.ledger reads them (load_books) and writes them (position_rows).
 BOOK_COLUMNS = (
     "strategy, token_id, dry_run, size_micro, cost_micro, realized_pnl_micro, state, condition_id, market, outcome,"
-    " opened_at, updated_at, mark_price_micro"
+    " opened_at, updated_at, mark_price_micro, wallet"
 )
 POSITION_COLUMNS = (
     "strategy, token_id, dry_run, condition_id, market, outcome, size_micro, cost_micro, realized_pnl_micro,"
-    " state, mark_price_micro, opened_at, updated_at"
+    " state, mark_price_micro, opened_at, updated_at, wallet"
 )
+POSITION_KEY = "strategy, token_id, dry_run, wallet"  # the primary key (migration 0011_paper_wallets)
+
+
+def position_wallet(dry_run: bool, wallet: str | None) -> str:
+    """The wallet column of a position: `wallet`, or by default "" live and the default paper wallet dry-run."""
+    if wallet is not None:
+        return wallet
+    return DEFAULT_PAPER_WALLET if dry_run else ""
+
 
 TRADE_COLUMNS = (
     "trade_id",
@@ -168,6 +179,7 @@ TRADE_COLUMNS = (
     "venue_order_id",
     "ts",
     "metadata",
+    "wallet",
 )
 
 
@@ -190,10 +202,18 @@ def row_to_trade(r: dict[str, Any]) -> TradeRow:
         venue_order_id=r["venue_order_id"],
         ts=r["ts"],
         metadata=json.loads(r["metadata"] or "{}"),
+        wallet=r.get("wallet") or "",
     )
     return TradeRow(
         fill=fill, notional=from_micro(r["notional_micro"]), realized_pnl=from_micro(r["realized_pnl_micro"])
     )
+
+
+def unreversed_fills(found: list[dict[str, Any]]) -> list[Fill]:
+    """The fills among trade rows (fills and reversals), without those a reversal took back."""
+    trades = [row_to_trade(r).fill for r in found]
+    taken_back = {f.trade_id.removeprefix("revert:") for f in trades if f.kind is TradeKind.REVERSAL}
+    return [f for f in trades if f.kind is TradeKind.FILL and f.trade_id not in taken_back]
 
 
 def row_to_position(r: dict[str, Any]) -> Position:
@@ -214,6 +234,7 @@ def row_to_position(r: dict[str, Any]) -> Position:
         updated_at=r["updated_at"],
         redeemable=from_micro(r.get("redeemable_micro") or 0),
         redeemed_at=r.get("redeemed_at"),
+        wallet=r.get("wallet") or "",
     )
 
 
@@ -235,6 +256,7 @@ def position_to_dict(p: Position) -> dict[str, Any]:
         "updated_at": p.updated_at,
         "redeemable_micro": to_micro(p.redeemable),
         "redeemed_at": p.redeemed_at,
+        "wallet": p.wallet,
     }
 
 
@@ -332,6 +354,9 @@ def where(query: Query | None, *, ts_col: str | None, state: bool = False, ph: s
     if q.dry_run is not None:
         clauses.append(f"dry_run = {ph}")
         params.append(int(q.dry_run))
+    if q.wallet is not None:
+        clauses.append(f"wallet = {ph}")
+        params.append(q.wallet)
     if q.since is not None and ts_col:
         clauses.append(f"{ts_col} >= {ph}")
         params.append(q.since)

@@ -62,8 +62,8 @@ from pmbot.timeutil import Clock
 _CHUNK = 500  # bound on SQL variables per statement
 _BOOK_COLUMNS = rows.BOOK_COLUMNS
 _UPSERT_POSITION = (
-    f"INSERT INTO positions ({rows.POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-    " ON CONFLICT (strategy, token_id, dry_run) DO UPDATE SET"
+    f"INSERT INTO positions ({rows.POSITION_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    f" ON CONFLICT ({rows.POSITION_KEY}) DO UPDATE SET"
     " condition_id = excluded.condition_id, market = excluded.market, outcome = excluded.outcome,"
     " size_micro = excluded.size_micro, cost_micro = excluded.cost_micro,"
     " realized_pnl_micro = excluded.realized_pnl_micro, state = excluded.state,"
@@ -276,7 +276,7 @@ class SQLiteStore:
         `existing`: trade ids to skip (and duplicates within the batch), or None when the caller lets
         the UNIQUE index catch duplicates.
         """
-        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run) for f in batch})
+        books, meta = self._load_books(conn, {(f.strategy, f.token_id, f.dry_run, f.wallet) for f in batch})
         trade_rows, positions = ledger.book_fills(batch, micros, books, meta, existing)
         if not trade_rows:
             return 0
@@ -304,8 +304,9 @@ class SQLiteStore:
         if len(keys) == 1:  # the live path: a primary-key lookup
             (k,) = keys
             found = conn.execute(
-                f"SELECT {_BOOK_COLUMNS} FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ?",
-                (k[0], k[1], int(k[2])),
+                f"SELECT {_BOOK_COLUMNS} FROM positions"
+                " WHERE strategy = ? AND token_id = ? AND dry_run = ? AND wallet = ?",
+                (k[0], k[1], int(k[2]), k[3]),
             ).fetchall()
         else:  # batches: by token id (indexed), keeping only the wanted keys
             tokens = list({k[1] for k in keys})
@@ -317,13 +318,36 @@ class SQLiteStore:
                 ).fetchall()
         return ledger.load_books(found, keys)
 
+    def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
+        with self._write() as conn:  # read the fill and its position, write the reversal, under one lock
+            found = self._query("SELECT * FROM trades WHERE trade_id = ? AND kind = ?", (trade_id, _FILL))
+            rev_id = f"revert:{trade_id}"
+            if not found or conn.execute("SELECT 1 FROM trades WHERE trade_id = ?", (rev_id,)).fetchone():
+                return None  # not recorded here, not a fill, or reversed already
+            orig = found[0]
+            k = (orig["strategy"], orig["token_id"], bool(orig["dry_run"]), orig["wallet"] or "")
+            books, meta = self._load_books(conn, {k})
+            book = books.get(k)
+            if book is None:  # a fill's position always exists; never invent one
+                raise StoreError(f"fill {trade_id} has no position to reverse")
+            realized = ledger.reverse(
+                book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
+                orig["realized_pnl_micro"],
+            )  # fmt: skip
+            meta[k]["updated_at"] = max(meta[k]["updated_at"], ts)
+            row = ledger.reversal_row(orig, ts, realized, {"reverses": trade_id, "reason": reason})
+            conn.execute(_INSERT_TRADE, row)
+            conn.executemany(_UPSERT_POSITION, ledger.position_rows(books, meta))
+            found = self._query("SELECT * FROM trades WHERE trade_id = ?", (rev_id,))
+        return rows.row_to_trade(found[0])
+
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:
         clause, params = rows.where(query, ts_col="ts")
         if query is not None and query.state is not None:
             # Trades of positions in that state (--open / --closed).
             sub, sparams = rows.where(Query(state=query.state), ts_col=None, state=True)
             clause += (" AND " if clause else " WHERE ") + (
-                f"(strategy, token_id, dry_run) IN (SELECT strategy, token_id, dry_run FROM positions{sub})"
+                f"({rows.POSITION_KEY}) IN (SELECT {rows.POSITION_KEY} FROM positions{sub})"
             )
             params += sparams
         lim, lparams = rows.limit(query)
@@ -332,14 +356,15 @@ class SQLiteStore:
 
     def fills_of_order(self, order_key: str) -> list[Fill]:
         found = self._query(
-            "SELECT * FROM trades WHERE order_key = ? AND kind = ? ORDER BY ts, id", (order_key, TradeKind.FILL.value)
+            "SELECT * FROM trades WHERE order_key = ? AND kind IN (?, ?) ORDER BY ts, id",
+            (order_key, TradeKind.FILL.value, TradeKind.REVERSAL.value),
         )
-        return [rows.row_to_trade(r).fill for r in found]
+        return rows.unreversed_fills(found)
 
-    def get_position(self, strategy: str, token_id: str, dry_run: bool) -> Position | None:
+    def get_position(self, strategy: str, token_id: str, dry_run: bool, wallet: str | None = None) -> Position | None:
         found = self._query(
-            "SELECT * FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ?",
-            (strategy, token_id, int(dry_run)),
+            "SELECT * FROM positions WHERE strategy = ? AND token_id = ? AND dry_run = ? AND wallet = ?",
+            (strategy, token_id, int(dry_run), rows.position_wallet(dry_run, wallet)),
         )
         return rows.row_to_position(found[0]) if found else None
 
@@ -392,7 +417,7 @@ class SQLiteStore:
             owed = ledger.redeemable_owed(redemptions, payout)
             conn.executemany(
                 "UPDATE positions SET redeemable_micro = COALESCE(redeemable_micro, 0) + ?, redeemed_at = NULL"
-                " WHERE strategy = ? AND token_id = ? AND dry_run = 0",
+                " WHERE strategy = ? AND token_id = ? AND dry_run = 0 AND wallet = ''",
                 owed,
             )
             ids = [f.trade_id for f in redemptions]
@@ -420,8 +445,10 @@ class SQLiteStore:
     def stats(self, query: Query | None = None) -> list[StrategyStats]:
         clause, params = rows.where(query, ts_col="ts")
         trade_sums = self._query(
-            "SELECT strategy, dry_run, SUM(kind = 'fill') AS n, SUM(CASE WHEN kind = 'fill' THEN notional_micro"
-            " ELSE 0 END) AS volume, SUM(fee_micro) AS fees, SUM(realized_pnl_micro) AS realized"
+            # a reversal (a fill whose trade FAILED at the venue) takes its fill back out of the counts
+            "SELECT strategy, dry_run, SUM(kind = 'fill') - SUM(kind = 'reversal') AS n,"
+            " SUM(CASE WHEN kind IN ('fill', 'reversal') THEN notional_micro ELSE 0 END) AS volume,"
+            " SUM(fee_micro) AS fees, SUM(realized_pnl_micro) AS realized"
             f" FROM trades{clause} GROUP BY strategy, dry_run",
             params,
         )
