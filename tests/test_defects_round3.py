@@ -497,3 +497,29 @@ def test_positions_report_shows_each_paper_wallet_and_stats_sum_them(
     assert code == 0, err
     by_mode = {s["mode"]: s for s in json.loads(out)}
     assert by_mode["dry-run"]["open_positions"] == 2 and by_mode["live"]["open_positions"] == 1
+
+
+def test_a_copier_is_seeded_with_its_own_paper_wallets_shares_only(tmp_path: Path) -> None:
+    """Positions are per paper wallet: a dry-run copier restarted on paper wallet b must not count (and
+    try to sell) shares that another process holds on the default wallet."""
+    from pmbot.runner.copy_feed import CopyTarget
+    from pmbot.runner.copy_session import CopyView, restore_state
+    from pmbot.store import open_store
+    from pmbot.store.models import Fill
+    from pmbot.strategies.copy import CopyConfig, CopyStrategy
+
+    wallet = "0x" + "ab" * 20
+    target = CopyTarget(wallet=wallet, label="whale", config=CopyConfig(target=wallet))
+    store = open_store(f"sqlite:///{tmp_path}/p.db")
+    try:
+        for n, (tok, w, size) in enumerate((("t1", "paper:default", 10), ("t2", "paper:b", 4))):
+            fill = Fill(f"f{n}", target.strategy_name, tok, Side.BUY, Decimal("0.5"), Decimal(size), dry_run=True,
+                        ts=1, wallet=w)  # fmt: skip
+            assert store.record_fill(fill)
+        for w, held in (("paper:b", ["t2"]), ("paper:default", ["t1"])):
+            view = CopyView(clock=lambda: 1_000, balance=Decimal(100))
+            strategy = CopyStrategy(view, target.config, name=target.strategy_name)
+            restore_state(store, "dry-run", target, strategy, view, 1_000, wallet=w)
+            assert view.held_tokens() == held, w
+    finally:
+        store.close()

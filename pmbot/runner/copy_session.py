@@ -281,9 +281,18 @@ async def resolve_targets(venue: Venue, requests: Sequence[TargetRequest], setti
 
 
 def restore_state(
-    store: Store, mode: str, target: CopyTarget, strategy: CopyStrategy, view: CopyView, now_ms: int
+    store: Store,
+    mode: str,
+    target: CopyTarget,
+    strategy: CopyStrategy,
+    view: CopyView,
+    now_ms: int,
+    *,
+    wallet: str | None = None,
 ) -> tuple[int, int | None]:
     """After `strategy.start()`: decided fills back into its de-duplication, our positions into the view.
+    `wallet`: in dry-run, the executor's paper wallet ("paper:<name>"): only its shares are ours to sell
+    (another paper wallet's are another process's).
     Returns (fills restored, the Data API catch-up start in target time ms, or None on a first run)."""
     cfg = target.config
     marks = store.copy_watermarks(mode, target.wallet)
@@ -292,7 +301,10 @@ def restore_state(
     since = (newest if newest is not None else now_ms) - retention
     rows = [r for r in store.list_copy_decisions(mode=mode, target=target.wallet, since=since)]
     restored = strategy.restore(restore_decisions(rows)) if rows else 0
-    for p in store.list_positions(Query(strategy=target.strategy_name, dry_run=mode != "live")):
+    dry_run = mode != "live"
+    for p in store.list_positions(
+        Query(strategy=target.strategy_name, dry_run=dry_run, wallet=wallet if dry_run else None)
+    ):
         if p.size > 0:
             view.seed_position(p.token_id, p.condition_id, p.size, p.cost)
     catch_up = None if newest is None else newest - cfg.match_window_ms
@@ -370,7 +382,9 @@ async def build_copy_runners(
         for info in markets.markets() if markets is not None else ():
             view.set_market(info)
         await runner.start()
-        restored, start_ms = restore_state(store, mode, t, strategy, view, now_ms)
+        restored, start_ms = restore_state(
+            store, mode, t, strategy, view, now_ms, wallet=getattr(executor, "wallet", None)
+        )
         out.restored[t.wallet] = restored
         if start_ms is not None:
             out.catch_up_from_ms[t.wallet] = start_ms
