@@ -9,7 +9,7 @@ Payload shapes that are the same as a REST row reuse the REST parser (`rest.book
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -81,15 +81,60 @@ def _ts(o: Mapping[str, Any]) -> int:
 # ------------------------------------------------------------------------------------ market channel
 
 
+_MEMO_MAX = 20_000  # distinct texts per reader: prices are a few hundred, sizes churn; cleared when full
+
+
+def _memo(check: Callable[[Any, str], Decimal | None]) -> Callable[[Any, str], Any]:
+    """`check(value, what)` remembered per wire text. The market channel repeats the same few hundred
+    prices and sizes in every `price_change` (≈ 14 entries × 4 numbers, for every market every second),
+    and reading one with its checks costs far more than a dict lookup. Only texts that passed are kept
+    (a bad one raises each time, with its message); Decimals are immutable, so sharing them is safe."""
+    cache: dict[str, Any] = {}
+
+    def read(value: Any, what: str) -> Any:
+        try:
+            return cache[value]
+        except (KeyError, TypeError):  # TypeError: an unhashable value, which `check` refuses properly
+            pass
+        d = check(value, what)
+        if type(value) is str:
+            if len(cache) >= _MEMO_MAX:
+                cache.clear()
+            cache[value] = d
+        return d
+
+    return read
+
+
+_price = _memo(price01)
+_opt_price = _memo(opt_price01)
+_level_size = _memo(lambda v, what: shares(v, what, allow_zero=True))  # 0 removes the level
+_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+
+
+def _side(value: Any) -> Side:
+    try:
+        return _SIDES[value]
+    except (KeyError, TypeError):
+        return side(value)
+
+
 def level_change(o: Mapping[str, Any], what: str) -> LevelChange:
+    get = o.get
+    token = get("asset_id")
+    if token is None or token == "":
+        raise VenueError(f"{what}: missing 'asset_id'")
+    price = get("price")
+    if price is None or price == "":
+        raise VenueError(f"{what}: missing 'price'")
     return LevelChange(
-        token_id=str(req(o, "asset_id", what)),
-        side=side(o.get("side")),
-        price=price01(req(o, "price", what), what),
-        size=shares(o.get("size"), what, allow_zero=True),  # 0 removes the level
-        best_bid=opt_price01(o.get("best_bid"), what),
-        best_ask=opt_price01(o.get("best_ask"), what),
-        hash=str(o.get("hash") or ""),
+        token if type(token) is str else str(token),
+        _side(get("side")),
+        _price(price, what),
+        _level_size(get("size"), what),
+        _opt_price(get("best_bid"), what),
+        _opt_price(get("best_ask"), what),
+        str(get("hash") or ""),
     )
 
 
@@ -98,7 +143,9 @@ def price_change(o: Mapping[str, Any]) -> PriceChange:
     flat change with `asset_id/price/side/size/hash` at the top level."""
     rows = o.get("price_changes")
     if isinstance(rows, list):
-        changes = tuple(level_change(_obj(r, "price_change entry"), "price_change entry") for r in rows)
+        what = "price_change entry"
+        # `type(r) is dict` first: what json gives, and an ABC isinstance per entry is not free
+        changes = tuple([level_change(r if type(r) is dict else _obj(r, what), what) for r in rows])
     else:
         changes = (level_change(o, "price_change"),)
     return PriceChange(market=str(o.get("market") or ""), changes=changes, timestamp_ms=_ts(o))
@@ -135,8 +182,8 @@ def market_event(raw: Any) -> MarketEvent | None:
         return BestBidAsk(
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
-            best_bid=opt_price01(o.get("best_bid"), kind),
-            best_ask=opt_price01(o.get("best_ask"), kind),
+            best_bid=_opt_price(o.get("best_bid"), kind),
+            best_ask=_opt_price(o.get("best_ask"), kind),
             timestamp_ms=_ts(o),
         )
     if kind == "market_resolved":
