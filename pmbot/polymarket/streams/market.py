@@ -120,19 +120,28 @@ class MarketStream(WsStream[MarketEvent]):
         self._emit(ev)
 
     def _apply_price_change(self, ev: PriceChange) -> None:
-        per_token: dict[str, list[LevelChange]] = {}
+        """Each change into its token's book, then per token the book against the venue's best bid/ask of
+        that token's LAST change (LocalBook.apply_changes, without grouping the changes first)."""
+        books = self.books
+        ts = ev.timestamp_ms
+        last: dict[str, LevelChange] = {}
         for ch in ev.changes:
-            per_token.setdefault(ch.token_id, []).append(ch)
-        for token, changes in per_token.items():
-            book = self.books.get(token)
+            book = books.get(ch.token_id)
             if book is None:
                 continue  # no snapshot yet (or a token we did not ask for)
-            if not book.apply_changes(changes, ev.timestamp_ms) and book.mismatches == 1:
+            book.apply_change(ch, ts)
+            last[ch.token_id] = ch
+        for token, ch in last.items():
+            book = books[token]
+            if book.agrees(ch.best_bid, ch.best_ask):
+                continue
+            book.mismatches += 1
+            if book.mismatches == 1:
                 log.warning(
                     "market: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
                     token[:16],
                     book.best_bid,
                     book.best_ask,
-                    changes[-1].best_bid,
-                    changes[-1].best_ask,
+                    ch.best_bid,
+                    ch.best_ask,
                 )
