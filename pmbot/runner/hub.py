@@ -6,7 +6,8 @@ instruments). A consumer (`hub.consumer(tokens)`) looks like a `MarketStream` to
 `unsubscribe`, `books`, `async with` / `async for`, `close`), so `LiveFeed` and the copy feed run on it
 unchanged: the host hands them a `SharedVenue`, whose `market_stream()` returns a consumer instead of a new
 socket. Each event goes to the consumers that follow one of its tokens, in the order the shard received it;
-a shard's `StreamStatus` goes to every consumer of that shard (a drop makes their books blind).
+a shard's `StreamStatus` goes to every consumer of that shard (a drop makes their books blind). Message
+types in `skip_kinds` (default `best_bid_ask`, which no feed reads) are not delivered at all.
 
 Delivery: the hub is each shard stream's `sink`, so the stream's reader hands every event to the hub as
 soon as the stream's books hold it, and the hub appends it to each interested consumer's queue at once:
@@ -52,6 +53,10 @@ __all__ = ["PER_CONNECTION", "HubBooks", "HubConsumer", "MarketHub", "SharedVenu
 log = logging.getLogger("pmbot.runner")
 PER_CONNECTION = 500  # the venue's instruments per market-channel connection
 QUEUE_SIZE = 10_000  # items a consumer may fall behind before the oldest are dropped (a stream's default)
+# Market-channel message types no feed of run-all reads (LiveFeed, the copy feed, follow_books): the venue
+# sends a `best_bid_ask` per token whenever its top moves (with custom_feature_enabled, which run-all needs
+# for `market_resolved`), two of every three messages. The shards skip them before building models.
+SKIP_KINDS = frozenset({"best_bid_ask"})
 _CLOSED = object()
 
 
@@ -112,6 +117,7 @@ class MarketHub:
         per_connection: int = PER_CONNECTION,
         now_ms: Callable[[], int] | None = None,
         queue_size: int = QUEUE_SIZE,
+        skip_kinds: Iterable[str] = SKIP_KINDS,
     ) -> None:
         if per_connection < 1:
             raise ValueError("per_connection must be at least 1")
@@ -120,6 +126,7 @@ class MarketHub:
         self._make = make_stream
         self.per_connection = per_connection
         self.queue_size = queue_size
+        self.skip_kinds = frozenset(skip_kinds)
         self._now_ms = now_ms or (lambda: 0)
         self.shards: list[_Shard] = []
         self._refs: dict[str, int] = {}
@@ -219,6 +226,8 @@ class MarketHub:
 
     def _start(self, shard: _Shard) -> None:
         stream = shard.stream
+        if hasattr(stream, "skip_kinds"):
+            stream.skip_kinds = self.skip_kinds
         if hasattr(stream, "sink") and hasattr(stream, "start"):
             stream.sink = partial(self._dispatch, shard)
             stream.start()

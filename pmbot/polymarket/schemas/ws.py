@@ -81,42 +81,40 @@ def _ts(o: Mapping[str, Any]) -> int:
 # ------------------------------------------------------------------------------------ market channel
 
 
-_MEMO_MAX = 20_000  # distinct texts per reader: prices are a few hundred, sizes churn; cleared when full
+_MEMO_MAX = 20_000  # distinct texts per memo: prices are a few hundred, sizes churn; cleared when full
 
 
-def _memo(check: Callable[[Any, str], Decimal | None]) -> Callable[[Any, str], Any]:
+class _Memo:
     """`check(value, what)` remembered per wire text. The market channel repeats the same few hundred
     prices and sizes in every `price_change` (≈ 14 entries × 4 numbers, for every market every second),
     and reading one with its checks costs far more than a dict lookup. Only texts that passed are kept
-    (a bad one raises each time, with its message); Decimals are immutable, so sharing them is safe."""
-    cache: dict[str, Any] = {}
+    (a bad one raises each time, with its message); Decimals are immutable, so sharing them is safe.
+    Hot callers look `known` up themselves and call `read` on a miss (a call per number is not free)."""
 
-    def read(value: Any, what: str) -> Any:
+    __slots__ = ("check", "known")
+
+    def __init__(self, check: Callable[[Any, str], Any]) -> None:
+        self.check = check
+        self.known: dict[str, Any] = {}
+
+    def read(self, value: Any, what: str) -> Any:
         try:
-            return cache[value]
+            return self.known[value]
         except (KeyError, TypeError):  # TypeError: an unhashable value, which `check` refuses properly
             pass
-        d = check(value, what)
+        d = self.check(value, what)
         if type(value) is str:
-            if len(cache) >= _MEMO_MAX:
-                cache.clear()
-            cache[value] = d
+            if len(self.known) >= _MEMO_MAX:
+                self.known.clear()
+            self.known[value] = d
         return d
 
-    return read
 
-
-_price = _memo(price01)
-_opt_price = _memo(opt_price01)
-_level_size = _memo(lambda v, what: shares(v, what, allow_zero=True))  # 0 removes the level
+_PRICE = _Memo(price01)
+_OPT_PRICE = _Memo(opt_price01)
+_LEVEL_SIZE = _Memo(lambda v, what: shares(v, what, allow_zero=True))  # 0 removes the level
+_PRICES, _OPT_PRICES, _LEVEL_SIZES = _PRICE.known, _OPT_PRICE.known, _LEVEL_SIZE.known
 _SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
-
-
-def _side(value: Any) -> Side:
-    try:
-        return _SIDES[value]
-    except (KeyError, TypeError):
-        return side(value)
 
 
 def level_change(o: Mapping[str, Any], what: str) -> LevelChange:
@@ -124,16 +122,41 @@ def level_change(o: Mapping[str, Any], what: str) -> LevelChange:
     token = get("asset_id")
     if token is None or token == "":
         raise VenueError(f"{what}: missing 'asset_id'")
-    price = get("price")
-    if price is None or price == "":
+    raw = get("price")
+    if raw is None or raw == "":
         raise VenueError(f"{what}: missing 'price'")
+    # The memo lookups are spelled out: this runs for every entry of every price_change.
+    try:
+        price = _PRICES[raw]
+    except (KeyError, TypeError):
+        price = _PRICE.read(raw, what)
+    raw = get("size")
+    try:
+        size = _LEVEL_SIZES[raw]
+    except (KeyError, TypeError):
+        size = _LEVEL_SIZE.read(raw, what)
+    raw = get("best_bid")
+    try:
+        best_bid = _OPT_PRICES[raw]
+    except (KeyError, TypeError):
+        best_bid = _OPT_PRICE.read(raw, what)
+    raw = get("best_ask")
+    try:
+        best_ask = _OPT_PRICES[raw]
+    except (KeyError, TypeError):
+        best_ask = _OPT_PRICE.read(raw, what)
+    raw = get("side")
+    try:
+        side_ = _SIDES[raw]
+    except (KeyError, TypeError):
+        side_ = side(raw)
     return LevelChange(
         token if type(token) is str else str(token),
-        _side(get("side")),
-        _price(price, what),
-        _level_size(get("size"), what),
-        _opt_price(get("best_bid"), what),
-        _opt_price(get("best_ask"), what),
+        side_,
+        price,
+        size,
+        best_bid,
+        best_ask,
         str(get("hash") or ""),
     )
 
@@ -182,8 +205,8 @@ def market_event(raw: Any) -> MarketEvent | None:
         return BestBidAsk(
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
-            best_bid=_opt_price(o.get("best_bid"), kind),
-            best_ask=_opt_price(o.get("best_ask"), kind),
+            best_bid=_OPT_PRICE.read(o.get("best_bid"), kind),
+            best_ask=_OPT_PRICE.read(o.get("best_ask"), kind),
             timestamp_ms=_ts(o),
         )
     if kind == "market_resolved":

@@ -62,6 +62,10 @@ class MarketStream(WsStream[MarketEvent]):
         self._tokens: dict[str, None] = dict.fromkeys(str(t) for t in token_ids)  # ordered set
         self.books: dict[str, LocalBook] = {}
         self._on_tick_size = on_tick_size
+        # Message types (`event_type`) skipped right after decoding, counted as ignored: an owner whose
+        # consumers read none of them (the run-all hub and `best_bid_ask`, two thirds of the messages)
+        # does not pay for their models. They never touch the books.
+        self.skip_kinds: frozenset[str] = frozenset()
 
     @property
     def token_ids(self) -> tuple[str, ...]:
@@ -97,6 +101,9 @@ class MarketStream(WsStream[MarketEvent]):
             book.synced = False
 
     def _handle_one(self, item: Any) -> None:
+        if self.skip_kinds and type(item) is dict and item.get("event_type") in self.skip_kinds:
+            self.counters.ignored += 1
+            return
         ev = ws.market_event(item)
         if ev is None:
             self.counters.ignored += 1
