@@ -95,7 +95,7 @@ class _Memo:
 
     def __init__(self, check: Callable[[Any, str], Any]) -> None:
         self.check = check
-        self.known: dict[str, Any] = {}
+        self.known: dict[Any, Any] = {}  # str keys only (read); Any: looked up with whatever the wire has
 
     def read(self, value: Any, what: str) -> Any:
         try:
@@ -114,7 +114,7 @@ _PRICE = _Memo(price01)
 _OPT_PRICE = _Memo(opt_price01)
 _LEVEL_SIZE = _Memo(lambda v, what: shares(v, what, allow_zero=True))  # 0 removes the level
 _PRICES, _OPT_PRICES, _LEVEL_SIZES = _PRICE.known, _OPT_PRICE.known, _LEVEL_SIZE.known
-_SIDES = {"BUY": Side.BUY, "SELL": Side.SELL}
+_SIDES: dict[Any, Side] = {"BUY": Side.BUY, "SELL": Side.SELL}
 
 
 def level_change(o: Mapping[str, Any], what: str) -> LevelChange:
