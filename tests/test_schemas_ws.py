@@ -8,6 +8,8 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pmbot.errors import VenueError
 from pmbot.polymarket.models import (
@@ -447,3 +449,28 @@ def test_loads_venue_reads_bytes_and_refuses_a_bom_like_json_loads() -> None:
         loads_venue('{"a": NaN}', "f")
     with pytest.raises(VenueError):
         loads_venue(b"\xff\xfe\xfa", "f")
+
+
+SIZE_TEXTS = st.one_of(
+    st.from_regex(r"\A[0-9]{0,12}(\.[0-9]{0,15})?\Z"),
+    st.sampled_from(["0", "0.0", "-0", "+1", " 1", "1 ", ".5", "5.", "1e5", "1E-40", "NaN", "Infinity", "١٢", "²",
+                     "9999999999.9999999999999", "10000000000", "10000000000.5", "0" * 30, "1" * 25]),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=SIZE_TEXTS)
+def test_the_level_size_fast_path_reads_exactly_what_the_full_check_reads(text: str) -> None:
+    from pmbot.polymarket.schemas.common import shares
+
+    try:
+        want: D | None = shares(text, "e", allow_zero=True)
+    except VenueError:
+        want = None
+    if want is None:
+        with pytest.raises(VenueError):
+            ws._level_size(text, "e")
+    else:
+        got = ws._level_size(text, "e")
+        assert got == want and str(got) == str(want)

@@ -112,7 +112,23 @@ class _Memo:
 
 _PRICE = _Memo(price01)
 _OPT_PRICE = _Memo(opt_price01)
-_LEVEL_SIZE = _Memo(lambda v, what: shares(v, what, allow_zero=True))  # 0 removes the level
+_ZERO = Decimal(0)
+
+
+def _level_size(value: Any, what: str) -> Decimal:
+    """A level's new total (0 removes the level): `shares(allow_zero=True)`, with a fast path for what the
+    venue sends, a plain decimal text. Sizes churn (every change carries a new one, so a memo misses
+    about half the time): at most 10 integer digits is below MAX_SHARES, at most 13 decimals inside the
+    exponent bound, no sign is not negative; anything else takes the full check."""
+    if type(value) is str and 0 < len(value) <= 24 and value.isascii():
+        head, dot, tail = value.partition(".")
+        if head.isdigit() and len(head) <= 10 and (not dot or tail.isdigit()):
+            d = Decimal(value)
+            return d if d else _ZERO
+    return shares(value, what, allow_zero=True)
+
+
+_LEVEL_SIZE = _Memo(_level_size)
 _PRICES, _OPT_PRICES, _LEVEL_SIZES = _PRICE.known, _OPT_PRICE.known, _LEVEL_SIZE.known
 _SIDES: dict[Any, Side] = {"BUY": Side.BUY, "SELL": Side.SELL}
 
