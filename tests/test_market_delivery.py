@@ -293,3 +293,32 @@ async def test_a_feed_that_keeps_talking_never_goes_stale(server: ScriptedServer
         assert not [s for s in seen if isinstance(s, StreamStatus)]
         stale = await next_status(stream, StreamState.STALE, timeout=2)  # and once it stops, it is
         assert "no message" in stale.detail
+
+
+async def test_a_sink_that_raises_is_logged_and_the_message_is_not_counted_malformed(
+    server: ScriptedServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.ERROR, logger="pmbot")
+    got: list[Any] = []
+
+    def sink(item: Any, arrival: float) -> None:
+        if isinstance(item, BookSnapshot) and not got:
+            got.append(item)
+            raise RuntimeError("dispatch bug")
+        got.append(item)
+
+    stream = market(server, [TOKEN])
+    stream.sink = sink
+    stream.start()
+    try:
+        await server.next_json()
+        await server.send(book_msg(TOKEN, [("0.4", "1")], []))
+        await server.send(book_msg(TOKEN, [("0.5", "1")], []))
+        async with asyncio.timeout(5):
+            while len([x for x in got if isinstance(x, BookSnapshot)]) < 2:
+                await asyncio.sleep(0.01)
+        assert stream.counters.malformed == 0 and stream.counters.reconnects == 0
+        assert "dispatch bug" in caplog.text and stream.books[TOKEN].best_bid == D("0.5")
+    finally:
+        await stream.close()
+    assert not stream._queue.qsize()  # with a sink nothing is queued, not even the end

@@ -265,7 +265,10 @@ class StreamBase(Generic[E]):
         rx = self._rx
         entry = (time.perf_counter() if rx is None else rx, item)
         if self.sink is not None:
-            self.sink(item, entry[0])
+            try:
+                self.sink(item, entry[0])
+            except Exception:  # a bug in the owner's dispatch: loud, and never taken for a bad message
+                log.exception("%s: the sink failed on a %s", self.name, type(item).__name__)
             return
         try:
             self._queue.put_nowait(entry)
