@@ -302,10 +302,10 @@ async def test_a_sink_that_raises_is_logged_and_the_message_is_not_counted_malfo
     got: list[Any] = []
 
     def sink(item: Any, arrival: float) -> None:
-        if isinstance(item, BookSnapshot) and not got:
-            got.append(item)
-            raise RuntimeError("dispatch bug")
+        first_book = isinstance(item, BookSnapshot) and not any(isinstance(x, BookSnapshot) for x in got)
         got.append(item)
+        if first_book:
+            raise RuntimeError("dispatch bug")
 
     stream = market(server, [TOKEN])
     stream.sink = sink
