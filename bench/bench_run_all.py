@@ -4,8 +4,19 @@ copier of the sim's whale), dry-run.
 
 The sim runs here (its own thread and loop, real sockets); the host runs in a child process
 (bench/run_all_child.py) so that its RSS is its own. Measured there:
-- event → decision: a market-channel event's arrival in the process's market hub → the strategy's
-  decision on it (translated, the view updated, the strategy run), p50 / p99 over every such event;
+- event → decision, p50 / p99 over every market-channel event a strategy decided on (a BookChanged or
+  TradePrinted delivered to a runner; units.SupervisedRunner.decide_ns). From: the moment the bytes of the
+  event's WebSocket frame were read from the socket by the child's event loop (`time.perf_counter()` in
+  websockets' `data_received`, stamped per message by pmbot.polymarket.streams.base and carried with the
+  event through the stream, the hub and the consumer: `HubConsumer.current_arrival`). To: the strategy's
+  decision on it (the view updated and the strategy run). So it includes every step and every wait inside
+  the process: frame decoding and inflating, JSON, models, the stream's book, the hub, the consumer's
+  queue, the feed's translation, and the other tasks and events the loop ran first (a burst of the sim's
+  requotes is read and decided in order, so its last event waits for all before it). Not included: time
+  in the kernel's socket buffer before the loop read it, and the sim's own time to emit the burst.
+  (Before this stamp, the start was the event's arrival in the hub, after the whole burst was parsed.)
+- the child's CPU time per wall second while following (user + system): what the work costs, nearly
+  independent of what else runs on the machine, unlike the latencies;
 - peak RSS; process start → first subscription sent; SIGTERM-equivalent stop → the host returned.
 Goals (issue 16): p99 ≤ 5 ms, RSS ≤ 250 MB, first subscription ≤ 2 s, shutdown ≤ 10 s."""
 
@@ -101,6 +112,14 @@ def run() -> list[Result]:
             "",
             None,
             note="view updated + strategy run, no queueing",
+        ),
+        Result(
+            "run-all CPU per second",
+            round(data["cpu_s"] / data["followed_s"] * 1000, 1),
+            "ms/s",
+            "",
+            None,
+            note="child's user+system CPU while following, per wall second",
         ),
         Result("run-all peak RSS", round(data["rss_mb"], 1), "MB", "<= 250 MB", data["rss_mb"] <= 250),
         Result(

@@ -1,6 +1,7 @@
 """The process `bench_run_all` measures: `pmbot run-all`'s host (pmbot.runner.host) with a sniper over every
 market of the sim's current window and the copier of its whale, dry-run, on the venue's clock. Prints one
-JSON line: start → first subscription, event → decision samples, peak RSS, shutdown time, what it followed.
+JSON line: start → first subscription, event → decision samples (from the socket read of the event's frame:
+see bench_run_all), CPU time while following, peak RSS, shutdown time, what it followed.
 
     python -m bench.run_all_child --duration 20     (PMBOT_* point at the sim; set by the benchmark)
 """
@@ -33,7 +34,9 @@ async def run(duration_s: float) -> dict[str, Any]:
     stop = asyncio.Event()
     task = asyncio.create_task(host.run(stop=stop))
     await asyncio.wait_for(host.ready.wait(), 60)
+    t_ready, cpu_ready = time.monotonic(), _cpu_s()
     await asyncio.sleep(duration_s)
+    followed_s, cpu_s = time.monotonic() - t_ready, _cpu_s() - cpu_ready
     assert host.hub is not None
     followed, shards = len(host.hub.token_ids), len(host.hub.shards)
     armed = len(snipe.feed.armed) if snipe.feed is not None else 0
@@ -49,6 +52,8 @@ async def run(duration_s: float) -> dict[str, Any]:
         "decide_ns": samples,
         "handle_ns": [n for u in (snipe, copy) for r in _all_runners(u) for n in r.handle_ns],
         "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_s": cpu_s,
+        "followed_s": followed_s,
         "shutdown_s": shutdown_s,
         "shards": shards,
         "tokens": followed,
@@ -58,6 +63,11 @@ async def run(duration_s: float) -> dict[str, Any]:
     }
     app.close()
     return out
+
+
+def _cpu_s() -> float:
+    ru = resource.getrusage(resource.RUSAGE_SELF)
+    return ru.ru_utime + ru.ru_stime
 
 
 _kept: dict[int, list[Any]] = {}

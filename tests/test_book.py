@@ -150,3 +150,55 @@ def test_consistent_input_keeps_book_uncrossed(changes: list[tuple[Side, D, D]],
         if book.best_bid is not None and book.best_ask is not None:
             assert book.best_bid < book.best_ask
             assert book.spread is not None and book.spread > 0
+
+
+@settings(max_examples=200, deadline=None)
+@given(initial=CHANGES, changes=CHANGES, depth=st.one_of(st.none(), st.integers(min_value=0, max_value=5)))
+def test_levels_read_between_changes_are_never_stale(
+    initial: list[tuple[Side, D, D]], changes: list[tuple[Side, D, D]], depth: int | None
+) -> None:
+    """The levels handed out are cached per side until the next change: reading after every change (a
+    size-only change included, which keeps the order but not the level) must always see the model."""
+    model: dict[Side, dict[D, D]] = {Side.BUY: {}, Side.SELL: {}}
+    for side, price, size in initial:
+        if size:
+            model[side][price] = size
+    book = LocalBook(TOKEN)
+    # unsorted on purpose: a snapshot's order is not trusted
+    book.apply_snapshot(book_of([(str(p), str(s)) for p, s in model[Side.BUY].items()],
+                                [(str(p), str(s)) for p, s in model[Side.SELL].items()]))  # fmt: skip
+    for side, price, size in changes:
+        before = book.bids(), book.asks()
+        book.apply_change(change(side, str(price), str(size)))
+        if size:
+            model[side][price] = size
+        else:
+            model[side].pop(price, None)
+        bids = tuple(BookLevel(p, model[Side.BUY][p]) for p in sorted(model[Side.BUY], reverse=True))
+        asks = tuple(BookLevel(p, model[Side.SELL][p]) for p in sorted(model[Side.SELL]))
+        assert book.bids(depth) == bids[:depth] and book.asks(depth) == asks[:depth]
+        assert book.snapshot().bids == bids and book.snapshot().asks == asks
+        assert (book.bids(), book.asks()) == (bids, asks)
+        if (bids, asks) == before:
+            assert book.bids() == before[0]  # an unchanged book reads the same
+    assert len(book) == len(model[Side.BUY]) + len(model[Side.SELL])
+
+
+def test_cached_levels_are_reused_until_a_change_and_a_size_change_rebuilds_them() -> None:
+    book = LocalBook(TOKEN)
+    book.apply_snapshot(book_of([("0.40", "10"), ("0.45", "5")], [("0.55", "7")]))
+    first = book.bids()
+    assert book.bids() is first  # no change: the same tuple, nothing rebuilt
+    asks = book.asks()
+    book.apply_change(change(Side.BUY, "0.40", "11"))  # same prices, new size
+    assert book.bids() is not first and book.bids() == (BookLevel(D("0.45"), D(5)), BookLevel(D("0.40"), D(11)))
+    assert book.asks() is asks  # the other side was not touched
+    book.apply_change(change(Side.BUY, "0.40", "11"))  # the same total again: nothing to rebuild
+    assert book.size_at(Side.BUY, D("0.40")) == 11 and book.updates == 2
+    book.apply_change(change(Side.BUY, "0.45", "0"))
+    assert book.best_bid == D("0.40") and book.bids() == (BookLevel(D("0.40"), D(11)),)
+    book.apply_change(change(Side.BUY, "0.450", "3"))  # 0.450 == 0.45: one level whatever the spelling
+    book.apply_change(change(Side.BUY, "0.45", "4"))
+    assert book.bids() == (BookLevel(D("0.45"), D(4)), BookLevel(D("0.40"), D(11))) and len(book) == 3
+    book.clear()
+    assert book.bids() == () and book.best_bid is None and not book.synced

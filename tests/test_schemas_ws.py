@@ -8,6 +8,8 @@ from decimal import Decimal as D
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from pmbot.errors import VenueError
 from pmbot.polymarket.models import (
@@ -386,3 +388,89 @@ def test_address_topic_round_trip() -> None:
     assert len(ws.address_topic(WHALE)) == 66
     with pytest.raises(VenueError):
         ws.address_topic("0x1234")
+
+
+# ------------------------------------------------------------------- remembered numbers (the hot path)
+
+
+def _entry(**kw: Any) -> dict[str, Any]:
+    e = {
+        "asset_id": "t1",
+        "price": "0.5",
+        "size": "10",
+        "side": "BUY",
+        "hash": "h",
+        "best_bid": "0.5",
+        "best_ask": "0.6",
+    }
+    e.update(kw)
+    return e
+
+
+def test_a_remembered_number_is_checked_per_field_and_a_bad_one_is_refused_every_time() -> None:
+    """price_change entries read their numbers through per-text memos: what passed one check must not
+    pass another (0 and 1 are fine as a reported best, never as a level's price), and a refused text is
+    refused again, not remembered."""
+    ok = ws.level_change(_entry(best_bid="0", best_ask="1"), "e")
+    assert (ok.best_bid, ok.best_ask) == (D(0), D(1))
+    for bad in ("0", "1", "1.5", "-0.1", "NaN", "1e999999", [], {}):
+        for _ in range(2):
+            with pytest.raises(VenueError):
+                ws.level_change(_entry(price=bad), "e")
+    for bad_size in ("-1", "1e11", "x", []):
+        for _ in range(2):
+            with pytest.raises(VenueError):
+                ws.level_change(_entry(size=bad_size), "e")
+    assert ws.level_change(_entry(size="0"), "e").size == 0  # 0 removes the level: fine as a size
+    for bad_side in ("HOLD", None, [], 3):
+        with pytest.raises(VenueError):
+            ws.level_change(_entry(side=bad_side), "e")
+    # numbers sent as JSON numbers (not remembered) read the same as their text
+    a, b = ws.level_change(_entry(price=0.25, size=3), "e"), ws.level_change(_entry(price="0.25", size="3"), "e")
+    assert (a.price, a.size, a.side) == (b.price, b.size, b.side) == (D("0.25"), D(3), Side.BUY)
+    assert ws.level_change(_entry(side="sell"), "e").side is Side.SELL  # the slow path still reads lower case
+
+
+def test_the_memos_stay_bounded() -> None:
+    for i in range(ws._MEMO_MAX + 10):
+        ws.level_change(_entry(size=f"{i + 1}.5"), "e")
+    assert len(ws._LEVEL_SIZES) <= ws._MEMO_MAX
+    assert ws.level_change(_entry(size="7.5"), "e").size == D("7.5")
+
+
+def test_loads_venue_reads_bytes_and_refuses_a_bom_like_json_loads() -> None:
+    from pmbot.polymarket.schemas.common import loads_venue
+
+    assert loads_venue(b'{"a": "0.5"}', "f") == {"a": "0.5"}
+    assert loads_venue('{"a": "0.5"}'.encode("utf-16"), "f") == {"a": "0.5"}
+    with pytest.raises(VenueError):
+        loads_venue('\ufeff{"a": 1}', "f")
+    with pytest.raises(VenueError):
+        loads_venue('{"a": NaN}', "f")
+    with pytest.raises(VenueError):
+        loads_venue(b"\xff\xfe\xfa", "f")
+
+
+SIZE_TEXTS = st.one_of(
+    st.from_regex(r"\A[0-9]{0,12}(\.[0-9]{0,15})?\Z"),
+    st.sampled_from(["0", "0.0", "-0", "+1", " 1", "1 ", ".5", "5.", "1e5", "1E-40", "NaN", "Infinity", "١٢", "²",
+                     "9999999999.9999999999999", "10000000000", "10000000000.5", "0" * 30, "1" * 25]),
+    st.text(max_size=12),
+)  # fmt: skip
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=SIZE_TEXTS)
+def test_the_level_size_fast_path_reads_exactly_what_the_full_check_reads(text: str) -> None:
+    from pmbot.polymarket.schemas.common import shares
+
+    try:
+        want: D | None = shares(text, "e", allow_zero=True)
+    except VenueError:
+        want = None
+    if want is None:
+        with pytest.raises(VenueError):
+            ws._level_size(text, "e")
+    else:
+        got = ws._level_size(text, "e")
+        assert got == want and str(got) == str(want)

@@ -1,12 +1,17 @@
 """A local order book for one token, kept from the market channel's `book` snapshots and
 `price_change` level updates (each carries the level's NEW total size; "0" removes the level).
 
-Levels are plain dicts keyed by price: books hold tens of levels, and the hot path (one change, then
-best bid/ask) stays O(1) except when the best level itself is removed.
+Per side: a dict price → size (size lookups, depth), the prices in ascending order (kept with bisect
+as levels come and go, so the best is its end) and the side's levels as handed out, built when first
+asked for after a change and kept until the next one. The market channel moves a few levels of every
+book every second and each move is followed by a read of the whole book (a strategy event carries it):
+an update is a dict write plus, when a level appears or goes, a bisect; a read after it builds one
+tuple from cached `BookLevel`s instead of sorting and allocating every level again.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, insort
 from collections.abc import Iterable
 from decimal import Decimal
 
@@ -14,15 +19,78 @@ from pmbot.polymarket.models import BookLevel, LevelChange, OrderBook, Side
 
 __all__ = ["LocalBook"]
 
+_ZERO = Decimal(0)
+
+
+class _Side:
+    """One side's levels. `best_high`: bids (best = highest price) or asks (best = lowest)."""
+
+    __slots__ = ("_levels", "_prices", "best_high", "levels_out", "sizes")
+
+    def __init__(self, best_high: bool) -> None:
+        self.best_high = best_high
+        self.sizes: dict[Decimal, Decimal] = {}
+        self._prices: list[Decimal] = []  # ascending
+        self._levels: dict[Decimal, BookLevel] = {}  # BookLevel per price, for the current size
+        self.levels_out: tuple[BookLevel, ...] | None = None  # best first; None: changed since built
+
+    def reset(self, levels: Iterable[BookLevel]) -> None:
+        self.sizes = {lv.price: lv.size for lv in levels if lv.size > 0}
+        self._prices = sorted(self.sizes)
+        self._levels = {}
+        self.levels_out = None
+
+    def set(self, price: Decimal, size: Decimal) -> None:
+        sizes = self.sizes
+        if size > 0:
+            if price not in sizes:
+                insort(self._prices, price)
+            elif sizes[price] == size:
+                return
+            sizes[price] = size
+            self._levels.pop(price, None)
+        elif sizes.pop(price, None) is not None:
+            prices = self._prices
+            del prices[bisect_left(prices, price)]
+            self._levels.pop(price, None)
+        else:
+            return
+        self.levels_out = None
+
+    @property
+    def best(self) -> Decimal | None:
+        prices = self._prices
+        if not prices:
+            return None
+        return prices[-1] if self.best_high else prices[0]
+
+    def levels(self) -> tuple[BookLevel, ...]:
+        out = self.levels_out
+        if out is None:
+            cache, sizes = self._levels, self.sizes
+            order = reversed(self._prices) if self.best_high else self._prices
+            built = []
+            for p in order:
+                lv = cache.get(p)
+                if lv is None:
+                    lv = cache[p] = BookLevel(p, sizes[p])
+                built.append(lv)
+            out = self.levels_out = tuple(built)
+        return out
+
+    def clear(self) -> None:
+        self.sizes = {}
+        self._prices = []
+        self._levels = {}
+        self.levels_out = None
+
 
 class LocalBook:
     """One token's book. `synced` is False until the first snapshot and again after the stream
     loses its connection, until the fresh snapshot the venue sends on re-subscribe arrives."""
 
     __slots__ = (
-        "_ask_best",
         "_asks",
-        "_bid_best",
         "_bids",
         "hash",
         "last_trade_price",
@@ -38,10 +106,8 @@ class LocalBook:
     def __init__(self, token_id: str, market: str = "") -> None:
         self.token_id = token_id
         self.market = market
-        self._bids: dict[Decimal, Decimal] = {}
-        self._asks: dict[Decimal, Decimal] = {}
-        self._bid_best: Decimal | None = None
-        self._ask_best: Decimal | None = None
+        self._bids = _Side(best_high=True)
+        self._asks = _Side(best_high=False)
         self.timestamp_ms = 0
         self.hash = ""
         self.tick_size: Decimal | None = None
@@ -57,10 +123,8 @@ class LocalBook:
     def apply_snapshot(self, book: OrderBook) -> None:
         """Replace the whole state (a `book` message, or REST /book)."""
         self.market = book.market or self.market
-        self._bids = {lv.price: lv.size for lv in book.bids if lv.size > 0}
-        self._asks = {lv.price: lv.size for lv in book.asks if lv.size > 0}
-        self._bid_best = max(self._bids, default=None)
-        self._ask_best = min(self._asks, default=None)
+        self._bids.reset(book.bids)
+        self._asks.reset(book.asks)
         self.timestamp_ms = book.timestamp_ms
         self.hash = book.hash
         if book.tick_size is not None:
@@ -72,10 +136,7 @@ class LocalBook:
 
     def apply_change(self, change: LevelChange, timestamp_ms: int | None = None) -> None:
         """Set one level to its new total size (0 removes it)."""
-        if change.side is Side.BUY:
-            self._set_bid(change.price, change.size)
-        else:
-            self._set_ask(change.price, change.size)
+        (self._bids if change.side is Side.BUY else self._asks).set(change.price, change.size)
         if timestamp_ms is not None:
             self.timestamp_ms = timestamp_ms
         if change.hash:
@@ -98,75 +159,62 @@ class LocalBook:
     def agrees(self, best_bid: Decimal | None, best_ask: Decimal | None) -> bool:
         """Whether our best levels match the venue's. None = not reported (2024 format); the venue
         reports an empty side as "0", which matches our None."""
-        for reported, ours in ((best_bid, self._bid_best), (best_ask, self._ask_best)):
-            if reported is not None and reported != (ours if ours is not None else Decimal(0)):
+        for reported, ours in ((best_bid, self._bids.best), (best_ask, self._asks.best)):
+            if reported is not None and reported != (ours if ours is not None else _ZERO):
                 return False
         return True
 
     def clear(self) -> None:
         self._bids.clear()
         self._asks.clear()
-        self._bid_best = self._ask_best = None
         self.synced = False
-
-    def _set_bid(self, price: Decimal, size: Decimal) -> None:
-        if size > 0:
-            self._bids[price] = size
-            if self._bid_best is None or price > self._bid_best:
-                self._bid_best = price
-        elif self._bids.pop(price, None) is not None and price == self._bid_best:
-            self._bid_best = max(self._bids, default=None)
-
-    def _set_ask(self, price: Decimal, size: Decimal) -> None:
-        if size > 0:
-            self._asks[price] = size
-            if self._ask_best is None or price < self._ask_best:
-                self._ask_best = price
-        elif self._asks.pop(price, None) is not None and price == self._ask_best:
-            self._ask_best = min(self._asks, default=None)
 
     # ------------------------------------------------------------------------------------ queries
 
     @property
     def best_bid(self) -> Decimal | None:
-        return self._bid_best
+        return self._bids.best
 
     @property
     def best_ask(self) -> Decimal | None:
-        return self._ask_best
+        return self._asks.best
 
     @property
     def spread(self) -> Decimal | None:
-        if self._bid_best is None or self._ask_best is None:
+        bid, ask = self._bids.best, self._asks.best
+        if bid is None or ask is None:
             return None
-        return self._ask_best - self._bid_best
+        return ask - bid
 
     @property
     def midpoint(self) -> Decimal | None:
-        if self._bid_best is None or self._ask_best is None:
+        bid, ask = self._bids.best, self._asks.best
+        if bid is None or ask is None:
             return None
-        return (self._ask_best + self._bid_best) / 2
+        return (ask + bid) / 2
 
     def size_at(self, side: Side, price: Decimal) -> Decimal:
-        levels = self._bids if side is Side.BUY else self._asks
-        return levels.get(price, Decimal(0))
+        levels = self._bids.sizes if side is Side.BUY else self._asks.sizes
+        return levels.get(price, _ZERO)
 
     def bids(self, depth: int | None = None) -> tuple[BookLevel, ...]:
         """Bid levels, best (highest) first."""
-        prices = sorted(self._bids, reverse=True)[:depth]
-        return tuple(BookLevel(p, self._bids[p]) for p in prices)
+        levels = self._bids.levels()
+        return levels if depth is None else levels[:depth]
 
     def asks(self, depth: int | None = None) -> tuple[BookLevel, ...]:
         """Ask levels, best (lowest) first."""
-        prices = sorted(self._asks)[:depth]
-        return tuple(BookLevel(p, self._asks[p]) for p in prices)
+        levels = self._asks.levels()
+        return levels if depth is None else levels[:depth]
 
     def depth(self, side: Side, *, limit_price: Decimal | None = None) -> Decimal:
         """Total size on one side (BUY = bids), optionally only at prices at least as good as
         `limit_price` for a taker: bids ≥ limit, asks ≤ limit."""
         if side is Side.BUY:
-            return sum((s for p, s in self._bids.items() if limit_price is None or p >= limit_price), Decimal(0))
-        return sum((s for p, s in self._asks.items() if limit_price is None or p <= limit_price), Decimal(0))
+            bids = self._bids.sizes
+            return sum((s for p, s in bids.items() if limit_price is None or p >= limit_price), _ZERO)
+        asks = self._asks.sizes
+        return sum((s for p, s in asks.items() if limit_price is None or p <= limit_price), _ZERO)
 
     def snapshot(self, depth: int | None = None) -> OrderBook:
         return OrderBook(
@@ -181,10 +229,10 @@ class LocalBook:
         )
 
     def __len__(self) -> int:
-        return len(self._bids) + len(self._asks)
+        return len(self._bids.sizes) + len(self._asks.sizes)
 
     def __repr__(self) -> str:
         return (
-            f"LocalBook({self.token_id[:12]}…, bid={self._bid_best}, ask={self._ask_best}, "
-            f"levels={len(self._bids)}/{len(self._asks)}, synced={self.synced})"
+            f"LocalBook({self.token_id[:12]}…, bid={self._bids.best}, ask={self._asks.best}, "
+            f"levels={len(self._bids.sizes)}/{len(self._asks.sizes)}, synced={self.synced})"
         )

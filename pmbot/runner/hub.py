@@ -6,7 +6,15 @@ instruments). A consumer (`hub.consumer(tokens)`) looks like a `MarketStream` to
 `unsubscribe`, `books`, `async with` / `async for`, `close`), so `LiveFeed` and the copy feed run on it
 unchanged: the host hands them a `SharedVenue`, whose `market_stream()` returns a consumer instead of a new
 socket. Each event goes to the consumers that follow one of its tokens, in the order the shard received it;
-a shard's `StreamStatus` goes to every consumer of that shard (a drop makes their books blind).
+a shard's `StreamStatus` goes to every consumer of that shard (a drop makes their books blind). Message
+types in `skip_kinds` (default `best_bid_ask`, which no feed reads) are not delivered at all.
+
+Delivery: the hub is each shard stream's `sink`, so the stream's reader hands every event to the hub as
+soon as the stream's books hold it, and the hub appends it to each interested consumer's queue at once:
+no stream queue and no pump task in between. A consumer's queue holds at most `queue_size` items; past
+that the oldest are dropped (counted in `dropped`, as a stream does). Every item carries the arrival of
+its frame (see pmbot.polymarket.streams.base); `current_arrival` is that of the item a consumer was last
+given. A stream without a `sink` (a test double) is read by a pump task, with the same dispatch.
 
 Why not one `MarketStream` per feed: N strategy instances on the same markets would open N sockets and
 decode every frame N times, and the venue caps instruments per connection.
@@ -20,6 +28,7 @@ import logging
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any, Self
 
 from pmbot.polymarket.models import (
@@ -31,6 +40,7 @@ from pmbot.polymarket.models import (
     StreamStatus,
     TickSizeChange,
 )
+from pmbot.polymarket.streams.base import CLOSED as STREAM_CLOSED
 
 if TYPE_CHECKING:
     from pmbot.polymarket.book import LocalBook
@@ -42,6 +52,11 @@ __all__ = ["PER_CONNECTION", "HubBooks", "HubConsumer", "MarketHub", "SharedVenu
 
 log = logging.getLogger("pmbot.runner")
 PER_CONNECTION = 500  # the venue's instruments per market-channel connection
+QUEUE_SIZE = 10_000  # items a consumer may fall behind before the oldest are dropped (a stream's default)
+# Market-channel message types no feed of run-all reads (LiveFeed, the copy feed, follow_books): the venue
+# sends a `best_bid_ask` per token whenever its top moves (with custom_feature_enabled, which run-all needs
+# for `market_resolved`), two of every three messages. The shards skip them before building models.
+SKIP_KINDS = frozenset({"best_bid_ask"})
 _CLOSED = object()
 
 
@@ -101,11 +116,17 @@ class MarketHub:
         *,
         per_connection: int = PER_CONNECTION,
         now_ms: Callable[[], int] | None = None,
+        queue_size: int = QUEUE_SIZE,
+        skip_kinds: Iterable[str] = SKIP_KINDS,
     ) -> None:
         if per_connection < 1:
             raise ValueError("per_connection must be at least 1")
+        if queue_size < 1:
+            raise ValueError("queue_size must be at least 1")
         self._make = make_stream
         self.per_connection = per_connection
+        self.queue_size = queue_size
+        self.skip_kinds = frozenset(skip_kinds)
         self._now_ms = now_ms or (lambda: 0)
         self.shards: list[_Shard] = []
         self._refs: dict[str, int] = {}
@@ -130,7 +151,9 @@ class MarketHub:
         """A MarketStream-like view. `every_token`: sees every token of the hub (the executor's
         follow_books), without adding any; `accept(item, tokens)`, if given, picks which of those events
         it gets (so a consumer that needs few of them does not queue every one)."""
-        c = HubConsumer(self, list(dict.fromkeys(map(str, token_ids))), every_token=every_token, name=name)
+        c = HubConsumer(
+            self, list(dict.fromkeys(map(str, token_ids))), every_token=every_token, name=name, maxlen=self.queue_size
+        )
         c.accept = accept
         self._consumers.append(c)
         return c
@@ -178,7 +201,7 @@ class MarketHub:
                 for t in ts:
                     self._token_shard[t] = shard
                 self.shards.append(shard)
-                shard.task = asyncio.get_running_loop().create_task(self._pump(shard), name=f"pmbot-{shard.name}")
+                self._start(shard)
             if self.first_subscription_ms is None:
                 self.first_subscription_ms = self._now_ms()
 
@@ -201,31 +224,58 @@ class MarketHub:
 
     # ------------------------------------------------------------------------------------ pump
 
+    def _start(self, shard: _Shard) -> None:
+        stream = shard.stream
+        if hasattr(stream, "skip_kinds"):
+            stream.skip_kinds = self.skip_kinds
+        if hasattr(stream, "sink") and hasattr(stream, "start"):
+            stream.sink = partial(self._dispatch, shard)
+            stream.start()
+        else:
+            shard.task = asyncio.get_running_loop().create_task(self._pump(shard), name=f"pmbot-{shard.name}")
+
     async def _pump(self, shard: _Shard) -> None:
+        """For a stream that only iterates (no `sink`): the same dispatch, from a task."""
         try:
             async with shard.stream as stream:
                 async for item in stream:
-                    if isinstance(item, StreamStatus):
-                        shard.state = item.state.value
-                        for c in list(self._consumers):
-                            if c.every_token or c.tokens & shard.tokens or not c.tokens:
-                                c._put(item)
-                        continue
-                    shard.last_message_ms = self._now_ms()
-                    self.events += 1
-                    tokens = tokens_of(item)
-                    for c in list(self._consumers):
-                        if c.every_token:
-                            if c.accept is None or c.accept(item, tokens):
-                                c._put(item)
-                        elif any(t in c.tokens for t in tokens):
-                            c._put(item)
+                    self._dispatch(shard, item, getattr(stream, "current_arrival", None) or time.perf_counter())
         except asyncio.CancelledError:
             raise
-        except Exception as e:  # a stream bug: every consumer of this shard must hear of it
-            log.error("%s: stream task died: %r", shard.name, e)
+        except Exception as e:
+            self._dispatch(shard, e, time.perf_counter())
+
+    def _dispatch(self, shard: _Shard, item: Any, arrival: float) -> None:
+        """One item of `shard`, in the order the shard's reader produced it, into each interested consumer's
+        queue. Runs inside the stream's reader (its `sink`): it must not raise."""
+        if type(item) is StreamStatus:
+            shard.state = item.state.value
             for c in list(self._consumers):
-                c._put(e)
+                if c.every_token or not c.tokens or not c.tokens.isdisjoint(shard.tokens):
+                    c._put(item, arrival)
+            return
+        if isinstance(item, BaseException):  # the stream's task died: every consumer must hear of it
+            log.error("%s: stream task died: %r", shard.name, item)
+            for c in list(self._consumers):
+                c._put(item, arrival)
+            return
+        if item is STREAM_CLOSED:
+            return  # the hub closes its consumers itself (close())
+        shard.last_message_ms = self._now_ms()
+        self.events += 1
+        tokens = tokens_of(item)
+        for c in self._consumers:
+            if c.every_token:
+                accept = c.accept
+                if accept is not None:
+                    try:
+                        if not accept(item, tokens):
+                            continue
+                    except Exception as e:  # a filter is an optimisation: when it fails, deliver
+                        log.error("%s: consumer %s: accept failed: %r", shard.name, c.label or "?", e)
+                c._put(item, arrival)
+            elif not c.tokens.isdisjoint(tokens):
+                c._put(item, arrival)
 
     def health(self) -> dict[str, int | None]:
         """Stream name -> epoch ms of its last data message (None: nothing yet)."""
@@ -253,14 +303,19 @@ class HubConsumer:
 
     name = "market"
 
-    def __init__(self, hub: MarketHub, tokens: list[str], *, every_token: bool, name: str) -> None:
+    def __init__(
+        self, hub: MarketHub, tokens: list[str], *, every_token: bool, name: str, maxlen: int = QUEUE_SIZE
+    ) -> None:
         self._hub = hub
         self.tokens: set[str] = set()
         self._initial = tokens
         self.every_token = every_token
         self.label = name
         self._queue: deque[tuple[float, Any]] = deque()
-        self.current_arrival: float | None = None  # perf_counter() when the item last returned reached the hub
+        self._maxlen = maxlen
+        self.dropped = 0
+        # perf_counter() when the frame of the item last returned reached the process (its socket read)
+        self.current_arrival: float | None = None
         self._ready = asyncio.Event()
         self._started = False
         self._closed = False
@@ -302,11 +357,19 @@ class HubConsumer:
         if gone:
             await self._hub.remove(gone)
 
-    def _put(self, item: Any) -> None:
+    def _put(self, item: Any, arrival: float | None = None) -> None:
         if self._closed:
             return
-        self._queue.append((time.perf_counter(), item))
-        self._ready.set()
+        queue = self._queue
+        if len(queue) >= self._maxlen and item is not _CLOSED:
+            queue.popleft()
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                who = self.label or "a consumer"
+                log.warning("market hub: %s is behind, dropped %d events so far", who, self.dropped)
+        queue.append((time.perf_counter() if arrival is None else arrival, item))
+        if not self._ready.is_set():
+            self._ready.set()
 
     async def __aenter__(self) -> Self:
         await self._start()

@@ -43,6 +43,11 @@ def _finite_float(text: str) -> float:
     return value
 
 
+# Built once: json.loads with hooks builds a decoder (and its scanner) on every call, which costs as much
+# as decoding a small frame. (The hooks are defined above.)
+_DECODER = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite_float)
+
+
 def loads_venue(data: str | bytes, what: str) -> Any:
     """JSON from the venue, or VenueError. NaN / Infinity / overflowing numbers are refused (the JSON
     spec has none of them), and so are deep nesting and huge integers.
@@ -58,7 +63,11 @@ def loads_venue(data: str | bytes, what: str) -> Any:
         except RecursionError:  # already deeper than that: keep the limit, the stack is the judge
             lowered = False
     try:
-        return json.loads(data, parse_constant=_no_constant, parse_float=_finite_float)
+        if isinstance(data, bytes | bytearray):  # as json.loads reads bytes
+            data = data.decode(json.detect_encoding(data), "surrogatepass")
+        if data.startswith("\ufeff"):  # as json.loads refuses a BOM
+            raise ValueError("Unexpected UTF-8 BOM")
+        return _DECODER.decode(data)
     except RecursionError:
         raise VenueError(f"{what}: answer nested too deeply") from None
     except (ValueError, TypeError, OverflowError) as e:  # JSONDecodeError and UnicodeDecodeError too

@@ -9,7 +9,7 @@ Payload shapes that are the same as a REST row reuse the REST parser (`rest.book
 from __future__ import annotations
 
 import json
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from decimal import Decimal
 from typing import Any
 
@@ -81,15 +81,99 @@ def _ts(o: Mapping[str, Any]) -> int:
 # ------------------------------------------------------------------------------------ market channel
 
 
+_MEMO_MAX = 20_000  # distinct texts per memo: prices are a few hundred, sizes churn; cleared when full
+
+
+class _Memo:
+    """`check(value, what)` remembered per wire text. The market channel repeats the same few hundred
+    prices and sizes in every `price_change` (≈ 14 entries × 4 numbers, for every market every second),
+    and reading one with its checks costs far more than a dict lookup. Only texts that passed are kept
+    (a bad one raises each time, with its message); Decimals are immutable, so sharing them is safe.
+    Hot callers look `known` up themselves and call `read` on a miss (a call per number is not free)."""
+
+    __slots__ = ("check", "known")
+
+    def __init__(self, check: Callable[[Any, str], Any]) -> None:
+        self.check = check
+        self.known: dict[Any, Any] = {}  # str keys only (read); Any: looked up with whatever the wire has
+
+    def read(self, value: Any, what: str) -> Any:
+        try:
+            return self.known[value]
+        except (KeyError, TypeError):  # TypeError: an unhashable value, which `check` refuses properly
+            pass
+        d = self.check(value, what)
+        if type(value) is str:
+            if len(self.known) >= _MEMO_MAX:
+                self.known.clear()
+            self.known[value] = d
+        return d
+
+
+_PRICE = _Memo(price01)
+_OPT_PRICE = _Memo(opt_price01)
+_ZERO = Decimal(0)
+
+
+def _level_size(value: Any, what: str) -> Decimal:
+    """A level's new total (0 removes the level): `shares(allow_zero=True)`, with a fast path for what the
+    venue sends, a plain decimal text. Sizes churn (every change carries a new one, so a memo misses
+    about half the time): at most 10 integer digits is below MAX_SHARES, at most 13 decimals inside the
+    exponent bound, no sign is not negative; anything else takes the full check."""
+    if type(value) is str and 0 < len(value) <= 24 and value.isascii():
+        head, dot, tail = value.partition(".")
+        if head.isdigit() and len(head) <= 10 and (not dot or tail.isdigit()):
+            d = Decimal(value)
+            return d if d else _ZERO
+    return shares(value, what, allow_zero=True)
+
+
+_LEVEL_SIZE = _Memo(_level_size)
+_PRICES, _OPT_PRICES, _LEVEL_SIZES = _PRICE.known, _OPT_PRICE.known, _LEVEL_SIZE.known
+_SIDES: dict[Any, Side] = {"BUY": Side.BUY, "SELL": Side.SELL}
+
+
 def level_change(o: Mapping[str, Any], what: str) -> LevelChange:
+    get = o.get
+    token = get("asset_id")
+    if token is None or token == "":
+        raise VenueError(f"{what}: missing 'asset_id'")
+    raw = get("price")
+    if raw is None or raw == "":
+        raise VenueError(f"{what}: missing 'price'")
+    # The memo lookups are spelled out: this runs for every entry of every price_change.
+    try:
+        price = _PRICES[raw]
+    except (KeyError, TypeError):
+        price = _PRICE.read(raw, what)
+    raw = get("size")
+    try:
+        size = _LEVEL_SIZES[raw]
+    except (KeyError, TypeError):
+        size = _LEVEL_SIZE.read(raw, what)
+    raw = get("best_bid")
+    try:
+        best_bid = _OPT_PRICES[raw]
+    except (KeyError, TypeError):
+        best_bid = _OPT_PRICE.read(raw, what)
+    raw = get("best_ask")
+    try:
+        best_ask = _OPT_PRICES[raw]
+    except (KeyError, TypeError):
+        best_ask = _OPT_PRICE.read(raw, what)
+    raw = get("side")
+    try:
+        side_ = _SIDES[raw]
+    except (KeyError, TypeError):
+        side_ = side(raw)
     return LevelChange(
-        token_id=str(req(o, "asset_id", what)),
-        side=side(o.get("side")),
-        price=price01(req(o, "price", what), what),
-        size=shares(o.get("size"), what, allow_zero=True),  # 0 removes the level
-        best_bid=opt_price01(o.get("best_bid"), what),
-        best_ask=opt_price01(o.get("best_ask"), what),
-        hash=str(o.get("hash") or ""),
+        token if type(token) is str else str(token),
+        side_,
+        price,
+        size,
+        best_bid,
+        best_ask,
+        str(get("hash") or ""),
     )
 
 
@@ -98,7 +182,9 @@ def price_change(o: Mapping[str, Any]) -> PriceChange:
     flat change with `asset_id/price/side/size/hash` at the top level."""
     rows = o.get("price_changes")
     if isinstance(rows, list):
-        changes = tuple(level_change(_obj(r, "price_change entry"), "price_change entry") for r in rows)
+        what = "price_change entry"
+        # `type(r) is dict` first: what json gives, and an ABC isinstance per entry is not free
+        changes = tuple([level_change(r if type(r) is dict else _obj(r, what), what) for r in rows])
     else:
         changes = (level_change(o, "price_change"),)
     return PriceChange(market=str(o.get("market") or ""), changes=changes, timestamp_ms=_ts(o))
@@ -135,8 +221,8 @@ def market_event(raw: Any) -> MarketEvent | None:
         return BestBidAsk(
             market=str(o.get("market") or ""),
             token_id=str(req(o, "asset_id", kind)),
-            best_bid=opt_price01(o.get("best_bid"), kind),
-            best_ask=opt_price01(o.get("best_ask"), kind),
+            best_bid=_OPT_PRICE.read(o.get("best_bid"), kind),
+            best_ask=_OPT_PRICE.read(o.get("best_ask"), kind),
             timestamp_ms=_ts(o),
         )
     if kind == "market_resolved":

@@ -6,6 +6,17 @@ capped exponential backoff and subscribes again. Parsed events and `StreamStatus
 bounded queue that the consumer drains with `async for`. Keeping the reader independent of the
 consumer means heartbeats, staleness and the market stream's local books stay current even when the
 consumer is slow; if the consumer falls `queue_size` events behind, the oldest are dropped (counted).
+An owner that fans events out itself (the run-all market hub) sets `sink` instead: every item is then
+handed to `sink(item, arrival)` synchronously by the reader, with no queue and no task hop between.
+
+Every item carries its arrival: `time.perf_counter()` when the bytes of its frame reached the process
+(the production WebSocket connection stamps each message as the event loop reads it from the socket,
+before any parsing); `current_arrival` is that of the item `__anext__` last returned. A status the
+stream makes itself is stamped when it is made.
+
+The reader does not run a whole burst of buffered frames before anyone else gets the loop: after
+`YIELD_AFTER_S` of work without a pause it yields, so consumers act on the first frames of a burst
+while the rest are still being read (and the socket is read again, which keeps the stamps honest).
 
 `WsStream` is the WebSocket flavour (CLOB market/user channels, RTDS): text heartbeats, JSON frames,
 malformed frames skipped and counted. The chain stream plugs web3's own connection into `StreamBase`.
@@ -19,6 +30,7 @@ import json
 import logging
 import random
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from types import TracebackType
@@ -33,6 +45,8 @@ from pmbot.timeutil import Clock, now_ms
 log = logging.getLogger("pmbot.polymarket.streams")
 
 E = TypeVar("E")
+YIELD_AFTER_S = 0.0005  # the reader's longest run of work before it lets other tasks have the loop
+Sink = Callable[[Any, float], None]
 
 
 class StreamError(VenueError):
@@ -60,9 +74,51 @@ async def websockets_connect(url: str) -> WsConnection:
     # Protocol-level pings detect a dead TCP path; the venue's text PING keeps its idle timer happy.
     # Initial book dumps for many tokens come as one large array frame, hence the 16 MiB max_size.
     conn: WsConnection = await connect(
-        url, open_timeout=10, ping_interval=20, ping_timeout=20, close_timeout=2, max_size=16 * 2**20
+        url,
+        open_timeout=10,
+        ping_interval=20,
+        ping_timeout=20,
+        close_timeout=2,
+        max_size=16 * 2**20,
+        create_connection=_stamped_connection_class(),
     )
     return conn
+
+
+_STAMPED: Any = None
+
+
+def _stamped_connection_class() -> Any:
+    """websockets' ClientConnection that notes when each message's first bytes were read from the socket
+    (`arrivals`, one perf_counter() per complete data message, in order: what `recv()` returns next).
+    `data_received` is asyncio's Protocol callback and `process_event` sees each parsed frame; both run
+    before the message is queued for `recv()`, so queueing anywhere after the socket read is measured."""
+    global _STAMPED
+    if _STAMPED is None:
+        from websockets.asyncio.client import ClientConnection
+        from websockets.frames import Frame, Opcode
+
+        class StampedConnection(ClientConnection):
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, **kw)
+                self.arrivals: deque[float] = deque()
+                self._read_at = 0.0
+                self._message_at = 0.0
+
+            def data_received(self, data: bytes) -> None:
+                self._read_at = time.perf_counter()
+                super().data_received(data)
+
+            def process_event(self, event: Any) -> None:
+                if isinstance(event, Frame) and self.response is not None:
+                    if event.opcode is Opcode.TEXT or event.opcode is Opcode.BINARY:
+                        self._message_at = self._read_at  # a fragmented message: its first fragment
+                    if event.fin and event.opcode in (Opcode.TEXT, Opcode.BINARY, Opcode.CONT):
+                        self.arrivals.append(self._message_at)
+                super().process_event(event)
+
+        _STAMPED = StampedConnection
+    return _STAMPED
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +156,7 @@ class _SilentFeedError(Exception):
 
 
 _CLOSED = object()
+CLOSED = _CLOSED  # what a `sink` receives when the stream closes
 
 
 class StreamBase(Generic[E]):
@@ -129,10 +186,16 @@ class StreamBase(Generic[E]):
         self.stale_reconnect_after = stale_reconnect_after
         self.counters = StreamCounters()
         self.state: StreamState | None = None
-        self._queue: asyncio.Queue[Any] = asyncio.Queue(maxsize=queue_size)
+        self._queue: asyncio.Queue[tuple[float, Any]] = asyncio.Queue(maxsize=queue_size)
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._delivered = False  # the current connection produced data: reset the backoff
+        # Set by an owner that dispatches items itself (MarketHub): `sink(item, arrival)` replaces the
+        # queue. Set it before start(); it must not raise.
+        self.sink: Sink | None = None
+        self._rx: float | None = None  # the arrival of the frame being handled (None: not in a frame)
+        self._last_data = 0.0  # loop time of the last data frame (the silence watch)
+        self.current_arrival: float | None = None  # perf_counter() arrival of the item last returned
 
     # ---------------------------------------------------------------------------------- lifecycle
 
@@ -177,10 +240,11 @@ class StreamBase(Generic[E]):
             self.start()
         if self._closing and self._queue.empty():
             raise StopAsyncIteration
-        item = await self._queue.get()
+        arrival, item = await self._queue.get()
         if item is _CLOSED:
             self._put(_CLOSED)  # so every other waiting consumer ends too
             raise StopAsyncIteration
+        self.current_arrival = arrival
         if isinstance(item, BaseException):
             raise item
         return item
@@ -198,14 +262,22 @@ class StreamBase(Generic[E]):
     # ------------------------------------------------------------------------------------ emitting
 
     def _put(self, item: Any) -> None:
+        rx = self._rx
+        entry = (time.perf_counter() if rx is None else rx, item)
+        if self.sink is not None:
+            try:
+                self.sink(item, entry[0])
+            except Exception:  # a bug in the owner's dispatch: loud, and never taken for a bad message
+                log.exception("%s: the sink failed on a %s", self.name, type(item).__name__)
+            return
         try:
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(entry)
         except asyncio.QueueFull:
             self._queue.get_nowait()
             self.counters.dropped += 1
             if self.counters.dropped == 1 or self.counters.dropped % 1000 == 0:
                 log.warning("%s: consumer is behind, dropped %d events so far", self.name, self.counters.dropped)
-            self._queue.put_nowait(item)
+            self._queue.put_nowait(entry)
 
     def _emit(self, event: E) -> None:
         self.counters.events += 1
@@ -406,13 +478,62 @@ class WsStream(StreamBase[E]):
             self.counters.heartbeats += 1
 
     async def _read(self, conn: WsConnection) -> None:
+        """Read frames until the connection fails. Silence is watched by one timer per quiet period, not
+        one per frame (`_recv_watching` arms a timeout around every recv, which costs more than reading
+        a small frame): the timer is armed for the earliest time the feed could count as silent; when it
+        fires and data came meanwhile, it is armed again from the last data."""
         loop = asyncio.get_running_loop()
-        last_data = loop.time()
+        arrivals: deque[float] | None = getattr(conn, "arrivals", None)
+        self._last_data = loop.time()
         while True:
-            frame = await self._recv_watching(conn.recv, last_data)
-            if self._ingest(frame):
-                last_data = loop.time()
-                self._data_arrived()
+            watch = asyncio.timeout_at(self._silence_deadline())
+            try:
+                async with watch:
+                    await self._read_frames(conn, arrivals, watch)
+            except TimeoutError:
+                if not watch.expired():
+                    raise  # recv() itself timed out: a connection failure, not silence
+                silent = loop.time() - self._last_data
+                if self.state is not StreamState.STALE:
+                    if silent >= self.stale_after - 0.001:  # type: ignore[operator]  # a deadline implies it
+                        self._went_stale(silent)
+                elif self.stale_reconnect_after is not None and silent >= self.stale_reconnect_after - 0.001:
+                    raise _SilentFeedError(f"silent for {silent:.1f}s") from None
+
+    def _silence_deadline(self) -> float | None:
+        if self.stale_after is None:
+            return None
+        if self.state is not StreamState.STALE:
+            return self._last_data + self.stale_after
+        if self.stale_reconnect_after is not None:
+            return self._last_data + self.stale_reconnect_after
+        return None
+
+    async def _read_frames(self, conn: WsConnection, arrivals: deque[float] | None, watch: asyncio.Timeout) -> None:
+        loop = asyncio.get_running_loop()
+        clock = time.perf_counter
+        ran_since = clock()
+        while True:
+            before = clock()
+            frame = await conn.recv()
+            now = clock()
+            if now - before > 20e-6:  # recv waited, so the loop ran others meanwhile (a ready one takes ~2 µs)
+                ran_since = now
+            self._rx = arrivals.popleft() if arrivals else now
+            try:
+                data = self._ingest(frame)
+            finally:
+                self._rx = None
+            if data:
+                self._last_data = loop.time()
+                if self.state is StreamState.STALE:
+                    self._data_arrived()  # CONNECTED again: the silence timer starts from this frame
+                    watch.reschedule(self._silence_deadline())
+                else:
+                    self._delivered = True
+            if clock() - ran_since >= YIELD_AFTER_S:
+                await asyncio.sleep(0)  # let the consumers act on what this burst brought so far
+                ran_since = clock()
 
     def _ingest(self, frame: str | bytes) -> bool:
         """Decode and handle one frame. True when it was data (JSON), which resets staleness."""
@@ -423,7 +544,7 @@ class WsStream(StreamBase[E]):
                 self._malformed(frame, "not UTF-8")
                 return False
         text = frame.strip()
-        if not text or text.upper() == "PONG":
+        if not text or (len(text) == 4 and text.upper() == "PONG"):  # not upper() of every 3 kB frame
             self.counters.pongs += 1
             return False
         try:

@@ -62,6 +62,10 @@ class MarketStream(WsStream[MarketEvent]):
         self._tokens: dict[str, None] = dict.fromkeys(str(t) for t in token_ids)  # ordered set
         self.books: dict[str, LocalBook] = {}
         self._on_tick_size = on_tick_size
+        # Message types (`event_type`) skipped right after decoding, counted as ignored: an owner whose
+        # consumers read none of them (the run-all hub and `best_bid_ask`, two thirds of the messages)
+        # does not pay for their models. They never touch the books.
+        self.skip_kinds: frozenset[str] = frozenset()
 
     @property
     def token_ids(self) -> tuple[str, ...]:
@@ -97,6 +101,9 @@ class MarketStream(WsStream[MarketEvent]):
             book.synced = False
 
     def _handle_one(self, item: Any) -> None:
+        if self.skip_kinds and type(item) is dict and item.get("event_type") in self.skip_kinds:
+            self.counters.ignored += 1
+            return
         ev = ws.market_event(item)
         if ev is None:
             self.counters.ignored += 1
@@ -120,19 +127,28 @@ class MarketStream(WsStream[MarketEvent]):
         self._emit(ev)
 
     def _apply_price_change(self, ev: PriceChange) -> None:
-        per_token: dict[str, list[LevelChange]] = {}
+        """Each change into its token's book, then per token the book against the venue's best bid/ask of
+        that token's LAST change (LocalBook.apply_changes, without grouping the changes first)."""
+        books = self.books
+        ts = ev.timestamp_ms
+        last: dict[str, LevelChange] = {}
         for ch in ev.changes:
-            per_token.setdefault(ch.token_id, []).append(ch)
-        for token, changes in per_token.items():
-            book = self.books.get(token)
+            book = books.get(ch.token_id)
             if book is None:
                 continue  # no snapshot yet (or a token we did not ask for)
-            if not book.apply_changes(changes, ev.timestamp_ms) and book.mismatches == 1:
+            book.apply_change(ch, ts)
+            last[ch.token_id] = ch
+        for token, ch in last.items():
+            book = books[token]
+            if book.agrees(ch.best_bid, ch.best_ask):
+                continue
+            book.mismatches += 1
+            if book.mismatches == 1:
                 log.warning(
                     "market: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
                     token[:16],
                     book.best_bid,
                     book.best_ask,
-                    changes[-1].best_bid,
-                    changes[-1].best_ask,
+                    ch.best_bid,
+                    ch.best_ask,
                 )
