@@ -1,0 +1,190 @@
+"""The SQLite store's WAL checkpointer: checkpoints run in a thread of their own, never inside a commit.
+
+Why. SQLite's default (`wal_autocheckpoint=1000` pages) runs a checkpoint inside the COMMIT that
+crosses the threshold: that commit copies the WAL's pages into the database file and fsyncs both
+files before it returns, i.e. on the executor's write-ahead commit just before the POST. Measured on
+this machine (bench/, /tmp scripts in the issue 13 report): those commits are the 1-10 ms outliers of
+both durability modes (with synchronous=NORMAL they are the only fsyncs there are, so NORMAL was
+slower than FULL at p99). The store's write connection therefore has `wal_autocheckpoint=0`, and
+this thread checkpoints on a connection of its own with `PRAGMA wal_checkpoint(PASSIVE)`, which
+never takes the write lock and never waits: a commit and a checkpoint run side by side.
+
+Durability is unchanged. A commit's durability is the WAL's: with synchronous=FULL the commit's WAL
+frames are fsynced before COMMIT returns, with NORMAL they are in the OS's page cache (a process
+crash keeps them). A checkpoint only copies frames that are already committed from the WAL into the
+database file; its connection uses the store's synchronous setting, so it fsyncs the WAL before it
+copies and the database file before it records the frames as copied, and only then may a later
+commit restart the WAL from its start and overwrite them. Until then a crash or power loss replays
+them from the WAL on the next open, whether the checkpoint ran, half-ran or not.
+
+When. A checkpoint is due when commits are pending and either the writer has been quiet for
+`idle_s` (between bursts: nothing waits for the disk then) and the last checkpoint is `min_interval_s`
+old, or `max_commits` commits / `max_age_s` seconds / `max_growth` bytes of WAL file growth have
+accumulated without a quiet moment (a steady stream: the checkpoint then overlaps commits, which costs
+them at most a share of the disk, not a whole checkpoint). After a checkpoint that did not reach the
+WAL's end (commits landed meanwhile) it runs again at once, a few times: only a WAL that is fully
+copied when the next write transaction begins is restarted from its start by that commit; otherwise
+commits keep appending to the file, and a growing file costs every fdatasync a metadata write too.
+
+Bounds. A reader holding an old snapshot (a long `SELECT`, `pmbot migrate` reading the file) stops a
+PASSIVE checkpoint at that snapshot: the WAL grows while it lasts; the next checkpoint after it copies
+the rest, the next commit restarts the WAL, and the write connection's `journal_size_limit` truncates
+the file back to that limit there (once, after such an excursion). The WAL is deleted when the last
+connection closes, as before.
+
+The thread holds no reference to the store (a store that is dropped without close() stops it through
+a finalizer); it is a daemon, and `close()` stops and joins it before the write connection closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sqlite3
+import threading
+import time
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from pathlib import Path
+
+log = logging.getLogger("pmbot.store.checkpoint")
+
+
+@dataclass(frozen=True)
+class CheckpointPolicy:
+    """When the background checkpoint runs (see the module docstring)."""
+
+    idle_s: float = 0.02  # the writer quiet this long: checkpoint now
+    min_interval_s: float = 0.1  # ... but not more often than this on idle moments
+    max_commits: int = 500  # ~7 WAL pages per executor commit: ~14 MB of WAL
+    max_age_s: float = 2.0  # since the first commit not yet checkpointed
+    max_growth: int = 32 * 1024 * 1024  # WAL file growth since the last checkpoint (bulk writes)
+    poll_s: float = 0.01  # how often a pending thread looks at the clock
+    catch_up: int = 2  # extra PASSIVE runs after one that did not reach the WAL's end
+    # The write connection's journal_size_limit: a restarted WAL larger than this (after an excursion)
+    # is cut back to it. Well above a cycle's WAL, so that a normal cycle reuses the file as it is.
+    journal_size_limit: int = 64 * 1024 * 1024
+
+
+class Checkpointer:
+    """Counts commits (`committed()`, on the write path: a few attribute writes) and runs PASSIVE
+    checkpoints in a daemon thread on its own connection. `close()` stops and joins it."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        synchronous: str,
+        write_lock: AbstractContextManager[object] | None = None,
+        policy: CheckpointPolicy | None = None,
+    ) -> None:
+        """`write_lock`: the lock the store's commits hold (held for the last, small run of a cycle)."""
+        self.policy = policy or CheckpointPolicy()
+        self._write_lock: AbstractContextManager[object] = write_lock or threading.Lock()
+        self._wal = Path(f"{path}-wal")
+        # Opened here, in the caller's thread, so that an unopenable file fails the store's open.
+        self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
+        self._conn.execute("PRAGMA wal_autocheckpoint=0")
+        self._conn.execute(f"PRAGMA synchronous={synchronous}")  # the checkpoint's fsyncs: see the docstring
+        self.commits = 0  # total, written by the committing thread only
+        self.last_commit = 0.0  # time.monotonic() of the last commit
+        self._pending = False  # commits since the last checkpoint began
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.checkpoints = 0  # PASSIVE runs (tests, diagnostics)
+        self.restarts_ready = 0  # runs that reached the WAL's end (the next commit restarts it)
+        self._thread = threading.Thread(target=self._run, name=f"pmbot-checkpoint:{path.name}", daemon=True)
+        self._thread.start()
+
+    # ------------------------------------------------------------------ write path
+
+    def committed(self) -> None:
+        """After each COMMIT. Wakes the thread once per checkpoint cycle, not per commit."""
+        self.commits += 1
+        self.last_commit = time.monotonic()
+        if not self._pending:
+            self._pending = True
+            self._wake.set()
+
+    # ------------------------------------------------------------------ lifecycle
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop the thread (an in-flight checkpoint finishes first), join it, close its connection."""
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+        self._conn.close()
+
+    # ------------------------------------------------------------------ the thread
+
+    def _run(self) -> None:
+        p = self.policy
+        last_ckpt = 0.0
+        base_size = self._wal_size()
+        while True:
+            self._wake.wait()
+            if self._stop.is_set():
+                return
+            first = time.monotonic()  # about when the first pending commit landed
+            seen = self.commits
+            while not self._stop.is_set():
+                now = time.monotonic()
+                quiet = now - self.last_commit >= p.idle_s
+                if (
+                    (quiet and now - last_ckpt >= p.min_interval_s)
+                    or self.commits - seen >= p.max_commits
+                    or now - first >= p.max_age_s
+                    or self._wal_size() - base_size >= p.max_growth
+                ):
+                    break
+                self._stop.wait(p.poll_s)
+            if self._stop.is_set():
+                return  # the write connection's close checkpoints whatever is left
+            # Commits from here on belong to the next cycle (they set _wake again).
+            self._wake.clear()
+            self._pending = False
+            self._checkpoint()
+            last_ckpt = time.monotonic()
+            base_size = self._wal_size()
+
+    def _checkpoint(self) -> None:
+        # The bulk of the copy with commits going on beside it, then (caught up or not) one last run
+        # under the store's write lock: no commit is in flight then, so when it reaches the WAL's end
+        # the next commit restarts the WAL from its start instead of appending (a file that keeps
+        # growing costs every fdatasync a metadata write). That last run copies only what landed
+        # during the first ones (or nothing: then it neither copies nor syncs), so a commit that waits
+        # for it waits for a small copy at most, and only when the writer is busy at that moment.
+        for _ in range(1 + self.policy.catch_up):
+            got = self._passive()
+            if got is None:
+                return
+            if got[1] >= got[0] or self._stop.is_set():
+                break
+        with self._write_lock:
+            got = self._passive()
+        if got is not None and got[1] >= got[0]:
+            self.restarts_ready += 1
+
+    def _passive(self) -> tuple[int, int] | None:
+        """One PASSIVE checkpoint: (frames in the WAL, frames copied), None if it could not run."""
+        try:
+            busy, log_frames, done = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+        except sqlite3.Error as e:  # e.g. a disk error: keep the thread, try again next cycle
+            log.warning("background WAL checkpoint failed: %s", e)
+            self._stop.wait(1.0)
+            return None
+        self.checkpoints += 1
+        if busy or log_frames < 0:  # another connection is checkpointing; not a WAL database
+            return None
+        return log_frames, done
+
+    def _wal_size(self) -> int:
+        try:
+            return os.stat(self._wal).st_size
+        except OSError:
+            return 0
