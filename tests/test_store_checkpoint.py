@@ -225,3 +225,22 @@ def test_which_stores_checkpoint_in_the_background(tmp_path: Path, synchronous: 
             assert auto == 1000 and ck is None
     finally:
         store.close()
+
+
+def test_close_does_not_wait_for_a_thread_that_waits_for_the_write_lock(tmp_path: Path) -> None:
+    """The cycle's last run takes the store's write lock; a store closed while that lock is held (a
+    transaction still open in the closing thread) must not deadlock on the join."""
+    db = tmp_path / "locked.db"
+    store = SQLiteStore(db, checkpoint=CheckpointPolicy(idle_s=0.0, min_interval_s=0.0, max_commits=1, catch_up=0))
+    ck = store._checkpointer
+    assert ck is not None
+    with store._lock:
+        for i in range(50):
+            trade(store, i)  # commits inside the held (reentrant) lock: the thread's locked run must wait
+        time.sleep(0.2)
+        t0 = time.monotonic()
+        ck.close()
+        assert time.monotonic() - t0 < 5 and not ck.alive
+    store.close()
+    with sqlite3.connect(db) as raw:
+        assert raw.execute("SELECT count(*) FROM orders").fetchone()[0] == 50

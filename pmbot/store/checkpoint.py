@@ -43,11 +43,19 @@ import os
 import sqlite3
 import threading
 import time
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 log = logging.getLogger("pmbot.store.checkpoint")
+
+
+class WriteLock(Protocol):
+    """The store's write lock (a threading.RLock): held by every commit of this process."""
+
+    def acquire(self, blocking: bool = ..., timeout: float = ...) -> bool: ...
+
+    def release(self) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -75,12 +83,12 @@ class Checkpointer:
         path: Path,
         *,
         synchronous: str,
-        write_lock: AbstractContextManager[object] | None = None,
+        write_lock: WriteLock | None = None,
         policy: CheckpointPolicy | None = None,
     ) -> None:
         """`write_lock`: the lock the store's commits hold (held for the last, small run of a cycle)."""
         self.policy = policy or CheckpointPolicy()
-        self._write_lock: AbstractContextManager[object] = write_lock or threading.Lock()
+        self._write_lock: WriteLock = write_lock or threading.Lock()
         self._wal = Path(f"{path}-wal")
         # Opened here, in the caller's thread, so that an unopenable file fails the store's open.
         self._conn = sqlite3.connect(str(path), isolation_level=None, check_same_thread=False, timeout=10)
@@ -153,20 +161,37 @@ class Checkpointer:
             base_size = self._wal_size()
 
     def _checkpoint(self) -> None:
-        # The bulk of the copy with commits going on beside it, then (caught up or not) one last run
-        # under the store's write lock: no commit is in flight then, so when it reaches the WAL's end
-        # the next commit restarts the WAL from its start instead of appending (a file that keeps
-        # growing costs every fdatasync a metadata write). That last run copies only what landed
-        # during the first ones (or nothing: then it neither copies nor syncs), so a commit that waits
-        # for it waits for a small copy at most, and only when the writer is busy at that moment.
+        # The bulk of the copy runs beside the commits. A WAL is restarted from its start (instead of
+        # appended to: a growing file costs every fdatasync a metadata write) by the first commit that
+        # begins after a checkpoint reached the WAL's end, so the cycle ends with proof that no commit
+        # slipped in: either none began or finished during the last run (the store's write lock is
+        # free, the commit count unchanged), or one more run under that lock. That run copies only what
+        # landed during the first ones, so a commit that has to wait for it waits for a small copy,
+        # and only when the writer was busy at that moment (never on an idle-triggered cycle).
+        got: tuple[int, int] | None = None
         for _ in range(1 + self.policy.catch_up):
+            before = self.commits
             got = self._passive()
-            if got is None:
+            if got is None or self._stop.is_set():
                 return
-            if got[1] >= got[0] or self._stop.is_set():
+            if got[1] >= got[0]:
                 break
-        with self._write_lock:
+        lock = self._write_lock
+        if got is not None and got[1] >= got[0] and lock.acquire(blocking=False):
+            try:
+                quiet = self.commits == before
+            finally:
+                lock.release()
+            if quiet:
+                self.restarts_ready += 1
+                return
+        while not lock.acquire(timeout=0.05):  # a long transaction: close() must not wait for us
+            if self._stop.is_set():
+                return
+        try:
             got = self._passive()
+        finally:
+            lock.release()
         if got is not None and got[1] >= got[0]:
             self.restarts_ready += 1
 
