@@ -64,11 +64,14 @@ class CheckpointPolicy:
 
     idle_s: float = 0.02  # the writer quiet this long: checkpoint now
     min_interval_s: float = 0.1  # ... but not more often than this on idle moments
-    max_commits: int = 500  # ~7 WAL pages per executor commit: ~14 MB of WAL
+    # ~7 WAL pages per executor commit: ~1 000 pages (SQLite's own autocheckpoint threshold, ~4 MB).
+    # Not more: a pmbot process starts with an empty WAL (the last connection's close deletes it), and
+    # until the first restart every commit extends the file, which makes its fdatasync slower.
+    max_commits: int = 128
     max_age_s: float = 2.0  # since the first commit not yet checkpointed
-    max_growth: int = 32 * 1024 * 1024  # WAL file growth since the last checkpoint (bulk writes)
+    max_growth: int = 4 * 1024 * 1024  # WAL file growth since the last checkpoint (bulk writes)
     poll_s: float = 0.01  # how often a pending thread looks at the clock
-    catch_up: int = 2  # extra PASSIVE runs after one that did not reach the WAL's end
+    catch_up: int = 2  # short retries to reach the WAL's end between two commits (see _checkpoint)
     # The write connection's journal_size_limit: a restarted WAL larger than this (after an excursion)
     # is cut back to it. Well above a cycle's WAL, so that a normal cycle reuses the file as it is.
     journal_size_limit: int = 64 * 1024 * 1024
@@ -100,7 +103,8 @@ class Checkpointer:
         self._wake = threading.Event()
         self._stop = threading.Event()
         self.checkpoints = 0  # PASSIVE runs (tests, diagnostics)
-        self.restarts_ready = 0  # runs that reached the WAL's end (the next commit restarts it)
+        self.restarts_ready = 0  # cycles that reached the WAL's end (the next commit restarts it)
+        self.locked_runs = 0  # cycles that needed the run under the write lock
         self._thread = threading.Thread(target=self._run, name=f"pmbot-checkpoint:{path.name}", daemon=True)
         self._thread.start()
 
@@ -161,30 +165,28 @@ class Checkpointer:
             base_size = self._wal_size()
 
     def _checkpoint(self) -> None:
-        # The bulk of the copy runs beside the commits. A WAL is restarted from its start (instead of
-        # appended to: a growing file costs every fdatasync a metadata write) by the first commit that
-        # begins after a checkpoint reached the WAL's end, so the cycle ends with proof that no commit
-        # slipped in: either none began or finished during the last run (the store's write lock is
-        # free, the commit count unchanged), or one more run under that lock. That run copies only what
-        # landed during the first ones, so a commit that has to wait for it waits for a small copy,
-        # and only when the writer was busy at that moment (never on an idle-triggered cycle).
-        got: tuple[int, int] | None = None
+        # The copy runs beside the commits. A WAL is restarted from its start (instead of appended to:
+        # a growing file costs every fdatasync a metadata write) by the first commit that begins after
+        # a checkpoint reached the WAL's end, so a cycle ends with proof that no commit slipped in: a
+        # run reached the end while no commit finished (the commit count unchanged) and none is in
+        # flight (the store's write lock is free). Each retry copies only what landed during the last
+        # run, i.e. it is short and fits between two commits of a busy writer; only when `catch_up`
+        # retries all raced a commit does one last run hold the write lock (a commit that waits for it
+        # waits for a small copy). An idle-triggered cycle proves it on the first run.
+        lock = self._write_lock
         for _ in range(1 + self.policy.catch_up):
             before = self.commits
             got = self._passive()
             if got is None or self._stop.is_set():
                 return
-            if got[1] >= got[0]:
-                break
-        lock = self._write_lock
-        if got is not None and got[1] >= got[0] and lock.acquire(blocking=False):
-            try:
-                quiet = self.commits == before
-            finally:
-                lock.release()
-            if quiet:
-                self.restarts_ready += 1
-                return
+            if got[1] >= got[0] and self.commits == before and lock.acquire(blocking=False):
+                try:
+                    quiet = self.commits == before
+                finally:
+                    lock.release()
+                if quiet:
+                    self.restarts_ready += 1
+                    return
         while not lock.acquire(timeout=0.05):  # a long transaction: close() must not wait for us
             if self._stop.is_set():
                 return
@@ -192,6 +194,7 @@ class Checkpointer:
             got = self._passive()
         finally:
             lock.release()
+        self.locked_runs += 1
         if got is not None and got[1] >= got[0]:
             self.restarts_ready += 1
 
