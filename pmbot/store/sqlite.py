@@ -1,4 +1,4 @@
-"""The SQLite store (sqlite-utils on one connection, WAL mode).
+"""The SQLite store (sqlite-utils on one connection, WAL mode; a second, the checkpointer's, only checkpoints).
 
 Durability: `synchronous=FULL` in WAL mode (the default, `[store] durability = "full"`) fsyncs the
 WAL on every commit, so a committed order intent or fill survives a power cut, not just a crash of
