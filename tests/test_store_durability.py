@@ -28,10 +28,17 @@ from pmbot.store.sqlite import SQLiteStore
 CHILD = """
 import os, signal, sys
 from decimal import Decimal
-from pmbot.store import open_store
+from pmbot.store import open_store, sqlite_path
+from pmbot.store.checkpoint import CheckpointPolicy
 from pmbot.store.models import OrderRecord, OrderType, Side
+from pmbot.store.sqlite import SQLiteStore
 
-store = open_store(sys.argv[1], durability=sys.argv[2])
+if sys.argv[4:] == ["eager"]:  # the background checkpointer copying the WAL all the time, beside the commits
+    policy = CheckpointPolicy(idle_s=0.0, min_interval_s=0.0, max_commits=3, poll_s=0.001)
+    sync = {"normal": "NORMAL", "full": "FULL"}[sys.argv[2]]
+    store = SQLiteStore(sqlite_path(sys.argv[1]), synchronous=sync, checkpoint=policy)
+else:
+    store = open_store(sys.argv[1], durability=sys.argv[2])
 n = int(sys.argv[3])  # rows; then SIGKILL itself right after the last commit, or wait for the parent's
 for i in range(n if n > 0 else 10**9):
     order = OrderRecord(key=f"k{i}", strategy="snipe", token_id="tok", side=Side.BUY, price=Decimal("0.97"),
@@ -122,9 +129,9 @@ def test_config_show_states_the_trade_off(monkeypatch: pytest.MonkeyPatch) -> No
     assert "PostgreSQL" in json.loads(out)["notes"]["store.durability"]
 
 
-def _child(db: Path, durability: str, n: int) -> subprocess.Popen[str]:
+def _child(db: Path, durability: str, n: int, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-c", CHILD, f"sqlite:///{db}", durability, str(n)],
+        [sys.executable, "-c", CHILD, f"sqlite:///{db}", durability, str(n), *extra],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -147,18 +154,40 @@ def test_a_commit_survives_sigkill_right_after_it(tmp_path: Path, durability: st
         store.close()
 
 
-def test_every_acknowledged_commit_survives_a_sigkill_from_outside(tmp_path: Path) -> None:
-    """The parent kills a child that commits in a loop, at an arbitrary point (maybe mid-commit):
-    every row the child reported committed is there after the restart, and the file opens clean."""
+@pytest.mark.parametrize("durability", ["normal", "full"])
+def test_commits_survive_sigkill_while_the_background_checkpointer_copies(tmp_path: Path, durability: str) -> None:
+    """400 commits with the checkpointer running after every few (the WAL copied, restarted and reused
+    many times), then SIGKILL right after the last one: every row is there, the file is sound."""
+    db = tmp_path / "ckpt-kill.db"
+    child = _child(db, durability, 400, "eager")
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == -signal.SIGKILL, err
+    seen = out.split()
+    assert len(seen) == 400
+    store = open_store(f"sqlite:///{db}", durability=durability)
+    try:
+        assert [k for k in seen if store.get_order(k) is None] == []
+        assert store.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+    finally:
+        store.close()
+
+
+@pytest.mark.parametrize(("durability", "extra"), [("normal", ()), ("full", ()), ("normal", ("eager",))])
+def test_every_acknowledged_commit_survives_a_sigkill_from_outside(
+    tmp_path: Path, durability: str, extra: tuple[str, ...]
+) -> None:
+    """The parent kills a child that commits in a loop, at an arbitrary point (maybe mid-commit, maybe
+    mid-checkpoint): every row the child reported committed is there after the restart, and the file
+    opens clean."""
     db = tmp_path / "loop.db"
-    child = _child(db, "normal", 0)
+    child = _child(db, durability, 0, *extra)
     assert child.stdout is not None
     seen = [child.stdout.readline().strip() for _ in range(200)]
     child.send_signal(signal.SIGKILL)
     rest, _ = child.communicate(timeout=60)
     seen += rest.split()
     assert child.returncode == -signal.SIGKILL and len(seen) >= 200
-    store = open_store(f"sqlite:///{db}", durability="normal")
+    store = open_store(f"sqlite:///{db}", durability=durability)
     try:
         missing = [k for k in seen if store.get_order(k) is None]
         assert missing == []

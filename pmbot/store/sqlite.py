@@ -1,4 +1,4 @@
-"""The SQLite store (sqlite-utils on one connection, WAL mode).
+"""The SQLite store (sqlite-utils on one connection, WAL mode; a second, the checkpointer's, only checkpoints).
 
 Durability: `synchronous=FULL` in WAL mode (the default, `[store] durability = "full"`) fsyncs the
 WAL on every commit, so a committed order intent or fill survives a power cut, not just a crash of
@@ -7,6 +7,16 @@ after a restart. It costs ~0.2 ms per commit on this class of disk (see bench/).
 "normal"` (synchronous=NORMAL) writes the commit to the WAL without an fsync (the WAL is synced at
 checkpoints): it survives a crash or SIGKILL of the process, since the OS holds the pages, but the
 last commits may be lost on a power loss or OS crash. Only by the operator's choice.
+
+Checkpoints never run inside a commit: the write connection has `wal_autocheckpoint=0` and a
+background thread (pmbot/store/checkpoint.py) copies the WAL into the database file with PASSIVE
+checkpoints on a connection of its own. That keeps either guarantee exactly: a commit is durable
+when its WAL frames are (fsynced by the COMMIT itself with FULL; in the OS's cache with NORMAL), and
+a checkpoint only copies committed frames, fsyncing the WAL before and the database file after, so
+the WAL is reused from its start only once its content is safely in the database file. What it
+removes is the commit that, every ~1000 WAL pages, also did that copy and its two fsyncs inline
+(the executor's write-ahead commit p99). `synchronous=OFF` (backtests' throwaway files) keeps
+SQLite's inline autocheckpoint: nothing waits on those commits.
 
 Writes use BEGIN IMMEDIATE: several pmbot processes may share one file, and taking the write
 lock up front avoids the deadlock of two readers upgrading at once.
@@ -19,6 +29,7 @@ import json
 import sqlite3
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
@@ -31,6 +42,7 @@ from pmbot.errors import InputError, StoreError
 from pmbot.money import to_micro
 from pmbot.private_files import touch_private
 from pmbot.store import ledger, rows
+from pmbot.store.checkpoint import Checkpointer, CheckpointPolicy
 from pmbot.store.copy_rows import (
     COPY_DECISION_COLUMNS,
     CopyDecisionRow,
@@ -79,7 +91,16 @@ _SYNCHRONOUS = ("OFF", "NORMAL", "FULL", "EXTRA")  # OFF: backtests' throwaway f
 
 
 class SQLiteStore:
-    def __init__(self, path: str | Path, *, clock: Clock = time.time, synchronous: str = "FULL") -> None:
+    def __init__(
+        self,
+        path: str | Path,
+        *,
+        clock: Clock = time.time,
+        synchronous: str = "FULL",
+        checkpoint: CheckpointPolicy | None = None,
+    ) -> None:
+        """`checkpoint`: when the background checkpointer runs (the default policy if None); it runs for
+        every `synchronous` but OFF (see the module docstring)."""
         if synchronous not in _SYNCHRONOUS:  # it goes into a PRAGMA verbatim
             raise ValueError(f"synchronous must be one of {', '.join(_SYNCHRONOUS)}")
         self.synchronous = synchronous
@@ -88,6 +109,8 @@ class SQLiteStore:
         self._clock = clock
         self._lock = threading.RLock()
         self._depth = 0  # > 0 inside a transaction(): nested writes join it
+        self._checkpointer: Checkpointer | None = None
+        conn: sqlite3.Connection | None = None
         try:
             # 0700 directories, a 0600 file: SQLite gives its -wal / -shm the database file's mode.
             touch_private(self.path)
@@ -97,12 +120,29 @@ class SQLiteStore:
             conn.execute("PRAGMA busy_timeout=10000")
             # 64 MiB page cache (default 2 MiB): the trades indexes stay in memory while a batch lands.
             conn.execute("PRAGMA cache_size=-65536")
+            policy = checkpoint or CheckpointPolicy()
+            if synchronous != "OFF":
+                conn.execute("PRAGMA wal_autocheckpoint=0")  # the checkpointer's job, off the commit path
+                # A WAL restarted after an excursion (a long reader held checkpoints back) is cut back to this.
+                conn.execute(f"PRAGMA journal_size_limit={int(policy.journal_size_limit)}")
             self.db = Database(conn)
             migrate(self.db)
+            if synchronous != "OFF":
+                self._checkpointer = Checkpointer(
+                    self.path, synchronous=synchronous, write_lock=self._lock, policy=policy
+                )
+                # A store dropped without close() still stops its thread (the thread holds no reference to it).
+                self._finalizer = weakref.finalize(self, self._checkpointer.close)
         except (sqlite3.Error, OSError) as e:
+            if conn is not None:
+                conn.close()
             raise StoreError(f"cannot open database {self.path}: {e}") from None
 
     def close(self) -> None:
+        # The checkpointer first: the write connection's close is then the last one, which checkpoints
+        # what is left and removes the WAL, as SQLite does for the last connection.
+        if self._checkpointer is not None:
+            self._finalizer()
         self.db.close()
 
     def _now(self) -> int:
@@ -134,6 +174,8 @@ class SQLiteStore:
                 raise
             else:
                 conn.execute("COMMIT")
+                if self._checkpointer is not None:
+                    self._checkpointer.committed()
             finally:
                 self._depth -= 1
 
