@@ -11,15 +11,15 @@ ran) the sim shared our GIL: its work after each step (the rest of the second's 
 writing the frames, parsing and checking the POST) competed with the trader's for one interpreter, and a
 thread waiting for the GIL can wait the 5 ms switch interval; its share was ~0.7 ms of a 1.3 ms p50.
 
-Method: the sim's clock is manual; the driver (an aiohttp client in the trader's process, idle while the
-trader works) moves it with POST /_sim/advance. Each 15-minute window is advanced in one step to 65 s
+Method: the sim's clock is manual; the driver (in the trader's process, its connection idle while the
+trader works: see SimTime) moves it with POST /_sim/advance. Each 15-minute window is advanced in one step to 65 s
 before its end, then one second at a time with a pause, so every sim emission of that second is out
 before the next. The sim process stamps `perf_counter()` (CLOCK_MONOTONIC: one clock for every process
 on Linux) when it queues a market-channel or RTDS message (`Hub.to_market` / `to_rtds`) and when a POST
 /order reaches its HTTP server; a POST's trigger is the last message queued before it (nothing else is
 emitted in between: the clock does not move). Timer ticks are off, so only a message can trigger. Both
 sides read the sim's time from a plain variable the driver sets from /_sim/advance's answer (`SimTime`).
-Markets come from Gamma (pmbot) and /_sim/state (the peer, outside its hot path).
+Markets come from Gamma (pmbot) and the driver's /_sim/state (the peer).
 Goal (issue 14): p50 ≤ 0.6 ms, p99 ≤ 2 ms; ≥ 2× faster than the peer at p50.
 `BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger):
 pmbot's in-process stages, and the sim's own (frame written, POST reached `submit_wire_order`)."""
@@ -112,38 +112,82 @@ def _latencies(emits: list[float], posts: list[float]) -> list[float]:
 
 class SimTime:
     """The manual sim's time as the driver last set it: a plain read (live, the runner's clock is a
-    VenueClock over time.time, a few float operations). Both sides read this one. `advance` and `state`
-    talk to the sim process over HTTP (aiohttp, one kept-alive connection)."""
+    VenueClock over time.time, a few float operations). Both sides read this one.
 
-    def __init__(self, sim: SimProcess) -> None:
+    `advance` and `state` talk to the sim process over one kept-alive HTTP/1.1 connection, written out
+    here (asyncio streams) rather than through an HTTP client for one reason: the driver runs in the
+    trader's process and must not compete with it. The sim answers an advance *before* its sockets
+    write the frames of that second, so an HTTP client would parse the answer right when the trigger
+    arrives. Here the connection's reading is paused while the sim's second plays out (`quiet_s`), and the
+    answer is read after that. The time moves to the step's end when the request is sent: the frames that
+    step emits are of that second."""
+
+    def __init__(self, sim: SimProcess, *, quiet_s: float = 0.02) -> None:
         self.sim = sim
+        self.quiet_s = quiet_s
         self.t = 0.0
-        self._session: Any = None
-        self.answered: list[float] = []  # when each advance's answer was read (profile: harness work)
+        self.markets: list[dict[str, Any]] = []  # as of the last `state()`
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
 
     async def __aenter__(self) -> SimTime:
-        import aiohttp
+        from urllib.parse import urlsplit
 
-        self._session = aiohttp.ClientSession(self.sim.url)
+        url = urlsplit(self.sim.url)
+        self._host = f"{url.hostname}:{url.port}"
+        self._reader, self._writer = await asyncio.open_connection(url.hostname, url.port)
         self.t = float((await self.state())["now"])
         return self
 
     async def __aexit__(self, *exc: object) -> None:
-        await self._session.close()
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
 
     def __call__(self) -> float:
         return self.t
 
+    async def _request(self, method: str, path: str, body: Any = None, *, quiet: bool = False) -> Any:
+        import json
+
+        assert self._reader is not None
+        assert self._writer is not None
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        async with self._lock:
+            transport = self._writer.transport
+            if quiet:
+                transport.pause_reading()  # type: ignore[attr-defined]
+            self._writer.write(head.encode() + data)
+            if quiet:
+                await asyncio.sleep(self.quiet_s)
+                transport.resume_reading()  # type: ignore[attr-defined]
+            raw = await self._reader.readuntil(b"\r\n\r\n")
+            status = raw.split(b" ", 2)[1]
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in raw.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            answer = await self._reader.readexactly(length)
+        if status != b"200":
+            raise RuntimeError(f"sim {method} {path}: {status.decode()} {answer[:200]!r}")
+        return json.loads(answer)
+
     async def state(self) -> dict[str, Any]:
-        async with self._session.get("/_sim/state") as r:
-            body: dict[str, Any] = await r.json()
-            return body
+        body: dict[str, Any] = await self._request("GET", "/_sim/state")
+        self.markets = body["markets"]
+        return body
 
     async def advance(self, seconds: float) -> None:
-        async with self._session.post("/_sim/advance", json={"seconds": seconds}) as r:
-            body = await r.json()
+        self.t += seconds
+        body = await self._request("POST", "/_sim/advance", {"seconds": seconds}, quiet=True)
         self.t = float(body["now"])
-        self.answered.append(time.perf_counter())
 
 
 async def _windows(clock: SimTime, windows: int, done: Any) -> None:
@@ -194,10 +238,6 @@ async def _drive(sim: SimProcess) -> None:
             stop.set()
             await task
             app.close()
-        _ADVANCED.extend(clock.answered)
-
-
-_ADVANCED: list[float] = []  # pmbot's run: when the driver read each advance's answer (profile)
 
 
 async def _peer(sim: SimProcess) -> None:
@@ -205,7 +245,7 @@ async def _peer(sim: SimProcess) -> None:
     (polymarket-client, its async client) place_limit_order when the leading side's best ask is in the band
     in the last 60 s (no reference check, no fee check: that only makes it faster). The SDK has no URL
     setting: its production environment is copied with the sim's URLs; wallet = the key's own address.
-    New markets are subscribed from /_sim/state by a task of their own (outside the hot path)."""
+    New markets (from the driver's last /_sim/state) are subscribed by a task of their own."""
     import json
     from dataclasses import replace as dc_replace
     from decimal import Decimal
@@ -226,9 +266,9 @@ async def _peer(sim: SimProcess) -> None:
             async with websockets.connect(sim.ws_url + "/ws/market") as ws:
                 ends: dict[str, float] = {}  # token → its market's end (epoch s)
 
-                async def subscribe() -> None:
+                async def subscribe() -> None:  # the markets the driver last read (no HTTP of our own)
                     while True:
-                        for m in (await clock.state())["markets"]:
+                        for m in clock.markets:
                             if not m["closed"] and m["token_ids"][0] not in ends:
                                 kind = {"operation": "subscribe"} if ends else {"type": "market"}
                                 ends.update(dict.fromkeys(m["token_ids"], m["end"]))
@@ -304,8 +344,11 @@ def _stage_stamps() -> dict[str, list[float]]:
         return out
 
     Strategy.handle = decided  # type: ignore[method-assign]
+    wrap(Runner, "submit", "4a runner.submit (decisions buffered)", True)
     wrap(Executor, "fire", "5 executor.fire (armed order)", True)
-    wrap(TradingClient, "post_prepared", "6 post_prepared (risk, budget done)", True)
+    wrap(Executor, "_execute_live", "5a risk gate done", True)
+    wrap(TradingClient, "post_prepared", "6 post_prepared (budget, lock done)", True)
+    wrap(fastpost.FastPoster, "post", "6a fastpost.post (L2 headers done)", True)
     wrap(fastpost._Conn, "send", "7 socket write", False)
     return stamps
 
@@ -316,7 +359,6 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
     stamps = {
         **stages,
         "0 sim wrote the frame (socket)": sim["sent"],
-        "0 driver read the advance's answer": _ADVANCED if who == "pmbot" else [],
         "9 sim: POST reached submit_wire_order": sim["orders"],
     }
     rows: dict[str, list[float]] = {}
