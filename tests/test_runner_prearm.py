@@ -205,3 +205,30 @@ async def test_a_failing_anticipate_costs_the_pre_arming_never_the_entry(rig: Ri
     await rig.book(up, "0.95")
     (sent,) = rig.runner.sent.values()
     assert sent.result is not None and sent.result.status is OrderStatus.FILLED  # submitted as usual
+
+
+async def test_the_entry_is_fired_before_its_decisions_are_logged_and_they_are_logged_even_if_the_send_dies(
+    rig: Rig,
+) -> None:
+    """The hot path: the armed order is fired first, the decision rows are built after (a decision is a
+    report). A send that dies (cancelled mid-POST) still leaves the signal in the log."""
+    up, down = rig.info.token_ids
+    rig.at(45)
+    assert await rig.runner.arm_ahead() == 2
+    await rig.book(down, "0.06")
+    pending = rig.runner.decisions._pending
+    seen: list[list[str]] = []
+    fire = rig.ex.fire
+
+    async def dying_fire(key: str, **kw: object) -> object:
+        seen.append([row.kind for row in pending])
+        raise asyncio.CancelledError
+
+    rig.ex.fire = dying_fire  # type: ignore[method-assign,assignment]
+    before = len(pending)
+    with pytest.raises(asyncio.CancelledError):
+        await rig.book(up, "0.95")
+    assert seen == [[row.kind for row in pending[:before]]]  # nothing of this entry's output was logged yet
+    assert [row.kind for row in pending[before:]] == ["signal"]  # ... and its signal is logged all the same
+    assert pending[-1].intent_key is not None
+    rig.ex.fire = fire  # type: ignore[method-assign]

@@ -265,8 +265,8 @@ class Runner:
     # ------------------------------------------------------------------ internals
 
     async def _process(self, out: Output) -> None:
-        self.decisions.add(out.decisions)
         if not out.intents:
+            self.decisions.add(out.decisions)
             if self.on_output is not None:
                 self.on_output(out)
             if self._depth == 0 and not self.defer_decisions:
@@ -274,13 +274,17 @@ class Runner:
             return
         self._depth += 1
         try:
-            # The hot path: the intents go first; views (on_output) and the decision log after. A single
+            # The hot path: the intents go first; the decision log's rows, views (on_output) and the log's
+            # write after (a decision is a report; the order's own record is the executor's). A single
             # intent is awaited here (a gather would cost a task and a loop turn before its POST); a
             # burst goes concurrently, so it shares one write-ahead commit.
-            if len(out.intents) == 1:
-                results = [await self._send(out.intents[0])]
-            else:
-                results = list(await asyncio.gather(*(self._send(i) for i in out.intents)))
+            try:
+                if len(out.intents) == 1:
+                    results = [await self._send(out.intents[0])]
+                else:
+                    results = list(await asyncio.gather(*(self._send(i) for i in out.intents)))
+            finally:
+                self.decisions.add(out.decisions)  # even when the send was cancelled: the signal happened
             if self.on_output is not None:
                 self.on_output(out)
             if not self.defer_decisions:
