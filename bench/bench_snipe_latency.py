@@ -358,7 +358,7 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
     this process) and the sim's (frame written to the socket, POST received, POST reached the venue)."""
     stamps = {
         **stages,
-        "0 sim wrote the frame (socket)": sim["sent"],
+        "0 sim: its send of a frame returned": sim["sent"],
         "9 sim: POST reached submit_wire_order": sim["orders"],
     }
     rows: dict[str, list[float]] = {}
