@@ -354,30 +354,41 @@ def _stage_stamps() -> dict[str, list[float]]:
 
 
 def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], posts: list[float], who: str) -> None:
-    """p50 and p99 of each stage's first stamp after the trigger (ms): pmbot's own (`stages`, stamped in
-    this process) and the sim's (frame written to the socket, POST received, POST reached the venue)."""
+    """Per stage, ms after the trigger (p50, p99): its first stamp after the trigger and (pmbot's stages)
+    its last one before the POST, with how many there were. A step's frames reach the trader in a burst
+    (the sim writes them once the second has played out) and are handled in order: a stage's first stamp
+    may be an earlier frame of the burst, its last one is the frame that fired. The sim's stamps: its send
+    of a frame returned, the POST received (the figure), the POST reached the venue's order code."""
     stamps = {
         **stages,
         "0 sim: its send of a frame returned": sim["sent"],
         "9 sim: POST reached submit_wire_order": sim["orders"],
     }
     rows: dict[str, list[float]] = {}
+    lasts: dict[str, list[float]] = {}
+    counts: dict[str, list[float]] = {}
     for t_post in posts:
         t0 = _trigger(sim["emits"], t_post)
         if t0 is None:
             continue
         for name, ts in stamps.items():
-            if name.startswith("0"):  # the sim's / driver's next stamp after the trigger
+            if name.startswith("0"):  # the sim's next stamp after the trigger
                 after = ts[(i := bisect.bisect_left(ts, t0)) : i + 1]
             elif name.startswith("9"):  # after this POST's receipt
                 after = ts[(i := bisect.bisect_left(ts, t_post)) : i + 1]
             else:
                 after = [t for t in ts if t0 <= t <= t_post]
+                if after:
+                    lasts.setdefault(name, []).append((after[-1] - t0) * 1000)
+                    counts.setdefault(name, []).append(len(after))
             if after:
                 rows.setdefault(name, []).append((after[0] - t0) * 1000)
         rows.setdefault("8 sim received POST /order", []).append((t_post - t0) * 1000)
-    print(f"snipe tick → order ({who}), ms after the trigger's emission (first stamp of each stage):")
-    print(f"  {'stage':<48} {'p50':>7} {'p99':>7}")
+    print(f"snipe tick → order ({who}), ms after the trigger's emission:")
+    print(f"  {'stage':<48} {'first p50':>9} {'p99':>7} {'last p50':>9} {'p99':>7} {'n/step':>6}")
     for name in sorted(rows):
-        r = rows[name]
-        print(f"  {name:<48} {percentile(r, 50):7.3f} {percentile(r, 99):7.3f}  (n={len(r)})")
+        r, last, n = rows[name], lasts.get(name), counts.get(name)
+        tail = ""
+        if last and n:
+            tail = f" {percentile(last, 50):9.3f} {percentile(last, 99):7.3f} {percentile(n, 50):6.0f}"
+        print(f"  {name:<48} {percentile(r, 50):9.3f} {percentile(r, 99):7.3f}{tail}  (n={len(r)})")
