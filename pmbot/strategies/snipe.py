@@ -250,10 +250,12 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             return
         left_ms = m.end_ms - now
         if left_ms > cfg.window_s * 1000:
-            self._note(st, m, SkipReason.TOO_EARLY, "", now, {"seconds_left": _secs(left_ms)})
+            if st.last_decision != (SkipReason.TOO_EARLY, ""):  # the detail only for a row that is written
+                self._note(st, m, SkipReason.TOO_EARLY, "", now, {"seconds_left": _secs(left_ms)})
             return
         if left_ms <= cfg.stop_s * 1000:
-            self._note(st, m, SkipReason.TOO_LATE, "", now, {"seconds_left": _secs(left_ms)})
+            if st.last_decision != (SkipReason.TOO_LATE, ""):
+                self._note(st, m, SkipReason.TOO_LATE, "", now, {"seconds_left": _secs(left_ms)})
             return
         if m.closed or not m.accepting_orders:
             self._note(st, m, SkipReason.NOT_ACCEPTING, "", now)
@@ -267,7 +269,8 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             return
         ask = asks[0].price if asks else None
         if ask is None or not cfg.min_price <= ask <= cfg.max_price:
-            self._note(st, m, SkipReason.OUTSIDE_BAND, token, now, {"ask": _s(ask)})
+            if st.last_decision != (SkipReason.OUTSIDE_BAND, token):
+                self._note(st, m, SkipReason.OUTSIDE_BAND, token, now, {"ask": _s(ask)})
             return
         terms = st.terms if st.terms is not None and st.terms.info is m else self._terms(st, m)
         edge = terms.edges.get(ask)
