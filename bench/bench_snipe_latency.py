@@ -349,16 +349,20 @@ def _stage_stamps() -> dict[str, list[float]]:
     wrap(Executor, "_execute_live", "5a risk gate done", True)
     wrap(TradingClient, "post_prepared", "6 post_prepared (budget, lock done)", True)
     wrap(fastpost.FastPoster, "post", "6a fastpost.post (L2 headers done)", True)
-    wrap(fastpost._Conn, "send", "7 socket write", False)
+    wrap(fastpost._Conn, "send", _WRITE, False)
     return stamps
+
+
+_WRITE = "7 socket write"
 
 
 def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], posts: list[float], who: str) -> None:
     """Per stage, ms after the trigger (p50, p99): its first stamp after the trigger and (pmbot's stages)
-    its last one before the POST, with how many there were. A step's frames reach the trader in a burst
-    (the sim writes them once the second has played out) and are handled in order: a stage's first stamp
-    may be an earlier frame of the burst, its last one is the frame that fired. The sim's stamps: its send
-    of a frame returned, the POST received (the figure), the POST reached the venue's order code."""
+    its last one before the POST's socket write, with how many there were. A step's frames reach the
+    trader in a burst (the sim writes them once the second has played out) and are handled in order: a
+    stage's first stamp may be an earlier frame of the burst, its last one is the frame that fired. The
+    sim's stamps: its send of a frame returned, the POST received (the figure), the POST reached the
+    venue's order code."""
     stamps = {
         **stages,
         "0 sim: its send of a frame returned": sim["sent"],
@@ -371,13 +375,15 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
         t0 = _trigger(sim["emits"], t_post)
         if t0 is None:
             continue
+        writes = [t for t in stages.get(_WRITE, ()) if t0 <= t <= t_post]
+        t_write = writes[0] if writes else t_post  # pmbot's stages: up to the POST's socket write
         for name, ts in stamps.items():
             if name.startswith("0"):  # the sim's next stamp after the trigger
                 after = ts[(i := bisect.bisect_left(ts, t0)) : i + 1]
             elif name.startswith("9"):  # after this POST's receipt
                 after = ts[(i := bisect.bisect_left(ts, t_post)) : i + 1]
             else:
-                after = [t for t in ts if t0 <= t <= t_post]
+                after = [t for t in ts if t0 <= t <= t_write]
                 if after:
                     lasts.setdefault(name, []).append((after[-1] - t0) * 1000)
                     counts.setdefault(name, []).append(len(after))
