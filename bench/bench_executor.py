@@ -10,10 +10,10 @@
 3. fleet: 4 worker processes on one wallet with a shared redis-server: the global orders/min budget
    and the "0 duplicates" rule of the Redis SET NX claim.
 
-The sim process is the real `pmbot sim serve --manual` CLI, started through a small wrapper that adds
-an outermost aiohttp middleware stamping `time.perf_counter()` (CLOCK_MONOTONIC on Linux, one clock
-for every process) when a POST /order reaches the server, and a GET /_bench/receipts route to read
-the stamps. The sim itself is unchanged.
+The sim process is the real `pmbot sim serve --manual` CLI, started through a small wrapper
+(bench/sim_process.py) that adds an outermost aiohttp middleware stamping `time.perf_counter()`
+(CLOCK_MONOTONIC on Linux, one clock for every process) when a POST /order reaches the server, and a
+GET /_bench/receipts route to read the stamps. The sim itself is unchanged.
 
 `python -m bench executor` runs this suite. PMBOT_BENCH_PROFILE=1 dumps a cProfile of each throughput
 run to bench/executor-throughput-{mixed,taker}.prof.
@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.harness import Result, percentile
+from bench.sim_process import ROOT, SimProcess, free_port
 
 if TYPE_CHECKING:
     from pmbot.config import Settings
@@ -49,7 +50,6 @@ if TYPE_CHECKING:
     from pmbot.store.base import Store
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
-ROOT = Path(__file__).resolve().parent.parent
 
 THROUGHPUT_MIXED = 5_000  # a quarter rest: the open-order count grows by 1 250 during the run
 THROUGHPUT_TAKER = 20_000  # nothing rests
@@ -63,41 +63,6 @@ FLEET_PER_MINUTE = 6_000  # 100 orders/s for the whole fleet
 FLEET_SECONDS = 10.0
 FLEET_BATCH = 20  # small: a batch whose keys are claimed waits for budget after the deadline
 FLEET_SUBMITTERS = 2  # concurrent submit_many loops per worker
-
-# Runs in the sim process: `pmbot sim serve` plus a receipt stamp on POST /order.
-SIM_WRAPPER = r"""
-import sys, time
-from aiohttp import web
-import pmbot.sim.server.app as app_mod
-
-RECEIPTS = []
-_build = app_mod.build_app
-
-@web.middleware
-async def _stamp(request, handler):
-    if request.method == "POST" and request.path == "/order":
-        t = time.perf_counter()
-        try:
-            return await handler(request)
-        finally:
-            RECEIPTS.append((t, time.perf_counter()))
-    return await handler(request)
-
-async def _receipts(request):
-    return web.json_response(RECEIPTS)
-
-def build_app(v):
-    app = _build(v)
-    app.middlewares.insert(0, _stamp)
-    app.router.add_get("/_bench/receipts", _receipts)
-    return app
-
-app_mod.build_app = build_app
-from pmbot.cli import main
-sys.argv = ["pmbot", *sys.argv[1:]]
-sys.exit(main())
-"""
-
 
 # ----------------------------------------------------------------------------------------- plumbing
 
@@ -125,71 +90,12 @@ def _settings(sim_env: dict[str, str], db: Path, **extra: str) -> Settings:
     return load_settings(env_file=None, environ=env).settings
 
 
-class SimProcess:
-    """`pmbot sim serve --manual` in its own process (its CPU does not share our GIL)."""
-
-    def __init__(self) -> None:
-        self.proc: subprocess.Popen[str] | None = None
-        self.env: dict[str, str] = {}
-        self.url = ""
-
-    def start(self) -> SimProcess:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-c", SIM_WRAPPER, "sim", "serve", "--port", str(_free_port()), "--manual"],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.DEVNULL,
-            text=True,
-            cwd=ROOT,
-        )
-        assert self.proc.stdout is not None
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise RuntimeError("`pmbot sim serve` exited before it was ready")
-            if line.startswith("export "):
-                k, _, v = line.removeprefix("export ").strip().partition("=")
-                self.env[k] = v.strip("'")
-            elif line.startswith("# pmbot sim:"):
-                self.url = self.env["PMBOT_CLOB_URL"]
-                return self
-        raise RuntimeError("`pmbot sim serve` did not start in 30 s")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-
-    def get(self, path: str) -> Any:
-        import httpx
-
-        return httpx.get(self.url + path, timeout=10).json()
-
-    def receipts(self) -> list[tuple[float, float]]:
-        return [(a, b) for a, b in self.get("/_bench/receipts")]
-
-    def open_markets(self) -> list[dict[str, Any]]:
-        state = self.get("/_sim/state")
-        return [m for m in state["markets"] if not m["closed"]]
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class RedisProcess:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
-        self.port = _free_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(workdir), "--protected-mode", "yes"],

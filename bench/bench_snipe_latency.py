@@ -1,70 +1,57 @@
 """Tick → order: the sim emits the message (market channel or RTDS) that makes the sniper's rules agree
 → the sim receives the `POST /order`. Live mode through the real runner, sniper and executor, with the
 entries pre-armed (signed and recorded before the window, fired on the tick: `Runner(prearm=True)`),
-against `pmbot sim` in process (its own thread and event loop, real sockets on 127.0.0.1). Peer: the
-shortest script a user would write with the official SDK (websockets on the market channel +
-polymarket-client `place_limit_order`, sign-and-post) on the same trigger, same method.
+against `pmbot sim serve --manual` in its own process (bench/sim_process.py, real sockets on 127.0.0.1).
+Peer: the shortest script a user would write with the official SDK (websockets on the market channel +
+polymarket-client `place_limit_order`, sign-and-post) on the same trigger, against the same sim process,
+same method.
 
-Method: the sim's clock is manual. Each 15-minute window is advanced in one step to 65 s before its end,
-then one second at a time with a pause, so every sim emission of that second is out before the next.
-The sim stamps `perf_counter()` when it queues a market-channel or RTDS message and when a POST /order
-reaches `submit_wire_order`; a POST's trigger is the last message queued before it (nothing else is
-emitted in between: the clock does not move). Timer ticks are off, so only a message can trigger.
-Both sides read the sim's time from a plain variable the driver sets (`SimTime`). The sim shares the
-process (and the GIL) with both: its own work after each step competes with theirs, and its share of
-the figure (queue → frame received, socket write → POST parsed) is about 0.7 ms of the p50 here; the
-profile shows pmbot's own part (frame received → socket write) separately.
+Why a separate process: the venue is another machine. In process (its own thread, as this benchmark first
+ran) the sim shared our GIL: its work after each step (the rest of the second's events, serialising and
+writing the frames, parsing and checking the POST) competed with the trader's for one interpreter, and a
+thread waiting for the GIL can wait the 5 ms switch interval; its share was ~0.7 ms of a 1.3 ms p50.
+
+Method: the sim's clock is manual; the driver (in the trader's process, its connection idle while the
+trader works: see SimTime) moves it with POST /_sim/advance. Each 15-minute window is advanced in one step to 65 s
+before its end, then one second at a time with a pause, so every sim emission of that second is out
+before the next. The sim process stamps `perf_counter()` (CLOCK_MONOTONIC: one clock for every process
+on Linux) when it queues a market-channel or RTDS message (`Hub.to_market` / `to_rtds`) and when a POST
+/order reaches its HTTP server; a POST's trigger is the last message queued before it (nothing else is
+emitted in between: the clock does not move). Timer ticks are off, so only a message can trigger. Both
+sides read the sim's time from a plain variable the driver sets from /_sim/advance's answer (`SimTime`).
+Markets come from Gamma (pmbot) and the driver's /_sim/state (the peer).
 Goal (issue 14): p50 ≤ 0.6 ms, p99 ≤ 2 ms; ≥ 2× faster than the peer at p50.
-`BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger)."""
+`BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger):
+pmbot's in-process stages, and the sim's own (frame written, POST reached `submit_wire_order`)."""
 
 from __future__ import annotations
 
 import asyncio
+import bisect
 import contextlib
 import os
 import time
 from typing import Any
 
 from bench.harness import Result, percentile
+from bench.sim_process import SimProcess
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
 WINDOWS = int(os.environ.get("BENCH_SNIPE_WINDOWS", "40"))
 PROFILE = os.environ.get("BENCH_SNIPE_PROFILE") == "1"
+START = 1_795_000_000  # pmbot.sim.testing.DEFAULT_START: 400 s into a window
+SEED = 11
 
 
 def run() -> list[Result]:
     import tempfile
 
-    from pmbot.sim.testing import SimServer
-
-    with tempfile.TemporaryDirectory(prefix="pmbot-bench-snipe-") as tmp, SimServer(seed=11, manual=True) as sim:
-        emits: list[float] = []
-        posts: list[float] = []
-
-        def hook(v: Any) -> None:
-            hub = v.hub
-            to_market, to_rtds = hub.to_market, hub.to_rtds
-
-            def stamped_market(*a: Any, **kw: Any) -> None:
-                emits.append(time.perf_counter())
-                to_market(*a, **kw)
-
-            def stamped_rtds(*a: Any, **kw: Any) -> None:
-                emits.append(time.perf_counter())
-                to_rtds(*a, **kw)
-
-            hub.to_market, hub.to_rtds = stamped_market, stamped_rtds
-            submit = v.submit_wire_order
-
-            def stamped_submit(*a: Any, **kw: Any) -> Any:
-                posts.append(time.perf_counter())
-                return submit(*a, **kw)
-
-            v.submit_wire_order = stamped_submit
-
-        sim.call(hook)
+    with (
+        tempfile.TemporaryDirectory(prefix="pmbot-bench-snipe-") as tmp,
+        SimProcess("--seed", str(SEED), "--start", str(START)) as sim,
+    ):
         env = {
-            **sim.env(),
+            **sim.env,
             "PMBOT_PRIVATE_KEY": KEY,
             "PMBOT_DATABASE_URL": f"sqlite:///{tmp}/bench.db",
             "HOME": tmp,
@@ -74,20 +61,28 @@ def run() -> list[Result]:
         os.environ.update(env)
         stages = _stage_stamps() if PROFILE else {}
         try:
-            clock = SimTime(sim)
-            samples = asyncio.run(_drive(clock, emits, posts))
-            if PROFILE:
-                _print_stages(stages, emits, posts)
-            peer = asyncio.run(_peer(clock, emits, posts))
+            n0 = len(sim.stamps()["receipts"])
+            asyncio.run(_drive(sim))
+            n1 = len(sim.stamps()["receipts"])
+            asyncio.run(_peer(sim))
+            stamps = sim.stamps()
         finally:
             for k, v in old.items():
                 if v is None:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
+    ours, peer = stamps["receipts"][n0:n1], stamps["receipts"][n1:]
+    samples = _latencies(stamps["emits"], ours)
+    peer_samples = _latencies(stamps["emits"], peer)
+    if PROFILE:
+        _print_stages(stages, stamps, ours, "pmbot")
+        _print_stages({}, stamps, peer, "peer")
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
-    q50, q99 = percentile(peer, 50), percentile(peer, 99)
-    note = f"{len(samples)} entries (peer {len(peer)}); pre-armed orders fired on the tick"
+    q50, q99 = percentile(peer_samples, 50), percentile(peer_samples, 99)
+    note = (
+        f"{len(samples)} entries (peer {len(peer_samples)}); pre-armed orders fired on the tick; sim in its own process"
+    )
     return [
         Result(
             "snipe: tick → POST received p50 (live, sim)", round(p50, 3), "ms", "<= 0.6", p50 <= 0.6,
@@ -100,84 +95,157 @@ def run() -> list[Result]:
     ]  # fmt: skip
 
 
-class SimTime:
-    """The manual sim's time as the bench last set it: a plain read. (`sim.now()` is a call into the sim's
-    thread, ~70 µs with the GIL contended: a harness cost, not the trader's. Live, the runner's clock is
-    a VenueClock over time.time, a few float operations.) Both sides read this one."""
+def _trigger(emits: list[float], t_post: float) -> float | None:
+    """The last emission queued at or before `t_post` (emits are in order: the sim is one thread)."""
+    i = bisect.bisect_right(emits, t_post)
+    return emits[i - 1] if i else None
 
-    def __init__(self, sim: Any) -> None:
+
+def _latencies(emits: list[float], posts: list[float]) -> list[float]:
+    out: list[float] = []
+    for t_post in posts:
+        t0 = _trigger(emits, t_post)
+        if t0 is not None:
+            out.append((t_post - t0) * 1000)
+    return out
+
+
+class SimTime:
+    """The manual sim's time as the driver last set it: a plain read (live, the runner's clock is a
+    VenueClock over time.time, a few float operations). Both sides read this one.
+
+    `advance` and `state` talk to the sim process over one kept-alive HTTP/1.1 connection, written out
+    here (asyncio streams) rather than through an HTTP client for one reason: the driver runs in the
+    trader's process and must not compete with it. The sim answers an advance *before* its sockets
+    write the frames of that second, so an HTTP client would parse the answer right when the trigger
+    arrives. Here the connection's reading is paused while the sim's second plays out (`quiet_s`), and the
+    answer is read after that. The time moves to the step's end when the request is sent: the frames that
+    step emits are of that second."""
+
+    def __init__(self, sim: SimProcess, *, quiet_s: float = 0.02) -> None:
         self.sim = sim
-        self.t = sim.now()
+        self.quiet_s = quiet_s
+        self.t = 0.0
+        self.markets: list[dict[str, Any]] = []  # as of the last `state()`
+        self._reader: asyncio.StreamReader | None = None
+        self._writer: asyncio.StreamWriter | None = None
+        self._lock = asyncio.Lock()
+
+    async def __aenter__(self) -> SimTime:
+        from urllib.parse import urlsplit
+
+        url = urlsplit(self.sim.url)
+        self._host = f"{url.hostname}:{url.port}"
+        self._reader, self._writer = await asyncio.open_connection(url.hostname, url.port)
+        self.t = float((await self.state())["now"])
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                await self._writer.wait_closed()
 
     def __call__(self) -> float:
         return self.t
 
-    def advance(self, seconds: float) -> None:
-        self.sim.advance(seconds)
-        self.t = self.sim.now()
+    async def _request(self, method: str, path: str, body: Any = None, *, quiet: bool = False) -> Any:
+        import json
+
+        assert self._reader is not None
+        assert self._writer is not None
+        data = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self._host}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(data)}\r\n\r\n"
+        )
+        async with self._lock:
+            transport = self._writer.transport
+            if quiet:
+                transport.pause_reading()  # type: ignore[attr-defined]
+            self._writer.write(head.encode() + data)
+            if quiet:
+                await asyncio.sleep(self.quiet_s)
+                transport.resume_reading()  # type: ignore[attr-defined]
+            raw = await self._reader.readuntil(b"\r\n\r\n")
+            status = raw.split(b" ", 2)[1]
+            length = next(
+                int(line.split(b":", 1)[1])
+                for line in raw.split(b"\r\n")
+                if line.lower().startswith(b"content-length:")
+            )
+            answer = await self._reader.readexactly(length)
+        if status != b"200":
+            raise RuntimeError(f"sim {method} {path}: {status.decode()} {answer[:200]!r}")
+        return json.loads(answer)
+
+    async def state(self) -> dict[str, Any]:
+        body: dict[str, Any] = await self._request("GET", "/_sim/state")
+        self.markets = body["markets"]
+        return body
+
+    async def advance(self, seconds: float) -> None:
+        self.t += seconds
+        body = await self._request("POST", "/_sim/advance", {"seconds": seconds}, quiet=True)
+        self.t = float(body["now"])
 
 
-async def _windows(clock: SimTime, emits: list[float], posts: list[float], windows: int, done: Any) -> list[float]:
-    """Step the sim through `windows` windows; one sample per POST: its time minus the last emission's."""
-    sim = clock.sim
-    samples: list[float] = []
+async def _windows(clock: SimTime, windows: int, done: Any) -> None:
+    """Step the sim through `windows` windows (the sim process stamps what happens)."""
     for _ in range(windows):
-        cur = sim.current_market()
+        state = await clock.state()
+        cur = next(m for m in state["markets"] if m["slug"] == state["current_market"])
         lead = cur["end"] - clock() - 65
         if lead > 0:
-            await asyncio.to_thread(clock.advance, lead)
+            await clock.advance(lead)
             await asyncio.sleep(1.2)  # discovery arms the next markets
         for _ in range(70):
-            n_posts = len(posts)
-            await asyncio.to_thread(clock.advance, 1)
+            await clock.advance(1)
             await asyncio.sleep(0.03)
-            for t_post in posts[n_posts:]:
-                before = [e for e in emits if e <= t_post]
-                if before:
-                    samples.append((t_post - before[-1]) * 1000)
         await asyncio.sleep(0.2)
         if done():
             break
-    return samples
 
 
-async def _drive(clock: SimTime, emits: list[float], posts: list[float]) -> list[float]:
+async def _drive(sim: SimProcess) -> None:
     from pmbot.app import App
     from pmbot.runner.session import TargetSpec, run_session
     from pmbot.strategies.snipe import SnipeStrategy
 
-    app = App(clock=clock)
-    stop = asyncio.Event()
-    spec = TargetSpec(series=("btc-updown-15m",), max_markets=3, horizon_s=1800)
-    task = asyncio.create_task(
-        run_session(
-            app,
-            lambda v: SnipeStrategy(v, {"min_price": "0.80"}),
-            spec,
-            dry_run=False,
-            duration_s=None,
-            stop=stop,
-            tick_s=3600.0,  # no timer ticks: only a venue message can trigger an entry
-            # the driver owns the manual sim's clock: no VenueClock sampling GET /time (a sample taken
-            # while a step is under way would pair the new sim time with the old one)
-            clock=clock,
-            rediscover_s=1.0,  # Gamma refreshes compete with the sim thread: not too often
+    async with SimTime(sim) as clock:
+        app = App(clock=clock)
+        stop = asyncio.Event()
+        spec = TargetSpec(series=("btc-updown-15m",), max_markets=3, horizon_s=1800)
+        task = asyncio.create_task(
+            run_session(
+                app,
+                lambda v: SnipeStrategy(v, {"min_price": "0.80"}),
+                spec,
+                dry_run=False,
+                duration_s=None,
+                stop=stop,
+                tick_s=3600.0,  # no timer ticks: only a venue message can trigger an entry
+                # the driver owns the manual sim's clock: no VenueClock sampling GET /time (a sample taken
+                # while a step is under way would pair the new sim time with the old one)
+                clock=clock,
+                rediscover_s=1.0,
+            )
         )
-    )
-    await asyncio.sleep(1.0)
-    try:
-        return await _windows(clock, emits, posts, WINDOWS, task.done)
-    finally:
-        stop.set()
-        await task
-        app.close()
+        await asyncio.sleep(1.0)
+        try:
+            await _windows(clock, WINDOWS, task.done)
+        finally:
+            stop.set()
+            await task
+            app.close()
 
 
-async def _peer(clock: SimTime, emits: list[float], posts: list[float]) -> list[float]:
+async def _peer(sim: SimProcess) -> None:
     """The shortest script a user would write: websockets on the market channel, the official SDK's
     (polymarket-client, its async client) place_limit_order when the leading side's best ask is in the band
     in the last 60 s (no reference check, no fee check: that only makes it faster). The SDK has no URL
-    setting: its production environment is copied with the sim's URLs; wallet = the key's own address."""
+    setting: its production environment is copied with the sim's URLs; wallet = the key's own address.
+    New markets (from the driver's last /_sim/state) are subscribed by a task of their own."""
     import json
     from dataclasses import replace as dc_replace
     from decimal import Decimal
@@ -187,49 +255,52 @@ async def _peer(clock: SimTime, emits: list[float], posts: list[float]) -> list[
     from polymarket.clients.async_secure import AsyncSecureClient
     from polymarket.environments import PRODUCTION, _create_environment
 
-    sim = clock.sim
     cfg = dc_replace(PRODUCTION._config, clob_url=sim.url, gamma_url=f"{sim.url}/gamma", data_url=f"{sim.url}/data-api")
     env = _create_environment(name="pmbot-sim", config=cfg)
     client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
     bought: set[str] = set()
 
-    async def trade() -> None:
-        async with websockets.connect(sim.ws_url + "/ws/market") as ws:
-            ends: dict[str, float] = {}  # token → its market's end (epoch s)
-            checked = 0.0
-            while True:
-                if time.monotonic() - checked > 0.5:  # new markets: subscribe (outside the hot path)
-                    checked = time.monotonic()
-                    for m in sim.markets():
-                        if not m["closed"] and m["token_ids"][0] not in ends:
-                            kind = {"operation": "subscribe"} if ends else {"type": "market"}
-                            ends.update(dict.fromkeys(m["token_ids"], m["end"]))
-                            await ws.send(json.dumps({"assets_ids": m["token_ids"], **kind}))
-                try:
-                    raw = await asyncio.wait_for(ws.recv(), 0.2)
-                except TimeoutError:
-                    continue
-                msgs = json.loads(raw)
-                now = clock()
-                for msg in msgs if isinstance(msgs, list) else [msgs]:
-                    for ch in msg.get("price_changes", []):
-                        token, ask = ch["asset_id"], float(ch.get("best_ask") or 0)
-                        left = ends.get(token, 0) - now
-                        if 2 < left <= 60 and 0.80 <= ask <= 0.99 and token not in bought:
-                            bought.add(token)
-                            await client.place_limit_order(
-                                asset_id=token, price=Decimal("0.99"), size=Decimal("10.1"), side="BUY"
-                            )
+    async with SimTime(sim) as clock:
 
-    task = asyncio.create_task(trade())
-    await asyncio.sleep(1.0)
-    try:
-        return await _windows(clock, emits, posts, max(5, WINDOWS // 2), task.done)
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
-        await client.close()
+        async def trade() -> None:
+            async with websockets.connect(sim.ws_url + "/ws/market") as ws:
+                ends: dict[str, float] = {}  # token → its market's end (epoch s)
+
+                async def subscribe() -> None:  # the markets the driver last read (no HTTP of our own)
+                    while True:
+                        for m in clock.markets:
+                            if not m["closed"] and m["token_ids"][0] not in ends:
+                                kind = {"operation": "subscribe"} if ends else {"type": "market"}
+                                ends.update(dict.fromkeys(m["token_ids"], m["end"]))
+                                await ws.send(json.dumps({"assets_ids": m["token_ids"], **kind}))
+                        await asyncio.sleep(0.5)
+
+                sub = asyncio.create_task(subscribe())
+                try:
+                    async for raw in ws:
+                        msgs = json.loads(raw)
+                        now = clock()
+                        for msg in msgs if isinstance(msgs, list) else [msgs]:
+                            for ch in msg.get("price_changes", []):
+                                token, ask = ch["asset_id"], float(ch.get("best_ask") or 0)
+                                left = ends.get(token, 0) - now
+                                if 2 < left <= 60 and 0.80 <= ask <= 0.99 and token not in bought:
+                                    bought.add(token)
+                                    await client.place_limit_order(
+                                        asset_id=token, price=Decimal("0.99"), size=Decimal("10.1"), side="BUY"
+                                    )
+                finally:
+                    sub.cancel()
+
+        task = asyncio.create_task(trade())
+        await asyncio.sleep(1.0)
+        try:
+            await _windows(clock, max(5, WINDOWS // 2), task.done)
+        finally:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+            await client.close()
 
 
 def _stage_stamps() -> dict[str, list[float]]:
@@ -273,24 +344,57 @@ def _stage_stamps() -> dict[str, list[float]]:
         return out
 
     Strategy.handle = decided  # type: ignore[method-assign]
+    wrap(Runner, "submit", "4a runner.submit (decisions buffered)", True)
     wrap(Executor, "fire", "5 executor.fire (armed order)", True)
-    wrap(TradingClient, "post_prepared", "6 post_prepared (risk, budget done)", True)
-    wrap(fastpost._Conn, "send", "7 socket write", False)
+    wrap(Executor, "_execute_live", "5a risk gate done", True)
+    wrap(TradingClient, "post_prepared", "6 post_prepared (budget, lock done)", True)
+    wrap(fastpost.FastPoster, "post", "6a fastpost.post (L2 headers done)", True)
+    wrap(fastpost._Conn, "send", _WRITE, False)
     return stamps
 
 
-def _print_stages(stamps: dict[str, list[float]], emits: list[float], posts: list[float]) -> None:
+_WRITE = "7 socket write"
+
+
+def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], posts: list[float], who: str) -> None:
+    """Per stage, ms after the trigger (p50, p99): its first stamp after the trigger and (pmbot's stages)
+    its last one before the POST's socket write, with how many there were. A step's frames reach the
+    trader in a burst (the sim writes them once the second has played out) and are handled in order: a
+    stage's first stamp may be an earlier frame of the burst, its last one is the frame that fired. The
+    sim's stamps: its send of a frame returned, the POST received (the figure), the POST reached the
+    venue's order code."""
+    stamps = {
+        **stages,
+        "0 sim: its send of a frame returned": sim["sent"],
+        "9 sim: POST reached submit_wire_order": sim["orders"],
+    }
     rows: dict[str, list[float]] = {}
+    lasts: dict[str, list[float]] = {}
+    counts: dict[str, list[float]] = {}
     for t_post in posts:
-        before = [e for e in emits if e <= t_post]
-        if not before:
+        t0 = _trigger(sim["emits"], t_post)
+        if t0 is None:
             continue
-        t0 = before[-1]
+        writes = [t for t in stages.get(_WRITE, ()) if t0 <= t <= t_post]
+        t_write = writes[0] if writes else t_post  # pmbot's stages: up to the POST's socket write
         for name, ts in stamps.items():
-            after = [t for t in ts if t0 <= t <= t_post]
+            if name.startswith("0"):  # the sim's next stamp after the trigger
+                after = ts[(i := bisect.bisect_left(ts, t0)) : i + 1]
+            elif name.startswith("9"):  # after this POST's receipt
+                after = ts[(i := bisect.bisect_left(ts, t_post)) : i + 1]
+            else:
+                after = [t for t in ts if t0 <= t <= t_write]
+                if after:
+                    lasts.setdefault(name, []).append((after[-1] - t0) * 1000)
+                    counts.setdefault(name, []).append(len(after))
             if after:
                 rows.setdefault(name, []).append((after[0] - t0) * 1000)
         rows.setdefault("8 sim received POST /order", []).append((t_post - t0) * 1000)
-    print("snipe tick → order, ms after the trigger's emission (p50 of the first stamp of each stage):")
+    print(f"snipe tick → order ({who}), ms after the trigger's emission:")
+    print(f"  {'stage':<48} {'first p50':>9} {'p99':>7} {'last p50':>9} {'p99':>7} {'n/step':>6}")
     for name in sorted(rows):
-        print(f"  {name:<48} {percentile(rows[name], 50):7.3f}  (n={len(rows[name])})")
+        r, last, n = rows[name], lasts.get(name), counts.get(name)
+        tail = ""
+        if last and n:
+            tail = f" {percentile(last, 50):9.3f} {percentile(last, 99):7.3f} {percentile(n, 50):6.0f}"
+        print(f"  {name:<48} {percentile(r, 50):9.3f} {percentile(r, 99):7.3f}{tail}  (n={len(r)})")

@@ -261,6 +261,26 @@ async def test_a_header_with_a_line_break_is_refused_before_sending() -> None:
             await p.aclose()
 
 
+def test_the_request_head_is_built_from_its_fixed_lines_and_checked_headers_every_time() -> None:
+    """The lines every POST to a path shares are built once; the per-request lines (length, L2 headers)
+    and their line-break check come every time; the shared part is kept for a handful of paths only."""
+    p = FastPoster("http://127.0.0.1:8080/base", user_agent="pmbot-test")
+    h = {"POLY_ADDRESS": "0xabc", "POLY_SIGNATURE": "sig=", "POLY_TIMESTAMP": "123"}
+    want = (
+        b"POST /base/order HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: pmbot-test\r\nAccept: application/json\r\n"
+        b"Content-Type: application/json\r\nContent-Length: 42\r\nPOLY_ADDRESS: 0xabc\r\nPOLY_SIGNATURE: sig=\r\n"
+        b"POLY_TIMESTAMP: 123\r\n\r\n"
+    )
+    assert p.head("/order", h, 42) == want
+    assert p.head("/order", h, 42) == want  # from the kept lines: the same bytes
+    assert p.head("/order", {**h, "POLY_TIMESTAMP": "124"}, 7) == want.replace(b"42", b"7").replace(b"123", b"124")
+    with pytest.raises(VenueUnavailableError):
+        p.head("/order", {"POLY_API_KEY": "k\r\nX-Evil: 1"}, 2)  # checked on the kept path too
+    for n in range(200):
+        assert p.head(f"/p{n}", {}, 0).startswith(f"POST /base/p{n} HTTP/1.1\r\n".encode())
+    assert len(p._fixed_heads) <= 64
+
+
 async def test_a_429_pauses_the_venue_bucket() -> None:
     limited = b"HTTP/1.1 429 Too Many Requests\r\nRetry-After: 7\r\nContent-Length: 2\r\n\r\n{}"
     async with serve(Server(lambda n: limited)) as srv:

@@ -205,3 +205,37 @@ async def test_a_failing_anticipate_costs_the_pre_arming_never_the_entry(rig: Ri
     await rig.book(up, "0.95")
     (sent,) = rig.runner.sent.values()
     assert sent.result is not None and sent.result.status is OrderStatus.FILLED  # submitted as usual
+
+
+async def test_an_entrys_decisions_are_logged_in_order_and_written_as_rows_after_the_post(rig: Rig) -> None:
+    """The hot path: the output's decisions join the log in order before the armed order fires (also when
+    the send then dies, cancelled mid-POST), but their store rows are built when the log is written."""
+    up, down = rig.info.token_ids
+    rig.at(45)
+    assert await rig.runner.arm_ahead() == 2
+    rig.runner.defer_decisions = True  # as the live feed runs it: written between events
+    await rig.book(down, "0.06")
+    rig.runner.flush_decisions()
+    log = rig.runner.decisions
+    built: list[str] = []
+    row = log._decision_row
+
+    def counting_row(d: object) -> object:
+        built.append(d.kind.value)  # type: ignore[attr-defined]
+        return row(d)  # type: ignore[arg-type]
+
+    log._decision_row = counting_row  # type: ignore[method-assign,assignment]
+    seen: list[list[str]] = []
+
+    async def dying_fire(key: str, **kw: object) -> object:
+        seen.append([d.kind.value for d in log._pending])
+        raise asyncio.CancelledError
+
+    rig.ex.fire = dying_fire  # type: ignore[method-assign,assignment]
+    with pytest.raises(asyncio.CancelledError):
+        await rig.book(up, "0.95")
+    assert seen == [["signal"]] and built == []  # in the log before the POST; no row built on its path
+    rig.runner.flush_decisions()
+    assert built == ["signal"]
+    (signal,) = [d for d in rig.store.list_decisions(mode="dry-run") if d.kind == "signal"]
+    assert signal.intent_key is not None and signal.token_id == up

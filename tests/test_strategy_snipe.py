@@ -547,3 +547,41 @@ def test_decisions_carry_market_and_token() -> None:
     skip = d.decisions[-1]
     assert skip.kind is DecisionKind.SKIP
     assert (skip.condition_id, skip.token_id, skip.strategy, skip.ts_ms) == (CID, UP, "snipe", NOW)
+
+
+# ------------------------------------------------------------------- terms worked out ahead
+
+
+def test_terms_worked_out_ahead_give_the_same_entry_and_follow_a_replaced_market() -> None:
+    """The entry's limit, size, key and rule are worked out once per MarketInfo (in anticipate, ahead of the
+    window); a market replaced with other fees gives new terms, exactly what a fresh sniper would send."""
+    from dataclasses import replace
+
+    d = sniper().feed(confirmed())
+    (ahead, _) = d.strategy.anticipate(NOW)
+    d.feed(in_band())
+    (entry,) = d.intents
+    for name in ("key", "token_id", "price", "size", "order_type"):
+        assert getattr(entry, name) == getattr(ahead, name)
+
+    steep = replace(market(), fees=FeeSchedule(rate=D(1), exponent=1))
+    d = sniper(min_price="0.80").feed(confirmed())
+    d.strategy.anticipate(NOW)  # terms at the old fees
+    d.view.set_market(steep)  # the runner's refresh replaced the market: the fees went up
+    d.feed(in_band(up_ask="0.80"))
+    fresh = sniper(m=steep, min_price="0.80").feed(confirmed()).feed(in_band(up_ask="0.80"))
+    old_fees = sniper(min_price="0.80").feed(confirmed()).feed(in_band(up_ask="0.80"))
+    (got,), (want,), (before,) = d.intents, fresh.intents, old_fees.intents
+    assert (got.price, got.size, got.key) == (want.price, want.size, want.key)
+    assert got.price < before.price == D("0.99")  # the steeper fee lowered the limit
+
+
+def test_an_unknown_rule_parsed_ahead_still_warns_once_at_the_first_check() -> None:
+    m = market(description="Resolves Up if the price goes up, per our data.", resolution_source="")
+    d = sniper(m=m).feed(confirmed())
+    d.strategy.anticipate(NOW)  # parses the market's text ahead: no output (anticipate is pure)
+    assert d.warnings() == []
+    d.feed(in_band())
+    assert d.intents == [] and d.last_skip() == SkipReason.REFERENCE_UNKNOWN
+    d.feed(in_band(NOW + 100))
+    assert d.warnings() == [SkipReason.REFERENCE_UNKNOWN]

@@ -19,7 +19,7 @@ import logging
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, cast, runtime_checkable
 
 from pmbot.executor.engine import DRY_RUN_PREFIX
 from pmbot.executor.intents import OrderIntent
@@ -66,7 +66,9 @@ class DecisionLog:
     """Buffers a strategy's decisions and writes them to the store in batches (one transaction each).
 
     `mode` is live | dry-run | backtest, `run_id` the run they belong to. With `store=None` decisions
-    are only kept in memory (`rows`), e.g. for a sweep's intermediate runs."""
+    are only kept in memory (`rows`), e.g. for a sweep's intermediate runs. A decision becomes its store
+    row when it is written (`flush`), not when it is added: `add` sits on the entry's hot path (the
+    runner adds an output's decisions in order, before its intents go out), the row's copy does not."""
 
     def __init__(self, store: Store | None, *, mode: str, run_id: str, keep: bool = False) -> None:
         self.store = store
@@ -74,27 +76,30 @@ class DecisionLog:
         self.run_id = run_id
         self.keep = keep or store is None
         self.rows: list[DecisionRow] = []
-        self._pending: list[DecisionRow] = []
+        self._pending: list[Decision] = []
         self.count = 0
 
     def add(self, decisions: Iterable[Decision]) -> None:
-        for d in decisions:
-            row = DecisionRow(
-                ts=d.ts_ms,
-                strategy=d.strategy,
-                kind=d.kind.value,
-                reason=d.reason,
-                mode=self.mode,
-                run_id=self.run_id,
-                condition_id=d.condition_id,
-                token_id=d.token_id,
-                intent_key=d.intent_key,
-                detail=dict(d.detail),
-            )
-            self._pending.append(row)
-            self.count += 1
-            if self.keep:
-                self.rows.append(row)
+        before = len(self._pending)
+        self._pending.extend(decisions)
+        added = len(self._pending) - before
+        self.count += added
+        if self.keep and added:
+            self.rows += [self._decision_row(d) for d in self._pending[before:]]
+
+    def _decision_row(self, d: Decision) -> DecisionRow:
+        return DecisionRow(
+            ts=d.ts_ms,
+            strategy=d.strategy,
+            kind=d.kind.value,
+            reason=d.reason,
+            mode=self.mode,
+            run_id=self.run_id,
+            condition_id=d.condition_id,
+            token_id=d.token_id,
+            intent_key=d.intent_key,
+            detail=dict(d.detail),
+        )
 
     def flush(self) -> None:
         if not self._pending:
@@ -102,7 +107,7 @@ class DecisionLog:
         pending, self._pending = self._pending, []
         if self.store is not None:
             try:
-                self.store.record_decisions(pending)
+                self.store.record_decisions([self._decision_row(d) for d in pending])
             except Exception:
                 self._pending = pending + self._pending  # kept for the next flush
                 raise
@@ -216,6 +221,9 @@ class Runner:
         # where the entry's trigger is most likely to come. The orders' own records are not affected.
         self.defer_decisions = False
         self.prearm = prearm and isinstance(orders, ArmingSink)
+        # the executor as an ArmingSink, checked once here: an isinstance against a runtime Protocol costs
+        # ~6 µs (it looks up each method), too much for the entry's path in submit()
+        self._sink: ArmingSink | None = cast("ArmingSink", orders) if self.prearm else None
         self.armed: dict[str, _ArmedEntry] = {}  # by the strategy's own key: armed, not fired yet
         self._arming: asyncio.Future[None] | None = None  # an arm() in flight (submit waits for it)
         self._arming_keys: set[str] = set()
@@ -265,7 +273,7 @@ class Runner:
     # ------------------------------------------------------------------ internals
 
     async def _process(self, out: Output) -> None:
-        self.decisions.add(out.decisions)
+        self.decisions.add(out.decisions)  # in order; its rows are built when written (DecisionLog.flush)
         if not out.intents:
             if self.on_output is not None:
                 self.on_output(out)
@@ -274,8 +282,8 @@ class Runner:
             return
         self._depth += 1
         try:
-            # The hot path: the intents go first; views (on_output) and the decision log after. A single
-            # intent is awaited here (a gather would cost a task and a loop turn before its POST); a
+            # The hot path: the intents go first; views (on_output) and the decision log's write after. A
+            # single intent is awaited here (a gather would cost a task and a loop turn before its POST); a
             # burst goes concurrently, so it shares one write-ahead commit.
             if len(out.intents) == 1:
                 results = [await self._send(out.intents[0])]
@@ -370,8 +378,8 @@ class Runner:
         entry = self.armed.pop(intent.key, None)
         if entry is None:
             return await self.orders.submit(intent)
-        sink = self.orders
-        assert isinstance(sink, ArmingSink)
+        sink = self._sink
+        assert sink is not None  # only a prearm runner arms
         if not _same_order(entry.intent, intent):
             sink.retire([entry.stored_key], why="armed order not sent: the strategy sent a different order")
             return await self.orders.submit(intent)

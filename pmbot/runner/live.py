@@ -16,7 +16,8 @@ and dropped a while after they ended.
 
 Time is the `clock` given (run_session: a VenueClock, which also learns from the market channel's own
 timestamps here); timer ticks, pre-arming and discovery keep the venue's pace. Pre-arming
-(`Runner.arm_ahead`) runs on its own loop, twice a second; the decision log is written once a second.
+(`Runner.arm_ahead`) runs on its own loop, twice a second; the decision log is written once a second
+(every 10 s while an armed order waits for its trigger: its commit would delay the entry).
 """
 
 from __future__ import annotations
@@ -248,6 +249,11 @@ class LiveFeed:
         self._prewarmed = False
         self.arm_every_s = 0.5  # how often anticipated orders are armed (venue seconds at pace 1)
         self.flush_every_s = 1.0  # how often the decision log is written (wall seconds)
+        # ... but while an armed order waits for its trigger, at most this often: the log's commit (an fsync)
+        # blocks the loop for milliseconds, and a trigger arriving then waits for it. Decisions are reports
+        # (the orders' own records are written ahead by the executor); the run's end writes what is left.
+        self.flush_hot_every_s = 10.0
+        self._flushed_at = time.monotonic()
         self.gc: GcPacer | None = GcPacer.shared()  # None: Python's own collection schedule
         # reference prices seen, for views (the strategy keeps its own)
         self.references = ReferenceTracker(max_age_ms=10_000)
@@ -428,12 +434,23 @@ class LiveFeed:
         """The decision log, written about once a second (not after every event: see Runner.defer_decisions)."""
         while True:
             await asyncio.sleep(self.flush_every_s)
-            try:
-                self.runner.flush_decisions()
-            except Exception as e:  # a report that could not be written must not stop trading; kept for the next
-                log.warning("decisions not stored yet: %s", e)
+            self.flush_step()
             if self.gc is not None:
                 self.gc.step(hot=bool(self.runner.armed), source=self)  # between events, not while an entry may fire
+
+    def flush_step(self) -> bool:
+        """Write the decisions buffered so far, unless an armed order may fire (then every
+        `flush_hot_every_s` at most). True when they were written."""
+        now = time.monotonic()
+        if self.runner.armed and now - self._flushed_at < self.flush_hot_every_s:
+            return False
+        try:
+            self.runner.flush_decisions()
+        except Exception as e:  # a report that could not be written must not stop trading; kept for the next
+            log.warning("decisions not stored yet: %s", e)
+            return False
+        self._flushed_at = now
+        return True
 
     async def _arm_loop(self) -> None:
         """Pre-arm on its own pace (timer ticks may be off): twice a second, faster on an accelerated venue."""

@@ -173,12 +173,30 @@ def edge_limit(
 
 
 @dataclass(slots=True)
+class _Terms:
+    """What an entry in one market looks like whatever the book: worked out once per MarketInfo (it is
+    replaced, never mutated, when the market changes) instead of on every book change. Only the rules'
+    arithmetic is kept here, so a changed market (fees, tick) or a new config gives new terms."""
+
+    info: MarketInfo
+    limit: Decimal | None  # the order's limit (edge_limit), None when no price in the band keeps min_edge
+    limit_text: str
+    shares_at_limit: Decimal
+    shares_at_ceiling: Decimal  # the size the edge check at the ask uses (at max_price)
+    keys: dict[str, str]  # token → the entry's idempotency key
+    outcomes: dict[str, str]  # token → outcome name
+    up_down: bool
+    edges: dict[Decimal, Decimal]  # ask → entry_edge at shares_at_ceiling (asks are on tick: few entries)
+
+
+@dataclass(slots=True)
 class _MarketState:
     last_decision: tuple[str, str] | None = None  # (reason, token) last recorded, to record changes only
     rule: ResolutionRule | None = None
     rule_checked: bool = False
     opening: Decimal | None = None
     resolved: bool = False
+    terms: _Terms | None = None
 
 
 class SnipeStrategy(Strategy[SnipeConfig]):
@@ -232,10 +250,12 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             return
         left_ms = m.end_ms - now
         if left_ms > cfg.window_s * 1000:
-            self._note(st, m, SkipReason.TOO_EARLY, "", now, {"seconds_left": _secs(left_ms)})
+            if st.last_decision != (SkipReason.TOO_EARLY, ""):  # the detail only for a row that is written
+                self._note(st, m, SkipReason.TOO_EARLY, "", now, {"seconds_left": _secs(left_ms)})
             return
         if left_ms <= cfg.stop_s * 1000:
-            self._note(st, m, SkipReason.TOO_LATE, "", now, {"seconds_left": _secs(left_ms)})
+            if st.last_decision != (SkipReason.TOO_LATE, ""):
+                self._note(st, m, SkipReason.TOO_LATE, "", now, {"seconds_left": _secs(left_ms)})
             return
         if m.closed or not m.accepting_orders:
             self._note(st, m, SkipReason.NOT_ACCEPTING, "", now)
@@ -249,18 +269,23 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             return
         ask = asks[0].price if asks else None
         if ask is None or not cfg.min_price <= ask <= cfg.max_price:
-            self._note(st, m, SkipReason.OUTSIDE_BAND, token, now, {"ask": _s(ask)})
+            if st.last_decision != (SkipReason.OUTSIDE_BAND, token):
+                self._note(st, m, SkipReason.OUTSIDE_BAND, token, now, {"ask": _s(ask)})
             return
-        shares = self._shares(cfg.max_price)
-        edge = entry_edge(m.fees, ask, shares)
+        terms = st.terms if st.terms is not None and st.terms.info is m else self._terms(st, m)
+        edge = terms.edges.get(ask)
+        if edge is None:
+            edge = entry_edge(m.fees, ask, terms.shares_at_ceiling)
+            if len(terms.edges) < 1000:  # on tick there are at most a few hundred; an off-tick venue is not a leak
+                terms.edges[ask] = edge
         if edge < cfg.min_edge:
             self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(edge)})
             return
-        limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, self._shares)
+        limit = terms.limit
         if limit is None or limit < ask:  # only fee rounding can get here after the edge check above
             self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(edge)})
             return
-        shares = self._shares(limit)
+        shares = terms.shares_at_limit
         depth = sum((lv.size for lv in asks if lv.price <= limit), _ZERO)
         need = cfg.min_depth if cfg.min_depth is not None else shares
         if depth < need or depth <= 0:
@@ -273,9 +298,9 @@ class SnipeStrategy(Strategy[SnipeConfig]):
         if walk_edge < cfg.min_edge:
             self._note(st, m, SkipReason.EDGE_BELOW_MIN, token, now, {"ask": _s(ask), "edge": _e(walk_edge)})
             return
-        outcome = m.outcome_of(token) or ""
+        outcome = terms.outcomes.get(token, "")
         ref_detail: dict[str, str] = {}
-        if cfg.confirm_reference and _is_up_down(m):
+        if cfg.confirm_reference and terms.up_down:
             verdict = self._confirm(st, m, outcome, now, ref_detail)
             if verdict is not None:
                 self._note(st, m, verdict, token, now, ref_detail)
@@ -283,11 +308,11 @@ class SnipeStrategy(Strategy[SnipeConfig]):
         if self.paused:
             self._note(st, m, SkipReason.PAUSED, token, now, {"ask": _s(ask)})
             return
-        key = intent_key(self.name, m.condition_id, m.end_ms, token)
+        key = terms.keys[token]
         detail = {
             "outcome": outcome,
             "ask": fmt(ask),
-            "limit": fmt(limit),
+            "limit": terms.limit_text,
             "edge": _e(walk_edge),
             "depth": fmt(depth),
             "seconds_left": _secs(left_ms),
@@ -313,6 +338,26 @@ class SnipeStrategy(Strategy[SnipeConfig]):
         st.last_decision = ("entry", token)
         self.signal("entry", ts_ms=now, condition_id=m.condition_id, token_id=token, intent_key=key, detail=detail)
 
+    def _terms(self, st: _MarketState, m: MarketInfo) -> _Terms:
+        """The market's entry terms (see _Terms), kept on its state until its MarketInfo is replaced."""
+        cfg = self.config
+        assert m.end_ms is not None
+        limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, self._shares)
+        if not st.rule_checked:  # parsed ahead; _confirm still warns on its first look if there is none
+            st.rule = parse_resolution_rule(m.description, m.resolution_source)
+        st.terms = _Terms(
+            info=m,
+            limit=limit,
+            limit_text=fmt(limit) if limit is not None else "none",
+            shares_at_limit=self._shares(limit) if limit is not None else _ZERO,
+            shares_at_ceiling=self._shares(cfg.max_price),
+            keys={t: intent_key(self.name, m.condition_id, m.end_ms, t) for t in m.token_ids},
+            outcomes={o.token_id: o.outcome for o in reversed(m.outcomes)},  # the first one wins, as outcome_of
+            up_down=_is_up_down(m),
+            edges={},
+        )
+        return st.terms
+
     def anticipate(self, now_ms: int) -> list[OrderIntent]:
         """Both sides of each market whose entry window opens within `ARM_LEAD_S` (or is open), at the limit
         `_evaluate` would use: the order does not depend on the book, only on the band, the fees and the
@@ -328,7 +373,10 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             left_ms = m.end_ms - now_ms
             if not cfg.stop_s * 1000 < left_ms <= (cfg.window_s + ARM_LEAD_S) * 1000:
                 continue
-            limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, self._shares)
+            # the same terms the tick's _evaluate uses, worked out here, ahead of the window
+            st = self._state(m.condition_id)
+            terms = st.terms if st.terms is not None and st.terms.info is m else self._terms(st, m)
+            limit = terms.limit
             if limit is None:
                 continue
             for token in m.token_ids:
@@ -336,16 +384,16 @@ class SnipeStrategy(Strategy[SnipeConfig]):
                     continue
                 out.append(
                     OrderIntent(
-                        key=intent_key(self.name, m.condition_id, m.end_ms, token),
+                        key=terms.keys[token],
                         strategy=self.name,
                         token_id=token,
                         condition_id=m.condition_id,
                         side=Side.BUY,
                         price=limit,
-                        size=self._shares(limit),
+                        size=terms.shares_at_limit,
                         order_type=OrderType(cfg.order_type),
                         signal_ms=now_ms,
-                        meta={"outcome": m.outcome_of(token) or "", "armed": "ahead of the window"},
+                        meta={"outcome": terms.outcomes.get(token, ""), "armed": "ahead of the window"},
                     )
                 )
         return out
@@ -377,7 +425,8 @@ class SnipeStrategy(Strategy[SnipeConfig]):
         """None when the reference agrees with `outcome`; else the skip reason (details filled in)."""
         if not st.rule_checked:
             st.rule_checked = True
-            st.rule = parse_resolution_rule(m.description, m.resolution_source)
+            if st.terms is None or st.terms.info is not m:  # else _terms parsed it from this market's text
+                st.rule = parse_resolution_rule(m.description, m.resolution_source)
             if st.rule is None:
                 self.warn(
                     SkipReason.REFERENCE_UNKNOWN,

@@ -1,0 +1,175 @@
+"""`pmbot sim serve --manual` in its own process, with the benchmarks' stamps (shared by the executor and
+the snipe benchmarks).
+
+The venue is another machine: a sim in the bench's own process would share its GIL (and its CPU) with
+the code measured. `SimProcess` runs the real CLI through `SIM_WRAPPER`, which adds, in the sim process:
+
+- an outermost aiohttp middleware stamping `time.perf_counter()` (CLOCK_MONOTONIC on Linux: one clock for
+  every process) when a POST /order reaches the server, and when its answer is ready;
+- a stamp on each market-channel and RTDS emission (`Hub.to_market` / `Hub.to_rtds` entered, i.e. the
+  sim queues the message for its sockets) and, per market-channel frame, when it went out on a socket;
+- GET /_bench/receipts (`[[received, answered], …]`) and GET /_bench/stamps (`{"emits", "sent",
+  "orders", "receipts"}`; `orders` is the venue's own stamp of a POST /order reaching
+  `submit_wire_order`, after the HTTP auth, before the signature check).
+
+The sim itself is unchanged.
+"""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# Runs in the sim process: `pmbot sim serve` plus the stamps above.
+SIM_WRAPPER = r"""
+import sys, time
+from aiohttp import web
+import pmbot.sim.server.app as app_mod
+from pmbot.sim import hub as hub_mod
+
+RECEIPTS = []
+EMITS = []
+SENT = []
+_perf = time.perf_counter
+_build = app_mod.build_app
+_to_market, _to_rtds = hub_mod.Hub.to_market, hub_mod.Hub.to_rtds
+
+def to_market(self, *a, **kw):
+    EMITS.append(_perf())
+    return _to_market(self, *a, **kw)
+
+def to_rtds(self, *a, **kw):
+    EMITS.append(_perf())
+    return _to_rtds(self, *a, **kw)
+
+hub_mod.Hub.to_market, hub_mod.Hub.to_rtds = to_market, to_rtds
+_push = hub_mod.MarketConn.push
+
+def _sent():
+    SENT.append(_perf())
+
+def push(self, text):
+    if text is not None and type(text) is str:
+        text = hub_mod.StampedText(text)
+        text.on_send = _sent
+    _push(self, text)
+
+hub_mod.MarketConn.push = push
+
+@web.middleware
+async def _stamp(request, handler):
+    if request.method == "POST" and request.path == "/order":
+        t = _perf()
+        try:
+            return await handler(request)
+        finally:
+            RECEIPTS.append((t, _perf()))
+    return await handler(request)
+
+async def _receipts(request):
+    return web.json_response(RECEIPTS)
+
+def build_app(v):
+    app = _build(v)
+
+    async def _stamps(request):
+        orders = [s["ns"] / 1e9 for s in v.order_stamps]
+        return web.json_response({"emits": EMITS, "sent": SENT, "orders": orders, "receipts": RECEIPTS})
+
+    app.middlewares.insert(0, _stamp)
+    app.router.add_get("/_bench/receipts", _receipts)
+    app.router.add_get("/_bench/stamps", _stamps)
+    return app
+
+app_mod.build_app = build_app
+from pmbot.cli import main
+sys.argv = ["pmbot", *sys.argv[1:]]
+sys.exit(main())
+"""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class SimProcess:
+    """`pmbot sim serve --manual` in its own process (its CPU does not share our GIL). `args` are extra
+    `pmbot sim serve` options (e.g. `--seed 11 --start 1795000000`)."""
+
+    def __init__(self, *args: str) -> None:
+        self.args = args
+        self.proc: subprocess.Popen[str] | None = None
+        self.env: dict[str, str] = {}
+        self.url = ""
+        self.ws_url = ""
+
+    def start(self) -> SimProcess:
+        cmd = [sys.executable, "-c", SIM_WRAPPER, "sim", "serve", "--port", str(free_port()), "--manual", *self.args]
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
+        assert self.proc.stdout is not None
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()
+            if not line:
+                raise RuntimeError("`pmbot sim serve` exited before it was ready")
+            if line.startswith("export "):
+                k, _, v = line.removeprefix("export ").strip().partition("=")
+                self.env[k] = v.strip("'")
+            elif line.startswith("# pmbot sim:"):
+                self.url = self.env["PMBOT_CLOB_URL"]
+                self.ws_url = "ws" + self.url.removeprefix("http")
+                return self
+        raise RuntimeError("`pmbot sim serve` did not start in 30 s")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+
+    def __enter__(self) -> SimProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # -- blocking reads (set-up and results: never on a measured path)
+    def get(self, path: str) -> Any:
+        import httpx
+
+        return httpx.get(self.url + path, timeout=10).json()
+
+    def post(self, path: str, body: Any) -> Any:
+        import httpx
+
+        return httpx.post(self.url + path, json=body, timeout=60).json()
+
+    def receipts(self) -> list[tuple[float, float]]:
+        return [(a, b) for a, b in self.get("/_bench/receipts")]
+
+    def stamps(self) -> dict[str, list[float]]:
+        """Every stamp so far: emits (market channel / RTDS queued), sent (market frame written), orders
+        (submit_wire_order reached), receipts (POST /order reached the server: its first element)."""
+        raw = self.get("/_bench/stamps")
+        return {
+            "emits": [float(t) for t in raw["emits"]],
+            "sent": [float(t) for t in raw["sent"]],
+            "orders": [float(t) for t in raw["orders"]],
+            "receipts": [float(a) for a, _ in raw["receipts"]],
+        }
+
+    def open_markets(self) -> list[dict[str, Any]]:
+        state = self.get("/_sim/state")
+        return [m for m in state["markets"] if not m["closed"]]
