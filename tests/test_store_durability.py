@@ -194,3 +194,62 @@ def test_every_acknowledged_commit_survives_a_sigkill_from_outside(
         assert store.db.conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     finally:
         store.close()
+
+
+DECISIONS_CHILD = """
+import os, signal, sys
+from pmbot.store import open_store
+from pmbot.store.models import DecisionRow
+
+store = open_store(sys.argv[1])
+rows = [DecisionRow(ts=i, strategy="snipe", kind="skip", reason="too_early", mode="dry-run", run_id="r")
+        for i in range(50)]
+assert store.record_decisions(rows) == 50
+print("stored", flush=True)
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+def test_the_decision_log_commit_skips_the_fsync_but_survives_sigkill(tmp_path: Path) -> None:
+    """record_decisions commits with synchronous=NORMAL (no fsync: the loop is not held while an entry
+    may fire); the rows are in the WAL when it returns, so a SIGKILL right after loses none."""
+    db = tmp_path / "d.db"
+    child = subprocess.Popen(
+        [sys.executable, "-c", DECISIONS_CHILD, f"sqlite:///{db}"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == -signal.SIGKILL and out.split() == ["stored"], err
+    store = open_store(f"sqlite:///{db}")
+    try:
+        assert len(store.list_decisions(mode="dry-run")) == 50
+    finally:
+        store.close()
+
+
+def test_the_relaxed_commit_is_for_decisions_only(tmp_path: Path) -> None:
+    """After a decision batch the connection is back at FULL (the next order's commit is fsynced), and a
+    batch inside a transaction() joins it without changing how that commit is made."""
+    from pmbot.store.models import DecisionRow
+
+    store = SQLiteStore(tmp_path / "r.db")
+    seen: list[object] = []
+    try:
+        conn = store.db.conn
+        store.db.conn.set_trace_callback(lambda sql: seen.append(sql) if "synchronous" in sql else None)
+        row = DecisionRow(ts=1, strategy="s", kind="skip", reason="x", mode="dry-run", run_id="r")
+        assert store.record_decisions([row]) == 1
+        assert seen == ["PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL"]
+        assert pragma(store, "synchronous") == 2  # FULL
+        seen.clear()
+        with store.transaction():
+            assert store.record_decisions([row]) == 1
+            assert conn.execute("PRAGMA synchronous").fetchone()[0] == 2
+        assert [s for s in seen if s != "PRAGMA synchronous"] == []
+    finally:
+        store.close()
+    normal = SQLiteStore(tmp_path / "n.db", synchronous="NORMAL")
+    try:
+        assert normal.record_decisions([row]) == 1 and pragma(normal, "synchronous") == 1
+    finally:
+        normal.close()

@@ -17,7 +17,7 @@ and dropped a while after they ended.
 Time is the `clock` given (run_session: a VenueClock, which also learns from the market channel's own
 timestamps here); timer ticks, pre-arming and discovery keep the venue's pace. Pre-arming
 (`Runner.arm_ahead`) runs on its own loop, twice a second; the decision log is written once a second
-(every 10 s while an armed order waits for its trigger: its commit would delay the entry).
+(every 3 s while an armed order waits for its trigger: its commit would delay the entry).
 """
 
 from __future__ import annotations
@@ -249,10 +249,11 @@ class LiveFeed:
         self._prewarmed = False
         self.arm_every_s = 0.5  # how often anticipated orders are armed (venue seconds at pace 1)
         self.flush_every_s = 1.0  # how often the decision log is written (wall seconds)
-        # ... but while an armed order waits for its trigger, at most this often: the log's commit (an fsync)
-        # blocks the loop for milliseconds, and a trigger arriving then waits for it. Decisions are reports
-        # (the orders' own records are written ahead by the executor); the run's end writes what is left.
-        self.flush_hot_every_s = 10.0
+        # ... but while an armed order waits for its trigger, at most this often: a trigger arriving during
+        # the log's commit waits for it (without an fsync, record_decisions' commit is ~0.1 ms, but a
+        # large batch of rows takes longer). Decisions are reports (the orders' own records are written
+        # ahead by the executor); a crash loses at most this much of them, the run's end writes the rest.
+        self.flush_hot_every_s = 3.0
         self._flushed_at = time.monotonic()
         self.gc: GcPacer | None = GcPacer.shared()  # None: Python's own collection schedule
         # reference prices seen, for views (the strategy keeps its own)

@@ -179,6 +179,27 @@ class SQLiteStore:
             finally:
                 self._depth -= 1
 
+    @contextmanager
+    def _relaxed_write(self) -> Iterator[sqlite3.Connection]:
+        """A write whose commit is not fsynced (synchronous=NORMAL for this one transaction): for reports
+        written in bulk while trading (the decision log), whose fsync would hold the event loop while an
+        entry may fire. In WAL mode the commit is in the WAL when it returns, so it survives a crash or
+        SIGKILL of pmbot; the next durable commit (any order's write-ahead record) or checkpoint fsyncs
+        the WAL, which makes it durable on power loss too. Never for orders, fills or positions. Inside a
+        transaction() it joins that one, whose commit is durable."""
+        if self._depth or self.synchronous in ("OFF", "NORMAL"):
+            with self._write() as conn:
+                yield conn
+            return
+        with self._lock:
+            conn = self.db.conn
+            conn.execute("PRAGMA synchronous=NORMAL")
+            try:
+                with self._write() as conn:
+                    yield conn
+            finally:
+                conn.execute(f"PRAGMA synchronous={self.synchronous}")
+
     def _query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
         with self._lock:
             return list(self.db.query(sql, params))
@@ -588,7 +609,7 @@ class SQLiteStore:
         ]
         if not data:
             return 0
-        with self._write() as conn:
+        with self._relaxed_write() as conn:
             conn.executemany(
                 "INSERT INTO decisions (ts, strategy, kind, reason, condition_id, token_id, intent_key, detail,"
                 " run_id, mode, dry_run) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
