@@ -18,16 +18,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections import deque
 from collections.abc import Callable, Iterable
-from typing import Any, Self
+from typing import Any
 
 from pmbot.polymarket.models import StreamState, StreamStatus
+from pmbot.runner.consumer import CLOSED, QueuedConsumer
 
 __all__ = ["ChainConsumer", "ChainHub"]
 
 log = logging.getLogger("pmbot.runner")
-_CLOSED = object()
 
 
 class ChainHub:
@@ -158,22 +157,18 @@ class ChainHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         for c in list(self._consumers):
-            c._put(_CLOSED)
+            c._put(CLOSED)
 
 
-class ChainConsumer:
+class ChainConsumer(QueuedConsumer["ChainHub"]):
     """What a copy feed sees in place of its own chain stream."""
 
     name = "chain"
 
     def __init__(self, hub: ChainHub, wallets: Iterable[str], *, name: str) -> None:
-        self._hub = hub
+        super().__init__(hub)
         self._wallets: set[str] = {w.lower() for w in wallets}
         self.label = name
-        self._queue: deque[Any] = deque(maxlen=10_000)
-        self._ready = asyncio.Event()
-        self._started = False
-        self._closed = False
 
     @property
     def wallets(self) -> frozenset[str]:
@@ -208,44 +203,3 @@ class ChainConsumer:
             # joined a connection that is up already: it will not say CONNECTED again
             self._put(StreamStatus(stream="chain", state=StreamState.CONNECTED, timestamp_ms=self._hub._now_ms(),
                                    detail="joined the shared subscription"))  # fmt: skip
-
-    def _put(self, item: Any) -> None:
-        if self._closed:
-            return
-        self._queue.append(item)
-        self._ready.set()
-
-    async def __aenter__(self) -> Self:
-        await self._start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Any:
-        if not self._started:
-            await self._start()
-        while not self._queue:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        item = self._queue.popleft()
-        if item is _CLOSED:
-            self._closed = True
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._started:
-            with contextlib.suppress(Exception):
-                await self._hub._detach(self)
-        self._ready.set()

@@ -28,11 +28,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any, Self
+from typing import TYPE_CHECKING, Any
 
 from pmbot.polymarket.models import StreamState, StreamStatus, WalletTrade
+from pmbot.runner.consumer import CLOSED, QueuedConsumer
 
 if TYPE_CHECKING:
     from pmbot.polymarket.streams import RtdsStream, RtdsSubscription
@@ -41,7 +41,6 @@ if TYPE_CHECKING:
 __all__ = ["RtdsConsumer", "RtdsHub"]
 
 log = logging.getLogger("pmbot.runner")
-_CLOSED = object()
 _WATCH_EVERY_S = 0.5
 
 
@@ -271,10 +270,10 @@ class RtdsHub:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._task
         for c in list(self._consumers):
-            c._put(_CLOSED)
+            c._put(CLOSED)
 
 
-class RtdsConsumer:
+class RtdsConsumer(QueuedConsumer["RtdsHub"]):
     """What a feed sees in place of its own RtdsStream (see the module docstring)."""
 
     name = "rtds"
@@ -289,7 +288,7 @@ class RtdsConsumer:
         stale_after: float | None,
         stale_reconnect_after: float | None,
     ) -> None:
-        self._hub = hub
+        super().__init__(hub)  # a consumer that falls 10 000 items behind loses the oldest
         self.subs: dict[RtdsSubscription, None] = dict.fromkeys(subscriptions)
         self.wallets: set[str] | None = None if wallets is None else {w.lower() for w in wallets}
         self.label = name
@@ -297,10 +296,6 @@ class RtdsConsumer:
         self.stale_reconnect_after = stale_reconnect_after
         self.stale = False
         self.started_at = 0.0
-        self._queue: deque[Any] = deque(maxlen=10_000)  # a consumer that falls this far behind loses the oldest
-        self._ready = asyncio.Event()
-        self._started = False
-        self._closed = False
         self.events = 0
 
     # the RtdsStream surface ----------------------------------------------------------------------
@@ -368,44 +363,3 @@ class RtdsConsumer:
     def _data(self, item: Any) -> None:
         self.events += 1
         self._put(item)
-
-    def _put(self, item: Any) -> None:
-        if self._closed:
-            return
-        self._queue.append(item)
-        self._ready.set()
-
-    async def __aenter__(self) -> Self:
-        await self._start()
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.close()
-
-    def __aiter__(self) -> Self:
-        return self
-
-    async def __anext__(self) -> Any:
-        if not self._started:
-            await self._start()
-        while not self._queue:
-            if self._closed:
-                raise StopAsyncIteration
-            self._ready.clear()
-            await self._ready.wait()
-        item = self._queue.popleft()
-        if item is _CLOSED:
-            self._closed = True
-            raise StopAsyncIteration
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    async def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        if self._started:
-            with contextlib.suppress(Exception):
-                await self._hub._detach(self)
-        self._ready.set()
