@@ -155,8 +155,8 @@ class PaperWalletLock(FileWalletLock):
         name = wallet.removeprefix("paper:")
         self.held_message = f"another dry-run process (pid {{pid}}) is trading paper wallet {name!r} on this database"
         self.held_hint = (
-            "stop it first, or give this process a paper wallet of its own:"
-            " PMBOT_EXECUTOR__PAPER_WALLET=<name> (or [executor] paper_wallet in the config file)"
+            "stop it first, run both strategies in one `pmbot run-all`, or give this process a paper wallet of"
+            " its own: PMBOT_EXECUTOR__PAPER_WALLET=<name> (or [executor] paper_wallet in the config file)"
         )
 
 
