@@ -11,10 +11,13 @@ import contextlib
 import io
 import json
 import signal
+import sqlite3
 import subprocess
 import sys
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -253,3 +256,46 @@ def test_the_relaxed_commit_is_for_decisions_only(tmp_path: Path) -> None:
         assert normal.record_decisions([row]) == 1 and pragma(normal, "synchronous") == 1
     finally:
         normal.close()
+
+
+class _FailingCommit:
+    """The store's connection, whose next COMMIT fails the way a full disk would (the transaction stays open)."""
+
+    def __init__(self, real: Any) -> None:
+        self.real, self.fail = real, True
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if sql == "COMMIT" and self.fail:
+            self.fail = False
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.real.execute(sql, *args)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.real, name)
+
+
+@pytest.mark.parametrize("relaxed", [True, False])
+def test_a_failed_commit_leaves_no_open_transaction_and_full_sync(tmp_path: Path, relaxed: bool) -> None:
+    """A COMMIT that fails must not leave the transaction open (every later write would fail) nor, after
+    a decision batch, the connection at synchronous=NORMAL (later order commits would skip the fsync)."""
+    from pmbot.errors import PmbotError
+    from pmbot.store.models import DecisionRow, OrderRecord, OrderType, Side
+
+    store = SQLiteStore(tmp_path / "c.db")
+    real = store.db.conn
+    try:
+        store.db.conn = _FailingCommit(real)  # type: ignore[assignment]
+        row = DecisionRow(ts=1, strategy="s", kind="skip", reason="x", mode="dry-run", run_id="r")
+        order = OrderRecord(
+            key="k", strategy="s", token_id="t", side=Side.BUY, price=Decimal("0.5"), size=Decimal("10"),
+            order_type=OrderType.GTC, dry_run=False, condition_id="0xc",
+        )  # fmt: skip
+        with pytest.raises((sqlite3.Error, PmbotError)):
+            store.record_decisions([row]) if relaxed else store.insert_order(order)
+        assert not real.in_transaction
+        assert real.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+        assert store.insert_order(replace(order, key="k2"))  # the store still writes
+        assert store.list_decisions(mode="dry-run") == [] and store.get_order("k") is None
+    finally:
+        store.db.conn = real
+        store.close()

@@ -1275,6 +1275,7 @@ class Executor:
                 fee=-f.fee,
                 realized=-rev.realized_pnl,
                 ts_ms=fill_ms,
+                condition_id=f.condition_id,
             )
             self._recent.pop(key, None)
             self.metrics.fills_reverted += 1

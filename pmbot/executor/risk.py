@@ -421,14 +421,20 @@ class RiskGate:
         fee: Decimal,
         realized: Decimal,
         ts_ms: int | None = None,
+        condition_id: str = "",
     ) -> Decimal:
         """A fill this gate counted was taken back (its trade FAILED at the venue, Store.reverse_fill): its
         shares and cost leave the holding (a BUY) or come back (a SELL), and its realized PnL is undone in
-        today's PnL when the fill was today's (`ts_ms`, the fill's time). Returns the PnL undone."""
+        today's PnL when the fill was today's (`ts_ms`, the fill's time). Returns the PnL undone.
+
+        A SELL that closed its position left no holding here (and a restart loads open positions only):
+        its shares come back into a new one, or the gate would count less exposure than the store holds."""
         self._roll_day()
         holding = self._holdings.get((strategy, token_id))
         if holding is None:
-            return _ZERO  # not held here (loaded positions are per strategy, like the store's)
+            if side is not Side.SELL:
+                return _ZERO  # a BUY of nothing held here: no shares to take back, no PnL was counted
+            holding = self._holdings[(strategy, token_id)] = _Holding(condition_id)
         micros = to_micro(size), to_micro(notional), to_micro(fee), to_micro(realized)
         undone = ledger.reverse(holding.book, side, *micros)
         result = from_micro(undone)

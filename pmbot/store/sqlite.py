@@ -24,6 +24,7 @@ lock up front avoids the deadlock of two readers upgrading at once.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import sqlite3
@@ -173,7 +174,15 @@ class SQLiteStore:
                 conn.execute("ROLLBACK")
                 raise
             else:
-                conn.execute("COMMIT")
+                try:
+                    conn.execute("COMMIT")
+                except BaseException:
+                    # a COMMIT that failed (disk full, I/O error) can leave the transaction open: every
+                    # later BEGIN would then fail, and a relaxed write could not restore synchronous
+                    if conn.in_transaction:
+                        with contextlib.suppress(sqlite3.Error):
+                            conn.execute("ROLLBACK")
+                    raise
                 if self._checkpointer is not None:
                     self._checkpointer.committed()
             finally:
@@ -193,11 +202,16 @@ class SQLiteStore:
             return
         with self._lock:
             conn = self.db.conn
-            conn.execute("PRAGMA synchronous=NORMAL")
             try:
+                conn.execute("PRAGMA synchronous=NORMAL")
                 with self._write() as conn:
                     yield conn
             finally:
+                # never left at NORMAL: the next order's commit must be fsynced (the pragma cannot change
+                # inside a transaction, hence the rollback of one a failure left open)
+                if conn.in_transaction:
+                    with contextlib.suppress(sqlite3.Error):
+                        conn.execute("ROLLBACK")
                 conn.execute(f"PRAGMA synchronous={self.synchronous}")
 
     def _query(self, sql: str, params: list[Any] | tuple[Any, ...] = ()) -> list[dict[str, Any]]:
