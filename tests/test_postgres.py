@@ -580,7 +580,8 @@ def test_two_executors_on_one_postgres_execute_each_intent_once(
         async def main() -> None:
             rig = Rig(sim, tmp_path / name, settings)
             try:
-                ex = (await rig.executor(dry_run=True)).executor
+                # two hosts of a dry-run fleet: each its own paper wallet (the database holds each one's lock)
+                ex = (await rig.executor(dry_run=True, paper_wallet=name)).executor
                 start.wait()
                 results[name] = await ex.submit_many(order)  # type: ignore[arg-type]
             finally:

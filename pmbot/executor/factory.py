@@ -14,7 +14,13 @@ from pmbot.config import ExecutorSettings, Settings
 from pmbot.executor.books import VenueBooks
 from pmbot.executor.budget import LocalBudget, OrderBudget, RedisBudget, redis_window
 from pmbot.executor.engine import BookSource, Executor
-from pmbot.executor.lock import FileWalletLock, PaperWalletLock, RedisWalletLock, paper_wallet_alive
+from pmbot.executor.lock import (
+    FileWalletLock,
+    PaperWalletLock,
+    RedisWalletLock,
+    WalletLockedError,
+    paper_wallet_alive,
+)
 from pmbot.executor.paper import PaperExchange
 from pmbot.executor.risk import RiskGate
 from pmbot.polymarket.factory import Venue
@@ -154,6 +160,17 @@ async def _build(
         wallet_lock = PaperWalletLock(lock_dir, order_wallet, database_url=settings.database_url)
         wallet_lock.acquire()
         cleanup.append(wallet_lock.release)
+        # The file lock is per host and URL spelling; on a shared database (PostgreSQL) the database itself
+        # holds the wallet too, so two hosts, users or spellings of one URL cannot trade it at once.
+        hold = getattr(store, "hold_lock", None)
+        if hold is not None:
+            release = hold(f"paper-wallet:{order_wallet}")
+            if release is None:
+                raise WalletLockedError(
+                    wallet_lock.held_message.replace("(pid {pid}) ", "(on another host or connection) "),
+                    hint=wallet_lock.held_hint,
+                )
+            cleanup.append(release)
         balance, shares = paper_balance(store, settings.executor.dry_run_balance, order_wallet)
         paper = PaperExchange(balance, fees=settings.executor.dry_run_fees, clock=clock, positions=shares)
         books = books or VenueBooks(venue.clob)

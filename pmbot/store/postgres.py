@@ -271,6 +271,33 @@ class PostgresStore:
             finally:
                 self._tls.conn = None
 
+    def hold_lock(self, name: str) -> Callable[[], None] | None:
+        """A lock held for as long as this process wants it, across every host and spelling of the URL:
+        a session advisory lock on a connection of its own (outside the pool), released by the returned
+        callable or when the connection dies with the process. None: another session holds it."""
+        lock_id = _lock_id("lock", name, False)
+        try:
+            conn = connect(self.url, autocommit=True)
+        except psycopg.Error as e:
+            raise ServiceUnavailableError(f"cannot connect to {describe_url(self.url)}: {e}") from None
+        try:
+            row = conn.execute(b"SELECT pg_try_advisory_lock(%s)", (lock_id,)).fetchone()
+        except psycopg.Error as e:
+            conn.close()
+            raise StoreError(f"cannot take lock {name!r}: {e}") from None
+        if not (row and row[0]):
+            conn.close()
+            return None
+
+        def release() -> None:
+            # unlocked before the close: a closed session's locks go only when its server process has
+            # ended, a moment later, and a restart right after must find the lock free
+            with contextlib.suppress(psycopg.Error):
+                conn.execute(b"SELECT pg_advisory_unlock(%s)", (lock_id,))
+            conn.close()
+
+        return release
+
     def _query(self, sql: str, params: Iterable[Any] = ()) -> list[dict[str, Any]]:
         with self._conn() as conn, conn.cursor(row_factory=dict_row) as cur:
             cur.execute(sql.encode(), list(params))
