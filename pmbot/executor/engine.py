@@ -1311,14 +1311,26 @@ class Executor:
         if not mine:
             return 0
         by_id = {f.trade_id: f for f in mine}
-        markets = sorted({f.condition_id or f.token_id for f in mine})
+        by_market: dict[str, bool] = {}  # market (condition id, else token id) -> is it a condition id
+        for f in mine:
+            by_market[f.condition_id or f.token_id] = bool(f.condition_id)
+        trading = self.trading
+        gate = asyncio.Semaphore(8)  # a day of 15-minute markets is ~100 requests: not one after another
+
+        async def history(market: str) -> list[Any]:
+            async with gate:
+                if by_market[market]:
+                    return list(await trading.trades(market=market))
+                return list(await trading.trades(token_id=market))
+
+        markets = sorted(by_market)
+        answers = await asyncio.gather(*(history(m) for m in markets), return_exceptions=True)
+        for a in answers:
+            if isinstance(a, BaseException):
+                raise a
         done = 0
-        for market in markets:
-            in_market = [f for f in mine if (f.condition_id or f.token_id) == market]
-            if in_market[0].condition_id:
-                trades = await self.trading.trades(market=market)
-            else:
-                trades = await self.trading.trades(token_id=market)
+        for trades in answers:
+            assert not isinstance(trades, BaseException)
             for t in trades:
                 if t.status.upper() != "FAILED":
                     continue
