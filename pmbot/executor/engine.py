@@ -1874,10 +1874,12 @@ class Executor:
             for oid, reason in res.not_canceled.items():
                 log.warning("order %s not cancelled by the venue: %s", by_id[oid].key, reason)
         gate = asyncio.Semaphore(16)
+        seen_live: set[str] = set()  # read after the DELETE: the venue still has it resting (it refused)
 
         async def settle(rec: OrderRecord) -> None:
             async with gate:
-                await self._settle_swept(rec, why)
+                if await self._settle_swept(rec, why) == "LIVE":
+                    seen_live.add(rec.key)
 
         tasks = [asyncio.ensure_future(settle(r)) for r in batch]
         _, late = await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time())) if tasks else (set(), set())
@@ -1886,7 +1888,8 @@ class Executor:
         await asyncio.gather(*tasks, return_exceptions=True)
         for rec in batch:
             after = self.store.get_order(rec.key) or rec
-            if not after.status.is_final and (rec.venue_order_id in confirmed or after.status is not OrderStatus.LIVE):
+            # not final: `unknown` unless the venue was read with it still resting after refusing the cancel
+            if not after.status.is_final and (rec.key not in seen_live or rec.venue_order_id in confirmed):
                 self._mark_unknown(rec.key, f"{why}: cancel sent, not settled before the deadline")
                 after = self.store.get_order(rec.key) or after
             sweep.note(after)
@@ -1911,15 +1914,16 @@ class Executor:
         await asyncio.gather(*(one(oid) for oid in ids))
         return CancelResult(tuple(canceled), refused)
 
-    async def _settle_swept(self, rec: OrderRecord, why: str) -> None:
+    async def _settle_swept(self, rec: OrderRecord, why: str) -> str | None:
         """After the sweep's DELETE: an order the venue shows cancelled with nothing matched is closed
-        from that one read (no trade history needed: nothing of it traded); anything else is reconciled."""
+        from that one read (no trade history needed: nothing of it traded); anything else is reconciled.
+        Returns the venue's status of it, when it was read."""
         assert self.trading is not None
         try:
             async with self._lock_for(rec.key):
                 current = self.store.get_order(rec.key)
                 if current is None or current.status.is_final:
-                    return
+                    return None
                 assert current.venue_order_id is not None
                 venue = await self.trading.order(current.venue_order_id)
                 if (
@@ -1932,10 +1936,14 @@ class Executor:
                     self.store.set_order_status(rec.key, OrderStatus.CANCELLED, filled_size=_ZERO, detail=detail)
                     self.risk.on_order_closed(rec.key)
                     self._recent.pop(rec.key, None)
-                    return
+                    return venue.status.upper()
                 await self._reconcile_live_locked(current)
+                return None if venue is None else venue.status.upper()
         except PmbotError as e:
             log.warning("order %s: not settled after its cancel: %s", rec.key, e.message)
+        except Exception:  # a bug: this order is left unknown, the sweep goes on
+            log.exception("order %s: not settled after its cancel", rec.key)
+        return None
 
 
 # ------------------------------------------------------------------------------------- helpers
