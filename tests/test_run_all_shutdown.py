@@ -10,12 +10,16 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import AsyncIterator
+from decimal import Decimal
 from pathlib import Path
+
+import pytest
 
 from pmbot.sim.testing import SimServer
 from pmbot.store import open_store
 from pmbot.store.models import OrderRecord, OrderStatus, Query
-from tests.test_executor import KEY
+from tests.test_executor import KEY, Rig, intent, settings_for
 from tests.test_executor_reliability import WORKER_LIMITS, eventually, venue_view
 
 REPO = Path(__file__).resolve().parents[1]
@@ -161,3 +165,76 @@ async def test_a_second_signal_exits_at_once_and_loses_no_record(sim: SimServer,
     after = orders(db_url)
     assert_restart_resends_nothing(sim, left, after, received)
     assert all(r.status.is_final for r in after.values()), final_states(after)
+
+
+# ------------------------------------------------- the shutdown's cancel sweep (Executor.cancel_resting)
+#
+# The flake behind these: the burst before a stop reads the market's trade history after every match, so
+# the client's /data/trades window (400 / 10 s) is often full at the stop; the old sweep read that history
+# once per resting order (16 at a time, DELETE then read), its reads waited ~5 s for the window, its 4 s
+# deadline cancelled them, and orders the venue had cancelled stayed `live` in the store (past 16, they were
+# not even cancelled). A paused /data/trades family (what a 429 Retry-After does) is that full window.
+
+
+@pytest.fixture
+async def rig(sim: SimServer, tmp_path: Path, db_url: str) -> AsyncIterator[Rig]:
+    r = Rig(sim, tmp_path, settings_for(sim, db_url))
+    yield r
+    await r.close()
+
+
+async def test_the_sweep_cancels_every_resting_order_while_trade_reads_are_held(rig: Rig) -> None:
+    ex = (await rig.executor(dry_run=False)).executor
+    placed = [await ex.submit(intent(rig.sim, n, price="0.02", size="5")) for n in range(20)]  # more than 16
+    assert all(p.status is OrderStatus.LIVE for p in placed)
+    rig.venue.limiter.pause("clob", "GET", "/data/trades", 20.0)  # every trade-history read waits 20 s
+    sweep = await ex.cancel_resting(why="test stop", timeout_s=3.0)
+    assert sorted(sweep.cancelled) == sorted(p.key for p in placed) and not sweep.open and not sweep.in_flight
+    for p in placed:
+        rec = rig.store.get_order(p.key)
+        assert rec is not None and rec.status is OrderStatus.CANCELLED
+    assert not [o for o in rig.sim.open_orders() if o.get("status") == "LIVE"]
+
+
+async def test_a_swept_order_that_matched_is_left_unknown_not_live_until_its_trades_are_read(rig: Rig) -> None:
+    from pmbot.sim.testing import HARDHAT_KEYS, SimTrader
+
+    ex = (await rig.executor(dry_run=False)).executor
+    token = rig.sim.current_market()["token_ids"][0]
+    raw = rig.sim.book(token)
+    assert raw is not None
+    price = Decimal(raw["bids"][-1]["price"]) + Decimal("0.01")  # the best bid: a SELL of 5 fills half of it
+    maker = await ex.submit(intent(rig.sim, "half", price=str(price), size="10"))
+    idle = await ex.submit(intent(rig.sim, "idle", price="0.02", size="5"))
+    other = SimTrader(rig.sim, HARDHAT_KEYS[1])
+    rig.sim.fund(other.address, shares={token: 5})
+    try:
+        hit = await asyncio.to_thread(other.post_order, token, "SELL", price, Decimal(5))
+        assert hit.status_code == 200, hit.text
+    finally:
+        other.close()
+    rig.venue.limiter.pause("clob", "GET", "/data/trades", 2.5)  # held past the sweep's deadline
+    sweep = await ex.cancel_resting(why="test stop", timeout_s=1.5)
+    # its fill cannot be read before the deadline: unknown (the next start settles it), never `live`
+    assert sweep.states == {maker.key: OrderStatus.UNKNOWN, idle.key: OrderStatus.CANCELLED}
+    assert not [o for o in rig.sim.open_orders() if o.get("status") == "LIVE"]
+    assert await ex.reconcile() == {"cancelled": 1}
+    rec = rig.store.get_order(maker.key)
+    assert rec is not None and rec.status is OrderStatus.CANCELLED and rec.filled_size == 5
+    assert sum(t.fill.size for t in rig.store.list_trades(Query(dry_run=False))) == 5
+
+
+async def test_the_sweep_waits_for_a_post_in_flight_and_cancels_it(rig: Rig) -> None:
+    ex = (await rig.executor(dry_run=False)).executor
+    rig.sim.set_faults(latency_ms=400)  # the POST's answer arrives after the sweep began
+    sending = asyncio.create_task(ex.submit(intent(rig.sim, "late", price="0.02", size="5")))
+    while not ex._inflight:
+        await asyncio.sleep(0.001)
+    sweep = await ex.cancel_resting(why="test stop", timeout_s=5.0)
+    rig.sim.clear_faults()
+    answered = await sending
+    assert answered.status is OrderStatus.LIVE  # what the POST's answer said; the sweep came after it
+    assert sweep.states == {answered.key: OrderStatus.CANCELLED} and not sweep.in_flight
+    rec = rig.store.get_order(answered.key)
+    assert rec is not None and rec.status is OrderStatus.CANCELLED
+    assert not [o for o in rig.sim.open_orders() if o.get("status") == "LIVE"]

@@ -47,12 +47,13 @@ positions only, so two dry-run processes never both sell the same paper shares.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_DOWN, ROUND_UP, Decimal
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -73,6 +74,7 @@ from pmbot.executor.paper import PaperExchange, PaperFill
 from pmbot.executor.risk import RiskGate, max_taker_fee
 from pmbot.polymarket.models import (
     BookSnapshot,
+    CancelResult,
     MakerOrderFill,
     MarketParams,
     MarketResolved,
@@ -122,6 +124,27 @@ NON_FINAL = (
     OrderStatus.PARTIALLY_FILLED,
     OrderStatus.UNKNOWN,
 )
+
+
+@dataclass
+class CancelSweep:
+    """What `Executor.cancel_resting` did: each swept order's state after it, and the keys whose POST
+    was still unanswered at the deadline (not swept: the next start reconciles them)."""
+
+    states: dict[str, OrderStatus] = field(default_factory=dict)
+    in_flight: list[str] = field(default_factory=list)
+
+    def note(self, rec: OrderRecord) -> None:
+        self.states[rec.key] = rec.status
+
+    @property
+    def cancelled(self) -> list[str]:
+        return [k for k, s in self.states.items() if s is OrderStatus.CANCELLED]
+
+    @property
+    def open(self) -> dict[str, OrderStatus]:
+        """Swept orders not final after it: `unknown` (cancel sent, not settled) or `live` (the venue refused)."""
+        return {k: s for k, s in self.states.items() if not s.is_final}
 
 
 class ExecutorClosedError(PmbotError):
@@ -1797,6 +1820,143 @@ class Executor:
         self._save_risk_state()
         self._recent.pop(key, None)
         return self.store.update_order(key, OrderStatus.CANCELLED, detail=why)
+
+    async def cancel_resting(self, *, why: str = "cancelled at shutdown", timeout_s: float = 4.0) -> CancelSweep:
+        """Cancel every open order of this executor's wallet within `timeout_s` (run-all's cancel on stop).
+
+        POSTs still in flight are awaited first (an order acknowledged after the sweep began is swept
+        too). Then every resting order is cancelled at the venue at once (`DELETE /orders`, 1000 ids a
+        request), before any read. Then each record is settled from `GET /data/order`; the trade history
+        (one read per order) only for an order that matched something. One history read per order made
+        the sweep stall: the burst before the stop had used up the /data/trades window (every match reads
+        the market's history), the reads waited past the deadline, and orders the venue had cancelled
+        stayed `live` (or, past 16 of them, were never cancelled at all). Whatever is not settled by the
+        deadline is left `unknown`, never `live`: the next start reconciles it."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        sweep = CancelSweep()
+        seen: set[str] = set()
+        while True:
+            pending = [f for f in self._inflight.values() if not f.done()]
+            if pending:
+                await asyncio.wait(pending, timeout=max(0.0, deadline - loop.time()))
+            batch: list[OrderRecord] = []
+            busy: list[str] = []
+            for r in self.store.list_orders(statuses=NON_FINAL):
+                if r.key in seen or not r.venue_order_id or not self._settles(r):
+                    continue
+                if r.key in self._inflight:
+                    busy.append(r.key)
+                elif r.key in self._armed:  # armed here, never sent: nothing at the venue
+                    self.retire([r.key], why=why)
+                    seen.add(r.key)
+                else:
+                    batch.append(r)
+            seen.update(r.key for r in batch)
+            if batch:
+                if self.dry_run:
+                    for r in batch:
+                        with contextlib.suppress(PmbotError):
+                            await self.cancel(r.key, why=why)
+                        sweep.note(self.store.get_order(r.key) or r)
+                else:
+                    await self._sweep_live(batch, why, deadline, sweep)
+            if not busy or loop.time() >= deadline:
+                sweep.in_flight = busy
+                self._save_risk_state()
+                return sweep
+
+    async def _sweep_live(self, batch: list[OrderRecord], why: str, deadline: float, sweep: CancelSweep) -> None:
+        assert self.trading is not None
+        trading = self.trading
+        loop = asyncio.get_running_loop()
+        by_id = {r.venue_order_id: r for r in batch if r.venue_order_id}
+        ids = list(by_id)
+        confirmed: set[str] = set()
+        for i in range(0, len(ids), 1000):
+            chunk = ids[i : i + 1000]
+            try:
+                res = await asyncio.wait_for(trading.cancel_many(chunk), max(0.01, deadline - loop.time()))
+            except TimeoutError:
+                confirmed.update(chunk)  # the answer is lost: maybe cancelled, so never settled as live unread
+                continue
+            except PmbotError as e:
+                log.warning("cancel of %d orders failed (%s); cancelling them one by one", len(chunk), e.message)
+                res = await self._cancel_each(chunk, deadline)
+            confirmed.update(res.canceled)
+            for oid, reason in res.not_canceled.items():
+                log.warning("order %s not cancelled by the venue: %s", by_id[oid].key, reason)
+        gate = asyncio.Semaphore(16)
+        seen_live: set[str] = set()  # read after the DELETE: the venue still has it resting (it refused)
+
+        async def settle(rec: OrderRecord) -> None:
+            async with gate:
+                if await self._settle_swept(rec, why) == "LIVE":
+                    seen_live.add(rec.key)
+
+        tasks = [asyncio.ensure_future(settle(r)) for r in batch]
+        _, late = await asyncio.wait(tasks, timeout=max(0.01, deadline - loop.time())) if tasks else (set(), set())
+        for t in late:
+            t.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for rec in batch:
+            after = self.store.get_order(rec.key) or rec
+            # not final: `unknown` unless the venue was read with it still resting after refusing the cancel
+            if not after.status.is_final and (rec.key not in seen_live or rec.venue_order_id in confirmed):
+                self._mark_unknown(rec.key, f"{why}: cancel sent, not settled before the deadline")
+                after = self.store.get_order(rec.key) or after
+            sweep.note(after)
+
+    async def _cancel_each(self, ids: list[str], deadline: float) -> CancelResult:
+        assert self.trading is not None
+        trading = self.trading
+        loop = asyncio.get_running_loop()
+        canceled: list[str] = []
+        refused: dict[str, str] = {}
+
+        async def one(oid: str) -> None:
+            try:
+                res = await asyncio.wait_for(trading.cancel(oid), max(0.01, deadline - loop.time()))
+            except (TimeoutError, PmbotError) as e:
+                canceled.append(oid)  # maybe cancelled: settled from the venue, or left unknown
+                log.warning("cancel of %s: %s", oid, e)
+                return
+            canceled.extend(res.canceled)
+            refused.update(res.not_canceled)
+
+        await asyncio.gather(*(one(oid) for oid in ids))
+        return CancelResult(tuple(canceled), refused)
+
+    async def _settle_swept(self, rec: OrderRecord, why: str) -> str | None:
+        """After the sweep's DELETE: an order the venue shows cancelled with nothing matched is closed
+        from that one read (no trade history needed: nothing of it traded); anything else is reconciled.
+        Returns the venue's status of it, when it was read."""
+        assert self.trading is not None
+        try:
+            async with self._lock_for(rec.key):
+                current = self.store.get_order(rec.key)
+                if current is None or current.status.is_final:
+                    return None
+                assert current.venue_order_id is not None
+                venue = await self.trading.order(current.venue_order_id)
+                if (
+                    venue is not None
+                    and venue.status.upper().startswith("CANCELED")
+                    and venue.size_matched == 0
+                    and current.filled_size == 0
+                ):
+                    detail = f"{why}: {venue_why}" if (venue_why := status_reason(venue.status)) else why
+                    self.store.set_order_status(rec.key, OrderStatus.CANCELLED, filled_size=_ZERO, detail=detail)
+                    self.risk.on_order_closed(rec.key)
+                    self._recent.pop(rec.key, None)
+                    return venue.status.upper()
+                await self._reconcile_live_locked(current)
+                return None if venue is None else venue.status.upper()
+        except PmbotError as e:
+            log.warning("order %s: not settled after its cancel: %s", rec.key, e.message)
+        except Exception:  # a bug: this order is left unknown, the sweep goes on
+            log.exception("order %s: not settled after its cancel", rec.key)
+        return None
 
 
 # ------------------------------------------------------------------------------------- helpers

@@ -522,8 +522,11 @@ class Host:
                 await t
         ex = self.handle.executor
         if self.options.cancel_on_shutdown and not self.dry_run:
+            # the sweep keeps its own deadline (and leaves what it could not settle `unknown`); this one
+            # only guards against a sweep that overruns it
+            sweep_s = min(4.0, left())
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._cancel_resting(ex), min(4.0, left()))
+                await asyncio.wait_for(self._cancel_resting(ex, sweep_s), sweep_s + 1.0)
         with contextlib.suppress(TimeoutError, VenueError, PmbotError):
             await asyncio.wait_for(ex.settle_resolved(self._venue), min(2.0, left()))
         self._final_records()
@@ -533,28 +536,18 @@ class Host:
     def _sending(self) -> bool:
         return any(getattr(r, "busy", False) for u in self.units for r in getattr(u, "runners", ()))
 
-    async def _cancel_resting(self, ex: Executor) -> None:
-        """Every resting order of this executor's wallet, cancelled (16 at a time: one DELETE and one read
-        of its fills each), so that a burst's resting orders end within the shutdown's deadline."""
-        from pmbot.executor.engine import NON_FINAL
-
-        mine = [
-            r
-            for r in self.app.store.list_orders(statuses=NON_FINAL)
-            if r.dry_run == self.dry_run and r.wallet == ex.wallet and r.venue_order_id
-        ]
-        gate = asyncio.Semaphore(16)
-
-        async def one(key: str) -> None:
-            async with gate:
-                try:
-                    await ex.cancel(key, why="run-all shut down")
-                except PmbotError as e:
-                    log.warning("run-all: %s not cancelled: %s", key, e.message)
-
-        await asyncio.gather(*(one(r.key) for r in mine))
-        if mine:
-            self.event("run-all", f"cancelled {len(mine)} resting orders")
+    async def _cancel_resting(self, ex: Executor, timeout_s: float) -> None:
+        """Every resting order of this executor's wallet, cancelled within `timeout_s` (the executor's
+        sweep: in-flight POSTs first, one DELETE for all, then the records; what it cannot settle in time
+        is left `unknown` for the next start, never `live`)."""
+        sweep = await ex.cancel_resting(why="run-all shut down", timeout_s=timeout_s)
+        if sweep.cancelled:
+            self.event("run-all", f"cancelled {len(sweep.cancelled)} resting orders")
+        left = sweep.open
+        if left or sweep.in_flight:
+            log.warning("run-all: %d orders not settled at shutdown (%s), %d still being sent; the next start "
+                        "reconciles them", len(left), ", ".join(sorted({s.value for s in left.values()})),
+                        len(sweep.in_flight))  # fmt: skip
 
     def _final_records(self) -> None:
         from pmbot.monitor import snapshot_metrics
