@@ -1,0 +1,75 @@
+"""Adversarial review of today's merge: reverse_fill, the risk gate's view, the paper wallet lock."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from decimal import Decimal as D
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pmbot.store.models import Position, PositionState, Query, Side
+
+
+def test_a_buy_reversed_after_its_market_resolved_leaves_no_payout(store: Any) -> None:
+    """snipe buys right before resolution; a trade FAILS minutes after its match (RETRYING first), i.e.
+    after the resolution was applied. The payout of shares never held must not stay in the PnL."""
+    from tests.test_store_contract import fill
+
+    assert store.record_fill(replace(fill(1, Side.BUY, "0.90", "10", dry_run=False), order_key="k"))
+    paid = store.settle_token("tok-up", D(1), ts=1_795_000_050_000)
+    assert [t.fill.trade_id for t in paid] == ["redeem:snipe:tok-up:0"]
+    assert store.reverse_fill("t1", ts=1_795_000_100_000) is not None
+    pos = store.get_position("snipe", "tok-up", False)
+    assert pos is not None
+    # the shares never arrived: nothing to redeem, no profit
+    assert pos.redeemable == 0, pos
+    assert pos.realized_pnl == 0, pos
+    (st,) = store.stats(Query(dry_run=False))
+    assert st.realized_pnl == 0, st
+
+
+def test_the_gate_restored_shares_of_a_failed_closing_sell_after_a_restart() -> None:
+    """At start the gate loads OPEN positions only; check_failed_trades then reverses a SELL that had
+    closed the position: the store has the shares back, the gate (exposure, holdings) must too."""
+    from pmbot.config import Settings
+    from pmbot.executor.risk import RiskGate
+
+    gate = RiskGate(Settings().risk, clock=lambda: 1_795_000_000.0)
+    closed = Position(
+        strategy="snipe", token_id="tok-up", dry_run=False, size=D(0), cost=D(0), realized_pnl=D("2"),
+        state=PositionState.CLOSED, condition_id="0xcond",
+    )  # fmt: skip
+    gate.load_positions([closed])
+    undone = gate.on_fill_reverted(
+        token_id="tok-up", strategy="snipe", side=Side.SELL, size=D(10), notional=D(7), fee=D(0),
+        realized=D(2), ts_ms=1_795_000_000_000,
+    )  # fmt: skip
+    assert undone == D(-2)  # today's PnL loses the SELL's profit (else the daily loss limit is loosened)
+    assert gate.exposure().positions == D(5)  # the shares (and their cost) are held again
+
+
+@pytest.mark.parametrize(
+    "a, b",
+    [
+        ("postgresql://u@db.example/pmbot", "postgresql://u@db.example/pmbot"),  # two hosts / users
+        ("postgresql://u@localhost/pmbot", "postgresql://u@127.0.0.1:5432/pmbot"),  # one server, two spellings
+    ],
+)
+def test_two_dry_run_processes_on_one_postgres_database_cannot_both_hold_a_paper_wallet(
+    tmp_path: Path, a: str, b: str
+) -> None:
+    from pmbot.errors import PmbotError
+    from pmbot.executor.lock import PaperWalletLock
+
+    one = PaperWalletLock(tmp_path / "home-a", "paper:default", database_url=a)
+    same_home = a == b
+    two = PaperWalletLock(tmp_path / ("home-a" if not same_home else "home-b"), "paper:default", database_url=b)
+    one.acquire()
+    try:
+        with pytest.raises(PmbotError):
+            two.acquire()
+            two.release()
+    finally:
+        one.release()
