@@ -73,3 +73,20 @@ def test_two_dry_run_processes_on_one_postgres_database_cannot_both_hold_a_paper
             two.release()
     finally:
         one.release()
+
+
+@pytest.mark.parametrize("order", [("t1", "t2"), ("t2", "t1")])
+def test_reversing_every_fill_of_a_position_leaves_it_empty_whatever_the_order(
+    store: Any, order: tuple[str, str]
+) -> None:
+    """A BUY whose trade FAILS, and the SELL of those shares (a copier's exit, a snipe take-profit) that
+    then FAILS too (the shares never arrived): both taken back must leave nothing, as if neither happened."""
+    from tests.test_store_contract import fill
+
+    assert store.record_fill(fill(1, Side.BUY, "0.50", "10", dry_run=False))
+    assert store.record_fill(fill(2, Side.SELL, "0.60", "5", dry_run=False))
+    for t in order:
+        assert store.reverse_fill(t, ts=1_795_000_100_000) is not None
+    pos = store.get_position("snipe", "tok-up", False)
+    assert pos is not None
+    assert (pos.size, pos.cost, pos.realized_pnl) == (D(0), D(0), D(0)), pos
