@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from tests.test_defects_round3 import rig  # noqa: F401  (the fixture)
+
 from pmbot.store.models import Position, PositionState, Query, Side
 
 
@@ -90,3 +92,37 @@ def test_reversing_every_fill_of_a_position_leaves_it_empty_whatever_the_order(
     pos = store.get_position("snipe", "tok-up", False)
     assert pos is not None
     assert (pos.size, pos.cost, pos.realized_pnl) == (D(0), D(0), D(0)), pos
+
+
+async def test_after_a_restart_a_failed_closing_sell_gives_the_gate_its_shares_back(rig: Any) -> None:
+    """Engine level: a live SELL that closed the position FAILS while the engine is down. start() loads
+    OPEN positions only, then check_failed_trades takes the SELL back: the store holds the shares again,
+    the gate must too (exposure, what may be sold)."""
+    from pmbot.store.models import OrderStatus, OrderType
+    from tests.test_executor import best_ask, intent
+    from tests.test_money_safety_b import best_bid
+
+    sim = rig.sim
+    first = await rig.executor(dry_run=False)
+    ex = first.executor
+    token = sim.current_market()["token_ids"][0]
+    buy = await ex.submit(intent(sim, "b", price=str(best_ask(sim)), size="10", order_type=OrderType.FOK))
+    assert buy.status is OrderStatus.FILLED
+    sim.advance(3)  # the BUY is mined
+    held = ex.risk.held(token)
+    assert held > 0
+    sim.set_faults(trade_fail=1)
+    sell = await ex.submit(
+        intent(sim, "s", side=Side.SELL, price=str(best_bid(sim)), size=str(held), order_type=OrderType.FAK)
+    )
+    assert sell.filled_size == held, sell
+    pos = rig.store.get_position("test", token, dry_run=False)
+    assert pos is not None and pos.size == 0 and pos.state is PositionState.CLOSED
+    await first.close()
+    rig.handles.remove(first)
+    sim.advance(3)  # the SELL FAILED while nothing listens
+    second = (await rig.executor(dry_run=False)).executor
+    assert second.metrics.fills_reverted == 1
+    pos = rig.store.get_position("test", token, dry_run=False)
+    assert pos is not None and pos.size == held  # the store: the shares are back
+    assert second.risk.held(token) == held  # the gate: they are not
