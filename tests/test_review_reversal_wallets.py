@@ -9,9 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.test_defects_round3 import rig  # noqa: F401  (the fixture)
-
 from pmbot.store.models import Position, PositionState, Query, Side
+from tests.test_defects_round3 import rig  # noqa: F401  (the fixture)
 
 
 def test_a_buy_reversed_after_its_market_resolved_leaves_no_payout(store: Any) -> None:
@@ -53,7 +52,7 @@ def test_the_gate_restored_shares_of_a_failed_closing_sell_after_a_restart() -> 
 
 
 @pytest.mark.parametrize(
-    "a, b",
+    ("a", "b"),
     [
         ("postgresql://u@db.example/pmbot", "postgresql://u@db.example/pmbot"),  # two hosts / users
         ("postgresql://u@localhost/pmbot", "postgresql://u@127.0.0.1:5432/pmbot"),  # one server, two spellings
@@ -72,7 +71,7 @@ def test_two_dry_run_processes_on_one_postgres_database_cannot_both_hold_a_paper
     try:
         with pytest.raises(PmbotError):
             two.acquire()
-            two.release()
+        two.release()
     finally:
         one.release()
 
@@ -94,7 +93,7 @@ def test_reversing_every_fill_of_a_position_leaves_it_empty_whatever_the_order(
     assert (pos.size, pos.cost, pos.realized_pnl) == (D(0), D(0), D(0)), pos
 
 
-async def test_after_a_restart_a_failed_closing_sell_gives_the_gate_its_shares_back(rig: Any) -> None:
+async def test_after_a_restart_a_failed_closing_sell_gives_the_gate_its_shares_back(rig: Any) -> None:  # noqa: F811
     """Engine level: a live SELL that closed the position FAILS while the engine is down. start() loads
     OPEN positions only, then check_failed_trades takes the SELL back: the store holds the shares again,
     the gate must too (exposure, what may be sold)."""
