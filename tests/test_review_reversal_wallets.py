@@ -125,3 +125,14 @@ async def test_after_a_restart_a_failed_closing_sell_gives_the_gate_its_shares_b
     pos = rig.store.get_position("test", token, dry_run=False)
     assert pos is not None and pos.size == held  # the store: the shares are back
     assert second.risk.held(token) == held  # the gate: they are not
+
+
+def test_stats_of_a_window_that_holds_only_the_reversal_count_no_negative_trade(store: Any) -> None:
+    """A fill of yesterday whose trade FAILED is taken back today (the reversal is stamped `now`):
+    today's stats must not show -1 trades and negative volume / fees."""
+    from tests.test_store_contract import fill
+
+    assert store.record_fill(fill(1, Side.BUY, "0.50", "10", fee="0.1", dry_run=False, ts=1_795_000_000_000))
+    assert store.reverse_fill("t1", ts=1_795_100_000_000) is not None
+    stats = store.stats(Query(dry_run=False, since=1_795_050_000_000))
+    assert all(s.trades >= 0 and s.volume >= 0 and s.fees >= 0 for s in stats), stats
