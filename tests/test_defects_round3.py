@@ -300,7 +300,12 @@ def test_a_reversed_buy_leaves_the_position_as_before_once(store: Any) -> None:
     rev = store.reverse_fill("t2", ts=1_795_000_100_000, reason="trade FAILED at the venue")
     assert rev is not None and rev.fill.kind.value == "reversal" and rev.fill.trade_id == "revert:t2"
     assert rev.notional == D(-6) and rev.fill.fee == D("-0.2") and rev.realized_pnl == 0
-    assert rev.fill.metadata == {"reverses": "t2", "reason": "trade FAILED at the venue"}
+    assert rev.fill.metadata == {
+        "reverses": "t2",
+        "reason": "trade FAILED at the venue",
+        "reverted_at": 1_795_000_100_000,
+    }
+    assert rev.fill.ts == fill(2, Side.BUY, "0.60", "10").ts  # stamped with its fill's time
     pos = store.get_position("snipe", "tok-up", False)
     assert pos is not None and (pos.size, pos.cost, pos.realized_pnl) == (D(10), D("4.1"), D(0))
     assert [f.trade_id for f in store.fills_of_order("k")] == ["t1"]  # what the order filled, after all

@@ -107,8 +107,10 @@ class Store(Protocol):
 
     def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
         """Take a recorded fill back: its trade FAILED at the venue. Records the `reversal` trade
-        ("revert:<trade_id>") and undoes the fill's effect on its position (ledger.reverse) in one
-        transaction; None, and nothing written, when there is no such fill or it was reversed before."""
+        ("revert:<trade_id>", stamped with the fill's ts; `ts`, the time of the reversal, in its metadata
+        as `reverted_at`) and rebuilds the position from its other trades (ledger.take_back), in one
+        transaction; None, and nothing written, when there is no such fill or it was reversed before.
+        The reversal's realized PnL is the position's change, so trades still sum to the position."""
         ...
 
     def list_trades(self, query: Query | None = None) -> list[TradeRow]: ...

@@ -38,7 +38,7 @@ class Book:
 
 
 _BUY, _REDEEM = Side.BUY.value, TradeKind.REDEEM.value  # plain str: Enum attribute lookups are slow in 3.11
-_FILL = TradeKind.FILL.value
+_FILL, _REVERSAL = TradeKind.FILL.value, TradeKind.REVERSAL.value
 _OPEN, _CLOSED, _RESOLVED = PositionState.OPEN, PositionState.CLOSED, PositionState.RESOLVED
 
 
@@ -93,6 +93,51 @@ def reverse(book: Book, side: Side, size: int, notional: int, fee: int, realized
     if book.state is not _RESOLVED:
         book.state = _OPEN if book.size > 0 else _CLOSED
     return undone
+
+
+def rebook(history: Iterable[Mapping[str, Any]], taken_back: str) -> tuple[Book, int]:
+    """A position rebuilt from its stored trade rows (`history`: all its trades, any kind, in (ts, id)
+    order) without the fill `taken_back` nor the fills reversed before: the exact book of a fill taken
+    back, whatever traded since (`reverse` is exact only when nothing did). Returns the book and the
+    payout no longer owed (micro-USDC), for positions.redeemable_micro.
+
+    The remaining fills go through `apply` as when they were recorded. A payout redeems only the shares
+    the rebuilt position holds then (it was recorded for all the shares held, some of which never came):
+    none held, it only leaves the position RESOLVED."""
+    trades = list(history)
+    skip = {taken_back}
+    skip.update(r["trade_id"].removeprefix("revert:") for r in trades if r["kind"] == _REVERSAL)
+    book = Book()
+    unowed = 0
+    for r in trades:
+        kind = r["kind"]
+        if kind == _FILL:
+            if r["trade_id"] not in skip:
+                apply(book, Side(r["side"]), TradeKind.FILL, r["price_micro"], r["size_micro"], r["fee_micro"])
+        elif kind == _REDEEM:
+            held = min(r["size_micro"], book.size)
+            notional = (
+                apply(book, Side.SELL, TradeKind.REDEEM, r["price_micro"], held, r["fee_micro"])[0] if held else 0
+            )
+            book.state = _RESOLVED
+            if not int(r["dry_run"]):
+                unowed += r["notional_micro"] - notional
+    if book.state is _OPEN and book.size == 0:
+        book.state = _CLOSED
+    return book, unowed
+
+
+def take_back(
+    orig: Mapping[str, Any], old: Book, history: Iterable[Mapping[str, Any]], ts: int, reason: str
+) -> tuple[Book, tuple[Any, ...], int]:
+    """Reverse stored fill `orig` (a trades row) of a position whose stored book is `old` and whose trade
+    rows are `history` (rebook). Returns the new book, the reversal trade row and the payout no longer
+    owed. The reversal row carries the difference in realized PnL (so the trades' realized PnL still
+    sums to the position's) and the fill's own time `ts`, so that a time window holds the fill and its
+    reversal or neither; the time of the reversal (`ts`) is in its metadata."""
+    book, unowed = rebook(history, orig["trade_id"])
+    meta = {"reverses": orig["trade_id"], "reason": reason, "reverted_at": ts}
+    return book, reversal_row(orig, orig["ts"], book.realized - old.realized, meta), unowed
 
 
 def reversal_row(orig: Mapping[str, Any], ts: int, realized: int, metadata: Mapping[str, Any]) -> tuple[Any, ...]:

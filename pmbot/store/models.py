@@ -59,8 +59,9 @@ class TradeKind(StrEnum):
     FILL = "fill"  # a match on the venue (or a paper fill in dry-run)
     REDEEM = "redeem"  # a resolution payout: the remaining shares at 1 (won) or 0 (lost)
     # a fill taken back: its trade FAILED at the venue (reverted on chain, never settled). Trade id
-    # "revert:<fill's trade id>", same side, price and size; notional and fee negated, realized PnL the
-    # fill's negated: the position is as if the fill never happened (Store.reverse_fill).
+    # "revert:<fill's trade id>", same side, price, size and ts; notional and fee negated, realized PnL
+    # the position's change (the fill's negated, plus a payout of its shares since): the position is as
+    # if the fill never happened (Store.reverse_fill, ledger.take_back).
     REVERSAL = "reversal"
 
 

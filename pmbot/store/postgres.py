@@ -543,12 +543,8 @@ class PostgresStore:
         return ledger.load_books(found)
 
     def reverse_fill(self, trade_id: str, *, ts: int, reason: str = "") -> TradeRow | None:
-        joined = getattr(self._tls, "conn", None)
-        if joined is None:
-            self._ensure_months([ts])
+        # The reversal row takes its fill's ts (ledger.take_back): its partition is the fill's, which exists.
         with self._write() as conn:
-            if joined is not None:
-                self._ensure_months([ts], conn)
             with conn.cursor(row_factory=dict_row) as cur:  # by its ts (trade_keys): one partition, not all
                 found = cur.execute(
                     "SELECT t.* FROM trade_keys k JOIN trades t ON t.ts = k.ts AND t.trade_id = k.trade_id"
@@ -561,23 +557,33 @@ class PostgresStore:
             k = (orig["strategy"], orig["token_id"], bool(orig["dry_run"]), orig["wallet"] or "")
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (_lock_id(k[0], k[1], k[2]),))  # as record_fills
             rev_id = f"revert:{trade_id}"
-            if conn.execute(_CLAIM_ONE, (rev_id, ts)).fetchone() is None:
+            if conn.execute(_CLAIM_ONE, (rev_id, orig["ts"])).fetchone() is None:
                 return None  # reversed before
             books, meta = self._load_books(conn, {k})
             book = books.get(k)
             if book is None:  # a fill's position always exists; never invent one
                 raise StoreError(f"fill {trade_id} has no position to reverse")
-            realized = ledger.reverse(
-                book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
-                orig["realized_pnl_micro"],
-            )  # fmt: skip
+            key = (k[0], k[1], int(k[2]), k[3])
+            with conn.cursor(row_factory=dict_row) as cur:  # its trades, to rebuild it without this fill
+                history = cur.execute(
+                    "SELECT * FROM trades WHERE strategy = %s AND token_id = %s AND dry_run = %s AND wallet = %s"
+                    " ORDER BY ts, id",
+                    key,
+                ).fetchall()
+            books[k], row, unowed = ledger.take_back(orig, book, history, ts, reason)
             meta[k]["updated_at"] = max(meta[k]["updated_at"], ts)
-            conn.execute(
-                _INSERT_TRADE, ledger.reversal_row(orig, ts, realized, {"reverses": trade_id, "reason": reason})
-            )
+            conn.execute(_INSERT_TRADE, row)
             conn.execute(_UPSERT_ONE, ledger.position_rows(books, meta)[0])
+            if unowed:  # the payout of shares that never came is not owed by the on-chain redemption
+                conn.execute(
+                    "UPDATE positions SET redeemable_micro = GREATEST(0, COALESCE(redeemable_micro, 0) - %s)"
+                    " WHERE strategy = %s AND token_id = %s AND dry_run = %s AND wallet = %s",
+                    (unowed, *key),
+                )
             with conn.cursor(row_factory=dict_row) as cur:
-                found = cur.execute("SELECT * FROM trades WHERE ts = %s AND trade_id = %s", (ts, rev_id)).fetchall()
+                found = cur.execute(
+                    "SELECT * FROM trades WHERE ts = %s AND trade_id = %s", (orig["ts"], rev_id)
+                ).fetchall()
         return rows.row_to_trade(found[0])
 
     def list_trades(self, query: Query | None = None) -> list[TradeRow]:

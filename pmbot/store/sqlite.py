@@ -407,14 +407,21 @@ class SQLiteStore:
             book = books.get(k)
             if book is None:  # a fill's position always exists; never invent one
                 raise StoreError(f"fill {trade_id} has no position to reverse")
-            realized = ledger.reverse(
-                book, Side(orig["side"]), orig["size_micro"], orig["notional_micro"], orig["fee_micro"],
-                orig["realized_pnl_micro"],
-            )  # fmt: skip
+            history = self._query(  # the position's trades, to rebuild it without this fill (ledger.rebook)
+                "SELECT * FROM trades WHERE strategy = ? AND token_id = ? AND dry_run = ? AND wallet = ?"
+                " ORDER BY ts, id",
+                (k[0], k[1], int(k[2]), k[3]),
+            )
+            books[k], row, unowed = ledger.take_back(orig, book, history, ts, reason)
             meta[k]["updated_at"] = max(meta[k]["updated_at"], ts)
-            row = ledger.reversal_row(orig, ts, realized, {"reverses": trade_id, "reason": reason})
             conn.execute(_INSERT_TRADE, row)
             conn.executemany(_UPSERT_POSITION, ledger.position_rows(books, meta))
+            if unowed:  # the payout of shares that never came is not owed by the on-chain redemption
+                conn.execute(
+                    "UPDATE positions SET redeemable_micro = MAX(0, COALESCE(redeemable_micro, 0) - ?)"
+                    " WHERE strategy = ? AND token_id = ? AND dry_run = ? AND wallet = ?",
+                    (unowed, k[0], k[1], int(k[2]), k[3]),
+                )
             found = self._query("SELECT * FROM trades WHERE trade_id = ?", (rev_id,))
         return rows.row_to_trade(found[0])
 
