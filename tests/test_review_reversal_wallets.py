@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal as D
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -51,29 +50,24 @@ def test_the_gate_restored_shares_of_a_failed_closing_sell_after_a_restart() -> 
     assert gate.exposure().positions == D(5)  # the shares (and their cost) are held again
 
 
-@pytest.mark.parametrize(
-    ("a", "b"),
-    [
-        ("postgresql://u@db.example/pmbot", "postgresql://u@db.example/pmbot"),  # two hosts / users
-        ("postgresql://u@localhost/pmbot", "postgresql://u@127.0.0.1:5432/pmbot"),  # one server, two spellings
-    ],
-)
-def test_two_dry_run_processes_on_one_postgres_database_cannot_both_hold_a_paper_wallet(
-    tmp_path: Path, a: str, b: str
-) -> None:
-    from pmbot.errors import PmbotError
-    from pmbot.executor.lock import PaperWalletLock
+# Two dry-run processes on one PostgreSQL database (two hosts, or two spellings of its URL) holding one
+# paper wallet: the file lock alone could not see it; the database holds it now (PostgresStore.hold_lock),
+# tested in tests/test_paper_wallet_pg.py with two executors on the real server.
 
-    one = PaperWalletLock(tmp_path / "home-a", "paper:default", database_url=a)
-    same_home = a == b
-    two = PaperWalletLock(tmp_path / ("home-a" if not same_home else "home-b"), "paper:default", database_url=b)
-    one.acquire()
-    try:
-        with pytest.raises(PmbotError):
-            two.acquire()
-        two.release()
-    finally:
-        one.release()
+
+def test_the_gate_takes_back_the_payout_profit_of_a_buy_reversed_after_resolution() -> None:
+    """The store's reversal of a BUY whose market already paid out takes the payout's profit back
+    (realized −1.00); the gate's holding is gone since the resolution, but today's PnL must lose it too."""
+    from pmbot.config import Settings
+    from pmbot.executor.risk import RiskGate
+
+    gate = RiskGate(Settings().risk, clock=lambda: 1_795_000_000.0)
+    undone = gate.on_fill_reverted(
+        token_id="tok-up", strategy="snipe", side=Side.BUY, size=D(10), notional=D(9), fee=D(0),
+        realized=D(1), ts_ms=1_795_000_000_000,
+    )  # fmt: skip
+    assert undone == D(-1)
+    assert gate.exposure().positions == 0
 
 
 @pytest.mark.parametrize("order", [("t1", "t2"), ("t2", "t1")])

@@ -431,14 +431,14 @@ class RiskGate:
         its shares come back into a new one, or the gate would count less exposure than the store holds."""
         self._roll_day()
         holding = self._holdings.get((strategy, token_id))
-        if holding is None:
-            if side is not Side.SELL:
-                return _ZERO  # a BUY of nothing held here: no shares to take back, no PnL was counted
+        if holding is None and side is Side.SELL:
             holding = self._holdings[(strategy, token_id)] = _Holding(condition_id)
-        micros = to_micro(size), to_micro(notional), to_micro(fee), to_micro(realized)
-        undone = ledger.reverse(holding.book, side, *micros)
-        result = from_micro(undone)
-        if undone:
+        if holding is not None:  # a BUY of nothing held here (resolved, or not loaded): no shares to take back
+            ledger.reverse(holding.book, side, to_micro(size), to_micro(notional), to_micro(fee), to_micro(realized))
+        # The PnL to undo is the store's (`realized`: what the reversal took out of the position's PnL), not
+        # the gate's own book's: a BUY reversed after its market paid out takes the payout's profit back too.
+        result = -realized
+        if result:
             self._add_realized(result, ts_ms)
         return result
 
