@@ -465,12 +465,16 @@ def test_cli_json_summary_and_log_lines_against_the_sim(tmp_path: Path, monkeypa
     assert set(doc["sources"]) == {"chain", "rtds", "data_api"}
     assert all(o["key"].startswith("dry-run:") for o in doc["orders"])
     store = open_store(f"sqlite:///{tmp_path / 'c.db'}")
-    copied = [r for r in store.list_copy_decisions() if r.copied and r.side == "BUY" and "capped_by" not in r.detail]
+    # BUYs: a copied SELL needs shares a copied BUY bought first. Which of them a cap cut depends on where
+    # in its window the sim starts (the wall clock's minute: near the end prices are extreme).
+    copied = [r for r in store.list_copy_decisions() if r.copied and r.side == "BUY"]
     store.close()
     assert copied
-    for r in copied:  # the target's own ratio (0.5) over [copy]'s (0.2)
+    for r in copied:  # the target's own ratio (0.5) over [copy]'s (0.2); a cap only ever cuts it
         assert r.target_size is not None
-        assert r.order_size == (r.target_size * Decimal("0.5")).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+        want = (r.target_size * Decimal("0.5")).quantize(Decimal("0.01"), rounding=ROUND_DOWN)
+        assert r.order_size is not None
+        assert r.order_size <= want if "capped_by" in r.detail else r.order_size == want, (r.order_size, want)
     assert code2 == 0, err2.getvalue()
     assert "signal" in err2.getvalue() or "skip" in err2.getvalue()  # one log line per decision on stderr
     assert "copy dry-run run" in out2.getvalue()
