@@ -329,28 +329,27 @@ def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
 
     target = control.ALL if name is None else control.check_strategy_name(name)
     action = "pause" if pause else "resume"
-    if pause and target != control.ALL:
+    live = _live_processes(app)  # none without a database (and nothing is created to find out)
+    running = {s for p in live for s in p.get("strategies") or {}}
+    if pause and target != control.ALL and not running:
         # With no run-all up, a name is checked against the config's instances: a typo ("snip") would
         # otherwise be stored as paused while the real `snipe` starts and trades. (`resume` of any name is
         # allowed: it can only clear a pause.)
         configured = [e.name for e, _ in app.settings.strategy_instances()]
         known = set(configured) | {e.name for e in app.settings.strategies}  # disabled ones too
-        if target not in known and not _running_names(app):
+        if target not in known:
             raise InputError(
                 f"no strategy named {target!r} in the config (configured: {', '.join(configured) or 'none'})",
                 hint="names come from [[strategies]] (default: snipe, copy); `pmbot config show` shows them",
             )
-    if not pause and not app.database_exists():  # nothing was ever paused: create nothing
-        return {"action": action, "strategy": None if target == control.ALL else target, "processes": [], "paused": {}}
-    store = app.store
-    now = int(app.clock() * 1000)
-    live = [p for p in control.processes(store, now_ms=now) if p["alive"]]
-    running = {s for p in live for s in p.get("strategies") or {}}
     if target != control.ALL and live and target not in running:
         raise InputError(  # before anything is written
             f"no running strategy named {target!r} (running: {', '.join(sorted(running)) or 'none'})",
             hint="`pmbot status` lists the running strategies",
         )
+    if not pause and not app.database_exists():  # nothing was ever paused: create nothing
+        return {"action": action, "strategy": None if target == control.ALL else target, "processes": [], "paused": {}}
+    store = app.store
     state = (
         control.request_pause(store, target, clock=app.clock)
         if pause
@@ -365,14 +364,13 @@ def _control(app: App, name: str | None, *, pause: bool) -> dict[str, Any]:
     }
 
 
-def _running_names(app: App) -> set[str]:
-    """The strategies of every live run-all (none without a database)."""
+def _live_processes(app: App) -> list[dict[str, Any]]:
+    """Every run-all that reported in and is alive (none without a database)."""
     if not app.database_exists():
-        return set()
+        return []
     from pmbot import control
 
-    now = int(app.clock() * 1000)
-    return {s for p in control.processes(app.store, now_ms=now) if p["alive"] for s in p.get("strategies") or {}}
+    return [p for p in control.processes(app.store, now_ms=int(app.clock() * 1000)) if p["alive"]]
 
 
 def status(app: App) -> dict[str, Any]:
