@@ -367,6 +367,7 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
         **stages,
         "0 sim: its send of a frame returned": sim["sent"],
         "9 sim: POST reached submit_wire_order": sim["orders"],
+        "7a sim: its loop read the POST's bytes": sim["reads"],
     }
     rows: dict[str, list[float]] = {}
     lasts: dict[str, list[float]] = {}
@@ -380,6 +381,8 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
         for name, ts in stamps.items():
             if name.startswith("0"):  # the sim's next stamp after the trigger
                 after = ts[(i := bisect.bisect_left(ts, t0)) : i + 1]
+            elif name.startswith("7a"):  # the read just before this POST's receipt
+                after = ts[(i := bisect.bisect_right(ts, t_post)) - 1 : i] if i else []
             elif name.startswith("9"):  # after this POST's receipt
                 after = ts[(i := bisect.bisect_left(ts, t_post)) : i + 1]
             else:

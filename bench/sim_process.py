@@ -62,6 +62,17 @@ def push(self, text):
 
 hub_mod.MarketConn.push = push
 
+READS = []  # when the sim's loop read the first bytes of a POST /order (before aiohttp parsed it)
+from aiohttp import web_protocol as _wp
+_data_received = _wp.RequestHandler.data_received
+
+def data_received(self, data):
+    if data[:12] == b"POST /order ":
+        READS.append(_perf())
+    _data_received(self, data)
+
+_wp.RequestHandler.data_received = data_received
+
 @web.middleware
 async def _stamp(request, handler):
     if request.method == "POST" and request.path == "/order":
@@ -80,7 +91,7 @@ def build_app(v):
 
     async def _stamps(request):
         orders = [s["ns"] / 1e9 for s in v.order_stamps]
-        return web.json_response({"emits": EMITS, "sent": SENT, "orders": orders, "receipts": RECEIPTS})
+        return web.json_response({"emits": EMITS, "sent": SENT, "orders": orders, "receipts": RECEIPTS, "reads": READS})
 
     app.middlewares.insert(0, _stamp)
     app.router.add_get("/_bench/receipts", _receipts)
@@ -168,6 +179,7 @@ class SimProcess:
             "sent": [float(t) for t in raw["sent"]],
             "orders": [float(t) for t in raw["orders"]],
             "receipts": [float(a) for a, _ in raw["receipts"]],
+            "reads": [float(t) for t in raw["reads"]],
         }
 
     def open_markets(self) -> list[dict[str, Any]]:

@@ -73,6 +73,8 @@ async def websockets_connect(url: str) -> WsConnection:
 
     # Protocol-level pings detect a dead TCP path; the venue's text PING keeps its idle timer happy.
     # Initial book dumps for many tokens come as one large array frame, hence the 16 MiB max_size.
+    # No permessage-deflate: inflating every frame (and the venue deflating it) is CPU on the tick's path;
+    # measured on the snipe tick → order benchmark, turning it off took p50 from 1.83 to 1.55 ms.
     conn: WsConnection = await connect(
         url,
         open_timeout=10,
@@ -80,6 +82,7 @@ async def websockets_connect(url: str) -> WsConnection:
         ping_timeout=20,
         close_timeout=2,
         max_size=16 * 2**20,
+        compression=None,
         create_connection=_stamped_connection_class(),
     )
     return conn
