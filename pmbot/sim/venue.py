@@ -14,6 +14,7 @@ import json
 import random
 import secrets
 import time
+import zlib
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -98,7 +99,11 @@ class Venue:
         self.heartbeats: dict[str, tuple[str, float]] = {}
         self.mm_owner = ids.uuid(seed, "owner", "market-maker")
         self.mm_address = ids.address(seed, "market-maker")
-        self._stepping: float | None = None  # the simulated second being processed, if any
+        self._stepping: float | None = None  # the simulated second (or a phased requote's time) being processed
+        # Real time: each market requotes at its own phase of the second (see _second); manual clocks keep
+        # every requote at the second's start (tests step whole seconds and read the books right after).
+        self.phased_requotes = not clock.manual
+        self._due: list[tuple[float, int, SimMarket]] = []  # this second's requotes still to run, latest first
         self.engine = Engine(seed, self.now, self, self.mm_owner, self.mm_address)
         self.markets: list[SimMarket] = []
         self._by_token: dict[str, SimMarket] = {}
@@ -269,21 +274,36 @@ class Venue:
         if self.path is None:
             return
         try:
-            while self.t_done < int(now):
+            while True:
+                # The current second's requotes that are due (all of them before the next second begins).
+                self._requote_due(now if int(now) <= self.t_done else float("inf"))
+                if self.t_done >= int(now):
+                    break
                 self.t_done += 1
                 self._stepping = self.t_done
                 self._second(self.t_done)
+                self._stepping = None
         finally:
             self._stepping = None
+
+    def next_due(self) -> float:
+        """Sim time of the next thing `step_to` has to do: the next phased requote, else the next second."""
+        return self._due[-1][0] if self._due else float(self.t_done + 1)
 
     def _second(self, s: int) -> None:
         assert self.path is not None
         self._match_deferred()
         if s % WINDOW == 0:
             self._roll_windows(s)
-        for m in self.open_markets(s):
-            # Upcoming windows have no price to beat yet: quote them lazily (every 10 s).
-            if m.open_price is not None or s % 10 == 0:
+        # Upcoming windows have no price to beat yet: quote them lazily (every 10 s).
+        due = [m for m in self.open_markets(s) if m.open_price is not None or s % 10 == 0]
+        if self.phased_requotes:
+            # Each market's maker requotes at its own moment of the second, as on the venue, where makers
+            # act on their own clocks: requoting every book at the second's start sent the whole second's
+            # book traffic (200 markets: 200 frames) to every subscriber as one burst. Latest first: pop().
+            self._due = sorted(((s + _phase(m), i, m) for i, m in enumerate(due)), reverse=True)
+        else:
+            for m in due:
                 self._requote(m, s)
         self.engine.expire(s)
         if self.whale.next_ts is not None and s >= self.whale.next_ts:
@@ -372,6 +392,16 @@ class Venue:
                 self.engine.orders[o.id] = o
 
     # -- market maker --------------------------------------------------------------------------
+    def _requote_due(self, until: float) -> None:
+        """The phased requotes of the second in progress due at or before `until` (sim time), in order."""
+        due = self._due
+        while due and due[-1][0] <= until:
+            t, _, m = due.pop()
+            if m.closed:
+                continue
+            self._stepping = t
+            self._requote(m, self.t_done)
+
     def _requote(self, m: SimMarket, s: int) -> None:
         assert self.path is not None
         fair = p_up(self.path, m, s)
@@ -983,3 +1013,10 @@ def _activity_ok(sub: RtdsSub, m: SimMarket) -> bool:
     if not isinstance(obj, dict):
         return False
     return all(obj.get(k) in (None, m.slug) for k in ("event_slug", "market_slug"))
+
+
+def _phase(m: SimMarket) -> float:
+    """The market's requote moment within each second, in [0, 0.95): fixed per market (from its condition id),
+    so its book updates come about once a second, spread across the markets. A hash: the sim's ids share
+    their leading digits."""
+    return zlib.crc32(m.condition_id.encode()) / 2**32 * 0.95

@@ -16,7 +16,8 @@ from pmbot.sim.server.common import VENUE, compact
 from pmbot.sim.venue import Venue
 
 _WS_PATHS = ("/ws/", "/rtds", "/rpc")
-TICK_SECONDS = 0.05  # real-time mode: how often the venue catches up with the clock
+TICK_SECONDS = 0.05  # real-time mode: how often the venue catches up with the clock, at least
+MIN_WAKE_SECONDS = 0.001
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -57,7 +58,10 @@ async def venue_middleware(request: web.Request, handler: Handler) -> web.Stream
 async def _ticker(v: Venue) -> None:
     while True:
         v.step_to(v.clock.now())
-        await asyncio.sleep(TICK_SECONDS)
+        # Wake for the next phased requote (each market has its own moment in the second), at least
+        # every TICK_SECONDS; never a busy loop (1 ms floor: what was due then is run together).
+        wait = (v.next_due() - v.clock.now()) / v.clock.speed
+        await asyncio.sleep(min(TICK_SECONDS, max(wait, MIN_WAKE_SECONDS)))
 
 
 def build_app(v: Venue) -> web.Application:
