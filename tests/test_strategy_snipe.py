@@ -585,3 +585,27 @@ def test_an_unknown_rule_parsed_ahead_still_warns_once_at_the_first_check() -> N
     assert d.intents == [] and d.last_skip() == SkipReason.REFERENCE_UNKNOWN
     d.feed(in_band(NOW + 100))
     assert d.warnings() == [SkipReason.REFERENCE_UNKNOWN]
+
+
+@pytest.mark.parametrize("ask", ["0.90", "0.95", "0.99", "0.951", "0.80"])
+def test_edges_and_opening_worked_out_ahead_give_the_same_decisions(ask: str) -> None:
+    """anticipate() works out ahead what the entry's event would (each in-band tick's edge, the window's
+    opening reference): the entry, or the skip, and their details are exactly a fresh sniper's, off-tick
+    asks included (computed on the spot, as before)."""
+    ahead = sniper(min_price="0.90").feed(confirmed())
+    ahead.strategy.anticipate(NOW)
+    st_ = ahead.strategy._markets[CID]
+    assert st_.terms is not None and st_.opening == OPEN_PRICE
+    edges = st_.terms.edges
+    assert set(edges) == {D("0.90") + D("0.01") * i for i in range(10)}
+    for price, edge in edges.items():
+        assert edge == entry_edge(CRYPTO_FEES, price, st_.terms.shares_at_ceiling)
+    fresh = sniper(min_price="0.90").feed(confirmed())
+    for d in (ahead.clear(), fresh.clear()):
+        d.feed(in_band(up_ask=ask))
+    assert [(i.key, i.price, i.size, dict(i.meta)) for i in ahead.intents] == [
+        (i.key, i.price, i.size, dict(i.meta)) for i in fresh.intents
+    ]
+    assert [(x.kind, x.reason, dict(x.detail)) for x in ahead.decisions] == [
+        (x.kind, x.reason, dict(x.detail)) for x in fresh.decisions
+    ]

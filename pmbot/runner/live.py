@@ -109,6 +109,20 @@ async def discover(
     return due[:limit], set(series) - seen
 
 
+UNREAD_KINDS = frozenset({"best_bid_ask"})
+
+
+def skip_unread_kinds(stream: Any) -> None:
+    """Have the market stream skip, right after decoding, the message types this feed never reads, as the
+    run-all hub does: `best_bid_ask` (the Translator ignores it; price_change carries the same best bid/ask).
+    The venue sends one per token right after the price_change that moved the top, so the frame that
+    triggers an entry is followed by two of them; unskipped, the stream's reader builds their models
+    before this feed gets the entry's event, and the feed then wakes up once for each."""
+    skip = getattr(stream, "skip_kinds", None)
+    if isinstance(skip, frozenset):  # a MarketStream (a test double may have none)
+        stream.skip_kinds = skip | UNREAD_KINDS
+
+
 class LocalFirstBooks:
     """The paper exchange's BookSource: the market channel's local book when it is synced, else REST."""
 
@@ -268,8 +282,15 @@ class LiveFeed:
         """Add (or refresh) markets: the view, the translator, and the streams' subscriptions."""
         new_tokens: list[str] = []
         for info in infos:
-            if info.condition_id not in self.armed:
+            old = self.armed.get(info.condition_id)
+            if old is None:
                 new_tokens += info.token_ids
+            elif old == info:
+                # Unchanged (refresh re-reads every armed market each `rediscover_s`): keep the object the
+                # view holds. A strategy keys its per-market work on the MarketInfo's identity (the
+                # sniper's entry terms: limit, sizes, keys, edges); an equal copy would make the next
+                # event, possibly the entry's trigger, work them out again on the hot path (~25 µs warm).
+                continue
             self.armed[info.condition_id] = info
             self.runner.view.set_market(info)
             self.translator.add_tokens({t: info.condition_id for t in info.token_ids})
@@ -334,6 +355,7 @@ class LiveFeed:
         stop = stop or asyncio.Event()
         infos = [await market_info(self.venue, m) for m in self.targets.markets]
         self.market_stream = self.venue.market_stream([t for i in infos for t in i.token_ids])
+        skip_unread_kinds(self.market_stream)
         symbols = {r.symbol for i in infos if (r := parse_resolution_rule(i.description, i.resolution_source))}
         self.rtds = self.venue.rtds_stream([RtdsSubscription.chainlink(s) for s in sorted(symbols) or ["btc/usd"]])
         self._symbols |= symbols or {"btc/usd"}

@@ -30,7 +30,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import StrEnum
 from typing import ClassVar, Literal
 
@@ -379,6 +379,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             limit = terms.limit
             if limit is None:
                 continue
+            self._prepare(st, m, terms)
             for token in m.token_ids:
                 if (m.condition_id, token) in self._entered:
                     continue
@@ -397,6 +398,30 @@ class SnipeStrategy(Strategy[SnipeConfig]):
                     )
                 )
         return out
+
+    def _prepare(self, st: _MarketState, m: MarketInfo, terms: _Terms) -> None:
+        """Work the tick's rules would otherwise do on the entry's own event, done here ahead of it: the
+        edge at every ask on tick inside the band (what `_evaluate` caches on first sight), and the
+        window's opening reference price once the stream has it. The same values `_evaluate` would
+        compute (it still computes any it does not find), so the decision cannot differ."""
+        cfg = self.config
+        if not terms.edges and m.tick_size > 0:
+            tick = m.tick_size
+            price = (cfg.min_price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+            n = 0
+            while price <= cfg.max_price and n < 1000:  # the cache's own bound
+                terms.edges[price] = entry_edge(m.fees, price, terms.shares_at_ceiling)
+                price += tick
+                n += 1
+        if (
+            cfg.confirm_reference
+            and terms.up_down
+            and st.rule is not None
+            and st.opening is None
+            and m.reference_open is None
+            and m.start_ms is not None
+        ):
+            st.opening = self._refs.value_at(st.rule, m.start_ms, opening=True)
 
     def _leading(self, m: MarketInfo) -> tuple[str | None, Sequence[BookLevel]]:
         """The market's favourite: the token whose best ask (else best bid) is highest; ties to the first
