@@ -52,7 +52,16 @@ if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.streams import MarketStream, RtdsStream
 
-__all__ = ["GcPacer", "LiveFeed", "LocalFirstBooks", "Targets", "discover", "market_info", "resolve_market"]
+__all__ = [
+    "GcPacer",
+    "LiveFeed",
+    "LocalFirstBooks",
+    "Targets",
+    "discover",
+    "lean_market_stream",
+    "market_info",
+    "resolve_market",
+]
 
 log = logging.getLogger("pmbot.runner")
 _KEEP_AFTER_END_MS = 120_000  # an ended market stays armed this long, to see its resolution
@@ -112,15 +121,23 @@ async def discover(
 UNREAD_KINDS = frozenset({"best_bid_ask"})
 
 
-def skip_unread_kinds(stream: Any) -> None:
-    """Have the market stream skip, right after decoding, the message types this feed never reads, as the
-    run-all hub does: `best_bid_ask` (the Translator ignores it; price_change carries the same best bid/ask).
-    The venue sends one per token right after the price_change that moved the top, so the frame that
-    triggers an entry is followed by two of them; unskipped, the stream's reader builds their models
-    before this feed gets the entry's event, and the feed then wakes up once for each."""
+def lean_market_stream(stream: Any) -> None:
+    """Trim what the feed's own market stream does before an event reaches the feed (the reader runs it
+    for every message, ahead of the entry's trigger):
+
+    - skip, right after decoding, the message types this feed never reads, as the run-all hub does:
+      `best_bid_ask` (the Translator ignores it; price_change carries the same best bid/ask). The venue
+      sends one per token right after the price_change that moved the top, so the frame that triggers an
+      entry is followed by two of them; unskipped, the reader builds their models before this feed gets
+      the entry's event, and the feed then wakes up once for each;
+    - no books of its own (`keep_books`): the Translator keeps the feed's books from the same events, and
+      nothing reads the stream's. Only a MarketStream of this feed's own: a run-all hub consumer's books
+      are the hub's, shared with other feeds (it has no `keep_books`)."""
     skip = getattr(stream, "skip_kinds", None)
     if isinstance(skip, frozenset):  # a MarketStream (a test double may have none)
         stream.skip_kinds = skip | UNREAD_KINDS
+    if getattr(stream, "keep_books", None) is True:
+        stream.keep_books = False
 
 
 class LocalFirstBooks:
@@ -355,7 +372,7 @@ class LiveFeed:
         stop = stop or asyncio.Event()
         infos = [await market_info(self.venue, m) for m in self.targets.markets]
         self.market_stream = self.venue.market_stream([t for i in infos for t in i.token_ids])
-        skip_unread_kinds(self.market_stream)
+        lean_market_stream(self.market_stream)
         symbols = {r.symbol for i in infos if (r := parse_resolution_rule(i.description, i.resolution_source))}
         self.rtds = self.venue.rtds_stream([RtdsSubscription.chainlink(s) for s in sorted(symbols) or ["btc/usd"]])
         self._symbols |= symbols or {"btc/usd"}
