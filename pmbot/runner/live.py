@@ -456,9 +456,9 @@ class LiveFeed:
         async with self.rtds as stream:
             async for item in stream:
                 for e in self.translator.translate(item, self.now_ms()):
+                    await self.runner.deliver(e)  # first: a reference price may be an entry's trigger
                     if isinstance(e, ReferencePrice):
-                        self.references.add(e)
-                    await self.runner.deliver(e)
+                        self.references.add(e)  # the views' copy (the strategy keeps its own)
 
     async def _arm_ahead(self) -> None:
         """Pre-arm what the strategy anticipates (Runner.arm_ahead); live, the order path's connection is
