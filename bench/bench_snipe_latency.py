@@ -333,6 +333,28 @@ def _stage_stamps() -> dict[str, list[float]]:
             setattr(owner, attr, w)
 
     wrap(WsStream, "_ingest", "1 frame received (websockets → our stream)", False)
+    from pmbot.polymarket.streams import MarketStream, RtdsStream
+
+    market_next, rtds_next = MarketStream.__anext__, RtdsStream.__anext__
+
+    async def market_item(self: Any) -> Any:
+        item = await market_next(self)
+        if self.current_arrival is not None:  # the item's frame reached the process (socket read), not now
+            stamps.setdefault("1b market item's frame arrived (socket)", []).append(self.current_arrival)
+        return item
+
+    async def rtds_item(self: Any) -> Any:
+        item = await rtds_next(self)
+        stamps.setdefault("1r RTDS item handed to its feed", []).append(time.perf_counter())
+        return item
+
+    MarketStream.__anext__ = market_item  # type: ignore[method-assign]
+    RtdsStream.__anext__ = rtds_item  # type: ignore[method-assign]
+    wrap(MarketStream, "_ingest", "1m market frame ingested", False)
+    wrap(RtdsStream, "_ingest", "1x RTDS frame ingested", False)
+    from websockets.asyncio.client import ClientConnection
+
+    wrap(ClientConnection, "data_received", "0b websockets data_received (any)", False)
     wrap(Translator, "translate", "2 runner feed has it (stream queue → LiveFeed)", False)
     wrap(Runner, "deliver", "3 runner.deliver (view, strategy)", True)
     handle = Strategy.handle

@@ -127,6 +127,96 @@ async def test_the_risk_gate_decides_at_fire_time(sim: SimServer, tmp_path: Path
         await r.close()
 
 
+@pytest.mark.parametrize("limit", ["kill_switch", "daily_loss", "open_orders", "exposure"])
+async def test_every_cap_that_can_change_after_arming_is_checked_at_fire(
+    sim: SimServer, tmp_path: Path, db_url: str, limit: str
+) -> None:
+    """The fire skips only what cannot change since arming (the frozen intent's own validation); a cap
+    reached after the order was armed, and after its headers were worked out ahead, refuses it."""
+    extra = {"PMBOT_RISK__MAX_OPEN_ORDERS": "1", "PMBOT_RISK__MAX_TOTAL_EXPOSURE": "0.5"}
+    r = Rig(sim, tmp_path, settings_for(sim, db_url, **extra))
+    try:
+        ex = (await r.executor(dry_run=False)).executor
+        # each fits alone (0.2 and 0.4 USDC, fees aside); both together are past the exposure cap
+        first, second = await ex.arm(
+            [intent(sim, "cap-1", price="0.02"), intent(sim, "cap-2", price="0.02", size="20")]
+        )
+        ex.refresh()  # as the runner does between ticks: risk state read, headers worked out ahead
+        if limit == "kill_switch":
+            ex.risk.trip("the operator's kill switch")
+        elif limit == "daily_loss":
+            ex.risk.add_realized(-ex.risk.limits.daily_loss_limit)
+        else:  # the first order rests: one open order (the cap), 0.2 USDC of the 0.5 exposure
+            assert (await ex.fire(first.key)).status is OrderStatus.LIVE
+            if limit == "exposure":
+                ex.risk.limits = ex.risk.limits.model_copy(update={"max_open_orders": 10})
+        res = await ex.fire(second.key)
+        codes = {
+            "kill_switch": "kill_switch",
+            "daily_loss": "daily_loss_limit",
+            "open_orders": "max_open_orders",
+            "exposure": "max_total_exposure",
+        }
+        assert res.status is OrderStatus.REJECTED and res.code == codes[limit]
+        rec = r.store.get_order(second.key)
+        assert rec is not None and rec.status is OrderStatus.REJECTED
+        sent_first = limit in ("open_orders", "exposure")
+        assert len(sim.received_orders()) == (1 if sent_first else 0)
+    finally:
+        await r.close()
+
+
+async def test_headers_worked_out_ahead_are_exactly_the_posts_own(rig: Rig) -> None:
+    """refresh() works out each armed order's L2 headers for this second and the next; they are the ones
+    l2_headers gives for that body and second, and the sim (which verifies the HMAC) takes the fire."""
+    from pmbot.polymarket.auth import l2_headers
+
+    ex = (await rig.executor(dry_run=False)).executor
+    armed = await ex.arm(both_sides(rig.sim, "hdr"))
+    ex.refresh()
+    trading = ex.trading
+    assert trading is not None and trading.creds is not None
+    now = int(rig.sim.now())
+    preps = [p for a in armed if (p := ex._armed[a.key].prep) is not None]
+    assert len(preps) == 2
+    assert set(trading._ahead) == {(p.text, ts) for p in preps for ts in (now, now + 1)}
+    for (text, ts), (creds, address, headers) in trading._ahead.items():
+        assert creds is trading.creds and address == trading.signer.address
+        assert headers == l2_headers(address, creds, "POST", "/order", text, ts)
+    res = await ex.fire(armed[0].key)
+    assert res.status is OrderStatus.LIVE and len(rig.sim.received_orders()) == 1
+    assert (preps[0].text, now) not in trading._ahead  # used once, then dropped
+
+
+async def test_headers_ahead_are_not_used_with_other_credentials_or_in_another_second(rig: Rig) -> None:
+    """Headers worked out ahead are used only in their own second and with the credentials (and address)
+    they were made with: here they are poisoned, then the credentials object replaced (same key, as a
+    re-derivation gives) or the clock moved on; each fire computes its own, and the sim takes it."""
+    from pmbot.polymarket.models import ApiCreds
+
+    ex = (await rig.executor(dry_run=False)).executor
+    trading = ex.trading
+    assert trading is not None and trading.creds is not None
+    armed = await ex.arm(both_sides(rig.sim, "hdr2"))
+
+    def poison() -> None:
+        ex.refresh()
+        assert trading._ahead
+        for key, (creds, address, headers) in list(trading._ahead.items()):
+            trading._ahead[key] = (creds, address, {**headers, "POLY_SIGNATURE": "not-a-signature"})
+
+    poison()
+    c = trading.creds
+    trading.creds = ApiCreds(api_key=c.api_key, secret=c.secret, passphrase=c.passphrase)
+    assert (await ex.fire(armed[0].key)).status is OrderStatus.LIVE
+    poison()
+    rig.sim.advance(3)  # past the seconds worked out
+    assert (await ex.fire(armed[1].key)).status is OrderStatus.LIVE
+    assert len(rig.sim.received_orders()) == 2
+    ex.refresh()
+    assert all(ts >= int(rig.sim.now()) for _, ts in trading._ahead)  # seconds past are dropped
+
+
 async def test_a_venue_unreachable_at_fire_time_leaves_it_armed(rig: Rig) -> None:
     ex = (await rig.executor(dry_run=False)).executor
     (a,) = await ex.arm([intent(rig.sim, "down", price="0.02")])

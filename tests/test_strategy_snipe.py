@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 from pmbot.errors import ConfigError
 from pmbot.executor.intents import intent_key
+from pmbot.money import fmt
 from pmbot.polymarket.models import FeeSchedule, Outcome
 from pmbot.store.models import OrderStatus, OrderType, Side
 from pmbot.strategies.base import DecisionKind, MarketInfo
@@ -585,3 +586,55 @@ def test_an_unknown_rule_parsed_ahead_still_warns_once_at_the_first_check() -> N
     assert d.intents == [] and d.last_skip() == SkipReason.REFERENCE_UNKNOWN
     d.feed(in_band(NOW + 100))
     assert d.warnings() == [SkipReason.REFERENCE_UNKNOWN]
+
+
+@pytest.mark.parametrize("ask", ["0.90", "0.95", "0.99", "0.951", "0.80"])
+def test_edges_and_opening_worked_out_ahead_give_the_same_decisions(ask: str) -> None:
+    """anticipate() works out ahead what the entry's event would (each in-band tick's edge, the window's
+    opening reference): the entry, or the skip, and their details are exactly a fresh sniper's, off-tick
+    asks included (computed on the spot, as before)."""
+    ahead = sniper(min_price="0.90").feed(confirmed())
+    ahead.strategy.anticipate(NOW)
+    strategy = ahead.strategy
+    assert isinstance(strategy, SnipeStrategy)
+    st_ = strategy._markets[CID]
+    assert st_.terms is not None and st_.opening == OPEN_PRICE
+    edges = st_.terms.edges
+    assert set(edges) == {D("0.90") + D("0.01") * i for i in range(10)}
+    for price, edge in edges.items():
+        assert edge == entry_edge(CRYPTO_FEES, price, st_.terms.shares_at_ceiling)
+    fresh = sniper(min_price="0.90").feed(confirmed())
+    for d in (ahead.clear(), fresh.clear()):
+        d.feed(in_band(up_ask=ask))
+    assert [(i.key, i.price, i.size, dict(i.meta)) for i in ahead.intents] == [
+        (i.key, i.price, i.size, dict(i.meta)) for i in fresh.intents
+    ]
+    assert [(x.kind, x.reason, dict(x.detail)) for x in ahead.decisions] == [
+        (x.kind, x.reason, dict(x.detail)) for x in fresh.decisions
+    ]
+
+
+def test_the_entrys_detail_is_one_read_only_mapping_with_every_number_as_text() -> None:
+    """The entry's detail is formatted when first read (after the intent went out), the same text as
+    before: one read-only mapping shared by the signal and the intent (neither copies it)."""
+    import json
+
+    d = sniper().feed(confirmed()).feed(in_band())
+    (intent,) = d.intents
+    (signal,) = d.signals()
+    assert intent.meta is signal.detail and len(signal.detail) == 9
+    text = dict(signal.detail)
+    assert list(text) == ["outcome", "ask", "limit", "edge", "depth", "seconds_left", "rule", "reference", "open"]
+    assert (text["outcome"], text["ask"], text["limit"], text["depth"], text["seconds_left"]) == (
+        "Up",
+        "0.95",
+        "0.99",
+        "100",
+        "30",
+    )
+    fee = CRYPTO_FEES.fee(D("10.10"), D("0.95"))  # the walk: 10.10 shares at 0.95
+    assert text["edge"] == fmt(((D("10.10") - D("9.595") - fee) / D("10.10")).quantize(D("0.000001")))
+    assert (text["reference"], text["open"]) == (fmt(UP_PRICE), fmt(OPEN_PRICE))
+    assert json.loads(json.dumps(dict(intent.meta))) == text and "0.95" in repr(signal.detail)
+    with pytest.raises(TypeError):
+        signal.detail["ask"] = "0.5"  # type: ignore[index]

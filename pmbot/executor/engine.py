@@ -529,8 +529,15 @@ class Executor:
     def refresh(self) -> None:
         """Re-read the mode's shared risk state (kill switch, today's PnL, `pmbot resume`) now, when it is
         older than `risk_sync_s`: a runner calls it between ticks so that `fire` and `submit` find it fresh
-        and read nothing from the store before their POST (at half the age, so the next check finds it fresh)."""
+        and read nothing from the store before their POST (at half the age, so the next check finds it fresh).
+        Live, the armed orders' L2 headers are worked out for this second and the next (`headers_ahead`), so
+        a fire before the next refresh sends them without an HMAC on its path."""
         self._sync_risk_state(max_age_s=self.risk_sync_s / 2)
+        if not self.dry_run and self.trading is not None:  # with nothing armed: drops the seconds past
+            try:
+                self.trading.headers_ahead(a.prep for a in self._armed.values() if a.prep is not None)
+            except PmbotError as e:  # e.g. credentials that cannot sign: the fire computes its own and says so
+                log.debug("armed orders' headers not worked out ahead: %s", e.message)
 
     def armed(self) -> list[str]:
         """Keys armed in this process and not fired or retired yet."""
@@ -569,7 +576,8 @@ class Executor:
                 return SubmitResult(key, OrderStatus.ARMED, reason=refused, code="price_check", dry_run=self.dry_run)
         self.metrics.intent()
         self._sync_risk_state()
-        decision = self.risk.reserve(intent, fee_reserve=a.fee_reserve)  # check + reserve, no await between
+        # check + reserve, no await between; the armed intent (frozen) was validated when it was armed
+        decision = self.risk.reserve(intent, fee_reserve=a.fee_reserve, validated=True)
         if not decision.ok:
             reason = decision.reason or "rejected by the risk gate"
             code = decision.code or "risk"

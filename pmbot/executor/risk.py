@@ -241,13 +241,17 @@ class RiskGate:
 
     # ------------------------------------------------------------------------------------ the rules
 
-    def check(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO) -> RiskDecision:
-        """Would this intent keep every cap? `fee_reserve` is the BUY's fee allowance (see `max_taker_fee`)."""
+    def check(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO, validated: bool = False) -> RiskDecision:
+        """Would this intent keep every cap? `fee_reserve` is the BUY's fee allowance (see `max_taker_fee`).
+        `validated`: the caller already ran `validate_intent` on this very intent (it is immutable, so the
+        answer cannot have changed: the executor's armed orders, validated when armed); every cap is
+        checked all the same."""
         self._roll_day()
-        try:
-            validate_intent(intent)
-        except InputError as e:
-            return _reject(RiskCode.INVALID, e.message)
+        if not validated:
+            try:
+                validate_intent(intent)
+            except InputError as e:
+                return _reject(RiskCode.INVALID, e.message)
         if fee_reserve < 0:
             return _reject(RiskCode.INVALID, f"fee_reserve must be >= 0, got {fee_reserve}")
         if intent.key in self._open:
@@ -256,12 +260,12 @@ class RiskGate:
             return self._check_sell(intent)
         return self._check_buy(intent, fee_reserve)
 
-    def reserve(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO) -> RiskDecision:
+    def reserve(self, intent: OrderIntent, *, fee_reserve: Decimal = _ZERO, validated: bool = False) -> RiskDecision:
         """`check`, and on approval `on_order_open`, in one step: nothing can slip in between.
 
         The executor must not await between a check and its reservation, or two concurrent intents could
         each pass against the same headroom; this is the form that cannot get that wrong."""
-        decision = self.check(intent, fee_reserve=fee_reserve)
+        decision = self.check(intent, fee_reserve=fee_reserve, validated=validated)
         if decision.ok:
             self.on_order_open(intent, fee_reserve=fee_reserve)
         return decision

@@ -8,7 +8,7 @@ answer is lost the caller gets `OrderStateUnknownError` and must reconcile via `
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from pmbot.polymarket.fastpost import FastPoster
 
 MAX_BATCH = 15  # POST /orders accepts at most 15 orders (docs: trading/orders/create)
+_AHEAD_MAX = 4096  # L2 header sets kept ahead (armed orders × seconds: a handful in practice)
 _START_CURSOR = "MA=="  # base64 "0"
 
 
@@ -85,6 +86,9 @@ class TradingClient:
         self._clock = clock
         self._l1 = l1
         self.creds = creds
+        # L2 headers of prepared POSTs worked out ahead (`headers_ahead`): (body text, timestamp second) →
+        # (the credentials and address they were made with, the headers)
+        self._ahead: dict[tuple[str, int], tuple[ApiCreds, str, dict[str, str]]] = {}
 
     # ------------------------------------------------------------------------------------- auth
 
@@ -224,10 +228,48 @@ class TradingClient:
             raise OrderStateUnknownError(f"POST /order answer unreadable ({e.message}); the order may exist") from e
         return ack if ack.order_id else replace(ack, order_id=prep.order_hash)
 
+    def headers_ahead(self, preps: Iterable[PreparedPost], *, seconds: int = 2) -> int:
+        """Work out the L2 headers of prepared POSTs (armed orders) for this second and the next
+        `seconds - 1`, so that firing one in those seconds costs no HMAC. The HMAC covers the timestamp
+        (whole seconds), method, path and the exact body; an armed order's body is fixed, so these are
+        exactly the headers the POST would compute itself in that second. It uses them only if they were
+        made with the credentials and address it would use (else, or in a second not worked out, it
+        computes its own, as always). Seconds already past are dropped. Returns how many were computed."""
+        creds = self.creds
+        if creds is None or self.poster is None:
+            return 0
+        now = int(self._clock())
+        ahead = self._ahead
+        for key in [k for k in ahead if k[1] < now]:
+            del ahead[key]
+        address = self.signer.address
+        n = 0
+        for prep in preps:
+            for ts in range(now, now + seconds):
+                key = (prep.text, ts)
+                hit = ahead.get(key)
+                if hit is not None and hit[0] is creds and hit[1] == address:
+                    continue
+                if len(ahead) >= _AHEAD_MAX:
+                    return n
+                ahead[key] = (creds, address, l2_headers(address, creds, "POST", "/order", prep.text, ts))
+                n += 1
+        return n
+
+    def _post_headers(self, prep: PreparedPost) -> dict[str, str]:
+        """The L2 headers of POST /order with `prep`'s body, now: worked out ahead when they were (see
+        `headers_ahead`), else computed here."""
+        creds = self._creds()
+        address = self.signer.address
+        ts = int(self._clock())
+        hit = self._ahead.pop((prep.text, ts), None)  # an order is sent once: its entry is not needed again
+        if hit is not None and hit[0] is creds and hit[1] == address:
+            return hit[2]
+        return l2_headers(address, creds, "POST", "/order", prep.text, ts)
+
     async def _fast_post(self, prep: PreparedPost) -> Any:
         assert self.poster is not None
-        creds = self._creds()
-        headers = l2_headers(self.signer.address, creds, "POST", "/order", prep.text, int(self._clock()))
+        headers = self._post_headers(prep)
         answer = await self.poster.post("/order", prep.body, headers)
         what = "POST clob/order"
         if 200 <= answer.status < 300:

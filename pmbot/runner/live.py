@@ -52,7 +52,16 @@ if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
     from pmbot.polymarket.streams import MarketStream, RtdsStream
 
-__all__ = ["GcPacer", "LiveFeed", "LocalFirstBooks", "Targets", "discover", "market_info", "resolve_market"]
+__all__ = [
+    "GcPacer",
+    "LiveFeed",
+    "LocalFirstBooks",
+    "Targets",
+    "discover",
+    "lean_market_stream",
+    "market_info",
+    "resolve_market",
+]
 
 log = logging.getLogger("pmbot.runner")
 _KEEP_AFTER_END_MS = 120_000  # an ended market stays armed this long, to see its resolution
@@ -107,6 +116,28 @@ async def discover(
         later = await venue.gamma.markets(end_min_ms=now_ms, limit=500)
         seen |= {s for s in series if any(in_series(m, [s]) for m in later)}
     return due[:limit], set(series) - seen
+
+
+UNREAD_KINDS = frozenset({"best_bid_ask"})
+
+
+def lean_market_stream(stream: Any) -> None:
+    """Trim what the feed's own market stream does before an event reaches the feed (the reader runs it
+    for every message, ahead of the entry's trigger):
+
+    - skip, right after decoding, the message types this feed never reads, as the run-all hub does:
+      `best_bid_ask` (the Translator ignores it; price_change carries the same best bid/ask). The venue
+      sends one per token right after the price_change that moved the top, so the frame that triggers an
+      entry is followed by two of them; unskipped, the reader builds their models before this feed gets
+      the entry's event, and the feed then wakes up once for each;
+    - no books of its own (`keep_books`): the Translator keeps the feed's books from the same events, and
+      nothing reads the stream's. Only a MarketStream of this feed's own: a run-all hub consumer's books
+      are the hub's, shared with other feeds (it has no `keep_books`)."""
+    skip = getattr(stream, "skip_kinds", None)
+    if isinstance(skip, frozenset):  # a MarketStream (a test double may have none)
+        stream.skip_kinds = skip | UNREAD_KINDS
+    if getattr(stream, "keep_books", None) is True:
+        stream.keep_books = False
 
 
 class LocalFirstBooks:
@@ -268,8 +299,15 @@ class LiveFeed:
         """Add (or refresh) markets: the view, the translator, and the streams' subscriptions."""
         new_tokens: list[str] = []
         for info in infos:
-            if info.condition_id not in self.armed:
+            old = self.armed.get(info.condition_id)
+            if old is None:
                 new_tokens += info.token_ids
+            elif old == info:
+                # Unchanged (refresh re-reads every armed market each `rediscover_s`): keep the object the
+                # view holds. A strategy keys its per-market work on the MarketInfo's identity (the
+                # sniper's entry terms: limit, sizes, keys, edges); an equal copy would make the next
+                # event, possibly the entry's trigger, work them out again on the hot path (~25 µs warm).
+                continue
             self.armed[info.condition_id] = info
             self.runner.view.set_market(info)
             self.translator.add_tokens({t: info.condition_id for t in info.token_ids})
@@ -334,6 +372,7 @@ class LiveFeed:
         stop = stop or asyncio.Event()
         infos = [await market_info(self.venue, m) for m in self.targets.markets]
         self.market_stream = self.venue.market_stream([t for i in infos for t in i.token_ids])
+        lean_market_stream(self.market_stream)
         symbols = {r.symbol for i in infos if (r := parse_resolution_rule(i.description, i.resolution_source))}
         self.rtds = self.venue.rtds_stream([RtdsSubscription.chainlink(s) for s in sorted(symbols) or ["btc/usd"]])
         self._symbols |= symbols or {"btc/usd"}
@@ -417,9 +456,9 @@ class LiveFeed:
         async with self.rtds as stream:
             async for item in stream:
                 for e in self.translator.translate(item, self.now_ms()):
+                    await self.runner.deliver(e)  # first: a reference price may be an entry's trigger
                     if isinstance(e, ReferencePrice):
-                        self.references.add(e)
-                    await self.runner.deliver(e)
+                        self.references.add(e)  # the views' copy (the strategy keeps its own)
 
     async def _arm_ahead(self) -> None:
         """Pre-arm what the strategy anticipates (Runner.arm_ahead); live, the order path's connection is

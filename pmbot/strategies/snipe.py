@@ -28,10 +28,11 @@ the tick costs only the checks and one POST.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from decimal import ROUND_DOWN, ROUND_FLOOR, Decimal
+from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal
 from enum import StrEnum
+from types import MappingProxyType
 from typing import ClassVar, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
@@ -309,15 +310,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             self._note(st, m, SkipReason.PAUSED, token, now, {"ask": _s(ask)})
             return
         key = terms.keys[token]
-        detail = {
-            "outcome": outcome,
-            "ask": fmt(ask),
-            "limit": terms.limit_text,
-            "edge": _e(walk_edge),
-            "depth": fmt(depth),
-            "seconds_left": _secs(left_ms),
-            **ref_detail,
-        }
+        detail = _entry_detail(outcome, ask, terms.limit_text, walk_edge, depth, left_ms, ref_detail)
         intent = OrderIntent(
             key=key,
             strategy=self.name,
@@ -379,6 +372,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             limit = terms.limit
             if limit is None:
                 continue
+            self._prepare(st, m, terms)
             for token in m.token_ids:
                 if (m.condition_id, token) in self._entered:
                     continue
@@ -397,6 +391,30 @@ class SnipeStrategy(Strategy[SnipeConfig]):
                     )
                 )
         return out
+
+    def _prepare(self, st: _MarketState, m: MarketInfo, terms: _Terms) -> None:
+        """Work the tick's rules would otherwise do on the entry's own event, done here ahead of it: the
+        edge at every ask on tick inside the band (what `_evaluate` caches on first sight), and the
+        window's opening reference price once the stream has it. The same values `_evaluate` would
+        compute (it still computes any it does not find), so the decision cannot differ."""
+        cfg = self.config
+        if not terms.edges and m.tick_size > 0:
+            tick = m.tick_size
+            price = (cfg.min_price / tick).to_integral_value(rounding=ROUND_CEILING) * tick
+            n = 0
+            while price <= cfg.max_price and n < 1000:  # the cache's own bound
+                terms.edges[price] = entry_edge(m.fees, price, terms.shares_at_ceiling)
+                price += tick
+                n += 1
+        if (
+            cfg.confirm_reference
+            and terms.up_down
+            and st.rule is not None
+            and st.opening is None
+            and m.reference_open is None
+            and m.start_ms is not None
+        ):
+            st.opening = self._refs.value_at(st.rule, m.start_ms, opening=True)
 
     def _leading(self, m: MarketInfo) -> tuple[str | None, Sequence[BookLevel]]:
         """The market's favourite: the token whose best ask (else best bid) is highest; ties to the first
@@ -477,6 +495,61 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             self.warn(reason, ts_ms=now, condition_id=m.condition_id, token_id=token, detail=detail)
         else:
             self.skip(reason, ts_ms=now, condition_id=m.condition_id, token_id=token, detail=detail)
+
+
+_ENTRY_KEYS = ("outcome", "ask", "limit", "edge", "depth", "seconds_left")
+
+
+class _LazyText(Mapping[str, str]):
+    """A decision detail whose text is built when first read (the decision log's write, a view, the
+    executor's record of a submitted order), not on the entry's path: the intent is handed over before
+    anyone reads it. Its keys are known up front (len() builds nothing); read-only, like every detail."""
+
+    __slots__ = ("_build", "_keys", "_text")
+
+    def __init__(self, keys: tuple[str, ...], build: Callable[[], dict[str, str]]) -> None:
+        self._keys = keys
+        self._build: Callable[[], dict[str, str]] | None = build
+        self._text: dict[str, str] | None = None
+
+    def _built(self) -> dict[str, str]:
+        if self._text is None:
+            assert self._build is not None
+            self._text, self._build = self._build(), None
+        return self._text
+
+    def __getitem__(self, key: str) -> str:
+        return self._built()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._built())
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def __repr__(self) -> str:
+        return repr(self._built())
+
+
+def _entry_detail(
+    outcome: str, ask: Decimal, limit_text: str, edge: Decimal, depth: Decimal, left_ms: int, ref: dict[str, str]
+) -> Mapping[str, str]:
+    """The entry's detail (its signal's and its intent's: one read-only mapping, so neither copies it), the
+    numbers formatted when first read."""
+
+    def build() -> dict[str, str]:
+        return {
+            "outcome": outcome,
+            "ask": fmt(ask),
+            "limit": limit_text,
+            "edge": _e(edge),
+            "depth": fmt(depth),
+            "seconds_left": _secs(left_ms),
+            **ref,
+        }
+
+    keys = _ENTRY_KEYS + tuple(k for k in ref if k not in _ENTRY_KEYS)
+    return MappingProxyType(_LazyText(keys, build))
 
 
 def _is_up_down(m: MarketInfo) -> bool:

@@ -14,9 +14,12 @@ Every item carries its arrival: `time.perf_counter()` when the bytes of its fram
 before any parsing); `current_arrival` is that of the item `__anext__` last returned. A status the
 stream makes itself is stamped when it is made.
 
-The reader does not run a whole burst of buffered frames before anyone else gets the loop: after
-`YIELD_AFTER_S` of work without a pause it yields, so consumers act on the first frames of a burst
-while the rest are still being read (and the socket is read again, which keeps the stamps honest).
+The reader does not run a whole burst of buffered frames before anyone else gets the loop: it yields
+after each frame that emitted events (and after `YIELD_AFTER_S` of work without a pause), so consumers
+act on the first frames of a burst while the rest are still being read (and the socket is read again,
+which keeps the stamps honest). A yield costs one loop turn (~10 µs warm); without it, the frame that
+triggers an entry waited for the rest of its burst (the best_bid_asks that follow a price_change, other
+markets' frames) to be parsed before its feed saw it.
 
 `WsStream` is the WebSocket flavour (CLOB market/user channels, RTDS): text heartbeats, JSON frames,
 malformed frames skipped and counted. The chain stream plugs web3's own connection into `StreamBase`.
@@ -523,6 +526,7 @@ class WsStream(StreamBase[E]):
             if now - before > 20e-6:  # recv waited, so the loop ran others meanwhile (a ready one takes ~2 µs)
                 ran_since = now
             self._rx = arrivals.popleft() if arrivals else now
+            emitted = self.counters.events
             try:
                 data = self._ingest(frame)
             finally:
@@ -534,8 +538,12 @@ class WsStream(StreamBase[E]):
                     watch.reschedule(self._silence_deadline())
                 else:
                     self._delivered = True
-            if clock() - ran_since >= YIELD_AFTER_S:
-                await asyncio.sleep(0)  # let the consumers act on what this burst brought so far
+            if self.counters.events != emitted or clock() - ran_since >= YIELD_AFTER_S:
+                # Let the consumers act on what this burst brought so far: at once after a frame that
+                # emitted events (an entry's trigger is acted on before the rest of its burst is parsed:
+                # the venue follows a price_change with a best_bid_ask per token, the RTDS and other
+                # markets' frames of the same second come with it), else after YIELD_AFTER_S of work.
+                await asyncio.sleep(0)
                 ran_since = clock()
 
     def _ingest(self, frame: str | bytes) -> bool:

@@ -66,6 +66,10 @@ class MarketStream(WsStream[MarketEvent]):
         # consumers read none of them (the run-all hub and `best_bid_ask`, two thirds of the messages)
         # does not pay for their models. They never touch the books.
         self.skip_kinds: frozenset[str] = frozenset()
+        # False: `books` is not kept (stays empty) for an owner that keeps its own from the same events
+        # (LiveFeed's Translator): each change applied once, not once here before the event is queued and
+        # again by the owner. The tick-size callback still runs.
+        self.keep_books = True
 
     @property
     def token_ids(self) -> tuple[str, ...]:
@@ -108,7 +112,10 @@ class MarketStream(WsStream[MarketEvent]):
         if ev is None:
             self.counters.ignored += 1
             return
-        if isinstance(ev, BookSnapshot):
+        if not self.keep_books:
+            if isinstance(ev, TickSizeChange) and self._on_tick_size is not None and ev.new_tick_size > 0:
+                self._on_tick_size(ev.token_id, ev.new_tick_size)
+        elif isinstance(ev, BookSnapshot):
             token = ev.book.token_id
             if token in self._tokens:
                 book = self.books.get(token)
