@@ -6,6 +6,7 @@ so a `BookChanged` always carries the token's full book, best first."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 
 from pmbot.polymarket.book import LocalBook
@@ -13,6 +14,7 @@ from pmbot.polymarket.models import (
     BookSnapshot,
     CryptoPrice,
     LastTrade,
+    LevelChange,
     MarketResolved,
     OrderBook,
     PriceChange,
@@ -22,6 +24,8 @@ from pmbot.strategies import events as ev
 from pmbot.strategies.events import PriceSource
 
 __all__ = ["Translator", "price_source"]
+
+log = logging.getLogger("pmbot.runner.feed")
 
 _SOURCES = {s.value: s for s in PriceSource}
 
@@ -88,15 +92,21 @@ class Translator:
                 return []
             return [self._changed(book, cid, ts_ms)]
         if isinstance(item, PriceChange):
-            touched: dict[str, LocalBook] = {}
+            touched: dict[str, tuple[LocalBook, LevelChange]] = {}
             for ch in item.changes:
                 book = self.books.get(ch.token_id)
                 if book is None or not book.synced or ch.token_id not in self.tokens:
                     continue  # no snapshot yet, or blind since a drop: the next snapshot replaces it all
                 book.apply_change(ch, item.timestamp_ms)
-                touched[ch.token_id] = book
+                touched[ch.token_id] = (book, ch)
             emit = self.emit
-            return [self._changed(b, self.tokens[t], ts_ms) for t, b in touched.items() if emit is None or t in emit]
+            out = []
+            for t, (b, last) in touched.items():
+                if not b.agrees(last.best_bid, last.best_ask):
+                    _disagrees(b, last)
+                if emit is None or t in emit:
+                    out.append(self._changed(b, self.tokens[t], ts_ms))
+            return out
         if isinstance(item, CryptoPrice):
             source = price_source(item.topic)
             if source is None:
@@ -131,3 +141,18 @@ class Translator:
     @staticmethod
     def _changed(book: LocalBook, cid: str, ts_ms: int) -> ev.BookChanged:
         return ev.BookChanged(token_id=book.token_id, condition_id=cid, bids=book.bids(), asks=book.asks(), ts_ms=ts_ms)
+
+
+def _disagrees(book: LocalBook, last: LevelChange) -> None:
+    """The book against the venue's best bid/ask of the token's last change (the check the market stream
+    makes on its own books; a feed's stream keeps none): a missed update shows here. Said once per book."""
+    book.mismatches += 1
+    if book.mismatches == 1:
+        log.warning(
+            "feed: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
+            book.token_id[:16],
+            book.best_bid,
+            book.best_ask,
+            last.best_bid,
+            last.best_ask,
+        )
