@@ -100,7 +100,7 @@ class Translator:
                 book.apply_change(ch, item.timestamp_ms)
                 touched[ch.token_id] = (book, ch)
             emit = self.emit
-            out = []
+            out: list[ev.Event] = []
             for t, (b, last) in touched.items():
                 if not b.agrees(last.best_bid, last.best_ask):
                     _disagrees(b, last)
