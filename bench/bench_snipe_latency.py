@@ -12,17 +12,34 @@ writing the frames, parsing and checking the POST) competed with the trader's fo
 thread waiting for the GIL can wait the 5 ms switch interval; its share was ~0.7 ms of a 1.3 ms p50.
 
 Method: the sim's clock is manual; the driver (in the trader's process, its connection idle while the
-trader works: see SimTime) moves it with POST /_sim/advance. Each 15-minute window is advanced in one step to 65 s
-before its end, then one second at a time with a pause, so every sim emission of that second is out
+trader works: see SimTime) moves it with POST /_sim/advance. Each 15-minute window is advanced in one step to
+65 s before its end, then one second at a time with a pause, so every sim emission of that second is out
 before the next. The sim process stamps `perf_counter()` (CLOCK_MONOTONIC: one clock for every process
-on Linux) when it queues a market-channel or RTDS message (`Hub.to_market` / `to_rtds`) and when a POST
-/order reaches its HTTP server; a POST's trigger is the last message queued before it (nothing else is
-emitted in between: the clock does not move). Timer ticks are off, so only a message can trigger. Both
-sides read the sim's time from a plain variable the driver sets from /_sim/advance's answer (`SimTime`).
-Markets come from Gamma (pmbot) and the driver's /_sim/state (the peer).
+on Linux) when it queues a market-channel or RTDS message (`Hub.to_market` / `to_rtds`), right before its
+writer hands a frame to a socket (any WebSocket connection, with the emission that queued it), and when a
+POST /order reaches its HTTP server (outermost middleware). A POST's trigger is the last message queued
+before it (nothing else is emitted in between: the clock does not move). Timer ticks are off, so only a
+message can trigger. Both sides read the sim's time from a plain variable the driver sets from
+/_sim/advance's answer (`SimTime`). Markets come from Gamma (pmbot) and the driver's /_sim/state (the peer).
+
+The start: the update leaving the venue, i.e. its frame written to the socket, not the sim queueing it
+(the issue: "the sim emits the market-channel update"). Queued, a step's messages wait for the rest of
+the simulated second, the advance's answer and the writers' turns before any frame is written: time the
+venue spends before anything leaves, which no trader can win back. Which frame a POST reacted to is not
+known (its trigger is found as the last emission queued; the frame that fired may be an earlier one of
+the step, or on the other stream), so the start is taken conservatively: the FIRST frame write on any
+connection after the trigger was queued. Every frame of a step is written after all of its emissions were
+queued, so no frame of the trigger can have left before that moment: the figure can only overstate the
+latency (also when the sim corks a connection's burst of frames: the stamp is taken before the write, the
+bytes leave at the uncork). The rows "…, from the sim queueing the update" keep the old
+start (the trigger queued), with no goal, for comparison; both sides are measured the same way.
+`BENCH_SNIPE_PROFILE=1` checks the start against pmbot's own stamp of the step's first frame (it must not
+be later) and prints the violations.
 Goal (issue 14): p50 ≤ 0.6 ms, p99 ≤ 2 ms; ≥ 2× faster than the peer at p50.
-`BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger):
-pmbot's in-process stages, and the sim's own (frame written, POST reached `submit_wire_order`)."""
+`BENCH_SNIPE_PIN=1` runs the sim on a core of its own (`_pinned`).
+`BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger was
+queued): pmbot's in-process stages, and the sim's own (first frame write, the trigger's own frame written,
+a frame's send returned, the loop read the POST, POST reached `submit_wire_order`)."""
 
 from __future__ import annotations
 
@@ -39,6 +56,7 @@ from bench.sim_process import SimProcess
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
 WINDOWS = int(os.environ.get("BENCH_SNIPE_WINDOWS", "40"))
 PROFILE = os.environ.get("BENCH_SNIPE_PROFILE") == "1"
+PIN = os.environ.get("BENCH_SNIPE_PIN") == "1"  # the sim on its own core, the traders on another (see below)
 START = 1_795_000_000  # pmbot.sim.testing.DEFAULT_START: 400 s into a window
 SEED = 11
 
@@ -49,6 +67,7 @@ def run() -> list[Result]:
     with (
         tempfile.TemporaryDirectory(prefix="pmbot-bench-snipe-") as tmp,
         SimProcess("--seed", str(SEED), "--start", str(START)) as sim,
+        _pinned(sim) if PIN else contextlib.nullcontext(),
     ):
         env = {
             **sim.env,
@@ -73,16 +92,21 @@ def run() -> list[Result]:
                 else:
                     os.environ[k] = v
     ours, peer = stamps["receipts"][n0:n1], stamps["receipts"][n1:]
-    samples = _latencies(stamps["emits"], ours)
-    peer_samples = _latencies(stamps["emits"], peer)
+    emits, writes = stamps["emits"], [t for t, _, _ in stamps["writes"]]
+    samples, peer_samples = _latencies(emits, writes, ours), _latencies(emits, writes, peer)
+    queued, peer_queued = _latencies(emits, None, ours), _latencies(emits, None, peer)
     if PROFILE:
         _print_stages(stages, stamps, ours, "pmbot")
         _print_stages({}, stamps, peer, "peer")
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
     q50, q99 = percentile(peer_samples, 50), percentile(peer_samples, 99)
+    missing = len(ours) - len(samples), len(peer) - len(peer_samples)
     note = (
-        f"{len(samples)} entries (peer {len(peer_samples)}); pre-armed orders fired on the tick; sim in its own process"
+        f"{len(samples)} entries (peer {len(peer_samples)}); pre-armed orders fired on the tick; sim in its own"
+        f" process{' (own core)' if PIN else ''}; start: the first frame the sim wrote after queueing the trigger"
+        + (f" ({missing[0]} POSTs (peer {missing[1]}) without one left out)" if any(missing) else "")
     )
+    qnote = f"{len(queued)} entries (peer {len(peer_queued)}); start: the sim queued the trigger (Hub.to_market, …)"
     return [
         Result(
             "snipe: tick → POST received p50 (live, sim)", round(p50, 3), "ms", "<= 0.6", p50 <= 0.6,
@@ -92,7 +116,36 @@ def run() -> list[Result]:
             "snipe: tick → POST received p99 (live, sim)", round(p99, 3), "ms", "<= 2", p99 <= 2.0,
             peer=round(q99, 3), note=note,
         ),
+        Result(
+            "snipe: tick → POST received p50 (live, sim), from the sim queueing the update",
+            round(percentile(queued, 50), 3), "ms", "report", peer=round(percentile(peer_queued, 50), 3), note=qnote,
+        ),
+        Result(
+            "snipe: tick → POST received p99 (live, sim), from the sim queueing the update",
+            round(percentile(queued, 99), 3), "ms", "report", peer=round(percentile(peer_queued, 99), 3), note=qnote,
+        ),
     ]  # fmt: skip
+
+
+@contextlib.contextmanager
+def _pinned(sim: SimProcess) -> Any:
+    """`BENCH_SNIPE_PIN=1`: the sim process on the last core, this process (pmbot and the peer, one after
+    the other) on the others, the affinity restored after. On loopback the kernel wakes the reader of a
+    frame on the writer's core (a sync wake-up), so the trader took the sim's core while the sim still
+    had the step's frames to write and the POST to read (the profile showed the sim's send of a burst
+    returning ~0.5 ms late and the POST waiting ~0.25 ms to be read): the venue is another machine, and
+    its own core is the nearer model of one. Off by default: on a busy machine a pinned process cannot
+    move off a core another process is using."""
+    cpus = sorted(os.sched_getaffinity(0))
+    if len(cpus) < 2 or sim.proc is None:
+        yield
+        return
+    os.sched_setaffinity(sim.proc.pid, cpus[-1:])
+    os.sched_setaffinity(0, cpus[:-1])
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, cpus)
 
 
 def _trigger(emits: list[float], t_post: float) -> float | None:
@@ -101,12 +154,25 @@ def _trigger(emits: list[float], t_post: float) -> float | None:
     return emits[i - 1] if i else None
 
 
-def _latencies(emits: list[float], posts: list[float]) -> list[float]:
+def _wire_start(writes: list[float], t0: float, t_post: float) -> float | None:
+    """The first frame write (any connection) after the trigger's queue stamp `t0` and at or before the
+    POST, or None. `writes` are in order (one thread)."""
+    i = bisect.bisect_right(writes, t0)
+    return writes[i] if i < len(writes) and writes[i] <= t_post else None
+
+
+def _latencies(emits: list[float], writes: list[float] | None, posts: list[float]) -> list[float]:
+    """Per POST, ms from its start to its receipt: the start is the first frame write after its trigger
+    was queued (`writes` given: the goal's figure), else the trigger's queue stamp. A POST with no such
+    write (it cannot happen while the trigger is a frame) is left out."""
     out: list[float] = []
     for t_post in posts:
         t0 = _trigger(emits, t_post)
-        if t0 is not None:
-            out.append((t_post - t0) * 1000)
+        if t0 is None:
+            continue
+        start = t0 if writes is None else _wire_start(writes, t0, t_post)
+        if start is not None:
+            out.append((t_post - start) * 1000)
     return out
 
 
@@ -116,11 +182,11 @@ class SimTime:
 
     `advance` and `state` talk to the sim process over one kept-alive HTTP/1.1 connection, written out
     here (asyncio streams) rather than through an HTTP client for one reason: the driver runs in the
-    trader's process and must not compete with it. The sim answers an advance *before* its sockets
-    write the frames of that second, so an HTTP client would parse the answer right when the trigger
-    arrives. Here the connection's reading is paused while the sim's second plays out (`quiet_s`), and the
-    answer is read after that. The time moves to the step's end when the request is sent: the frames that
-    step emits are of that second."""
+    trader's process and must not compete with it. The sim answers an advance right after its sockets
+    wrote the frames of that second (pmbot/sim/server/admin.py advance), so an HTTP client would parse
+    the answer right when the trigger arrives. Here the connection's reading is paused while the
+    sim's second plays out (`quiet_s`), and the answer is read after that. The time moves to the step's
+    end when the request is sent: the frames that step emits are of that second."""
 
     def __init__(self, sim: SimProcess, *, quiet_s: float = 0.02) -> None:
         self.sim = sim
@@ -332,7 +398,7 @@ def _stage_stamps() -> dict[str, list[float]]:
 
             setattr(owner, attr, w)
 
-    wrap(WsStream, "_ingest", "1 frame received (websockets → our stream)", False)
+    wrap(WsStream, "_ingest", _FRAME, False)
     from pmbot.polymarket.streams import MarketStream, RtdsStream
 
     market_next, rtds_next = MarketStream.__anext__, RtdsStream.__anext__
@@ -376,33 +442,43 @@ def _stage_stamps() -> dict[str, list[float]]:
 
 
 _WRITE = "7 socket write"
+_FRAME = "1 frame received (websockets → our stream)"
 
 
-def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], posts: list[float], who: str) -> None:
-    """Per stage, ms after the trigger (p50, p99): its first stamp after the trigger and (pmbot's stages)
-    its last one before the POST's socket write, with how many there were. A step's frames reach the
-    trader in a burst (the sim writes them once the second has played out) and are handled in order: a
+def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[Any]], posts: list[float], who: str) -> None:
+    """Per stage, ms after the trigger was queued (p50, p99): its first stamp after the trigger and (pmbot's
+    stages) its last one before the POST's socket write, with how many there were. A step's frames reach
+    the trader in a burst (the sim writes them once the second has played out) and are handled in order: a
     stage's first stamp may be an earlier frame of the burst, its last one is the frame that fired. The
-    sim's stamps: its send of a frame returned, the POST received (the figure), the POST reached the
-    venue's order code."""
+    sim's stamps: the first frame write after the trigger (the goal's start), the trigger's own frame
+    written, its send of a frame returned, the loop read the POST, the POST received (the figure), the POST
+    reached the venue's order code. Then the check that the start is not after pmbot received a frame."""
+    emits: list[float] = sim["emits"]
+    writes = [t for t, _, _ in sim["writes"]]
     stamps = {
         **stages,
-        "0 sim: its send of a frame returned": sim["sent"],
+        "0a sim: first frame write after it (the start)": writes,
+        "0c sim: its send of a frame returned": sim["sent"],
         "9 sim: POST reached submit_wire_order": sim["orders"],
         "7a sim: its loop read the POST's bytes": sim["reads"],
     }
     rows: dict[str, list[float]] = {}
     lasts: dict[str, list[float]] = {}
     counts: dict[str, list[float]] = {}
+    late: list[str] = []  # the start after pmbot had a frame of the step: the start would be wrong
     for t_post in posts:
-        t0 = _trigger(sim["emits"], t_post)
-        if t0 is None:
+        k = bisect.bisect_right(emits, t_post) - 1
+        if k < 0:
             continue
-        writes = [t for t in stages.get(_WRITE, ()) if t0 <= t <= t_post]
-        t_write = writes[0] if writes else t_post  # pmbot's stages: up to the POST's socket write
+        t0 = emits[k]
+        own = [t for t, e, _ in sim["writes"] if e == k and t0 <= t <= t_post]  # the trigger's own frame
+        if own:
+            rows.setdefault("0b sim: the trigger's own frame written", []).append((own[0] - t0) * 1000)
+        writes_pm = [t for t in stages.get(_WRITE, ()) if t0 <= t <= t_post]
+        t_write = writes_pm[0] if writes_pm else t_post  # pmbot's stages: up to the POST's socket write
         for name, ts in stamps.items():
             if name.startswith("0"):  # the sim's next stamp after the trigger
-                after = ts[(i := bisect.bisect_left(ts, t0)) : i + 1]
+                after = ts[(i := bisect.bisect_right(ts, t0)) : i + 1]
             elif name.startswith("7a"):  # the read just before this POST's receipt
                 after = ts[(i := bisect.bisect_right(ts, t_post)) - 1 : i] if i else []
             elif name.startswith("9"):  # after this POST's receipt
@@ -415,7 +491,12 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
             if after:
                 rows.setdefault(name, []).append((after[0] - t0) * 1000)
         rows.setdefault("8 sim received POST /order", []).append((t_post - t0) * 1000)
-    print(f"snipe tick → order ({who}), ms after the trigger's emission:")
+        start = _wire_start(writes, t0, t_post)
+        got = [t for t in stages.get(_FRAME, ()) if t0 <= t <= t_post]
+        if got and (start is None or start > got[0]):
+            shown = "none" if start is None else f"{(start - t0) * 1000:.3f}"
+            late.append(f"start {shown} > frame {(got[0] - t0) * 1000:.3f}")
+    print(f"snipe tick → order ({who}), ms after the trigger was queued:")
     print(f"  {'stage':<48} {'first p50':>9} {'p99':>7} {'last p50':>9} {'p99':>7} {'n/step':>6}")
     for name in sorted(rows):
         r, last, n = rows[name], lasts.get(name), counts.get(name)
@@ -423,3 +504,7 @@ def _print_stages(stages: dict[str, list[float]], sim: dict[str, list[float]], p
         if last and n:
             tail = f" {percentile(last, 50):9.3f} {percentile(last, 99):7.3f} {percentile(n, 50):6.0f}"
         print(f"  {name:<48} {percentile(r, 50):9.3f} {percentile(r, 99):7.3f}{tail}  (n={len(r)})")
+    if stages:
+        total = len(rows.get("8 sim received POST /order", []))
+        bad = f"; violations (ms after the trigger): {late}" if late else ""
+        print(f"  start ≤ pmbot's first frame of the step: {total - len(late)}/{total}{bad}")

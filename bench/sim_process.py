@@ -7,10 +7,18 @@ the code measured. `SimProcess` runs the real CLI through `SIM_WRAPPER`, which a
 - an outermost aiohttp middleware stamping `time.perf_counter()` (CLOCK_MONOTONIC on Linux: one clock for
   every process) when a POST /order reaches the server, and when its answer is ready;
 - a stamp on each market-channel and RTDS emission (`Hub.to_market` / `Hub.to_rtds` entered, i.e. the
-  sim queues the message for its sockets) and, per market-channel frame, when it went out on a socket;
-- GET /_bench/receipts (`[[received, answered], …]`) and GET /_bench/stamps (`{"emits", "sent",
-  "orders", "receipts"}`; `orders` is the venue's own stamp of a POST /order reaching
-  `submit_wire_order`, after the HTTP auth, before the signature check).
+  sim queues the message for its sockets);
+- per frame on every WebSocket connection (market, user, RTDS, RPC), a stamp right before the
+  connection's writer hands it to the socket (`hub.StampedText.on_write`, just before `ws.send_str`),
+  with the index (in `emits`) of the emission that queued it, -1 for a frame no emission queued (a
+  subscribe's book dump, a PONG, the user channel), and the connection's kind; and one when its send
+  returned;
+- when the sim's loop read the first bytes of a POST /order (`RequestHandler.data_received`, before
+  aiohttp parsed it);
+- GET /_bench/receipts (`[[received, answered], …]`) and GET /_bench/stamps (`{"emits", "writes",
+  "sent", "orders", "receipts", "reads"}`; `writes` is `[[t, emission index, kind], …]`; `orders` is the
+  venue's own stamp of a POST /order reaching `submit_wire_order`, after the HTTP auth, before the
+  signature check).
 
 The sim itself is unchanged.
 """
@@ -35,32 +43,56 @@ from pmbot.sim import hub as hub_mod
 
 RECEIPTS = []
 EMITS = []
+WRITES = []  # (perf_counter right before the frame's ws.send_str, index in EMITS or -1, connection kind)
 SENT = []
 _perf = time.perf_counter
 _build = app_mod.build_app
 _to_market, _to_rtds = hub_mod.Hub.to_market, hub_mod.Hub.to_rtds
+_queuing = [-1]  # the emission being queued (its index in EMITS); -1 outside one
 
 def to_market(self, *a, **kw):
     EMITS.append(_perf())
-    return _to_market(self, *a, **kw)
+    _queuing[0] = len(EMITS) - 1
+    try:
+        return _to_market(self, *a, **kw)
+    finally:
+        _queuing[0] = -1
 
 def to_rtds(self, *a, **kw):
     EMITS.append(_perf())
-    return _to_rtds(self, *a, **kw)
+    _queuing[0] = len(EMITS) - 1
+    try:
+        return _to_rtds(self, *a, **kw)
+    finally:
+        _queuing[0] = -1
 
 hub_mod.Hub.to_market, hub_mod.Hub.to_rtds = to_market, to_rtds
-_push = hub_mod.MarketConn.push
+_push = hub_mod.Conn.push
 
 def _sent():
     SENT.append(_perf())
 
 def push(self, text):
-    if text is not None and type(text) is str:
-        text = hub_mod.StampedText(text)
-        text.on_send = _sent
+    if text is not None:
+        if type(text) is str:
+            text = hub_mod.StampedText(text)
+        emission, kind = _queuing[0], self.kind
+
+        def wrote():
+            WRITES.append((_perf(), emission, kind))
+
+        text.on_write = wrote
+        prior = text.on_send  # the venue's own stamp (copy benchmark), if any
+        if prior is None:
+            text.on_send = _sent
+        else:
+            def both():
+                prior()
+                _sent()
+            text.on_send = both
     _push(self, text)
 
-hub_mod.MarketConn.push = push
+hub_mod.Conn.push = push
 
 READS = []  # when the sim's loop read the first bytes of a POST /order (before aiohttp parsed it)
 from aiohttp import web_protocol as _wp
@@ -91,7 +123,9 @@ def build_app(v):
 
     async def _stamps(request):
         orders = [s["ns"] / 1e9 for s in v.order_stamps]
-        return web.json_response({"emits": EMITS, "sent": SENT, "orders": orders, "receipts": RECEIPTS, "reads": READS})
+        return web.json_response(
+            {"emits": EMITS, "writes": WRITES, "sent": SENT, "orders": orders, "receipts": RECEIPTS, "reads": READS}
+        )
 
     app.middlewares.insert(0, _stamp)
     app.router.add_get("/_bench/receipts", _receipts)
@@ -170,12 +204,15 @@ class SimProcess:
     def receipts(self) -> list[tuple[float, float]]:
         return [(a, b) for a, b in self.get("/_bench/receipts")]
 
-    def stamps(self) -> dict[str, list[float]]:
-        """Every stamp so far: emits (market channel / RTDS queued), sent (market frame written), orders
-        (submit_wire_order reached), receipts (POST /order reached the server: its first element)."""
+    def stamps(self) -> dict[str, list[Any]]:
+        """Every stamp so far: emits (market channel / RTDS queued), writes (`(t, emission index, kind)`: a
+        frame about to be written on a socket), sent (a frame's send returned), orders (submit_wire_order
+        reached), receipts (POST /order reached the server: its first element), reads (the loop read a
+        POST /order's first bytes)."""
         raw = self.get("/_bench/stamps")
         return {
             "emits": [float(t) for t in raw["emits"]],
+            "writes": [(float(t), int(i), str(k)) for t, i, k in raw["writes"]],
             "sent": [float(t) for t in raw["sent"]],
             "orders": [float(t) for t in raw["orders"]],
             "receipts": [float(a) for a, _ in raw["receipts"]],

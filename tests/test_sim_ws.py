@@ -213,3 +213,68 @@ def _not_json(text: str) -> bool:
     except ValueError:
         return True
     return False
+
+
+def _subscribe_all(sim: SimServer, market: ClientConnection, rtds: ClientConnection) -> None:
+    tokens = [t for m in sim.markets() if not m["closed"] for t in m["token_ids"]]
+    market.send(json.dumps({"assets_ids": tokens, "type": "market", "custom_feature_enabled": True}))
+    recv(market)  # the book dump
+    subs = [
+        {"topic": "crypto_prices", "type": "update", "filters": "btcusdt"},
+        {"topic": "crypto_prices_chainlink", "type": "*", "filters": '{"symbol":"btc/usd"}'},
+    ]
+    rtds.send(json.dumps({"action": "subscribe", "subscriptions": subs}))
+    recv(rtds)  # the price history
+
+
+def test_http_advance_sends_what_the_venue_emits_in_order() -> None:
+    """POST /_sim/advance lets the writers send a slice's frames (each connection's as one corked burst)
+    before it answers: every frame still arrives, whole and in order, the same as a twin sim stepped
+    directly sends (two slices here: 60 s + 15 s)."""
+    import httpx
+
+    got = []
+    for over_http in (True, False):
+        with (
+            SimServer(seed=7, manual=True) as sim,
+            connect(f"{sim.ws_url}/ws/market") as market,
+            connect(f"{sim.ws_url}/rtds") as rtds,
+        ):
+            _subscribe_all(sim, market, rtds)
+            if over_http:
+                r = httpx.post(f"{sim.url}/_sim/advance", json={"seconds": 75}, timeout=30)
+                assert r.status_code == 200 and r.json() == {"now": sim.now()}
+            else:
+                sim.advance(75)
+            got.append((drain_until_pong(market), drain_until_pong(rtds, "ping")))
+    (market_http, rtds_http), (market_direct, rtds_direct) = got
+    assert len(rtds_http) == 2 * 75 and len(market_http) > 75  # a burst a second on both
+    assert market_http == market_direct and rtds_http == rtds_direct
+
+
+def test_a_burst_is_stamped_before_its_writes_and_when_it_leaves(sim: SimServer, market_ws: ClientConnection) -> None:
+    """The benchmarks' frame stamps around a corked burst: `on_write` right before each frame is written,
+    `on_send` once it has left, i.e. after the uncork."""
+    from pmbot.sim.hub import StampedText
+
+    market_ws.send("PING")
+    assert market_ws.recv(timeout=5) == "PONG"  # registered with the hub
+    events: list[str] = []
+
+    def frames(tag: str) -> list[StampedText]:
+        out = []
+        for i in range(3):
+            text = StampedText(json.dumps(f"{tag}{i}"))
+            text.on_write = lambda n=f"{tag}{i}": events.append(f"write {n}")
+            text.on_send = lambda n=f"{tag}{i}": events.append(f"sent {n}")
+            out.append(text)
+        return out
+
+    def burst(v: Any) -> None:  # queued at once: the writer's own corked burst
+        [conn] = v.hub.market
+        for text in frames("a"):
+            conn.push(text)
+
+    sim.call(burst)
+    assert [json.loads(market_ws.recv(timeout=5)) for _ in range(3)] == ["a0", "a1", "a2"]
+    assert events == ["write a0", "write a1", "write a2", "sent a0", "sent a1", "sent a2"]

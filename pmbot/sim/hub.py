@@ -16,8 +16,10 @@ MALFORMED_FRAME = '{"event_type": "book", "asset_id": '  # truncated JSON, like 
 
 
 class StampedText(str):
-    """A frame that calls `on_send()` once it has gone out on a socket (the benchmarks' emission stamp)."""
+    """A frame with the benchmarks' stamps: `on_write()` runs right before a connection's writer hands it to
+    the socket, `on_send()` once it has gone out (both once per connection that sends it)."""
 
+    on_write: Callable[[], None] | None = None
     on_send: Callable[[], None] | None = None
 
 

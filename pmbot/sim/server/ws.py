@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import socket
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -16,21 +18,56 @@ from pmbot.sim.server.common import venue
 routes = web.RouteTableDef()
 
 
-async def _pump(ws: web.WebSocketResponse, conn: Conn, faults: Faults) -> None:
-    """Drain the connection's queue into the socket; None in the queue means close."""
+_TCP_CORK: int | None = getattr(socket, "TCP_CORK", None)  # Linux
+
+
+def _cork(sock: Any, on: bool) -> None:
+    if sock is not None and _TCP_CORK is not None:
+        with contextlib.suppress(OSError):  # a socket the client already closed
+            sock.setsockopt(socket.IPPROTO_TCP, _TCP_CORK, int(on))
+
+
+async def _pump(ws: web.WebSocketResponse, conn: Conn, faults: Faults, sock: Any = None) -> None:
+    """Drain the connection's queue into the socket; None in the queue means close.
+
+    Frames queued together (a step of the venue) go out as one burst: the socket corked (TCP_CORK,
+    Linux) while the writer hands them over, uncorked after the last. A write of its own per frame cost
+    the venue a loopback send each (~8 µs) and the client a wake-up and a read each; corked, the burst
+    leaves in as few segments as fit and the client reads it at once. The frames and their order are
+    unchanged; a lone frame is written as before. A frame's `on_send` runs when it has left: after its
+    write, or once its burst is uncorked."""
     while True:
         text = await conn.queue.get()
-        if text is None:
-            await ws.close(code=WSCloseCode.GOING_AWAY)
-            return
-        conn.sent += 1
-        every = faults.ws_malformed_every
-        if every and conn.sent % every == 0:
-            await ws.send_str(MALFORMED_FRAME)
-        await ws.send_str(text)
-        on_send = getattr(text, "on_send", None)  # a stamped frame (hub.StampedText): it is out now
-        if on_send is not None:
-            on_send()
+        burst = _TCP_CORK is not None and sock is not None and not conn.queue.empty()
+        pending: list[Callable[[], None]] = []  # on_send hooks of a corked burst
+        if burst:
+            _cork(sock, True)
+        try:
+            while True:
+                if text is None:
+                    await ws.close(code=WSCloseCode.GOING_AWAY)
+                    return
+                conn.sent += 1
+                every = faults.ws_malformed_every
+                if every and conn.sent % every == 0:
+                    await ws.send_str(MALFORMED_FRAME)
+                on_write = getattr(text, "on_write", None)  # a stamped frame (hub.StampedText): it leaves now
+                if on_write is not None:
+                    on_write()
+                await ws.send_str(text)
+                on_send = getattr(text, "on_send", None)  # … and it is out now (corked: once uncorked)
+                if on_send is not None and burst:
+                    pending.append(on_send)
+                elif on_send is not None:
+                    on_send()
+                if conn.queue.empty():
+                    break
+                text = conn.queue.get_nowait()
+        finally:
+            if burst:
+                _cork(sock, False)
+                for hook in pending:
+                    hook()
 
 
 async def _drop_later(ws: web.WebSocketResponse, seconds: float) -> None:
@@ -45,7 +82,8 @@ async def serve(
     await ws.prepare(request)
     v = venue(request)
     register()
-    tasks = [asyncio.create_task(_pump(ws, conn, v.faults))]
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    tasks = [asyncio.create_task(_pump(ws, conn, v.faults, sock))]
     if v.faults.ws_drop_every > 0:
         tasks.append(asyncio.create_task(_drop_later(ws, v.faults.ws_drop_every)))
     try:
