@@ -22,12 +22,13 @@ def test_a_connection_gone_mid_burst_does_not_hold_back_the_others(sim: SimServe
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         sock.close()  # a reset: its writer's burst fails part-way
 
-        def burst(v: Any, tag: str) -> None:
-            for conn in list(v.hub.market):
-                for i in range(200):
-                    conn.push(json.dumps(f"{tag}{i}"))
-
         for tag in ("a", "b"):
-            sim.call(lambda v, t=tag: burst(v, t))
+
+            def burst(v: Any, tag: str = tag) -> None:
+                for conn in list(v.hub.market):
+                    for i in range(200):
+                        conn.push(json.dumps(f"{tag}{i}"))
+
+            sim.call(burst)
             got = [json.loads(alive.recv(timeout=5)) for _ in range(200)]
             assert got == [f"{tag}{i}" for i in range(200)]
