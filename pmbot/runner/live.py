@@ -27,7 +27,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from pmbot.errors import InputError, NotFoundError, VenueError
@@ -138,6 +138,17 @@ def lean_market_stream(stream: Any) -> None:
         stream.skip_kinds = skip | UNREAD_KINDS
     if getattr(stream, "keep_books", None) is True:
         stream.keep_books = False
+
+
+def _unchanged(old: MarketInfo, new: MarketInfo) -> bool:
+    """Equal but for Gamma's outcomePrices: they move with the market on every refresh of a live one, and
+    nothing a strategy decides on comes from them (its books do), so keeping the old object loses nothing."""
+    if old == new:
+        return True
+    if len(old.outcomes) != len(new.outcomes):
+        return False
+    same = tuple(replace(o, price=was.price) for o, was in zip(new.outcomes, old.outcomes, strict=True))
+    return replace(new, outcomes=same) == old
 
 
 class LocalFirstBooks:
@@ -302,7 +313,7 @@ class LiveFeed:
             old = self.armed.get(info.condition_id)
             if old is None:
                 new_tokens += info.token_ids
-            elif old == info:
+            elif _unchanged(old, info):
                 # Unchanged (refresh re-reads every armed market each `rediscover_s`): keep the object the
                 # view holds. A strategy keys its per-market work on the MarketInfo's identity (the
                 # sniper's entry terms: limit, sizes, keys, edges); an equal copy would make the next

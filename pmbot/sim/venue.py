@@ -287,7 +287,11 @@ class Venue:
             self._stepping = None
 
     def next_due(self) -> float:
-        """Sim time of the next thing `step_to` has to do: the next phased requote, else the next second."""
+        """Sim time of the next thing `step_to` has to do: the next phased requote, else the next second
+        (infinity for a replay or a venue without a price path: they step no seconds, `t_done` stays put,
+        and a time in the past would have the ticker wake at its floor)."""
+        if self.replay is not None or self.path is None:
+            return float("inf")
         return self._due[-1][0] if self._due else float(self.t_done + 1)
 
     def _second(self, s: int) -> None:

@@ -372,7 +372,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             limit = terms.limit
             if limit is None:
                 continue
-            self._prepare(st, m, terms)
+            self._prepare(st, m, terms, now_ms)
             for token in m.token_ids:
                 if (m.condition_id, token) in self._entered:
                     continue
@@ -392,11 +392,12 @@ class SnipeStrategy(Strategy[SnipeConfig]):
                 )
         return out
 
-    def _prepare(self, st: _MarketState, m: MarketInfo, terms: _Terms) -> None:
+    def _prepare(self, st: _MarketState, m: MarketInfo, terms: _Terms, now_ms: int) -> None:
         """Work the tick's rules would otherwise do on the entry's own event, done here ahead of it: the
         edge at every ask on tick inside the band (what `_evaluate` caches on first sight), and the
-        window's opening reference price once the stream has it. The same values `_evaluate` would
-        compute (it still computes any it does not find), so the decision cannot differ."""
+        window's opening reference price once the stream has it (once the market has opened: before,
+        the latest price is not the opening's). The same values `_evaluate` would compute (it still
+        computes any it does not find), so the decision cannot differ."""
         cfg = self.config
         if not terms.edges and m.tick_size > 0:
             tick = m.tick_size
@@ -413,6 +414,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             and st.opening is None
             and m.reference_open is None
             and m.start_ms is not None
+            and now_ms >= m.start_ms
         ):
             st.opening = self._refs.value_at(st.rule, m.start_ms, opening=True)
 
@@ -458,8 +460,9 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             return SkipReason.REFERENCE_UNKNOWN
         detail["rule"] = rule.label
         # The runner's official price to beat wins; else the stream's value at the opening, kept once found
-        # (the tracker prunes old observations).
-        if m.reference_open is None and st.opening is None and m.start_ms is not None:
+        # (the tracker prunes old observations), and only once the market has opened: before, the value
+        # at its opening would be the latest price, not the opening's.
+        if m.reference_open is None and st.opening is None and m.start_ms is not None and now >= m.start_ms:
             st.opening = self._refs.value_at(rule, m.start_ms, opening=True)
         opening = m.reference_open if m.reference_open is not None else st.opening
         current = self._refs.value_at(rule, now)
