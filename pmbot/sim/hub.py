@@ -5,6 +5,7 @@ connection drains it, so a slow client never blocks the venue."""
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -83,7 +84,7 @@ class Hub:
         self.rpc: set[RpcConn] = set()
         # Since start: connections opened per channel ("rtds", "rpc") and eth_subscribe calls ("rpc_subscribe"),
         # so a test can count what a client opened (not only what is open now).
-        self.opened: dict[str, int] = {}
+        self.opened: Counter[str] = Counter()
 
     def all(self) -> list[Conn]:
         return [*self.market, *self.user, *self.rtds, *self.rpc]

@@ -282,7 +282,6 @@ class Venue:
                 self.t_done += 1
                 self._stepping = self.t_done
                 self._second(self.t_done)
-                self._stepping = None
         finally:
             self._stepping = None
 

@@ -273,7 +273,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             if st.last_decision != (SkipReason.OUTSIDE_BAND, token):
                 self._note(st, m, SkipReason.OUTSIDE_BAND, token, now, {"ask": _s(ask)})
             return
-        terms = st.terms if st.terms is not None and st.terms.info is m else self._terms(st, m)
+        terms = self._terms(st, m)
         edge = terms.edges.get(ask)
         if edge is None:
             edge = entry_edge(m.fees, ask, terms.shares_at_ceiling)
@@ -333,6 +333,8 @@ class SnipeStrategy(Strategy[SnipeConfig]):
 
     def _terms(self, st: _MarketState, m: MarketInfo) -> _Terms:
         """The market's entry terms (see _Terms), kept on its state until its MarketInfo is replaced."""
+        if st.terms is not None and st.terms.info is m:
+            return st.terms
         cfg = self.config
         assert m.end_ms is not None
         limit = edge_limit(m.fees, cfg.max_price, cfg.min_price, m.tick_size, cfg.min_edge, self._shares)
@@ -368,7 +370,7 @@ class SnipeStrategy(Strategy[SnipeConfig]):
                 continue
             # the same terms the tick's _evaluate uses, worked out here, ahead of the window
             st = self._state(m.condition_id)
-            terms = st.terms if st.terms is not None and st.terms.info is m else self._terms(st, m)
+            terms = self._terms(st, m)
             limit = terms.limit
             if limit is None:
                 continue

@@ -21,7 +21,7 @@ async def rpc(request: web.Request) -> web.WebSocketResponse:
     if v.faults.rpc_down:
         return web.json_response({"error": "rpc unavailable"}, status=503)  # type: ignore[return-value]
     conn = RpcConn(kind="rpc")
-    v.hub.opened["rpc"] = v.hub.opened.get("rpc", 0) + 1
+    v.hub.opened["rpc"] += 1
 
     def answer(req: Any) -> dict[str, Any] | None:
         if not isinstance(req, dict) or "method" not in req:
@@ -43,7 +43,7 @@ async def rpc(request: web.Request) -> web.WebSocketResponse:
                     "id": rid,
                     "error": {"code": -32602, "message": "only logs subscriptions are supported"},
                 }
-            v.hub.opened["rpc_subscribe"] = v.hub.opened.get("rpc_subscribe", 0) + 1
+            v.hub.opened["rpc_subscribe"] += 1
             # numbered by the count of subscribes, not len(conn.subs): after an unsubscribe, a new id equal to a
             # live one would replace that subscription (and unsubscribing the old would end the new)
             sub_id = "0x" + ids.hex32(v.seed, "sub", id(conn), v.hub.opened["rpc_subscribe"])[2:34]

@@ -24,7 +24,7 @@ def _filters(value: Any) -> str:
 @routes.get("/rtds")
 async def rtds(request: web.Request) -> web.WebSocketResponse:
     v = venue(request)
-    v.hub.opened["rtds"] = v.hub.opened.get("rtds", 0) + 1
+    v.hub.opened["rtds"] += 1
     n = len(v.hub.rtds) + 1
     conn = RtdsConn(kind="rtds", connection_id=base64.b64encode(f"sim-conn-{n:05d}".encode()).decode())
 
