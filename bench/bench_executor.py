@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.harness import Result, percentile
-from bench.sim_process import ROOT, SimProcess, free_port
+from bench.sim_process import ROOT, SimProcess
 
 if TYPE_CHECKING:
     from pmbot.config import Settings
@@ -90,12 +90,18 @@ def _settings(sim_env: dict[str, str], db: Path, **extra: str) -> Settings:
     return load_settings(env_file=None, environ=env).settings
 
 
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
 class RedisProcess:
     def __init__(self, workdir: Path) -> None:
         binary = shutil.which("redis-server")
         if binary is None:
             raise FileNotFoundError("redis-server")
-        self.port = free_port()
+        self.port = _free_port()
         self.proc = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
              "--dir", str(workdir), "--protected-mode", "yes"],

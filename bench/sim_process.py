@@ -25,7 +25,6 @@ The sim itself is unchanged.
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import sys
 import time
@@ -139,12 +138,6 @@ sys.exit(main())
 """
 
 
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 class SimProcess:
     """`pmbot sim serve --manual` in its own process (its CPU does not share our GIL). `args` are extra
     `pmbot sim serve` options (e.g. `--seed 11 --start 1795000000`)."""
@@ -157,7 +150,7 @@ class SimProcess:
         self.ws_url = ""
 
     def start(self) -> SimProcess:
-        cmd = [sys.executable, "-c", SIM_WRAPPER, "sim", "serve", "--port", str(free_port()), "--manual", *self.args]
+        cmd = [sys.executable, "-c", SIM_WRAPPER, "sim", "serve", "--port", "0", "--manual", *self.args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT)
         assert self.proc.stdout is not None
         deadline = time.monotonic() + 30
