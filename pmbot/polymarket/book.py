@@ -11,6 +11,7 @@ tuple from cached `BookLevel`s instead of sorting and allocating every level aga
 
 from __future__ import annotations
 
+import logging
 from bisect import bisect_left, insort
 from collections.abc import Iterable
 from decimal import Decimal
@@ -151,7 +152,12 @@ class LocalBook:
         for ch in changes:
             self.apply_change(ch, timestamp_ms)
             last = ch
-        if last is None or self.agrees(last.best_bid, last.best_ask):
+        return last is None or self.check_best(last)
+
+    def check_best(self, last: LevelChange) -> bool:
+        """Our best bid/ask against what a message's last change for this token reports (the state after
+        all of the message's changes). False, and a mismatch counted, when they disagree."""
+        if self.agrees(last.best_bid, last.best_ask):
             return True
         self.mismatches += 1
         return False
@@ -235,4 +241,18 @@ class LocalBook:
         return (
             f"LocalBook({self.token_id[:12]}…, bid={self._bids.best}, ask={self._asks.best}, "
             f"levels={len(self._bids.sizes)}/{len(self._asks.sizes)}, synced={self.synced})"
+        )
+
+
+def warn_disagreement(logger: logging.Logger, who: str, book: LocalBook, last: LevelChange) -> None:
+    """The warning for a book `check_best` found wrong (a missed update shows this way), once per book."""
+    if book.mismatches == 1:
+        logger.warning(
+            "%s: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
+            who,
+            book.token_id[:16],
+            book.best_bid,
+            book.best_ask,
+            last.best_bid,
+            last.best_ask,
         )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 
-from pmbot.polymarket.book import LocalBook
+from pmbot.polymarket.book import LocalBook, warn_disagreement
 from pmbot.polymarket.models import (
     BookSnapshot,
     CryptoPrice,
@@ -102,8 +102,9 @@ class Translator:
             emit = self.emit
             out: list[ev.Event] = []
             for t, (b, last) in touched.items():
-                if not b.agrees(last.best_bid, last.best_ask):
-                    _disagrees(b, last)
+                if not b.check_best(last):
+                    # the feed's stream keeps no books (the Translator's are the feed's): its check is made here
+                    warn_disagreement(log, "feed", b, last)
                 if emit is None or t in emit:
                     out.append(self._changed(b, self.tokens[t], ts_ms))
             return out
@@ -141,18 +142,3 @@ class Translator:
     @staticmethod
     def _changed(book: LocalBook, cid: str, ts_ms: int) -> ev.BookChanged:
         return ev.BookChanged(token_id=book.token_id, condition_id=cid, bids=book.bids(), asks=book.asks(), ts_ms=ts_ms)
-
-
-def _disagrees(book: LocalBook, last: LevelChange) -> None:
-    """The book against the venue's best bid/ask of the token's last change (the check the market stream
-    makes on its own books; a feed's stream keeps none): a missed update shows here. Said once per book."""
-    book.mismatches += 1
-    if book.mismatches == 1:
-        log.warning(
-            "feed: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
-            book.token_id[:16],
-            book.best_bid,
-            book.best_ask,
-            last.best_bid,
-            last.best_ask,
-        )

@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable
 from decimal import Decimal
 from typing import Any
 
-from pmbot.polymarket.book import LocalBook
+from pmbot.polymarket.book import LocalBook, warn_disagreement
 from pmbot.polymarket.models import BookSnapshot, LastTrade, LevelChange, PriceChange, TickSizeChange
 from pmbot.polymarket.schemas import ws
 from pmbot.polymarket.schemas.ws import MarketEvent
@@ -147,15 +147,5 @@ class MarketStream(WsStream[MarketEvent]):
             last[ch.token_id] = ch
         for token, ch in last.items():
             book = books[token]
-            if book.agrees(ch.best_bid, ch.best_ask):
-                continue
-            book.mismatches += 1
-            if book.mismatches == 1:
-                log.warning(
-                    "market: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
-                    token[:16],
-                    book.best_bid,
-                    book.best_ask,
-                    ch.best_bid,
-                    ch.best_ask,
-                )
+            if not book.check_best(ch):
+                warn_disagreement(log, "market", book, ch)
