@@ -107,14 +107,15 @@ def run() -> list[Result]:
     stress = _follow(phased=False)
     ms = [n / 1e6 for n in data["decide_ns"]]
     # after the start-up burst (every token's first snapshot and quote at once): following
-    steady = ms[2 * MARKETS * 2 :]
+    startup = 2 * MARKETS * 2  # every token's first snapshot and quote
+    steady = ms[startup:]
     p50, p99, s99 = percentile(steady, 50), percentile(steady, 99), percentile(ms, 99)
-    stress_ms = [n / 1e6 for n in stress["decide_ns"]]
-    x50, x99 = percentile(stress_ms[2 * MARKETS * 2 :], 50), percentile(stress_ms[2 * MARKETS * 2 :], 99)
+    stress_ms = [n / 1e6 for n in stress["decide_ns"]][startup:]
+    x50, x99 = percentile(stress_ms, 50), percentile(stress_ms, 99)
     alone = [n / 1e6 for n in data["handle_ns"]]
     note = (
         f"{data['tokens']} tokens on {data['shards']} connection(s), {data['snipe_markets']} markets armed, "
-        f"{len(ms)} events decided in {DURATION_S:.0f} s, the first {2 * MARKETS * 2} (the start-up burst) left"
+        f"{len(ms)} events decided in {DURATION_S:.0f} s, the first {startup} (the start-up burst) left"
         f" out; copy: {data['copy']['intents']} intents"
     )
     first = data["first_subscription_s"]
