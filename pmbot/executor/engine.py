@@ -1266,7 +1266,7 @@ class Executor:
         for oid in {*trade.maker_order_ids, *(m.order_id for m in (*trade.maker_orders, *makers))}:
             key = self._by_venue_id.get(oid)
             if key is not None:
-                out[f"{trade.trade_id}:{oid[:18]}"] = key
+                out[_maker_fill_id(trade.trade_id, oid)] = key
         return out
 
     def _reverse_failed_guarded(self, trade: UserTrade, makers: tuple[MakerOrderFill, ...] = ()) -> None:
@@ -1365,8 +1365,8 @@ class Executor:
             for t in trades:
                 if t.status.upper() != "FAILED":
                     continue
-                ids = {t.trade_id} | {f"{t.trade_id}:{m.order_id[:18]}" for m in t.maker_orders}
-                ids |= {f"{t.trade_id}:{oid[:18]}" for oid in t.maker_order_ids}
+                makers = {*t.maker_order_ids, *(m.order_id for m in t.maker_orders)}
+                ids = {t.trade_id} | {_maker_fill_id(t.trade_id, oid) for oid in makers}
                 hit = {i: by_id[i].order_key or "" for i in ids if i in by_id}
                 if hit:
                     done += self._reverse_fills(hit, t.trade_id, t.match_ms)
@@ -1572,7 +1572,7 @@ class Executor:
                     fee = (size * price * t.fee_rate_bps / 10_000).quantize(_FEE_Q)
                 else:
                     return None  # the fee cannot be known now: do not record the fill without it
-            trade_id = t.trade_id if taker else f"{t.trade_id}:{order_hash[:18]}"
+            trade_id = t.trade_id if taker else _maker_fill_id(t.trade_id, order_hash)
             ts = t.match_ms or self._now_ms()
             liquidity = "taker" if taker else "maker"
             out.append(_fill(intent, trade_id, token, price, size, fee, ts, order_hash, liquidity, False))
@@ -1991,6 +1991,13 @@ def buy_fee_reserve(side: Side, order_type: OrderType, size: Decimal, price: Dec
     peak = Decimal(e - 1) / Decimal(2 * e - 1)
     x = min(max(peak, params.tick_size), price)
     return (spend / x * fees.rate * (x * (1 - x)) ** e).quantize(_FEE_Q, rounding=ROUND_UP)
+
+
+def _maker_fill_id(trade_id: str, order_id: str) -> str:
+    """The store trade id of a maker order's fill in venue trade `trade_id` (a taker's is the trade id):
+    one trade can fill several of our resting orders, each its own fill. `_venue_fills` records fills
+    under it; the FAILED-trade reversal finds them by it."""
+    return f"{trade_id}:{order_id[:18]}"
 
 
 def _fill(
