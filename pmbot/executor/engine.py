@@ -1067,10 +1067,19 @@ class Executor:
             self._recent.pop(o.intent_key, None)
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
-        fill = _fill(
-            intent, f"paper:{f.trade_id}", f.token_id, f.price, f.size, f.fee, f.ts_ms, f.order_id, f.liquidity, True
+        return _fill(
+            intent,
+            f"paper:{f.trade_id}",
+            f.token_id,
+            f.price,
+            f.size,
+            f.fee,
+            f.ts_ms,
+            f.order_id,
+            f.liquidity,
+            True,
+            wallet=self.wallet,  # the paper wallet's position
         )
-        return replace(fill, wallet=self.wallet)  # the paper wallet's position
 
     def _apply_fill_to_risk(
         self, intent: OrderIntent, side: Side, size: Decimal, price: Decimal, fee: Decimal, ts_ms: int
@@ -2011,8 +2020,11 @@ def _fill(
     venue_order_id: str,
     liquidity: str,
     dry_run: bool,
+    *,
+    wallet: str = "",
 ) -> Fill:
-    """A store Fill of one of `intent`'s orders; side, strategy and labels come from the intent."""
+    """A store Fill of one of `intent`'s orders; side, strategy and labels come from the intent.
+    `wallet`: a paper fill's paper wallet (live fills: "")."""
     return Fill(
         trade_id=trade_id,
         strategy=intent.strategy,
@@ -2029,6 +2041,7 @@ def _fill(
         liquidity=liquidity,
         market=str(intent.meta.get("market", "")),
         outcome=str(intent.meta.get("outcome", "")),
+        wallet=wallet,
     )
 
 
