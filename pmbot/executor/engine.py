@@ -99,6 +99,7 @@ from pmbot.store.models import (
     Side,
     mode_name,
 )
+from pmbot.store.rows import without_reversed
 
 if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
@@ -1343,9 +1344,8 @@ class Executor:
         if self.dry_run or self.trading is None:
             return 0
         since = since_ms if since_ms is not None else self._now_ms() - int(self.failed_lookback_s * 1000)
-        rows = self.store.list_trades(Query(dry_run=False, since=since))
-        reversed_ids = {r.fill.trade_id.removeprefix("revert:") for r in rows if r.fill.trade_id.startswith("revert:")}
-        fills = [r.fill for r in rows if r.fill.kind.value == "fill" and r.fill.trade_id not in reversed_ids]
+        # a reversal has its fill's ts: the window holds both or neither
+        fills = without_reversed([r.fill for r in self.store.list_trades(Query(dry_run=False, since=since))])
         orders = self.store.get_orders({f.order_key for f in fills if f.order_key})
         mine = [f for f in fills if f.order_key in orders and self._settles(orders[f.order_key])]
         if not mine:
