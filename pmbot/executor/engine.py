@@ -99,6 +99,7 @@ from pmbot.store.models import (
     Side,
     mode_name,
 )
+from pmbot.store.rows import without_reversed
 
 if TYPE_CHECKING:
     from pmbot.polymarket.factory import Venue
@@ -1067,10 +1068,19 @@ class Executor:
             self._recent.pop(o.intent_key, None)
 
     def _paper_fill(self, f: PaperFill, intent: OrderIntent) -> Fill:
-        fill = _fill(
-            intent, f"paper:{f.trade_id}", f.token_id, f.price, f.size, f.fee, f.ts_ms, f.order_id, f.liquidity, True
+        return _fill(
+            intent,
+            f"paper:{f.trade_id}",
+            f.token_id,
+            f.price,
+            f.size,
+            f.fee,
+            f.ts_ms,
+            f.order_id,
+            f.liquidity,
+            True,
+            wallet=self.wallet,  # the paper wallet's position
         )
-        return replace(fill, wallet=self.wallet)  # the paper wallet's position
 
     def _apply_fill_to_risk(
         self, intent: OrderIntent, side: Side, size: Decimal, price: Decimal, fee: Decimal, ts_ms: int
@@ -1266,7 +1276,7 @@ class Executor:
         for oid in {*trade.maker_order_ids, *(m.order_id for m in (*trade.maker_orders, *makers))}:
             key = self._by_venue_id.get(oid)
             if key is not None:
-                out[f"{trade.trade_id}:{oid[:18]}"] = key
+                out[_maker_fill_id(trade.trade_id, oid)] = key
         return out
 
     def _reverse_failed_guarded(self, trade: UserTrade, makers: tuple[MakerOrderFill, ...] = ()) -> None:
@@ -1334,9 +1344,8 @@ class Executor:
         if self.dry_run or self.trading is None:
             return 0
         since = since_ms if since_ms is not None else self._now_ms() - int(self.failed_lookback_s * 1000)
-        rows = self.store.list_trades(Query(dry_run=False, since=since))
-        reversed_ids = {r.fill.trade_id.removeprefix("revert:") for r in rows if r.fill.trade_id.startswith("revert:")}
-        fills = [r.fill for r in rows if r.fill.kind.value == "fill" and r.fill.trade_id not in reversed_ids]
+        # a reversal has its fill's ts: the window holds both or neither
+        fills = without_reversed([r.fill for r in self.store.list_trades(Query(dry_run=False, since=since))])
         orders = self.store.get_orders({f.order_key for f in fills if f.order_key})
         mine = [f for f in fills if f.order_key in orders and self._settles(orders[f.order_key])]
         if not mine:
@@ -1365,8 +1374,8 @@ class Executor:
             for t in trades:
                 if t.status.upper() != "FAILED":
                     continue
-                ids = {t.trade_id} | {f"{t.trade_id}:{m.order_id[:18]}" for m in t.maker_orders}
-                ids |= {f"{t.trade_id}:{oid[:18]}" for oid in t.maker_order_ids}
+                makers = {*t.maker_order_ids, *(m.order_id for m in t.maker_orders)}
+                ids = {t.trade_id} | {_maker_fill_id(t.trade_id, oid) for oid in makers}
                 hit = {i: by_id[i].order_key or "" for i in ids if i in by_id}
                 if hit:
                     done += self._reverse_fills(hit, t.trade_id, t.match_ms)
@@ -1572,7 +1581,7 @@ class Executor:
                     fee = (size * price * t.fee_rate_bps / 10_000).quantize(_FEE_Q)
                 else:
                     return None  # the fee cannot be known now: do not record the fill without it
-            trade_id = t.trade_id if taker else f"{t.trade_id}:{order_hash[:18]}"
+            trade_id = t.trade_id if taker else _maker_fill_id(t.trade_id, order_hash)
             ts = t.match_ms or self._now_ms()
             liquidity = "taker" if taker else "maker"
             out.append(_fill(intent, trade_id, token, price, size, fee, ts, order_hash, liquidity, False))
@@ -1993,6 +2002,13 @@ def buy_fee_reserve(side: Side, order_type: OrderType, size: Decimal, price: Dec
     return (spend / x * fees.rate * (x * (1 - x)) ** e).quantize(_FEE_Q, rounding=ROUND_UP)
 
 
+def _maker_fill_id(trade_id: str, order_id: str) -> str:
+    """The store trade id of a maker order's fill in venue trade `trade_id` (a taker's is the trade id):
+    one trade can fill several of our resting orders, each its own fill. `_venue_fills` records fills
+    under it; the FAILED-trade reversal finds them by it."""
+    return f"{trade_id}:{order_id[:18]}"
+
+
 def _fill(
     intent: OrderIntent,
     trade_id: str,
@@ -2004,8 +2020,11 @@ def _fill(
     venue_order_id: str,
     liquidity: str,
     dry_run: bool,
+    *,
+    wallet: str = "",
 ) -> Fill:
-    """A store Fill of one of `intent`'s orders; side, strategy and labels come from the intent."""
+    """A store Fill of one of `intent`'s orders; side, strategy and labels come from the intent.
+    `wallet`: a paper fill's paper wallet (live fills: "")."""
     return Fill(
         trade_id=trade_id,
         strategy=intent.strategy,
@@ -2022,6 +2041,7 @@ def _fill(
         liquidity=liquidity,
         market=str(intent.meta.get("market", "")),
         outcome=str(intent.meta.get("outcome", "")),
+        wallet=wallet,
     )
 
 

@@ -115,8 +115,9 @@ async def build_executor(
     `paper_wallet`: dry-run, the paper wallet's name when not settings `executor.paper_wallet`'s (a
     command with a name of its own, e.g. per copy target); one process at a time holds a paper wallet."""
     if paper_wallet is not None:
-        executor = settings.executor.model_copy(update={"paper_wallet": paper_wallet})
-        settings = settings.model_copy(update={"executor": ExecutorSettings.model_validate(executor.model_dump())})
+        # validated (model_copy's update is not): a bad name is refused here, as in the config file
+        executor = ExecutorSettings.model_validate({**settings.executor.model_dump(), "paper_wallet": paper_wallet})
+        settings = settings.model_copy(update={"executor": executor})
     cleanup: list[Callable[[], Any]] = []
     redis_client: aioredis.Redis | None = None
     if settings.redis_url:

@@ -16,6 +16,7 @@ SQLite and PostgreSQL stores only read the books, take their locks and write the
 from __future__ import annotations
 
 import dataclasses
+import json
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -142,11 +143,9 @@ def take_back(
 
 def reversal_row(orig: Mapping[str, Any], ts: int, realized: int, metadata: Mapping[str, Any]) -> tuple[Any, ...]:
     """The trade row (rows.TRADE_COLUMNS) of the reversal of stored fill `orig` (a trades row)."""
-    import json
-
     return (
         f"revert:{orig['trade_id']}",
-        TradeKind.REVERSAL.value,
+        _REVERSAL,
         orig["strategy"],
         orig["token_id"],
         orig["condition_id"] or "",

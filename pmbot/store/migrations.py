@@ -444,7 +444,7 @@ def _copy_analyses(db: Database) -> None:
 
 # The paper wallet that existing dry-run positions and trades belong to: the default one (settings
 # `executor.paper_wallet` = "default"), so that a dry-run set-up restarted after the upgrade sees them.
-DEFAULT_PAPER_WALLET = "paper:default"  # = pmbot.store.rows.DEFAULT_PAPER_WALLET (a released migration's own copy)
+DEFAULT_PAPER_WALLET = "paper:default"  # = pmbot.store.models.DEFAULT_PAPER_WALLET (a released migration's own copy)
 
 
 def _paper_wallets(db: Database) -> None:

@@ -211,7 +211,11 @@ def row_to_trade(r: dict[str, Any]) -> TradeRow:
 
 def unreversed_fills(found: list[dict[str, Any]]) -> list[Fill]:
     """The fills among trade rows (fills and reversals), without those a reversal took back."""
-    trades = [row_to_trade(r).fill for r in found]
+    return without_reversed([row_to_trade(r).fill for r in found])
+
+
+def without_reversed(trades: list[Fill]) -> list[Fill]:
+    """The fills (kind `fill`) among `trades`, without those a reversal among them took back."""
     taken_back = {f.trade_id.removeprefix("revert:") for f in trades if f.kind is TradeKind.REVERSAL}
     return [f for f in trades if f.kind is TradeKind.FILL and f.trade_id not in taken_back]
 
