@@ -4,6 +4,7 @@ reference prices (`crypto_prices` from Binance, `crypto_prices_chainlink`)."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import random
 import time
@@ -11,9 +12,34 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
+from pmbot.polymarket.models import CryptoPrice, WalletTrade
 from pmbot.polymarket.schemas import ws
 from pmbot.polymarket.schemas.ws import RtdsEvent
 from pmbot.polymarket.streams.base import Backoff, Clock, Connector, WsStream
+
+
+# `matches` runs for every message of a shared RTDS connection and every subscription of each consumer
+# (pmbot.runner.rtds_hub), a reference price on the entry's path: a filter's text is parsed once, not per
+# message. Few distinct filters exist in a process (one per symbol or market), hence the small caches.
+@functools.lru_cache(maxsize=256)
+def _filter_symbols(filters: str) -> frozenset[str] | None:
+    text = filters.strip()
+    if text.startswith("{"):
+        try:
+            symbol = json.loads(text).get("symbol")
+        except (ValueError, AttributeError):
+            return None
+        return None if not isinstance(symbol, str) else frozenset({symbol.lower()})
+    return frozenset(p.strip().lower() for p in text.split(",") if p.strip())
+
+
+@functools.lru_cache(maxsize=256)
+def _filter_market_slug(filters: str) -> Any:
+    """An activity filter's `market_slug` (None: none, or a filter that is not a JSON object)."""
+    try:
+        return json.loads(filters).get("market_slug")
+    except (ValueError, AttributeError):
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,28 +55,16 @@ class RtdsSubscription:
         """The lowercase symbols the filter names (None: every symbol; activity: None)."""
         if not self.filters or self.topic == "activity":
             return None
-        text = self.filters.strip()
-        if text.startswith("{"):
-            try:
-                symbol = json.loads(text).get("symbol")
-            except (ValueError, AttributeError):
-                return None
-            return None if not isinstance(symbol, str) else frozenset({symbol.lower()})
-        return frozenset(p.strip().lower() for p in text.split(",") if p.strip())
+        return _filter_symbols(self.filters)
 
     def matches(self, event: Any) -> bool:
         """Whether `event` (a CryptoPrice or an activity WalletTrade) is one this subscription asked for.
         An activity `event_slug` filter cannot be checked on a trade (it names its market only): passed."""
-        from pmbot.polymarket.models import CryptoPrice, WalletTrade
-
         if isinstance(event, WalletTrade):
             if self.topic != "activity":
                 return False
             if self.filters and event.slug:
-                try:
-                    market = json.loads(self.filters).get("market_slug")
-                except (ValueError, AttributeError):
-                    return True
+                market = _filter_market_slug(self.filters)
                 return market is None or market == event.slug
             return True
         if isinstance(event, CryptoPrice):
