@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 from pmbot.polymarket.models import StreamState, StreamStatus
-from pmbot.runner.consumer import CLOSED, QueuedConsumer
+from pmbot.runner.consumer import CLOSED, QueuedConsumer, hold, release
 
 __all__ = ["ChainConsumer", "ChainHub"]
 
@@ -83,12 +83,7 @@ class ChainHub:
     async def _add_locked(self, wallets: Iterable[str]) -> None:
         if self._closed:
             return
-        new = []
-        for w in wallets:
-            n = self._refs.get(w, 0)
-            self._refs[w] = n + 1
-            if n == 0:
-                new.append(w)
+        new = hold(self._refs, wallets)
         if self.stream is None:
             self.stream = self._make(list(self._refs))
             self.state = "connecting"
@@ -97,14 +92,7 @@ class ChainHub:
             await self.stream.follow(new)
 
     async def _remove_locked(self, wallets: Iterable[str]) -> None:
-        gone = []
-        for w in wallets:
-            n = self._refs.get(w, 0)
-            if n <= 1:
-                if self._refs.pop(w, None) is not None:
-                    gone.append(w)
-            else:
-                self._refs[w] = n - 1
+        gone = release(self._refs, wallets)
         if gone and self.stream is not None and not self._closed:
             await self.stream.unfollow(gone)
 

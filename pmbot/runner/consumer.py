@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import deque
+from collections.abc import Iterable
 from typing import Any, Generic, Protocol, Self, TypeVar
 
-__all__ = ["CLOSED", "QueuedConsumer"]
+__all__ = ["CLOSED", "QueuedConsumer", "hold", "release"]
 
 CLOSED = object()  # what a hub puts last: the reader's `async for` ends
 
@@ -23,6 +24,31 @@ class _Hub(Protocol):
 
 
 H = TypeVar("H", bound=_Hub)
+K = TypeVar("K")
+
+
+def hold(refs: dict[K, int], keys: Iterable[K]) -> list[K]:
+    """Count one more reference to each of `keys` (a hub's subscriptions or wallets, shared by its
+    consumers); returns those newly held, for the hub to subscribe on its connection."""
+    new = []
+    for k in keys:
+        n = refs.get(k, 0)
+        refs[k] = n + 1
+        if n == 0:
+            new.append(k)
+    return new
+
+
+def release(refs: dict[K, int], keys: Iterable[K]) -> list[K]:
+    """Count one reference fewer to each of `keys`; returns those no consumer holds any more."""
+    gone = []
+    for k in keys:
+        n = refs.get(k, 0)
+        if n > 1:
+            refs[k] = n - 1
+        elif refs.pop(k, None) is not None:
+            gone.append(k)
+    return gone
 
 
 class QueuedConsumer(Generic[H]):

@@ -32,7 +32,7 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from pmbot.polymarket.models import StreamState, StreamStatus, WalletTrade
-from pmbot.runner.consumer import CLOSED, QueuedConsumer
+from pmbot.runner.consumer import CLOSED, QueuedConsumer, hold, release
 
 if TYPE_CHECKING:
     from pmbot.polymarket.streams import RtdsStream, RtdsSubscription
@@ -131,12 +131,7 @@ class RtdsHub:
     async def _add_locked(self, subs: Iterable[RtdsSubscription]) -> None:
         if self._closed:
             return
-        new = []
-        for s in subs:
-            n = self._refs.get(s, 0)
-            self._refs[s] = n + 1
-            if n == 0:
-                new.append(s)
+        new = hold(self._refs, subs)
         if self.stream is None:
             self._open()
             return
@@ -145,14 +140,7 @@ class RtdsHub:
             await self.stream.subscribe(new)
 
     async def _remove_locked(self, subs: Iterable[RtdsSubscription]) -> None:
-        gone = []
-        for s in subs:
-            n = self._refs.get(s, 0)
-            if n <= 1:
-                if self._refs.pop(s, None) is not None:
-                    gone.append(s)
-            else:
-                self._refs[s] = n - 1
+        gone = release(self._refs, subs)
         if self.stream is None or self._closed:
             return
         if gone:
