@@ -398,9 +398,8 @@ class Host:
 
     def streams(self) -> dict[str, int | None]:
         out: dict[str, int | None] = {}
-        if self.hub is not None:
-            out.update(self.hub.health())
-        for shared in (self.rtds_hub, self.chain_hub):  # the one RTDS connection (and its topics), the log subscription
+        # the market shards, the one RTDS connection (and its topics), the log subscription
+        for shared in (self.hub, self.rtds_hub, self.chain_hub):
             if shared is not None:
                 out.update(shared.health())
         if not self.dry_run:
