@@ -433,6 +433,15 @@ class WsStream(StreamBase[E]):
     def connected(self) -> bool:
         return self._conn is not None
 
+    async def reconnect(self) -> None:
+        """Drop the current connection (the loop reconnects and subscribes again): for an owner that
+        watches silence itself, e.g. a topic of a shared RTDS connection that went quiet while the
+        socket still answers pings (pmbot.runner.rtds_hub)."""
+        conn = self._conn
+        if conn is not None:
+            with contextlib.suppress(Exception):
+                await conn.close()
+
     # ------------------------------------------------------------------------- subclass interface
 
     def _subscribe_messages(self) -> Sequence[dict[str, Any]]:

@@ -3,7 +3,6 @@ reference prices (`crypto_prices` from Binance, `crypto_prices_chainlink`)."""
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import random
@@ -163,14 +162,6 @@ class RtdsStream(WsStream[RtdsEvent]):
     def set_wallets(self, wallets: Iterable[str] | None) -> None:
         """Replace the client-side activity filter (None: every trader's trades)."""
         self._wallets = None if wallets is None else {w.lower() for w in wallets}
-
-    async def reconnect(self) -> None:
-        """Drop the current connection (the loop reconnects and subscribes again): for a feed whose topic
-        went silent while the socket still answers pings."""
-        conn = self._conn
-        if conn is not None:
-            with contextlib.suppress(Exception):
-                await conn.close()
 
     async def subscribe(self, subscriptions: Iterable[RtdsSubscription]) -> None:
         async with self._send_lock:
