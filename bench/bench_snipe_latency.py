@@ -36,6 +36,9 @@ start (the trigger queued), with no goal, for comparison; both sides are measure
 `BENCH_SNIPE_PROFILE=1` checks the start against pmbot's own stamp of the step's first frame (it must not
 be later) and prints the violations.
 Goal (issue 14): p50 ≤ 0.6 ms, p99 ≤ 2 ms; ≥ 2× faster than the peer at p50.
+The floor rows (`_floor`): a client that does nothing but write a ready POST when the first bytes of a step
+reach it, measured the same way: the venue's side of the figure (the step's frames leaving the sim, the
+kernel, the sim reading and parsing the POST), which no client can go below.
 `BENCH_SNIPE_PIN=1` runs the sim on a core of its own (`_pinned`).
 `BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger was
 queued): pmbot's in-process stages, and the sim's own (first frame write, the trigger's own frame written,
@@ -84,6 +87,8 @@ def run() -> list[Result]:
             asyncio.run(_drive(sim))
             n1 = len(sim.stamps()["receipts"])
             asyncio.run(_peer(sim))
+            n2 = len(sim.stamps()["receipts"])
+            asyncio.run(_floor(sim))
             stamps = sim.stamps()
         finally:
             for k, v in old.items():
@@ -91,13 +96,15 @@ def run() -> list[Result]:
                     os.environ.pop(k, None)
                 else:
                     os.environ[k] = v
-    ours, peer = stamps["receipts"][n0:n1], stamps["receipts"][n1:]
+    ours, peer, floor = stamps["receipts"][n0:n1], stamps["receipts"][n1:n2], stamps["receipts"][n2:]
     emits, writes = stamps["emits"], [t for t, _, _ in stamps["writes"]]
     samples, peer_samples = _latencies(emits, writes, ours), _latencies(emits, writes, peer)
     queued, peer_queued = _latencies(emits, None, ours), _latencies(emits, None, peer)
+    floor_samples = _latencies(emits, writes, floor)
     if PROFILE:
         _print_stages(stages, stamps, ours, "pmbot")
         _print_stages({}, stamps, peer, "peer")
+        _print_stages({_WRITE: FLOOR_WRITES}, stamps, floor, "floor")
     p50, p99 = percentile(samples, 50), percentile(samples, 99)
     q50, q99 = percentile(peer_samples, 50), percentile(peer_samples, 99)
     missing = len(ours) - len(samples), len(peer) - len(peer_samples)
@@ -123,6 +130,16 @@ def run() -> list[Result]:
         Result(
             "snipe: tick → POST received p99 (live, sim), from the sim queueing the update",
             round(percentile(queued, 99), 3), "ms", "report", peer=round(percentile(peer_queued, 99), 3), note=qnote,
+        ),
+        Result(
+            "snipe: tick → POST received p50, floor (a client that only writes a ready POST)",
+            round(percentile(floor_samples, 50), 3), "ms", "report",
+            note=f"{len(floor_samples)} POSTs; the venue's side of the figure: see bench/bench_snipe_latency.py _floor",
+        ),
+        Result(
+            "snipe: tick → POST received p99, floor (a client that only writes a ready POST)",
+            round(percentile(floor_samples, 99), 3), "ms", "report",
+            note=f"{len(floor_samples)} POSTs; start and end as the rows above",
         ),
     ]  # fmt: skip
 
@@ -192,6 +209,13 @@ class SimTime:
         self.sim = sim
         self.quiet_s = quiet_s
         self.t = 0.0
+        # Venue seconds per wall second while the driver steps (one second every ~50 ms): the runner paces
+        # its loops by a venue's `rate` (pmbot/runner/live.py `_pace`), as against `pmbot sim --speed N`.
+        # Without it the runner's twice-a-second pass (pre-arming, the armed orders' L2 headers worked out
+        # for this second and the next) would run once per ~10 venue seconds here: a fire would find its
+        # headers stale and compute them on its path, which against a venue in real time it never does.
+        self.rate = 1.0
+        self._stepped = 0.0  # wall time of the last one-second step
         self.markets: list[dict[str, Any]] = []  # as of the last `state()`
         self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
@@ -251,6 +275,10 @@ class SimTime:
         return body
 
     async def advance(self, seconds: float) -> None:
+        wall = time.monotonic()
+        if seconds <= 1 and 0 < wall - self._stepped < 0.5:  # the pace of the one-second steps, not the jumps
+            self.rate = max(1.0, 0.8 * self.rate + 0.2 * seconds / (wall - self._stepped))
+        self._stepped = wall
         self.t += seconds
         body = await self._request("POST", "/_sim/advance", {"seconds": seconds}, quiet=True)
         self.t = float(body["now"])
@@ -369,6 +397,97 @@ async def _peer(sim: SimProcess) -> None:
             await client.close()
 
 
+FLOOR_WRITES: list[float] = []  # the floor client's POST writes (profile)
+
+
+async def _floor(sim: SimProcess) -> None:
+    """The least any client could do: a POST /order written the moment the first bytes of a step reach it.
+    The same connections as pmbot's session (market channel and RTDS subscribed through `websockets`,
+    which only does the handshake and the subscriptions); a kept-alive HTTP connection holds a ready POST
+    /order (a signed order's size of body; its headers carry no valid L2 signature: the sim refuses it
+    after its receipt stamp, which is taken before any check). The socket's first bytes of a step in a
+    market's entry window (2 < seconds left ≤ 60; one POST per step) are answered from the socket's
+    `data_received` callback: no frame is parsed, no decision made. What it measures is the venue's
+    side of the figure on this machine: the step's frames leaving the sim, the kernel carrying them, and
+    the sim reading and parsing a POST. No client's figure can be lower."""
+    import json
+    from urllib.parse import urlsplit
+
+    import websockets
+
+    url = urlsplit(sim.url)
+    body = json.dumps({"order": {"salt": 1, "signature": "0x" + "ab" * 65, "pad": "x" * 560}, "owner": "x"}).encode()
+    head = (
+        f"POST /order HTTP/1.1\r\nHost: {url.hostname}:{url.port}\r\nContent-Type: application/json\r\n"
+        "POLY_ADDRESS: 0x0000000000000000000000000000000000000000\r\nPOLY_SIGNATURE: x\r\n"
+        f"POLY_TIMESTAMP: 0\r\nPOLY_API_KEY: x\r\nPOLY_PASSPHRASE: x\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    request = head + body
+    loop = asyncio.get_running_loop()
+
+    class Discard(asyncio.Protocol):
+        def data_received(self, data: bytes) -> None:  # the sim's 401 answers: not read
+            pass
+
+    transport, _ = await loop.create_connection(Discard, url.hostname, url.port)
+    fired: list[float] = [-1.0]  # the sim time of the last step answered: one POST per step
+
+    async with SimTime(sim) as clock:
+        ends: dict[str, float] = {}  # condition id → its end
+
+        def first_bytes() -> None:
+            now = clock()
+            if now != fired[0] and any(2 < end - now <= 60 for end in ends.values()):
+                fired[0] = now
+                transport.write(request)
+                FLOOR_WRITES.append(time.perf_counter())
+
+        async def follow(ws_path: str, first: dict[str, Any] | None) -> None:
+            async with websockets.connect(sim.ws_url + ws_path, compression=None) as ws:
+                received = ws.data_received
+
+                def hooked(data: bytes) -> None:
+                    first_bytes()
+                    received(data)
+
+                ws.data_received = hooked  # type: ignore[method-assign]
+                if first is not None:
+                    await ws.send(json.dumps(first))
+                async for _ in ws:
+                    if ws_path == "/ws/market":
+                        for m in clock.markets:
+                            if not m["closed"] and m["condition_id"] not in ends:
+                                ends[m["condition_id"]] = m["end"]
+                                kind = {"operation": "subscribe"} if len(ends) > 1 else {"type": "market"}
+                                await ws.send(json.dumps({"assets_ids": m["token_ids"], **kind}))
+
+        rtds = {
+            "action": "subscribe",
+            "subscriptions": [{"topic": "crypto_prices_chainlink", "type": "*", "filters": '{"symbol":"btc/usd"}'}],
+        }
+
+        async def market() -> None:
+            await clock.state()
+            first = {"assets_ids": [], "type": "market"}
+            for m in clock.markets:
+                if not m["closed"]:
+                    ends[m["condition_id"]] = m["end"]
+                    first["assets_ids"] += m["token_ids"]
+            await follow("/ws/market", first)
+
+        tasks = [asyncio.create_task(market()), asyncio.create_task(follow("/rtds", rtds))]
+        await asyncio.sleep(1.0)
+        try:
+            await _windows(clock, max(2, WINDOWS // 8), lambda: False)
+        finally:
+            for t in tasks:
+                t.cancel()
+            for t in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await t
+            transport.close()
+
+
 def _stage_stamps() -> dict[str, list[float]]:
     """Wrap the hot path's stages to stamp perf_counter() on entry (profiling only: costs a few µs each)."""
     from pmbot.executor.engine import Executor
@@ -437,6 +556,9 @@ def _stage_stamps() -> dict[str, list[float]]:
     wrap(Executor, "_execute_live", "5a risk gate done", True)
     wrap(TradingClient, "post_prepared", "6 post_prepared (budget, lock done)", True)
     wrap(fastpost.FastPoster, "post", "6a fastpost.post (L2 headers done)", True)
+    from pmbot.polymarket import trading
+
+    wrap(trading, "l2_headers", "6b L2 headers computed (not worked out ahead)", False)
     wrap(fastpost._Conn, "send", _WRITE, False)
     return stamps
 

@@ -52,7 +52,7 @@ from pmbot.errors import PmbotError
 from pmbot.polymarket import identity
 from pmbot.polymarket.models import BookSnapshot, MarketResolved, PriceChange, StreamState, StreamStatus, WalletTrade
 from pmbot.runner.core import Runner
-from pmbot.runner.feed import Translator
+from pmbot.runner.feed import BookResync, Translator
 from pmbot.strategies.base import MarketInfo
 from pmbot.strategies.copy import CopyConfig, CopyStrategy
 from pmbot.strategies.events import TargetFill, TargetSource
@@ -668,6 +668,7 @@ class CopyFeed:
 
         assert self.market_stream is not None
         paper = self.executor.paper
+        resync = BookResync(self.translator)
         async with self.market_stream as stream:
             async for item in stream:
                 now = self.now_ms()
@@ -683,6 +684,7 @@ class CopyFeed:
                     if resolution is not None:
                         self.executor.apply_resolution(resolution)
                 events = self.translator.translate(item, now)
+                resync.check(stream)  # a book the venue contradicted: ask for its snapshot
                 for e in events:
                     for r in self.runners.values():
                         await r.deliver(e)

@@ -6,8 +6,12 @@ so a `BookChanged` always carries the token's full book, best first."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Iterable
+import math
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
 
 from pmbot.polymarket.book import LocalBook, warn_disagreement
 from pmbot.polymarket.models import (
@@ -23,7 +27,7 @@ from pmbot.polymarket.models import (
 from pmbot.strategies import events as ev
 from pmbot.strategies.events import PriceSource
 
-__all__ = ["Translator", "price_source"]
+__all__ = ["BookResync", "Translator", "price_source"]
 
 log = logging.getLogger("pmbot.runner.feed")
 
@@ -43,6 +47,10 @@ class Translator:
         # Tokens whose book changes become BookChanged events; None: all. A backtest keeps the books of
         # markets not armed yet current without building events nobody looks at.
         self.emit: set[str] | None = None
+        # Tokens whose local book a message contradicted (its best bid/ask is not ours: an update was
+        # missed). Such a book is blind until its next snapshot; the owner of the stream takes these and
+        # asks the venue for one (`take_resync`, MarketStream.resync).
+        self.resync: set[str] = set()
 
     def current(self, token_id: str, ts_ms: int) -> ev.BookChanged | None:
         """The token's book as a BookChanged (e.g. for a view that starts following it), or None."""
@@ -69,8 +77,13 @@ class Translator:
                 book.synced = False
                 cid = self.tokens.get(token)
                 if cid is not None:
-                    out.append(ev.BookChanged(token_id=token, condition_id=cid, bids=(), asks=(), ts_ms=ts_ms))
+                    out.append(self._empty(token, cid, ts_ms))
         return out
+
+    def take_resync(self) -> list[str]:
+        """The tokens found contradicted since the last call (see `resync`), still followed and blind."""
+        wanted, self.resync = self.resync, set()
+        return [t for t in wanted if t in self.tokens and t in self.books and not self.books[t].synced]
 
     def order_book(self, token_id: str) -> OrderBook | None:
         """The local book (for the paper exchange), or None before its first snapshot."""
@@ -103,8 +116,16 @@ class Translator:
             out: list[ev.Event] = []
             for t, (b, last) in touched.items():
                 if not b.check_best(last):
-                    # the feed's stream keeps no books (the Translator's are the feed's): its check is made here
+                    # The feed's stream keeps no books (the Translator's are the feed's): its check is made
+                    # here. A book the venue contradicts is wrong somewhere, maybe at the best ask an entry
+                    # would take: no strategy may act on it. Blind until a snapshot replaces it (its
+                    # changes are ignored meanwhile, as after a drop), and the strategy sees it empty.
                     warn_disagreement(log, "feed", b, last)
+                    b.synced = False
+                    self.resync.add(t)
+                    if emit is None or t in emit:
+                        out.append(self._empty(t, self.tokens[t], ts_ms))
+                    continue
                 if emit is None or t in emit:
                     out.append(self._changed(b, self.tokens[t], ts_ms))
             return out
@@ -140,5 +161,56 @@ class Translator:
         return []
 
     @staticmethod
+    def _empty(token: str, cid: str, ts_ms: int) -> ev.BookChanged:
+        """A book shown as unknown: nothing on either side, so no rule can take from it."""
+        return ev.BookChanged(token_id=token, condition_id=cid, bids=(), asks=(), ts_ms=ts_ms)
+
+    @staticmethod
     def _changed(book: LocalBook, cid: str, ts_ms: int) -> ev.BookChanged:
         return ev.BookChanged(token_id=book.token_id, condition_id=cid, bids=book.bids(), asks=book.asks(), ts_ms=ts_ms)
+
+
+class BookResync:
+    """Gets a fresh snapshot for each book a `Translator` found contradicted (`Translator.resync`): asks
+    the market stream (`resync(tokens)`: MarketStream, or a run-all hub's consumer) without waiting for
+    it, and asks again every `every_s` while the book is still blind (a request or its answer can be
+    lost). `check(stream)` runs after each translated market message: a set test when nothing is wrong."""
+
+    def __init__(self, translator: Translator, *, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+        self.translator = translator
+        self.every_s = every_s
+        self._clock = clock
+        self._asked: dict[str, float] = {}  # blind token → when its snapshot was last asked for
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.requests = 0  # tokens asked for, in all
+
+    def check(self, stream: Any) -> None:
+        tr = self.translator
+        if tr.resync:
+            for t in tr.take_resync():
+                self._asked.setdefault(t, -math.inf)
+        if not self._asked:
+            return
+        now = self._clock()
+        due: list[str] = []
+        for t, at in list(self._asked.items()):
+            book = tr.books.get(t)
+            if book is None or book.synced or t not in tr.tokens:  # its snapshot came, or it is not followed
+                del self._asked[t]
+            elif now - at >= self.every_s:
+                self._asked[t] = now
+                due.append(t)
+        resync = getattr(stream, "resync", None)
+        if due and resync is not None:
+            self.requests += len(due)
+            log.info("asking the venue for fresh snapshots of %d book(s) it contradicted", len(due))
+            task = asyncio.ensure_future(self._ask(resync, due))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    @staticmethod
+    async def _ask(resync: Callable[[list[str]], Any], tokens: list[str]) -> None:
+        try:
+            await resync(tokens)
+        except Exception as e:  # asked again after every_s while the books stay blind
+            log.warning("fresh snapshots not asked for: %s", e)

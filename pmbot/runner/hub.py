@@ -205,6 +205,17 @@ class MarketHub:
             if self.first_subscription_ms is None:
                 self.first_subscription_ms = self._now_ms()
 
+    async def resync(self, tokens: Iterable[str]) -> None:
+        """Fresh snapshots of these tokens from their shards' connections (MarketStream.resync): every
+        consumer of a token gets the snapshot, and its books are replaced by it."""
+        by_shard: dict[int, list[str]] = {}
+        for t in tokens:
+            shard = self._token_shard.get(t)
+            if shard is not None:
+                by_shard.setdefault(shard.index, []).append(t)
+        for index, ts in by_shard.items():
+            await self.shards[index].stream.resync(ts)
+
     async def remove(self, tokens: Iterable[str]) -> None:
         async with self._lock:
             gone: dict[int, list[str]] = {}
@@ -356,6 +367,10 @@ class HubConsumer:
         self.tokens.difference_update(gone)
         if gone:
             await self._hub.remove(gone)
+
+    async def resync(self, token_ids: Iterable[str]) -> None:
+        """Fresh snapshots of followed tokens (see MarketHub.resync)."""
+        await self._hub.resync([t for t in dict.fromkeys(map(str, token_ids)) if t in self.tokens])
 
     def _put(self, item: Any, arrival: float | None = None) -> None:
         if self._closed:

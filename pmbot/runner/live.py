@@ -42,7 +42,7 @@ from pmbot.polymarket.models import (
     StreamStatus,
 )
 from pmbot.runner.core import Runner
-from pmbot.runner.feed import Translator
+from pmbot.runner.feed import BookResync, Translator
 from pmbot.strategies.base import MarketInfo
 from pmbot.strategies.events import ReferencePrice
 from pmbot.strategies.reference import ReferenceTracker, parse_resolution_rule
@@ -433,6 +433,7 @@ class LiveFeed:
         from pmbot.settle import resolution_from_event
 
         paper = self.executor.paper
+        resync = BookResync(self.translator)
         async with self.market_stream as stream:
             observe = self._observe
             async for item in stream:
@@ -452,6 +453,7 @@ class LiveFeed:
                     if resolution is not None:
                         self.executor.apply_resolution(resolution)
                 events = self.translator.translate(item, now)
+                resync.check(stream)  # a book the venue contradicted: ask for its snapshot
                 for e in events:
                     await self.runner.deliver(e)
                 if paper is not None and isinstance(item, BookSnapshot | PriceChange):

@@ -95,6 +95,23 @@ class MarketStream(WsStream[MarketEvent]):
                 self.books.pop(t, None)
             await self._send_control({"assets_ids": gone, "operation": "unsubscribe"})
 
+    async def resync(self, token_ids: Iterable[str]) -> None:
+        """Ask the venue for fresh snapshots of subscribed tokens whose books are known to be wrong (a
+        missed update): an unsubscribe and a subscribe on the wire, whose dump is the snapshot (the
+        venue dumps only tokens new to the connection). The subscription itself does not change; until
+        the snapshot arrives those books are unsynced here (their changes ignored). Not connected: the
+        reconnect's subscribe dumps every token anyway."""
+        async with self._send_lock:
+            tokens = [t for t in dict.fromkeys(map(str, token_ids)) if t in self._tokens]
+            if not tokens:
+                return
+            for t in tokens:
+                book = self.books.get(t)
+                if book is not None:
+                    book.synced = False
+            await self._send_control({"assets_ids": tokens, "operation": "unsubscribe"})
+            await self._send_control({"assets_ids": tokens, "operation": "subscribe", "custom_feature_enabled": True})
+
     # ---------------------------------------------------------------------------------- internals
 
     def _subscribe_messages(self) -> list[dict[str, Any]]:
