@@ -208,6 +208,16 @@ class BookResync:
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
+    def stale(self, stream: Any) -> None:
+        """The channel went silent (STALE) and the feed blinded its books (`Translator.blind`), but the
+        connection is still up: when data resumes no re-subscribe dumps them, so their changes would be
+        ignored until the venue happens to send a `book` (after a trade). Ask for them now, as for a
+        contradicted book (the dump also ends the silence; a dead connection is remade by the stream,
+        whose subscribe dumps every book anyway)."""
+        tr = self.translator
+        tr.resync.update(t for t, b in tr.books.items() if not b.synced and t in tr.tokens)
+        self.check(stream)
+
     @staticmethod
     async def _ask(resync: Callable[[list[str]], Any], tokens: list[str]) -> None:
         try:

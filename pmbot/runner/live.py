@@ -447,6 +447,8 @@ class LiveFeed:
                     if item.state is not StreamState.CONNECTED:
                         for blind in self.translator.blind(now):  # stale books must not trigger an entry
                             await self.runner.deliver(blind)
+                        if item.state is StreamState.STALE:
+                            resync.stale(stream)  # still connected: no re-subscribe will dump the books
                     continue
                 if isinstance(item, MarketResolved):
                     resolution = resolution_from_event(item)
