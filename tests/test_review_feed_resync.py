@@ -5,15 +5,21 @@ Over real sockets against `pmbot sim` where the wire matters."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
+from decimal import Decimal as D
 from typing import Any
 
+import pytest
+
+from pmbot.polymarket.models import StreamState, StreamStatus
 from pmbot.polymarket.streams import Backoff, MarketStream
-from pmbot.runner.feed import Translator
+from pmbot.runner import live
+from pmbot.runner.feed import BookResync, Translator
 from pmbot.runner.live import LiveFeed, Targets
 from pmbot.sim.testing import SimServer
-from pmbot.strategies.events import BookChanged
-from tests.test_streams_sim import rest_levels, until
+from pmbot.strategies.events import BookChanged, TradePrinted
+from tests.test_streams_sim import advance, rest_levels, until
 
 
 class _Runner:
@@ -154,3 +160,110 @@ async def test_a_run_all_feed_gets_its_books_back_after_its_shard_went_stale(sim
         loop.cancel()
         await asyncio.gather(loop, return_exceptions=True)
         await hub.close()
+
+
+async def test_a_run_all_feed_over_two_shards_gets_back_the_books_a_drop_of_the_other_blinded(
+    sim: SimServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A feed whose tokens span two shards: one shard's connection drops, so the feed blinds every book (a
+    status does not say whose). The dropped shard's re-subscribe dumps its own books; the other shard's
+    connection never went away, so nothing would re-send its books: the feed must ask for them (after
+    giving the reconnect's dump its chance), or they stay blind until a trade."""
+    from pmbot.runner.hub import MarketHub
+
+    m = sim.current_market()
+    tokens = list(m["token_ids"])
+    url = sim.env()["PMBOT_CLOB_WS_URL"]
+    streams: list[MarketStream] = []
+
+    def make(ts: list[str]) -> MarketStream:
+        s = MarketStream(url, ts, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1), stale_after=None)
+        streams.append(s)
+        return s
+
+    monkeypatch.setattr(live, "BookResync", functools.partial(BookResync, every_s=0.3))  # a short wait
+    hub = MarketHub(make, per_connection=1)
+    translator = Translator(dict.fromkeys(tokens, m["condition_id"]))
+    runner = _Runner()
+    none: Any = None
+    feed = LiveFeed(none, runner, translator, _NoPaper(), Targets())  # type: ignore[arg-type]
+    feed.market_stream = hub.consumer(tokens)  # type: ignore[assignment]
+    loop = asyncio.create_task(feed._market_loop())
+    try:
+        await until(lambda: all(translator.order_book(t) is not None for t in tokens))
+        assert len(streams) == 2
+        kept, dropped = streams
+        await dropped.reconnect()
+        await until(lambda: dropped.counters.connects == 2)
+        await until(lambda: translator.order_book(dropped.token_ids[0]) is not None)
+        # the kept shard's token: blind, until the feed asks (within BookResync.every_s, on a message)
+        async with asyncio.timeout(15):
+            while translator.order_book(kept.token_ids[0]) is None:
+                await asyncio.sleep(0.4)
+                await advance(sim, 1)  # requotes: messages on which the feed checks
+        assert not any(isinstance(e, TradePrinted) for e in runner.events)  # not a venue's book after a trade
+        assert kept.counters.connects == 1
+    finally:
+        loop.cancel()
+        await asyncio.gather(loop, return_exceptions=True)
+        await hub.close()
+
+
+class _Asked:
+    """Records what BookResync asks of a stream."""
+
+    def __init__(self) -> None:
+        self.asked: list[list[str]] = []
+
+    async def resync(self, tokens: list[str]) -> None:
+        self.asked.append(sorted(tokens))
+
+
+def _status(state: StreamState) -> StreamStatus:
+    return StreamStatus(stream="market", state=state, timestamp_ms=0)
+
+
+async def test_a_reconnect_whose_dump_comes_is_not_asked_again_and_one_that_misses_a_book_is() -> None:
+    """The plain reconnect: RECONNECTING blinds the books, CONNECTED, the dump re-sends them: nothing is asked
+    (no second dump). A book the dump did not bring (another shard's) is asked for once every_s passed."""
+    from pmbot.polymarket.models import BookLevel, BookSnapshot, OrderBook
+
+    now = [100.0]
+    t = Translator({"1": "0xc", "2": "0xc"})
+
+    def snap(token: str) -> BookSnapshot:
+        return BookSnapshot(OrderBook(token, "0xc", (BookLevel(D("0.4"), D(5)),), (BookLevel(D("0.6"), D(5)),), 1))
+
+    for token in ("1", "2"):
+        t.translate(snap(token), 1)
+    resync, stream = BookResync(t, every_s=5.0, clock=lambda: now[0]), _Asked()
+    # a drop: blind, then the new connection's dump of both books
+    t.blind(2)
+    resync.status(_status(StreamState.RECONNECTING), stream)
+    now[0] += 30.0  # a long backoff: the dump still gets its every_s from the new connection
+    resync.status(_status(StreamState.CONNECTED), stream)
+    for token in ("1", "2"):
+        t.translate(snap(token), 3)
+        resync.check(stream)
+    now[0] += 60.0
+    resync.check(stream)
+    await asyncio.sleep(0)
+    assert stream.asked == []
+    # a drop whose dump brings only token 1 (token 2 lives on another shard's connection)
+    t.blind(4)
+    resync.status(_status(StreamState.RECONNECTING), stream)
+    resync.status(_status(StreamState.CONNECTED), stream)
+    t.translate(snap("1"), 5)
+    resync.check(stream)
+    await asyncio.sleep(0)
+    assert stream.asked == []
+    now[0] += 5.0
+    resync.check(stream)  # the next message after every_s
+    await asyncio.sleep(0)
+    assert stream.asked == [["2"]]
+    # STALE: asked at once, every blind book
+    t.translate(snap("2"), 6)
+    t.blind(7)
+    resync.status(_status(StreamState.STALE), stream)
+    await asyncio.sleep(0)
+    assert stream.asked == [["2"], ["1", "2"]]

@@ -678,8 +678,7 @@ class CopyFeed:
                         for blind in self.translator.blind(now):  # a stale book must not pass a guard
                             for r in self.runners.values():
                                 await r.deliver(blind)
-                        if item.state is StreamState.STALE:
-                            resync.stale(stream)  # still connected: no re-subscribe will dump the books
+                    resync.status(item, stream)  # blinded books that no re-subscribe will dump: asked for
                     continue
                 if isinstance(item, MarketResolved):
                     resolution = resolution_from_event(item)

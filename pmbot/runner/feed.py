@@ -22,6 +22,8 @@ from pmbot.polymarket.models import (
     MarketResolved,
     OrderBook,
     PriceChange,
+    StreamState,
+    StreamStatus,
     TickSizeChange,
 )
 from pmbot.strategies import events as ev
@@ -203,20 +205,31 @@ class BookResync:
         resync = getattr(stream, "resync", None)
         if due and resync is not None:
             self.requests += len(due)
-            log.info("asking the venue for fresh snapshots of %d book(s) it contradicted", len(due))
+            log.info("asking the venue for fresh snapshots of %d blind book(s)", len(due))
             task = asyncio.ensure_future(self._ask(resync, due))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
-    def stale(self, stream: Any) -> None:
-        """The channel went silent (STALE) and the feed blinded its books (`Translator.blind`), but the
-        connection is still up: when data resumes no re-subscribe dumps them, so their changes would be
-        ignored until the venue happens to send a `book` (after a trade). Ask for them now, as for a
-        contradicted book (the dump also ends the silence; a dead connection is remade by the stream,
-        whose subscribe dumps every book anyway)."""
-        tr = self.translator
-        tr.resync.update(t for t, b in tr.books.items() if not b.synced and t in tr.tokens)
-        self.check(stream)
+    def status(self, item: StreamStatus, stream: Any) -> None:
+        """A market-channel status, after the feed blinded its books for it (`Translator.blind`, on any
+        state but CONNECTED). A blinded book comes back only from a snapshot, and not every status brings
+        one: STALE is a silent but live connection (when data resumes, no re-subscribe dumps the books), and
+        a run-all feed whose tokens span shards blinds them all for one shard's drop, while only that
+        shard's re-subscribe dumps its own. So the blind books are asked for: at once when STALE (the dump
+        also ends the silence), else after `every_s` (a reconnect's dump comes first and makes it moot); a
+        new connection (CONNECTED) gives its dump `every_s` before anything is asked again."""
+        tr, asked = self.translator, self._asked
+        now = self._clock()
+        if item.state is StreamState.CONNECTED:
+            for t in asked:
+                asked[t] = now
+            return
+        at = -math.inf if item.state is StreamState.STALE else now
+        for t, b in tr.books.items():
+            if not b.synced and t in tr.tokens:
+                asked[t] = at
+        if item.state is StreamState.STALE:
+            self.check(stream)
 
     @staticmethod
     async def _ask(resync: Callable[[list[str]], Any], tokens: list[str]) -> None:

@@ -447,8 +447,7 @@ class LiveFeed:
                     if item.state is not StreamState.CONNECTED:
                         for blind in self.translator.blind(now):  # stale books must not trigger an entry
                             await self.runner.deliver(blind)
-                        if item.state is StreamState.STALE:
-                            resync.stale(stream)  # still connected: no re-subscribe will dump the books
+                    resync.status(item, stream)  # blinded books that no re-subscribe will dump: asked for
                     continue
                 if isinstance(item, MarketResolved):
                     resolution = resolution_from_event(item)
