@@ -267,3 +267,36 @@ async def test_a_reconnect_whose_dump_comes_is_not_asked_again_and_one_that_miss
     resync.status(_status(StreamState.STALE), stream)
     await asyncio.sleep(0)
     assert stream.asked == [["2"], ["1", "2"]]
+
+
+def test_the_sniper_never_enters_the_other_side_of_a_market_whose_favourite_is_blind() -> None:
+    """One message moves both legs; only the favourite's (Up) disagrees with the venue, so Up is blinded and
+    Down is shown as it is. The sniper must not take Down's ask for the market's favourite, and buys Up
+    only once a fresh snapshot shows it."""
+    from pmbot.polymarket.models import BookLevel, BookSnapshot, LevelChange, OrderBook, PriceChange
+    from pmbot.store.models import Side
+    from tests.strategy_kit import CID, DOWN, UP
+    from tests.test_strategy_snipe import NOW, confirmed, sniper
+
+    def snap(token: str, bid: str, ask: str) -> BookSnapshot:
+        return BookSnapshot(OrderBook(token, CID, (BookLevel(D(bid), D(100)),), (BookLevel(D(ask), D(100)),), 1))
+
+    t = Translator({UP: CID, DOWN: CID})
+    d = sniper().feed(confirmed())
+    d.feed(t.translate(snap(DOWN, "0.05", "0.07"), NOW - 1000))
+    # the Up book we hold (ask 0.80: outside the band) is wrong: the venue's best ask is 0.95
+    d.feed(t.translate(snap(UP, "0.79", "0.80"), NOW - 1000))
+    change = PriceChange(
+        CID,
+        (
+            LevelChange(UP, Side.BUY, D("0.70"), D(5), D("0.79"), D("0.95")),  # contradicts our 0.80
+            LevelChange(DOWN, Side.SELL, D("0.30"), D(5), D("0.05"), D("0.07")),  # agrees
+        ),
+        NOW,
+    )
+    events = t.translate(change, NOW)
+    assert [(e.token_id, bool(e.asks)) for e in events if isinstance(e, BookChanged)] == [(UP, False), (DOWN, True)]
+    d.feed(events)
+    assert d.intents == []  # Down (ask 0.07) is not the favourite; Up is unknown
+    d.feed(t.translate(snap(UP, "0.94", "0.95"), NOW + 100))  # the snapshot the feed asked for
+    assert [(i.token_id, i.side) for i in d.intents] == [(UP, Side.BUY)]
