@@ -300,3 +300,87 @@ def test_the_sniper_never_enters_the_other_side_of_a_market_whose_favourite_is_b
     assert d.intents == []  # Down (ask 0.07) is not the favourite; Up is unknown
     d.feed(t.translate(snap(UP, "0.94", "0.95"), NOW + 100))  # the snapshot the feed asked for
     assert [(i.token_id, i.side) for i in d.intents] == [(UP, Side.BUY)]
+
+
+class _FailOnce:
+    """A runner whose delivery fails once when armed (any failure in the copy feed's market loop body: a
+    store error applying a market_resolved, a bug in a strategy's delivery)."""
+
+    def __init__(self) -> None:
+        self.armed = False
+        self.events: list[Any] = []
+
+    async def deliver(self, event: Any) -> None:
+        if self.armed:
+            self.armed = False
+            raise RuntimeError("boom")
+        self.events.append(event)
+
+    async def sync_orders(self) -> None:
+        return None
+
+
+@pytest.mark.parametrize("shared", [False, True], ids=["own-stream", "run-all-hub"])
+async def test_the_copy_feeds_market_channel_comes_back_after_its_loop_failed(sim: SimServer, shared: bool) -> None:
+    """The copy feed's market loop failed once (its stream closes with it): the books must not stay frozen
+    at the failure, still "synced" for the copy guard, while the guard retries a closed stream forever. The
+    feed blinds them and follows the books again on a new stream."""
+    import time as _time
+
+    from pmbot.runner.copy_feed import CopyFeed
+
+    m = sim.current_market()
+    tokens = list(m["token_ids"])
+    url = sim.env()["PMBOT_CLOB_WS_URL"]
+
+    from pmbot.runner.hub import MarketHub
+
+    def make(ts: Any = ()) -> MarketStream:
+        return MarketStream(url, ts, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1))
+
+    hub = MarketHub(make)
+
+    class _Venue:
+        def market_stream(self, token_ids: Any = ()) -> Any:
+            return hub.consumer(token_ids) if shared else make(token_ids)
+
+    class _Executor:
+        paper = None
+
+    runner = _FailOnce()
+    feed: Any = CopyFeed.__new__(CopyFeed)
+    feed.venue, feed.clock, feed.executor, feed.runners = _Venue(), _time.time, _Executor(), {"w": runner}
+    feed.translator = Translator(dict.fromkeys(tokens, m["condition_id"]))
+    feed.market_state = "off"
+    feed.market_stream = first = _Venue().market_stream(())  # as run() opens it: follow_market subscribes
+    guard = asyncio.create_task(feed._market_guard())
+    try:
+        await feed.market_stream.subscribe(tokens)  # follow_market's subscribe (its translator has the tokens)
+        await until(lambda: all(feed.translator.order_book(t) is not None for t in tokens))
+        runner.armed = True
+        await advance(sim, 1)  # a requote: the delivery fails, the loop ends, its stream closes
+        await until(lambda: feed.market_state.startswith("error"))
+        await until(
+            lambda: (
+                {e.token_id for e in runner.events if isinstance(e, BookChanged) and not e.asks and not e.bids}
+                == set(tokens)
+            )
+        )
+        # blinded at once (no guard passes on the frozen book), then followed again on a new stream
+        await until(lambda: feed.market_stream.token_ids != () and feed.market_stream is not first, timeout=10)
+        # followed again: the books track the venue (not the state they had when the loop failed)
+        for _ in range(3):
+            await advance(sim, 1)
+        await advance(sim, 0)
+        await until(
+            lambda: all(
+                (b := feed.translator.order_book(t)) is not None and (b.bids, b.asks) == rest_levels(sim, t)
+                for t in tokens
+            )
+        )
+    finally:
+        guard.cancel()
+        await asyncio.gather(guard, return_exceptions=True)
+        if feed.market_stream is not None:
+            await feed.market_stream.close()
+        await hub.close()

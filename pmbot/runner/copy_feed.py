@@ -661,7 +661,27 @@ class CopyFeed:
             except Exception as e:  # books are a guard, not a source: the run goes on without them
                 self.market_state = f"error: {type(e).__name__}: {e}"
                 log.warning("copy: market channel failed: %s", e)
+                await self._market_lost()
                 await asyncio.sleep(2.0)
+
+    async def _market_lost(self) -> None:
+        """The market loop failed and its stream closed with it (`async with`): nothing follows the books any
+        more. Blind them (a guard must not pass on a book frozen at the failure, still "synced") and follow
+        them on a new stream of the same tokens, whose subscribe dumps them (re-entering the closed one
+        fails for good)."""
+        now = self.now_ms()
+        for blind in self.translator.blind(now):
+            for r in self.runners.values():
+                with contextlib.suppress(Exception):
+                    await r.deliver(blind)
+        old = self.market_stream
+        if old is not None:
+            # the followed tokens are the translator's (follow_market): a run-all hub consumer forgets its own
+            # when it closes
+            tokens = list(dict.fromkeys([*old.token_ids, *self.translator.tokens]))
+            with contextlib.suppress(Exception):
+                await old.close()
+            self.market_stream = self.venue.market_stream(tokens)
 
     async def _market_loop(self) -> None:
         from pmbot.settle import resolution_from_event
