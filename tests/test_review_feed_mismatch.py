@@ -100,19 +100,31 @@ class _NoPaper:
     paper = None
 
 
+def feed_with(translator: Translator, stream: Any) -> tuple[LiveFeed, _Runner]:
+    """A LiveFeed reading `stream` (a MarketStream or a run-all hub consumer) into `translator`."""
+    runner = _Runner()
+    none: Any = None
+    feed = LiveFeed(none, runner, translator, _NoPaper(), Targets())  # type: ignore[arg-type]
+    feed.market_stream = stream
+    return feed, runner
+
+
+def own_stream(sim: SimServer, tokens: list[str], *, stale_after: float | None = None) -> MarketStream:
+    """The feed's own market stream against the sim (no books of its own: the Translator's are the feed's)."""
+    url = sim.env()["PMBOT_CLOB_WS_URL"]
+    stream = MarketStream(
+        url, tokens, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1), stale_after=stale_after
+    )
+    stream.keep_books = False
+    return stream
+
+
 async def test_a_corrupted_book_is_blinded_and_replaced_by_a_fresh_snapshot_over_the_wire(sim: SimServer) -> None:
     m = sim.current_market()
     tokens = list(m["token_ids"])
     translator = Translator(dict.fromkeys(tokens, m["condition_id"]))
-    runner = _Runner()
-    none: Any = None
-    feed = LiveFeed(none, runner, translator, _NoPaper(), Targets())  # type: ignore[arg-type]
-    stream = MarketStream(
-        sim.env()["PMBOT_CLOB_WS_URL"], tokens, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1),
-        stale_after=None,
-    )  # fmt: skip
-    stream.keep_books = False  # as the feed's own stream: the Translator's books are the feed's
-    feed.market_stream = stream
+    stream = own_stream(sim, tokens)
+    feed, runner = feed_with(translator, stream)
     loop = asyncio.create_task(feed._market_loop())
     try:
         await until(lambda: all(translator.order_book(t) is not None for t in tokens))

@@ -16,22 +16,16 @@ from pmbot.polymarket.models import StreamState, StreamStatus
 from pmbot.polymarket.streams import Backoff, MarketStream
 from pmbot.runner import live
 from pmbot.runner.feed import BookResync, Translator
-from pmbot.runner.live import LiveFeed, Targets
+from pmbot.runner.live import LiveFeed
 from pmbot.sim.testing import SimServer
 from pmbot.strategies.events import BookChanged, TradePrinted
+from tests.test_review_feed_mismatch import _Runner, feed_with, own_stream
 from tests.test_streams_sim import advance, rest_levels, until
 
 
-class _Runner:
-    def __init__(self) -> None:
-        self.events: list[Any] = []
-
-    async def deliver(self, event: Any) -> None:
-        self.events.append(event)
-
-
-class _NoPaper:
-    paper = None
+def _hub_feed(hub: Any, tokens: list[str], translator: Translator) -> tuple[LiveFeed, _Runner]:
+    """A LiveFeed whose market stream is a run-all hub consumer of `tokens`."""
+    return feed_with(translator, hub.consumer(tokens))
 
 
 async def test_books_blinded_by_a_silent_feed_come_back_when_data_resumes(sim: SimServer) -> None:
@@ -42,15 +36,8 @@ async def test_books_blinded_by_a_silent_feed_come_back_when_data_resumes(sim: S
     m = sim.current_market()
     tokens = list(m["token_ids"])
     translator = Translator(dict.fromkeys(tokens, m["condition_id"]))
-    runner = _Runner()
-    none: Any = None
-    feed = LiveFeed(none, runner, translator, _NoPaper(), Targets())  # type: ignore[arg-type]
-    stream = MarketStream(
-        sim.env()["PMBOT_CLOB_WS_URL"], tokens, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1),
-        stale_after=1.0,
-    )  # fmt: skip
-    stream.keep_books = False
-    feed.market_stream = stream
+    stream = own_stream(sim, tokens, stale_after=1.0)
+    feed, runner = feed_with(translator, stream)
     loop = asyncio.create_task(feed._market_loop())
     try:
         await until(lambda: all(translator.order_book(t) is not None for t in tokens))
@@ -142,10 +129,7 @@ async def test_a_run_all_feed_gets_its_books_back_after_its_shard_went_stale(sim
 
     hub = MarketHub(make)
     translator = Translator(dict.fromkeys(tokens, m["condition_id"]))
-    runner = _Runner()
-    none: Any = None
-    feed = LiveFeed(none, runner, translator, _NoPaper(), Targets())  # type: ignore[arg-type]
-    feed.market_stream = hub.consumer(tokens)  # type: ignore[assignment]
+    feed, runner = _hub_feed(hub, tokens, translator)
     loop = asyncio.create_task(feed._market_loop())
     try:
         await until(lambda: all(translator.order_book(t) is not None for t in tokens))
@@ -184,10 +168,7 @@ async def test_a_run_all_feed_over_two_shards_gets_back_the_books_a_drop_of_the_
     monkeypatch.setattr(live, "BookResync", functools.partial(BookResync, every_s=0.3))  # a short wait
     hub = MarketHub(make, per_connection=1)
     translator = Translator(dict.fromkeys(tokens, m["condition_id"]))
-    runner = _Runner()
-    none: Any = None
-    feed = LiveFeed(none, runner, translator, _NoPaper(), Targets())  # type: ignore[arg-type]
-    feed.market_stream = hub.consumer(tokens)  # type: ignore[assignment]
+    feed, runner = _hub_feed(hub, tokens, translator)
     loop = asyncio.create_task(feed._market_loop())
     try:
         await until(lambda: all(translator.order_book(t) is not None for t in tokens))
