@@ -559,11 +559,11 @@ def _post_path_results(paths: dict[str, list[float]]) -> list[Result]:
     ]
 
 
-async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
+async def _peer_sdk(sim: SimProcess, *, orders: int = PEER_ORDERS, run: int = 0) -> dict[str, list[float]]:
     """polymarket-client (Polymarket/py-sdk, the official SDK): `AsyncSecureClient.place_limit_order`
     (create, sign and post) for the same kind of order, same sim process. The SDK has no setting for
     its URLs, so its production environment is copied with the sim's; wallet = the key's own address
-    (an EOA: no deposit-wallet lookups)."""
+    (an EOA: no deposit-wallet lookups). `orders` after a warm-up of its own; `run` numbers the parts."""
     from dataclasses import replace as dc_replace
 
     from eth_account import Account
@@ -575,7 +575,10 @@ async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
     client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
     token = sim.open_markets()[0]["token_ids"][0]
 
+    base = run * (LIVE_WARMUP + orders)  # distinct sizes across parts
+
     async def one(n: int) -> None:
+        n += base
         await client.place_limit_order(token_id=token, price=str(D(1 + n % 5) / 100), size=str(10 + n), side="BUY")
 
     try:
@@ -583,11 +586,12 @@ async def _peer_sdk(sim: SimProcess) -> dict[str, list[float]]:
             await one(n)
         before = len(sim.receipts())
         starts, ends = [], []
-        for n in range(PEER_ORDERS):
+        for n in range(orders):
             t = time.perf_counter()
             await one(LIVE_WARMUP + n)
             ends.append(time.perf_counter())
             starts.append(t)
+        await client.cancel_all()  # outside the timing: the next part (ours or the peer's) finds no pile-up
     finally:
         await client.close()
     receipts = sim.receipts()[before:]
@@ -620,11 +624,12 @@ def _latency_results(
     e50, _, e99 = _pcts(rest)
     what = "submit() → the sim process receives POST /order (CLOCK_MONOTONIC stamp in the sim)"
     how = (
-        f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts alternating with the durability=normal ones,"
-        f" each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed"
+        f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts interleaved with the durability=normal ones"
+        f" and the peer's, each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed"
     )
     peer_note = (
-        f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders, same sim process"
+        f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders in"
+        f" {DURABILITY_ROUNDS} parts (each after {LIVE_WARMUP // 2} warm-up), same sim process"
     )
     f50, f95, f99 = _pcts(armed["recv"])
     g50, _, g99 = _pcts(armed["ack"])
@@ -935,16 +940,20 @@ def run() -> list[Result]:
     with tempfile.TemporaryDirectory(prefix="pmbot-bench-") as d, _sim() as sim:
         tmp = Path(d)
         # Latency first: the throughput runs leave a bigger heap behind (longer GC pauses).
-        # Both durabilities in alternating halves: the disk's fsync time drifts with what else runs here.
-        runs: dict[str, list[dict[str, list[float]]]] = {"full": [], "normal": []}
+        # Both durabilities and the SDK peer in interleaved parts, in a rotating order: this machine's speed
+        # (the disk's fsync, the CPU) drifts from minute to minute, and a ratio is only fair between
+        # samples taken under the same conditions.
+        runs: dict[str, list[dict[str, list[float]]]] = {"full": [], "normal": [], "peer": []}
+        kinds = ("full", "peer", "normal")
         for r in range(DURABILITY_ROUNDS):
-            for durability in ("full", "normal") if r % 2 == 0 else ("normal", "full"):
-                one = _live(
-                    sim, tmp, cancel=True, durability=durability, orders=LIVE_ORDERS // DURABILITY_ROUNDS, run=r
-                )
-                runs[durability].append(asyncio.run(one))
+            for kind in kinds[r % 3 :] + kinds[: r % 3]:
+                if kind == "peer":
+                    runs[kind].append(asyncio.run(_peer_sdk(sim, orders=PEER_ORDERS // DURABILITY_ROUNDS, run=r)))
+                    continue
+                one = _live(sim, tmp, cancel=True, durability=kind, orders=LIVE_ORDERS // DURABILITY_ROUNDS, run=r)
+                runs[kind].append(asyncio.run(one))
         ours, ours_normal = _merge(runs["full"]), _merge(runs["normal"])
-        peer = asyncio.run(_peer_sdk(sim))
+        peer = {k: [x for p in runs["peer"] for x in p[k]] for k in ("recv", "ack")}
         armed = asyncio.run(_armed(sim, tmp))
         paths = asyncio.run(_post_paths(sim, tmp))
         piled = asyncio.run(_live(sim, tmp, cancel=False))
