@@ -41,6 +41,7 @@ from pmbot.polymarket.models import (
     TickSizeChange,
 )
 from pmbot.polymarket.streams.base import CLOSED as STREAM_CLOSED
+from pmbot.runner.consumer import hold, release
 
 if TYPE_CHECKING:
     from pmbot.polymarket.book import LocalBook
@@ -172,12 +173,7 @@ class MarketHub:
         async with self._lock:
             if self._closed:
                 return
-            new = []
-            for t in tokens:
-                n = self._refs.get(t, 0)
-                self._refs[t] = n + 1
-                if n == 0:
-                    new.append(t)
+            new = hold(self._refs, tokens)
             if not new:
                 return
             # fill the open shards first, then open new connections of at most per_connection tokens
@@ -219,16 +215,11 @@ class MarketHub:
     async def remove(self, tokens: Iterable[str]) -> None:
         async with self._lock:
             gone: dict[int, list[str]] = {}
-            for t in tokens:
-                n = self._refs.get(t, 0)
-                if n <= 1:
-                    self._refs.pop(t, None)
-                    shard = self._token_shard.pop(t, None)
-                    if shard is not None and n == 1:
-                        shard.tokens.discard(t)
-                        gone.setdefault(shard.index, []).append(t)
-                else:
-                    self._refs[t] = n - 1
+            for t in release(self._refs, tokens):
+                shard = self._token_shard.pop(t, None)
+                if shard is not None:
+                    shard.tokens.discard(t)
+                    gone.setdefault(shard.index, []).append(t)
             for index, ts in gone.items():
                 if not self._closed:
                     await self.shards[index].stream.unsubscribe(ts)
