@@ -409,16 +409,15 @@ class SnipeStrategy(Strategy[SnipeConfig]):
                 terms.edges[price] = entry_edge(m.fees, price, terms.shares_at_ceiling)
                 price += tick
                 n += 1
-        if (
-            cfg.confirm_reference
-            and terms.up_down
-            and st.rule is not None
-            and st.opening is None
-            and m.reference_open is None
-            and m.start_ms is not None
-            and now_ms >= m.start_ms
-        ):
-            st.opening = self._refs.value_at(st.rule, m.start_ms, opening=True)
+        if cfg.confirm_reference and terms.up_down and st.rule is not None:
+            self._find_opening(st, m, st.rule, now_ms)
+
+    def _find_opening(self, st: _MarketState, m: MarketInfo, rule: ResolutionRule, now_ms: int) -> None:
+        """Keep the stream's value at the window's opening once found (the tracker prunes old observations),
+        unless the runner gives the official price to beat; only once the market has opened: before, the
+        value at its opening would be the latest price, not the opening's."""
+        if m.reference_open is None and st.opening is None and m.start_ms is not None and now_ms >= m.start_ms:
+            st.opening = self._refs.value_at(rule, m.start_ms, opening=True)
 
     def _leading(self, m: MarketInfo) -> tuple[str | None, Sequence[BookLevel]]:
         """The market's favourite: the token whose best ask (else best bid) is highest; ties to the first
@@ -461,11 +460,8 @@ class SnipeStrategy(Strategy[SnipeConfig]):
             detail["why"] = "unknown resolution rule"
             return SkipReason.REFERENCE_UNKNOWN
         detail["rule"] = rule.label
-        # The runner's official price to beat wins; else the stream's value at the opening, kept once found
-        # (the tracker prunes old observations), and only once the market has opened: before, the value
-        # at its opening would be the latest price, not the opening's.
-        if m.reference_open is None and st.opening is None and m.start_ms is not None and now >= m.start_ms:
-            st.opening = self._refs.value_at(rule, m.start_ms, opening=True)
+        # the runner's official price to beat wins; else the stream's value at the opening (_find_opening)
+        self._find_opening(st, m, rule, now)
         opening = m.reference_open if m.reference_open is not None else st.opening
         current = self._refs.value_at(rule, now)
         if opening is None or current is None:
