@@ -25,7 +25,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
-from bench.harness import Result, percentile
+from bench.harness import Result, percentile, run_pmbot
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
 FILLS = int(os.environ.get("BENCH_COPY_FILLS", "40"))  # whale fills per event path
@@ -74,7 +74,7 @@ def run() -> list[Result]:
         os.environ.update(env)
         try:
             for path, fills in (("rtds", FILLS), ("chain", FILLS), ("data_api", POLL_FILLS)):
-                samples, delays = asyncio.run(_one_path(sim, path, fills))
+                samples, delays = run_pmbot(_one_path(sim, path, fills))
                 out[path] = samples
                 counts[path] = len(samples)
                 block_delay_ms += delays

@@ -38,7 +38,7 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import Result, percentile
+from bench.harness import Result, percentile, run_pmbot
 from bench.sim_process import ROOT, SimProcess
 
 if TYPE_CHECKING:
@@ -296,12 +296,19 @@ def _pcts(samples: list[float]) -> tuple[float, float, float]:
 
 
 async def _live(
-    sim: SimProcess, tmp: Path, *, cancel: bool, durability: str = "full", orders: int = LIVE_ORDERS, run: int = 0
+    sim: SimProcess,
+    tmp: Path,
+    *,
+    cancel: bool,
+    durability: str = "full",
+    orders: int = LIVE_ORDERS,
+    run: int = 0,
+    tag: str = "",
 ) -> dict[str, list[float]]:
     """Sequential resting GTC BUYs. `cancel`: each is cancelled right after its measurement (outside the
     timing), so at most one order is open, as with a realistic max_open_orders; else they pile up.
     `durability`: the store's `[store] durability` ("full": synchronous=FULL, "normal": synchronous=NORMAL);
-    `run` numbers the runs of one kind (a fresh database and key space each)."""
+    `run` numbers the runs of one kind (a fresh database and key space each), `tag` names the kind."""
     from pmbot.executor.factory import build_executor
     from pmbot.executor.intents import OrderIntent, intent_key
     from pmbot.polymarket.factory import build_venue
@@ -310,7 +317,7 @@ async def _live(
 
     m = sim.open_markets()[0]
     token = m["token_ids"][0]
-    tag = "cancel" if cancel else "rest"
+    tag = f"{'cancel' if cancel else 'rest'}{'-' + tag if tag else ''}"
     settings = _settings(sim.env, tmp / f"live-{tag}-{durability}-{run}.db", PMBOT_STORE__DURABILITY=durability)
     store = open_store(settings.database_url, durability=settings.store.durability)
     venue = build_venue(settings, timeout=10.0)
@@ -577,21 +584,32 @@ async def _peer_sdk(sim: SimProcess, *, orders: int = PEER_ORDERS, run: int = 0)
 
     base = run * (LIVE_WARMUP + orders)  # distinct sizes across parts
 
-    async def one(n: int) -> None:
+    async def one(n: int) -> str | None:
         n += base
-        await client.place_limit_order(token_id=token, price=str(D(1 + n % 5) / 100), size=str(10 + n), side="BUY")
+        placed = await client.place_limit_order(
+            token_id=token, price=str(D(1 + n % 5) / 100), size=str(10 + n), side="BUY"
+        )
+        return getattr(placed, "order_id", None)
+
+    async def cancel(order_id: str | None) -> None:
+        # As ours: each order cancelled right after it was timed, so both sides meet the same book (one
+        # order open) and run the same cancel between two orders, which cools the order path's caches.
+        if order_id is None:
+            raise RuntimeError("SDK peer run: an order was not accepted")
+        await client.cancel_order(order_id=order_id)
 
     try:
         for n in range(LIVE_WARMUP // 2):  # tick size, neg-risk and fee caches, connection
-            await one(n)
+            await cancel(await one(n))
         before = len(sim.receipts())
         starts, ends = [], []
         for n in range(orders):
             t = time.perf_counter()
-            await one(LIVE_WARMUP + n)
+            order_id = await one(LIVE_WARMUP + n)
             ends.append(time.perf_counter())
             starts.append(t)
-        await client.cancel_all()  # outside the timing: the next part (ours or the peer's) finds no pile-up
+            await cancel(order_id)
+        await client.cancel_all()  # nothing should be left; the next part (ours or the peer's) finds no pile-up
     finally:
         await client.close()
     receipts = sim.receipts()[before:]
@@ -625,11 +643,13 @@ def _latency_results(
     what = "submit() → the sim process receives POST /order (CLOCK_MONOTONIC stamp in the sim)"
     how = (
         f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts interleaved with the durability=normal ones"
-        f" and the peer's, each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed"
+        f" and the peer's, each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed;"
+        " pmbot on uvloop (its trading commands' event loop), the peer on asyncio's (see the event-loop rows)"
     )
     peer_note = (
         f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders in"
-        f" {DURABILITY_ROUNDS} parts (each after {LIVE_WARMUP // 2} warm-up), same sim process"
+        f" {DURABILITY_ROUNDS} parts (each after {LIVE_WARMUP // 2} warm-up), same sim process, each order"
+        " cancelled (cancel_order) after it was timed, as ours"
     )
     f50, f95, f99 = _pcts(armed["recv"])
     g50, _, g99 = _pcts(armed["ack"])
@@ -706,6 +726,52 @@ def _merge(parts: list[dict[str, list[float]]]) -> dict[str, list[float]]:
     out: dict[str, list[float]] = {k: [x for p in parts for x in p[k]] for k in parts[0] if k != "open"}
     out["open"] = parts[-1]["open"]
     return out
+
+
+def _loop_results(
+    ours: dict[str, list[float]],
+    ours_asyncio: dict[str, list[float]],
+    peer: dict[str, list[float]],
+    peer_uv: dict[str, list[float]],
+) -> list[Result]:
+    """The event loop's share: pmbot on asyncio's loop, and the SDK on uvloop, beside the main rows
+    (pmbot on uvloop, the SDK on asyncio's loop), parts interleaved in the same run."""
+    o50, _, o99 = _pcts(ours["recv"])
+    a50, _, a99 = _pcts(ours_asyncio["recv"])
+    p50, _, _ = _pcts(peer["recv"])
+    u50, _, u99 = _pcts(peer_uv["recv"])
+    oa50, _, _ = _pcts(ours["ack"])
+    aa50, _, _ = _pcts(ours_asyncio["ack"])
+    pa50, _, _ = _pcts(peer["ack"])
+    ua50, _, _ = _pcts(peer_uv["ack"])
+    return [
+        Result(
+            "executor: live intent → POST received p50, pmbot on asyncio's loop",
+            round(a50, 3),
+            "ms",
+            '(no goal; event_loop = "asyncio")',
+            None,
+            peer=round(p50, 3),
+            note=(
+                f"pmbot with PMBOT_EVENT_LOOP=asyncio, {len(ours_asyncio['recv'])} orders in the same interleaved"
+                f" parts: p99 {a99:.3f} ms, ack p50 {aa50:.3f} ms (on uvloop: p50 {o50:.3f}, p99 {o99:.3f}, ack"
+                f" {oa50:.3f} ms); peer: the SDK on asyncio's loop (ack {pa50:.3f} ms)"
+            ),
+        ),
+        Result(
+            "executor: live intent → POST received p50, SDK peer on uvloop",
+            round(o50, 3),
+            "ms",
+            "(no goal; both on uvloop)",
+            None,
+            peer=round(u50, 3),
+            note=(
+                f"value: pmbot (uvloop); peer: polymarket-client's place_limit_order run on uvloop,"
+                f" {len(peer_uv['recv'])} orders in the same interleaved parts: p50 {u50:.3f} p99 {u99:.3f} ms,"
+                f" ack p50 {ua50:.3f} ms (pmbot's ack {oa50:.3f} ms: ratio {ua50 / oa50:.2f})"
+            ),
+        ),
+    ]
 
 
 def _durability_results(
@@ -943,28 +1009,36 @@ def run() -> list[Result]:
         # Both durabilities and the SDK peer in interleaved parts, in a rotating order: this machine's speed
         # (the disk's fsync, the CPU) drifts from minute to minute, and a ratio is only fair between
         # samples taken under the same conditions.
-        runs: dict[str, list[dict[str, list[float]]]] = {"full": [], "normal": [], "peer": []}
-        kinds = ("full", "peer", "normal")
+        # pmbot runs on its trading commands' event loop (uvloop: `run_pmbot`), the SDK on asyncio's, as each is
+        # run by its users; "asyncio" (pmbot on asyncio's loop) and "peer_uvloop" (the SDK on uvloop) show
+        # what the loop alone is worth, on each side.
+        kinds = ("full", "peer", "normal", "asyncio", "peer_uvloop")
+        runs: dict[str, list[dict[str, list[float]]]] = {k: [] for k in kinds}
         for r in range(DURABILITY_ROUNDS):
-            for kind in kinds[r % 3 :] + kinds[: r % 3]:
-                if kind == "peer":
-                    runs[kind].append(asyncio.run(_peer_sdk(sim, orders=PEER_ORDERS // DURABILITY_ROUNDS, run=r)))
+            for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+                if kind.startswith("peer"):
+                    part = _peer_sdk(sim, orders=PEER_ORDERS // DURABILITY_ROUNDS, run=r)
+                    runs[kind].append(run_pmbot(part) if kind == "peer_uvloop" else asyncio.run(part))
                     continue
-                one = _live(sim, tmp, cancel=True, durability=kind, orders=LIVE_ORDERS // DURABILITY_ROUNDS, run=r)
-                runs[kind].append(asyncio.run(one))
-        ours, ours_normal = _merge(runs["full"]), _merge(runs["normal"])
+                durability = "normal" if kind == "normal" else "full"
+                one = _live(sim, tmp, cancel=True, durability=durability, orders=LIVE_ORDERS // DURABILITY_ROUNDS,
+                            run=r, tag=kind)  # fmt: skip
+                runs[kind].append(asyncio.run(one) if kind == "asyncio" else run_pmbot(one))
+        ours, ours_normal, ours_asyncio = _merge(runs["full"]), _merge(runs["normal"]), _merge(runs["asyncio"])
         peer = {k: [x for p in runs["peer"] for x in p[k]] for k in ("recv", "ack")}
-        armed = asyncio.run(_armed(sim, tmp))
-        paths = asyncio.run(_post_paths(sim, tmp))
-        piled = asyncio.run(_live(sim, tmp, cancel=False))
+        peer_uv = {k: [x for p in runs["peer_uvloop"] for x in p[k]] for k in ("recv", "ack")}
+        armed = run_pmbot(_armed(sim, tmp))
+        paths = run_pmbot(_post_paths(sim, tmp))
+        piled = run_pmbot(_live(sim, tmp, cancel=False))
         gc.collect()
-        results.append(asyncio.run(_throughput(sim, tmp, rest=True)))
+        results.append(run_pmbot(_throughput(sim, tmp, rest=True)))
         gc.collect()
-        results.append(asyncio.run(_throughput(sim, tmp, rest=False)))
+        results.append(run_pmbot(_throughput(sim, tmp, rest=False)))
         gc.collect()
         results[:0] = (
             _latency_results(ours, piled, peer, armed)
             + _durability_results(ours, ours_normal, peer)
+            + _loop_results(ours, ours_asyncio, peer, peer_uv)
             + _post_path_results(paths)
         )
         results.extend(_fleet(sim, tmp))

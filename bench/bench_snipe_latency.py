@@ -53,7 +53,7 @@ import os
 import time
 from typing import Any
 
-from bench.harness import Result, percentile
+from bench.harness import Result, percentile, run_pmbot
 from bench.sim_process import SimProcess
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
@@ -84,7 +84,7 @@ def run() -> list[Result]:
         stages = _stage_stamps() if PROFILE else {}
         try:
             n0 = len(sim.stamps()["receipts"])
-            asyncio.run(_drive(sim))
+            run_pmbot(_drive(sim))  # pmbot on its trading commands' loop (uvloop); the peers on asyncio's
             n1 = len(sim.stamps()["receipts"])
             asyncio.run(_peer(sim))
             n2 = len(sim.stamps()["receipts"])

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import statistics
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +40,15 @@ def percentile(samples: list[float], p: float) -> float:
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+def run_pmbot(main: Coroutine[Any, Any, T]) -> T:
+    """Run pmbot's side of a benchmark on the event loop its trading commands use (pmbot.event_loop,
+    `event_loop = "auto"`: uvloop when installed). Peers run on asyncio's own loop (`asyncio.run`), as
+    their users run them, unless a row says otherwise."""
+    import asyncio
+
+    from pmbot.event_loop import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory("auto")) as runner:
+        return runner.run(main)

@@ -88,10 +88,12 @@ def main() -> int:
         orig(self)
 
     units._UnitBase._finished = keep  # type: ignore[method-assign]
+    from bench.harness import run_pmbot  # run as `-m bench.run_all_child`
+
     p = argparse.ArgumentParser()
     p.add_argument("--duration", type=float, default=20.0)
     args = p.parse_args()
-    print(json.dumps(asyncio.run(run(args.duration)), default=str), flush=True)
+    print(json.dumps(run_pmbot(run(args.duration)), default=str), flush=True)
     return 0
 
 

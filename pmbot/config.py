@@ -301,6 +301,8 @@ class Settings(BaseSettings):
     store: StoreSettings = StoreSettings()
 
     debug: bool = False
+    # The trading commands' event loop (pmbot.event_loop): uvloop when installed ("auto"), or asyncio's own.
+    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
 
     risk: RiskSettings = RiskSettings()
     executor: ExecutorSettings = ExecutorSettings()

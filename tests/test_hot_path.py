@@ -29,6 +29,22 @@ from tests.test_executor import Rig, intent, settings_for
 OK = b'{"success":true,"orderID":"0xabc","status":"live"}'
 
 
+# pytest-asyncio 1.x would have a pytest_asyncio_loop_factories hook in conftest.py, which parametrizes
+# every async test of the suite; this module alone runs on both loops.
+pytestmark = pytest.mark.filterwarnings('ignore:Overriding the "event_loop_policy" fixture is deprecated')
+
+
+@pytest.fixture(scope="module", params=["asyncio", "uvloop"])
+def event_loop_policy(request: pytest.FixtureRequest) -> asyncio.AbstractEventLoopPolicy:
+    """Every test here on both loops: the trading commands run on uvloop (pmbot.event_loop), whose
+    transports are not asyncio's classes, the tests' own loop is asyncio's."""
+    if request.param == "uvloop":
+        import uvloop
+
+        return uvloop.EventLoopPolicy()
+    return asyncio.DefaultEventLoopPolicy()
+
+
 def ok_answer(body: bytes = OK) -> bytes:
     return b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body)
 

@@ -16,6 +16,7 @@ HEAVY = [
     "redis",
     "sqlite_utils",
     "aiohttp",
+    "uvloop",  # the trading commands load it when they start their loop (pmbot.event_loop)
     "httpx",
     # Settings load lazily (pmbot.app): pydantic-settings is ~90 ms of start-up, pydantic itself ~15 ms.
     "pydantic_settings",

@@ -136,7 +136,9 @@ def _requirements(reqs: list[str], extra: str | None) -> set[tuple[str, str, str
     out = set()
     for text in reqs:
         r = Requirement(text)
-        marker = f"extra == '{extra}'" if extra else ""
+        # the requirement's own marker (e.g. uvloop's platforms), then the extra's, as uv writes them
+        marker = " and ".join(([str(r.marker)] if r.marker else []) + ([f"extra == '{extra}'"] if extra else []))
+        marker = str(Marker(marker)) if marker else ""  # one quoting for both sides
         out.add((_norm(r.name), str(SpecifierSet(str(r.specifier))), marker))
     return out
 
@@ -148,7 +150,11 @@ def test_lock_matches_pyproject() -> None:
     for extra, reqs in project.get("optional-dependencies", {}).items():
         declared |= _requirements(reqs, extra)
     locked = {
-        (_norm(r["name"]), str(SpecifierSet(r.get("specifier", ""))), r.get("marker", ""))
+        (
+            _norm(r["name"]),
+            str(SpecifierSet(r.get("specifier", ""))),
+            str(Marker(r["marker"])) if r.get("marker") else "",
+        )
         for r in _load_lock().root["metadata"]["requires-dist"]
     }
     assert declared == locked, f"uv.lock is stale: run `make lock`\nonly in pyproject: {declared - locked}\n" + (

@@ -4,6 +4,7 @@ tests/test_protocol_v2_signing.py."""
 
 from __future__ import annotations
 
+import os
 from decimal import Decimal as D
 
 import pytest
@@ -98,3 +99,41 @@ def test_key_never_in_repr() -> None:
     with pytest.raises(InputError) as e:
         OrderSigner("0x" + "00" * 32)
     assert "00" * 32 not in e.value.one_line()
+
+
+NOW_MS = 1_764_000_000_000
+
+
+def test_salts_are_drawn_ahead_unique_and_below_the_timestamp() -> None:
+    s = OrderSigner(KEY)
+    salts = [s.sign(TOKEN, SIDE_BUY, Amounts(1_000_000, 5_000_000), timestamp_ms=NOW_MS + i).salt for i in range(600)]
+    assert len(set(salts)) == len(salts)  # 600 draws of 40 bits: a repeat would be a broken pool
+    assert all(0 <= x < 2**40 < NOW_MS for x in salts)
+    # an explicit salt is used as given; a timestamp before 2**40 ms keeps the exact range below it
+    assert s.sign(TOKEN, SIDE_BUY, Amounts(1, 2), salt=7, timestamp_ms=NOW_MS).salt == 7
+    assert all(s.sign(TOKEN, SIDE_BUY, Amounts(1, 2), timestamp_ms=10).salt < 10 for _ in range(50))
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork here")
+def test_a_forked_child_draws_its_own_salts() -> None:
+    s = OrderSigner(KEY)
+    s.sign(TOKEN, SIDE_BUY, Amounts(1, 2), timestamp_ms=NOW_MS)  # the pool is filled in the parent
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: its first salt goes to the parent
+        try:
+            salt = s.sign(TOKEN, SIDE_BUY, Amounts(1, 2), timestamp_ms=NOW_MS).salt
+            os.write(write, str(salt).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    child = int(os.read(read, 64))
+    os.close(read)
+    os.waitpid(pid, 0)
+    parent = s.sign(TOKEN, SIDE_BUY, Amounts(1, 2), timestamp_ms=NOW_MS).salt  # the pool's next, drawn before the fork
+    assert child != parent
+
+
+def test_an_unknown_side_is_refused() -> None:
+    with pytest.raises(InputError, match="side 2"):
+        OrderSigner(KEY).sign(TOKEN, 2, Amounts(1, 2), timestamp_ms=NOW_MS)

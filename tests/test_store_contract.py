@@ -108,15 +108,23 @@ def test_duplicate_key_is_refused_and_changes_nothing(store: Store) -> None:
 def test_final_state_is_final(store: Store) -> None:
     store.insert_order(order("f"))
     store.update_order("f", OrderStatus.REJECTED, error="max order notional 50 exceeded")
-    with pytest.raises(StoreError):
+    events = len(store.order_events("f"))
+    with pytest.raises(StoreError, match="already rejected; cannot become live"):
         store.update_order("f", OrderStatus.LIVE)
+    with pytest.raises(StoreError, match="already rejected"):
+        store.set_order_status("f", OrderStatus.FILLED, filled_size=D(1))
     got = store.get_order("f")
     assert got is not None and got.status is OrderStatus.REJECTED and got.error == "max order notional 50 exceeded"
+    assert got.filled_size == 0 and len(store.order_events("f")) == events  # a refused move writes nothing
+    store.set_order_status("f", OrderStatus.REJECTED, detail="again")  # the same final status may be set again
+    assert len(store.order_events("f")) == events + 1
 
 
 def test_update_unknown_order_raises(store: Store) -> None:
-    with pytest.raises(StoreError):
+    with pytest.raises(StoreError, match="no order with key 'nope'"):
         store.update_order("nope", OrderStatus.LIVE)
+    with pytest.raises(StoreError, match="no order"):
+        store.set_order_status("nope", OrderStatus.LIVE)
 
 
 def test_list_orders_by_status_and_mode(store: Store) -> None:

@@ -28,6 +28,8 @@ if TYPE_CHECKING:
 
     from typer._click import Context, HelpFormatter, Parameter
 
+    from pmbot.config import Settings
+
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
 
@@ -301,9 +303,21 @@ def _leave_now() -> None:
     os._exit(130)  # committed writes are durable (SQLite WAL, synchronous=FULL); pending orders reconcile
 
 
-def run(main: Coroutine[Any, Any, T]) -> T:
+def run_trading(main: Coroutine[Any, Any, T], settings: Settings) -> T:
+    """`asyncio.run(main)` on the settings' event loop (`event_loop`: uvloop unless told otherwise, see
+    pmbot.event_loop): the commands that place orders. Their own SIGINT/SIGTERM handling is inside `main`
+    (`stop_on_signals`)."""
+    import asyncio
+
+    from pmbot.event_loop import loop_factory
+
+    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
+        return runner.run(main)
+
+
+def run(main: Coroutine[Any, Any, T], *, settings: Settings | None = None) -> T:
     """`asyncio.run(main)`, with one difference: a second Ctrl-C while the first is being handled ends
-    the process at once ("interrupted", exit 130).
+    the process at once ("interrupted", exit 130). With `settings`, on their event loop (as `run_trading`).
 
     asyncio.run turns the first Ctrl-C into a cancellation of `main` (its `finally` blocks run), and the
     second into a KeyboardInterrupt raised wherever the loop happens to be, which can leave httpx/anyio
@@ -330,7 +344,12 @@ def run(main: Coroutine[Any, Any, T]) -> T:
         task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # wake the loop if it sits in select()
 
-    with asyncio.Runner() as runner:
+    factory = None
+    if settings is not None:
+        from pmbot.event_loop import loop_factory
+
+        factory = loop_factory(settings.event_loop)
+    with asyncio.Runner(loop_factory=factory) as runner:
         loop = runner.get_loop()
         try:
             previous = signal.signal(signal.SIGINT, on_sigint)

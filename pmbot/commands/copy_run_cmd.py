@@ -99,7 +99,7 @@ def copy_run(
         raise InputError("give --target NAME|0x… (or [[copy.targets]] in the config file)", hint="pmbot copy --help")
     if live:
         _confirm_live(app, [r.name for r in requests], yes=yes)
-    summary = asyncio.run(
+    summary = base.run_trading(
         _run(
             app,
             requests,
@@ -107,7 +107,8 @@ def copy_run(
             duration_s=duration_s,
             sources=sources or None,
             live_view=not no_live and not as_json,
-        )
+        ),
+        app.settings,
     )
     if as_json:
         render.print_json(summary)

@@ -115,7 +115,7 @@ def order(
     def resting(r: SubmitResult) -> None:
         err.print(f"resting as paper {r.status.value}; waiting up to {wait} for a fill (Ctrl-C cancels)")
 
-    result = base.run(place_order(app, t, dry_run=not live, wait_s=wait_s, on_resting=resting))
+    result = base.run(place_order(app, t, dry_run=not live, wait_s=wait_s, on_resting=resting), settings=app.settings)
     if (unplaced := not_placed(result, t.order_type.value)) is not None and not result.reason:
         result = replace(result, reason=unplaced)
     view = {

@@ -18,6 +18,7 @@ import typer
 
 from pmbot import render
 from pmbot.app import App
+from pmbot.commands import base
 from pmbot.errors import ConfigError, InputError
 
 if TYPE_CHECKING:
@@ -146,9 +147,9 @@ def run_all(
     units = build_units(app, strategies, dry_run=dry_run)
     if not dry_run:
         _confirm_live(app, units, yes=yes)
-    summary = asyncio.run(
+    summary = base.run_trading(
         _main(app, units, dry_run=dry_run, duration_s=duration_s, dashboard=not no_dashboard and not as_json,
-              port=port, host_addr=host_addr, log_format=log_format, console_logs=no_dashboard)
+              port=port, host_addr=host_addr, log_format=log_format, console_logs=no_dashboard), app.settings
     )  # fmt: skip
     if as_json:
         render.print_json(summary)

@@ -137,8 +137,9 @@ def snipe(
     )
     if live:
         _confirm_live(app, config, spec, yes=yes)
-    summary = asyncio.run(
-        _run(app, config, spec, dry_run=not live, duration_s=duration_s, live_view=not no_live and not as_json)
+    summary = base.run_trading(
+        _run(app, config, spec, dry_run=not live, duration_s=duration_s, live_view=not no_live and not as_json),
+        app.settings,
     )
     if as_json:
         render.print_json(summary)

@@ -724,7 +724,8 @@ class Executor:
                 rejected.append((w, OrderStatus.NOT_SENT, reason, "no_market"))
                 continue
             w.fee_reserve = buy_fee_reserve(intent.side, intent.order_type, intent.size, intent.price, w.params)
-            decision = self.risk.reserve(intent, fee_reserve=w.fee_reserve)  # check + reserve, no await between
+            # check + reserve, no await between; `submit` validated this (immutable) intent before queueing it
+            decision = self.risk.reserve(intent, fee_reserve=w.fee_reserve, validated=True)
             if not decision.ok:
                 reason = decision.reason or "rejected by the risk gate"
                 rejected.append((w, OrderStatus.REJECTED, reason, decision.code or "risk"))
@@ -839,7 +840,7 @@ class Executor:
         assert self.trading is not None
         i = w.intent
         return await self.trading.build_order(
-            i.token_id, i.side, i.price, i.size, order_type=i.order_type, expiration_s=i.expiration_s
+            i.token_id, i.side, i.price, i.size, order_type=i.order_type, expiration_s=i.expiration_s, params=w.params
         )
 
     def _record(

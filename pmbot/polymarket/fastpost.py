@@ -77,8 +77,8 @@ class _Conn(asyncio.Protocol):
 
     # -- asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # a write transport (asyncio's, or uvloop's, which does not subclass asyncio.Transport)
+        self.transport = transport  # type: ignore[assignment]
 
     def data_received(self, data: bytes) -> None:
         if self._waiter is None:  # unasked-for bytes on an idle connection (a 408, garbage): drop it

@@ -27,7 +27,16 @@ from pmbot.errors import (
 )
 from pmbot.polymarket.auth import L1Signer, creds_from, l2_headers
 from pmbot.polymarket.http import HttpClient, _error_for, check_cursor, compact_json
-from pmbot.polymarket.models import ApiCreds, CancelResult, OpenOrder, OrderAck, OrderType, Side, UserTrade
+from pmbot.polymarket.models import (
+    ApiCreds,
+    CancelResult,
+    MarketParams,
+    OpenOrder,
+    OrderAck,
+    OrderType,
+    Side,
+    UserTrade,
+)
 from pmbot.polymarket.params import MarketParamsCache
 from pmbot.polymarket.schemas import rest
 from pmbot.polymarket.schemas.common import loads_venue
@@ -165,11 +174,14 @@ class TradingClient:
         *,
         order_type: OrderType = OrderType.GTC,
         expiration_s: int = 0,
+        params: MarketParams | None = None,
     ) -> SignedOrder:
         """Sign an order. For FOK/FAK `size` is shares like a limit order; the amounts follow the
         market-order rules (USDC for a BUY, 2 dp maker / 4 dp taker) with `price` as the worst price:
-        a marketable BUY spends `buy_spend(size, price)` USDC (see there), a SELL sells `size` shares."""
-        params = await self.params.get(token_id)
+        a marketable BUY spends `buy_spend(size, price)` USDC (see there), a SELL sells `size` shares.
+        `params`: the token's market parameters when the caller holds them already (the executor)."""
+        if params is None or params.token_id != token_id:
+            params = await self.params.get(token_id)
         tick = tick_text(params.tick_size)
         side_int = SIDE_BUY if side is Side.BUY else SIDE_SELL
         if order_type in (OrderType.FOK, OrderType.FAK):

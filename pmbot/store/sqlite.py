@@ -52,6 +52,7 @@ from pmbot.store.copy_rows import (
 )
 from pmbot.store.migrations import migrate
 from pmbot.store.models import (
+    FINAL_STATUSES,
     BacktestRun,
     CopyAnalysisRow,
     DecisionRow,
@@ -278,18 +279,16 @@ class SQLiteStore:
         filled = None if filled_size is None else to_micro(filled_size)
         now = self._now()
         with self._write() as conn:
-            cur = conn.execute("SELECT status FROM orders WHERE key = ?", (key,)).fetchone()
-            if cur is None:
-                raise StoreError(f"no order with key {key!r}")
-            current = OrderStatus(cur[0])
-            if current.is_final and status is not current:
+            # One statement checks and moves: a final order stays final (it may only be set to the same
+            # status again). No row changed: look why (the error path only), so the usual move costs no
+            # SELECT first (every order's status moves at least twice; the executor's settle is one).
+            cur = conn.execute(_SET_STATUS_SQL, (status.value, venue_order_id, error, filled, now, key, status.value))
+            if cur.rowcount == 0:
+                found = conn.execute("SELECT status FROM orders WHERE key = ?", (key,)).fetchone()
+                if found is None:
+                    raise StoreError(f"no order with key {key!r}")
+                current = OrderStatus(found[0])
                 raise StoreError(f"order {key!r} is already {current.value}; cannot become {status.value}")
-            conn.execute(
-                "UPDATE orders SET status = ?, venue_order_id = COALESCE(?, venue_order_id),"
-                " error = COALESCE(?, error), filled_size_micro = COALESCE(?, filled_size_micro),"
-                " updated_at = ? WHERE key = ?",
-                (status.value, venue_order_id, error, filled, now, key),
-            )
             conn.execute(
                 "INSERT INTO order_events (order_key, status, ts, detail) VALUES (?, ?, ?, ?)",
                 (key, status.value, now, detail or (error or "")),
@@ -849,6 +848,14 @@ def build_stats(trade_sums: list[dict[str, Any]], positions: list[Position], sin
         )
         for k, v in sorted(acc.items(), key=lambda kv: (kv[0][0], not kv[0][1]))
     ]
+
+
+_FINAL_SQL = ", ".join(f"'{s.value}'" for s in sorted(FINAL_STATUSES))
+_SET_STATUS_SQL = (
+    "UPDATE orders SET status = ?, venue_order_id = COALESCE(?, venue_order_id),"
+    " error = COALESCE(?, error), filled_size_micro = COALESCE(?, filled_size_micro),"
+    f" updated_at = ? WHERE key = ? AND (status NOT IN ({_FINAL_SQL}) OR status = ?)"
+)
 
 
 @functools.cache
