@@ -39,7 +39,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bench.harness import Result, percentile, run_pmbot
-from bench.sim_process import ROOT, SimProcess
+from bench.sim_process import ROOT, SimProcess, pinned_apart
 
 if TYPE_CHECKING:
     from pmbot.config import Settings
@@ -626,8 +626,10 @@ def _latency_results(
     piled: dict[str, list[float]],
     peer: dict[str, list[float]],
     armed: dict[str, list[float]],
+    *,
+    pinned: bool,
 ) -> list[Result]:
-    """`peer`: the official SDK (polymarket-client)."""
+    """`peer`: the official SDK (polymarket-client); `pinned`: the sim had a core of its own."""
     r50, r95, r99 = _pcts(ours["recv"])
     p50, p95, p99 = _pcts(peer["recv"])
     a50, a95, a99 = _pcts(ours["ack"])
@@ -644,7 +646,12 @@ def _latency_results(
     how = (
         f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts interleaved with the durability=normal ones"
         f" and the peer's, each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed;"
-        " pmbot on uvloop (its trading commands' event loop), the peer on asyncio's (see the event-loop rows)"
+        " pmbot on uvloop (its trading commands' event loop), the peer on asyncio's (see the event-loop rows);"
+        + (
+            " the sim on a core of its own, both clients on the other (bench.sim_process.pinned_apart)"
+            if pinned
+            else " the sim sharing the cores with the clients (the default; BENCH_EXECUTOR_PIN=1 pins it apart)"
+        )
     )
     peer_note = (
         f"peer: polymarket-client AsyncSecureClient.place_limit_order, {len(peer['recv'])} orders in"
@@ -1012,31 +1019,36 @@ def run() -> list[Result]:
         # pmbot runs on its trading commands' event loop (uvloop: `run_pmbot`), the SDK on asyncio's, as each is
         # run by its users; "asyncio" (pmbot on asyncio's loop) and "peer_uvloop" (the SDK on uvloop) show
         # what the loop alone is worth, on each side.
-        kinds = ("full", "peer", "normal", "asyncio", "peer_uvloop")
-        runs: dict[str, list[dict[str, list[float]]]] = {k: [] for k in kinds}
-        for r in range(DURABILITY_ROUNDS):
-            for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
-                if kind.startswith("peer"):
-                    part = _peer_sdk(sim, orders=PEER_ORDERS // DURABILITY_ROUNDS, run=r)
-                    runs[kind].append(run_pmbot(part) if kind == "peer_uvloop" else asyncio.run(part))
-                    continue
-                durability = "normal" if kind == "normal" else "full"
-                one = _live(sim, tmp, cancel=True, durability=durability, orders=LIVE_ORDERS // DURABILITY_ROUNDS,
-                            run=r, tag=kind)  # fmt: skip
-                runs[kind].append(asyncio.run(one) if kind == "asyncio" else run_pmbot(one))
-        ours, ours_normal, ours_asyncio = _merge(runs["full"]), _merge(runs["normal"]), _merge(runs["asyncio"])
-        peer = {k: [x for p in runs["peer"] for x in p[k]] for k in ("recv", "ack")}
-        peer_uv = {k: [x for p in runs["peer_uvloop"] for x in p[k]] for k in ("recv", "ack")}
-        armed = run_pmbot(_armed(sim, tmp))
-        paths = run_pmbot(_post_paths(sim, tmp))
-        piled = run_pmbot(_live(sim, tmp, cancel=False))
+        # BENCH_EXECUTOR_PIN=1: the latency parts with the sim on a core of its own (`pinned_apart`). Off by
+        # default: in two runs each (2026-12-01) pinned was no fairer and slower for both clients (pmbot's
+        # part besides the commit +0.06 ms p50; intent → ack ratio 1.08-1.09 pinned, 1.05-1.14 not).
+        pin = pinned_apart(sim) if os.environ.get("BENCH_EXECUTOR_PIN") == "1" else contextlib.nullcontext(False)
+        with pin as pinned:
+            kinds = ("full", "peer", "normal", "asyncio", "peer_uvloop")
+            runs: dict[str, list[dict[str, list[float]]]] = {k: [] for k in kinds}
+            for r in range(DURABILITY_ROUNDS):
+                for kind in kinds[r % len(kinds) :] + kinds[: r % len(kinds)]:
+                    if kind.startswith("peer"):
+                        part = _peer_sdk(sim, orders=PEER_ORDERS // DURABILITY_ROUNDS, run=r)
+                        runs[kind].append(run_pmbot(part) if kind == "peer_uvloop" else asyncio.run(part))
+                        continue
+                    durability = "normal" if kind == "normal" else "full"
+                    one = _live(sim, tmp, cancel=True, durability=durability, orders=LIVE_ORDERS // DURABILITY_ROUNDS,
+                                run=r, tag=kind)  # fmt: skip
+                    runs[kind].append(asyncio.run(one) if kind == "asyncio" else run_pmbot(one))
+            ours, ours_normal, ours_asyncio = _merge(runs["full"]), _merge(runs["normal"]), _merge(runs["asyncio"])
+            peer = {k: [x for p in runs["peer"] for x in p[k]] for k in ("recv", "ack")}
+            peer_uv = {k: [x for p in runs["peer_uvloop"] for x in p[k]] for k in ("recv", "ack")}
+            armed = run_pmbot(_armed(sim, tmp))
+            paths = run_pmbot(_post_paths(sim, tmp))
+            piled = run_pmbot(_live(sim, tmp, cancel=False))
         gc.collect()
         results.append(run_pmbot(_throughput(sim, tmp, rest=True)))
         gc.collect()
         results.append(run_pmbot(_throughput(sim, tmp, rest=False)))
         gc.collect()
         results[:0] = (
-            _latency_results(ours, piled, peer, armed)
+            _latency_results(ours, piled, peer, armed, pinned=pinned)
             + _durability_results(ours, ours_normal, peer)
             + _loop_results(ours, ours_asyncio, peer, peer_uv)
             + _post_path_results(paths)

@@ -39,7 +39,7 @@ Goal (issue 14): p50 ≤ 0.6 ms, p99 ≤ 2 ms; ≥ 2× faster than the peer at p
 The floor rows (`_floor`): a client that does nothing but write a ready POST when the first bytes of a step
 reach it, measured the same way: the venue's side of the figure (the step's frames leaving the sim, the
 kernel, the sim reading and parsing the POST), which no client can go below.
-`BENCH_SNIPE_PIN=1` runs the sim on a core of its own (`_pinned`).
+`BENCH_SNIPE_PIN=1` runs the sim on a core of its own (`bench.sim_process.pinned_apart`).
 `BENCH_SNIPE_PROFILE=1` also prints where the time goes (first stamp of each stage after the trigger was
 queued): pmbot's in-process stages, and the sim's own (first frame write, the trigger's own frame written,
 a frame's send returned, the loop read the POST, POST reached `submit_wire_order`)."""
@@ -54,7 +54,7 @@ import time
 from typing import Any
 
 from bench.harness import Result, percentile, run_pmbot
-from bench.sim_process import SimProcess
+from bench.sim_process import SimProcess, pinned_apart
 
 KEY = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80"  # hardhat test key #0
 WINDOWS = int(os.environ.get("BENCH_SNIPE_WINDOWS", "40"))
@@ -70,7 +70,7 @@ def run() -> list[Result]:
     with (
         tempfile.TemporaryDirectory(prefix="pmbot-bench-snipe-") as tmp,
         SimProcess("--seed", str(SEED), "--start", str(START)) as sim,
-        _pinned(sim) if PIN else contextlib.nullcontext(),
+        pinned_apart(sim) if PIN else contextlib.nullcontext(),
     ):
         env = {
             **sim.env,
@@ -142,27 +142,6 @@ def run() -> list[Result]:
             note=f"{len(floor_samples)} POSTs; start and end as the rows above",
         ),
     ]  # fmt: skip
-
-
-@contextlib.contextmanager
-def _pinned(sim: SimProcess) -> Any:
-    """`BENCH_SNIPE_PIN=1`: the sim process on the last core, this process (pmbot and the peer, one after
-    the other) on the others, the affinity restored after. On loopback the kernel wakes the reader of a
-    frame on the writer's core (a sync wake-up), so the trader took the sim's core while the sim still
-    had the step's frames to write and the POST to read (the profile showed the sim's send of a burst
-    returning ~0.5 ms late and the POST waiting ~0.25 ms to be read): the venue is another machine, and
-    its own core is the nearer model of one. Off by default: on a busy machine a pinned process cannot
-    move off a core another process is using."""
-    cpus = sorted(os.sched_getaffinity(0))
-    if len(cpus) < 2 or sim.proc is None:
-        yield
-        return
-    os.sched_setaffinity(sim.proc.pid, cpus[-1:])
-    os.sched_setaffinity(0, cpus[:-1])
-    try:
-        yield
-    finally:
-        os.sched_setaffinity(0, cpus)
 
 
 def _trigger(emits: list[float], t_post: float) -> float | None:
