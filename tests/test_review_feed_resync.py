@@ -365,3 +365,42 @@ async def test_the_copy_feeds_market_channel_comes_back_after_its_loop_failed(si
         if feed.market_stream is not None:
             await feed.market_stream.close()
         await hub.close()
+
+
+async def test_a_channel_that_reconnects_faster_than_every_s_still_gets_a_missing_book_asked_for() -> None:
+    """Each status postpones the ask (a new connection's dump gets its every_s), but a shard that flaps every
+    2 s must not keep a book blind that its dumps never bring: it is asked for within 2 × every_s."""
+    from pmbot.polymarket.models import BookLevel, BookSnapshot, OrderBook
+
+    now = [100.0]
+    t = Translator({"1": "0xc", "2": "0xc"})
+
+    def snap(token: str) -> BookSnapshot:
+        return BookSnapshot(OrderBook(token, "0xc", (BookLevel(D("0.4"), D(5)),), (BookLevel(D("0.6"), D(5)),), 1))
+
+    for token in ("1", "2"):
+        t.translate(snap(token), 1)
+    resync, stream = BookResync(t, every_s=5.0, clock=lambda: now[0]), _Asked()
+    seq = 2
+    for _ in range(5):  # 10 s of a drop and a reconnect every 2 s; each dump brings token 1 only
+        t.blind(seq)
+        resync.status(_status(StreamState.RECONNECTING), stream)
+        now[0] += 1.0
+        resync.status(_status(StreamState.CONNECTED), stream)
+        t.translate(snap("1"), seq + 1)
+        resync.check(stream)
+        now[0] += 1.0
+        seq += 2
+    resync.check(stream)
+    await asyncio.sleep(0)
+    assert stream.asked == [["2"]]  # by 2 × every_s after it went blind, not never
+    # and then every 2 × every_s at the latest while the flapping goes on and the book stays blind
+    for _ in range(5):
+        resync.status(_status(StreamState.RECONNECTING), stream)
+        now[0] += 1.0
+        resync.status(_status(StreamState.CONNECTED), stream)
+        resync.check(stream)
+        now[0] += 1.0
+    resync.check(stream)  # 2 × every_s after the last ask
+    await asyncio.sleep(0)
+    assert stream.asked == [["2"], ["2"]]

@@ -182,7 +182,11 @@ class BookResync:
         self.translator = translator
         self.every_s = every_s
         self._clock = clock
-        self._asked: dict[str, float] = {}  # blind token → when its snapshot was last asked for
+        self._asked: dict[str, float] = {}  # blind token → when its snapshot was last asked for (or postponed to)
+        # blind token → when it went blind or was last asked for: a postponement (a new connection's dump
+        # given its every_s) never delays an ask past 2 × every_s from here, so a channel that reconnects
+        # faster than every_s (a flapping shard) cannot keep a book blind that its dumps never bring
+        self._since: dict[str, float] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.requests = 0  # tokens asked for, in all
 
@@ -195,12 +199,16 @@ class BookResync:
             return
         now = self._clock()
         due: list[str] = []
+        since = self._since
         for t, at in list(self._asked.items()):
             book = tr.books.get(t)
             if book is None or book.synced or t not in tr.tokens:  # its snapshot came, or it is not followed
                 del self._asked[t]
-            elif now - at >= self.every_s:
-                self._asked[t] = now
+                since.pop(t, None)
+                continue
+            first = since.setdefault(t, now)
+            if now - at >= self.every_s or now - first >= 2 * self.every_s:
+                self._asked[t] = since[t] = now
                 due.append(t)
         resync = getattr(stream, "resync", None)
         if due and resync is not None:
@@ -221,13 +229,17 @@ class BookResync:
         tr, asked = self.translator, self._asked
         now = self._clock()
         if item.state is StreamState.CONNECTED:
+            since, every = self._since, self.every_s
             for t in asked:
                 asked[t] = now
+                if now - since.setdefault(t, now) >= 2 * every:  # blind through a long outage: this dump
+                    since[t] = now - every  # gets its every_s too, and no more
             return
         at = -math.inf if item.state is StreamState.STALE else now
         for t, b in tr.books.items():
             if not b.synced and t in tr.tokens:
                 asked[t] = at
+                self._since.setdefault(t, now)
         if item.state is StreamState.STALE:
             self.check(stream)
 
