@@ -309,10 +309,20 @@ def run_trading(main: Coroutine[Any, Any, T], settings: Settings) -> T:
     (`stop_on_signals`)."""
     import asyncio
 
+    with asyncio.Runner(loop_factory=_loop_factory(main, settings)) as runner:
+        return runner.run(main)
+
+
+def _loop_factory(main: Coroutine[Any, Any, Any], settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """The settings' loop factory; when it is refused (uvloop asked for, missing), `main` is closed first:
+    it never ran, and Python would otherwise follow the one-line error with "coroutine … was never awaited"."""
     from pmbot.event_loop import loop_factory
 
-    with asyncio.Runner(loop_factory=loop_factory(settings.event_loop)) as runner:
-        return runner.run(main)
+    try:
+        return loop_factory(settings.event_loop)
+    except BaseException:
+        main.close()
+        raise
 
 
 def run(main: Coroutine[Any, Any, T], *, settings: Settings | None = None) -> T:
@@ -344,11 +354,7 @@ def run(main: Coroutine[Any, Any, T], *, settings: Settings | None = None) -> T:
         task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # wake the loop if it sits in select()
 
-    factory = None
-    if settings is not None:
-        from pmbot.event_loop import loop_factory
-
-        factory = loop_factory(settings.event_loop)
+    factory = None if settings is None else _loop_factory(main, settings)
     with asyncio.Runner(loop_factory=factory) as runner:
         loop = runner.get_loop()
         try:

@@ -17,12 +17,18 @@ tests/test_keccak.py checks both against known digests.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from collections.abc import Callable
 
 from eth_hash.auto import keccak as _eth_keccak
 
 _KECCAK_PAD = 0x01  # Keccak's original padding (SHA-3 uses 0x06): Ethereum's keccak256
+# The shared state's lock. A fork copies a lock held by another thread as held, for good, in the child
+# (whose first order would then hang): it is taken around every fork, so the child's copy is free and its
+# state is never caught half way through a hash (signing.py likewise drops its salts in a forked child).
+_LOCK = threading.Lock()
+os.register_at_fork(before=_LOCK.acquire, after_in_parent=_LOCK.release, after_in_child=_LOCK.release)
 
 
 def _direct() -> Callable[[bytes], bytes]:
@@ -41,7 +47,7 @@ def _direct() -> Callable[[bytes], bytes]:
         raise OSError("keccak_init failed")
     state = handle.value  # one per process, never freed: a few hundred bytes
     out = ctypes.create_string_buffer(32)
-    lock = threading.Lock()
+    lock = _LOCK
 
     def keccak256(data: bytes) -> bytes:
         with lock:

@@ -294,11 +294,15 @@ class OrderSigner:
         if self._salts_fork != _forks[0]:
             salts.clear()
             self._salts_fork = _forks[0]
-        if not salts:
-            raw = os.urandom(8 * _SALTS_PER_READ)
-            mask = (1 << _SALT_BITS) - 1
-            salts.extend(int.from_bytes(raw[i : i + 8], "big") & mask for i in range(0, len(raw), 8))
-        return salts.pop()
+        while True:
+            # pop, refill on empty: a `salts` check before the pop would race another thread's pop (one
+            # signer shared by threads); list.pop is atomic, so no salt is handed out twice
+            try:
+                return salts.pop()
+            except IndexError:
+                raw = os.urandom(8 * _SALTS_PER_READ)
+                mask = (1 << _SALT_BITS) - 1
+                salts.extend(int.from_bytes(raw[i : i + 8], "big") & mask for i in range(0, len(raw), 8))
 
     def sign(
         self,
