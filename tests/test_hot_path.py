@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from pmbot.errors import ConfigError, OrderStateUnknownError, VenueUnavailableError
+from pmbot.polymarket import fastpost
 from pmbot.polymarket.fastpost import FastPoster
 from pmbot.polymarket.ratelimit import RateLimiter
 from pmbot.sim.testing import SimServer
@@ -413,5 +414,35 @@ async def test_a_burst_waits_for_a_free_connection_before_writing() -> None:
             answers = await asyncio.gather(*(p.post("/order", b"{}", HDRS) for _ in range(50)))
             assert {a.status for a in answers} == {200} and len(srv.requests) == 50
             assert p.connects <= 4 and srv.connections <= 4
+        finally:
+            await p.aclose()
+
+
+@pytest.mark.parametrize("how", ["closed", "write_raises"])
+async def test_a_connection_that_closed_before_the_write_is_not_sent(how: str) -> None:
+    """The review's race: the connection taken from the pool closes before the request is written (on uvloop
+    write() then raises RuntimeError, on asyncio it would drop the bytes and wait for the deadline). Nothing
+    was written: not sent (VenueUnavailableError, no status), never "maybe sent", and nothing reached the
+    server."""
+    async with serve(Server(lambda n: ok_answer())) as srv:
+        p = poster(srv.port, deadline=1.0)
+        try:
+            await p.prewarm(1)
+            conn = p._idle[-1]
+            if how == "closed":
+                assert conn.transport is not None
+                conn.transport.close()  # the FIN or reset landing between the pool's check and the write
+                p._take_idle = lambda: conn  # type: ignore[method-assign]  # the pool handed it out just before
+            else:
+
+                def refuse(data: bytes) -> asyncio.Future[fastpost.Answer]:
+                    raise RuntimeError("unable to perform operation on <TCPTransport closed=True>")
+
+                conn.send = refuse  # type: ignore[method-assign]
+            with pytest.raises(VenueUnavailableError) as e:
+                await p.post("/order", b"{}", HDRS)
+            assert e.value.status is None and "not sent" in e.value.message
+            await asyncio.sleep(0.05)
+            assert srv.requests == []
         finally:
             await p.aclose()

@@ -409,11 +409,17 @@ class FastPoster:
             await self.limiter.acquire(self.api, "POST", path)
         data = self.head(path, headers, len(body)) + body
         conn = self._take_idle() or await self._connect()
+        if not conn.usable:  # closed after it was taken (the venue's FIN, a reset): nothing written yet
+            conn.abort()
+            raise VenueUnavailableError(f"{what}: the connection closed before the request was written; not sent")
         try:
             waiter = conn.send(data)  # from here on the venue may have it
-        except Exception as e:  # pragma: no cover - write() buffers; a failure here is a closed transport
+        except Exception as e:
+            # write() raised: nothing was written (asyncio's and uvloop's transports both check before they
+            # write, and report a failed send through connection_lost, not by raising; uvloop raises
+            # RuntimeError on a transport that closed): not sent
             conn.abort()
-            raise OrderStateUnknownError(f"{what}: write failed ({type(e).__name__}); the order may exist") from None
+            raise VenueUnavailableError(f"{what}: the write failed ({type(e).__name__}); not sent") from None
         try:
             async with asyncio.timeout(self.deadline):
                 answer = await waiter
