@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+import functools
 import os
-import sys
-import threading
 
 import pytest
 from eth_hash.auto import keccak as eth_keccak
 
 from pmbot.polymarket import keccak as mod
 from pmbot.polymarket.keccak import keccak256
+from tests.racing import race
 
 
 def test_the_direct_path_is_the_one_in_use_here() -> None:
@@ -56,14 +56,5 @@ def test_threads_sharing_the_state_each_get_their_own_digest() -> None:
                 if keccak256(inputs[i]) != want[i]:
                     bad.append(i)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can: between any two calls
-    try:
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    finally:
-        sys.setswitchinterval(interval)
+    race([functools.partial(work, k) for k in range(4)])
     assert bad == []

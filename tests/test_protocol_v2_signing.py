@@ -38,21 +38,25 @@ ACCOUNT = Account.from_key(KEY)
 OWNER = "api-key-uuid"
 
 
+ZERO_WORD = "0x" + "00" * 32
+
+
 def sdk_body(
-    token: str, side: int, amounts: Amounts, *, salt: int, ts: int, neg_risk: bool, sig_type: int, post_only: bool
-) -> dict:
+    token: str, side: int, amounts: Amounts, *, salt: int, ts: int, neg_risk: bool, sig_type: int, post_only: bool,
+    metadata: str = ZERO_WORD, builder: str = ZERO_WORD,
+) -> dict:  # fmt: skip
     """What polymarket-client sends: exchange by id, protocol version by id, TypedDataSign for type 3."""
     cfg = PRODUCTION._config
     v2 = sdk_is_v2(token)
     exchange = cfg.exchange_v3 if v2 else cfg.neg_risk_exchange if neg_risk else cfg.standard_exchange
     unsigned = UnsignedOrder(
         chain_id=137,
-        builder="0x" + "00" * 32,
+        builder=builder,
         exchange_address=exchange,
         expiration=0,
         maker=ADDRESS if sig_type == 0 else WALLET,
         maker_amount=amounts.maker_amount,
-        metadata="0x" + "00" * 32,
+        metadata=metadata,
         order_type="GTC",
         salt=salt,
         side="BUY" if side == SIDE_BUY else "SELL",

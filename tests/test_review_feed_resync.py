@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import random
+from collections.abc import Callable
 from decimal import Decimal as D
 from typing import Any
 
@@ -204,9 +205,8 @@ def _status(state: StreamState) -> StreamStatus:
     return StreamStatus(stream="market", state=state, timestamp_ms=0)
 
 
-async def test_a_reconnect_whose_dump_comes_is_not_asked_again_and_one_that_misses_a_book_is() -> None:
-    """The plain reconnect: RECONNECTING blinds the books, CONNECTED, the dump re-sends them: nothing is asked
-    (no second dump). A book the dump did not bring (another shard's) is asked for once every_s passed."""
+def _two_synced_books() -> tuple[list[float], Translator, Callable[[str], Any], BookResync, _Asked]:
+    """Tokens "1" and "2" of one market, both books synced; a BookResync (every_s 5) on a clock `now[0]`."""
     from pmbot.polymarket.models import BookLevel, BookSnapshot, OrderBook
 
     now = [100.0]
@@ -217,7 +217,13 @@ async def test_a_reconnect_whose_dump_comes_is_not_asked_again_and_one_that_miss
 
     for token in ("1", "2"):
         t.translate(snap(token), 1)
-    resync, stream = BookResync(t, every_s=5.0, clock=lambda: now[0]), _Asked()
+    return now, t, snap, BookResync(t, every_s=5.0, clock=lambda: now[0]), _Asked()
+
+
+async def test_a_reconnect_whose_dump_comes_is_not_asked_again_and_one_that_misses_a_book_is() -> None:
+    """The plain reconnect: RECONNECTING blinds the books, CONNECTED, the dump re-sends them: nothing is asked
+    (no second dump). A book the dump did not bring (another shard's) is asked for once every_s passed."""
+    now, t, snap, resync, stream = _two_synced_books()
     # a drop: blind, then the new connection's dump of both books
     t.blind(2)
     resync.status(_status(StreamState.RECONNECTING), stream)
@@ -370,17 +376,7 @@ async def test_the_copy_feeds_market_channel_comes_back_after_its_loop_failed(si
 async def test_a_channel_that_reconnects_faster_than_every_s_still_gets_a_missing_book_asked_for() -> None:
     """Each status postpones the ask (a new connection's dump gets its every_s), but a shard that flaps every
     2 s must not keep a book blind that its dumps never bring: it is asked for within 2 × every_s."""
-    from pmbot.polymarket.models import BookLevel, BookSnapshot, OrderBook
-
-    now = [100.0]
-    t = Translator({"1": "0xc", "2": "0xc"})
-
-    def snap(token: str) -> BookSnapshot:
-        return BookSnapshot(OrderBook(token, "0xc", (BookLevel(D("0.4"), D(5)),), (BookLevel(D("0.6"), D(5)),), 1))
-
-    for token in ("1", "2"):
-        t.translate(snap(token), 1)
-    resync, stream = BookResync(t, every_s=5.0, clock=lambda: now[0]), _Asked()
+    now, t, snap, resync, stream = _two_synced_books()
     seq = 2
     for _ in range(5):  # 10 s of a drop and a reconnect every 2 s; each dump brings token 1 only
         t.blind(seq)
