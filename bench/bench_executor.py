@@ -38,8 +38,9 @@ from decimal import Decimal as D
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from bench.harness import Result, percentile, run_pmbot
+from bench.harness import Result, percentile, pmbot_loop, run_pmbot
 from bench.sim_process import ROOT, SimProcess, pinned_apart
+from pmbot.event_loop import loop_factory, loop_name
 
 if TYPE_CHECKING:
     from pmbot.config import Settings
@@ -646,7 +647,8 @@ def _latency_results(
     how = (
         f"{n} sequential resting GTC BUYs in {DURABILITY_ROUNDS} parts interleaved with the durability=normal ones"
         f" and the peer's, each part after {LIVE_WARMUP} warm-up, each order cancelled after it was timed;"
-        " pmbot on uvloop (its trading commands' event loop), the peer on asyncio's (see the event-loop rows);"
+        f" pmbot on {loop_name(loop_factory(pmbot_loop()))} (its trading commands' event loop), the peer on"
+        " asyncio's (see the event-loop rows);"
         + (
             " the sim on a core of its own, both clients on the other (bench.sim_process.pinned_apart)"
             if pinned

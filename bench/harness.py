@@ -46,13 +46,13 @@ def run_pmbot(main: Coroutine[Any, Any, T]) -> T:
     """Run pmbot's side of a benchmark on the event loop its trading commands use (pmbot.event_loop,
     `event_loop = "auto"`: uvloop when installed; PMBOT_EVENT_LOOP=asyncio for a comparison run). Peers
     run on asyncio's own loop (`asyncio.run`), as their users run them, unless a row says otherwise."""
-    import asyncio
+    from pmbot import event_loop
+
+    return event_loop.run(main, pmbot_loop())
+
+
+def pmbot_loop() -> str:
+    """The loop `run_pmbot` runs on, by name (PMBOT_EVENT_LOOP, default "auto")."""
     import os
 
-    from pmbot.event_loop import loop_factory
-
-    name = os.environ.get("PMBOT_EVENT_LOOP", "auto")
-    if name not in ("auto", "uvloop", "asyncio"):
-        raise SystemExit(f"PMBOT_EVENT_LOOP={name!r}: auto, uvloop or asyncio")
-    with asyncio.Runner(loop_factory=loop_factory(name)) as runner:  # type: ignore[arg-type]
-        return runner.run(main)
+    return os.environ.get("PMBOT_EVENT_LOOP", "auto")

@@ -39,6 +39,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from pmbot.errors import ConfigError, register_secret
+from pmbot.event_loop import EventLoopName
 
 log = logging.getLogger("pmbot.config")
 
@@ -302,7 +303,7 @@ class Settings(BaseSettings):
 
     debug: bool = False
     # The trading commands' event loop (pmbot.event_loop): uvloop when installed ("auto"), or asyncio's own.
-    event_loop: Literal["auto", "uvloop", "asyncio"] = "auto"
+    event_loop: EventLoopName = "auto"
 
     risk: RiskSettings = RiskSettings()
     executor: ExecutorSettings = ExecutorSettings()

@@ -307,22 +307,9 @@ def run_trading(main: Coroutine[Any, Any, T], settings: Settings) -> T:
     """`asyncio.run(main)` on the settings' event loop (`event_loop`: uvloop unless told otherwise, see
     pmbot.event_loop): the commands that place orders. Their own SIGINT/SIGTERM handling is inside `main`
     (`stop_on_signals`)."""
-    import asyncio
+    from pmbot import event_loop
 
-    with asyncio.Runner(loop_factory=_loop_factory(main, settings)) as runner:
-        return runner.run(main)
-
-
-def _loop_factory(main: Coroutine[Any, Any, Any], settings: Settings) -> Callable[[], asyncio.AbstractEventLoop] | None:
-    """The settings' loop factory; when it is refused (uvloop asked for, missing), `main` is closed first:
-    it never ran, and Python would otherwise follow the one-line error with "coroutine … was never awaited"."""
-    from pmbot.event_loop import loop_factory
-
-    try:
-        return loop_factory(settings.event_loop)
-    except BaseException:
-        main.close()
-        raise
+    return event_loop.run(main, settings.event_loop)
 
 
 def run(main: Coroutine[Any, Any, T], *, settings: Settings | None = None) -> T:
@@ -354,7 +341,11 @@ def run(main: Coroutine[Any, Any, T], *, settings: Settings | None = None) -> T:
         task.cancel()
         loop.call_soon_threadsafe(lambda: None)  # wake the loop if it sits in select()
 
-    factory = None if settings is None else _loop_factory(main, settings)
+    factory = None
+    if settings is not None:
+        from pmbot.event_loop import loop_for
+
+        factory = loop_for(main, settings.event_loop)
     with asyncio.Runner(loop_factory=factory) as runner:
         loop = runner.get_loop()
         try:
