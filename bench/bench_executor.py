@@ -59,6 +59,7 @@ LIVE_WARMUP = 100
 LIVE_ORDERS = 1_000
 DURABILITY_ROUNDS = 4  # the live latency run, per durability, in this many alternating parts
 PEER_ORDERS = 400
+MARKET_LASTING_S = 300  # the markets used still run this long by the wall clock (the suite takes ~2 min)
 FLEET_WORKERS = 4
 FLEET_PER_MINUTE = 6_000  # 100 orders/s for the whole fleet
 FLEET_SECONDS = 10.0
@@ -232,7 +233,7 @@ async def _throughput(sim: SimProcess, tmp: Path, *, rest: bool) -> Result:
 
     n = THROUGHPUT_MIXED if rest else THROUGHPUT_TAKER
     tag = "mixed" if rest else "taker"
-    markets = sim.open_markets()
+    markets = sim.open_markets(lasting_s=MARKET_LASTING_S)
     settings = _settings(sim.env, tmp / f"throughput-{tag}.db")
     store, venue, handle, asks = await _dry_run_setup(markets, settings, tmp / "locks")
     ex = handle.executor
@@ -316,7 +317,7 @@ async def _live(
     from pmbot.store import open_store
     from pmbot.store.models import OrderStatus, OrderType, Side
 
-    m = sim.open_markets()[0]
+    m = sim.open_markets(lasting_s=MARKET_LASTING_S)[0]
     token = m["token_ids"][0]
     tag = f"{'cancel' if cancel else 'rest'}{'-' + tag if tag else ''}"
     settings = _settings(sim.env, tmp / f"live-{tag}-{durability}-{run}.db", PMBOT_STORE__DURABILITY=durability)
@@ -404,7 +405,7 @@ async def _armed(sim: SimProcess, tmp: Path) -> dict[str, list[float]]:
     from pmbot.store import open_store
     from pmbot.store.models import OrderStatus, OrderType, Side
 
-    m = sim.open_markets()[0]
+    m = sim.open_markets(lasting_s=MARKET_LASTING_S)[0]
     token = m["token_ids"][0]
     settings = _settings(sim.env, tmp / "live-armed.db")
     store = open_store(settings.database_url)
@@ -482,7 +483,7 @@ async def _post_paths(sim: SimProcess, tmp: Path) -> dict[str, list[float]]:
     from pmbot.polymarket.factory import build_venue
     from pmbot.store.models import OrderType, Side
 
-    m = sim.open_markets()[0]
+    m = sim.open_markets(lasting_s=MARKET_LASTING_S)[0]
     token = m["token_ids"][0]
     settings = _settings(sim.env, tmp / "post-paths.db")
     venue = build_venue(settings, timeout=10.0)
@@ -581,7 +582,7 @@ async def _peer_sdk(sim: SimProcess, *, orders: int = PEER_ORDERS, run: int = 0)
     cfg = dc_replace(PRODUCTION._config, clob_url=sim.url, gamma_url=sim.url, data_url=sim.url)
     env = _create_environment(name="pmbot-sim", config=cfg)
     client = await AsyncSecureClient.create(private_key=KEY, wallet=Account.from_key(KEY).address, environment=env)
-    token = sim.open_markets()[0]["token_ids"][0]
+    token = sim.open_markets(lasting_s=MARKET_LASTING_S)[0]["token_ids"][0]
 
     base = run * (LIVE_WARMUP + orders)  # distinct sizes across parts
 
@@ -905,7 +906,7 @@ def _fleet(sim: SimProcess, tmp: Path) -> list[Result]:
     redis = RedisProcess(tmp)
     procs: list[subprocess.Popen[str]] = []
     try:
-        markets = sim.open_markets()
+        markets = sim.open_markets(lasting_s=MARKET_LASTING_S)
         outs = [tmp / f"fleet{n}.json" for n in range(FLEET_WORKERS)]
         for n in range(FLEET_WORKERS):
             cfg = {

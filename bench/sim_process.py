@@ -242,6 +242,10 @@ class SimProcess:
             "reads": [float(t) for t in raw["reads"]],
         }
 
-    def open_markets(self) -> list[dict[str, Any]]:
+    def open_markets(self, *, lasting_s: float = 0) -> list[dict[str, Any]]:
+        """The markets not closed; with `lasting_s`, only those that still have that long before their end
+        by the wall clock. The manual sim clock stands still, but pmbot's executor (dry-run's paper fills,
+        the risk gate) reads the real one: a 15-minute window that ended during a run refused its orders."""
         state = self.get("/_sim/state")
-        return [m for m in state["markets"] if not m["closed"]]
+        now = time.time()
+        return [m for m in state["markets"] if not m["closed"] and m["end"] - now >= lasting_s]

@@ -69,3 +69,28 @@ def test_the_refused_coroutine_is_closed(monkeypatch: pytest.MonkeyPatch) -> Non
         with pytest.raises(ConfigError, match="uvloop is not installed"):
             call(coro)
         assert coro.cr_frame is None  # closed: no "never awaited" warning when it is collected
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["order", "buy", "123", "--price", "0.01", "--size", "5", "--live"],
+        ["snipe", "--auto", "--series", "btc-updown-15m", "--no-live", "--duration", "3s", "--live"],
+        ["copy", "--target", "0x" + "ab" * 20, "--no-live", "--duration", "3s", "--live"],
+        ["run-all", "--strategies", "snipe", "--live", "--no-dashboard", "--duration", "3s"],
+    ],
+    ids=["order", "snipe", "copy", "run-all"],
+)
+def test_live_with_uvloop_missing_is_refused_before_the_confirmation_prompt(tmp_path: Path, args: list[str]) -> None:
+    """It used to ask "LIVE … ?" first and refuse only after the user had said yes."""
+    env = _env(tmp_path, PMBOT_PRIVATE_KEY="0x" + "11" * 32)
+    out = subprocess.run(
+        [sys.executable, "-m", "pmbot", *args], cwd=tmp_path, env=env, capture_output=True, text=True,
+        timeout=60, input="y\n", check=False,
+    )  # fmt: skip
+    assert out.returncode == 2, out.stderr
+    assert out.stderr.splitlines() == [
+        "error: event_loop is uvloop but uvloop is not installed (hint: install it, or set PMBOT_EVENT_LOOP=auto)"
+    ]
+    assert out.stdout == ""
+    assert list((tmp_path / "db").iterdir()) == []

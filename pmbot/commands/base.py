@@ -303,6 +303,19 @@ def _leave_now() -> None:
     os._exit(130)  # committed writes are durable (SQLite WAL, synchronous=FULL); pending orders reconcile
 
 
+def check_live(settings: Settings) -> None:
+    """What `--live` needs, refused before the confirmation prompt rather than after it: a wallet key,
+    secure endpoints, and the event loop the settings name (uvloop asked for and missing)."""
+    from pmbot import event_loop
+    from pmbot.config import require_secure_endpoints
+    from pmbot.errors import ConfigError
+
+    if settings.private_key is None:
+        raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
+    require_secure_endpoints(settings)
+    event_loop.loop_factory(settings.event_loop)
+
+
 def run_trading(main: Coroutine[Any, Any, T], settings: Settings) -> T:
     """`asyncio.run(main)` on the settings' event loop (`event_loop`: uvloop unless told otherwise, see
     pmbot.event_loop): the commands that place orders. Their own SIGINT/SIGTERM handling is inside `main`

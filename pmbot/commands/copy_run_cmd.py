@@ -17,7 +17,7 @@ import typer
 from pmbot import render
 from pmbot.app import App
 from pmbot.commands import base
-from pmbot.errors import ConfigError, InputError
+from pmbot.errors import InputError
 from pmbot.money import fmt
 
 if TYPE_CHECKING:
@@ -118,11 +118,7 @@ def copy_run(
 
 def _confirm_live(app: App, names: list[str], *, yes: bool) -> None:
     settings = app.settings
-    if settings.private_key is None:
-        raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
-    from pmbot.config import require_secure_endpoints
-
-    require_secure_endpoints(settings)
+    base.check_live(settings)
     if yes:
         return
     c = settings.copy

@@ -14,7 +14,7 @@ from rich.text import Text
 from pmbot import render
 from pmbot.app import App
 from pmbot.commands import base
-from pmbot.errors import ConfigError, InputError
+from pmbot.errors import InputError
 from pmbot.money import fmt
 from pmbot.store.models import OrderStatus, mode_name
 
@@ -93,11 +93,7 @@ def order(
         check_key_reuse(app.store, t, dry_run=not live)  # refused before any confirmation prompt
     if live:
         settings = app.settings
-        if settings.private_key is None:
-            raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
-        from pmbot.config import require_secure_endpoints
-
-        require_secure_endpoints(settings)  # refuse before asking, not after the prompt
+        base.check_live(settings)  # refused before asking, not after the prompt
         if not yes:
             from pmbot.polymarket.signing import OrderSigner, marketable_buy_terms
 

@@ -161,11 +161,7 @@ def run_all(
 
 def _confirm_live(app: App, units: list[Unit], *, yes: bool) -> None:
     settings = app.settings
-    if settings.private_key is None:
-        raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
-    from pmbot.config import require_secure_endpoints
-
-    require_secure_endpoints(settings)
+    base.check_live(settings)
     if yes:
         return
     names = ", ".join(f"{u.name} ({u.kind})" for u in units)

@@ -15,7 +15,7 @@ import typer
 from pmbot import render
 from pmbot.app import App
 from pmbot.commands import base
-from pmbot.errors import ConfigError, InputError
+from pmbot.errors import InputError
 from pmbot.money import fmt
 
 if TYPE_CHECKING:
@@ -149,11 +149,7 @@ def snipe(
 
 def _confirm_live(app: App, config: SnipeConfig, spec: Any, *, yes: bool) -> None:
     settings = app.settings
-    if settings.private_key is None:
-        raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
-    from pmbot.config import require_secure_endpoints
-
-    require_secure_endpoints(settings)  # refuse before asking, not after the prompt
+    base.check_live(settings)
     if yes:
         return
     from pmbot.polymarket.signing import OrderSigner
