@@ -365,6 +365,8 @@ async def test_the_copy_feeds_market_channel_comes_back_after_its_loop_failed(si
                 for t in tokens
             )
         )
+        # and it says so: not the failure's "error: …" (on the hub, whose shard never dropped, no status comes)
+        await until(lambda: feed.market_state == "connected")
     finally:
         guard.cancel()
         await asyncio.gather(guard, return_exceptions=True)

@@ -690,6 +690,10 @@ class CopyFeed:
         paper = self.executor.paper
         resync = BookResync(self.translator)
         async with self.market_stream as stream:
+            # a new stream after a failed loop: not the failure's "error: …" any more (a run-all hub consumer
+            # on a shard that stayed connected hears no StreamStatus, so it is read here)
+            state = getattr(stream, "state", None)
+            self.market_state = state.value if isinstance(state, StreamState) else "connecting"
             async for item in stream:
                 now = self.now_ms()
                 if isinstance(item, StreamStatus):

@@ -37,6 +37,7 @@ from pmbot.polymarket.models import (
     LastTrade,
     MarketResolved,
     PriceChange,
+    StreamState,
     StreamStatus,
     TickSizeChange,
 )
@@ -326,6 +327,17 @@ class HubConsumer:
     @property
     def books(self) -> Mapping[str, LocalBook]:
         return self._hub.books
+
+    @property
+    def state(self) -> StreamState | None:
+        """As `MarketStream.state`: the state of the shards that hold this consumer's tokens (the first that is
+        not connected, else connected); None before any of them said. A consumer that starts on a shard
+        connected long ago gets no StreamStatus of its own, so its feed reads this."""
+        states = {s.state for s in self._hub.shards if not s.tokens.isdisjoint(self.tokens)}
+        for state in (StreamState.STALE, StreamState.RECONNECTING, StreamState.CONNECTED):
+            if state.value in states:
+                return state
+        return None
 
     @property
     def token_ids(self) -> tuple[str, ...]:
