@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from decimal import Decimal as D
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -100,6 +101,25 @@ def test_mismatch_against_reported_best_is_counted() -> None:
     # An empty side is reported as "0".
     assert book.apply_changes([change(Side.SELL, "0.50", "0", best_bid=D("0.40"), best_ask=D("0"))])
     assert book.mismatches == 1
+
+
+def test_a_disagreement_is_warned_once_per_snapshot(caplog: pytest.LogCaptureFixture) -> None:
+    """Once per snapshot, not once per book: a book a snapshot fixed that goes wrong again is news again."""
+    import logging
+
+    from pmbot.polymarket.book import warn_disagreement
+
+    log = logging.getLogger("test.book")
+    book = LocalBook(TOKEN)
+    wrong = change(Side.BUY, "0.40", "9", best_bid=D("0.41"), best_ask=D("0.50"))
+    with caplog.at_level(logging.WARNING, logger="test.book"):
+        for _ in range(2):
+            book.apply_snapshot(book_of([("0.40", "10")], [("0.50", "3")]))
+            for _ in range(3):
+                assert not book.apply_changes([wrong])
+                warn_disagreement(log, "feed", book, wrong)
+    assert book.mismatches == 6
+    assert [r.getMessage().split(":")[0] for r in caplog.records] == ["feed", "feed"]
 
 
 PRICES = st.integers(min_value=1, max_value=99).map(lambda c: D(c) / 100)

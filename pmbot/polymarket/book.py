@@ -102,6 +102,7 @@ class LocalBook:
         "timestamp_ms",
         "token_id",
         "updates",
+        "warned",
     )
 
     def __init__(self, token_id: str, market: str = "") -> None:
@@ -118,6 +119,7 @@ class LocalBook:
         # price_change messages carry the venue's best bid/ask; a disagreement with ours means we
         # missed an update. Counted (for metrics and tests), not acted on: the next snapshot fixes it.
         self.mismatches = 0
+        self.warned = False  # warn_disagreement said so since the last snapshot
 
     # ------------------------------------------------------------------------------------ updates
 
@@ -133,6 +135,7 @@ class LocalBook:
         if book.last_trade_price is not None:
             self.last_trade_price = book.last_trade_price
         self.synced = True
+        self.warned = False  # a snapshot fixed it: a later disagreement is news again
         self.updates = 0
 
     def apply_change(self, change: LevelChange, timestamp_ms: int | None = None) -> None:
@@ -245,8 +248,10 @@ class LocalBook:
 
 
 def warn_disagreement(logger: logging.Logger, who: str, book: LocalBook, last: LevelChange) -> None:
-    """The warning for a book `check_best` found wrong (a missed update shows this way), once per book."""
-    if book.mismatches == 1:
+    """The warning for a book `check_best` found wrong (a missed update shows this way), once per snapshot:
+    a book that a fresh snapshot fixed and that goes wrong again later is warned of again."""
+    if not book.warned:
+        book.warned = True
         logger.warning(
             "%s: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
             who,
