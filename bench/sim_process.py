@@ -153,7 +153,11 @@ def pinned_apart(sim: SimProcess) -> Iterator[bool]:
     it (the snipe profile showed its send of a burst returning ~0.5 ms late and the POST waiting ~0.25 ms to
     be read). Measured for the executor (scratch run, 450 orders each): the sim's time for one POST /order
     was 0.83 ms for pmbot's orders, 0.71 with durability=normal and 0.64 for the SDK's; pinned 0.71 / 0.66
-    / 0.60. Pinning is not all of the venue's isolation: the disk's interrupts and the caches are shared."""
+    / 0.60. Pinning is not all of the venue's isolation: the disk's interrupts and the caches are shared.
+    2026-12-02 (scratch, the sim's thread CPU time per POST /order, 1 500 of pmbot's and 600 of the SDK's):
+    unpinned 567 µs for pmbot's orders against 465 for the SDK's, CPU time equal to the wall time, and every
+    stage slower alike (signature recovery 370 vs 323 µs): the sim's caches are colder after pmbot's turn
+    (its fsync sleeps move the processes between the cores), not a different request; pinned 507 vs 527."""
     cpus = sorted(os.sched_getaffinity(0))
     if len(cpus) < 2 or sim.proc is None:
         yield False
