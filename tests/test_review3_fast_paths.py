@@ -1,0 +1,115 @@
+"""Review of the sim's POST /order speed-ups and their neighbours (3cb9e2c, 8cd7d04, def8cdd).
+
+- `OrderIndex` must equal a scan of the history (`live user orders, in insertion order`) after ANY dict
+  operation: dict's own pop/popitem/clear/update/setdefault/|= bypass __setitem__/__delitem__, and a user
+  order popped that way stayed in `live_orders()` (cancel-all would still cancel it, a balance check still
+  count it); a key replaced by a non-user order kept the old user order in the side index.
+- `order_digest`'s "0x" = zero must not make the sim take a non-string metadata/builder (0, false, [], {},
+  null) that the venue's JSON decoding refuses: the old code refused them (by accident), the new one took
+  them and recovered the right signer.
+"""
+
+from __future__ import annotations
+
+import random
+from decimal import Decimal
+from typing import Any
+
+import pytest
+from eth_account import Account
+
+from pmbot.sim.engine import CANCELED, LIVE, MATCHED, Order, OrderIndex
+from pmbot.sim.testing import HARDHAT_KEYS
+from pmbot.sim.verify import SignatureError, order_digest, recover_order_signer
+
+
+def _order(n: int, *, user: bool, market: Any) -> Order:
+    return Order(
+        id=f"o{n}", market=market, index=0, side="BUY", price=Decimal("0.5"), original_size=Decimal(5),
+        order_type="GTC", owner="k", maker_address="0xa", created_at=n, is_user=user,
+    )  # fmt: skip
+
+
+def _scan(index: dict[str, Order]) -> list[str]:
+    return [o.id for o in index.values() if o.status == LIVE and o.is_user]
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_order_index_equals_a_scan_after_any_dict_operation(seed: int) -> None:
+    rng = random.Random(seed)
+    market = object()  # Order only carries it
+    index = OrderIndex()
+    n = 0
+
+    def fresh() -> Order:
+        nonlocal n
+        n += 1
+        return _order(n, user=rng.random() < 0.7, market=market)
+
+    for _ in range(300):
+        keys = list(index)
+        op = rng.choice(["set", "set", "del", "pop", "popitem", "update", "setdefault", "ior", "status", "replace"])
+        if op == "set":
+            o = fresh()
+            index[o.id] = o
+        elif op == "del" and keys:
+            del index[rng.choice(keys)]
+        elif op == "pop" and keys:
+            index.pop(rng.choice(keys))
+        elif op == "popitem" and keys:
+            index.popitem()
+        elif op == "update":
+            new = [fresh() for _ in range(rng.randrange(3))]
+            index.update({o.id: o for o in new})
+        elif op == "setdefault":
+            o = fresh()
+            index.setdefault(rng.choice([*keys, o.id]) if keys else o.id, o)
+        elif op == "ior":
+            o = fresh()
+            index |= {o.id: o}
+        elif op == "status" and keys:
+            index[rng.choice(keys)].status = rng.choice([CANCELED, MATCHED])  # final: never LIVE again
+        elif op == "replace" and keys:  # a key given another order (a user one or not), in place
+            k = rng.choice(keys)
+            o = fresh()
+            o.id = k
+            index[k] = o
+        if rng.random() < 0.3:
+            assert [o.id for o in index.live_user()] == _scan(index), op
+    assert [o.id for o in index.live_user()] == _scan(index)
+    if index:
+        index.clear()
+    assert index.live_user() == []
+
+
+def _signed(**fields: Any) -> dict[str, Any]:
+    acct = Account.from_key(HARDHAT_KEYS[1])
+    order: dict[str, Any] = {
+        "salt": "12345", "maker": acct.address, "signer": acct.address,
+        "tokenId": "478906253986673131381833279182678778796176991657430079257241223424241241600",
+        "makerAmount": "1000000", "takerAmount": "2000000", "side": "BUY", "signatureType": 0,
+        "timestamp": "1700000000000", "metadata": "0x" + "00" * 32, "builder": "0x" + "00" * 32,
+    }  # fmt: skip
+    digest = order_digest(order, neg_risk=False)
+    order["signature"] = "0x" + bytes(Account._sign_hash(digest, HARDHAT_KEYS[1]).signature).hex()
+    order.update(fields)
+    return order
+
+
+@pytest.mark.parametrize("field", ["metadata", "builder"])
+@pytest.mark.parametrize("value", [0, False, [], {}, None, 1, ["0x"]], ids=repr)
+def test_a_non_string_bytes32_field_is_refused(field: str, value: Any) -> None:
+    with pytest.raises(SignatureError):
+        recover_order_signer(_signed(**{field: value}), neg_risk=False)
+
+
+@pytest.mark.parametrize("field", ["metadata", "builder"])
+@pytest.mark.parametrize("value", ["0x", "", "0x" + "00" * 32, "0x00", "DELETE"])
+def test_an_empty_or_absent_bytes32_field_is_zero(field: str, value: str) -> None:
+    """The signer writes "0x" as zero (pmbot.polymarket.signing zero-fills): the sim agrees."""
+    order = _signed()
+    if value == "DELETE":
+        del order[field]
+    else:
+        order[field] = value
+    assert recover_order_signer(order, neg_risk=False)[1] == Account.from_key(HARDHAT_KEYS[1]).address
