@@ -19,7 +19,7 @@ import pytest
 from eth_account import Account
 
 from pmbot.sim.engine import CANCELED, LIVE, MATCHED, Order, OrderIndex
-from pmbot.sim.testing import HARDHAT_KEYS
+from pmbot.sim.testing import HARDHAT_KEYS, SimServer, SimTrader
 from pmbot.sim.verify import SignatureError, order_digest, recover_order_signer
 
 
@@ -113,3 +113,78 @@ def test_an_empty_or_absent_bytes32_field_is_zero(field: str, value: str) -> Non
     else:
         order[field] = value
     assert recover_order_signer(order, neg_risk=False)[1] == Account.from_key(HARDHAT_KEYS[1]).address
+
+
+def _ids_scan(sim: SimServer) -> list[str]:
+    return sim.call(lambda v: [o.id for o in v.engine.orders.values() if o.status == LIVE and o.is_user])
+
+
+def _ids_index(sim: SimServer) -> list[str]:
+    return sim.call(lambda v: [o.id for o in v.engine.live_orders()])
+
+
+def test_live_orders_equal_a_scan_through_the_paths_the_fuzz_does_not_take(sim: SimServer) -> None:
+    """Over real sockets: GTD expiry, cancel-all, cancel-market-orders, DELETE /orders, the balance-driven
+    cancel (CANCELED_NOT_ENOUGH_BALANCE), a cancel of a fak_live deferred order, and the generator's prune."""
+    from pmbot.sim.generate import _prune
+
+    a, b = SimTrader(sim, HARDHAT_KEYS[1]), SimTrader(sim, HARDHAT_KEYS[2])
+    up, down = sim.current_market()["token_ids"]
+    nxt = next(m for m in sim.markets() if not m["closed"] and m["token_ids"][0] != up)["token_ids"][0]
+    seen: list[str] = []
+
+    def rest(t: SimTrader, token: str, cents: int, **kw: Any) -> str:
+        r = t.post_order(token, "BUY", Decimal(cents) / 100, Decimal(5), **kw)
+        assert r.status_code == 200 and r.json()["success"], r.text
+        return str(r.json()["orderID"])
+
+    def same(what: str) -> None:
+        got = _ids_index(sim)
+        assert got == _ids_scan(sim), what
+        seen.append(f"{what}:{len(got)}")
+
+    try:
+        gtd = rest(a, up, 10, order_type="GTD", expiration=int(sim.now()) + 120)
+        for cents in (11, 12, 13):
+            rest(a, up, cents)
+            rest(b, down, cents)
+        rest(a, nxt, 14)
+        same("rested")
+        sim.advance(130)  # the GTD expires
+        same("gtd expired")
+        assert gtd not in _ids_index(sim)
+        r = a.request("DELETE", "/cancel-market-orders", {"asset_id": nxt})
+        assert r.json()["canceled"], r.text
+        same("cancel-market-orders")
+        first = _ids_index(sim)[0]
+        assert a.request("DELETE", "/orders", [first]).status_code == 200
+        same("DELETE /orders")
+        sim.fund(b.address, pusd=Decimal("0.6"))  # covers one 5 x 0.11 bid: the newest are cancelled
+        same("balance cancel")
+        sim.fund(b.address, pusd=Decimal(1000))
+        sim.set_faults(fak_live=2)
+        for _ in range(2):
+            r = b.post_order(up, "BUY", Decimal("0.99"), amount=Decimal(2), order_type="FAK")
+            assert r.json().get("status") == "live", r.text
+        same("deferred")
+        deferred = sim.call(lambda v: [o.id for o in v._deferred])
+        assert deferred, "fak_live deferred nothing"
+        b.request("DELETE", "/order", {"orderID": deferred[0]})
+        same("deferred cancelled")
+        sim.advance(2)  # the other one settles
+        same("deferred settled")
+        assert a.request("DELETE", "/cancel-all").status_code == 200
+        same("cancel-all")
+        rest(b, nxt, 15)
+        sim.advance(max(sim.current_market()["end"] - sim.now() + 5, 1))  # resolution
+        same("resolved")
+        sim.call(_prune)
+        same("pruned")
+    finally:
+        a.close()
+        b.close()
+    # each step did what it says (counts of live user orders after it)
+    assert seen[:4] == ["rested:8", "gtd expired:7", "cancel-market-orders:6", "DELETE /orders:5"], seen
+    counts = dict(x.rsplit(":", 1) for x in seen)
+    assert int(counts["balance cancel"]) < 5 and int(counts["deferred"]) == int(counts["balance cancel"]) + 2, seen
+    assert counts["cancel-all"] == "0" and counts["resolved"] == "1", seen
