@@ -188,3 +188,38 @@ def test_live_orders_equal_a_scan_through_the_paths_the_fuzz_does_not_take(sim: 
     counts = dict(x.rsplit(":", 1) for x in seen)
     assert int(counts["balance cancel"]) < 5 and int(counts["deferred"]) == int(counts["balance cancel"]) + 2, seen
     assert counts["cancel-all"] == "0" and counts["resolved"] == "1", seen
+
+
+def test_a_flapping_book_is_not_warned_of_every_snapshot(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """def8cdd warns once per snapshot. The feed asks for a snapshot as soon as a book is contradicted, so a
+    book the venue keeps contradicting (wrong again on the first change after each snapshot) warned once per
+    cycle: with a change a second, 3,600 warnings an hour per token (72,000 for run-all's 20 tokens) where it
+    used to be one. Through the real Translator: an hour of such cycles, one a second."""
+    import logging
+
+    from pmbot.polymarket import book as book_mod
+    from pmbot.polymarket.models import BookLevel, BookSnapshot, LevelChange, OrderBook, PriceChange
+    from pmbot.runner.feed import Translator
+    from pmbot.store.models import Side
+
+    now = [1000.0]
+    monkeypatch.setattr(book_mod, "_clock", lambda: now[0])
+    token, cid = "1001", "0xc"
+    t = Translator({token: cid})
+    snap = BookSnapshot(
+        OrderBook(token, cid, (BookLevel(Decimal("0.40"), Decimal(10)),), (BookLevel(Decimal("0.50"), Decimal(3)),), 1)
+    )
+    wrong = PriceChange(
+        cid, (LevelChange(token, Side.BUY, Decimal("0.39"), Decimal(5), Decimal("0.41"), Decimal("0.50")),), 2
+    )
+    with caplog.at_level(logging.WARNING):
+        for s in range(3600):
+            now[0] = 1000.0 + s
+            t.translate(snap, s * 1000)
+            t.translate(wrong, s * 1000 + 500)
+            assert t.take_resync() == [token]  # blinded and asked for again every cycle
+    warned = [r for r in caplog.records if "disagrees with the venue" in r.getMessage()]
+    assert t.books[token].mismatches == 3600
+    assert len(warned) == 60  # once a minute, not 3,600
