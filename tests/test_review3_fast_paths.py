@@ -223,3 +223,26 @@ def test_a_flapping_book_is_not_warned_of_every_snapshot(
     warned = [r for r in caplog.records if "disagrees with the venue" in r.getMessage()]
     assert t.books[token].mismatches == 3600
     assert len(warned) == 60  # once a minute, not 3,600
+
+
+@pytest.mark.parametrize("value", [0, None, False, "0x", "", "ABSENT"], ids=repr)
+def test_post_order_with_an_odd_metadata_over_the_wire(sim: SimServer, value: Any) -> None:
+    """POST /order over a real socket: a non-string metadata is refused ("invalid signature", nothing
+    placed); "0x", "" or none at all is the zero word the order was signed with, and is placed."""
+    t = SimTrader(sim, HARDHAT_KEYS[1])
+    try:
+        body = t.order_body(sim.current_market()["token_ids"][0], "BUY", Decimal("0.30"), Decimal(5))
+        if value == "ABSENT":
+            del body["order"]["metadata"]
+        else:
+            body["order"]["metadata"] = value
+        r = t.request("POST", "/order", body)
+        placed = sim.call(lambda v: len(v.engine.live_orders()))
+        if isinstance(value, str):
+            assert r.status_code == 200 and r.json()["success"], r.text
+            assert placed == 1
+        else:
+            assert r.status_code == 400 and "invalid signature" in r.text, r.text
+            assert placed == 0
+    finally:
+        t.close()
