@@ -2,7 +2,7 @@
 hub's shards, so that state must never read "connected" while the books behind it are blind.
 
 Break found: a shard whose stream task died (`StreamBase._on_task_done`: a bug in the reader loop, the hub
-tells every consumer with the exception) kept the state of its last StatusStatus, "connected". The copy
+tells every consumer with the exception) kept the state of its last StreamStatus, "connected". The copy
 feed's recovery (`_market_lost`) opens a new consumer on the same hub, lands on the same dead shard, and
 read "connected" for good: blind books shown as a healthy channel. Over real sockets against `pmbot sim`.
 """
