@@ -246,10 +246,13 @@ class SimProcess:
             "reads": [float(t) for t in raw["reads"]],
         }
 
-    def open_markets(self, *, lasting_s: float = 0) -> list[dict[str, Any]]:
+    def open_markets(self, *, lasting_s: float | None = None) -> list[dict[str, Any]]:
         """The markets not closed; with `lasting_s`, only those that still have that long before their end
         by the wall clock. The manual sim clock stands still, but pmbot's executor (dry-run's paper fills,
         the risk gate) reads the real one: a 15-minute window that ended during a run refused its orders."""
         state = self.get("/_sim/state")
+        markets = [m for m in state["markets"] if not m["closed"]]
+        if lasting_s is None:  # (0 would drop every market of a sim started in the past, `--start`)
+            return markets
         now = time.time()
-        return [m for m in state["markets"] if not m["closed"] and m["end"] - now >= lasting_s]
+        return [m for m in markets if m["end"] - now >= lasting_s]

@@ -26,6 +26,7 @@ from typer.core import TyperCommand, TyperGroup
 if TYPE_CHECKING:
     import asyncio
 
+    from pydantic import SecretStr
     from typer._click import Context, HelpFormatter, Parameter
 
     from pmbot.config import Settings
@@ -303,9 +304,10 @@ def _leave_now() -> None:
     os._exit(130)  # committed writes are durable (SQLite WAL, synchronous=FULL); pending orders reconcile
 
 
-def check_live(settings: Settings) -> None:
-    """What `--live` needs, refused before the confirmation prompt rather than after it: a wallet key,
-    secure endpoints, and the event loop the settings name (uvloop asked for and missing)."""
+def check_live(settings: Settings) -> SecretStr:
+    """What `--live` needs, refused before the confirmation prompt rather than after it: a wallet key (returned,
+    for the prompt's wallet), secure endpoints, and the event loop the settings name (uvloop asked for and
+    missing)."""
     from pmbot import event_loop
     from pmbot.config import require_secure_endpoints
     from pmbot.errors import ConfigError
@@ -314,6 +316,7 @@ def check_live(settings: Settings) -> None:
         raise ConfigError("--live needs a wallet key", hint="set PMBOT_PRIVATE_KEY in the environment or .env")
     require_secure_endpoints(settings)
     event_loop.loop_factory(settings.event_loop)
+    return settings.private_key
 
 
 def run_trading(main: Coroutine[Any, Any, T], settings: Settings) -> T:

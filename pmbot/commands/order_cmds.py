@@ -93,11 +93,11 @@ def order(
         check_key_reuse(app.store, t, dry_run=not live)  # refused before any confirmation prompt
     if live:
         settings = app.settings
-        base.check_live(settings)  # refused before asking, not after the prompt
+        wallet_key = base.check_live(settings)  # refused before asking, not after the prompt
         if not yes:
             from pmbot.polymarket.signing import OrderSigner, marketable_buy_terms
 
-            wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
+            wallet = settings.funder or OrderSigner(wallet_key.get_secret_value()).address
             what = marketable_buy_terms(t.side.value, t.order_type.value, t.size, t.price)
             if what is None:
                 what = (

@@ -149,12 +149,12 @@ def snipe(
 
 def _confirm_live(app: App, config: SnipeConfig, spec: Any, *, yes: bool) -> None:
     settings = app.settings
-    base.check_live(settings)
+    wallet_key = base.check_live(settings)
     if yes:
         return
     from pmbot.polymarket.signing import OrderSigner
 
-    wallet = settings.funder or OrderSigner(settings.private_key.get_secret_value()).address
+    wallet = settings.funder or OrderSigner(wallet_key.get_secret_value()).address
     size = f"{fmt(config.shares)} shares" if config.shares is not None else f"{fmt(config.usdc or Decimal(10))} USDC"
     what = spec.token_id or spec.slug or f"series {', '.join(spec.series)}"
     prompt = (

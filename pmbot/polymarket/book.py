@@ -12,8 +12,9 @@ tuple from cached `BookLevel`s instead of sorting and allocating every level aga
 from __future__ import annotations
 
 import logging
+import time
 from bisect import bisect_left, insort
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
 
 from pmbot.polymarket.models import BookLevel, LevelChange, OrderBook, Side
@@ -103,6 +104,7 @@ class LocalBook:
         "token_id",
         "updates",
         "warned",
+        "warned_at",
     )
 
     def __init__(self, token_id: str, market: str = "") -> None:
@@ -120,6 +122,7 @@ class LocalBook:
         # missed an update. Counted (for metrics and tests), not acted on: the next snapshot fixes it.
         self.mismatches = 0
         self.warned = False  # warn_disagreement said so since the last snapshot
+        self.warned_at: float | None = None  # monotonic time of its last warning (None: never warned)
 
     # ------------------------------------------------------------------------------------ updates
 
@@ -247,17 +250,37 @@ class LocalBook:
         )
 
 
-def warn_disagreement(logger: logging.Logger, who: str, book: LocalBook, last: LevelChange) -> None:
+WARN_EVERY_S = 60.0  # a book the venue keeps contradicting, warned of at most this often
+_clock: Callable[[], float] = time.monotonic  # warn_disagreement's default clock (a test sets its own)
+
+
+def warn_disagreement(
+    logger: logging.Logger,
+    who: str,
+    book: LocalBook,
+    last: LevelChange,
+    *,
+    clock: Callable[[], float] | None = None,
+    every_s: float = WARN_EVERY_S,
+) -> None:
     """The warning for a book `check_best` found wrong (a missed update shows this way), once per snapshot:
-    a book that a fresh snapshot fixed and that goes wrong again later is warned of again."""
-    if not book.warned:
-        book.warned = True
-        logger.warning(
-            "%s: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
-            who,
-            book.token_id[:16],
-            book.best_bid,
-            book.best_ask,
-            last.best_bid,
-            last.best_ask,
-        )
+    a book that a fresh snapshot fixed and that goes wrong again later is warned of again, but not more often
+    than every `every_s`: a book that flaps (wrong again on the first change after each snapshot, and the
+    feed asks for a snapshot at once) would otherwise warn about once a second per token (`mismatches`
+    still counts every one)."""
+    if book.warned:
+        return
+    book.warned = True
+    now = (clock or _clock)()
+    if book.warned_at is not None and now - book.warned_at < every_s:
+        return
+    book.warned_at = now
+    logger.warning(
+        "%s: local book of %s disagrees with the venue's best bid/ask (%s/%s vs %s/%s)",
+        who,
+        book.token_id[:16],
+        book.best_bid,
+        book.best_ask,
+        last.best_bid,
+        last.best_ask,
+    )

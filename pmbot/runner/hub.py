@@ -60,6 +60,7 @@ QUEUE_SIZE = 10_000  # items a consumer may fall behind before the oldest are dr
 # for `market_resolved`), two of every three messages. The shards skip them before building models.
 SKIP_KINDS = frozenset({"best_bid_ask"})
 _CLOSED = object()
+FAILED = "failed"  # a shard whose stream task died (its `state`, beside StreamState's values and "connecting")
 
 
 def tokens_of(item: Any) -> tuple[str, ...]:
@@ -259,6 +260,7 @@ class MarketHub:
             return
         if isinstance(item, BaseException):  # the stream's task died: every consumer must hear of it
             log.error("%s: stream task died: %r", shard.name, item)
+            shard.state = FAILED  # not its last status ("connected"): nothing reads this connection any more
             for c in list(self._consumers):
                 c._put(item, arrival)
             return
@@ -330,14 +332,20 @@ class HubConsumer:
 
     @property
     def state(self) -> StreamState | None:
-        """As `MarketStream.state`: the state of the shards that hold this consumer's tokens (the first that is
-        not connected, else connected); None before any of them said. A consumer that starts on a shard
-        connected long ago gets no StreamStatus of its own, so its feed reads this."""
+        """As `MarketStream.state`: the worst state of the shards that hold this consumer's tokens (stale, then
+        reconnecting, which a failed shard also reads as); CONNECTED only when every one of them is; None when
+        none has a connection yet (or one of them not yet). A consumer that starts on a shard connected long
+        ago gets no StreamStatus of its own, so its feed reads this."""
         states = {s.state for s in self._hub.shards if not s.tokens.isdisjoint(self.tokens)}
-        for state in (StreamState.STALE, StreamState.RECONNECTING, StreamState.CONNECTED):
-            if state.value in states:
-                return state
-        return None
+        if not states:
+            return None
+        if StreamState.STALE.value in states:
+            return StreamState.STALE
+        # reconnecting, or FAILED (its task died: it never reconnects); either way its books are blind
+        if states - {StreamState.CONNECTED.value, "connecting"}:
+            return StreamState.RECONNECTING
+        # a shard not connected yet: not "connected" for all the consumer's books
+        return StreamState.CONNECTED if states == {StreamState.CONNECTED.value} else None
 
     @property
     def token_ids(self) -> tuple[str, ...]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from decimal import ROUND_DOWN, ROUND_HALF_UP, Decimal
-from typing import Protocol, cast
+from typing import Any, Protocol, Self, cast
 
 from pmbot.sim import ids
 from pmbot.sim.book import BUY, ONE, SELL, ZERO, OutcomeBook
@@ -152,13 +152,45 @@ class OrderIndex(dict[str, Order]):
         self._user: dict[str, Order] = {}
 
     def __setitem__(self, key: str, order: Order) -> None:
+        pruned = key in self and key not in self._user  # replaced in place: it keeps its place in the history
         super().__setitem__(key, order)
-        if order.is_user:
+        if not order.is_user:
+            self._user.pop(key, None)
+        elif pruned:
+            self._user = {k: o for k, o in self.items() if o.is_user and o.status == LIVE}
+        else:
             self._user[key] = order
 
     def __delitem__(self, key: str) -> None:
         super().__delitem__(key)
         self._user.pop(key, None)
+
+    # dict's own methods that add or remove without __setitem__/__delitem__: kept in step too
+    def pop(self, key: str, *default: Any) -> Any:
+        self._user.pop(key, None)
+        return super().pop(key, *default)
+
+    def popitem(self) -> tuple[str, Order]:
+        key, order = super().popitem()
+        self._user.pop(key, None)
+        return key, order
+
+    def clear(self) -> None:
+        super().clear()
+        self._user.clear()
+
+    def update(self, *args: Any, **kwargs: Order) -> None:
+        for key, order in dict(*args, **kwargs).items():
+            self[key] = order
+
+    def setdefault(self, key: str, default: Order) -> Order:
+        if key not in self:
+            self[key] = default
+        return self[key]
+
+    def __ior__(self, other: Any) -> Self:  # type: ignore[override,misc]
+        self.update(other)
+        return self
 
     def live_user(self) -> list[Order]:
         """The user orders that are LIVE, in the order they were added."""

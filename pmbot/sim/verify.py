@@ -45,8 +45,12 @@ class SignatureError(ValueError):
     pass
 
 
-def _bytes32(value: str) -> bytes:
-    raw = bytes.fromhex(value.removeprefix("0x"))  # "0x" (absent) is zero
+def _bytes32(value: object) -> bytes:
+    # "0x", "" and an absent field are zero (the signer zero-fills them); a JSON number, bool, null, list or
+    # object is no bytes32 text at all: the venue's decoding refuses it, so does the sim
+    if not isinstance(value, str):
+        raise SignatureError("bytes32 field is not a hex string")
+    raw = bytes.fromhex(value.removeprefix("0x"))
     if len(raw) > 32:
         raise SignatureError("bytes32 field too long")
     return raw.rjust(32, b"\0")
@@ -77,8 +81,8 @@ def _order_message(order: dict[str, Any]) -> dict[str, Any]:
         "side": 0 if order["side"] == "BUY" else 1,
         "signatureType": int(order["signatureType"]),
         "timestamp": int(order["timestamp"]),
-        "metadata": _bytes32(order.get("metadata") or "0x"),
-        "builder": _bytes32(order.get("builder") or "0x"),
+        "metadata": _bytes32(order.get("metadata", "0x")),
+        "builder": _bytes32(order.get("builder", "0x")),
     }
 
 
@@ -96,7 +100,7 @@ def _domain_separator(version: str, chain_id: int, contract: str) -> bytes:
 def order_digest(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) -> bytes:
     """EIP-712 digest of a wire order (= the orderID the CLOB returns), under the id's exchange:
     keccak(0x19 0x01 ‖ domain separator ‖ hashStruct(Order)), which is what eth_account's
-    `encode_typed_data` + `_hash_eip191_message` compute (tests/test_sim_verify.py checks it against them);
+    `encode_typed_data` + `_hash_eip191_message` compute (tests/test_sim_verify_fast.py checks it against them);
     the struct hash is still eth_account's generic encoder, the domain's is cached."""
     d = exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id)
     separator = _domain_separator(d["version"], d["chainId"], d["verifyingContract"])
