@@ -402,3 +402,35 @@ async def test_a_channel_that_reconnects_faster_than_every_s_still_gets_a_missin
     resync.check(stream)  # 2 × every_s after the last ask
     await asyncio.sleep(0)
     assert stream.asked == [["2"], ["2"]]
+
+
+async def test_a_book_that_keeps_flapping_is_asked_for_with_a_backoff_not_every_second() -> None:
+    """A book the venue contradicts again on the first change after each snapshot (found by the review of
+    the once-per-snapshot warning): asked for at once every time, that was an unsubscribe and a subscribe a
+    second per token for as long as it lasted (3 600 an hour). Now every_s × 2, × 4, … up to 60 s after the
+    last ask; a book that then holds for flap_window_s is asked for at once again. Blind meanwhile."""
+    from pmbot.polymarket.models import LevelChange, PriceChange
+    from pmbot.store.models import Side
+
+    now, t, snap, resync, stream = _two_synced_books()
+    wrong = PriceChange("0xc", (LevelChange("1", Side.BUY, D("0.39"), D(5), D("0.41"), D("0.6")),), 2)
+    pending = 0
+    for s in range(3600):  # an hour, one change a second; each ask's snapshot comes a second later
+        now[0] = 100.0 + s
+        if len(stream.asked) > pending:
+            pending = len(stream.asked)
+            t.translate(snap("1"), s * 1000)
+        t.translate(wrong, s * 1000 + 500)
+        resync.check(stream)
+        await asyncio.sleep(0)
+        assert not t.books["1"].synced or s == 0
+    assert 55 <= len(stream.asked) <= 70, len(stream.asked)  # about one a minute, not 3 600
+    assert set(map(tuple, stream.asked)) == {("1",)}
+    # held for longer than flap_window_s: the next contradiction is asked for at once
+    t.translate(snap("1"), 4_000_000)
+    now[0] += 31
+    resync.check(stream)
+    t.translate(wrong, 4_000_001)
+    resync.check(stream)
+    await asyncio.sleep(0)
+    assert len(stream.asked) == pending + 1

@@ -176,12 +176,29 @@ class BookResync:
     """Gets a fresh snapshot for each book a `Translator` found contradicted (`Translator.resync`): asks
     the market stream (`resync(tokens)`: MarketStream, or a run-all hub's consumer) without waiting for
     it, and asks again every `every_s` while the book is still blind (a request or its answer can be
-    lost). `check(stream)` runs after each translated market message: a set test when nothing is wrong."""
+    lost). `check(stream)` runs after each translated market message: a set test when nothing is wrong.
 
-    def __init__(self, translator: Translator, *, every_s: float = 5.0, clock: Callable[[], float] = time.monotonic):
+    A book that flaps (contradicted again soon after the snapshot that fixed it) is asked for later each
+    time: `every_s` × 2, × 4, … up to `max_backoff_s` after its last ask, back to at once when it held for
+    `flap_window_s`. Asked at once each time, a book the venue keeps contradicting cost an unsubscribe and a
+    subscribe a second, per token, for as long as it lasted; it stays blind meanwhile (nothing trades on it)."""
+
+    def __init__(
+        self,
+        translator: Translator,
+        *,
+        every_s: float = 5.0,
+        clock: Callable[[], float] = time.monotonic,
+        flap_window_s: float = 30.0,
+        max_backoff_s: float = 60.0,
+    ):
         self.translator = translator
         self.every_s = every_s
+        self.flap_window_s = flap_window_s
+        self.max_backoff_s = max_backoff_s
         self._clock = clock
+        self._last_ask: dict[str, float] = {}  # token → when its snapshot was last asked for (kept after it came)
+        self._flaps: dict[str, int] = {}  # token → times in a row it went wrong again within flap_window_s
         self._asked: dict[str, float] = {}  # blind token → when its snapshot was last asked for (or postponed to)
         # blind token → when it went blind or was last asked for: a postponement (a new connection's dump
         # given its every_s) never delays an ask past 2 × every_s from here, so a channel that reconnects
@@ -193,8 +210,9 @@ class BookResync:
     def check(self, stream: Any) -> None:
         tr = self.translator
         if tr.resync:
-            for t in tr.take_resync():
-                self._asked.setdefault(t, -math.inf)
+            now = self._clock()
+            for t in tr.take_resync():  # synced books found wrong: each one a new contradiction
+                self._contradicted(t, now)
         if not self._asked:
             return
         now = self._clock()
@@ -208,7 +226,7 @@ class BookResync:
                 continue
             first = since.setdefault(t, now)
             if now - at >= self.every_s or now - first >= 2 * self.every_s:
-                self._asked[t] = since[t] = now
+                self._asked[t] = since[t] = self._last_ask[t] = now
                 due.append(t)
         resync = getattr(stream, "resync", None)
         if due and resync is not None:
@@ -217,6 +235,23 @@ class BookResync:
             task = asyncio.ensure_future(self._ask(resync, due))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+    def _contradicted(self, token: str, now: float) -> None:
+        """A book newly found contradicted: asked for at once, or, when it flaps, at its backoff."""
+        last = self._last_ask.get(token)
+        if last is None or now - last >= self.flap_window_s:
+            self._flaps.pop(token, None)
+            self._asked[token] = -math.inf
+            return
+        flaps = self._flaps[token] = self._flaps.get(token, 0) + 1
+        due = last + min(self.every_s * 2**flaps, self.max_backoff_s)
+        # check() asks when now - asked >= every_s or now - since >= 2 × every_s: both first hold at `due`
+        self._asked[token] = due - self.every_s
+        self._since[token] = due - 2 * self.every_s
+        if len(self._last_ask) > 4 * max(len(self.translator.tokens), 64):  # tokens no longer followed
+            for t in [t for t in self._last_ask if t not in self.translator.tokens]:
+                self._last_ask.pop(t, None)
+                self._flaps.pop(t, None)
 
     def status(self, item: StreamStatus, stream: Any) -> None:
         """A market-channel status, after the feed blinded its books for it (`Translator.blind`, on any
