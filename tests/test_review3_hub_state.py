@@ -65,6 +65,10 @@ async def test_a_consumer_on_a_shard_whose_task_died_is_not_connected(sim: SimSe
             assert not any(b.synced for t, b in hub.books.items() if t in tokens)  # blind: nothing follows them
             assert second.state is not StreamState.CONNECTED
             assert hub.states()[hub.shards[0].name] != "connected"
+            # and then the hub revives the dead shard on a new stream (REVIVE_S): its tokens are followed again
+            await until(lambda: second.state is StreamState.CONNECTED, timeout=10)
+            await until(lambda: all(t in hub.books and hub.books[t].synced for t in tokens), timeout=10)
+            assert len(hub.shards) == 1 and hub.shards[0].deaths == 1
     finally:
         await hub.close()
 

@@ -60,6 +60,7 @@ QUEUE_SIZE = 10_000  # items a consumer may fall behind before the oldest are dr
 # for `market_resolved`), two of every three messages. The shards skip them before building models.
 SKIP_KINDS = frozenset({"best_bid_ask"})
 _CLOSED = object()
+REVIVE_S, REVIVE_MAX_S = 0.5, 30.0  # a dead shard's new stream: after 0.5 s, 1 s, 2 s … (each death) up to 30 s
 FAILED = "failed"  # a shard whose stream task died (its `state`, beside StreamState's values and "connecting")
 
 
@@ -84,6 +85,7 @@ class _Shard:
         self.task: asyncio.Task[None] | None = None
         self.last_message_ms: int | None = None
         self.state = "connecting"
+        self.deaths = 0  # times its stream task died (each one revived on a new stream, later each time)
 
     @property
     def name(self) -> str:
@@ -137,6 +139,7 @@ class MarketHub:
         self._consumers: list[HubConsumer] = []
         self._lock = asyncio.Lock()
         self._closed = False
+        self._revivals: set[asyncio.Task[None]] = set()
         self.books: Mapping[str, LocalBook] = _MergedBooks(self)
         self.first_subscription_ms: int | None = None
         self.events = 0
@@ -259,10 +262,18 @@ class MarketHub:
                     c._put(item, arrival)
             return
         if isinstance(item, BaseException):  # the stream's task died: every consumer must hear of it
-            log.error("%s: stream task died: %r", shard.name, item)
+            shard.deaths += 1
+            delay = min(REVIVE_S * 2 ** (shard.deaths - 1), REVIVE_MAX_S)
+            log.error("%s: stream task died: %r; a new connection in %.1f s", shard.name, item, delay)
             shard.state = FAILED  # not its last status ("connected"): nothing reads this connection any more
             for c in list(self._consumers):
                 c._put(item, arrival)
+            if not self._closed:
+                task = asyncio.get_running_loop().create_task(
+                    self._revive(shard, delay), name=f"pmbot-{shard.name}-revive"
+                )
+                self._revivals.add(task)
+                task.add_done_callback(self._revivals.discard)
             return
         if item is STREAM_CLOSED:
             return  # the hub closes its consumers itself (close())
@@ -282,6 +293,21 @@ class MarketHub:
             elif not c.tokens.isdisjoint(tokens):
                 c._put(item, arrival)
 
+    async def _revive(self, shard: _Shard, delay: float) -> None:
+        """A shard whose stream task died gets a new stream of its tokens, so that its tokens (others may
+        still hold them: run-all feeds share tokens) are followed again; the consumers heard of the death
+        and their feeds start over, their books blind until the new connection's snapshots."""
+        await asyncio.sleep(delay)
+        async with self._lock:
+            if self._closed or shard.state != FAILED:
+                return
+            old = shard.stream
+            with contextlib.suppress(Exception):
+                await old.close()
+            shard.stream = self._make(sorted(shard.tokens))
+            shard.state = "connecting"
+            self._start(shard)
+
     def health(self) -> dict[str, int | None]:
         """Stream name -> epoch ms of its last data message (None: nothing yet)."""
         return {s.name: s.last_message_ms for s in self.shards}
@@ -291,6 +317,8 @@ class MarketHub:
 
     async def close(self) -> None:
         self._closed = True
+        for task in list(self._revivals):
+            task.cancel()
         for s in self.shards:
             with contextlib.suppress(Exception):
                 await s.stream.close()
