@@ -10,15 +10,14 @@ read "connected" for good: blind books shown as a healthy channel. Over real soc
 from __future__ import annotations
 
 import asyncio
-import random
 from typing import Any
 
 import pytest
 
 from pmbot.polymarket.models import StreamState, StreamStatus
-from pmbot.polymarket.streams import Backoff, MarketStream
 from pmbot.runner.hub import MarketHub
 from pmbot.sim.testing import SimServer
+from tests.test_review_feed_resync import sim_stream_factory
 from tests.test_streams_sim import until
 
 
@@ -38,13 +37,7 @@ async def _drain(consumer: Any, sink: list[Any]) -> None:
 
 
 async def test_a_consumer_on_a_shard_whose_task_died_is_not_connected(sim: SimServer) -> None:
-    m = sim.current_market()
-    tokens = list(m["token_ids"])
-    url = sim.env()["PMBOT_CLOB_WS_URL"]
-
-    def make(ts: Any = ()) -> MarketStream:
-        return MarketStream(url, ts, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1))
-
+    tokens, make = sim_stream_factory(sim)
     hub = MarketHub(make)
     first = hub.consumer(tokens)
     got: list[Any] = []

@@ -201,6 +201,18 @@ class _Asked:
         self.asked.append(sorted(tokens))
 
 
+def sim_stream_factory(sim: SimServer) -> tuple[list[str], Callable[..., MarketStream]]:
+    """The sim's current market's tokens, and a MarketStream factory on its market channel that reconnects
+    at once (10-100 ms backoff): what a MarketHub over the sim is built from."""
+    tokens = list(sim.current_market()["token_ids"])
+    url = sim.env()["PMBOT_CLOB_WS_URL"]
+
+    def make(ts: Any = ()) -> MarketStream:
+        return MarketStream(url, ts, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1))
+
+    return tokens, make
+
+
 def _status(state: StreamState) -> StreamStatus:
     return StreamStatus(stream="market", state=state, timestamp_ms=0)
 
@@ -315,16 +327,10 @@ async def test_the_copy_feeds_market_channel_comes_back_after_its_loop_failed(si
     import time as _time
 
     from pmbot.runner.copy_feed import CopyFeed
-
-    m = sim.current_market()
-    tokens = list(m["token_ids"])
-    url = sim.env()["PMBOT_CLOB_WS_URL"]
-
     from pmbot.runner.hub import MarketHub
 
-    def make(ts: Any = ()) -> MarketStream:
-        return MarketStream(url, ts, backoff=Backoff(base=0.01, cap=0.1), rng=random.Random(1))
-
+    m = sim.current_market()
+    tokens, make = sim_stream_factory(sim)
     hub = MarketHub(make)
 
     class _Venue:
