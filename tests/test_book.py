@@ -103,22 +103,26 @@ def test_mismatch_against_reported_best_is_counted() -> None:
     assert book.mismatches == 1
 
 
-def test_a_disagreement_is_warned_once_per_snapshot(caplog: pytest.LogCaptureFixture) -> None:
+def test_a_disagreement_is_warned_once_per_snapshot(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Once per snapshot, not once per book: a book a snapshot fixed that goes wrong again is news again."""
     import logging
 
+    from pmbot.polymarket import book as book_mod
     from pmbot.polymarket.book import warn_disagreement
 
     log = logging.getLogger("test.book")
     book = LocalBook(TOKEN)
     wrong = change(Side.BUY, "0.40", "9", best_bid=D("0.41"), best_ask=D("0.50"))
     t = [0.0]
+    monkeypatch.setattr(book_mod, "_clock", lambda: t[0])
     with caplog.at_level(logging.WARNING, logger="test.book"):
         for _ in range(2):
             book.apply_snapshot(book_of([("0.40", "10")], [("0.50", "3")]))
             for _ in range(3):
                 assert not book.apply_changes([wrong])
-                warn_disagreement(log, "feed", book, wrong, clock=lambda: t[0])
+                warn_disagreement(log, "feed", book, wrong)
             t[0] += 61  # not more often than once a minute (tests/test_review3_fast_paths.py: a flapping book)
     assert book.mismatches == 6
     assert [r.getMessage().split(":")[0] for r in caplog.records] == ["feed", "feed"]

@@ -254,25 +254,17 @@ WARN_EVERY_S = 60.0  # a book the venue keeps contradicting, warned of at most t
 _clock: Callable[[], float] = time.monotonic  # warn_disagreement's default clock (a test sets its own)
 
 
-def warn_disagreement(
-    logger: logging.Logger,
-    who: str,
-    book: LocalBook,
-    last: LevelChange,
-    *,
-    clock: Callable[[], float] | None = None,
-    every_s: float = WARN_EVERY_S,
-) -> None:
+def warn_disagreement(logger: logging.Logger, who: str, book: LocalBook, last: LevelChange) -> None:
     """The warning for a book `check_best` found wrong (a missed update shows this way), once per snapshot:
     a book that a fresh snapshot fixed and that goes wrong again later is warned of again, but not more often
-    than every `every_s`: a book that flaps (wrong again on the first change after each snapshot, and the
+    than every WARN_EVERY_S: a book that flaps (wrong again on the first change after each snapshot, and the
     feed asks for a snapshot at once) would otherwise warn about once a second per token (`mismatches`
     still counts every one)."""
     if book.warned:
         return
     book.warned = True
-    now = (clock or _clock)()
-    if book.warned_at is not None and now - book.warned_at < every_s:
+    now = _clock()
+    if book.warned_at is not None and now - book.warned_at < WARN_EVERY_S:
         return
     book.warned_at = now
     logger.warning(

@@ -369,7 +369,7 @@ class HubConsumer:
             return None
         if StreamState.STALE.value in states:
             return StreamState.STALE
-        # reconnecting, or FAILED (its task died: it never reconnects); either way its books are blind
+        # reconnecting, or FAILED (its task died: blind until `_revive` gives it a new stream)
         if states - {StreamState.CONNECTED.value, "connecting"}:
             return StreamState.RECONNECTING
         # a shard not connected yet: not "connected" for all the consumer's books

@@ -89,12 +89,15 @@ def _order_message(order: dict[str, Any]) -> dict[str, Any]:
 _ORDER_TYPES = {"Order": _ORDER_TYPE}
 
 
+def _domain_separator(domain: dict[str, Any]) -> bytes:
+    """hashStruct(EIP712Domain) of an `exchange_domain`, cached: there are three per chain, and eth_account's
+    hash of one was a third of the sim's time to check a POST /order."""
+    return _cached_separator(*domain.items())
+
+
 @lru_cache(maxsize=64)
-def _domain_separator(version: str, chain_id: int, contract: str) -> bytes:
-    """hashStruct(EIP712Domain) of one exchange: there are three per chain, and eth_account's hash of one
-    was a third of the sim's time to check a POST /order."""
-    domain = {"name": "Polymarket CTF Exchange", "version": version, "chainId": chain_id, "verifyingContract": contract}
-    return bytes(hash_domain(domain))
+def _cached_separator(*fields: tuple[str, Any]) -> bytes:
+    return bytes(hash_domain(dict(fields)))
 
 
 def order_digest(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) -> bytes:
@@ -102,8 +105,7 @@ def order_digest(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) 
     keccak(0x19 0x01 ‖ domain separator ‖ hashStruct(Order)), which is what eth_account's
     `encode_typed_data` + `_hash_eip191_message` compute (tests/test_sim_verify_fast.py checks it against them);
     the struct hash is still eth_account's generic encoder, the domain's is cached."""
-    d = exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id)
-    separator = _domain_separator(d["version"], d["chainId"], d["verifyingContract"])
+    separator = _domain_separator(exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id))
     return keccak(b"\x19\x01" + separator + bytes(hash_struct("Order", _ORDER_TYPES, _order_message(order))))
 
 
@@ -151,15 +153,13 @@ def _deposit_wallet_digest(order: dict[str, Any], *, neg_risk: bool, chain_id: i
 def _expected_trailer(order: dict[str, Any], *, neg_risk: bool, chain_id: int = 137) -> str:
     """app domain separator ‖ contents (Order struct) hash ‖ Order type string ‖ its length, via
     eth_account's encoder (the separator and struct hash are the two halves of the order digest)."""
-    from eth_account._utils.encode_typed_data.encoding_and_hashing import hash_domain, hash_struct
-
     domain = exchange_domain(int(order["tokenId"]), neg_risk=neg_risk, chain_id=chain_id)
     types = {"Order": _ORDER_TYPE}
     contents = hash_struct("Order", types, _order_message(order))
     type_string = (
         "Order(" + ",".join(f"{f['type']} {f['name']}" for f in _ORDER_TYPE) + ")"
     )  # EIP-712 encodeType of Order
-    return hash_domain(domain).hex() + contents.hex() + type_string.encode().hex() + f"{len(type_string):04x}"
+    return _domain_separator(domain).hex() + contents.hex() + type_string.encode().hex() + f"{len(type_string):04x}"
 
 
 def recover_order_signer(order: dict[str, Any], *, neg_risk: bool) -> tuple[str, str]:
